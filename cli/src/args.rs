@@ -1,0 +1,176 @@
+//! The command line, as clap types. Flag names are the interface: keep them stable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::pki::keys::KeyAlg;
+
+/// jitr: AWS IoT Just-in-Time Registration done right.
+#[derive(Debug, Parser)]
+#[command(name = "jitr", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, import and use certificate authorities.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Issue device certificates offline.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Lint certificates against what AWS IoT and TLS peers require.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create a root CA, or with --issuer an intermediate CA.
+    Create(CaCreateArgs),
+    /// Adopt an existing CA certificate and key (a vendor's).
+    Import(CaImportArgs),
+    /// Make the proof-of-possession certificate for a registration code.
+    VerificationCert(VerificationCertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CaCreateArgs {
+    /// Directory to write ca.crt, ca.key and chain.pem into.
+    pub dir: PathBuf,
+    /// Key type.
+    #[arg(long, value_enum, default_value_t = KeyAlg::EcP256)]
+    pub key: KeyAlg,
+    /// Subject, e.g. "CN=Acme Root CA,O=Acme,C=DE" (escape commas in values as \,).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Validity in days.
+    #[arg(long, default_value_t = 3650, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub days: u32,
+    /// Sign with this CA directory (creates an intermediate CA).
+    #[arg(long, value_name = "ROOT_DIR")]
+    pub issuer: Option<PathBuf>,
+    /// basicConstraints pathLenConstraint.
+    #[arg(long, value_name = "N")]
+    pub path_len: Option<u8>,
+    /// Replace an existing CA in DIR.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CaImportArgs {
+    /// Directory to write ca.crt, ca.key and chain.pem into.
+    pub dir: PathBuf,
+    /// The CA certificate (PEM or DER); further PEM blocks are taken as its issuers.
+    #[arg(long, value_name = "FILE")]
+    pub cert: PathBuf,
+    /// The CA private key: PKCS#8, PKCS#1 (RSA PRIVATE KEY) or SEC1 (EC PRIVATE KEY) PEM.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// The issuers of an intermediate CA, up to the root (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub chain: Option<PathBuf>,
+    /// Replace an existing CA in DIR.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerificationCertArgs {
+    /// The CA directory.
+    pub dir: PathBuf,
+    /// The account's registration code (aws iot get-registration-code).
+    #[arg(long)]
+    pub code: String,
+    /// Where to write the verification certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Replace an existing FILE.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Issue device certificates: one, a numbered run, a list, or from a CSR.
+    Issue(DeviceIssueArgs),
+}
+
+/// File names written per device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Layout {
+    /// device.key, device.crt, device-and-ca.crt
+    Default,
+    /// private.pem.key, certificate.pem.crt (device + CA chain), aws-root-ca.pem (ESP-IDF examples)
+    EspIdf,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["name", "count", "names"]))]
+pub struct DeviceIssueArgs {
+    /// The CA directory that signs.
+    #[arg(long, value_name = "DIR")]
+    pub ca: PathBuf,
+    /// Output directory: one subdirectory per device, plus manifest.csv.
+    #[arg(long, value_name = "OUTDIR")]
+    pub out: PathBuf,
+    /// One device (the subject CN and future thing name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A numbered run of N devices named by --name-template.
+    #[arg(long, value_name = "N", requires = "name_template", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub count: Option<u64>,
+    /// Name template for --count, e.g. 'robot-{n:05}'.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub name_template: Option<String>,
+    /// First number for --count.
+    #[arg(long, default_value_t = 1)]
+    pub start: u64,
+    /// Names, one per line, or CSV with a `name` column and optional subject columns.
+    #[arg(long, value_name = "FILE", conflicts_with = "csr")]
+    pub names: Option<PathBuf>,
+    /// Sign a device-generated CSR (with --name); the key never leaves the device.
+    #[arg(long, value_name = "FILE", requires = "name")]
+    pub csr: Option<PathBuf>,
+    /// Key type of generated device keys.
+    #[arg(long, value_enum, default_value_t = KeyAlg::EcP256)]
+    pub key: KeyAlg,
+    /// Validity in days (never beyond the CA's own expiry).
+    #[arg(long, default_value_t = 3650, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub days: u32,
+    /// Subject attributes added to every device, e.g. "O=Acme,OU=Line 3".
+    #[arg(long, value_name = "SUBJECT")]
+    pub subject_extra: Option<String>,
+    /// File names written per device.
+    #[arg(long, value_enum, default_value_t = Layout::Default)]
+    pub layout: Layout,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Re-issue devices that already exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Certificate files (PEM or DER); a bundle is checked as leaf + chain.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Also check that each certificate chains to this CA directory.
+    #[arg(long, value_name = "DIR")]
+    pub ca: Option<PathBuf>,
+}

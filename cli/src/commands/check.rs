@@ -1,0 +1,71 @@
+//! `jitr check FILE... [--ca DIR]`.
+
+use serde::Serialize;
+
+use crate::args::CheckArgs;
+use crate::error::CliError;
+use crate::lint::{self, RuleResult};
+use crate::pki::ca_dir;
+use crate::report::Output;
+
+#[derive(Serialize)]
+struct FileReport {
+    file: String,
+    kind: &'static str,
+    subject: String,
+    certificate_id: String,
+    pass: bool,
+    rules: Vec<RuleResult>,
+}
+
+/// Lints every file; prints a pass/fail line per rule; fails if any rule failed.
+pub fn check(a: &CheckArgs, out: &Output) -> Result<(), CliError> {
+    let anchors = match &a.ca {
+        Some(dir) => Some(ca_anchors(dir)?),
+        None => None,
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut reports = Vec::new();
+    for path in &a.files {
+        let bytes = crate::files::read(path)?;
+        let chain = jitr_core::pem::certificates(&bytes).map_err(|e| CliError::invalid(path.display(), e))?;
+        let (facts, rules) = lint::lint(&chain, anchors.as_deref(), now).map_err(|e| CliError::invalid(path.display(), e))?;
+        reports.push(FileReport {
+            file: path.display().to_string(),
+            kind: if facts.is_ca() { "CA" } else { "device" },
+            subject: facts.subject_text.clone(),
+            certificate_id: facts.certificate_id.clone(),
+            pass: rules.iter().all(|r| r.pass),
+            rules,
+        });
+    }
+    let failures: usize = reports.iter().flat_map(|r| &r.rules).filter(|r| !r.pass).count();
+    out.result(&reports, || {
+        let mut text = String::new();
+        for r in &reports {
+            text += &format!("{}: {} certificate \"{}\"\n", r.file, r.kind, r.subject);
+            for rule in &r.rules {
+                text += &format!("  {} {:<18} {}\n", if rule.pass { "PASS" } else { "FAIL" }, rule.rule, rule.detail);
+            }
+        }
+        text
+    });
+    if failures > 0 {
+        return Err(CliError::ChecksFailed(failures));
+    }
+    Ok(())
+}
+
+/// The CA directory's chain for `--ca`: its certificate first. Only the
+/// certificate is needed, so a CA directory without its key works too.
+fn ca_anchors(dir: &std::path::Path) -> Result<Vec<Vec<u8>>, CliError> {
+    let cert_path = dir.join(ca_dir::CERT_FILE);
+    let (ca_der, _) = ca_dir::read_ca_certificate(&crate::files::read(&cert_path)?, &cert_path)?;
+    let chain_path = dir.join(ca_dir::CHAIN_FILE);
+    let mut anchors = vec![ca_der];
+    if let Ok(chain) = std::fs::read(&chain_path) {
+        let rest = jitr_core::pem::certificates(&chain).map_err(|e| CliError::invalid(chain_path.display(), e))?;
+        anchors.extend(rest.into_iter().skip(1));
+    }
+    Ok(anchors)
+}

@@ -1,0 +1,5 @@
+//! One module per command group.
+
+pub mod ca;
+pub mod check;
+pub mod device;

@@ -1,0 +1,43 @@
+//! The CLI's errors: each names the file or flag at fault and what was expected.
+
+use std::path::{Path, PathBuf};
+
+/// Everything a `jitr` command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("{} already exists; pass --force to replace it", path.display())]
+    Exists { path: PathBuf },
+    /// Bad input: `what` is the file or flag, `problem` what was wrong with it.
+    #[error("{what}: {problem}")]
+    Invalid { what: String, problem: String },
+    #[error("{0}")]
+    Crypto(String),
+    /// `jitr check` found rule failures (already reported line by line).
+    #[error("{0} check(s) failed")]
+    ChecksFailed(usize),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl CliError {
+    pub fn read(path: &Path, source: std::io::Error) -> Self {
+        CliError::Read { path: path.to_path_buf(), source }
+    }
+    pub fn write(path: &Path, source: std::io::Error) -> Self {
+        CliError::Write { path: path.to_path_buf(), source }
+    }
+    pub fn invalid(what: impl std::fmt::Display, problem: impl std::fmt::Display) -> Self {
+        CliError::Invalid { what: what.to_string(), problem: problem.to_string() }
+    }
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Interrupted => 130,
+            _ => 1,
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Issuing devices in parallel. Each device is written into a private
+//! staging directory and renamed into place whole, so an interrupted run
+//! leaves complete device directories or none; Ctrl-C stops new work,
+//! lets running devices finish and still records the manifest.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::csr::CsrKey;
+use super::layout::Files;
+use super::manifest::{self, Row};
+use super::names::DeviceSpec;
+use crate::args::Layout;
+use crate::error::CliError;
+use crate::files::{self, PUBLIC, SECRET};
+use crate::pki::ca_dir::CaDir;
+use crate::pki::keys::KeyAlg;
+use crate::pki::profile;
+use crate::pki::subject::{self, Attribute};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static HANDLER: Once = Once::new();
+
+const STAGING: &str = ".jitr-tmp-";
+const RETIRED: &str = ".jitr-old-";
+
+/// Where each device's key comes from.
+pub enum KeySource {
+    /// A fresh key per device, written beside its certificate.
+    Generate(KeyAlg),
+    /// The public key of a device-generated CSR; no key file is written.
+    Csr(CsrKey),
+}
+
+/// One issuance run: the CA, the output directory and the per-device options.
+pub struct Batch<'a> {
+    pub ca: &'a CaDir,
+    pub out: &'a Path,
+    pub keys: KeySource,
+    pub days: u32,
+    pub subject_extra: Vec<Attribute>,
+    pub layout: Layout,
+    pub force: bool,
+    pub jobs: usize,
+    pub progress: bool,
+}
+
+/// What a run did.
+#[derive(Debug, serde::Serialize)]
+pub struct Outcome {
+    pub issued: Vec<Row>,
+    /// Devices that already existed and were left alone (no --force).
+    pub skipped: Vec<String>,
+    /// Rows in the manifest after the run.
+    pub manifest_rows: usize,
+    pub manifest: String,
+    pub seconds: f64,
+    pub interrupted: bool,
+}
+
+impl Batch<'_> {
+    /// Issues every device of `specs` not already on disk (all with --force).
+    pub fn run(&self, specs: Vec<DeviceSpec>) -> Result<Outcome, CliError> {
+        let started = Instant::now();
+        files::ensure_dir(self.out, 0o755)?;
+        recover_leftovers(self.out);
+        HANDLER.call_once(|| {
+            let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+        });
+
+        let (todo, skipped): (Vec<_>, Vec<_>) =
+            specs.into_iter().partition(|s| self.force || !self.out.join(&s.name).exists());
+        let skipped: Vec<String> = skipped.into_iter().map(|s| s.name).collect();
+
+        let bar = progress_bar(self.progress, todo.len() as u64);
+        let shared = Shared::new(self);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.jobs)
+            .build()
+            .map_err(|e| CliError::Crypto(format!("cannot start worker threads: {e}")))?;
+        let results: Vec<Option<Result<Row, CliError>>> = pool.install(|| {
+            todo.par_iter()
+                .map(|spec| {
+                    if INTERRUPTED.load(Ordering::Relaxed) {
+                        return None;
+                    }
+                    let r = self.issue_one(spec, &shared);
+                    bar.inc(1);
+                    Some(r)
+                })
+                .collect()
+        });
+        bar.finish_and_clear();
+
+        let interrupted = results.iter().any(Option::is_none);
+        let mut issued = Vec::new();
+        let mut first_error = None;
+        for r in results.into_iter().flatten() {
+            match r {
+                Ok(row) => issued.push(row),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        // Record what reached the disk before reporting any failure.
+        let manifest_rows = manifest::update(self.out, issued.clone())?;
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        Ok(Outcome {
+            issued,
+            skipped,
+            manifest_rows,
+            manifest: self.out.join(manifest::FILE).display().to_string(),
+            seconds: started.elapsed().as_secs_f64(),
+            interrupted,
+        })
+    }
+
+    fn issue_one(&self, spec: &DeviceSpec, shared: &Shared) -> Result<Row, CliError> {
+        let mut subject = self.subject_extra.clone();
+        for attr in &spec.subject {
+            subject::set(&mut subject, attr.clone());
+        }
+        subject.push(Attribute { name: "CN", value: spec.name.clone() });
+
+        let (cert, key_pem) = match &self.keys {
+            KeySource::Generate(alg) => {
+                let key = alg.generate()?;
+                let params = profile::device(&subject, self.days, alg.is_rsa(), Some(shared.cap));
+                let cert = params.signed_by(&key, &self.ca.issuer);
+                (cert, Some(key.serialize_pem()))
+            }
+            KeySource::Csr(csr) => {
+                let params = profile::device(&subject, self.days, csr.is_rsa, Some(shared.cap));
+                (params.signed_by(&csr.spki, &self.ca.issuer), None)
+            }
+        };
+        let cert = cert.map_err(|e| CliError::Crypto(format!("signing {} failed: {e}", spec.name)))?;
+        let facts = jitr_core::CertFacts::from_der(cert.der()).map_err(|e| CliError::Crypto(e.to_string()))?;
+        let cert_pem = cert.pem();
+        let bundle = format!("{cert_pem}{}", self.ca.chain_pem);
+
+        let f = &shared.files;
+        let mut contents: Vec<(&str, &[u8], u32)> = Vec::with_capacity(4);
+        if let Some(key_pem) = &key_pem {
+            contents.push((f.key, key_pem.as_bytes(), SECRET));
+        }
+        if f.cert != f.bundle {
+            contents.push((f.cert, cert_pem.as_bytes(), PUBLIC));
+        }
+        contents.push((f.bundle, bundle.as_bytes(), PUBLIC));
+        if let (Some(name), Some(pem)) = (f.server_root, &shared.server_root) {
+            contents.push((name, pem.as_bytes(), PUBLIC));
+        }
+        self.place_device(&spec.name, &contents)?;
+
+        let rel = |file: &str| format!("{}/{file}", spec.name);
+        Ok(Row {
+            name: spec.name.clone(),
+            certificate_id: facts.certificate_id,
+            serial: facts.serial_hex,
+            not_after: jitr_core::facts::rfc3339(facts.not_after),
+            key_path: if key_pem.is_some() { rel(f.key) } else { String::new() },
+            cert_path: rel(f.cert),
+            bundle_path: rel(f.bundle),
+        })
+    }
+
+    /// Writes a device's files into a staging directory, then renames it to
+    /// `OUTDIR/NAME` (retiring an existing one first with --force).
+    fn place_device(&self, name: &str, contents: &[(&str, &[u8], u32)]) -> Result<(), CliError> {
+        let pid = std::process::id();
+        let staging = self.out.join(format!("{STAGING}{pid}-{name}"));
+        let target = self.out.join(name);
+        let fail = |path: &Path, e| {
+            let _ = std::fs::remove_dir_all(&staging);
+            CliError::write(path, e)
+        };
+        std::fs::create_dir(&staging).map_err(|e| fail(&staging, e))?;
+        for (file, bytes, mode) in contents {
+            let path = staging.join(file);
+            files::write_new(&path, bytes, *mode).map_err(|e| fail(&target.join(file), e))?;
+        }
+        if target.exists() {
+            let retired = self.out.join(format!("{RETIRED}{pid}-{name}"));
+            std::fs::rename(&target, &retired).map_err(|e| fail(&target, e))?;
+            std::fs::rename(&staging, &target).map_err(|e| fail(&target, e))?;
+            let _ = std::fs::remove_dir_all(&retired);
+        } else {
+            std::fs::rename(&staging, &target).map_err(|e| fail(&target, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// What every device of a run shares, computed once.
+struct Shared {
+    cap: time::OffsetDateTime,
+    files: Files,
+    server_root: Option<String>,
+}
+
+impl Shared {
+    fn new(batch: &Batch<'_>) -> Self {
+        let files = batch.layout.files();
+        let server_root = files.server_root.map(|_| super::layout::amazon_root_ca_1());
+        Shared { cap: batch.ca.not_after(), files, server_root }
+    }
+}
+
+/// Cleans up after a run that was killed: staging directories of dead
+/// processes are removed; a retired device whose replacement never landed
+/// is put back.
+fn recover_leftovers(out: &Path) {
+    let Ok(entries) = std::fs::read_dir(out) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let (rest, retired) = if let Some(rest) = file_name.strip_prefix(STAGING) {
+            (rest, false)
+        } else if let Some(rest) = file_name.strip_prefix(RETIRED) {
+            (rest, true)
+        } else {
+            continue;
+        };
+        let Some((pid, name)) = rest.split_once('-') else { continue };
+        if Path::new("/proc").join(pid).exists() {
+            continue; // a live run owns it
+        }
+        let path: PathBuf = entry.path();
+        let target = out.join(name);
+        if retired && !target.exists() {
+            let _ = std::fs::rename(&path, &target);
+        } else {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
+fn progress_bar(enabled: bool, len: u64) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !enabled || len < 2 || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} issuing [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}

@@ -1,0 +1,46 @@
+//! Device-generated certificate signing requests: parsed and their
+//! signature verified before anything is signed.
+
+use std::path::Path;
+
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::prelude::FromDer;
+
+use crate::error::CliError;
+
+/// The public key of a verified CSR.
+pub struct CsrKey {
+    /// SubjectPublicKeyInfo DER, as rcgen signs it.
+    pub spki: rcgen::SubjectPublicKeyInfo,
+    pub is_rsa: bool,
+}
+
+/// Reads `path` (PEM or DER), verifies the CSR's self-signature and checks
+/// the key is one AWS IoT accepts.
+pub fn read(path: &Path) -> Result<CsrKey, CliError> {
+    let bytes = crate::files::read(path)?;
+    let what = path.display().to_string();
+    let der = if bytes.starts_with(b"-----") || bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+        let blocks = pem::parse_many(&bytes).map_err(|e| CliError::invalid(&what, format!("not PEM: {e}")))?;
+        blocks
+            .into_iter()
+            .find(|b| b.tag().ends_with("CERTIFICATE REQUEST"))
+            .ok_or_else(|| CliError::invalid(&what, "no PEM \"CERTIFICATE REQUEST\" block"))?
+            .into_contents()
+    } else {
+        bytes
+    };
+    let (_, csr) = X509CertificationRequest::from_der(&der)
+        .map_err(|e| CliError::invalid(&what, format!("not a PKCS#10 certificate signing request: {e}")))?;
+    csr.verify_signature().map_err(|_| {
+        CliError::invalid(&what, "the CSR's signature does not verify (corrupted, or not signed by its own key)")
+    })?;
+    let info = &csr.certification_request_info;
+    let key_kind = jitr_core::facts::key_kind_of(&info.subject_pki);
+    if let Some(problem) = jitr_core::rules::key_problem(&key_kind) {
+        return Err(CliError::invalid(&what, problem));
+    }
+    let spki = rcgen::SubjectPublicKeyInfo::from_der(info.subject_pki.raw)
+        .map_err(|e| CliError::invalid(&what, format!("unsupported public key: {e}")))?;
+    Ok(CsrKey { spki, is_rsa: matches!(key_kind, jitr_core::KeyKind::Rsa { .. }) })
+}

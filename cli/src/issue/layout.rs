@@ -1,0 +1,71 @@
+//! The file names written for each device.
+
+use crate::args::Layout;
+
+/// The names of one device's files, relative to its directory.
+pub struct Files {
+    /// Private key (absent when signing a CSR).
+    pub key: &'static str,
+    /// The device certificate (first block of `bundle` when they are one file).
+    pub cert: &'static str,
+    /// Device certificate followed by the issuing chain: what a device
+    /// presents on first connect.
+    pub bundle: &'static str,
+    /// Amazon's root CA for verifying the AWS IoT endpoint, when the layout wants it.
+    pub server_root: Option<&'static str>,
+}
+
+impl Layout {
+    /// The file names of this layout.
+    pub fn files(self) -> Files {
+        match self {
+            Layout::Default => Files { key: "device.key", cert: "device.crt", bundle: "device-and-ca.crt", server_root: None },
+            // The ESP-IDF AWS IoT examples read these three names. The client
+            // certificate file carries the chain too, so JITR works on first
+            // connect; aws-root-ca.pem is Amazon's root that verifies the
+            // broker (not our CA, as some guides have it).
+            Layout::EspIdf => Files {
+                key: "private.pem.key",
+                cert: "certificate.pem.crt",
+                bundle: "certificate.pem.crt",
+                server_root: Some("aws-root-ca.pem"),
+            },
+        }
+    }
+
+    /// Every layout, to recognise device directories written by any of them.
+    pub fn all() -> [Layout; 2] {
+        [Layout::Default, Layout::EspIdf]
+    }
+}
+
+/// Amazon Root CA 1 (PEM): what AWS IoT's ATS endpoints chain to.
+pub fn amazon_root_ca_1() -> String {
+    amazon_roots().into_iter().next().expect("Amazon Root CA 1 is in the Mozilla root store")
+}
+
+/// Amazon Root CA 1 to 4 (PEM), from the Mozilla root store compiled in.
+pub fn amazon_roots() -> Vec<String> {
+    let mut roots: Vec<(String, String)> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .filter_map(|der| {
+            let facts = jitr_core::CertFacts::from_der(der).ok()?;
+            let cn = facts.common_name()?.to_string();
+            cn.starts_with("Amazon Root CA ").then(|| (cn, jitr_core::pem::encode_certificate(der)))
+        })
+        .collect();
+    roots.sort();
+    roots.into_iter().map(|(_, pem)| pem).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn amazon_roots_are_found_in_order() {
+        let roots = super::amazon_roots();
+        assert_eq!(roots.len(), 4);
+        let first = jitr_core::CertFacts::from_pem(roots[0].as_bytes()).unwrap();
+        assert_eq!(first.common_name(), Some("Amazon Root CA 1"));
+        assert!(first.is_ca());
+    }
+}

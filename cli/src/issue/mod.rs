@@ -1,0 +1,9 @@
+//! Device issuance: which devices ([`names`]), where their files go
+//! ([`layout`]), issuing them in parallel ([`batch`]) and the record of what
+//! is on disk ([`manifest`]).
+
+pub mod batch;
+pub mod csr;
+pub mod layout;
+pub mod manifest;
+pub mod names;

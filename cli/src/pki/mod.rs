@@ -1,0 +1,6 @@
+//! Offline PKI: keys, subjects, certificate profiles and the CA directory.
+
+pub mod ca_dir;
+pub mod keys;
+pub mod profile;
+pub mod subject;
