@@ -6,9 +6,15 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("cannot read {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {}: {source}", path.display())]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{} already exists; pass --force to replace it", path.display())]
     Exists { path: PathBuf },
     /// Bad input: `what` is the file or flag, `problem` what was wrong with it.
@@ -25,13 +31,22 @@ pub enum CliError {
 
 impl CliError {
     pub fn read(path: &Path, source: std::io::Error) -> Self {
-        CliError::Read { path: path.to_path_buf(), source }
+        CliError::Read {
+            path: path.to_path_buf(),
+            source,
+        }
     }
     pub fn write(path: &Path, source: std::io::Error) -> Self {
-        CliError::Write { path: path.to_path_buf(), source }
+        CliError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
     }
     pub fn invalid(what: impl std::fmt::Display, problem: impl std::fmt::Display) -> Self {
-        CliError::Invalid { what: what.to_string(), problem: problem.to_string() }
+        CliError::Invalid {
+            what: what.to_string(),
+            problem: problem.to_string(),
+        }
     }
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {

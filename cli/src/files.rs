@@ -23,10 +23,18 @@ pub struct NewFile {
 
 impl NewFile {
     pub fn secret(path: PathBuf, contents: impl Into<Vec<u8>>) -> Self {
-        NewFile { path, contents: contents.into(), mode: SECRET }
+        NewFile {
+            path,
+            contents: contents.into(),
+            mode: SECRET,
+        }
     }
     pub fn public(path: PathBuf, contents: impl Into<Vec<u8>>) -> Self {
-        NewFile { path, contents: contents.into(), mode: PUBLIC }
+        NewFile {
+            path,
+            contents: contents.into(),
+            mode: PUBLIC,
+        }
     }
 }
 
@@ -36,7 +44,9 @@ impl NewFile {
 pub fn write_all(files: &[NewFile], force: bool) -> Result<(), CliError> {
     if !force {
         if let Some(existing) = files.iter().find(|f| f.path.exists()) {
-            return Err(CliError::Exists { path: existing.path.clone() });
+            return Err(CliError::Exists {
+                path: existing.path.clone(),
+            });
         }
     }
     let mut staged = Vec::with_capacity(files.len());
@@ -47,12 +57,17 @@ pub fn write_all(files: &[NewFile], force: bool) -> Result<(), CliError> {
             .permissions(fs::Permissions::from_mode(f.mode))
             .tempfile_in(dir)
             .map_err(|e| CliError::write(&f.path, e))?;
-        tmp.as_file().write_all(&f.contents).map_err(|e| CliError::write(&f.path, e))?;
-        tmp.as_file().sync_all().map_err(|e| CliError::write(&f.path, e))?;
+        tmp.as_file()
+            .write_all(&f.contents)
+            .map_err(|e| CliError::write(&f.path, e))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| CliError::write(&f.path, e))?;
         staged.push((tmp, &f.path));
     }
     for (tmp, path) in staged {
-        tmp.persist(path).map_err(|e| CliError::write(path, e.error))?;
+        tmp.persist(path)
+            .map_err(|e| CliError::write(path, e.error))?;
     }
     Ok(())
 }
@@ -62,13 +77,21 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<(), CliError> {
     if dir.is_dir() {
         return Ok(());
     }
-    fs::DirBuilder::new().recursive(true).mode(mode).create(dir).map_err(|e| CliError::write(dir, e))
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .map_err(|e| CliError::write(dir, e))
 }
 
 /// Writes one file into a directory that nobody else sees yet (a staging
 /// directory): a plain create, with the mode set at creation.
 pub fn write_new(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
-    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
     f.write_all(contents)
 }
 
@@ -93,13 +116,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("k.pem");
         write_all(&[NewFile::secret(key.clone(), "one")], false).unwrap();
-        assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let err = write_all(&[NewFile::secret(key.clone(), "two")], false).unwrap_err();
         assert!(matches!(err, CliError::Exists { .. }));
         assert_eq!(fs::read_to_string(&key).unwrap(), "one");
         write_all(&[NewFile::secret(key.clone(), "two")], true).unwrap();
         assert_eq!(fs::read_to_string(&key).unwrap(), "two");
-        assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
@@ -108,7 +137,10 @@ mod tests {
         let a = dir.path().join("a");
         let b = dir.path().join("b");
         fs::write(&b, "old").unwrap();
-        let files = [NewFile::public(a.clone(), "A"), NewFile::public(b.clone(), "B")];
+        let files = [
+            NewFile::public(a.clone(), "A"),
+            NewFile::public(b.clone(), "B"),
+        ];
         assert!(write_all(&files, false).is_err());
         assert!(!a.exists(), "nothing is written when one target exists");
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();

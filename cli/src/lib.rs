@@ -15,7 +15,9 @@ pub use error::CliError;
 
 /// Runs one parsed command line; printing is done here, exit codes by the caller.
 pub fn run(cli: Cli) -> Result<(), CliError> {
-    let out = report::Output { json: cli.global.json };
+    let out = report::Output {
+        json: cli.global.json,
+    };
     match cli.command {
         Command::Ca(CaCommand::Create(a)) => commands::ca::create(&a, &out),
         Command::Ca(CaCommand::Import(a)) => commands::ca::import(&a, &out),

@@ -14,7 +14,10 @@ impl Output {
     /// Prints the result: `value` as JSON with --json, else `text()`.
     pub fn result<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(value).expect("results serialize"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).expect("results serialize")
+            );
         } else {
             let text = text();
             print!("{text}");

@@ -136,7 +136,8 @@ pub struct CertFacts {
 impl CertFacts {
     /// Reads the facts from one DER certificate.
     pub fn from_der(der: &[u8]) -> Result<Self, FactsError> {
-        let (rest, cert) = X509Certificate::from_der(der).map_err(|e| FactsError::Parse(e.to_string()))?;
+        let (rest, cert) =
+            X509Certificate::from_der(der).map_err(|e| FactsError::Parse(e.to_string()))?;
         if !rest.is_empty() {
             return Err(FactsError::TrailingData);
         }
@@ -190,8 +191,12 @@ impl CertFacts {
                         crl_sign: ku.crl_sign(),
                     })
                 }
-                ParsedExtension::ExtendedKeyUsage(eku) => facts.client_auth = Some(eku.client_auth || eku.any),
-                ParsedExtension::SubjectKeyIdentifier(kid) => facts.subject_key_id = Some(hex::encode(kid.0)),
+                ParsedExtension::ExtendedKeyUsage(eku) => {
+                    facts.client_auth = Some(eku.client_auth || eku.any)
+                }
+                ParsedExtension::SubjectKeyIdentifier(kid) => {
+                    facts.subject_key_id = Some(hex::encode(kid.0))
+                }
                 ParsedExtension::AuthorityKeyIdentifier(aki) => {
                     facts.authority_key_id = aki.key_identifier.as_ref().map(|k| hex::encode(k.0))
                 }
@@ -203,7 +208,10 @@ impl CertFacts {
 
     /// The first value of a subject attribute by short name (`CN`, `O`, ...).
     pub fn subject_attr(&self, name: &str) -> Option<&str> {
-        self.subject.iter().find(|a| a.name == name).map(|a| a.value.as_str())
+        self.subject
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.value.as_str())
     }
 
     /// The subject common name, when present.
@@ -231,25 +239,42 @@ pub fn certificate_id(der: &[u8]) -> String {
 pub fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }
 
 /// Verifies that `child` (DER) names `issuer` (DER) as its issuer and carries
 /// a valid signature by the issuer's key.
 pub fn verify_issued_by(child: &[u8], issuer: &[u8]) -> Result<(), String> {
-    let (_, child) = X509Certificate::from_der(child).map_err(|e| format!("unreadable certificate: {e}"))?;
-    let (_, issuer) = X509Certificate::from_der(issuer).map_err(|e| format!("unreadable issuer: {e}"))?;
+    let (_, child) =
+        X509Certificate::from_der(child).map_err(|e| format!("unreadable certificate: {e}"))?;
+    let (_, issuer) =
+        X509Certificate::from_der(issuer).map_err(|e| format!("unreadable issuer: {e}"))?;
     if child.issuer().as_raw() != issuer.subject().as_raw() {
-        return Err(format!("issued by \"{}\", not by \"{}\"", child.issuer(), issuer.subject()));
+        return Err(format!(
+            "issued by \"{}\", not by \"{}\"",
+            child.issuer(),
+            issuer.subject()
+        ));
     }
     child
         .verify_signature(Some(issuer.public_key()))
-        .map_err(|e| format!("signature does not verify with the key of \"{}\": {e}", issuer.subject()))
+        .map_err(|e| {
+            format!(
+                "signature does not verify with the key of \"{}\": {e}",
+                issuer.subject()
+            )
+        })
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len().saturating_sub(1));
+    let start = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(bytes.len().saturating_sub(1));
     &bytes[start..]
 }
 
@@ -261,7 +286,10 @@ fn name_attributes(name: &x509_parser::x509::X509Name<'_>) -> Vec<NameAttribute>
                 Ok(s) => s.to_string(),
                 Err(_) => String::from_utf8_lossy(attr.as_slice()).into_owned(),
             };
-            NameAttribute { name: attribute_short_name(&oid).unwrap_or(&oid).to_string(), value }
+            NameAttribute {
+                name: attribute_short_name(&oid).unwrap_or(&oid).to_string(),
+                value,
+            }
         })
         .collect()
 }
@@ -290,7 +318,9 @@ fn key_kind(cert: &X509Certificate<'_>) -> KeyKind {
 pub fn key_kind_of(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> KeyKind {
     let alg = spki.algorithm.algorithm.to_id_string();
     match spki.parsed() {
-        Ok(PublicKey::RSA(rsa)) => KeyKind::Rsa { bits: bit_length(rsa.modulus) },
+        Ok(PublicKey::RSA(rsa)) => KeyKind::Rsa {
+            bits: bit_length(rsa.modulus),
+        },
         Ok(PublicKey::EC(_)) => {
             let curve = spki
                 .algorithm
@@ -326,24 +356,38 @@ fn signature_kind(oid: &str) -> SignatureKind {
         "1.2.840.10045.4.3.2" => SignatureKind::EcdsaSha256,
         "1.2.840.10045.4.3.3" => SignatureKind::EcdsaSha384,
         "1.2.840.10045.4.3.4" => SignatureKind::EcdsaSha512,
-        "1.2.840.113549.1.1.5" => SignatureKind::Other { algorithm: "sha1WithRSAEncryption".into() },
-        "1.2.840.113549.1.1.4" => SignatureKind::Other { algorithm: "md5WithRSAEncryption".into() },
-        "1.2.840.10045.4.1" => SignatureKind::Other { algorithm: "ecdsa-with-SHA1".into() },
-        other => SignatureKind::Other { algorithm: other.to_string() },
+        "1.2.840.113549.1.1.5" => SignatureKind::Other {
+            algorithm: "sha1WithRSAEncryption".into(),
+        },
+        "1.2.840.113549.1.1.4" => SignatureKind::Other {
+            algorithm: "md5WithRSAEncryption".into(),
+        },
+        "1.2.840.10045.4.1" => SignatureKind::Other {
+            algorithm: "ecdsa-with-SHA1".into(),
+        },
+        other => SignatureKind::Other {
+            algorithm: other.to_string(),
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rcgen::{BasicConstraints as Bc, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    use rcgen::{
+        BasicConstraints as Bc, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    };
 
     fn ca_cert(alg: &'static rcgen::SignatureAlgorithm) -> (Vec<u8>, KeyPair, CertificateParams) {
         let key = KeyPair::generate_for(alg).unwrap();
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, "Test Root");
-        params.distinguished_name.push(DnType::OrganizationName, "Acme, Inc.");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "Test Root");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Acme, Inc.");
         params.is_ca = IsCa::Ca(Bc::Constrained(1));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let der = params.self_signed(&key).unwrap().der().to_vec();

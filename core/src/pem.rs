@@ -62,11 +62,17 @@ mod tests {
         let a = encode_certificate(&[0x30, 1, 2]);
         let b = encode_certificate(&[0x30, 3, 4]);
         let bundle = format!("{a}{b}");
-        assert_eq!(certificates(bundle.as_bytes()).unwrap(), vec![vec![0x30, 1, 2], vec![0x30, 3, 4]]);
+        assert_eq!(
+            certificates(bundle.as_bytes()).unwrap(),
+            vec![vec![0x30, 1, 2], vec![0x30, 3, 4]]
+        );
     }
 
     #[test]
     fn der_input_is_one_certificate() {
-        assert_eq!(certificates(&[0x30, 0x03, 1, 2, 3]).unwrap(), vec![vec![0x30, 0x03, 1, 2, 3]]);
+        assert_eq!(
+            certificates(&[0x30, 0x03, 1, 2, 3]).unwrap(),
+            vec![vec![0x30, 0x03, 1, 2, 3]]
+        );
     }
 }

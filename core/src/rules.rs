@@ -10,10 +10,16 @@ pub const MIN_RSA_BITS: u32 = 2048;
 pub fn key_problem(key: &KeyKind) -> Option<String> {
     match key {
         KeyKind::Rsa { bits } if *bits >= MIN_RSA_BITS => None,
-        KeyKind::Rsa { bits } => Some(format!("RSA key of {bits} bits; AWS IoT needs at least {MIN_RSA_BITS}")),
+        KeyKind::Rsa { bits } => Some(format!(
+            "RSA key of {bits} bits; AWS IoT needs at least {MIN_RSA_BITS}"
+        )),
         KeyKind::EcP256 | KeyKind::EcP384 | KeyKind::EcP521 => None,
-        KeyKind::EcOther { curve } => Some(format!("EC key on curve {curve}; AWS IoT accepts P-256, P-384 and P-521")),
-        KeyKind::Other { algorithm } => Some(format!("key algorithm {algorithm}; AWS IoT accepts RSA and ECDSA")),
+        KeyKind::EcOther { curve } => Some(format!(
+            "EC key on curve {curve}; AWS IoT accepts P-256, P-384 and P-521"
+        )),
+        KeyKind::Other { algorithm } => Some(format!(
+            "key algorithm {algorithm}; AWS IoT accepts RSA and ECDSA"
+        )),
     }
 }
 
@@ -35,7 +41,9 @@ pub fn signature_problem(sig: &SignatureKind) -> Option<String> {
 /// Whether `name` is a valid AWS IoT thing name: 1-128 of `[a-zA-Z0-9:_-]`.
 pub fn is_thing_name(name: &str) -> bool {
     (1..=128).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'_' || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'_' || b == b'-')
 }
 
 /// The default thing-name pattern, as a regular expression.
@@ -55,8 +63,18 @@ mod tests {
             (KeyKind::EcP256, true),
             (KeyKind::EcP384, true),
             (KeyKind::EcP521, true),
-            (KeyKind::EcOther { curve: "1.3.132.0.10".into() }, false),
-            (KeyKind::Other { algorithm: "1.3.101.112".into() }, false),
+            (
+                KeyKind::EcOther {
+                    curve: "1.3.132.0.10".into(),
+                },
+                false,
+            ),
+            (
+                KeyKind::Other {
+                    algorithm: "1.3.101.112".into(),
+                },
+                false,
+            ),
         ];
         for (key, ok) in cases {
             assert_eq!(key_problem(&key).is_none(), ok, "{key:?}");
@@ -67,8 +85,12 @@ mod tests {
     fn signature_thresholds() {
         assert!(signature_problem(&SignatureKind::EcdsaSha256).is_none());
         assert!(signature_problem(&SignatureKind::RsaSha512).is_none());
-        let sha1 = SignatureKind::Other { algorithm: "sha1WithRSAEncryption".into() };
-        assert!(signature_problem(&sha1).unwrap().contains("sha1WithRSAEncryption"));
+        let sha1 = SignatureKind::Other {
+            algorithm: "sha1WithRSAEncryption".into(),
+        };
+        assert!(signature_problem(&sha1)
+            .unwrap()
+            .contains("sha1WithRSAEncryption"));
     }
 
     #[test]
@@ -76,7 +98,14 @@ mod tests {
         for ok in ["a", "robot-00001", "dev:site_3", &"x".repeat(128)] {
             assert!(is_thing_name(ok), "{ok}");
         }
-        for bad in ["", "has space", "slash/no", "dot.no", "ünï", &"x".repeat(129)] {
+        for bad in [
+            "",
+            "has space",
+            "slash/no",
+            "dot.no",
+            "ünï",
+            &"x".repeat(129),
+        ] {
             assert!(!is_thing_name(bad), "{bad}");
         }
     }

@@ -1,1 +1,160 @@
-//! placeholder
+//! Test support: run the real `jitr` binary, openssl as an independent
+//! verifier, and servers (mosquitto, later moto) on free loopback ports,
+//! stopped when their guard is dropped.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub mod mosquitto;
+
+/// The workspace's target directory, next to this test binary.
+pub fn target_dir() -> PathBuf {
+    // target/<profile>/deps/<test-binary>
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf()
+}
+
+/// Path of a workspace binary built for this profile (`make test` builds them first).
+pub fn bin(name: &str) -> PathBuf {
+    let path = target_dir().join(name);
+    assert!(path.exists(), "{} is missing: build the workspace binaries first (`cargo build --workspace --bins`; `make test` does)", path.display());
+    path
+}
+
+/// The outcome of a command, with its output as text.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn success(&self) -> &str {
+        assert!(
+            self.ok(),
+            "expected success, got {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        &self.stdout
+    }
+    /// Asserts failure (non-zero exit) and returns stderr.
+    #[track_caller]
+    pub fn failure(&self) -> &str {
+        assert!(
+            !self.ok() && self.code.is_some(),
+            "expected a non-zero exit, got {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        &self.stderr
+    }
+    /// Parses stdout as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// Runs `jitr ARGS` in `cwd`.
+pub fn jitr(cwd: &Path, args: &[&str]) -> Run {
+    run(Command::new(bin("jitr")).args(args).current_dir(cwd))
+}
+
+/// Runs `openssl ARGS` in `cwd`.
+pub fn openssl(cwd: &Path, args: &[&str]) -> Run {
+    run(Command::new("openssl").args(args).current_dir(cwd))
+}
+
+/// Runs a prepared command to completion.
+pub fn run(cmd: &mut Command) -> Run {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    Run::from(out)
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts TCP connections on 127.0.0.1:`port`.
+pub fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited with {status} before listening on port {port}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on port {port} within 30 s");
+}
+
+/// A child process killed when dropped.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The mode bits of a file.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// The text `openssl x509 -text` prints for a certificate file.
+pub fn x509_text(cwd: &Path, cert: &str) -> String {
+    openssl(cwd, &["x509", "-in", cert, "-noout", "-text"])
+        .success()
+        .to_string()
+}
+
+/// Entries of a directory, sorted.
+pub fn list_dir(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}

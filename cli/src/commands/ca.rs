@@ -38,7 +38,11 @@ impl CaReport {
     }
 
     fn text(&self, verb: &str) -> String {
-        let kind = if self.root { "root CA" } else { "intermediate CA" };
+        let kind = if self.root {
+            "root CA"
+        } else {
+            "intermediate CA"
+        };
         format!(
             "{verb} {kind} \"{}\" in {}\n  certificate id: {}\n  key: {}, valid until {}\n  issuer: {}\n",
             self.subject, self.dir, self.certificate_id, self.key, self.not_after, self.issuer
@@ -48,7 +52,11 @@ impl CaReport {
 
 /// `jitr ca create DIR`.
 pub fn create(a: &CaCreateArgs, out: &Output) -> Result<(), CliError> {
-    let issuer = a.issuer.as_deref().map(|d| CaDir::load(d, "--issuer")).transpose()?;
+    let issuer = a
+        .issuer
+        .as_deref()
+        .map(|d| CaDir::load(d, "--issuer"))
+        .transpose()?;
     if let Some(parent) = &issuer {
         if parent.facts.basic_constraints.and_then(|bc| bc.path_len) == Some(0) {
             return Err(CliError::invalid(
@@ -57,7 +65,11 @@ pub fn create(a: &CaCreateArgs, out: &Output) -> Result<(), CliError> {
             ));
         }
     }
-    let default_subject = if issuer.is_some() { "CN=jitr Intermediate CA" } else { "CN=jitr Root CA" };
+    let default_subject = if issuer.is_some() {
+        "CN=jitr Intermediate CA"
+    } else {
+        "CN=jitr Root CA"
+    };
     let subject = subject::parse(a.subject.as_deref().unwrap_or(default_subject))
         .map_err(|e| CliError::invalid("--subject", e))?;
     if !subject.iter().any(|attr| attr.name == "CN") {
@@ -66,7 +78,12 @@ pub fn create(a: &CaCreateArgs, out: &Output) -> Result<(), CliError> {
     refuse_existing_ca(&a.dir, a.force)?;
 
     let key = a.key.generate()?;
-    let params = profile::ca(&subject, a.days, a.path_len, issuer.as_ref().map(CaDir::not_after));
+    let params = profile::ca(
+        &subject,
+        a.days,
+        a.path_len,
+        issuer.as_ref().map(CaDir::not_after),
+    );
     let cert = match &issuer {
         Some(parent) => params.signed_by(&key, &parent.issuer),
         None => params.self_signed(&key),
@@ -78,7 +95,10 @@ pub fn create(a: &CaCreateArgs, out: &Output) -> Result<(), CliError> {
         None => cert_pem.clone(),
     };
     files::ensure_dir(&a.dir, 0o700)?;
-    files::write_all(&ca_dir::files(&a.dir, &cert_pem, &key.serialize_pem(), &chain_pem), a.force)?;
+    files::write_all(
+        &ca_dir::files(&a.dir, &cert_pem, &key.serialize_pem(), &chain_pem),
+        a.force,
+    )?;
 
     let facts = CertFacts::from_der(cert.der()).map_err(|e| CliError::Crypto(e.to_string()))?;
     let report = CaReport::new(&a.dir, &facts);
@@ -95,11 +115,16 @@ pub fn import(a: &CaImportArgs, out: &Output) -> Result<(), CliError> {
     if !keys::matches_certificate(&key, &facts.public_key) {
         return Err(CliError::invalid(
             key_what,
-            format!("this key does not match the certificate in {} (\"{}\")", a.cert.display(), facts.subject_text),
+            format!(
+                "this key does not match the certificate in {} (\"{}\")",
+                a.cert.display(),
+                facts.subject_text
+            ),
         ));
     }
     // The issuers: extra blocks in --cert, then --chain; each link must verify.
-    let mut chain = jitr_core::pem::certificates(&cert_bytes).map_err(|e| CliError::invalid(a.cert.display(), e))?;
+    let mut chain = jitr_core::pem::certificates(&cert_bytes)
+        .map_err(|e| CliError::invalid(a.cert.display(), e))?;
     if let Some(chain_path) = &a.chain {
         let extra = jitr_core::pem::certificates(&files::read(chain_path)?)
             .map_err(|e| CliError::invalid(chain_path.display(), e))?;
@@ -107,14 +132,23 @@ pub fn import(a: &CaImportArgs, out: &Output) -> Result<(), CliError> {
     }
     for pair in chain.windows(2) {
         jitr_core::facts::verify_issued_by(&pair[0], &pair[1]).map_err(|e| {
-            CliError::invalid(a.chain.as_ref().unwrap_or(&a.cert).display(), format!("the chain is broken: {e}"))
+            CliError::invalid(
+                a.chain.as_ref().unwrap_or(&a.cert).display(),
+                format!("the chain is broken: {e}"),
+            )
         })?;
     }
     refuse_existing_ca(&a.dir, a.force)?;
     let cert_pem = jitr_core::pem::encode_certificate(&cert_der);
-    let chain_pem: String = chain.iter().map(|der| jitr_core::pem::encode_certificate(der)).collect();
+    let chain_pem: String = chain
+        .iter()
+        .map(|der| jitr_core::pem::encode_certificate(der))
+        .collect();
     files::ensure_dir(&a.dir, 0o700)?;
-    files::write_all(&ca_dir::files(&a.dir, &cert_pem, &key_pem, &chain_pem), a.force)?;
+    files::write_all(
+        &ca_dir::files(&a.dir, &cert_pem, &key_pem, &chain_pem),
+        a.force,
+    )?;
     let report = CaReport::new(&a.dir, &facts);
     out.result(&report, || report.text("imported"));
     Ok(())
@@ -131,8 +165,18 @@ pub fn verification_cert(a: &VerificationCertArgs, out: &Output) -> Result<(), C
         code: &'a str,
         ca_certificate_id: &'a str,
     }
-    let report = Report { out: a.out.display().to_string(), code: &a.code, ca_certificate_id: ca.certificate_id() };
-    out.result(&report, || format!("wrote verification certificate (CN={}) to {}\n", a.code, a.out.display()));
+    let report = Report {
+        out: a.out.display().to_string(),
+        code: &a.code,
+        ca_certificate_id: ca.certificate_id(),
+    };
+    out.result(&report, || {
+        format!(
+            "wrote verification certificate (CN={}) to {}\n",
+            a.code,
+            a.out.display()
+        )
+    });
     Ok(())
 }
 
@@ -148,7 +192,9 @@ pub fn verification_certificate(ca: &CaDir, code: &str) -> Result<String, CliErr
     let key = keys::KeyAlg::EcP256.generate()?;
     let cert = profile::verification(code, Some(ca.not_after()))
         .signed_by(&key, &ca.issuer)
-        .map_err(|e| CliError::Crypto(format!("signing the verification certificate failed: {e}")))?;
+        .map_err(|e| {
+            CliError::Crypto(format!("signing the verification certificate failed: {e}"))
+        })?;
     Ok(cert.pem())
 }
 

@@ -28,8 +28,10 @@ pub fn check(a: &CheckArgs, out: &Output) -> Result<(), CliError> {
     let mut reports = Vec::new();
     for path in &a.files {
         let bytes = crate::files::read(path)?;
-        let chain = jitr_core::pem::certificates(&bytes).map_err(|e| CliError::invalid(path.display(), e))?;
-        let (facts, rules) = lint::lint(&chain, anchors.as_deref(), now).map_err(|e| CliError::invalid(path.display(), e))?;
+        let chain = jitr_core::pem::certificates(&bytes)
+            .map_err(|e| CliError::invalid(path.display(), e))?;
+        let (facts, rules) = lint::lint(&chain, anchors.as_deref(), now)
+            .map_err(|e| CliError::invalid(path.display(), e))?;
         reports.push(FileReport {
             file: path.display().to_string(),
             kind: if facts.is_ca() { "CA" } else { "device" },
@@ -39,13 +41,22 @@ pub fn check(a: &CheckArgs, out: &Output) -> Result<(), CliError> {
             rules,
         });
     }
-    let failures: usize = reports.iter().flat_map(|r| &r.rules).filter(|r| !r.pass).count();
+    let failures: usize = reports
+        .iter()
+        .flat_map(|r| &r.rules)
+        .filter(|r| !r.pass)
+        .count();
     out.result(&reports, || {
         let mut text = String::new();
         for r in &reports {
             text += &format!("{}: {} certificate \"{}\"\n", r.file, r.kind, r.subject);
             for rule in &r.rules {
-                text += &format!("  {} {:<18} {}\n", if rule.pass { "PASS" } else { "FAIL" }, rule.rule, rule.detail);
+                text += &format!(
+                    "  {} {:<18} {}\n",
+                    if rule.pass { "PASS" } else { "FAIL" },
+                    rule.rule,
+                    rule.detail
+                );
             }
         }
         text
@@ -64,7 +75,8 @@ fn ca_anchors(dir: &std::path::Path) -> Result<Vec<Vec<u8>>, CliError> {
     let chain_path = dir.join(ca_dir::CHAIN_FILE);
     let mut anchors = vec![ca_der];
     if let Ok(chain) = std::fs::read(&chain_path) {
-        let rest = jitr_core::pem::certificates(&chain).map_err(|e| CliError::invalid(chain_path.display(), e))?;
+        let rest = jitr_core::pem::certificates(&chain)
+            .map_err(|e| CliError::invalid(chain_path.display(), e))?;
         anchors.extend(rest.into_iter().skip(1));
     }
     Ok(anchors)

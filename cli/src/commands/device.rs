@@ -3,8 +3,8 @@
 use crate::args::DeviceIssueArgs;
 use crate::error::CliError;
 use crate::issue::batch::{Batch, KeySource};
-use crate::issue::names::{self, DeviceSpec, Template};
 use crate::issue::csr;
+use crate::issue::names::{self, DeviceSpec, Template};
 use crate::pki::ca_dir::CaDir;
 use crate::pki::subject;
 use crate::report::Output;
@@ -17,7 +17,10 @@ pub fn issue(a: &DeviceIssueArgs, out: &Output) -> Result<(), CliError> {
         None => Vec::new(),
     };
     if subject_extra.iter().any(|attr| attr.name == "CN") {
-        return Err(CliError::invalid("--subject-extra", "CN is the device name; give it with --name"));
+        return Err(CliError::invalid(
+            "--subject-extra",
+            "CN is the device name; give it with --name",
+        ));
     }
     let specs = device_specs(a)?;
     let keys = match &a.csr {
@@ -25,7 +28,9 @@ pub fn issue(a: &DeviceIssueArgs, out: &Output) -> Result<(), CliError> {
         None => KeySource::Generate(a.key),
     };
     let ca = CaDir::load(&a.ca, "--ca")?;
-    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if jobs == 0 {
         return Err(CliError::invalid("--jobs", "must be at least 1"));
     }
@@ -53,9 +58,20 @@ pub fn issue(a: &DeviceIssueArgs, out: &Output) -> Result<(), CliError> {
         if !outcome.skipped.is_empty() {
             let shown: Vec<&str> = outcome.skipped.iter().take(5).map(String::as_str).collect();
             let more = outcome.skipped.len().saturating_sub(shown.len());
-            text += &format!(" ({}{}; --force re-issues)", shown.join(", "), if more > 0 { format!(", and {more} more") } else { String::new() });
+            text += &format!(
+                " ({}{}; --force re-issues)",
+                shown.join(", "),
+                if more > 0 {
+                    format!(", and {more} more")
+                } else {
+                    String::new()
+                }
+            );
         }
-        text += &format!("\nmanifest: {} ({} devices)\n", outcome.manifest, outcome.manifest_rows);
+        text += &format!(
+            "\nmanifest: {} ({} devices)\n",
+            outcome.manifest, outcome.manifest_rows
+        );
         if outcome.issued.len() == 1 {
             let row = &outcome.issued[0];
             text += &format!("  {}: certificate id {}\n", row.name, row.certificate_id);

@@ -72,8 +72,9 @@ impl Batch<'_> {
             let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
         });
 
-        let (todo, skipped): (Vec<_>, Vec<_>) =
-            specs.into_iter().partition(|s| self.force || !self.out.join(&s.name).exists());
+        let (todo, skipped): (Vec<_>, Vec<_>) = specs
+            .into_iter()
+            .partition(|s| self.force || !self.out.join(&s.name).exists());
         let skipped: Vec<String> = skipped.into_iter().map(|s| s.name).collect();
 
         let bar = progress_bar(self.progress, todo.len() as u64);
@@ -127,7 +128,10 @@ impl Batch<'_> {
         for attr in &spec.subject {
             subject::set(&mut subject, attr.clone());
         }
-        subject.push(Attribute { name: "CN", value: spec.name.clone() });
+        subject.push(Attribute {
+            name: "CN",
+            value: spec.name.clone(),
+        });
 
         let (cert, key_pem) = match &self.keys {
             KeySource::Generate(alg) => {
@@ -141,8 +145,10 @@ impl Batch<'_> {
                 (params.signed_by(&csr.spki, &self.ca.issuer), None)
             }
         };
-        let cert = cert.map_err(|e| CliError::Crypto(format!("signing {} failed: {e}", spec.name)))?;
-        let facts = jitr_core::CertFacts::from_der(cert.der()).map_err(|e| CliError::Crypto(e.to_string()))?;
+        let cert =
+            cert.map_err(|e| CliError::Crypto(format!("signing {} failed: {e}", spec.name)))?;
+        let facts = jitr_core::CertFacts::from_der(cert.der())
+            .map_err(|e| CliError::Crypto(e.to_string()))?;
         let cert_pem = cert.pem();
         let bundle = format!("{cert_pem}{}", self.ca.chain_pem);
 
@@ -166,7 +172,11 @@ impl Batch<'_> {
             certificate_id: facts.certificate_id,
             serial: facts.serial_hex,
             not_after: jitr_core::facts::rfc3339(facts.not_after),
-            key_path: if key_pem.is_some() { rel(f.key) } else { String::new() },
+            key_path: if key_pem.is_some() {
+                rel(f.key)
+            } else {
+                String::new()
+            },
             cert_path: rel(f.cert),
             bundle_path: rel(f.bundle),
         })
@@ -210,7 +220,11 @@ impl Shared {
     fn new(batch: &Batch<'_>) -> Self {
         let files = batch.layout.files();
         let server_root = files.server_root.map(|_| super::layout::amazon_root_ca_1());
-        Shared { cap: batch.ca.not_after(), files, server_root }
+        Shared {
+            cap: batch.ca.not_after(),
+            files,
+            server_root,
+        }
     }
 }
 
@@ -218,7 +232,9 @@ impl Shared {
 /// processes are removed; a retired device whose replacement never landed
 /// is put back.
 fn recover_leftovers(out: &Path) {
-    let Ok(entries) = std::fs::read_dir(out) else { return };
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return;
+    };
     for entry in entries.flatten() {
         let file_name = entry.file_name().to_string_lossy().into_owned();
         let (rest, retired) = if let Some(rest) = file_name.strip_prefix(STAGING) {
@@ -228,7 +244,9 @@ fn recover_leftovers(out: &Path) {
         } else {
             continue;
         };
-        let Some((pid, name)) = rest.split_once('-') else { continue };
+        let Some((pid, name)) = rest.split_once('-') else {
+            continue;
+        };
         if Path::new("/proc").join(pid).exists() {
             continue; // a live run owns it
         }
@@ -249,9 +267,11 @@ fn progress_bar(enabled: bool, len: u64) -> indicatif::ProgressBar {
     }
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} issuing [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} issuing [{bar:40}] {pos}/{len} {per_sec} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar
 }

@@ -21,7 +21,8 @@ pub fn read(path: &Path) -> Result<CsrKey, CliError> {
     let bytes = crate::files::read(path)?;
     let what = path.display().to_string();
     let der = if bytes.starts_with(b"-----") || bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-        let blocks = pem::parse_many(&bytes).map_err(|e| CliError::invalid(&what, format!("not PEM: {e}")))?;
+        let blocks = pem::parse_many(&bytes)
+            .map_err(|e| CliError::invalid(&what, format!("not PEM: {e}")))?;
         blocks
             .into_iter()
             .find(|b| b.tag().ends_with("CERTIFICATE REQUEST"))
@@ -30,10 +31,17 @@ pub fn read(path: &Path) -> Result<CsrKey, CliError> {
     } else {
         bytes
     };
-    let (_, csr) = X509CertificationRequest::from_der(&der)
-        .map_err(|e| CliError::invalid(&what, format!("not a PKCS#10 certificate signing request: {e}")))?;
+    let (_, csr) = X509CertificationRequest::from_der(&der).map_err(|e| {
+        CliError::invalid(
+            &what,
+            format!("not a PKCS#10 certificate signing request: {e}"),
+        )
+    })?;
     csr.verify_signature().map_err(|_| {
-        CliError::invalid(&what, "the CSR's signature does not verify (corrupted, or not signed by its own key)")
+        CliError::invalid(
+            &what,
+            "the CSR's signature does not verify (corrupted, or not signed by its own key)",
+        )
     })?;
     let info = &csr.certification_request_info;
     let key_kind = jitr_core::facts::key_kind_of(&info.subject_pki);
@@ -42,5 +50,8 @@ pub fn read(path: &Path) -> Result<CsrKey, CliError> {
     }
     let spki = rcgen::SubjectPublicKeyInfo::from_der(info.subject_pki.raw)
         .map_err(|e| CliError::invalid(&what, format!("unsupported public key: {e}")))?;
-    Ok(CsrKey { spki, is_rsa: matches!(key_kind, jitr_core::KeyKind::Rsa { .. }) })
+    Ok(CsrKey {
+        spki,
+        is_rsa: matches!(key_kind, jitr_core::KeyKind::Rsa { .. }),
+    })
 }

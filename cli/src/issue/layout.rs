@@ -19,7 +19,12 @@ impl Layout {
     /// The file names of this layout.
     pub fn files(self) -> Files {
         match self {
-            Layout::Default => Files { key: "device.key", cert: "device.crt", bundle: "device-and-ca.crt", server_root: None },
+            Layout::Default => Files {
+                key: "device.key",
+                cert: "device.crt",
+                bundle: "device-and-ca.crt",
+                server_root: None,
+            },
             // The ESP-IDF AWS IoT examples read these three names. The client
             // certificate file carries the chain too, so JITR works on first
             // connect; aws-root-ca.pem is Amazon's root that verifies the
@@ -41,7 +46,10 @@ impl Layout {
 
 /// Amazon Root CA 1 (PEM): what AWS IoT's ATS endpoints chain to.
 pub fn amazon_root_ca_1() -> String {
-    amazon_roots().into_iter().next().expect("Amazon Root CA 1 is in the Mozilla root store")
+    amazon_roots()
+        .into_iter()
+        .next()
+        .expect("Amazon Root CA 1 is in the Mozilla root store")
 }
 
 /// Amazon Root CA 1 to 4 (PEM), from the Mozilla root store compiled in.
@@ -51,7 +59,8 @@ pub fn amazon_roots() -> Vec<String> {
         .filter_map(|der| {
             let facts = jitr_core::CertFacts::from_der(der).ok()?;
             let cn = facts.common_name()?.to_string();
-            cn.starts_with("Amazon Root CA ").then(|| (cn, jitr_core::pem::encode_certificate(der)))
+            cn.starts_with("Amazon Root CA ")
+                .then(|| (cn, jitr_core::pem::encode_certificate(der)))
         })
         .collect();
     roots.sort();

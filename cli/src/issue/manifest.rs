@@ -33,7 +33,10 @@ pub struct Row {
 /// atomically; returns the number of rows written.
 pub fn update(out: &Path, fresh: Vec<Row>) -> Result<usize, CliError> {
     let path = out.join(FILE);
-    let mut known: BTreeMap<String, Row> = read(&path).into_iter().map(|r| (r.name.clone(), r)).collect();
+    let mut known: BTreeMap<String, Row> = read(&path)
+        .into_iter()
+        .map(|r| (r.name.clone(), r))
+        .collect();
     for row in fresh {
         known.insert(row.name.clone(), row);
     }
@@ -52,14 +55,26 @@ pub fn update(out: &Path, fresh: Vec<Row>) -> Result<usize, CliError> {
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     let mut writer = csv::Writer::from_writer(Vec::new());
     for row in &rows {
-        writer.serialize(row).map_err(|e| CliError::write(&path, std::io::Error::other(e)))?;
+        writer
+            .serialize(row)
+            .map_err(|e| CliError::write(&path, std::io::Error::other(e)))?;
     }
     if rows.is_empty() {
         writer
-            .write_record(["name", "certificate_id", "serial", "not_after", "key_path", "cert_path", "bundle_path"])
+            .write_record([
+                "name",
+                "certificate_id",
+                "serial",
+                "not_after",
+                "key_path",
+                "cert_path",
+                "bundle_path",
+            ])
             .map_err(|e| CliError::write(&path, std::io::Error::other(e)))?;
     }
-    let bytes = writer.into_inner().map_err(|e| CliError::write(&path, std::io::Error::other(e.to_string())))?;
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| CliError::write(&path, std::io::Error::other(e.to_string())))?;
     files::write_all(&[NewFile::public(path, bytes)], true)?;
     Ok(rows.len())
 }
@@ -86,7 +101,11 @@ pub fn row_from_disk(out: &Path, name: &str) -> Option<Row> {
             certificate_id: facts.certificate_id.clone(),
             serial: facts.serial_hex.clone(),
             not_after: jitr_core::facts::rfc3339(facts.not_after),
-            key_path: if dir.join(f.key).exists() { rel(f.key) } else { String::new() },
+            key_path: if dir.join(f.key).exists() {
+                rel(f.key)
+            } else {
+                String::new()
+            },
             cert_path: rel(f.cert),
             bundle_path: rel(f.bundle),
         })

@@ -15,7 +15,10 @@ pub struct DeviceSpec {
 
 impl DeviceSpec {
     pub fn named(name: impl Into<String>) -> Self {
-        DeviceSpec { name: name.into(), subject: Vec::new() }
+        DeviceSpec {
+            name: name.into(),
+            subject: Vec::new(),
+        }
     }
 }
 
@@ -49,7 +52,10 @@ impl Template {
             )
         };
         let open = text.find('{').ok_or_else(|| bad("no placeholder"))?;
-        let close = text[open..].find('}').map(|i| open + i).ok_or_else(|| bad("unclosed '{'"))?;
+        let close = text[open..]
+            .find('}')
+            .map(|i| open + i)
+            .ok_or_else(|| bad("unclosed '{'"))?;
         let (prefix, inner, suffix) = (&text[..open], &text[open + 1..close], &text[close + 1..]);
         if suffix.contains(['{', '}']) || prefix.contains('}') {
             return Err(bad("more than one placeholder"));
@@ -57,26 +63,50 @@ impl Template {
         let width = match inner {
             "n" => 0,
             _ => {
-                let spec = inner.strip_prefix("n:").ok_or_else(|| bad(&format!("unknown placeholder {{{inner}}}")))?;
+                let spec = inner
+                    .strip_prefix("n:")
+                    .ok_or_else(|| bad(&format!("unknown placeholder {{{inner}}}")))?;
                 let digits = spec.strip_prefix('0').unwrap_or(spec);
-                digits.parse::<usize>().ok().filter(|w| *w <= 20).ok_or_else(|| bad(&format!("bad width \"{spec}\"")))?
+                digits
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|w| *w <= 20)
+                    .ok_or_else(|| bad(&format!("bad width \"{spec}\"")))?
             }
         };
-        let t = Template { prefix: prefix.into(), width, suffix: suffix.into() };
+        let t = Template {
+            prefix: prefix.into(),
+            width,
+            suffix: suffix.into(),
+        };
         check_name(&t.render(1), "--name-template")?;
         Ok(t)
     }
 
     /// The name for number `n`.
     pub fn render(&self, n: u64) -> String {
-        format!("{}{:0width$}{}", self.prefix, n, self.suffix, width = self.width)
+        format!(
+            "{}{:0width$}{}",
+            self.prefix,
+            n,
+            self.suffix,
+            width = self.width
+        )
     }
 }
 
 /// The devices of `--count N --name-template T --start S`.
-pub fn from_template(template: &Template, start: u64, count: u64) -> Result<Vec<DeviceSpec>, CliError> {
-    let end = start.checked_add(count).ok_or_else(|| CliError::invalid("--start", "too large"))?;
-    let specs: Vec<DeviceSpec> = (start..end).map(|n| DeviceSpec::named(template.render(n))).collect();
+pub fn from_template(
+    template: &Template,
+    start: u64,
+    count: u64,
+) -> Result<Vec<DeviceSpec>, CliError> {
+    let end = start
+        .checked_add(count)
+        .ok_or_else(|| CliError::invalid("--start", "too large"))?;
+    let specs: Vec<DeviceSpec> = (start..end)
+        .map(|n| DeviceSpec::named(template.render(n)))
+        .collect();
     if let Some(last) = specs.last() {
         check_name(&last.name, "--name-template")?;
     }
@@ -89,16 +119,28 @@ pub fn from_template(template: &Template, start: u64, count: u64) -> Result<Vec<
 pub fn from_file(path: &Path) -> Result<Vec<DeviceSpec>, CliError> {
     let text = String::from_utf8(crate::files::read(path)?)
         .map_err(|_| CliError::invalid(path.display(), "not UTF-8 text"))?;
-    let first = text.lines().find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')).unwrap_or("");
-    let is_csv = first.split(',').any(|c| c.trim().eq_ignore_ascii_case("name"));
-    let specs = if is_csv { from_csv(&text, path)? } else { from_lines(&text, path)? };
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .unwrap_or("");
+    let is_csv = first
+        .split(',')
+        .any(|c| c.trim().eq_ignore_ascii_case("name"));
+    let specs = if is_csv {
+        from_csv(&text, path)?
+    } else {
+        from_lines(&text, path)?
+    };
     if specs.is_empty() {
         return Err(CliError::invalid(path.display(), "no device names found"));
     }
     let mut seen = std::collections::HashSet::new();
     for s in &specs {
         if !seen.insert(s.name.as_str()) {
-            return Err(CliError::invalid(path.display(), format!("device \"{}\" is listed twice", s.name)));
+            return Err(CliError::invalid(
+                path.display(),
+                format!("device \"{}\" is listed twice", s.name),
+            ));
         }
     }
     Ok(specs)
@@ -118,8 +160,14 @@ fn from_lines(text: &str, path: &Path) -> Result<Vec<DeviceSpec>, CliError> {
 }
 
 fn from_csv(text: &str, path: &Path) -> Result<Vec<DeviceSpec>, CliError> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).comment(Some(b'#')).from_reader(text.as_bytes());
-    let headers = reader.headers().map_err(|e| CliError::invalid(path.display(), e))?.clone();
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .comment(Some(b'#'))
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| CliError::invalid(path.display(), e))?
+        .clone();
     let mut name_col = None;
     let mut columns = Vec::new();
     for (i, h) in headers.iter().enumerate() {
@@ -138,15 +186,18 @@ fn from_csv(text: &str, path: &Path) -> Result<Vec<DeviceSpec>, CliError> {
     let mut specs = Vec::new();
     for (i, record) in reader.records().enumerate() {
         let line = i + 2;
-        let record = record.map_err(|e| CliError::invalid(format!("{} line {line}", path.display()), e))?;
+        let record =
+            record.map_err(|e| CliError::invalid(format!("{} line {line}", path.display()), e))?;
         let name = record.get(name_col).unwrap_or("").to_string();
         check_name(&name, &format!("{} line {line}", path.display()))?;
         let mut spec = DeviceSpec::named(name);
         for (col, attr) in &columns {
             match record.get(*col) {
-                Some(v) if !v.is_empty() => spec.subject.push(
-                    subject::validated(attr, v).map_err(|e| CliError::invalid(format!("{} line {line}", path.display()), e))?,
-                ),
+                Some(v) if !v.is_empty() => {
+                    spec.subject.push(subject::validated(attr, v).map_err(|e| {
+                        CliError::invalid(format!("{} line {line}", path.display()), e)
+                    })?)
+                }
                 _ => {}
             }
         }
@@ -166,7 +217,14 @@ mod tests {
         assert_eq!(t.render(123456), "robot-123456");
         assert_eq!(Template::parse("d{n}").unwrap().render(42), "d42");
         assert_eq!(Template::parse("{n:3}-x").unwrap().render(5), "005-x");
-        for bad in ["robot", "robot-{x}", "robot-{n:abc}", "r{n}{n}", "bad name {n}", "r{n"] {
+        for bad in [
+            "robot",
+            "robot-{x}",
+            "robot-{n:abc}",
+            "r{n}{n}",
+            "bad name {n}",
+            "r{n",
+        ] {
             assert!(Template::parse(bad).is_err(), "{bad}");
         }
         let err = Template::parse("robot").unwrap_err().to_string();
@@ -176,7 +234,11 @@ mod tests {
     #[test]
     fn numbered_run() {
         let t = Template::parse("r-{n:03}").unwrap();
-        let names: Vec<_> = from_template(&t, 9, 3).unwrap().into_iter().map(|s| s.name).collect();
+        let names: Vec<_> = from_template(&t, 9, 3)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
         assert_eq!(names, ["r-009", "r-010", "r-011"]);
     }
 
@@ -185,22 +247,39 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let plain = dir.path().join("names.txt");
         std::fs::write(&plain, "# line 3\nalpha\n\n beta \n").unwrap();
-        let names: Vec<_> = from_file(&plain).unwrap().into_iter().map(|s| s.name).collect();
+        let names: Vec<_> = from_file(&plain)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
         assert_eq!(names, ["alpha", "beta"]);
 
         let csv = dir.path().join("names.csv");
-        std::fs::write(&csv, "name,O,serialNumber\nalpha,\"Acme, Inc.\",SN1\nbeta,,SN2\n").unwrap();
+        std::fs::write(
+            &csv,
+            "name,O,serialNumber\nalpha,\"Acme, Inc.\",SN1\nbeta,,SN2\n",
+        )
+        .unwrap();
         let specs = from_file(&csv).unwrap();
         assert_eq!(specs[0].subject.len(), 2);
         assert_eq!(specs[0].subject[0].value, "Acme, Inc.");
         assert_eq!(specs[1].subject.len(), 1);
 
         std::fs::write(&csv, "name,colour\nalpha,red\n").unwrap();
-        assert!(from_file(&csv).unwrap_err().to_string().contains("unknown column \"colour\""));
+        assert!(from_file(&csv)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown column \"colour\""));
         std::fs::write(&plain, "ok\nnot ok\n").unwrap();
         let err = from_file(&plain).unwrap_err().to_string();
-        assert!(err.contains("line 2") && err.contains("not a valid thing name"), "{err}");
+        assert!(
+            err.contains("line 2") && err.contains("not a valid thing name"),
+            "{err}"
+        );
         std::fs::write(&plain, "a\na\n").unwrap();
-        assert!(from_file(&plain).unwrap_err().to_string().contains("listed twice"));
+        assert!(from_file(&plain)
+            .unwrap_err()
+            .to_string()
+            .contains("listed twice"));
     }
 }

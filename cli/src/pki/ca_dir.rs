@@ -30,19 +30,30 @@ impl CaDir {
     /// Loads and checks the CA in `dir`; `flag` (e.g. `--ca`) names where the
     /// directory came from in errors.
     pub fn load(dir: &Path, flag: &str) -> Result<Self, CliError> {
-        if !dir.is_dir() {
-            return Err(CliError::invalid(
-                format!("{flag} {}", dir.display()),
-                "not a directory (expected a CA directory made by `jitr ca create` or `jitr ca import`)",
-            ));
-        }
         let cert_path = dir.join(CERT_FILE);
         let key_path = dir.join(KEY_FILE);
+        if !dir.is_dir() || !cert_path.exists() {
+            let what = if dir.is_dir() {
+                "has no ca.crt"
+            } else {
+                "is not a directory"
+            };
+            return Err(CliError::invalid(
+                format!("{flag} {}", dir.display()),
+                format!(
+                    "{what} (expected a CA directory made by `jitr ca create` or `jitr ca import`)"
+                ),
+            ));
+        }
         let cert_bytes = files::read(&cert_path)?;
         let (cert_der, facts) = read_ca_certificate(&cert_bytes, &cert_path)?;
-        let (key, _) = keys::load_private_key(&files::read(&key_path)?, &key_path.display().to_string())?;
+        let (key, _) =
+            keys::load_private_key(&files::read(&key_path)?, &key_path.display().to_string())?;
         if !keys::matches_certificate(&key, &facts.public_key) {
-            return Err(CliError::invalid(key_path.display(), format!("does not match the certificate in {}", cert_path.display())));
+            return Err(CliError::invalid(
+                key_path.display(),
+                format!("does not match the certificate in {}", cert_path.display()),
+            ));
         }
         let chain_path = dir.join(CHAIN_FILE);
         let cert_pem = jitr_core::pem::encode_certificate(&cert_der);
@@ -51,14 +62,26 @@ impl CaDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => cert_pem.clone(),
             Err(e) => return Err(CliError::read(&chain_path, e)),
         };
-        let issuer = Issuer::from_ca_cert_der(&cert_der.clone().into(), key)
-            .map_err(|e| CliError::invalid(cert_path.display(), format!("cannot sign with this CA: {e}")))?;
-        Ok(CaDir { dir: dir.to_path_buf(), cert_der, cert_pem, chain_pem, facts, issuer })
+        let issuer = Issuer::from_ca_cert_der(&cert_der.clone().into(), key).map_err(|e| {
+            CliError::invalid(
+                cert_path.display(),
+                format!("cannot sign with this CA: {e}"),
+            )
+        })?;
+        Ok(CaDir {
+            dir: dir.to_path_buf(),
+            cert_der,
+            cert_pem,
+            chain_pem,
+            facts,
+            issuer,
+        })
     }
 
     /// The CA's not-after, the latest any certificate it issues may expire.
     pub fn not_after(&self) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(self.facts.not_after).unwrap_or(OffsetDateTime::now_utc())
+        OffsetDateTime::from_unix_timestamp(self.facts.not_after)
+            .unwrap_or(OffsetDateTime::now_utc())
     }
 
     /// The certificate id AWS IoT gives this CA.
@@ -69,7 +92,8 @@ impl CaDir {
 
 /// Reads a certificate file and insists it is a CA (basicConstraints CA:TRUE).
 pub fn read_ca_certificate(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, CertFacts), CliError> {
-    let ders = jitr_core::pem::certificates(bytes).map_err(|e| CliError::invalid(path.display(), e))?;
+    let ders =
+        jitr_core::pem::certificates(bytes).map_err(|e| CliError::invalid(path.display(), e))?;
     let facts = CertFacts::from_der(&ders[0]).map_err(|e| CliError::invalid(path.display(), e))?;
     if !facts.is_ca() {
         return Err(CliError::invalid(

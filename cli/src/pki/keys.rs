@@ -56,7 +56,8 @@ pub fn is_rsa(key: &KeyPair) -> bool {
 /// is, and returns it with its PKCS#8 PEM encoding. `what` names the source
 /// (a file path) in errors.
 pub fn load_private_key(pem_text: &[u8], what: &str) -> Result<(KeyPair, String), CliError> {
-    let blocks = pem::parse_many(pem_text).map_err(|e| CliError::invalid(what, format!("not PEM: {e}")))?;
+    let blocks =
+        pem::parse_many(pem_text).map_err(|e| CliError::invalid(what, format!("not PEM: {e}")))?;
     let block = blocks
         .iter()
         .find(|b| b.tag().ends_with("PRIVATE KEY"))
@@ -67,28 +68,42 @@ pub fn load_private_key(pem_text: &[u8], what: &str) -> Result<(KeyPair, String)
             .ok()
             .and_then(|k| k.as_der().ok().map(|d| d.as_ref().to_vec()))
             .ok_or_else(|| CliError::invalid(what, "unreadable PKCS#1 RSA key"))?,
-        "EC PRIVATE KEY" => sec1_to_pkcs8(block.contents())
-            .ok_or_else(|| CliError::invalid(what, "unreadable SEC1 EC key (supported curves: P-256, P-384, P-521)"))?,
+        "EC PRIVATE KEY" => sec1_to_pkcs8(block.contents()).ok_or_else(|| {
+            CliError::invalid(
+                what,
+                "unreadable SEC1 EC key (supported curves: P-256, P-384, P-521)",
+            )
+        })?,
         "ENCRYPTED PRIVATE KEY" => {
             return Err(CliError::invalid(
                 what,
                 "the key is encrypted; decrypt it first (openssl pkey -in KEY -out PLAIN.key)",
             ))
         }
-        other => return Err(CliError::invalid(what, format!("unsupported key block \"{other}\""))),
+        other => {
+            return Err(CliError::invalid(
+                what,
+                format!("unsupported key block \"{other}\""),
+            ))
+        }
     };
-    let key = KeyPair::try_from(pkcs8.as_slice())
-        .map_err(|e| CliError::invalid(what, format!("unsupported or malformed private key: {e}")))?;
+    let key = KeyPair::try_from(pkcs8.as_slice()).map_err(|e| {
+        CliError::invalid(what, format!("unsupported or malformed private key: {e}"))
+    })?;
     let pem = key.serialize_pem();
     Ok((key, pem))
 }
 
 fn sec1_to_pkcs8(sec1: &[u8]) -> Option<Vec<u8>> {
-    [&ECDSA_P256_SHA256_ASN1_SIGNING, &ECDSA_P384_SHA384_ASN1_SIGNING, &ECDSA_P521_SHA512_ASN1_SIGNING]
-        .into_iter()
-        .find_map(|alg| EcdsaKeyPair::from_private_key_der(alg, sec1).ok())
-        .and_then(|k| k.to_pkcs8v1().ok())
-        .map(|doc| doc.as_ref().to_vec())
+    [
+        &ECDSA_P256_SHA256_ASN1_SIGNING,
+        &ECDSA_P384_SHA384_ASN1_SIGNING,
+        &ECDSA_P521_SHA512_ASN1_SIGNING,
+    ]
+    .into_iter()
+    .find_map(|alg| EcdsaKeyPair::from_private_key_der(alg, sec1).ok())
+    .and_then(|k| k.to_pkcs8v1().ok())
+    .map(|doc| doc.as_ref().to_vec())
 }
 
 /// Whether `key` is the private half of the certificate's public key
@@ -116,10 +131,19 @@ mod tests {
 
     #[test]
     fn encrypted_and_garbage_keys_are_refused_by_name() {
-        let enc = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
-        let err = load_private_key(enc.as_bytes(), "vendor.key").unwrap_err().to_string();
-        assert!(err.starts_with("vendor.key: ") && err.contains("encrypted"), "{err}");
+        let enc =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let err = load_private_key(enc.as_bytes(), "vendor.key")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("vendor.key: ") && err.contains("encrypted"),
+            "{err}"
+        );
         let err = load_private_key(b"hello", "x.key").unwrap_err().to_string();
-        assert!(err.contains("x.key") && err.contains("private key"), "{err}");
+        assert!(
+            err.contains("x.key") && err.contains("private key"),
+            "{err}"
+        );
     }
 }

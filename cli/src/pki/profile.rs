@@ -2,7 +2,8 @@
 //! of a CA, a device and a proof-of-possession (verification) certificate.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
+    SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -23,7 +24,9 @@ pub fn random_serial() -> SerialNumber {
 /// Validity starting now (minus skew) for `days`, never past `cap` (the
 /// issuer's own not-after, so no certificate outlives its CA).
 pub fn validity(days: u32, cap: Option<OffsetDateTime>) -> (OffsetDateTime, OffsetDateTime) {
-    let now = OffsetDateTime::now_utc().replace_nanosecond(0).expect("zero is a valid nanosecond");
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("zero is a valid nanosecond");
     let not_after = now + Duration::days(days.into());
     let not_after = cap.map_or(not_after, |cap| not_after.min(cap));
     (now - BACKDATE, not_after)
@@ -31,7 +34,12 @@ pub fn validity(days: u32, cap: Option<OffsetDateTime>) -> (OffsetDateTime, Offs
 
 /// A CA: basicConstraints critical CA:TRUE (with pathlen when given),
 /// keyUsage critical keyCertSign + cRLSign, SKI and AKI.
-pub fn ca(subject: &[Attribute], days: u32, path_len: Option<u8>, cap: Option<OffsetDateTime>) -> CertificateParams {
+pub fn ca(
+    subject: &[Attribute],
+    days: u32,
+    path_len: Option<u8>,
+    cap: Option<OffsetDateTime>,
+) -> CertificateParams {
     let mut p = base(subject, days, cap);
     p.is_ca = IsCa::Ca(match path_len {
         Some(n) => BasicConstraints::Constrained(n),
@@ -43,7 +51,12 @@ pub fn ca(subject: &[Attribute], days: u32, path_len: Option<u8>, cap: Option<Of
 
 /// A device: CA:FALSE, digitalSignature (+ keyEncipherment for RSA),
 /// extendedKeyUsage clientAuth, SKI and AKI.
-pub fn device(subject: &[Attribute], days: u32, rsa: bool, cap: Option<OffsetDateTime>) -> CertificateParams {
+pub fn device(
+    subject: &[Attribute],
+    days: u32,
+    rsa: bool,
+    cap: Option<OffsetDateTime>,
+) -> CertificateParams {
     let mut p = base(subject, days, cap);
     p.is_ca = IsCa::ExplicitNoCa;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];

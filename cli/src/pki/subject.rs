@@ -12,11 +12,23 @@ pub struct Attribute {
 }
 
 /// The attribute names accepted, canonical spelling first.
-const NAMES: [&str; 8] = ["CN", "O", "OU", "C", "ST", "L", "serialNumber", "dnQualifier"];
+const NAMES: [&str; 8] = [
+    "CN",
+    "O",
+    "OU",
+    "C",
+    "ST",
+    "L",
+    "serialNumber",
+    "dnQualifier",
+];
 
 /// Canonical spelling of an attribute name, compared case-insensitively.
 pub fn canonical_name(name: &str) -> Option<&'static str> {
-    NAMES.iter().copied().find(|n| n.eq_ignore_ascii_case(name.trim()))
+    NAMES
+        .iter()
+        .copied()
+        .find(|n| n.eq_ignore_ascii_case(name.trim()))
 }
 
 /// Parses `KEY=VALUE,KEY=VALUE`; the error says what was expected.
@@ -27,11 +39,16 @@ pub fn parse(text: &str) -> Result<Vec<Attribute>, String> {
         if part.is_empty() {
             continue;
         }
-        let (key, value) = part
-            .split_once('=')
-            .ok_or_else(|| format!("\"{part}\" is not KEY=VALUE (expected e.g. \"CN=Acme Root,O=Acme,C=DE\")"))?;
-        let name = canonical_name(key)
-            .ok_or_else(|| format!("unknown attribute \"{}\" (expected one of {})", key.trim(), NAMES.join(", ")))?;
+        let (key, value) = part.split_once('=').ok_or_else(|| {
+            format!("\"{part}\" is not KEY=VALUE (expected e.g. \"CN=Acme Root,O=Acme,C=DE\")")
+        })?;
+        let name = canonical_name(key).ok_or_else(|| {
+            format!(
+                "unknown attribute \"{}\" (expected one of {})",
+                key.trim(),
+                NAMES.join(", ")
+            )
+        })?;
         attrs.push(validated(name, value.trim())?);
     }
     Ok(attrs)
@@ -46,9 +63,14 @@ pub fn validated(name: &'static str, value: &str) -> Result<Attribute, String> {
         return Err(format!("{name} is longer than 128 characters"));
     }
     if name == "C" && !(value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase())) {
-        return Err(format!("C must be a two-letter country code such as DE, got \"{value}\""));
+        return Err(format!(
+            "C must be a two-letter country code such as DE, got \"{value}\""
+        ));
     }
-    Ok(Attribute { name, value: value.to_string() })
+    Ok(Attribute {
+        name,
+        value: value.to_string(),
+    })
 }
 
 /// Replaces or appends `attr` (one value per attribute name).
@@ -75,10 +97,11 @@ pub fn to_distinguished_name(attrs: &[Attribute]) -> DistinguishedName {
             _ => unreachable!("attribute names are canonical"),
         };
         // X.520 wants PrintableString for C, serialNumber and dnQualifier.
-        let value = match printable.then(|| rcgen::string::PrintableString::try_from(a.value.as_str())) {
-            Some(Ok(p)) => DnValue::PrintableString(p),
-            _ => DnValue::Utf8String(a.value.clone()),
-        };
+        let value =
+            match printable.then(|| rcgen::string::PrintableString::try_from(a.value.as_str())) {
+                Some(Ok(p)) => DnValue::PrintableString(p),
+                _ => DnValue::Utf8String(a.value.clone()),
+            };
         dn.push(ty, value);
     }
     dn
@@ -108,7 +131,15 @@ mod tests {
     fn parses_and_canonicalises() {
         let attrs = parse("cn=Acme Root, O=Acme\\, Inc.,c=DE,SERIALNUMBER=42").unwrap();
         let got: Vec<_> = attrs.iter().map(|a| (a.name, a.value.as_str())).collect();
-        assert_eq!(got, [("CN", "Acme Root"), ("O", "Acme, Inc."), ("C", "DE"), ("serialNumber", "42")]);
+        assert_eq!(
+            got,
+            [
+                ("CN", "Acme Root"),
+                ("O", "Acme, Inc."),
+                ("C", "DE"),
+                ("serialNumber", "42")
+            ]
+        );
     }
 
     #[test]

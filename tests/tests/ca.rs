@@ -1,0 +1,459 @@
+//! `jitr ca create | import | verification-cert`, verified with openssl.
+
+use jitr_tests::{jitr, list_dir, mode, openssl, x509_text};
+
+#[test]
+fn root_ca_has_the_extensions_aws_iot_and_tls_peers_require() {
+    for (key, sig, key_line) in [
+        ("ec-p256", "ecdsa-with-SHA256", "NIST CURVE: P-256"),
+        ("ec-p384", "ecdsa-with-SHA384", "NIST CURVE: P-384"),
+        (
+            "rsa-2048",
+            "sha256WithRSAEncryption",
+            "Public-Key: (2048 bit)",
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let out = jitr(
+            d,
+            &[
+                "--json",
+                "ca",
+                "create",
+                "root",
+                "--key",
+                key,
+                "--subject",
+                "CN=Acme Root,O=Acme\\, Inc.,C=DE",
+                "--path-len",
+                "1",
+            ],
+        );
+        let report = out.json();
+        assert_eq!(list_dir(&d.join("root")), ["ca.crt", "ca.key", "chain.pem"]);
+        assert_eq!(mode(&d.join("root/ca.key")), 0o600);
+        let text = x509_text(d, "root/ca.crt");
+        assert!(
+            text.contains(&format!("Signature Algorithm: {sig}")),
+            "{key}: {text}"
+        );
+        assert!(text.contains(key_line), "{key}: {text}");
+        assert!(
+            text.contains("X509v3 Basic Constraints: critical\n                CA:TRUE, pathlen:1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("X509v3 Key Usage: critical\n                Certificate Sign, CRL Sign"),
+            "{text}"
+        );
+        assert!(text.contains("X509v3 Subject Key Identifier"), "{text}");
+        assert!(text.contains("X509v3 Authority Key Identifier"), "{text}");
+        assert!(
+            text.contains("Subject: CN = Acme Root, O = \"Acme, Inc.\", C = DE"),
+            "{text}"
+        );
+        // A random positive serial of 16 bytes.
+        let serial = openssl(d, &["x509", "-in", "root/ca.crt", "-noout", "-serial"])
+            .success()
+            .trim()
+            .to_string();
+        assert_eq!(serial.trim_start_matches("serial=").len(), 32, "{serial}");
+        // openssl agrees the key matches and verifies the self-signature.
+        openssl(d, &["verify", "-CAfile", "root/ca.crt", "root/ca.crt"]).success();
+        let key_pub = openssl(d, &["pkey", "-in", "root/ca.key", "-pubout"])
+            .success()
+            .to_string();
+        let cert_pub = openssl(d, &["x509", "-in", "root/ca.crt", "-noout", "-pubkey"])
+            .success()
+            .to_string();
+        assert_eq!(key_pub, cert_pub);
+        // The certificate id is the SHA-256 of the DER, as openssl computes it.
+        let fp = openssl(
+            d,
+            &[
+                "x509",
+                "-in",
+                "root/ca.crt",
+                "-noout",
+                "-fingerprint",
+                "-sha256",
+            ],
+        )
+        .success()
+        .to_string();
+        let fp = fp
+            .trim()
+            .rsplit('=')
+            .next()
+            .unwrap()
+            .replace(':', "")
+            .to_lowercase();
+        assert_eq!(report["certificate_id"], fp.as_str());
+    }
+}
+
+#[test]
+fn intermediate_ca_chains_to_its_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root", "--key", "rsa-2048"]).success();
+    jitr(
+        d,
+        &[
+            "ca",
+            "create",
+            "inter",
+            "--issuer",
+            "root",
+            "--path-len",
+            "0",
+            "--subject",
+            "CN=Issuing CA",
+        ],
+    )
+    .success();
+    openssl(d, &["verify", "-CAfile", "root/ca.crt", "inter/ca.crt"]).success();
+    let chain = std::fs::read_to_string(d.join("inter/chain.pem")).unwrap();
+    let root = std::fs::read_to_string(d.join("root/ca.crt")).unwrap();
+    let inter = std::fs::read_to_string(d.join("inter/ca.crt")).unwrap();
+    assert_eq!(
+        chain,
+        format!("{inter}{root}"),
+        "chain.pem is this CA followed by its issuers"
+    );
+    let text = x509_text(d, "inter/ca.crt");
+    assert!(text.contains("Issuer: CN = jitr Root CA"), "{text}");
+    assert!(
+        text.contains("Signature Algorithm: sha256WithRSAEncryption"),
+        "{text}"
+    );
+    assert!(text.contains("CA:TRUE, pathlen:0"), "{text}");
+    // pathlen 0 forbids a further CA below it.
+    let err = jitr(d, &["ca", "create", "sub", "--issuer", "inter"])
+        .failure()
+        .to_string();
+    assert!(
+        err.contains("--issuer") && err.contains("pathLenConstraint 0"),
+        "{err}"
+    );
+    assert!(!d.join("sub").exists());
+}
+
+#[test]
+fn existing_ca_is_kept_without_force_and_replaced_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    let before = std::fs::read(d.join("root/ca.key")).unwrap();
+    let err = jitr(d, &["ca", "create", "root"]).failure().to_string();
+    assert!(err.contains("ca.key already exists; pass --force"), "{err}");
+    assert_eq!(std::fs::read(d.join("root/ca.key")).unwrap(), before);
+    jitr(d, &["ca", "create", "root", "--force"]).success();
+    assert_ne!(std::fs::read(d.join("root/ca.key")).unwrap(), before);
+    assert_eq!(mode(&d.join("root/ca.key")), 0o600);
+    assert_eq!(
+        list_dir(&d.join("root")),
+        ["ca.crt", "ca.key", "chain.pem"],
+        "no temp files left"
+    );
+}
+
+#[test]
+fn bad_input_names_the_flag_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for (args, needle) in [
+        (
+            vec!["ca", "create", "x", "--subject", "C=Germany"],
+            "--subject: C must be a two-letter country code",
+        ),
+        (
+            vec!["ca", "create", "x", "--subject", "CN"],
+            "--subject: \"CN\" is not KEY=VALUE",
+        ),
+        (
+            vec!["ca", "create", "x", "--subject", "O=NoCN"],
+            "--subject: a CA subject needs a CN",
+        ),
+        (
+            vec!["ca", "create", "x", "--issuer", "nowhere"],
+            "--issuer nowhere: is not a directory",
+        ),
+        (
+            vec!["ca", "create", "x", "--key", "dsa"],
+            "invalid value 'dsa' for '--key",
+        ),
+    ] {
+        let err = jitr(d, &args).failure().to_string();
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(err.trim().lines().count() <= 8, "short message: {err}");
+        assert!(!d.join("x").exists(), "{args:?} wrote something");
+    }
+}
+
+#[test]
+fn imports_openssl_made_cas_with_pkcs1_and_sec1_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    openssl(d, &["genrsa", "-traditional", "-out", "rsa.key", "2048"]).success();
+    assert!(std::fs::read_to_string(d.join("rsa.key"))
+        .unwrap()
+        .starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "rsa.key",
+            "-sha256",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=Vendor RSA CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-out",
+            "rsa.crt",
+        ],
+    )
+    .success();
+    openssl(
+        d,
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "ec.key",
+        ],
+    )
+    .success();
+    assert!(std::fs::read_to_string(d.join("ec.key"))
+        .unwrap()
+        .starts_with("-----BEGIN EC PRIVATE KEY-----"));
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "ec.key",
+            "-sha256",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=Vendor EC CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-out",
+            "ec.crt",
+        ],
+    )
+    .success();
+
+    for (name, cert, key) in [
+        ("imp-rsa", "rsa.crt", "rsa.key"),
+        ("imp-ec", "ec.crt", "ec.key"),
+    ] {
+        let report = jitr(
+            d,
+            &["--json", "ca", "import", name, "--cert", cert, "--key", key],
+        )
+        .json();
+        assert_eq!(report["root"], true);
+        let stored = std::fs::read_to_string(d.join(name).join("ca.key")).unwrap();
+        assert!(
+            stored.starts_with("-----BEGIN PRIVATE KEY-----"),
+            "stored as PKCS#8"
+        );
+        assert_eq!(mode(&d.join(name).join("ca.key")), 0o600);
+        // Same key as the original, per openssl.
+        let a = openssl(d, &["pkey", "-in", key, "-pubout"])
+            .success()
+            .to_string();
+        let b = openssl(d, &["pkey", "-in", &format!("{name}/ca.key"), "-pubout"])
+            .success()
+            .to_string();
+        assert_eq!(a, b);
+        // And the imported CA issues devices openssl accepts.
+        jitr(
+            d,
+            &[
+                "device",
+                "issue",
+                "--ca",
+                name,
+                "--out",
+                &format!("{name}-devs"),
+                "--name",
+                "dev-1",
+            ],
+        )
+        .success();
+        openssl(
+            d,
+            &[
+                "verify",
+                "-CAfile",
+                cert,
+                &format!("{name}-devs/dev-1/device.crt"),
+            ],
+        )
+        .success();
+    }
+
+    // A key of another CA, and a certificate that is no CA, are refused by name.
+    let err = jitr(
+        d,
+        &["ca", "import", "x", "--cert", "rsa.crt", "--key", "ec.key"],
+    )
+    .failure()
+    .to_string();
+    assert!(
+        err.contains("ec.key: this key does not match the certificate in rsa.crt"),
+        "{err}"
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "ec.key",
+            "-subj",
+            "/CN=leaf",
+            "-addext",
+            "basicConstraints=CA:FALSE",
+            "-out",
+            "leaf.crt",
+        ],
+    )
+    .success();
+    let err = jitr(
+        d,
+        &["ca", "import", "x", "--cert", "leaf.crt", "--key", "ec.key"],
+    )
+    .failure()
+    .to_string();
+    assert!(
+        err.contains("leaf.crt: \"CN=leaf\" is not a CA certificate"),
+        "{err}"
+    );
+    let err = jitr(
+        d,
+        &[
+            "ca",
+            "import",
+            "x",
+            "--cert",
+            "missing.crt",
+            "--key",
+            "ec.key",
+        ],
+    )
+    .failure()
+    .to_string();
+    assert!(err.contains("cannot read missing.crt"), "{err}");
+    assert!(!d.join("x").exists());
+}
+
+#[test]
+fn imports_an_intermediate_with_its_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    jitr(d, &["ca", "create", "inter", "--issuer", "root"]).success();
+    jitr(
+        d,
+        &[
+            "ca",
+            "import",
+            "copy",
+            "--cert",
+            "inter/ca.crt",
+            "--key",
+            "inter/ca.key",
+            "--chain",
+            "root/ca.crt",
+        ],
+    )
+    .success();
+    assert_eq!(
+        std::fs::read(d.join("copy/chain.pem")).unwrap(),
+        std::fs::read(d.join("inter/chain.pem")).unwrap()
+    );
+    // A chain that does not belong is refused.
+    jitr(d, &["ca", "create", "other"]).success();
+    let err = jitr(
+        d,
+        &[
+            "ca",
+            "import",
+            "bad",
+            "--cert",
+            "inter/ca.crt",
+            "--key",
+            "inter/ca.key",
+            "--chain",
+            "other/ca.crt",
+        ],
+    )
+    .failure()
+    .to_string();
+    assert!(err.contains("other/ca.crt: the chain is broken"), "{err}");
+    assert!(!d.join("bad").exists());
+}
+
+#[test]
+fn verification_certificate_carries_the_code_and_chains_to_the_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root", "--key", "ec-p384"]).success();
+    let code = "3a9f1c0d5b7e2f8a6c4d0e1b9a7f5c3e2d1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f";
+    jitr(
+        d,
+        &[
+            "ca",
+            "verification-cert",
+            "root",
+            "--code",
+            code,
+            "--out",
+            "verify.crt",
+        ],
+    )
+    .success();
+    let subject = openssl(d, &["x509", "-in", "verify.crt", "-noout", "-subject"])
+        .success()
+        .to_string();
+    assert_eq!(subject.trim(), format!("subject=CN = {code}"));
+    openssl(d, &["verify", "-CAfile", "root/ca.crt", "verify.crt"]).success();
+    let err = jitr(
+        d,
+        &[
+            "ca",
+            "verification-cert",
+            "root",
+            "--code",
+            "not a code!",
+            "--out",
+            "v2.crt",
+        ],
+    )
+    .failure()
+    .to_string();
+    assert!(
+        err.contains("--code: \"not a code!\" is not a registration code"),
+        "{err}"
+    );
+    assert!(!d.join("v2.crt").exists());
+}

@@ -1,0 +1,655 @@
+//! `jitr device issue`: single, bulk, names files, CSRs, layouts, re-runs,
+//! interruption; every certificate verified by openssl.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jitr_tests::{bin, jitr, list_dir, mode, openssl, x509_text};
+
+/// A root CA in `d/root`.
+fn root(d: &Path) {
+    jitr(d, &["ca", "create", "root", "--subject", "CN=Test Root"]).success();
+}
+
+/// The manifest's rows as (column -> value) maps.
+fn manifest(dir: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(dir.join("manifest.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    lines
+        .map(|l| {
+            header
+                .iter()
+                .cloned()
+                .zip(l.split(',').map(str::to_string))
+                .collect()
+        })
+        .collect()
+}
+
+/// Device directories in `out` (everything but the manifest).
+fn device_dirs(out: &Path) -> Vec<String> {
+    list_dir(out)
+        .into_iter()
+        .filter(|n| n != "manifest.csv")
+        .collect()
+}
+
+fn sha256_fingerprint(d: &Path, cert: &str) -> String {
+    let fp = openssl(
+        d,
+        &["x509", "-in", cert, "-noout", "-fingerprint", "-sha256"],
+    )
+    .success()
+    .to_string();
+    fp.trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .replace(':', "")
+        .to_lowercase()
+}
+
+#[test]
+fn one_device_has_the_client_profile_and_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    root(d);
+    let report = jitr(
+        d,
+        &[
+            "--json",
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "devices",
+            "--name",
+            "sensor-1",
+            "--subject-extra",
+            "O=Acme,OU=Line 4,serialNumber=SN-001",
+        ],
+    )
+    .json();
+    assert_eq!(report["issued"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        list_dir(&d.join("devices/sensor-1")),
+        ["device-and-ca.crt", "device.crt", "device.key"]
+    );
+    assert_eq!(mode(&d.join("devices/sensor-1/device.key")), 0o600);
+    openssl(
+        d,
+        &[
+            "verify",
+            "-CAfile",
+            "root/ca.crt",
+            "-purpose",
+            "sslclient",
+            "devices/sensor-1/device.crt",
+        ],
+    )
+    .success();
+    let text = x509_text(d, "devices/sensor-1/device.crt");
+    assert!(text.contains("CN = sensor-1"), "{text}");
+    assert!(
+        text.contains("O = Acme, OU = Line 4, serialNumber = SN-001"),
+        "{text}"
+    );
+    assert!(
+        text.contains("X509v3 Basic Constraints: critical\n                CA:FALSE"),
+        "{text}"
+    );
+    assert!(
+        text.contains("X509v3 Key Usage: critical\n                Digital Signature\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("X509v3 Extended Key Usage: \n                TLS Web Client Authentication"),
+        "{text}"
+    );
+    assert!(text.contains("X509v3 Authority Key Identifier"), "{text}");
+    // The bundle is the device certificate followed by the chain.
+    let bundle = std::fs::read_to_string(d.join("devices/sensor-1/device-and-ca.crt")).unwrap();
+    let cert = std::fs::read_to_string(d.join("devices/sensor-1/device.crt")).unwrap();
+    let chain = std::fs::read_to_string(d.join("root/chain.pem")).unwrap();
+    assert_eq!(bundle, format!("{cert}{chain}"));
+    // The manifest's certificate id is what openssl computes.
+    let rows = manifest(&d.join("devices"));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["name"], "sensor-1");
+    assert_eq!(
+        rows[0]["certificate_id"],
+        sha256_fingerprint(d, "devices/sensor-1/device.crt")
+    );
+    assert_eq!(rows[0]["key_path"], "sensor-1/device.key");
+    assert_eq!(
+        report["issued"][0]["certificate_id"],
+        rows[0]["certificate_id"].as_str()
+    );
+}
+
+#[test]
+fn rsa_devices_under_an_intermediate_carry_the_whole_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    root(d);
+    jitr(
+        d,
+        &[
+            "ca",
+            "create",
+            "inter",
+            "--issuer",
+            "root",
+            "--key",
+            "rsa-2048",
+            "--subject",
+            "CN=Issuing",
+        ],
+    )
+    .success();
+    jitr(
+        d,
+        &[
+            "device", "issue", "--ca", "inter", "--out", "out", "--name", "gw-1", "--key",
+            "rsa-2048", "--days", "30",
+        ],
+    )
+    .success();
+    let text = x509_text(d, "out/gw-1/device.crt");
+    assert!(
+        text.contains("Digital Signature, Key Encipherment"),
+        "{text}"
+    );
+    assert!(text.contains("Public-Key: (2048 bit)"), "{text}");
+    // openssl verifies the leaf against the root with the bundle's intermediates.
+    openssl(
+        d,
+        &[
+            "verify",
+            "-CAfile",
+            "root/ca.crt",
+            "-untrusted",
+            "out/gw-1/device-and-ca.crt",
+            "out/gw-1/device.crt",
+        ],
+    )
+    .success();
+    let bundle = std::fs::read_to_string(d.join("out/gw-1/device-and-ca.crt")).unwrap();
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 3);
+    // --days is honoured: about 30 days of validity.
+    let end = openssl(
+        d,
+        &[
+            "x509",
+            "-in",
+            "out/gw-1/device.crt",
+            "-noout",
+            "-checkend",
+            &(31 * 86400).to_string(),
+        ],
+    );
+    assert!(!end.ok(), "expires within 31 days");
+    openssl(
+        d,
+        &[
+            "x509",
+            "-in",
+            "out/gw-1/device.crt",
+            "-noout",
+            "-checkend",
+            &(29 * 86400).to_string(),
+        ],
+    )
+    .success();
+}
+
+#[test]
+fn bulk_run_is_parallel_complete_and_safe_to_rerun() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    root(d);
+    let out = d.join("fleet");
+    let report = jitr(
+        d,
+        &[
+            "--json",
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "fleet",
+            "--count",
+            "50",
+            "--name-template",
+            "robot-{n:05}",
+            "--start",
+            "7",
+            "--jobs",
+            "2",
+        ],
+    )
+    .json();
+    assert_eq!(report["issued"].as_array().unwrap().len(), 50);
+    let dirs = device_dirs(&out);
+    assert_eq!(dirs.len(), 50);
+    assert_eq!(dirs.first().unwrap(), "robot-00007");
+    assert_eq!(dirs.last().unwrap(), "robot-00056");
+    let rows = manifest(&out);
+    assert_eq!(rows.len(), 50);
+    let mut ids: Vec<&String> = rows.iter().map(|r| &r["certificate_id"]).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 50, "certificate ids are distinct");
+    for row in rows.iter().step_by(10) {
+        let cert = format!("fleet/{}", row["cert_path"]);
+        openssl(d, &["verify", "-CAfile", "root/ca.crt", &cert]).success();
+        assert_eq!(row["certificate_id"], sha256_fingerprint(d, &cert));
+    }
+
+    // A re-run skips what exists and reports it; nothing changes on disk.
+    let before = std::fs::read(out.join("robot-00010/device.crt")).unwrap();
+    let again = jitr(
+        d,
+        &[
+            "--json",
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "fleet",
+            "--count",
+            "52",
+            "--name-template",
+            "robot-{n:05}",
+            "--start",
+            "7",
+        ],
+    )
+    .json();
+    assert_eq!(again["issued"].as_array().unwrap().len(), 2);
+    assert_eq!(again["skipped"].as_array().unwrap().len(), 50);
+    assert_eq!(
+        std::fs::read(out.join("robot-00010/device.crt")).unwrap(),
+        before
+    );
+    assert_eq!(manifest(&out).len(), 52);
+    let text = jitr(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "fleet",
+            "--name",
+            "robot-00010",
+        ],
+    )
+    .success()
+    .to_string();
+    assert!(
+        text.contains("skipped 1 already present (robot-00010; --force re-issues)"),
+        "{text}"
+    );
+
+    // --force re-issues: a new certificate and key, and the manifest follows.
+    jitr(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "fleet",
+            "--name",
+            "robot-00010",
+            "--force",
+        ],
+    )
+    .success();
+    assert_ne!(
+        std::fs::read(out.join("robot-00010/device.crt")).unwrap(),
+        before
+    );
+    let row = manifest(&out)
+        .into_iter()
+        .find(|r| r["name"] == "robot-00010")
+        .unwrap();
+    assert_eq!(
+        row["certificate_id"],
+        sha256_fingerprint(d, "fleet/robot-00010/device.crt")
+    );
+    assert_eq!(
+        device_dirs(&out).len(),
+        52,
+        "no staging or retired directories remain"
+    );
+}
+
+#[test]
+fn names_come_from_plain_and_csv_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    root(d);
+    std::fs::write(d.join("names.txt"), "# line 4\npump-a\n\npump-b\n").unwrap();
+    jitr(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "plain",
+            "--names",
+            "names.txt",
+        ],
+    )
+    .success();
+    assert_eq!(device_dirs(&d.join("plain")), ["pump-a", "pump-b"]);
+
+    std::fs::write(
+        d.join("fleet.csv"),
+        "name,O,serialNumber\nvalve-1,\"Acme, Inc.\",SN-1\nvalve-2,,SN-2\n",
+    )
+    .unwrap();
+    jitr(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "csv",
+            "--names",
+            "fleet.csv",
+        ],
+    )
+    .success();
+    let text = x509_text(d, "csv/valve-1/device.crt");
+    assert!(
+        text.contains("Subject: O = \"Acme, Inc.\", serialNumber = SN-1, CN = valve-1"),
+        "{text}"
+    );
+    let text = x509_text(d, "csv/valve-2/device.crt");
+    assert!(
+        text.contains("Subject: serialNumber = SN-2, CN = valve-2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_device_csr_is_signed_and_its_key_never_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    root(d);
+    openssl(
+        d,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "device-own.key",
+            "-out",
+            "device.csr",
+            "-subj",
+            "/CN=ignored",
+        ],
+    )
+    .success();
+    jitr(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "out",
+            "--csr",
+            "device.csr",
+            "--name",
+            "meter-9",
+        ],
+    )
+    .success();
+    assert_eq!(
+        list_dir(&d.join("out/meter-9")),
+        ["device-and-ca.crt", "device.crt"]
+    );
+    openssl(
+        d,
+        &["verify", "-CAfile", "root/ca.crt", "out/meter-9/device.crt"],
+    )
+    .success();
+    // The certificate carries the CSR's public key, and the CN is the name given.
+    let csr_pub = openssl(d, &["req", "-in", "device.csr", "-noout", "-pubkey"])
+        .success()
+        .to_string();
+    let cert_pub = openssl(
+        d,
+        &["x509", "-in", "out/meter-9/device.crt", "-noout", "-pubkey"],
+    )
+    .success()
+    .to_string();
+    assert_eq!(csr_pub, cert_pub);
+    assert!(x509_text(d, "out/meter-9/device.crt").contains("Subject: CN = meter-9"));
+    assert_eq!(manifest(&d.join("out"))[0]["key_path"], "");
+
+    // A CSR whose signature does not verify is refused, naming the file.
+    let pem_text = std::fs::read_to_string(d.join("device.csr")).unwrap();
+    let mut block = pem::parse(pem_text).unwrap();
+    let mut der = block.contents().to_vec();
+    let last = der.len() - 3;
+    der[last] ^= 0x01; // inside the signature's BIT STRING
+    block = pem::Pem::new("CERTIFICATE REQUEST", der);
+    std::fs::write(d.join("bad.csr"), pem::encode(&block)).unwrap();
+    let err = jitr(
+        d,
+        &[
+            "device", "issue", "--ca", "root", "--out", "out2", "--csr", "bad.csr", "--name",
+            "meter-10",
+        ],
+    )
+    .failure()
+    .to_string();
+    assert!(
+        err.contains("bad.csr") && err.contains("signature"),
+        "{err}"
+    );
+    assert!(!d.join("out2").exists(), "nothing written");
+}
+
+#[test]
+fn esp_idf_layout_uses_the_example_file_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    root(d);
+    jitr(
+        d,
+        &[
+            "device", "issue", "--ca", "root", "--out", "esp", "--name", "esp32-1", "--layout",
+            "esp-idf",
+        ],
+    )
+    .success();
+    assert_eq!(
+        list_dir(&d.join("esp/esp32-1")),
+        ["aws-root-ca.pem", "certificate.pem.crt", "private.pem.key"]
+    );
+    assert_eq!(mode(&d.join("esp/esp32-1/private.pem.key")), 0o600);
+    let bundle = std::fs::read_to_string(d.join("esp/esp32-1/certificate.pem.crt")).unwrap();
+    assert_eq!(
+        bundle.matches("BEGIN CERTIFICATE").count(),
+        2,
+        "device certificate and the CA, for JITR's first connect"
+    );
+    openssl(
+        d,
+        &[
+            "verify",
+            "-CAfile",
+            "root/ca.crt",
+            "esp/esp32-1/certificate.pem.crt",
+        ],
+    )
+    .success();
+    assert!(x509_text(d, "esp/esp32-1/aws-root-ca.pem")
+        .contains("Subject: C = US, O = Amazon, CN = Amazon Root CA 1"));
+}
+
+#[test]
+fn bad_input_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    root(d);
+    jitr(
+        d,
+        &[
+            "device", "issue", "--ca", "root", "--out", "leaf", "--name", "leaf-1",
+        ],
+    )
+    .success();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--ca", "missing", "--name", "x"], "missing"),
+        (&["--ca", "leaf/leaf-1", "--name", "x"], "--ca"),
+        (
+            &[
+                "--ca",
+                "root",
+                "--count",
+                "3",
+                "--name-template",
+                "robot-{m}",
+            ],
+            "--name-template",
+        ),
+        (
+            &["--ca", "root", "--count", "3", "--name-template", "robot"],
+            "--name-template",
+        ),
+        (&["--ca", "root", "--name", "bad name/../x"], "--name"),
+        (
+            &["--ca", "root", "--name", "ok", "--subject-extra", "O"],
+            "--subject-extra",
+        ),
+        (
+            &[
+                "--ca",
+                "root",
+                "--name",
+                "ok",
+                "--subject-extra",
+                "CN=other",
+            ],
+            "--subject-extra",
+        ),
+        (&["--ca", "root", "--names", "nope.txt"], "nope.txt"),
+        (
+            &["--ca", "root", "--csr", "nope.csr", "--name", "x"],
+            "nope.csr",
+        ),
+    ];
+    for (args, named) in cases {
+        let mut all = vec!["device", "issue", "--out", "never"];
+        all.extend_from_slice(args);
+        let err = jitr(d, &all).failure().to_string();
+        assert!(err.contains(named), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one clear message: {err}");
+        assert!(!d.join("never").exists(), "{args:?} wrote something");
+    }
+}
+
+#[test]
+fn leftovers_of_a_killed_run_are_cleaned_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    root(d);
+    jitr(
+        d,
+        &[
+            "device", "issue", "--ca", "root", "--out", "out", "--name", "kept",
+        ],
+    )
+    .success();
+    // A dead process's staging directory, and a retired device whose replacement never landed.
+    std::fs::create_dir_all(d.join("out/.jitr-tmp-999999999-half")).unwrap();
+    std::fs::write(d.join("out/.jitr-tmp-999999999-half/device.key"), "partial").unwrap();
+    std::fs::rename(d.join("out/kept"), d.join("out/.jitr-old-999999999-kept")).unwrap();
+    jitr(
+        d,
+        &[
+            "device", "issue", "--ca", "root", "--out", "out", "--name", "new",
+        ],
+    )
+    .success();
+    assert_eq!(device_dirs(&d.join("out")), ["kept", "new"]);
+    assert_eq!(manifest(&d.join("out")).len(), 2);
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_with_a_manifest_matching_the_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    root(d);
+    let out = d.join("big");
+    let mut child = Command::new(bin("jitr"))
+        .args([
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "big",
+            "--count",
+            "1000000",
+            "--name-template",
+            "n-{n}",
+        ])
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until devices are landing, then interrupt.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while list_dir(&out).len() < 20 {
+        assert!(Instant::now() < deadline, "no devices after 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    jitr_tests::run(Command::new("kill").args(["-INT", &pid])).success();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "exit code of an interrupted run");
+    let dirs = device_dirs(&out);
+    assert!(dirs.len() < 1_000_000);
+    assert!(
+        dirs.iter().all(|n| n.starts_with("n-")),
+        "no staging directories left: {dirs:?}"
+    );
+    let rows = manifest(&out);
+    let mut names: Vec<String> = rows.iter().map(|r| r["name"].clone()).collect();
+    names.sort();
+    assert_eq!(names, dirs, "manifest matches the disk");
+    for name in &dirs {
+        assert_eq!(list_dir(&out.join(name)).len(), 3, "{name} is complete");
+    }
+}
