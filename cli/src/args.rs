@@ -22,6 +22,26 @@ pub struct Global {
     /// Print machine-readable JSON on stdout instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// AWS profile from ~/.aws/config (default: AWS_PROFILE or "default").
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// AWS region (default: AWS_REGION or the profile's region).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// AWS IoT endpoint to call instead of AWS's (default: AWS_ENDPOINT_URL), e.g. a local moto server.
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
+impl Global {
+    /// The AWS options these flags select.
+    pub fn aws(&self) -> jitr_core::aws::AwsOptions {
+        jitr_core::aws::AwsOptions {
+            profile: self.profile.clone(),
+            region: self.region.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -34,6 +54,8 @@ pub enum Command {
     Device(DeviceCommand),
     /// Lint certificates against what AWS IoT and TLS peers require.
     Check(CheckArgs),
+    /// Print the account's AWS IoT data endpoint (iot:Data-ATS).
+    Endpoint,
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,6 +66,65 @@ pub enum CaCommand {
     Import(CaImportArgs),
     /// Make the proof-of-possession certificate for a registration code.
     VerificationCert(VerificationCertArgs),
+    /// Register the CA with AWS IoT: ACTIVE, auto-registration enabled (JITR).
+    Register(CaRegisterArgs),
+    /// List the CA certificates registered in the account.
+    List,
+    /// Show a registered CA (by directory or certificate id).
+    Show(CaTarget),
+    /// Set a registered CA ACTIVE.
+    Activate(CaTarget),
+    /// Set a registered CA INACTIVE (devices already registered keep working).
+    Deactivate(CaTarget),
+    /// Turn JITR auto-registration on or off for a registered CA.
+    AutoRegistration(AutoRegistrationArgs),
+    /// Deactivate and delete a registered CA (device certificates are unaffected).
+    Deregister(CaTarget),
+}
+
+/// How AWS IoT is told the CA is ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RegisterMode {
+    /// Proof of possession: a verification certificate with the registration code as CN.
+    Default,
+    /// No proof of possession; devices must send SNI (the CA may be in several accounts).
+    SniOnly,
+}
+
+#[derive(Debug, Args)]
+pub struct CaRegisterArgs {
+    /// The CA directory (ca.crt, and ca.key for the verification certificate).
+    pub dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = RegisterMode::Default)]
+    pub mode: RegisterMode,
+    /// Leave auto-registration (JITR) off.
+    #[arg(long)]
+    pub no_auto_registration: bool,
+    /// Register the CA INACTIVE.
+    #[arg(long)]
+    pub inactive: bool,
+}
+
+/// A registered CA: a CA directory, or a certificate id (64 hex digits).
+#[derive(Debug, Args)]
+pub struct CaTarget {
+    /// CA directory or certificate id.
+    #[arg(value_name = "DIR|ID")]
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    Enable,
+    Disable,
+}
+
+#[derive(Debug, Args)]
+pub struct AutoRegistrationArgs {
+    #[arg(value_enum)]
+    pub state: OnOff,
+    #[command(flatten)]
+    pub ca: CaTarget,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +188,28 @@ pub struct VerificationCertArgs {
 pub enum DeviceCommand {
     /// Issue device certificates: one, a numbered run, a list, or from a CSR.
     Issue(DeviceIssueArgs),
+    /// Register device certificates with AWS IoT directly (the path without JITR).
+    Register(DeviceRegisterArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("ca_source").args(["ca", "without_ca"]))]
+pub struct DeviceRegisterArgs {
+    /// Device certificate files (device.crt or a bundle; the first certificate is registered).
+    #[arg(required = true, value_name = "CERT")]
+    pub certs: Vec<PathBuf>,
+    /// The CA directory that issued them (its certificate is sent along).
+    #[arg(long, value_name = "DIR")]
+    pub ca: Option<PathBuf>,
+    /// Register without a CA (multi-account registration).
+    #[arg(long)]
+    pub without_ca: bool,
+    /// Register them ACTIVE (default: INACTIVE).
+    #[arg(long)]
+    pub activate: bool,
+    /// Requests per second (default: 10, the RegisterCertificate limit).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rate: u32,
 }
 
 /// File names written per device.

@@ -27,6 +27,12 @@ pub enum CliError {
     ChecksFailed(usize),
     #[error("interrupted")]
     Interrupted,
+    /// An AWS call failed; `action` says which, in the user's terms.
+    #[error("{action}: {source}")]
+    Aws { action: String, source: jitr_core::aws::AwsError },
+    /// Some items of a batch failed (already reported one by one).
+    #[error("{0}")]
+    Partial(String),
 }
 
 impl CliError {
@@ -47,6 +53,9 @@ impl CliError {
             what: what.to_string(),
             problem: problem.to_string(),
         }
+    }
+    pub fn aws(action: impl Into<String>, source: jitr_core::aws::AwsError) -> Self {
+        CliError::Aws { action: action.into(), source }
     }
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {

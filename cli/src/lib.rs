@@ -2,6 +2,7 @@
 //! command group in [`commands`], offline PKI in [`pki`].
 
 pub mod args;
+pub mod cloud;
 pub mod commands;
 pub mod error;
 pub mod files;
@@ -18,11 +19,21 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let out = report::Output {
         json: cli.global.json,
     };
+    let g = &cli.global;
     match cli.command {
         Command::Ca(CaCommand::Create(a)) => commands::ca::create(&a, &out),
         Command::Ca(CaCommand::Import(a)) => commands::ca::import(&a, &out),
         Command::Ca(CaCommand::VerificationCert(a)) => commands::ca::verification_cert(&a, &out),
+        Command::Ca(CaCommand::Register(a)) => commands::ca_aws::register(&a, g, &out),
+        Command::Ca(CaCommand::List) => commands::ca_aws::list(g, &out),
+        Command::Ca(CaCommand::Show(t)) => commands::ca_aws::show(&t, g, &out),
+        Command::Ca(CaCommand::Activate(t)) => commands::ca_aws::set_status(&t, true, g, &out),
+        Command::Ca(CaCommand::Deactivate(t)) => commands::ca_aws::set_status(&t, false, g, &out),
+        Command::Ca(CaCommand::AutoRegistration(a)) => commands::ca_aws::auto_registration(&a, g, &out),
+        Command::Ca(CaCommand::Deregister(t)) => commands::ca_aws::deregister(&t, g, &out),
         Command::Device(DeviceCommand::Issue(a)) => commands::device::issue(&a, &out),
+        Command::Device(DeviceCommand::Register(a)) => commands::device_register::register(&a, g, &out),
         Command::Check(a) => commands::check::check(&a, &out),
+        Command::Endpoint => commands::endpoint::endpoint(g, &out),
     }
 }

@@ -5,8 +5,10 @@
 //! - [`rules`]: what AWS IoT and TLS peers accept (key sizes, signature
 //!   algorithms, thing names).
 
+pub mod aws;
 pub mod facts;
 pub mod pem;
+pub mod ratelimit;
 pub mod rules;
 
 pub use facts::{CertFacts, FactsError, KeyKind, SignatureKind};

@@ -1,5 +1,8 @@
 //! One module per command group.
 
 pub mod ca;
+pub mod ca_aws;
 pub mod check;
 pub mod device;
+pub mod device_register;
+pub mod endpoint;

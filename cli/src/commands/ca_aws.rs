@@ -1,0 +1,312 @@
+//! `jitr ca register | list | show | activate | deactivate | auto-registration | deregister`:
+//! a CA's life in AWS IoT, one command each, every one safe to run twice.
+
+use std::path::{Path, PathBuf};
+
+use aws_sdk_iot::types::{AutoRegistrationStatus, CaCertificateStatus, CertificateMode};
+use jitr_core::aws::AwsError;
+use serde::{Deserialize, Serialize};
+
+use crate::args::{AutoRegistrationArgs, CaRegisterArgs, CaTarget, Global, OnOff, RegisterMode};
+use crate::cloud::{failed, Cloud};
+use crate::error::CliError;
+use crate::files::{self, NewFile};
+use crate::pki::ca_dir::{self, CaDir};
+use crate::report::Output;
+
+/// What `DIR/aws.json` records after registration.
+pub const AWS_FILE: &str = "aws.json";
+
+/// A registered CA as AWS IoT describes it (and as `aws.json` records it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaState {
+    pub certificate_id: String,
+    pub certificate_arn: String,
+    pub status: String,
+    pub auto_registration: String,
+    pub mode: String,
+    pub region: String,
+    pub account: String,
+}
+
+impl CaState {
+    fn text(&self) -> String {
+        format!(
+            "  certificate id:    {}\n  arn:               {}\n  status:            {}\n  auto-registration: {}\n  mode:              {}\n",
+            self.certificate_id, self.certificate_arn, self.status, self.auto_registration, self.mode
+        )
+    }
+}
+
+/// The account id inside an ARN (`arn:aws:iot:REGION:ACCOUNT:...`).
+fn account_of(arn: &str) -> String {
+    arn.split(':').nth(4).unwrap_or_default().to_string()
+}
+
+/// DescribeCACertificate; `None` when the CA is not registered.
+fn describe(cloud: &Cloud, id: &str) -> Result<Option<CaState>, CliError> {
+    let answer = cloud.block_on(cloud.iot.describe_ca_certificate().certificate_id(id).send());
+    let out = match answer {
+        Ok(out) => out,
+        Err(e) => match cloud.error(e) {
+            AwsError::NotFound(_) => return Ok(None),
+            e => return Err(CliError::aws(format!("describing CA {id}"), e)),
+        },
+    };
+    let d = out.certificate_description().ok_or_else(|| {
+        CliError::aws("describing CA", AwsError::Service { code: "Empty".into(), message: "no certificateDescription".into() })
+    })?;
+    let arn = d.certificate_arn().unwrap_or_default().to_string();
+    Ok(Some(CaState {
+        certificate_id: d.certificate_id().unwrap_or(id).to_string(),
+        account: account_of(&arn),
+        certificate_arn: arn,
+        status: d.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        auto_registration: d.auto_registration_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        mode: d.certificate_mode().map(|s| s.as_str().to_string()).unwrap_or_else(|| "DEFAULT".into()),
+        region: cloud.region.clone(),
+    }))
+}
+
+/// UpdateCACertificate with whichever of status and auto-registration is given.
+fn update(cloud: &Cloud, id: &str, status: Option<CaCertificateStatus>, auto: Option<AutoRegistrationStatus>) -> Result<(), CliError> {
+    let mut call = cloud.iot.update_ca_certificate().certificate_id(id);
+    if let Some(s) = status {
+        call = call.new_status(s);
+    }
+    if let Some(a) = auto {
+        call = call.new_auto_registration_status(a);
+    }
+    cloud.block_on(call.send()).map(|_| ()).map_err(|e| CliError::aws(format!("updating CA {id}"), cloud.error(e)))
+}
+
+fn wanted_status(inactive: bool) -> CaCertificateStatus {
+    if inactive {
+        CaCertificateStatus::Inactive
+    } else {
+        CaCertificateStatus::Active
+    }
+}
+
+fn wanted_auto(enable: bool) -> AutoRegistrationStatus {
+    if enable {
+        AutoRegistrationStatus::Enable
+    } else {
+        AutoRegistrationStatus::Disable
+    }
+}
+
+/// Refuses a CA AWS IoT or TLS peers would refuse, before any API call.
+fn check_locally(der: &[u8], path: &Path) -> Result<(), CliError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (_, results) = crate::lint::lint(&[der.to_vec()], None, now).map_err(|e| CliError::invalid(path.display(), e))?;
+    let failures: Vec<String> = results.iter().filter(|r| !r.pass).map(|r| format!("{}: {}", r.rule, r.detail)).collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::invalid(path.display(), format!("not registered, AWS IoT would refuse it ({})", failures.join("; "))))
+    }
+}
+
+#[derive(Serialize)]
+struct RegisterReport {
+    dir: String,
+    /// "registered" or "already registered".
+    outcome: &'static str,
+    #[serde(flatten)]
+    state: CaState,
+}
+
+/// `jitr ca register DIR`: proof of possession, registration, auto-registration confirmed.
+pub fn register(a: &CaRegisterArgs, global: &Global, out: &Output) -> Result<(), CliError> {
+    let cert_path = a.dir.join(ca_dir::CERT_FILE);
+    // Everything local first: the certificate must be acceptable to AWS IoT
+    // (checked before the key is even read), and the key must sign the proof.
+    let (der, facts) = ca_dir::read_ca_certificate(&files::read(&cert_path)?, &cert_path)?;
+    check_locally(&der, &cert_path)?;
+    let ca = match a.mode {
+        RegisterMode::Default => Some(CaDir::load(&a.dir, "DIR")?),
+        RegisterMode::SniOnly => None,
+    };
+    let status = wanted_status(a.inactive);
+    let auto = wanted_auto(!a.no_auto_registration);
+    let id = facts.certificate_id.clone();
+
+    let cloud = Cloud::connect(&global.aws())?;
+    let outcome = match describe(&cloud, &id)? {
+        Some(_) => "already registered",
+        None => {
+            let pem = jitr_core::pem::encode_certificate(&der);
+            let mut call = cloud
+                .iot
+                .register_ca_certificate()
+                .ca_certificate(pem)
+                .set_as_active(status == CaCertificateStatus::Active)
+                .allow_auto_registration(auto == AutoRegistrationStatus::Enable);
+            call = match (&ca, a.mode) {
+                (Some(ca), RegisterMode::Default) => {
+                    let code = cloud
+                        .block_on(cloud.iot.get_registration_code().send())
+                        .map_err(|e| CliError::aws("getting the registration code", cloud.error(e)))?;
+                    let code = code.registration_code().unwrap_or_default().to_string();
+                    let verification = super::ca::verification_certificate(ca, &code)?;
+                    call.verification_certificate(verification).certificate_mode(CertificateMode::Default)
+                }
+                _ => call.certificate_mode(CertificateMode::SniOnly),
+            };
+            match cloud.block_on(call.send()) {
+                Ok(_) => "registered",
+                Err(e) => match cloud.error(e) {
+                    // Registered meanwhile (another run): bring it to the requested state below.
+                    AwsError::AlreadyExists { .. } => "already registered",
+                    e => return Err(CliError::aws(format!("registering {}", cert_path.display()), e)),
+                },
+            }
+        }
+    };
+
+    // Bring it to the requested state and confirm what AWS reports.
+    let mut state = describe(&cloud, &id)?.ok_or_else(|| CliError::aws("registering", AwsError::NotFound(format!("CA {id} vanished after registration"))))?;
+    if state.status != status.as_str() || state.auto_registration != auto.as_str() {
+        update(&cloud, &id, Some(status.clone()), Some(auto.clone()))?;
+        state = describe(&cloud, &id)?.ok_or_else(|| CliError::aws("registering", AwsError::NotFound(format!("CA {id}"))))?;
+    }
+    if state.status != status.as_str() || state.auto_registration != auto.as_str() {
+        return Err(CliError::aws(
+            format!("registering CA {id}"),
+            AwsError::Refused {
+                code: "StateMismatch".into(),
+                message: format!("AWS reports {} / auto-registration {}, expected {} / {}", state.status, state.auto_registration, status.as_str(), auto.as_str()),
+            },
+        ));
+    }
+    let record = serde_json::to_string_pretty(&state).expect("serialisable") + "\n";
+    files::write_all(&[NewFile::public(a.dir.join(AWS_FILE), record)], true)?;
+    let report = RegisterReport { dir: a.dir.display().to_string(), outcome, state };
+    out.result(&report, || {
+        format!(
+            "{} CA {} ({})\n{}caCertificateId for the infrastructure: {}\n",
+            report.outcome,
+            facts.subject_text,
+            report.dir,
+            report.state.text(),
+            report.state.certificate_id
+        )
+    });
+    Ok(())
+}
+
+/// The certificate id a `DIR|ID` argument names, and the directory if one was given.
+fn resolve(target: &CaTarget) -> Result<(String, Option<PathBuf>), CliError> {
+    let t = &target.target;
+    if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) && !Path::new(t).exists() {
+        return Ok((t.to_ascii_lowercase(), None));
+    }
+    let dir = PathBuf::from(t);
+    let cert_path = dir.join(ca_dir::CERT_FILE);
+    if !cert_path.exists() {
+        return Err(CliError::invalid(t, "is neither a CA directory (with ca.crt) nor a certificate id (64 hex digits)"));
+    }
+    let (_, facts) = ca_dir::read_ca_certificate(&files::read(&cert_path)?, &cert_path)?;
+    Ok((facts.certificate_id, Some(dir)))
+}
+
+fn registered(cloud: &Cloud, id: &str) -> Result<CaState, CliError> {
+    describe(cloud, id)?.ok_or_else(|| CliError::aws(format!("CA {id}"), AwsError::NotFound("not registered in this account and region".into())))
+}
+
+/// `jitr ca show DIR|ID`.
+pub fn show(t: &CaTarget, global: &Global, out: &Output) -> Result<(), CliError> {
+    let (id, _) = resolve(t)?;
+    let cloud = Cloud::connect(&global.aws())?;
+    let state = registered(&cloud, &id)?;
+    out.result(&state, || format!("CA {id}\n{}", state.text()));
+    Ok(())
+}
+
+/// `jitr ca list`.
+pub fn list(global: &Global, out: &Output) -> Result<(), CliError> {
+    let cloud = Cloud::connect(&global.aws())?;
+    let mut rows = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = cloud
+            .block_on(cloud.iot.list_ca_certificates().set_marker(marker.clone()).page_size(100).send())
+            .map_err(|e| CliError::aws("listing CA certificates", cloud.error(e)))?;
+        for c in page.certificates() {
+            rows.push(serde_json::json!({
+                "certificate_id": c.certificate_id().unwrap_or_default(),
+                "certificate_arn": c.certificate_arn().unwrap_or_default(),
+                "status": c.status().map(|s| s.as_str()).unwrap_or_default(),
+                "created": c.creation_date().map(|d| d.to_string()).unwrap_or_default(),
+            }));
+        }
+        marker = page.next_marker().filter(|m| !m.is_empty()).map(str::to_string);
+        if marker.is_none() {
+            break;
+        }
+    }
+    out.result(&rows, || {
+        let mut text = format!("{} CA certificate(s) in {}\n", rows.len(), cloud.region);
+        for r in &rows {
+            text += &format!("  {}  {:<8}  {}\n", r["certificate_id"].as_str().unwrap_or(""), r["status"].as_str().unwrap_or(""), r["created"].as_str().unwrap_or(""));
+        }
+        text
+    });
+    Ok(())
+}
+
+/// `jitr ca activate|deactivate DIR|ID`.
+pub fn set_status(t: &CaTarget, active: bool, global: &Global, out: &Output) -> Result<(), CliError> {
+    change(t, global, out, Some(wanted_status(!active)), None)
+}
+
+/// `jitr ca auto-registration enable|disable DIR|ID`.
+pub fn auto_registration(a: &AutoRegistrationArgs, global: &Global, out: &Output) -> Result<(), CliError> {
+    change(&a.ca, global, out, None, Some(wanted_auto(a.state == OnOff::Enable)))
+}
+
+fn change(t: &CaTarget, global: &Global, out: &Output, status: Option<CaCertificateStatus>, auto: Option<AutoRegistrationStatus>) -> Result<(), CliError> {
+    let (id, dir) = resolve(t)?;
+    let cloud = Cloud::connect(&global.aws())?;
+    let before = registered(&cloud, &id)?;
+    let differs = status.as_ref().is_some_and(|s| s.as_str() != before.status)
+        || auto.as_ref().is_some_and(|a| a.as_str() != before.auto_registration);
+    if differs {
+        update(&cloud, &id, status, auto)?;
+    }
+    let after = registered(&cloud, &id)?;
+    if let Some(dir) = dir.filter(|d| d.join(AWS_FILE).exists()) {
+        let record = serde_json::to_string_pretty(&after).expect("serialisable") + "\n";
+        files::write_all(&[NewFile::public(dir.join(AWS_FILE), record)], true)?;
+    }
+    out.result(&after, || format!("CA {id} {}\n{}", if differs { "updated" } else { "already in that state" }, after.text()));
+    Ok(())
+}
+
+/// `jitr ca deregister DIR|ID`: deactivate, then delete.
+pub fn deregister(t: &CaTarget, global: &Global, out: &Output) -> Result<(), CliError> {
+    let (id, dir) = resolve(t)?;
+    let cloud = Cloud::connect(&global.aws())?;
+    let outcome = match describe(&cloud, &id)? {
+        None => "was not registered",
+        Some(state) => {
+            if state.status == CaCertificateStatus::Active.as_str() {
+                update(&cloud, &id, Some(CaCertificateStatus::Inactive), None)?;
+            }
+            match cloud.block_on(cloud.iot.delete_ca_certificate().certificate_id(&id).send()) {
+                Ok(_) => "deregistered",
+                Err(e) => match cloud.error(e) {
+                    AwsError::NotFound(_) => "was not registered",
+                    e => return Err(failed(format!("deleting CA {id}"))(e)),
+                },
+            }
+        }
+    };
+    if let Some(dir) = dir {
+        let _ = std::fs::remove_file(dir.join(AWS_FILE));
+    }
+    let report = serde_json::json!({ "certificate_id": id, "outcome": outcome });
+    out.result(&report, || format!("CA {id} {outcome} (device certificates already registered are unaffected)\n"));
+    Ok(())
+}

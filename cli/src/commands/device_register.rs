@@ -1,0 +1,139 @@
+//! `jitr device register CERT... [--ca DIR | --without-ca] [--activate]`:
+//! registering device certificates directly, the path without JITR.
+//! Requests are spaced to the API limit; each file gets an outcome.
+
+use std::sync::Arc;
+
+use aws_sdk_iot::types::CertificateStatus;
+use jitr_core::aws::AwsError;
+use jitr_core::ratelimit::RateLimiter;
+use serde::Serialize;
+
+use crate::args::{DeviceRegisterArgs, Global};
+use crate::cloud::Cloud;
+use crate::error::CliError;
+use crate::files;
+use crate::pki::ca_dir;
+use crate::report::Output;
+
+#[derive(Debug, Serialize)]
+struct Registered {
+    file: String,
+    certificate_id: String,
+    /// registered | already registered | failed
+    outcome: &'static str,
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// One certificate to register: its file and PEM (first certificate of the file).
+struct Item {
+    file: String,
+    pem: String,
+    id: String,
+}
+
+pub fn register(a: &DeviceRegisterArgs, global: &Global, out: &Output) -> Result<(), CliError> {
+    // Read everything first: a bad file stops the run before any API call.
+    let ca_pem = match &a.ca {
+        Some(dir) => {
+            let path = dir.join(ca_dir::CERT_FILE);
+            let (der, _) = ca_dir::read_ca_certificate(&files::read(&path)?, &path)?;
+            Some(jitr_core::pem::encode_certificate(&der))
+        }
+        None => None,
+    };
+    let mut items = Vec::new();
+    for path in &a.certs {
+        let ders = jitr_core::pem::certificates(&files::read(path)?).map_err(|e| CliError::invalid(path.display(), e))?;
+        let facts = jitr_core::CertFacts::from_der(&ders[0]).map_err(|e| CliError::invalid(path.display(), e))?;
+        if facts.is_ca() {
+            return Err(CliError::invalid(path.display(), "is a CA certificate; register CAs with `jitr ca register`"));
+        }
+        items.push(Item { file: path.display().to_string(), pem: jitr_core::pem::encode_certificate(&ders[0]), id: facts.certificate_id });
+    }
+
+    let cloud = Cloud::connect(&global.aws())?;
+    let status = if a.activate { CertificateStatus::Active } else { CertificateStatus::Inactive };
+    let limiter = Arc::new(RateLimiter::new(a.rate));
+    let results: Vec<Registered> = cloud.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, item) in items.into_iter().enumerate() {
+            let (iot, limiter, ca_pem, status, endpoint) =
+                (cloud.iot.clone(), limiter.clone(), ca_pem.clone(), status.clone(), cloud.endpoint.clone());
+            let without_ca = a.without_ca;
+            tasks.spawn(async move {
+                limiter.acquire().await;
+                (i, register_one(&iot, &item, ca_pem, without_ca, status, &endpoint, &limiter).await)
+            });
+        }
+        let mut results: Vec<(usize, Registered)> = tasks.join_all().await;
+        results.sort_by_key(|(i, _)| *i);
+        results.into_iter().map(|(_, r)| r).collect()
+    });
+
+    let count = |o: &str| results.iter().filter(|r| r.outcome == o).count();
+    let (new, known, failed) = (count("registered"), count("already registered"), count("failed"));
+    out.result(&results, || {
+        let mut text = String::new();
+        for r in &results {
+            text += &format!("  {:<18} {}  {}  {}{}\n", r.outcome, r.certificate_id, r.status, r.file, r.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default());
+        }
+        text + &format!("{new} registered, {known} already registered, {failed} failed\n")
+    });
+    if failed > 0 {
+        return Err(CliError::Partial(format!("{failed} of {} certificate(s) failed to register", results.len())));
+    }
+    Ok(())
+}
+
+async fn register_one(
+    iot: &aws_sdk_iot::Client,
+    item: &Item,
+    ca_pem: Option<String>,
+    without_ca: bool,
+    status: CertificateStatus,
+    endpoint: &str,
+    limiter: &RateLimiter,
+) -> Registered {
+    let answer = if without_ca {
+        iot.register_certificate_without_ca().certificate_pem(&item.pem).status(status.clone()).send().await.map(|_| ()).map_err(|e| AwsError::from_sdk(e, endpoint))
+    } else {
+        iot.register_certificate()
+            .certificate_pem(&item.pem)
+            .set_ca_certificate_pem(ca_pem)
+            .status(status.clone())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk(e, endpoint))
+    };
+    let done = |outcome, status: &str, error: Option<String>| Registered {
+        file: item.file.clone(),
+        certificate_id: item.id.clone(),
+        outcome,
+        status: status.to_string(),
+        error,
+    };
+    match answer {
+        Ok(()) => done("registered", status.as_str(), None),
+        Err(AwsError::AlreadyExists { .. }) => {
+            // Already there: bring it to the requested state if --activate asked for more.
+            if status == CertificateStatus::Active {
+                limiter.acquire().await;
+                if let Err(e) = iot.update_certificate().certificate_id(&item.id).new_status(status.clone()).send().await {
+                    return done("failed", "", Some(AwsError::from_sdk(e, endpoint).to_string()));
+                }
+            }
+            match iot.describe_certificate().certificate_id(&item.id).send().await {
+                Ok(d) => {
+                    let s = d.certificate_description().and_then(|c| c.status()).map(|s| s.as_str().to_string()).unwrap_or_default();
+                    done("already registered", &s, None)
+                }
+                Err(e) => done("failed", "", Some(AwsError::from_sdk(e, endpoint).to_string())),
+            }
+        }
+        Err(e) => done("failed", "", Some(e.to_string())),
+    }
+}
