@@ -56,6 +56,41 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the account's AWS IoT data endpoint (iot:Data-ATS).
     Endpoint,
+    /// Provision and activate one auto-registered certificate, as the Lambda does.
+    Provision(ProvisionArgs),
+    /// Provision every PENDING_ACTIVATION certificate of a CA (events were lost).
+    Reconcile(ReconcileArgs),
+}
+
+/// The Lambda's settings, from JITR_* environment variables; flags override.
+#[derive(Debug, Args)]
+pub struct ProvisioningSettings {
+    /// The device policy to attach (default: JITR_POLICY_NAME).
+    #[arg(long, value_name = "NAME")]
+    pub policy: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// The certificate id (64 hex digits).
+    pub certificate_id: String,
+    #[command(flatten)]
+    pub settings: ProvisioningSettings,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// The CA: a CA directory or its certificate id.
+    #[arg(long, value_name = "DIR|ID")]
+    pub ca: String,
+    /// Show what would be done; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Certificates provisioned per second (UpdateCertificate allows 10/s per account).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub rate: u32,
+    #[command(flatten)]
+    pub settings: ProvisioningSettings,
 }
 
 #[derive(Debug, Subcommand)]

@@ -35,5 +35,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Device(DeviceCommand::Register(a)) => commands::device_register::register(&a, g, &out),
         Command::Check(a) => commands::check::check(&a, &out),
         Command::Endpoint => commands::endpoint::endpoint(g, &out),
+        Command::Provision(a) => commands::provision::provision(&a, g, &out),
+        Command::Reconcile(a) => commands::provision::reconcile(&a, g, &out),
     }
 }

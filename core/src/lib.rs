@@ -4,10 +4,22 @@
 //! - [`pem`]: splitting PEM bundles into DER certificates.
 //! - [`rules`]: what AWS IoT and TLS peers accept (key sizes, signature
 //!   algorithms, thing names).
+//! - Provisioning, pure to impure: [`event`] (the registration event),
+//!   [`config`] (environment settings), [`plan`] (facts + config -> plan,
+//!   no I/O), [`iot`] (the AWS IoT calls behind a trait), [`provision`]
+//!   (the plan carried out, activation last), [`handler`] (direct and SQS
+//!   invocations).
+//! - [`aws`]: SDK configuration and errors; [`ratelimit`]: API rate limits.
 
 pub mod aws;
+pub mod config;
+pub mod event;
 pub mod facts;
+pub mod handler;
+pub mod iot;
 pub mod pem;
+pub mod plan;
+pub mod provision;
 pub mod ratelimit;
 pub mod rules;
 

@@ -1,1 +1,51 @@
-fn main() {}
+//! The JITR Lambda: wires the runtime, logging, configuration and the AWS
+//! IoT client to `jitr_core::handler`. All logic lives in jitr-core.
+
+use jitr_core::aws::{self, AwsOptions};
+use jitr_core::config::Config;
+use jitr_core::iot::SdkIot;
+use jitr_core::handler::HandlerError;
+use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_logging();
+    // A missing or invalid setting stops the function at start-up, named.
+    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let sdk = aws::load(&AwsOptions::default()).await?;
+    let api = SdkIot { client: aws::iot_client(&sdk), endpoint: aws::endpoint_of(&sdk) };
+    let (api, config) = (&api, &config);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let now = time_now();
+        jitr_core::handler::handle(api, config, event.payload, now).await.map_err(diagnostic)
+    }))
+    .await
+}
+
+/// The error Lambda records (and routes to the on-failure destination).
+fn diagnostic(e: HandlerError) -> Diagnostic {
+    let error_type = match e {
+        HandlerError::BadEvent(_) => "MalformedEvent",
+        HandlerError::Provisioning { .. } => "ProvisioningFailed",
+    };
+    Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+}
+
+fn time_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// JSON or text logs as Lambda's advanced logging controls ask
+/// (AWS_LAMBDA_LOG_FORMAT, AWS_LAMBDA_LOG_LEVEL; RUST_LOG overrides the level).
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").unwrap_or_else(|_| "INFO".into()).to_lowercase();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).without_time();
+    if std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().with_current_span(false).with_span_list(false).init();
+    } else {
+        builder.with_ansi(false).init();
+    }
+}

@@ -9,7 +9,9 @@ JITR filled the way AWS IoT behaves (documented in the IoT API reference):
   already registered (ResourceAlreadyExistsException);
 - UpdateCACertificate honours `newAutoRegistrationStatus`;
 - DescribeCACertificate reports `autoRegistrationStatus`;
-- ListCACertificates exists.
+- ListCACertificates exists;
+- RegisterCertificate finds the CA by certificate, not by PEM text, and
+  DescribeCertificate reports the `caCertificateId`.
 
 Usage: python3 jitr_moto.py -p PORT   (binds 127.0.0.1)
 """
@@ -117,6 +119,25 @@ def responses_list_ca_certificates(self):
     return responses.ActionResult({"certificates": certs})
 
 
+def _find_ca_certificate(self, ca_certificate_pem):
+    if not ca_certificate_pem:
+        return None
+    wanted = models.FakeCaCertificate(ca_certificate_pem, "INACTIVE", self.account_id, self.region_name, {}).certificate_id
+    return wanted if wanted in self.ca_certificates else None
+
+
+_certificate_dict = models.FakeCertificate.to_description_dict
+
+
+def certificate_description(self):
+    d = _certificate_dict(self)
+    if self.ca_certificate_id:
+        d["caCertificateId"] = self.ca_certificate_id
+    return d
+
+
+models.FakeCertificate.to_description_dict = certificate_description
+models.IoTBackend._find_ca_certificate = _find_ca_certificate
 models.IoTBackend.get_registration_code = get_registration_code
 models.IoTBackend.register_ca_certificate = register_ca_certificate
 models.IoTBackend.update_ca_certificate = update_ca_certificate

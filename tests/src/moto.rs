@@ -74,4 +74,52 @@ print(json.dumps(out, default=str))
         let out = run(Command::new("python3").args(["-c", SCRIPT, operation, &params.to_string()]).envs(self.env()));
         out.json()
     }
+
+    /// What JITR needs in the account: CA `root` in `dir` created and
+    /// registered (ACTIVE, auto-registration on) and the device policy
+    /// `jitr-device`. Returns the CA's certificate id.
+    pub fn jitr_setup(&self, dir: &Path) -> String {
+        crate::jitr(dir, &["ca", "create", "root"]).success();
+        let id = self.jitr(dir, &["--json", "ca", "register", "root"]).json()["certificate_id"].as_str().unwrap().to_string();
+        let doc = serde_json::json!({ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": "iot:Connect", "Resource": "*" }] });
+        let made = self.boto3("create_policy", serde_json::json!({ "policyName": "jitr-device", "policyDocument": doc.to_string() }));
+        assert!(made.get("Error").is_none(), "{made}");
+        id
+    }
+
+    /// Registers a device certificate PENDING_ACTIVATION under CA `root`,
+    /// as AWS IoT does on a first connect; returns its certificate id.
+    pub fn register_pending(&self, dir: &Path, cert: &str) -> String {
+        let pem = std::fs::read_to_string(dir.join(cert)).unwrap();
+        let ca = std::fs::read_to_string(dir.join("root/ca.crt")).unwrap();
+        let answer = self.boto3("register_certificate", serde_json::json!({ "certificatePem": pem, "caCertificatePem": ca, "status": "PENDING_ACTIVATION" }));
+        answer["certificateId"].as_str().unwrap_or_else(|| panic!("{answer}")).to_string()
+    }
+
+    /// The registration event AWS IoT publishes for `certificate_id`.
+    pub fn event(certificate_id: &str, ca_id: &str) -> serde_json::Value {
+        serde_json::json!({
+            "certificateId": certificate_id, "caCertificateId": ca_id, "timestamp": 1_700_000_000_000_i64,
+            "certificateStatus": "PENDING_ACTIVATION", "awsAccountId": "123456789012",
+            "certificateRegistrationTimestamp": null
+        })
+    }
+
+    /// DescribeCertificate's status.
+    pub fn status(&self, certificate_id: &str) -> String {
+        let d = self.boto3("describe_certificate", serde_json::json!({ "certificateId": certificate_id }));
+        d["certificateDescription"]["status"].as_str().unwrap_or_else(|| panic!("{d}")).to_string()
+    }
+
+    /// The principals attached to a thing (empty if there is no such thing).
+    pub fn thing_principals(&self, thing: &str) -> Vec<String> {
+        let d = self.boto3("list_thing_principals", serde_json::json!({ "thingName": thing }));
+        d["principals"].as_array().map(|a| a.iter().map(|p| p.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+    }
+
+    /// The policies attached to a certificate ARN.
+    pub fn policies_of(&self, arn: &str) -> Vec<String> {
+        let d = self.boto3("list_attached_policies", serde_json::json!({ "target": arn }));
+        d["policies"].as_array().unwrap_or_else(|| panic!("{d}")).iter().map(|p| p["policyName"].as_str().unwrap().to_string()).collect()
+    }
 }

@@ -6,3 +6,4 @@ pub mod check;
 pub mod device;
 pub mod device_register;
 pub mod endpoint;
+pub mod provision;

@@ -1,0 +1,118 @@
+//! The AWS IoT calls provisioning makes, behind a small trait so the
+//! provisioning logic runs against the SDK, moto server, or scripted faults.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use aws_sdk_iot::types::{AttributePayload, CertificateStatus};
+
+use crate::aws::AwsError;
+
+/// A certificate as DescribeCertificate answers.
+#[derive(Debug, Clone)]
+pub struct Described {
+    pub certificate_arn: String,
+    pub status: String,
+    pub ca_certificate_id: Option<String>,
+    pub certificate_pem: String,
+}
+
+/// The AWS IoT operations of provisioning. Each either succeeds or fails
+/// with a classified [`AwsError`]; "already exists" answers are the caller's
+/// to interpret.
+pub trait IotApi: Sync {
+    fn describe_certificate(&self, id: &str) -> impl Future<Output = Result<Described, AwsError>> + Send;
+    fn create_thing(&self, name: &str, thing_type: Option<&str>, attributes: &HashMap<String, String>) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn attach_policy(&self, policy: &str, target_arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn attach_thing_principal(&self, thing: &str, principal_arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn add_thing_to_thing_group(&self, thing: &str, group: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn update_certificate(&self, id: &str, status: CertificateStatus) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn list_pending_certificates(&self, ca_id: &str) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
+}
+
+/// [`IotApi`] over the AWS SDK client (retries and backoff come from its config).
+#[derive(Clone)]
+pub struct SdkIot {
+    pub client: aws_sdk_iot::Client,
+    /// For network error messages.
+    pub endpoint: String,
+}
+
+impl SdkIot {
+    fn err<E>(&self, e: aws_sdk_iot::error::SdkError<E>) -> AwsError
+    where
+        E: aws_sdk_iot::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        AwsError::from_sdk(e, &self.endpoint)
+    }
+}
+
+impl IotApi for SdkIot {
+    fn describe_certificate(&self, id: &str) -> impl Future<Output = Result<Described, AwsError>> + Send {
+        let call = self.client.describe_certificate().certificate_id(id);
+        async move {
+            let out = call.send().await.map_err(|e| self.err(e))?;
+            let d = out.certificate_description().ok_or_else(|| AwsError::Service { code: "Empty".into(), message: "DescribeCertificate answered without a description".into() })?;
+            Ok(Described {
+                certificate_arn: d.certificate_arn().unwrap_or_default().to_string(),
+                status: d.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                ca_certificate_id: d.ca_certificate_id().map(str::to_string),
+                certificate_pem: d.certificate_pem().unwrap_or_default().to_string(),
+            })
+        }
+    }
+
+    fn create_thing(&self, name: &str, thing_type: Option<&str>, attributes: &HashMap<String, String>) -> impl Future<Output = Result<(), AwsError>> + Send {
+        let payload = AttributePayload::builder().set_attributes(Some(attributes.clone())).build();
+        let call = self.client.create_thing().thing_name(name).set_thing_type_name(thing_type.map(str::to_string)).attribute_payload(payload);
+        async move { call.send().await.map(|_| ()).map_err(|e| self.err(e)) }
+    }
+
+    fn attach_policy(&self, policy: &str, target_arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send {
+        let call = self.client.attach_policy().policy_name(policy).target(target_arn);
+        async move { call.send().await.map(|_| ()).map_err(|e| self.err(e)) }
+    }
+
+    fn attach_thing_principal(&self, thing: &str, principal_arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send {
+        let call = self.client.attach_thing_principal().thing_name(thing).principal(principal_arn);
+        async move { call.send().await.map(|_| ()).map_err(|e| self.err(e)) }
+    }
+
+    fn add_thing_to_thing_group(&self, thing: &str, group: &str) -> impl Future<Output = Result<(), AwsError>> + Send {
+        let call = self.client.add_thing_to_thing_group().thing_name(thing).thing_group_name(group);
+        async move { call.send().await.map(|_| ()).map_err(|e| self.err(e)) }
+    }
+
+    fn update_certificate(&self, id: &str, status: CertificateStatus) -> impl Future<Output = Result<(), AwsError>> + Send {
+        let call = self.client.update_certificate().certificate_id(id).new_status(status);
+        async move { call.send().await.map(|_| ()).map_err(|e| self.err(e)) }
+    }
+
+    fn list_pending_certificates(&self, ca_id: &str) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send {
+        let ca_id = ca_id.to_string();
+        async move {
+            let mut ids = Vec::new();
+            let mut marker: Option<String> = None;
+            loop {
+                let page = self
+                    .client
+                    .list_certificates_by_ca()
+                    .ca_certificate_id(&ca_id)
+                    .page_size(250)
+                    .set_marker(marker.clone())
+                    .send()
+                    .await
+                    .map_err(|e| self.err(e))?;
+                for c in page.certificates() {
+                    if c.status() == Some(&CertificateStatus::PendingActivation) {
+                        ids.extend(c.certificate_id().map(str::to_string));
+                    }
+                }
+                marker = page.next_marker().filter(|m| !m.is_empty()).map(str::to_string);
+                if marker.is_none() {
+                    return Ok(ids);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The provisioning decision, without I/O: what AWS IoT said about a
+//! certificate + the configuration -> activate, skip or reject.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::{Config, NameSource, OnReject};
+use crate::facts::CertFacts;
+use crate::rules;
+
+/// What DescribeCertificate told us.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub certificate_id: String,
+    pub certificate_arn: String,
+    /// ACTIVE, INACTIVE, REVOKED, PENDING_ACTIVATION, ...
+    pub status: String,
+    pub ca_certificate_id: Option<String>,
+    /// Parsed from the certificate PEM AWS holds.
+    pub facts: CertFacts,
+}
+
+/// What to do with one certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Plan {
+    /// Create the thing, attach the policy and principal, then activate.
+    Activate(Activation),
+    /// Nothing to do (already active, or deliberately inactive or revoked).
+    Skip { status: String, reason: String },
+    /// Refuse admission; `revoke` sets the certificate REVOKED.
+    Reject { reason: String, revoke: bool },
+}
+
+/// The provisioning steps' parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Activation {
+    pub thing_name: String,
+    pub attributes: BTreeMap<String, String>,
+    pub thing_type: Option<String>,
+    pub thing_groups: Vec<String>,
+    pub policy_name: String,
+}
+
+/// Subject fields copied into thing attributes, in priority order: a thing
+/// without a thing type may carry only three attributes.
+const ATTRIBUTES: [(&str, &str); 5] = [
+    ("serialNumber", "serialNumber"),
+    ("O", "organization"),
+    ("OU", "organizationalUnit"),
+    ("C", "country"),
+    ("dnQualifier", "dnQualifier"),
+];
+const MAX_ATTRIBUTES_WITHOUT_TYPE: usize = 3;
+
+/// An attribute value AWS IoT accepts: `[a-zA-Z0-9_.,@/:#-]`, at most 800
+/// characters; anything else becomes `_`.
+fn attribute_value(value: &str) -> String {
+    value.chars().take(800).map(|c| if c.is_ascii_alphanumeric() || "_.,@/:#-".contains(c) { c } else { '_' }).collect()
+}
+
+/// Decides what to do with a certificate; `now` is Unix seconds.
+pub fn decide(observed: &Observed, config: &Config, now: i64) -> Plan {
+    match observed.status.as_str() {
+        "PENDING_ACTIVATION" => {}
+        "ACTIVE" => return Plan::Skip { status: observed.status.clone(), reason: "already active".into() },
+        "REVOKED" => return Plan::Skip { status: observed.status.clone(), reason: "revoked: never reactivated".into() },
+        "INACTIVE" => return Plan::Skip { status: observed.status.clone(), reason: "deactivated by an administrator: left alone".into() },
+        other => return Plan::Skip { status: other.to_string(), reason: format!("status {other}: not ours to change") },
+    }
+    match admit(observed, config, now) {
+        Ok(activation) => Plan::Activate(activation),
+        Err(reason) => Plan::Reject { reason, revoke: config.on_reject == OnReject::Revoke },
+    }
+}
+
+fn admit(observed: &Observed, config: &Config, now: i64) -> Result<Activation, String> {
+    let facts = &observed.facts;
+    if !config.allowed_ca_ids.is_empty() {
+        match &observed.ca_certificate_id {
+            Some(ca) if config.allowed_ca_ids.contains(&ca.to_ascii_lowercase()) => {}
+            Some(ca) => return Err(format!("CA {ca} is not in JITR_ALLOWED_CA_IDS")),
+            None => return Err("certificate has no CA and JITR_ALLOWED_CA_IDS is set".into()),
+        }
+    }
+    if facts.is_ca() {
+        return Err("certificate is a CA certificate, not a device".into());
+    }
+    if now < facts.not_before {
+        return Err(format!("not valid before {}", crate::facts::rfc3339(facts.not_before)));
+    }
+    if now > facts.not_after {
+        return Err(format!("expired at {}", crate::facts::rfc3339(facts.not_after)));
+    }
+    if let Some(problem) = rules::key_problem(&facts.key) {
+        return Err(problem);
+    }
+    let thing_name = match config.thing_name_source {
+        NameSource::CommonName => facts.common_name().ok_or("subject has no CN to name the thing")?.to_string(),
+        NameSource::SerialNumber => facts.subject_attr("serialNumber").ok_or("subject has no serialNumber to name the thing")?.to_string(),
+        NameSource::CertificateId => observed.certificate_id.clone(),
+    };
+    if !config.thing_name_pattern.is_match(&thing_name) {
+        return Err(format!("thing name \"{thing_name}\" does not match JITR_THING_NAME_PATTERN {}", config.thing_name_pattern.as_str()));
+    }
+    if !rules::is_thing_name(&thing_name) {
+        return Err(format!("\"{thing_name}\" is not a valid thing name (1-128 of a-z A-Z 0-9 : _ -)"));
+    }
+    let limit = if config.thing_type.is_some() { ATTRIBUTES.len() } else { MAX_ATTRIBUTES_WITHOUT_TYPE };
+    let attributes = ATTRIBUTES
+        .iter()
+        .filter_map(|(field, attribute)| facts.subject_attr(field).map(|v| (attribute.to_string(), attribute_value(v))))
+        .take(limit)
+        .collect();
+    Ok(Activation {
+        thing_name,
+        attributes,
+        thing_type: config.thing_type.clone(),
+        thing_groups: config.thing_groups.clone(),
+        policy_name: config.policy_name.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{CertificateParams, DnType, KeyPair};
+
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+    const CA: &str = "cafecafecafecafecafecafecafecafecafecafecafecafecafecafecafecafe";
+
+    /// A device certificate with `subject` valid from `nb` to `na`, with key `key`.
+    fn facts(subject: &[(DnType, &str)], window: (i64, i64), key: &KeyPair) -> CertFacts {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        for (t, v) in subject {
+            p.distinguished_name.push(t.clone(), *v);
+        }
+        p.not_before = time::OffsetDateTime::from_unix_timestamp(window.0).unwrap();
+        p.not_after = time::OffsetDateTime::from_unix_timestamp(window.1).unwrap();
+        CertFacts::from_der(p.self_signed(key).unwrap().der()).unwrap()
+    }
+
+    fn observed(status: &str, facts: CertFacts) -> Observed {
+        Observed {
+            certificate_id: "ab".repeat(32),
+            certificate_arn: "arn".into(),
+            status: status.into(),
+            ca_certificate_id: Some(CA.into()),
+            facts,
+        }
+    }
+
+    fn config(extra: &[(&str, &str)]) -> Config {
+        let mut vars: Vec<(String, String)> = vec![("JITR_POLICY_NAME".into(), "jitr-device".into())];
+        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Config::from_lookup(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap()
+    }
+
+    fn short(plan: &Plan) -> String {
+        match plan {
+            Plan::Activate(a) => format!("activate {}", a.thing_name),
+            Plan::Skip { reason, .. } => format!("skip: {reason}"),
+            Plan::Reject { reason, revoke } => format!("{}: {reason}", if *revoke { "revoke" } else { "reject" }),
+        }
+    }
+
+    #[test]
+    fn decision_table() {
+        let p256 = KeyPair::generate().unwrap();
+        let p384 = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let ok = (NOW - 60, NOW + 60);
+        let cn = |name: &'static str| vec![(DnType::CommonName, name)];
+        let other_ca = "0".repeat(64);
+        let by_id = format!("activate {}", "ab".repeat(32));
+        #[rustfmt::skip]
+        let table: Vec<(&str, Vec<(DnType, &str)>, (i64, i64), &KeyPair, Vec<(&str, &str)>, &str)> = vec![
+            // status, subject, validity, key, config, expected
+            ("PENDING_ACTIVATION", cn("robot-1"), ok, &p256, vec![], "activate robot-1"),
+            ("PENDING_ACTIVATION", cn("robot-1"), ok, &p384, vec![], "activate robot-1"),
+            ("ACTIVE", cn("robot-1"), ok, &p256, vec![], "skip: already active"),
+            ("REVOKED", cn("robot-1"), ok, &p256, vec![], "skip: revoked: never reactivated"),
+            ("INACTIVE", cn("robot-1"), ok, &p256, vec![], "skip: deactivated by an administrator: left alone"),
+            ("PENDING_TRANSFER", cn("robot-1"), ok, &p256, vec![], "skip: status PENDING_TRANSFER: not ours to change"),
+            ("PENDING_ACTIVATION", cn("robot 1"), ok, &p256, vec![], "revoke: thing name \"robot 1\" does not match"),
+            ("PENDING_ACTIVATION", vec![(DnType::OrganizationName, "Acme")], ok, &p256, vec![], "revoke: subject has no CN"),
+            ("PENDING_ACTIVATION", cn("robot-1"), (NOW - 60, NOW - 1), &p256, vec![], "revoke: expired at"),
+            ("PENDING_ACTIVATION", cn("robot-1"), (NOW + 10, NOW + 60), &p256, vec![], "revoke: not valid before"),
+            ("PENDING_ACTIVATION", cn("robot-1"), ok, &p256, vec![("JITR_ALLOWED_CA_IDS", &other_ca)], "revoke: CA cafecafe"),
+            ("PENDING_ACTIVATION", cn("robot-1"), ok, &p256, vec![("JITR_ALLOWED_CA_IDS", CA)], "activate robot-1"),
+            ("PENDING_ACTIVATION", cn("robot-1"), ok, &p256, vec![("JITR_THING_NAME_PATTERN", "sensor-[0-9]+")], "revoke: thing name \"robot-1\" does not match"),
+            ("PENDING_ACTIVATION", cn("robot-1"), ok, &p256, vec![("JITR_ON_REJECT", "ignore"), ("JITR_THING_NAME_PATTERN", "x")], "reject: thing name"),
+            ("PENDING_ACTIVATION", vec![(DnType::CommonName, "x"), (DnType::CustomDnType(vec![2, 5, 4, 5]), "SN-42")], ok, &p256,
+                vec![("JITR_THING_NAME_SOURCE", "serial-number")], "activate SN-42"),
+            ("PENDING_ACTIVATION", cn("x"), ok, &p256, vec![("JITR_THING_NAME_SOURCE", "serial-number")], "revoke: subject has no serialNumber"),
+            ("PENDING_ACTIVATION", cn("x"), ok, &p256, vec![("JITR_THING_NAME_SOURCE", "certificate-id")], &by_id),
+        ];
+        for (status, subject, window, key, vars, expected) in table {
+            let plan = decide(&observed(status, facts(&subject, window, key)), &config(&vars), NOW);
+            assert!(short(&plan).starts_with(expected), "{status} {subject:?} {vars:?}: {plan:?}");
+        }
+    }
+
+    #[test]
+    fn weak_keys_are_rejected() {
+        // rcgen cannot make RSA-1024; the rule is shared with `jitr check`.
+        let mut f = facts(&[(DnType::CommonName, "robot-1")], (NOW - 1, NOW + 1), &KeyPair::generate().unwrap());
+        f.key = crate::facts::KeyKind::Rsa { bits: 1024 };
+        let plan = decide(&observed("PENDING_ACTIVATION", f), &config(&[]), NOW);
+        assert!(short(&plan).contains("RSA key of 1024 bits"), "{plan:?}");
+    }
+
+    #[test]
+    fn attributes_come_from_the_subject_within_aws_limits() {
+        let key = KeyPair::generate().unwrap();
+        let subject = vec![
+            (DnType::CommonName, "robot-1"),
+            (DnType::OrganizationName, "Acme, Inc."),
+            (DnType::OrganizationalUnitName, "Line 4"),
+            (DnType::CountryName, "DE"),
+            (DnType::CustomDnType(vec![2, 5, 4, 5]), "SN-1"),
+        ];
+        let f = facts(&subject, (NOW - 1, NOW + 1), &key);
+        let Plan::Activate(a) = decide(&observed("PENDING_ACTIVATION", f.clone()), &config(&[]), NOW) else { panic!() };
+        // Without a thing type: three attributes, serialNumber first; values made acceptable.
+        assert_eq!(a.attributes.len(), 3);
+        assert_eq!(a.attributes["serialNumber"], "SN-1");
+        assert_eq!(a.attributes["organization"], "Acme,_Inc.");
+        assert_eq!(a.attributes["organizationalUnit"], "Line_4");
+        assert_eq!(a.policy_name, "jitr-device");
+        let Plan::Activate(a) = decide(&observed("PENDING_ACTIVATION", f), &config(&[("JITR_THING_TYPE", "robot"), ("JITR_THING_GROUPS", "g1,g2")]), NOW) else { panic!() };
+        assert_eq!(a.attributes.len(), 4);
+        assert_eq!(a.attributes["country"], "DE");
+        assert_eq!(a.thing_type.as_deref(), Some("robot"));
+        assert_eq!(a.thing_groups, ["g1", "g2"]);
+    }
+}
