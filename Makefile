@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/sbin
 
-.PHONY: all deps build test demo bench clean-demo
+.PHONY: all deps build test demo bench clean-demo build-lambda deploy
 
 all: build
 
@@ -24,10 +24,21 @@ test: deps build
 demo: deps build
 	./scripts/demo.sh
 
-# Bulk issuance speed, jitr side by side with the openssl recipe.
+# Bulk issuance speed side by side with the openssl recipe; the function's
+# cold start, RSS and latency side by side with a Python + boto3 handler.
 bench:
-	cargo build --release -p jitr-cli
+	cargo build --release -p jitr-cli -p jitr-lambda
 	./scripts/bench.sh
+	./scripts/lambda_bench.py
 
 clean-demo:
 	rm -rf .demo
+
+# The function for Lambda (provided.al2023, arm64): target/lambda/jitr-lambda/bootstrap.
+build-lambda:
+	cargo lambda build --release --arm64 -p jitr-lambda
+
+# Deploy with SAM (needs an AWS account and the SAM CLI; not part of the tests):
+#   make deploy CA_ID=<caCertificateId from `jitr ca register`>
+deploy:
+	cd infra/sam && sam build && sam deploy --guided --parameter-overrides CaCertificateId=$(CA_ID)

@@ -25,8 +25,11 @@ impl Cloud {
             .enable_all()
             .build()
             .map_err(|e| CliError::Crypto(format!("cannot start the async runtime: {e}")))?;
-        let config = rt.block_on(aws::load(opts)).map_err(|e| CliError::aws("AWS configuration", e))?;
-        rt.block_on(aws::check_credentials(&config)).map_err(|e| CliError::aws("AWS credentials", e))?;
+        let config = rt
+            .block_on(aws::load(opts))
+            .map_err(|e| CliError::aws("AWS configuration", e))?;
+        rt.block_on(aws::check_credentials(&config))
+            .map_err(|e| CliError::aws("AWS credentials", e))?;
         Ok(Cloud {
             iot: aws::iot_client(&config),
             endpoint: aws::endpoint_of(&config),

@@ -29,7 +29,10 @@ pub enum CliError {
     Interrupted,
     /// An AWS call failed; `action` says which, in the user's terms.
     #[error("{action}: {source}")]
-    Aws { action: String, source: jitr_core::aws::AwsError },
+    Aws {
+        action: String,
+        source: jitr_core::aws::AwsError,
+    },
     /// Some items of a batch failed (already reported one by one).
     #[error("{0}")]
     Partial(String),
@@ -55,7 +58,10 @@ impl CliError {
         }
     }
     pub fn aws(action: impl Into<String>, source: jitr_core::aws::AwsError) -> Self {
-        CliError::Aws { action: action.into(), source }
+        CliError::Aws {
+            action: action.into(),
+            source,
+        }
     }
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {

@@ -29,10 +29,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Ca(CaCommand::Show(t)) => commands::ca_aws::show(&t, g, &out),
         Command::Ca(CaCommand::Activate(t)) => commands::ca_aws::set_status(&t, true, g, &out),
         Command::Ca(CaCommand::Deactivate(t)) => commands::ca_aws::set_status(&t, false, g, &out),
-        Command::Ca(CaCommand::AutoRegistration(a)) => commands::ca_aws::auto_registration(&a, g, &out),
+        Command::Ca(CaCommand::AutoRegistration(a)) => {
+            commands::ca_aws::auto_registration(&a, g, &out)
+        }
         Command::Ca(CaCommand::Deregister(t)) => commands::ca_aws::deregister(&t, g, &out),
         Command::Device(DeviceCommand::Issue(a)) => commands::device::issue(&a, &out),
-        Command::Device(DeviceCommand::Register(a)) => commands::device_register::register(&a, g, &out),
+        Command::Device(DeviceCommand::Register(a)) => {
+            commands::device_register::register(&a, g, &out)
+        }
         Command::Check(a) => commands::check::check(&a, &out),
         Command::Endpoint => commands::endpoint::endpoint(g, &out),
         Command::Provision(a) => commands::provision::provision(&a, g, &out),

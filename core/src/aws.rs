@@ -38,7 +38,10 @@ pub enum AwsError {
     #[error("not found: {0}")]
     NotFound(String),
     #[error("already exists: {message}")]
-    AlreadyExists { message: String, resource_id: Option<String> },
+    AlreadyExists {
+        message: String,
+        resource_id: Option<String>,
+    },
     #[error("AWS IoT refused the request ({code}): {message}")]
     Refused { code: String, message: String },
     #[error("AWS IoT failed ({code}): {message}")]
@@ -48,7 +51,10 @@ pub enum AwsError {
 impl AwsError {
     /// Whether retrying the same call later may succeed (throttling, 5xx, network).
     pub fn is_transient(&self) -> bool {
-        matches!(self, AwsError::Throttled { .. } | AwsError::Service { .. } | AwsError::Unreachable { .. })
+        matches!(
+            self,
+            AwsError::Throttled { .. } | AwsError::Service { .. } | AwsError::Unreachable { .. }
+        )
     }
 
     /// Classifies an SDK error; `endpoint` names the endpoint in network errors.
@@ -69,12 +75,21 @@ impl AwsError {
                     }
                     text
                 };
-                AwsError::Unreachable { endpoint: endpoint.to_string(), reason }
+                AwsError::Unreachable {
+                    endpoint: endpoint.to_string(),
+                    reason,
+                }
             }
-            SdkError::TimeoutError(_) => AwsError::Unreachable { endpoint: endpoint.to_string(), reason: "timed out".into() },
+            SdkError::TimeoutError(_) => AwsError::Unreachable {
+                endpoint: endpoint.to_string(),
+                reason: "timed out".into(),
+            },
             SdkError::ServiceError(s) => {
                 let meta = s.err();
-                let (mut code, mut message) = (meta.code().map(str::to_string), meta.message().unwrap_or("").to_string());
+                let (mut code, mut message) = (
+                    meta.code().map(str::to_string),
+                    meta.message().unwrap_or("").to_string(),
+                );
                 if code.is_none() {
                     // Errors from the auth layer can come as a query-protocol XML body.
                     if let Some((c, m)) = s.raw().body().bytes().and_then(xml_error) {
@@ -93,7 +108,10 @@ impl AwsError {
                 if text.to_lowercase().contains("credential") {
                     AwsError::NoCredentials(text)
                 } else {
-                    AwsError::Service { code: "Client".into(), message: text }
+                    AwsError::Service {
+                        code: "Client".into(),
+                        message: text,
+                    }
                 }
             }
         }
@@ -103,22 +121,37 @@ impl AwsError {
 /// AWS IoT's ResourceAlreadyExistsException carries the existing resource's id.
 fn resource_id_of(raw: &aws_sdk_iot::config::http::HttpResponse) -> Option<String> {
     let body: serde_json::Value = serde_json::from_slice(raw.body().bytes()?).ok()?;
-    body.get("resourceId").and_then(|v| v.as_str()).map(str::to_string)
+    body.get("resourceId")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
 }
 
 /// Classifies an error code (and HTTP status) AWS answered with.
 pub fn classify(code: String, message: String, status: u16) -> AwsError {
     match code.as_str() {
-        "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "LimitExceededException"
+        "ThrottlingException"
+        | "Throttling"
+        | "TooManyRequestsException"
+        | "LimitExceededException"
         | "RequestLimitExceeded" => AwsError::Throttled { code, message },
-        "UnrecognizedClientException" | "InvalidClientTokenId" | "InvalidSignatureException"
-        | "SignatureDoesNotMatch" | "ExpiredTokenException" | "ExpiredToken" => AwsError::BadCredentials { code, message },
-        "AccessDeniedException" | "UnauthorizedException" | "ForbiddenException" | "AccessDenied" => {
-            AwsError::AccessDenied { code, message }
-        }
+        "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "InvalidSignatureException"
+        | "SignatureDoesNotMatch"
+        | "ExpiredTokenException"
+        | "ExpiredToken" => AwsError::BadCredentials { code, message },
+        "AccessDeniedException"
+        | "UnauthorizedException"
+        | "ForbiddenException"
+        | "AccessDenied" => AwsError::AccessDenied { code, message },
         "ResourceNotFoundException" => AwsError::NotFound(message),
-        "ResourceAlreadyExistsException" => AwsError::AlreadyExists { message, resource_id: None },
-        "InternalFailureException" | "InternalException" | "ServiceUnavailableException" => AwsError::Service { code, message },
+        "ResourceAlreadyExistsException" => AwsError::AlreadyExists {
+            message,
+            resource_id: None,
+        },
+        "InternalFailureException" | "InternalException" | "ServiceUnavailableException" => {
+            AwsError::Service { code, message }
+        }
         _ if status >= 500 => AwsError::Service { code, message },
         _ if status == 403 => AwsError::AccessDenied { code, message },
         _ => AwsError::Refused { code, message },
@@ -139,18 +172,33 @@ fn xml_error(body: &[u8]) -> Option<(String, String)> {
 /// The first line of the innermost error, without the list of providers tried.
 fn first_line(text: String) -> String {
     let line = text.lines().next().unwrap_or_default();
-    line.trim_end_matches(" Attempted:").trim_end_matches('.').to_string()
+    line.trim_end_matches(" Attempted:")
+        .trim_end_matches('.')
+        .to_string()
 }
 
 /// Whether a named profile exists in the AWS config or credentials file.
 pub fn profile_exists(name: &str) -> bool {
-    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
-    let config = std::env::var_os("AWS_CONFIG_FILE").map(Into::into).unwrap_or_else(|| home.join(".aws/config"));
-    let creds = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE").map(Into::into).unwrap_or_else(|| home.join(".aws/credentials"));
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    let config = std::env::var_os("AWS_CONFIG_FILE")
+        .map(Into::into)
+        .unwrap_or_else(|| home.join(".aws/config"));
+    let creds = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+        .map(Into::into)
+        .unwrap_or_else(|| home.join(".aws/credentials"));
     let headers = [format!("[profile {name}]"), format!("[{name}]")];
-    [config, creds].iter().filter_map(|p: &std::path::PathBuf| std::fs::read_to_string(p).ok()).any(|text| {
-        text.lines().any(|l| headers.iter().any(|h| l.split_whitespace().collect::<Vec<_>>().join(" ") == *h))
-    })
+    [config, creds]
+        .iter()
+        .filter_map(|p: &std::path::PathBuf| std::fs::read_to_string(p).ok())
+        .any(|text| {
+            text.lines().any(|l| {
+                headers
+                    .iter()
+                    .any(|h| l.split_whitespace().collect::<Vec<_>>().join(" ") == *h)
+            })
+        })
 }
 
 fn innermost(err: &dyn std::error::Error) -> String {
@@ -165,7 +213,10 @@ fn innermost(err: &dyn std::error::Error) -> String {
 /// exponential backoff and jitter (SDK standard mode), for throttling, 5xx
 /// and network errors.
 pub fn retry_config() -> RetryConfig {
-    RetryConfig::standard().with_max_attempts(8).with_initial_backoff(Duration::from_millis(200)).with_max_backoff(Duration::from_secs(10))
+    RetryConfig::standard()
+        .with_max_attempts(8)
+        .with_initial_backoff(Duration::from_millis(200))
+        .with_max_backoff(Duration::from_secs(10))
 }
 
 /// Loads the SDK configuration and checks a region is set. Credentials are
@@ -174,7 +225,12 @@ pub fn retry_config() -> RetryConfig {
 pub async fn load(opts: &AwsOptions) -> Result<SdkConfig, AwsError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
-        .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).operation_attempt_timeout(Duration::from_secs(30)).build());
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(30))
+                .build(),
+        );
     if let Some(profile) = &opts.profile {
         if !profile_exists(profile) {
             return Err(AwsError::NoProfile(profile.clone()));
@@ -198,15 +254,24 @@ pub async fn load(opts: &AwsOptions) -> Result<SdkConfig, AwsError> {
 /// before any API call.
 pub async fn check_credentials(config: &SdkConfig) -> Result<(), AwsError> {
     use aws_sdk_iot::config::ProvideCredentials;
-    let provider = config.credentials_provider().ok_or_else(|| AwsError::NoCredentials("no credentials provider".into()))?;
-    provider.provide_credentials().await.map(|_| ()).map_err(|e| AwsError::NoCredentials(first_line(innermost(&e))))
+    let provider = config
+        .credentials_provider()
+        .ok_or_else(|| AwsError::NoCredentials("no credentials provider".into()))?;
+    provider
+        .provide_credentials()
+        .await
+        .map(|_| ())
+        .map_err(|e| AwsError::NoCredentials(first_line(innermost(&e))))
 }
 
 /// The endpoint calls go to, for messages.
 pub fn endpoint_of(config: &SdkConfig) -> String {
     match config.endpoint_url() {
         Some(url) => url.to_string(),
-        None => format!("iot.{}.amazonaws.com", config.region().map(|r| r.as_ref()).unwrap_or("?")),
+        None => format!(
+            "iot.{}.amazonaws.com",
+            config.region().map(|r| r.as_ref()).unwrap_or("?")
+        ),
     }
 }
 
@@ -222,14 +287,32 @@ mod tests {
     #[test]
     fn codes_are_classified() {
         let c = |code: &str, status| classify(code.into(), "m".into(), status);
-        assert!(matches!(c("ThrottlingException", 429), AwsError::Throttled { .. }));
-        assert!(matches!(c("UnrecognizedClientException", 403), AwsError::BadCredentials { .. }));
-        assert!(matches!(c("AccessDeniedException", 403), AwsError::AccessDenied { .. }));
+        assert!(matches!(
+            c("ThrottlingException", 429),
+            AwsError::Throttled { .. }
+        ));
+        assert!(matches!(
+            c("UnrecognizedClientException", 403),
+            AwsError::BadCredentials { .. }
+        ));
+        assert!(matches!(
+            c("AccessDeniedException", 403),
+            AwsError::AccessDenied { .. }
+        ));
         assert!(matches!(c("Whatever", 403), AwsError::AccessDenied { .. }));
-        assert!(matches!(c("ResourceNotFoundException", 404), AwsError::NotFound(_)));
-        assert!(matches!(c("InternalFailureException", 500), AwsError::Service { .. }));
+        assert!(matches!(
+            c("ResourceNotFoundException", 404),
+            AwsError::NotFound(_)
+        ));
+        assert!(matches!(
+            c("InternalFailureException", 500),
+            AwsError::Service { .. }
+        ));
         assert!(matches!(c("Odd", 503), AwsError::Service { .. }));
-        assert!(matches!(c("InvalidRequestException", 400), AwsError::Refused { .. }));
+        assert!(matches!(
+            c("InvalidRequestException", 400),
+            AwsError::Refused { .. }
+        ));
         assert!(c("ThrottlingException", 429).is_transient());
         assert!(!c("InvalidRequestException", 400).is_transient());
     }

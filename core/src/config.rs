@@ -49,11 +49,20 @@ pub struct ConfigError {
 }
 
 fn err(variable: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError { variable, problem: problem.into() }
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
 }
 
 fn list(value: Option<String>) -> Vec<String> {
-    value.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 impl Config {
@@ -64,31 +73,78 @@ impl Config {
 
     /// Reads the configuration through `get` (the environment, or a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let policy_name = get("JITR_POLICY_NAME").ok_or_else(|| err("JITR_POLICY_NAME", "is required: the name of the device policy the infrastructure created"))?;
-        if policy_name.len() > 128 || !policy_name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c)) {
-            return Err(err("JITR_POLICY_NAME", format!("\"{policy_name}\" is not a policy name (1-128 of a-z A-Z 0-9 + = , . @ - _)")));
+        let get = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let policy_name = get("JITR_POLICY_NAME").ok_or_else(|| {
+            err(
+                "JITR_POLICY_NAME",
+                "is required: the name of the device policy the infrastructure created",
+            )
+        })?;
+        if policy_name.len() > 128
+            || !policy_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
+        {
+            return Err(err(
+                "JITR_POLICY_NAME",
+                format!(
+                    "\"{policy_name}\" is not a policy name (1-128 of a-z A-Z 0-9 + = , . @ - _)"
+                ),
+            ));
         }
         let thing_name_source = match get("JITR_THING_NAME_SOURCE").as_deref() {
             None | Some("common-name") => NameSource::CommonName,
             Some("serial-number") => NameSource::SerialNumber,
             Some("certificate-id") => NameSource::CertificateId,
-            Some(other) => return Err(err("JITR_THING_NAME_SOURCE", format!("\"{other}\" is not one of common-name, serial-number, certificate-id"))),
+            Some(other) => {
+                return Err(err(
+                    "JITR_THING_NAME_SOURCE",
+                    format!("\"{other}\" is not one of common-name, serial-number, certificate-id"),
+                ))
+            }
         };
-        let pattern = get("JITR_THING_NAME_PATTERN").unwrap_or_else(|| THING_NAME_PATTERN.to_string());
-        let thing_name_pattern = Regex::new(&format!("^(?:{pattern})$")).map_err(|e| err("JITR_THING_NAME_PATTERN", format!("not a valid regex: {e}")))?;
-        let allowed_ca_ids: Vec<String> = list(get("JITR_ALLOWED_CA_IDS")).into_iter().map(|s| s.to_ascii_lowercase()).collect();
-        if let Some(bad) = allowed_ca_ids.iter().find(|id| id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit())) {
-            return Err(err("JITR_ALLOWED_CA_IDS", format!("\"{bad}\" is not a CA certificate id (64 hex digits)")));
+        let pattern =
+            get("JITR_THING_NAME_PATTERN").unwrap_or_else(|| THING_NAME_PATTERN.to_string());
+        let thing_name_pattern = Regex::new(&format!("^(?:{pattern})$"))
+            .map_err(|e| err("JITR_THING_NAME_PATTERN", format!("not a valid regex: {e}")))?;
+        let allowed_ca_ids: Vec<String> = list(get("JITR_ALLOWED_CA_IDS"))
+            .into_iter()
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
+        if let Some(bad) = allowed_ca_ids
+            .iter()
+            .find(|id| id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(err(
+                "JITR_ALLOWED_CA_IDS",
+                format!("\"{bad}\" is not a CA certificate id (64 hex digits)"),
+            ));
         }
         let thing_type = get("JITR_THING_TYPE");
         let thing_groups = list(get("JITR_THING_GROUPS"));
         let on_reject = match get("JITR_ON_REJECT").as_deref() {
             None | Some("revoke") => OnReject::Revoke,
             Some("ignore") => OnReject::Ignore,
-            Some(other) => return Err(err("JITR_ON_REJECT", format!("\"{other}\" is not one of revoke, ignore"))),
+            Some(other) => {
+                return Err(err(
+                    "JITR_ON_REJECT",
+                    format!("\"{other}\" is not one of revoke, ignore"),
+                ))
+            }
         };
-        Ok(Config { policy_name, thing_name_source, thing_name_pattern, allowed_ca_ids, thing_type, thing_groups, on_reject })
+        Ok(Config {
+            policy_name,
+            thing_name_source,
+            thing_name_pattern,
+            allowed_ca_ids,
+            thing_type,
+            thing_groups,
+            on_reject,
+        })
     }
 }
 
@@ -99,7 +155,10 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -127,7 +186,11 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.thing_name_source, NameSource::SerialNumber);
-        assert!(c.thing_name_pattern.is_match("robot-12") && !c.thing_name_pattern.is_match("xrobot-12"), "anchored");
+        assert!(
+            c.thing_name_pattern.is_match("robot-12")
+                && !c.thing_name_pattern.is_match("xrobot-12"),
+            "anchored"
+        );
         assert_eq!(c.allowed_ca_ids, [ca]);
         assert_eq!(c.thing_groups, ["fleet", "line-4"]);
         assert_eq!(c.on_reject, OnReject::Ignore);
@@ -138,14 +201,28 @@ mod tests {
         for (vars, variable) in [
             (vec![], "JITR_POLICY_NAME"),
             (vec![("JITR_POLICY_NAME", "a b")], "JITR_POLICY_NAME"),
-            (vec![("JITR_POLICY_NAME", "p"), ("JITR_THING_NAME_SOURCE", "cn")], "JITR_THING_NAME_SOURCE"),
-            (vec![("JITR_POLICY_NAME", "p"), ("JITR_THING_NAME_PATTERN", "([")], "JITR_THING_NAME_PATTERN"),
-            (vec![("JITR_POLICY_NAME", "p"), ("JITR_ALLOWED_CA_IDS", "abc")], "JITR_ALLOWED_CA_IDS"),
-            (vec![("JITR_POLICY_NAME", "p"), ("JITR_ON_REJECT", "delete")], "JITR_ON_REJECT"),
+            (
+                vec![("JITR_POLICY_NAME", "p"), ("JITR_THING_NAME_SOURCE", "cn")],
+                "JITR_THING_NAME_SOURCE",
+            ),
+            (
+                vec![("JITR_POLICY_NAME", "p"), ("JITR_THING_NAME_PATTERN", "([")],
+                "JITR_THING_NAME_PATTERN",
+            ),
+            (
+                vec![("JITR_POLICY_NAME", "p"), ("JITR_ALLOWED_CA_IDS", "abc")],
+                "JITR_ALLOWED_CA_IDS",
+            ),
+            (
+                vec![("JITR_POLICY_NAME", "p"), ("JITR_ON_REJECT", "delete")],
+                "JITR_ON_REJECT",
+            ),
         ] {
             let e = config(&vars).unwrap_err();
             assert_eq!(e.variable, variable, "{vars:?}");
-            assert!(e.to_string().starts_with(&format!("configuration {variable}: ")));
+            assert!(e
+                .to_string()
+                .starts_with(&format!("configuration {variable}: ")));
         }
     }
 }

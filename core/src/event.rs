@@ -25,7 +25,11 @@ pub enum EventError {
     #[error("the event has no certificateId")]
     MissingCertificateId,
     #[error("field {field}: expected {expected}, got {got}")]
-    WrongType { field: &'static str, expected: &'static str, got: String },
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+        got: String,
+    },
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -40,22 +44,44 @@ fn kind(v: &Value) -> &'static str {
 }
 
 /// An optional string field: absent or null is `None`.
-fn opt_string(obj: &serde_json::Map<String, Value>, field: &'static str) -> Result<Option<String>, EventError> {
+fn opt_string(
+    obj: &serde_json::Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<String>, EventError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(EventError::WrongType { field, expected: "a string", got: kind(other).into() }),
+        Some(other) => Err(EventError::WrongType {
+            field,
+            expected: "a string",
+            got: kind(other).into(),
+        }),
     }
 }
 
 /// A timestamp: a number, a string of digits, or null.
-fn opt_timestamp(obj: &serde_json::Map<String, Value>, field: &'static str) -> Result<Option<i64>, EventError> {
-    let wrong = |got: String| EventError::WrongType { field, expected: "epoch milliseconds (number or digits)", got };
+fn opt_timestamp(
+    obj: &serde_json::Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<i64>, EventError> {
+    let wrong = |got: String| EventError::WrongType {
+        field,
+        expected: "epoch milliseconds (number or digits)",
+        got,
+    };
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).map(Some).ok_or_else(|| wrong(n.to_string())),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .map(Some)
+            .ok_or_else(|| wrong(n.to_string())),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| wrong(format!("\"{s}\""))),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| wrong(format!("\"{s}\""))),
         Some(other) => Err(wrong(kind(other).into())),
     }
 }
@@ -63,10 +89,17 @@ fn opt_timestamp(obj: &serde_json::Map<String, Value>, field: &'static str) -> R
 impl RegisteredEvent {
     /// Parses one event.
     pub fn parse(value: &Value) -> Result<Self, EventError> {
-        let obj = value.as_object().ok_or_else(|| EventError::NotAnObject(kind(value)))?;
-        let certificate_id = opt_string(obj, "certificateId")?.ok_or(EventError::MissingCertificateId)?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| EventError::NotAnObject(kind(value)))?;
+        let certificate_id =
+            opt_string(obj, "certificateId")?.ok_or(EventError::MissingCertificateId)?;
         if certificate_id.len() != 64 || !certificate_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(EventError::WrongType { field: "certificateId", expected: "64 hex digits", got: format!("\"{certificate_id}\"") });
+            return Err(EventError::WrongType {
+                field: "certificateId",
+                expected: "64 hex digits",
+                got: format!("\"{certificate_id}\""),
+            });
         }
         Ok(RegisteredEvent {
             certificate_id: certificate_id.to_ascii_lowercase(),
@@ -74,13 +107,20 @@ impl RegisteredEvent {
             certificate_status: opt_string(obj, "certificateStatus")?,
             aws_account_id: opt_string(obj, "awsAccountId")?,
             timestamp: opt_timestamp(obj, "timestamp")?,
-            certificate_registration_timestamp: opt_timestamp(obj, "certificateRegistrationTimestamp")?,
+            certificate_registration_timestamp: opt_timestamp(
+                obj,
+                "certificateRegistrationTimestamp",
+            )?,
         })
     }
 
     /// Parses the body of an SQS message carrying one event.
     pub fn parse_text(text: &str) -> Result<Self, EventError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| EventError::WrongType { field: "body", expected: "JSON", got: e.to_string() })?;
+        let value: Value = serde_json::from_str(text).map_err(|e| EventError::WrongType {
+            field: "body",
+            expected: "JSON",
+            got: e.to_string(),
+        })?;
         Self::parse(&value)
     }
 }
@@ -103,7 +143,10 @@ mod tests {
         let e = RegisteredEvent::parse(&documented).unwrap();
         assert_eq!(e.certificate_id, ID);
         assert_eq!(e.timestamp, Some(1_700_000_000_000));
-        assert_eq!(e.certificate_registration_timestamp, Some(1_700_000_000_000));
+        assert_eq!(
+            e.certificate_registration_timestamp,
+            Some(1_700_000_000_000)
+        );
         let captured = json!({ "certificateId": ID.to_uppercase(), "certificateRegistrationTimestamp": null, "timestamp": "1700000000000", "extra": [1, 2] });
         let e = RegisteredEvent::parse(&captured).unwrap();
         assert_eq!(e.certificate_id, ID, "ids are normalised to lowercase");
@@ -118,15 +161,30 @@ mod tests {
             (json!("text"), "not a JSON object"),
             (json!({}), "no certificateId"),
             (json!({ "certificateId": null }), "no certificateId"),
-            (json!({ "certificateId": 42 }), "certificateId: expected a string"),
-            (json!({ "certificateId": "abc" }), "certificateId: expected 64 hex digits"),
-            (json!({ "certificateId": ID, "timestamp": "soon" }), "timestamp: expected epoch"),
-            (json!({ "certificateId": ID, "caCertificateId": {} }), "caCertificateId: expected a string"),
+            (
+                json!({ "certificateId": 42 }),
+                "certificateId: expected a string",
+            ),
+            (
+                json!({ "certificateId": "abc" }),
+                "certificateId: expected 64 hex digits",
+            ),
+            (
+                json!({ "certificateId": ID, "timestamp": "soon" }),
+                "timestamp: expected epoch",
+            ),
+            (
+                json!({ "certificateId": ID, "caCertificateId": {} }),
+                "caCertificateId: expected a string",
+            ),
         ];
         for (value, message) in cases {
             let err = RegisteredEvent::parse(&value).unwrap_err().to_string();
             assert!(err.contains(message), "{value}: {err}");
         }
-        assert!(RegisteredEvent::parse_text("{not json").unwrap_err().to_string().contains("body: expected JSON"));
+        assert!(RegisteredEvent::parse_text("{not json")
+            .unwrap_err()
+            .to_string()
+            .contains("body: expected JSON"));
     }
 }

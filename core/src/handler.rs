@@ -21,35 +21,62 @@ pub enum HandlerError {
     #[error("malformed event: {0}")]
     BadEvent(#[from] EventError),
     #[error("provisioning {certificate_id} failed: {reason}")]
-    Provisioning { certificate_id: String, reason: String },
+    Provisioning {
+        certificate_id: String,
+        reason: String,
+    },
 }
 
 /// Handles one invocation; `now` is Unix seconds.
-pub async fn handle<A: IotApi>(api: &A, config: &Config, payload: Value, now: i64) -> Result<Value, HandlerError> {
+pub async fn handle<A: IotApi>(
+    api: &A,
+    config: &Config,
+    payload: Value,
+    now: i64,
+) -> Result<Value, HandlerError> {
     if is_sqs(&payload) {
-        let batch: SqsEvent = serde_json::from_value(payload).map_err(|e| EventError::WrongType { field: "Records", expected: "an SQS batch", got: e.to_string() })?;
+        let batch: SqsEvent =
+            serde_json::from_value(payload).map_err(|e| EventError::WrongType {
+                field: "Records",
+                expected: "an SQS batch",
+                got: e.to_string(),
+            })?;
         let response = handle_batch(api, config, batch, now).await;
         return Ok(serde_json::to_value(response).expect("serialisable"));
     }
-    let event = RegisteredEvent::parse(&payload).inspect_err(|e| tracing::error!(error = %e, "malformed event: no AWS call made"))?;
+    let event = RegisteredEvent::parse(&payload)
+        .inspect_err(|e| tracing::error!(error = %e, "malformed event: no AWS call made"))?;
     let outcome = provision::provision(api, config, &event.certificate_id, now).await;
     report(&outcome);
     if outcome.failed() {
-        return Err(HandlerError::Provisioning { certificate_id: outcome.certificate_id, reason: outcome.reason.unwrap_or_default() });
+        return Err(HandlerError::Provisioning {
+            certificate_id: outcome.certificate_id,
+            reason: outcome.reason.unwrap_or_default(),
+        });
     }
     Ok(serde_json::json!({ "results": [outcome] }))
 }
 
 fn is_sqs(payload: &Value) -> bool {
-    payload.get("Records").and_then(Value::as_array).is_some_and(|records| {
-        records.first().is_none_or(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
-    })
+    payload
+        .get("Records")
+        .and_then(Value::as_array)
+        .is_some_and(|records| {
+            records
+                .first()
+                .is_none_or(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
+        })
 }
 
 /// Provisions every record; a record that fails (or cannot be parsed) is a
 /// batch item failure, so only it is redelivered (and ends in the DLQ if
 /// it keeps failing).
-async fn handle_batch<A: IotApi>(api: &A, config: &Config, batch: SqsEvent, now: i64) -> SqsBatchResponse {
+async fn handle_batch<A: IotApi>(
+    api: &A,
+    config: &Config,
+    batch: SqsEvent,
+    now: i64,
+) -> SqsBatchResponse {
     use futures::stream::{self, StreamExt};
     let failures: Vec<BatchItemFailure> = stream::iter(batch.records)
         .map(|record| async move {
@@ -87,6 +114,9 @@ fn report(o: &Outcome) {
     } else {
         tracing::info!(certificateId = %o.certificate_id, thing = o.thing.as_deref(), outcome, reason = o.reason.as_deref(), duration_ms = o.duration_ms, "certificate");
     }
-    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
     println!("{}", provision::emf_line(o, ms));
 }

@@ -21,13 +21,40 @@ pub struct Described {
 /// with a classified [`AwsError`]; "already exists" answers are the caller's
 /// to interpret.
 pub trait IotApi: Sync {
-    fn describe_certificate(&self, id: &str) -> impl Future<Output = Result<Described, AwsError>> + Send;
-    fn create_thing(&self, name: &str, thing_type: Option<&str>, attributes: &HashMap<String, String>) -> impl Future<Output = Result<(), AwsError>> + Send;
-    fn attach_policy(&self, policy: &str, target_arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
-    fn attach_thing_principal(&self, thing: &str, principal_arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
-    fn add_thing_to_thing_group(&self, thing: &str, group: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
-    fn update_certificate(&self, id: &str, status: CertificateStatus) -> impl Future<Output = Result<(), AwsError>> + Send;
-    fn list_pending_certificates(&self, ca_id: &str) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
+    fn describe_certificate(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Described, AwsError>> + Send;
+    fn create_thing(
+        &self,
+        name: &str,
+        thing_type: Option<&str>,
+        attributes: &HashMap<String, String>,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn attach_policy(
+        &self,
+        policy: &str,
+        target_arn: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn attach_thing_principal(
+        &self,
+        thing: &str,
+        principal_arn: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn add_thing_to_thing_group(
+        &self,
+        thing: &str,
+        group: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn update_certificate(
+        &self,
+        id: &str,
+        status: CertificateStatus,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn list_pending_certificates(
+        &self,
+        ca_id: &str,
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
 }
 
 /// [`IotApi`] over the AWS SDK client (retries and backoff come from its config).
@@ -48,47 +75,105 @@ impl SdkIot {
 }
 
 impl IotApi for SdkIot {
-    fn describe_certificate(&self, id: &str) -> impl Future<Output = Result<Described, AwsError>> + Send {
+    fn describe_certificate(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Described, AwsError>> + Send {
         let call = self.client.describe_certificate().certificate_id(id);
         async move {
             let out = call.send().await.map_err(|e| self.err(e))?;
-            let d = out.certificate_description().ok_or_else(|| AwsError::Service { code: "Empty".into(), message: "DescribeCertificate answered without a description".into() })?;
+            let d = out
+                .certificate_description()
+                .ok_or_else(|| AwsError::Service {
+                    code: "Empty".into(),
+                    message: "DescribeCertificate answered without a description".into(),
+                })?;
             Ok(Described {
                 certificate_arn: d.certificate_arn().unwrap_or_default().to_string(),
-                status: d.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                status: d
+                    .status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
                 ca_certificate_id: d.ca_certificate_id().map(str::to_string),
                 certificate_pem: d.certificate_pem().unwrap_or_default().to_string(),
             })
         }
     }
 
-    fn create_thing(&self, name: &str, thing_type: Option<&str>, attributes: &HashMap<String, String>) -> impl Future<Output = Result<(), AwsError>> + Send {
-        let payload = AttributePayload::builder().set_attributes(Some(attributes.clone())).build();
-        let call = self.client.create_thing().thing_name(name).set_thing_type_name(thing_type.map(str::to_string)).attribute_payload(payload);
+    fn create_thing(
+        &self,
+        name: &str,
+        thing_type: Option<&str>,
+        attributes: &HashMap<String, String>,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send {
+        let payload = AttributePayload::builder()
+            .set_attributes(Some(attributes.clone()))
+            .build();
+        let call = self
+            .client
+            .create_thing()
+            .thing_name(name)
+            .set_thing_type_name(thing_type.map(str::to_string))
+            .attribute_payload(payload);
         async move { call.send().await.map(|_| ()).map_err(|e| self.err(e)) }
     }
 
-    fn attach_policy(&self, policy: &str, target_arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send {
-        let call = self.client.attach_policy().policy_name(policy).target(target_arn);
+    fn attach_policy(
+        &self,
+        policy: &str,
+        target_arn: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send {
+        let call = self
+            .client
+            .attach_policy()
+            .policy_name(policy)
+            .target(target_arn);
         async move { call.send().await.map(|_| ()).map_err(|e| self.err(e)) }
     }
 
-    fn attach_thing_principal(&self, thing: &str, principal_arn: &str) -> impl Future<Output = Result<(), AwsError>> + Send {
-        let call = self.client.attach_thing_principal().thing_name(thing).principal(principal_arn);
+    fn attach_thing_principal(
+        &self,
+        thing: &str,
+        principal_arn: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send {
+        let call = self
+            .client
+            .attach_thing_principal()
+            .thing_name(thing)
+            .principal(principal_arn);
         async move { call.send().await.map(|_| ()).map_err(|e| self.err(e)) }
     }
 
-    fn add_thing_to_thing_group(&self, thing: &str, group: &str) -> impl Future<Output = Result<(), AwsError>> + Send {
-        let call = self.client.add_thing_to_thing_group().thing_name(thing).thing_group_name(group);
+    fn add_thing_to_thing_group(
+        &self,
+        thing: &str,
+        group: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send {
+        let call = self
+            .client
+            .add_thing_to_thing_group()
+            .thing_name(thing)
+            .thing_group_name(group);
         async move { call.send().await.map(|_| ()).map_err(|e| self.err(e)) }
     }
 
-    fn update_certificate(&self, id: &str, status: CertificateStatus) -> impl Future<Output = Result<(), AwsError>> + Send {
-        let call = self.client.update_certificate().certificate_id(id).new_status(status);
+    fn update_certificate(
+        &self,
+        id: &str,
+        status: CertificateStatus,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send {
+        let call = self
+            .client
+            .update_certificate()
+            .certificate_id(id)
+            .new_status(status);
         async move { call.send().await.map(|_| ()).map_err(|e| self.err(e)) }
     }
 
-    fn list_pending_certificates(&self, ca_id: &str) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send {
+    fn list_pending_certificates(
+        &self,
+        ca_id: &str,
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send {
         let ca_id = ca_id.to_string();
         async move {
             let mut ids = Vec::new();
@@ -108,7 +193,10 @@ impl IotApi for SdkIot {
                         ids.extend(c.certificate_id().map(str::to_string));
                     }
                 }
-                marker = page.next_marker().filter(|m| !m.is_empty()).map(str::to_string);
+                marker = page
+                    .next_marker()
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_string);
                 if marker.is_none() {
                     return Ok(ids);
                 }

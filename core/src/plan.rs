@@ -57,21 +57,54 @@ const MAX_ATTRIBUTES_WITHOUT_TYPE: usize = 3;
 /// An attribute value AWS IoT accepts: `[a-zA-Z0-9_.,@/:#-]`, at most 800
 /// characters; anything else becomes `_`.
 fn attribute_value(value: &str) -> String {
-    value.chars().take(800).map(|c| if c.is_ascii_alphanumeric() || "_.,@/:#-".contains(c) { c } else { '_' }).collect()
+    value
+        .chars()
+        .take(800)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.,@/:#-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Decides what to do with a certificate; `now` is Unix seconds.
 pub fn decide(observed: &Observed, config: &Config, now: i64) -> Plan {
     match observed.status.as_str() {
         "PENDING_ACTIVATION" => {}
-        "ACTIVE" => return Plan::Skip { status: observed.status.clone(), reason: "already active".into() },
-        "REVOKED" => return Plan::Skip { status: observed.status.clone(), reason: "revoked: never reactivated".into() },
-        "INACTIVE" => return Plan::Skip { status: observed.status.clone(), reason: "deactivated by an administrator: left alone".into() },
-        other => return Plan::Skip { status: other.to_string(), reason: format!("status {other}: not ours to change") },
+        "ACTIVE" => {
+            return Plan::Skip {
+                status: observed.status.clone(),
+                reason: "already active".into(),
+            }
+        }
+        "REVOKED" => {
+            return Plan::Skip {
+                status: observed.status.clone(),
+                reason: "revoked: never reactivated".into(),
+            }
+        }
+        "INACTIVE" => {
+            return Plan::Skip {
+                status: observed.status.clone(),
+                reason: "deactivated by an administrator: left alone".into(),
+            }
+        }
+        other => {
+            return Plan::Skip {
+                status: other.to_string(),
+                reason: format!("status {other}: not ours to change"),
+            }
+        }
     }
     match admit(observed, config, now) {
         Ok(activation) => Plan::Activate(activation),
-        Err(reason) => Plan::Reject { reason, revoke: config.on_reject == OnReject::Revoke },
+        Err(reason) => Plan::Reject {
+            reason,
+            revoke: config.on_reject == OnReject::Revoke,
+        },
     }
 }
 
@@ -88,29 +121,54 @@ fn admit(observed: &Observed, config: &Config, now: i64) -> Result<Activation, S
         return Err("certificate is a CA certificate, not a device".into());
     }
     if now < facts.not_before {
-        return Err(format!("not valid before {}", crate::facts::rfc3339(facts.not_before)));
+        return Err(format!(
+            "not valid before {}",
+            crate::facts::rfc3339(facts.not_before)
+        ));
     }
     if now > facts.not_after {
-        return Err(format!("expired at {}", crate::facts::rfc3339(facts.not_after)));
+        return Err(format!(
+            "expired at {}",
+            crate::facts::rfc3339(facts.not_after)
+        ));
     }
     if let Some(problem) = rules::key_problem(&facts.key) {
         return Err(problem);
     }
     let thing_name = match config.thing_name_source {
-        NameSource::CommonName => facts.common_name().ok_or("subject has no CN to name the thing")?.to_string(),
-        NameSource::SerialNumber => facts.subject_attr("serialNumber").ok_or("subject has no serialNumber to name the thing")?.to_string(),
+        NameSource::CommonName => facts
+            .common_name()
+            .ok_or("subject has no CN to name the thing")?
+            .to_string(),
+        NameSource::SerialNumber => facts
+            .subject_attr("serialNumber")
+            .ok_or("subject has no serialNumber to name the thing")?
+            .to_string(),
         NameSource::CertificateId => observed.certificate_id.clone(),
     };
     if !config.thing_name_pattern.is_match(&thing_name) {
-        return Err(format!("thing name \"{thing_name}\" does not match JITR_THING_NAME_PATTERN {}", config.thing_name_pattern.as_str()));
+        return Err(format!(
+            "thing name \"{thing_name}\" does not match JITR_THING_NAME_PATTERN {}",
+            config.thing_name_pattern.as_str()
+        ));
     }
     if !rules::is_thing_name(&thing_name) {
-        return Err(format!("\"{thing_name}\" is not a valid thing name (1-128 of a-z A-Z 0-9 : _ -)"));
+        return Err(format!(
+            "\"{thing_name}\" is not a valid thing name (1-128 of a-z A-Z 0-9 : _ -)"
+        ));
     }
-    let limit = if config.thing_type.is_some() { ATTRIBUTES.len() } else { MAX_ATTRIBUTES_WITHOUT_TYPE };
+    let limit = if config.thing_type.is_some() {
+        ATTRIBUTES.len()
+    } else {
+        MAX_ATTRIBUTES_WITHOUT_TYPE
+    };
     let attributes = ATTRIBUTES
         .iter()
-        .filter_map(|(field, attribute)| facts.subject_attr(field).map(|v| (attribute.to_string(), attribute_value(v))))
+        .filter_map(|(field, attribute)| {
+            facts
+                .subject_attr(field)
+                .map(|v| (attribute.to_string(), attribute_value(v)))
+        })
         .take(limit)
         .collect();
     Ok(Activation {
@@ -154,7 +212,8 @@ mod tests {
     }
 
     fn config(extra: &[(&str, &str)]) -> Config {
-        let mut vars: Vec<(String, String)> = vec![("JITR_POLICY_NAME".into(), "jitr-device".into())];
+        let mut vars: Vec<(String, String)> =
+            vec![("JITR_POLICY_NAME".into(), "jitr-device".into())];
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         Config::from_lookup(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap()
     }
@@ -163,7 +222,9 @@ mod tests {
         match plan {
             Plan::Activate(a) => format!("activate {}", a.thing_name),
             Plan::Skip { reason, .. } => format!("skip: {reason}"),
-            Plan::Reject { reason, revoke } => format!("{}: {reason}", if *revoke { "revoke" } else { "reject" }),
+            Plan::Reject { reason, revoke } => {
+                format!("{}: {reason}", if *revoke { "revoke" } else { "reject" })
+            }
         }
     }
 
@@ -198,15 +259,26 @@ mod tests {
             ("PENDING_ACTIVATION", cn("x"), ok, &p256, vec![("JITR_THING_NAME_SOURCE", "certificate-id")], &by_id),
         ];
         for (status, subject, window, key, vars, expected) in table {
-            let plan = decide(&observed(status, facts(&subject, window, key)), &config(&vars), NOW);
-            assert!(short(&plan).starts_with(expected), "{status} {subject:?} {vars:?}: {plan:?}");
+            let plan = decide(
+                &observed(status, facts(&subject, window, key)),
+                &config(&vars),
+                NOW,
+            );
+            assert!(
+                short(&plan).starts_with(expected),
+                "{status} {subject:?} {vars:?}: {plan:?}"
+            );
         }
     }
 
     #[test]
     fn weak_keys_are_rejected() {
         // rcgen cannot make RSA-1024; the rule is shared with `jitr check`.
-        let mut f = facts(&[(DnType::CommonName, "robot-1")], (NOW - 1, NOW + 1), &KeyPair::generate().unwrap());
+        let mut f = facts(
+            &[(DnType::CommonName, "robot-1")],
+            (NOW - 1, NOW + 1),
+            &KeyPair::generate().unwrap(),
+        );
         f.key = crate::facts::KeyKind::Rsa { bits: 1024 };
         let plan = decide(&observed("PENDING_ACTIVATION", f), &config(&[]), NOW);
         assert!(short(&plan).contains("RSA key of 1024 bits"), "{plan:?}");
@@ -223,14 +295,26 @@ mod tests {
             (DnType::CustomDnType(vec![2, 5, 4, 5]), "SN-1"),
         ];
         let f = facts(&subject, (NOW - 1, NOW + 1), &key);
-        let Plan::Activate(a) = decide(&observed("PENDING_ACTIVATION", f.clone()), &config(&[]), NOW) else { panic!() };
+        let Plan::Activate(a) = decide(
+            &observed("PENDING_ACTIVATION", f.clone()),
+            &config(&[]),
+            NOW,
+        ) else {
+            panic!()
+        };
         // Without a thing type: three attributes, serialNumber first; values made acceptable.
         assert_eq!(a.attributes.len(), 3);
         assert_eq!(a.attributes["serialNumber"], "SN-1");
         assert_eq!(a.attributes["organization"], "Acme,_Inc.");
         assert_eq!(a.attributes["organizationalUnit"], "Line_4");
         assert_eq!(a.policy_name, "jitr-device");
-        let Plan::Activate(a) = decide(&observed("PENDING_ACTIVATION", f), &config(&[("JITR_THING_TYPE", "robot"), ("JITR_THING_GROUPS", "g1,g2")]), NOW) else { panic!() };
+        let Plan::Activate(a) = decide(
+            &observed("PENDING_ACTIVATION", f),
+            &config(&[("JITR_THING_TYPE", "robot"), ("JITR_THING_GROUPS", "g1,g2")]),
+            NOW,
+        ) else {
+            panic!()
+        };
         assert_eq!(a.attributes.len(), 4);
         assert_eq!(a.attributes["country"], "DE");
         assert_eq!(a.thing_type.as_deref(), Some("robot"));

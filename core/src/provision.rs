@@ -61,7 +61,12 @@ fn tolerate_existing(r: Result<(), AwsError>) -> Result<(), AwsError> {
 }
 
 /// Provisions one certificate; never panics, always answers with an outcome.
-pub async fn provision<A: IotApi>(api: &A, config: &Config, certificate_id: &str, now: i64) -> Outcome {
+pub async fn provision<A: IotApi>(
+    api: &A,
+    config: &Config,
+    certificate_id: &str,
+    now: i64,
+) -> Outcome {
     let started = Instant::now();
     let (thing, result) = run(api, config, certificate_id, now).await;
     let (outcome, reason, transient) = match result {
@@ -80,7 +85,12 @@ pub async fn provision<A: IotApi>(api: &A, config: &Config, certificate_id: &str
 
 type StepResult = Result<(Kind, Option<String>), (&'static str, AwsError)>;
 
-async fn run<A: IotApi>(api: &A, config: &Config, id: &str, now: i64) -> (Option<String>, StepResult) {
+async fn run<A: IotApi>(
+    api: &A,
+    config: &Config,
+    id: &str,
+    now: i64,
+) -> (Option<String>, StepResult) {
     let described = match api.describe_certificate(id).await {
         Ok(d) => d,
         Err(e) => return (None, Err(("DescribeCertificate", e))),
@@ -89,7 +99,10 @@ async fn run<A: IotApi>(api: &A, config: &Config, id: &str, now: i64) -> (Option
         Ok(f) => f,
         // AWS holds something we cannot parse: refuse it like any bad certificate.
         Err(e) => {
-            let plan = Plan::Reject { reason: format!("certificate cannot be parsed: {e}"), revoke: config.on_reject == crate::config::OnReject::Revoke };
+            let plan = Plan::Reject {
+                reason: format!("certificate cannot be parsed: {e}"),
+                revoke: config.on_reject == crate::config::OnReject::Revoke,
+            };
             return (None, apply_reject(api, id, &plan).await);
         }
     };
@@ -123,7 +136,8 @@ async fn run<A: IotApi>(api: &A, config: &Config, id: &str, now: i64) -> (Option
                 }
                 Ok::<(), AwsError>(())
             };
-            let (principal, grouped) = tokio::join!(api.attach_thing_principal(&a.thing_name, arn), groups);
+            let (principal, grouped) =
+                tokio::join!(api.attach_thing_principal(&a.thing_name, arn), groups);
             if let Err(e) = tolerate_existing(principal) {
                 return (thing, Err(("AttachThingPrincipal", e)));
             }
@@ -137,7 +151,11 @@ async fn run<A: IotApi>(api: &A, config: &Config, id: &str, now: i64) -> (Option
             }
         }
         Plan::Skip { status, reason } => {
-            let kind = if status == "ACTIVE" { Kind::AlreadyActive } else { Kind::Skipped };
+            let kind = if status == "ACTIVE" {
+                Kind::AlreadyActive
+            } else {
+                Kind::Skipped
+            };
             (None, Ok((kind, Some(reason))))
         }
         reject @ Plan::Reject { .. } => (None, apply_reject(api, id, &reject).await),
@@ -145,20 +163,36 @@ async fn run<A: IotApi>(api: &A, config: &Config, id: &str, now: i64) -> (Option
 }
 
 /// What provisioning would do, without changing anything (for `--dry-run`).
-pub async fn dry_run<A: IotApi>(api: &A, config: &Config, id: &str, now: i64) -> Result<Plan, AwsError> {
+pub async fn dry_run<A: IotApi>(
+    api: &A,
+    config: &Config,
+    id: &str,
+    now: i64,
+) -> Result<Plan, AwsError> {
     let d = api.describe_certificate(id).await?;
     Ok(match CertFacts::from_pem(d.certificate_pem.as_bytes()) {
         Ok(facts) => plan::decide(
-            &Observed { certificate_id: id.into(), certificate_arn: d.certificate_arn, status: d.status, ca_certificate_id: d.ca_certificate_id, facts },
+            &Observed {
+                certificate_id: id.into(),
+                certificate_arn: d.certificate_arn,
+                status: d.status,
+                ca_certificate_id: d.ca_certificate_id,
+                facts,
+            },
             config,
             now,
         ),
-        Err(e) => Plan::Reject { reason: format!("certificate cannot be parsed: {e}"), revoke: config.on_reject == crate::config::OnReject::Revoke },
+        Err(e) => Plan::Reject {
+            reason: format!("certificate cannot be parsed: {e}"),
+            revoke: config.on_reject == crate::config::OnReject::Revoke,
+        },
     })
 }
 
 async fn apply_reject<A: IotApi>(api: &A, id: &str, plan: &Plan) -> StepResult {
-    let Plan::Reject { reason, revoke } = plan else { unreachable!("only rejections") };
+    let Plan::Reject { reason, revoke } = plan else {
+        unreachable!("only rejections")
+    };
     if *revoke {
         if let Err(e) = api.update_certificate(id, CertificateStatus::Revoked).await {
             return Err(("UpdateCertificate REVOKED", e));

@@ -15,7 +15,10 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// A limiter letting `per_second` (at least 1) calls through each second.
     pub fn new(per_second: u32) -> Self {
-        RateLimiter { interval: Duration::from_secs(1) / per_second.max(1), next: Mutex::new(Instant::now()) }
+        RateLimiter {
+            interval: Duration::from_secs(1) / per_second.max(1),
+            next: Mutex::new(Instant::now()),
+        }
     }
 
     /// Waits for this caller's slot.

@@ -6,11 +6,15 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_iot::error::ErrorMetadata;
 use aws_sdk_iot::operation::attach_policy::AttachPolicyOutput;
-use aws_sdk_iot::operation::attach_thing_principal::{AttachThingPrincipalError, AttachThingPrincipalOutput};
+use aws_sdk_iot::operation::attach_thing_principal::{
+    AttachThingPrincipalError, AttachThingPrincipalOutput,
+};
 use aws_sdk_iot::operation::create_thing::{CreateThingError, CreateThingOutput};
 use aws_sdk_iot::operation::describe_certificate::DescribeCertificateOutput;
 use aws_sdk_iot::operation::update_certificate::{UpdateCertificateError, UpdateCertificateOutput};
-use aws_sdk_iot::types::error::{InvalidRequestException, ResourceAlreadyExistsException, ThrottlingException};
+use aws_sdk_iot::types::error::{
+    InvalidRequestException, ResourceAlreadyExistsException, ThrottlingException,
+};
 use aws_sdk_iot::types::{CertificateDescription, CertificateStatus};
 use aws_sdk_iot::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
@@ -23,7 +27,10 @@ const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd
 const ARN: &str = "arn:aws:iot:eu-west-1:123456789012:cert/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 fn device_pem(cn: &str) -> String {
@@ -45,7 +52,12 @@ fn describe_rule(log: &Log, cn: &str, status: CertificateStatus) -> Rule {
         log.lock().unwrap().push("DescribeCertificate");
         DescribeCertificateOutput::builder()
             .certificate_description(
-                CertificateDescription::builder().certificate_arn(ARN).certificate_id(ID).status(status.clone()).certificate_pem(pem.clone()).build(),
+                CertificateDescription::builder()
+                    .certificate_arn(ARN)
+                    .certificate_id(ID)
+                    .status(status.clone())
+                    .certificate_pem(pem.clone())
+                    .build(),
             )
             .build()
     })
@@ -60,13 +72,19 @@ fn happy_rules(log: &Log) -> Vec<Rule> {
     });
     let l = log.clone();
     let policy = mock!(Client::attach_policy).then_compute_output(move |req| {
-        assert_eq!((req.policy_name(), req.target()), (Some("jitr-device"), Some(ARN)));
+        assert_eq!(
+            (req.policy_name(), req.target()),
+            (Some("jitr-device"), Some(ARN))
+        );
         l.lock().unwrap().push("AttachPolicy");
         AttachPolicyOutput::builder().build()
     });
     let l = log.clone();
     let principal = mock!(Client::attach_thing_principal).then_compute_output(move |req| {
-        assert_eq!((req.thing_name(), req.principal()), (Some("robot-7"), Some(ARN)));
+        assert_eq!(
+            (req.thing_name(), req.principal()),
+            (Some("robot-7"), Some(ARN))
+        );
         l.lock().unwrap().push("AttachThingPrincipal");
         AttachThingPrincipalOutput::builder().build()
     });
@@ -80,8 +98,12 @@ fn happy_rules(log: &Log) -> Vec<Rule> {
 }
 
 fn client(rules: &[&Rule]) -> SdkIot {
-    let client = mock_client!(aws_sdk_iot, RuleMode::MatchAny, rules, |c| c.retry_config(jitr_core::aws::retry_config()));
-    SdkIot { client, endpoint: "mock".into() }
+    let client = mock_client!(aws_sdk_iot, RuleMode::MatchAny, rules, |c| c
+        .retry_config(jitr_core::aws::retry_config()));
+    SdkIot {
+        client,
+        endpoint: "mock".into(),
+    }
 }
 
 #[tokio::test]
@@ -99,7 +121,11 @@ async fn activation_is_the_last_call() {
     assert_eq!(calls[0], "DescribeCertificate");
     let mut middle = calls[1..3].to_vec();
     middle.sort();
-    assert_eq!(middle, ["AttachPolicy", "CreateThing"], "thing and policy together, before the principal");
+    assert_eq!(
+        middle,
+        ["AttachPolicy", "CreateThing"],
+        "thing and policy together, before the principal"
+    );
     assert_eq!(&calls[3..], ["AttachThingPrincipal", "UpdateCertificate"]);
 }
 
@@ -112,18 +138,34 @@ async fn throttling_and_5xx_are_retried_then_succeed() {
         .sequence()
         .error(|| {
             UpdateCertificateError::ThrottlingException(
-                ThrottlingException::builder().message("Rate exceeded").meta(ErrorMetadata::builder().code("ThrottlingException").message("Rate exceeded").build()).build(),
+                ThrottlingException::builder()
+                    .message("Rate exceeded")
+                    .meta(
+                        ErrorMetadata::builder()
+                            .code("ThrottlingException")
+                            .message("Rate exceeded")
+                            .build(),
+                    )
+                    .build(),
             )
         })
         .times(2)
         .output(|| UpdateCertificateOutput::builder().build())
         .build();
-    let flaky_thing = mock!(Client::create_thing).sequence().http_status(503, None).output(|| CreateThingOutput::builder().build()).build();
+    let flaky_thing = mock!(Client::create_thing)
+        .sequence()
+        .http_status(503, None)
+        .output(|| CreateThingOutput::builder().build())
+        .build();
     // MatchAny takes the first matching rule: the faulty ones go first.
     let all: Vec<&Rule> = vec![&describe, &throttled, &flaky_thing, &rules[1], &rules[2]];
     let outcome = provision(&client(&all), &config(), ID, now()).await;
     assert_eq!(outcome.outcome, Kind::Activated, "{outcome:?}");
-    assert_eq!(throttled.num_calls(), 3, "two throttled attempts, then success");
+    assert_eq!(
+        throttled.num_calls(),
+        3,
+        "two throttled attempts, then success"
+    );
     assert_eq!(flaky_thing.num_calls(), 2, "one 503, then success");
 }
 
@@ -134,7 +176,14 @@ async fn existing_thing_and_already_active_are_success() {
     let rules = happy_rules(&log);
     let exists = mock!(Client::create_thing).then_error(|| {
         CreateThingError::ResourceAlreadyExistsException(
-            ResourceAlreadyExistsException::builder().message("exists with different attributes").meta(ErrorMetadata::builder().code("ResourceAlreadyExistsException").build()).build(),
+            ResourceAlreadyExistsException::builder()
+                .message("exists with different attributes")
+                .meta(
+                    ErrorMetadata::builder()
+                        .code("ResourceAlreadyExistsException")
+                        .build(),
+                )
+                .build(),
         )
     });
     let all: Vec<&Rule> = vec![&describe, &exists, &rules[1], &rules[2], &rules[3]];
@@ -159,31 +208,60 @@ async fn a_hard_failure_stops_before_activation_and_is_reported() {
     let rules = happy_rules(&log);
     let refused = mock!(Client::attach_thing_principal).then_error(|| {
         AttachThingPrincipalError::InvalidRequestException(
-            InvalidRequestException::builder().message("bad principal").meta(ErrorMetadata::builder().code("InvalidRequestException").message("bad principal").build()).build(),
+            InvalidRequestException::builder()
+                .message("bad principal")
+                .meta(
+                    ErrorMetadata::builder()
+                        .code("InvalidRequestException")
+                        .message("bad principal")
+                        .build(),
+                )
+                .build(),
         )
     });
     let all: Vec<&Rule> = vec![&describe, &refused, &rules[0], &rules[1], &rules[3]];
     let outcome = provision(&client(&all), &config(), ID, now()).await;
     assert_eq!(outcome.outcome, Kind::Failed);
-    assert!(outcome.reason.as_deref().unwrap().starts_with("AttachThingPrincipal: "), "{outcome:?}");
+    assert!(
+        outcome
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("AttachThingPrincipal: "),
+        "{outcome:?}"
+    );
     assert!(!outcome.transient);
-    assert_eq!(rules[3].num_calls(), 0, "never activated without its principal");
+    assert_eq!(
+        rules[3].num_calls(),
+        0,
+        "never activated without its principal"
+    );
     assert_eq!(refused.num_calls(), 1, "a refusal is not retried");
 }
 
 #[tokio::test]
 async fn a_rejected_certificate_is_revoked_and_nothing_created() {
     let log: Log = Default::default();
-    let describe = describe_rule(&log, "not a thing name", CertificateStatus::PendingActivation);
+    let describe = describe_rule(
+        &log,
+        "not a thing name",
+        CertificateStatus::PendingActivation,
+    );
     let rules = happy_rules(&log);
     let revoke = mock!(Client::update_certificate)
         .match_requests(|req| req.new_status() == Some(&CertificateStatus::Revoked))
         .then_output(|| UpdateCertificateOutput::builder().build());
-    let all: Vec<&Rule> = vec![&describe, &revoke, &rules[0], &rules[1], &rules[2], &rules[3]];
+    let all: Vec<&Rule> = vec![
+        &describe, &revoke, &rules[0], &rules[1], &rules[2], &rules[3],
+    ];
     let outcome = provision(&client(&all), &config(), ID, now()).await;
     assert_eq!(outcome.outcome, Kind::Rejected);
     assert_eq!(revoke.num_calls(), 1);
-    assert_eq!(*log.lock().unwrap(), ["DescribeCertificate"], "no thing, policy or principal");
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["DescribeCertificate"],
+        "no thing, policy or principal"
+    );
 }
 
 #[tokio::test]
@@ -194,24 +272,44 @@ async fn handler_answers_sqs_batches_with_partial_failures_and_refuses_malformed
     let mut all: Vec<&Rule> = vec![&describe];
     all.extend(rules.iter());
     let api = client(&all);
-    let good = json!({ "certificateId": ID, "certificateStatus": "PENDING_ACTIVATION", "timestamp": 1 }).to_string();
+    let good =
+        json!({ "certificateId": ID, "certificateStatus": "PENDING_ACTIVATION", "timestamp": 1 })
+            .to_string();
     let batch = json!({ "Records": [
         { "messageId": "m-good", "body": good, "eventSource": "aws:sqs" },
         { "messageId": "m-bad", "body": "{\"certificateId\": 7}", "eventSource": "aws:sqs" },
         { "messageId": "m-junk", "body": "not json", "eventSource": "aws:sqs" },
     ]});
-    let answer = jitr_core::handler::handle(&api, &config(), batch, now()).await.unwrap();
-    let mut failed: Vec<&str> = answer["batchItemFailures"].as_array().unwrap().iter().map(|f| f["itemIdentifier"].as_str().unwrap()).collect();
+    let answer = jitr_core::handler::handle(&api, &config(), batch, now())
+        .await
+        .unwrap();
+    let mut failed: Vec<&str> = answer["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap())
+        .collect();
     failed.sort();
     assert_eq!(failed, ["m-bad", "m-junk"]);
     assert_eq!(describe.num_calls(), 1, "only the good record reached AWS");
 
     // Direct malformed events: a clear error, no AWS call, and the next event works.
-    for bad in [json!([]), json!({ "certificateId": null }), json!({ "certificateId": ID, "timestamp": {} })] {
-        let err = jitr_core::handler::handle(&api, &config(), bad.clone(), now()).await.unwrap_err();
-        assert!(err.to_string().starts_with("malformed event: "), "{bad}: {err}");
+    for bad in [
+        json!([]),
+        json!({ "certificateId": null }),
+        json!({ "certificateId": ID, "timestamp": {} }),
+    ] {
+        let err = jitr_core::handler::handle(&api, &config(), bad.clone(), now())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("malformed event: "),
+            "{bad}: {err}"
+        );
     }
     assert_eq!(describe.num_calls(), 1);
-    let ok = jitr_core::handler::handle(&api, &config(), json!({ "certificateId": ID }), now()).await.unwrap();
+    let ok = jitr_core::handler::handle(&api, &config(), json!({ "certificateId": ID }), now())
+        .await
+        .unwrap();
     assert_eq!(ok["results"][0]["outcome"], "Activated");
 }

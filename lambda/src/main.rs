@@ -3,8 +3,8 @@
 
 use jitr_core::aws::{self, AwsOptions};
 use jitr_core::config::Config;
-use jitr_core::iot::SdkIot;
 use jitr_core::handler::HandlerError;
+use jitr_core::iot::SdkIot;
 use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use serde_json::Value;
 
@@ -12,13 +12,19 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     init_logging();
     // A missing or invalid setting stops the function at start-up, named.
-    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let config =
+        Config::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let sdk = aws::load(&AwsOptions::default()).await?;
-    let api = SdkIot { client: aws::iot_client(&sdk), endpoint: aws::endpoint_of(&sdk) };
+    let api = SdkIot {
+        client: aws::iot_client(&sdk),
+        endpoint: aws::endpoint_of(&sdk),
+    };
     let (api, config) = (&api, &config);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now = time_now();
-        jitr_core::handler::handle(api, config, event.payload, now).await.map_err(diagnostic)
+        jitr_core::handler::handle(api, config, event.payload, now)
+            .await
+            .map_err(diagnostic)
     }))
     .await
 }
@@ -29,22 +35,37 @@ fn diagnostic(e: HandlerError) -> Diagnostic {
         HandlerError::BadEvent(_) => "MalformedEvent",
         HandlerError::Provisioning { .. } => "ProvisioningFailed",
     };
-    Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+    Diagnostic {
+        error_type: error_type.into(),
+        error_message: e.to_string(),
+    }
 }
 
 fn time_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// JSON or text logs as Lambda's advanced logging controls ask
 /// (AWS_LAMBDA_LOG_FORMAT, AWS_LAMBDA_LOG_LEVEL; RUST_LOG overrides the level).
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").unwrap_or_else(|_| "INFO".into()).to_lowercase();
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .unwrap_or_else(|_| "INFO".into())
+        .to_lowercase();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).without_time();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .without_time();
     if std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        builder.json().with_current_span(false).with_span_list(false).init();
+        builder
+            .json()
+            .with_current_span(false)
+            .with_span_list(false)
+            .init();
     } else {
         builder.with_ansi(false).init();
     }

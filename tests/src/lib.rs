@@ -74,8 +74,12 @@ impl Run {
     /// Parses stdout as JSON.
     #[track_caller]
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
@@ -87,6 +91,29 @@ pub fn jitr(cwd: &Path, args: &[&str]) -> Run {
 /// Runs `openssl ARGS` in `cwd`.
 pub fn openssl(cwd: &Path, args: &[&str]) -> Run {
     run(Command::new("openssl").args(args).current_dir(cwd))
+}
+
+/// Makes a P-256 key `key` and a CSR `csr` for `subject` (e.g. "/CN=x") with openssl in `cwd`.
+pub fn ec_csr(cwd: &Path, key: &str, csr: &str, subject: &str) {
+    openssl(
+        cwd,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            csr,
+            "-subj",
+            subject,
+        ],
+    )
+    .success();
 }
 
 /// Runs a prepared command to completion.

@@ -41,24 +41,7 @@ impl Broker {
             ],
         )
         .success();
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        )
-        .success();
+        crate::ec_csr(dir, "server.key", "server.csr", "/CN=127.0.0.1");
         std::fs::write(
             dir.join("san.cnf"),
             "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",

@@ -36,7 +36,11 @@ impl Moto {
             .spawn()
             .expect("python3 with moto[server] is installed (make test installs it)");
         wait_for_port(port, &mut child, "moto server");
-        Moto { port, url: format!("http://127.0.0.1:{port}"), _child: Guard(child) }
+        Moto {
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            _child: Guard(child),
+        }
     }
 
     /// Environment for any AWS client aimed at this server.
@@ -55,7 +59,10 @@ impl Moto {
 
     /// Runs `jitr ARGS` in `cwd` against this server.
     pub fn jitr(&self, cwd: &Path, args: &[&str]) -> Run {
-        run(Command::new(bin("jitr")).args(args).current_dir(cwd).envs(self.env()))
+        run(Command::new(bin("jitr"))
+            .args(args)
+            .current_dir(cwd)
+            .envs(self.env()))
     }
 
     /// Calls an IoT API operation with boto3 (snake_case name, JSON params)
@@ -71,7 +78,9 @@ except c.exceptions.ClientError as e:
     out = {"Error": e.response["Error"]["Code"], "Message": e.response["Error"].get("Message", "")}
 print(json.dumps(out, default=str))
 "#;
-        let out = run(Command::new("python3").args(["-c", SCRIPT, operation, &params.to_string()]).envs(self.env()));
+        let out = run(Command::new("python3")
+            .args(["-c", SCRIPT, operation, &params.to_string()])
+            .envs(self.env()));
         out.json()
     }
 
@@ -80,9 +89,15 @@ print(json.dumps(out, default=str))
     /// `jitr-device`. Returns the CA's certificate id.
     pub fn jitr_setup(&self, dir: &Path) -> String {
         crate::jitr(dir, &["ca", "create", "root"]).success();
-        let id = self.jitr(dir, &["--json", "ca", "register", "root"]).json()["certificate_id"].as_str().unwrap().to_string();
+        let id = self.jitr(dir, &["--json", "ca", "register", "root"]).json()["certificate_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let doc = serde_json::json!({ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": "iot:Connect", "Resource": "*" }] });
-        let made = self.boto3("create_policy", serde_json::json!({ "policyName": "jitr-device", "policyDocument": doc.to_string() }));
+        let made = self.boto3(
+            "create_policy",
+            serde_json::json!({ "policyName": "jitr-device", "policyDocument": doc.to_string() }),
+        );
         assert!(made.get("Error").is_none(), "{made}");
         id
     }
@@ -93,7 +108,10 @@ print(json.dumps(out, default=str))
         let pem = std::fs::read_to_string(dir.join(cert)).unwrap();
         let ca = std::fs::read_to_string(dir.join("root/ca.crt")).unwrap();
         let answer = self.boto3("register_certificate", serde_json::json!({ "certificatePem": pem, "caCertificatePem": ca, "status": "PENDING_ACTIVATION" }));
-        answer["certificateId"].as_str().unwrap_or_else(|| panic!("{answer}")).to_string()
+        answer["certificateId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{answer}"))
+            .to_string()
     }
 
     /// The registration event AWS IoT publishes for `certificate_id`.
@@ -107,19 +125,39 @@ print(json.dumps(out, default=str))
 
     /// DescribeCertificate's status.
     pub fn status(&self, certificate_id: &str) -> String {
-        let d = self.boto3("describe_certificate", serde_json::json!({ "certificateId": certificate_id }));
-        d["certificateDescription"]["status"].as_str().unwrap_or_else(|| panic!("{d}")).to_string()
+        let d = self.boto3(
+            "describe_certificate",
+            serde_json::json!({ "certificateId": certificate_id }),
+        );
+        d["certificateDescription"]["status"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{d}"))
+            .to_string()
     }
 
     /// The principals attached to a thing (empty if there is no such thing).
     pub fn thing_principals(&self, thing: &str) -> Vec<String> {
-        let d = self.boto3("list_thing_principals", serde_json::json!({ "thingName": thing }));
-        d["principals"].as_array().map(|a| a.iter().map(|p| p.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+        let d = self.boto3(
+            "list_thing_principals",
+            serde_json::json!({ "thingName": thing }),
+        );
+        d["principals"]
+            .as_array()
+            .map(|a| a.iter().map(|p| p.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
     }
 
     /// The policies attached to a certificate ARN.
     pub fn policies_of(&self, arn: &str) -> Vec<String> {
-        let d = self.boto3("list_attached_policies", serde_json::json!({ "target": arn }));
-        d["policies"].as_array().unwrap_or_else(|| panic!("{d}")).iter().map(|p| p["policyName"].as_str().unwrap().to_string()).collect()
+        let d = self.boto3(
+            "list_attached_policies",
+            serde_json::json!({ "target": arn }),
+        );
+        d["policies"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{d}"))
+            .iter()
+            .map(|p| p["policyName"].as_str().unwrap().to_string())
+            .collect()
     }
 }

@@ -13,42 +13,105 @@ fn registers_root_and_intermediate_idempotently() {
     let moto = Moto::start();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let root_id = jitr(d, &["--json", "ca", "create", "root"]).json()["certificate_id"].as_str().unwrap().to_string();
-    jitr(d, &["ca", "create", "inter", "--issuer", "root", "--key", "rsa-2048"]).success();
+    let root_id = jitr(d, &["--json", "ca", "create", "root"]).json()["certificate_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    jitr(
+        d,
+        &[
+            "ca", "create", "inter", "--issuer", "root", "--key", "rsa-2048",
+        ],
+    )
+    .success();
 
     // Default mode: the stand-in only accepts a verification certificate whose
     // CN is a registration code it issued and which the CA signed.
     let report = moto.jitr(d, &["--json", "ca", "register", "root"]).json();
     assert_eq!(report["outcome"], "registered");
-    assert_eq!(report["certificate_id"], root_id.as_str(), "AWS's id is the SHA-256 of the DER");
+    assert_eq!(
+        report["certificate_id"],
+        root_id.as_str(),
+        "AWS's id is the SHA-256 of the DER"
+    );
     assert_eq!(report["status"], "ACTIVE");
     assert_eq!(report["auto_registration"], "ENABLE");
     assert_eq!(report["mode"], "DEFAULT");
     assert_eq!(report["account"], "123456789012");
-    let described = moto.boto3("describe_ca_certificate", json!({ "certificateId": root_id }));
+    let described = moto.boto3(
+        "describe_ca_certificate",
+        json!({ "certificateId": root_id }),
+    );
     assert_eq!(described["certificateDescription"]["status"], "ACTIVE");
-    assert_eq!(described["certificateDescription"]["autoRegistrationStatus"], "ENABLE");
-    let recorded: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("root/aws.json")).unwrap()).unwrap();
+    assert_eq!(
+        described["certificateDescription"]["autoRegistrationStatus"],
+        "ENABLE"
+    );
+    let recorded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("root/aws.json")).unwrap()).unwrap();
     assert_eq!(recorded["certificate_id"], root_id.as_str());
     assert_eq!(recorded["region"], "eu-west-1");
     // The text output names the id the infrastructure needs.
-    let text = moto.jitr(d, &["ca", "register", "root"]).success().to_string();
-    assert!(text.contains(&format!("caCertificateId for the infrastructure: {root_id}")), "{text}");
+    let text = moto
+        .jitr(d, &["ca", "register", "root"])
+        .success()
+        .to_string();
+    assert!(
+        text.contains(&format!(
+            "caCertificateId for the infrastructure: {root_id}"
+        )),
+        "{text}"
+    );
     assert!(text.starts_with("already registered"), "{text}");
 
     // Re-registering brings a CA that drifted back to the requested state.
     moto.boto3("update_ca_certificate", json!({ "certificateId": root_id, "newStatus": "INACTIVE", "newAutoRegistrationStatus": "DISABLE" }));
     let again = moto.jitr(d, &["--json", "ca", "register", "root"]).json();
     assert_eq!(again["outcome"], "already registered");
-    assert_eq!((again["status"].as_str(), again["auto_registration"].as_str()), (Some("ACTIVE"), Some("ENABLE")));
-    let described = moto.boto3("describe_ca_certificate", json!({ "certificateId": root_id }));
+    assert_eq!(
+        (
+            again["status"].as_str(),
+            again["auto_registration"].as_str()
+        ),
+        (Some("ACTIVE"), Some("ENABLE"))
+    );
+    let described = moto.boto3(
+        "describe_ca_certificate",
+        json!({ "certificateId": root_id }),
+    );
     assert_eq!(described["certificateDescription"]["status"], "ACTIVE");
 
     // The intermediate too (seed 004), here SNI-only and inactive, without auto-registration.
-    let inter = moto.jitr(d, &["--json", "ca", "register", "inter", "--mode", "sni-only", "--inactive", "--no-auto-registration"]).json();
-    assert_eq!((inter["status"].as_str(), inter["auto_registration"].as_str(), inter["mode"].as_str()), (Some("INACTIVE"), Some("DISABLE"), Some("SNI_ONLY")));
+    let inter = moto
+        .jitr(
+            d,
+            &[
+                "--json",
+                "ca",
+                "register",
+                "inter",
+                "--mode",
+                "sni-only",
+                "--inactive",
+                "--no-auto-registration",
+            ],
+        )
+        .json();
+    assert_eq!(
+        (
+            inter["status"].as_str(),
+            inter["auto_registration"].as_str(),
+            inter["mode"].as_str()
+        ),
+        (Some("INACTIVE"), Some("DISABLE"), Some("SNI_ONLY"))
+    );
     let listed = moto.jitr(d, &["--json", "ca", "list"]).json();
-    let mut ids: Vec<&str> = listed.as_array().unwrap().iter().map(|c| c["certificate_id"].as_str().unwrap()).collect();
+    let mut ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["certificate_id"].as_str().unwrap())
+        .collect();
     ids.sort();
     let mut want = vec![root_id.as_str(), inter["certificate_id"].as_str().unwrap()];
     want.sort();
@@ -62,7 +125,19 @@ fn the_stand_in_refuses_a_wrong_proof_of_possession() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     jitr(d, &["ca", "create", "root"]).success();
-    jitr(d, &["ca", "verification-cert", "root", "--code", "0123456789abcdef", "--out", "verify.crt"]).success();
+    jitr(
+        d,
+        &[
+            "ca",
+            "verification-cert",
+            "root",
+            "--code",
+            "0123456789abcdef",
+            "--out",
+            "verify.crt",
+        ],
+    )
+    .success();
     let ca = std::fs::read_to_string(d.join("root/ca.crt")).unwrap();
     let verification = std::fs::read_to_string(d.join("verify.crt")).unwrap();
     let answer = moto.boto3("register_ca_certificate", json!({ "caCertificate": ca, "verificationCertificate": verification, "setAsActive": true }));
@@ -75,32 +150,77 @@ fn lifecycle_commands_by_directory_and_by_id() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     jitr(d, &["ca", "create", "root"]).success();
-    let id = moto.jitr(d, &["--json", "ca", "register", "root"]).json()["certificate_id"].as_str().unwrap().to_string();
+    let id = moto.jitr(d, &["--json", "ca", "register", "root"]).json()["certificate_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let shown = moto.jitr(d, &["--json", "ca", "show", &id]).json();
     assert_eq!(shown["certificate_id"], id.as_str());
     let off = moto.jitr(d, &["--json", "ca", "deactivate", "root"]).json();
     assert_eq!(off["status"], "INACTIVE");
-    assert_eq!(moto.boto3("describe_ca_certificate", json!({ "certificateId": id }))["certificateDescription"]["status"], "INACTIVE");
-    let text = moto.jitr(d, &["ca", "deactivate", &id]).success().to_string();
+    assert_eq!(
+        moto.boto3("describe_ca_certificate", json!({ "certificateId": id }))
+            ["certificateDescription"]["status"],
+        "INACTIVE"
+    );
+    let text = moto
+        .jitr(d, &["ca", "deactivate", &id])
+        .success()
+        .to_string();
     assert!(text.contains("already in that state"), "{text}");
     moto.jitr(d, &["ca", "activate", "root"]).success();
-    let auto = moto.jitr(d, &["--json", "ca", "auto-registration", "disable", "root"]).json();
+    let auto = moto
+        .jitr(d, &["--json", "ca", "auto-registration", "disable", "root"])
+        .json();
     assert_eq!(auto["auto_registration"], "DISABLE");
     assert_eq!(auto["status"], "ACTIVE");
-    assert_eq!(moto.boto3("describe_ca_certificate", json!({ "certificateId": id }))["certificateDescription"]["autoRegistrationStatus"], "DISABLE");
+    assert_eq!(
+        moto.boto3("describe_ca_certificate", json!({ "certificateId": id }))
+            ["certificateDescription"]["autoRegistrationStatus"],
+        "DISABLE"
+    );
 
     // Deregistering leaves registered device certificates alone, and may run twice.
-    jitr(d, &["device", "issue", "--ca", "root", "--out", "dev", "--name", "d1"]).success();
-    moto.jitr(d, &["device", "register", "dev/d1/device.crt", "--ca", "root", "--activate"]).success();
-    assert_eq!(moto.jitr(d, &["--json", "ca", "deregister", "root"]).json()["outcome"], "deregistered");
-    assert_eq!(moto.jitr(d, &["--json", "ca", "deregister", "root"]).json()["outcome"], "was not registered");
-    assert_eq!(moto.boto3("describe_ca_certificate", json!({ "certificateId": id }))["Error"], "ResourceNotFoundException");
+    jitr(
+        d,
+        &[
+            "device", "issue", "--ca", "root", "--out", "dev", "--name", "d1",
+        ],
+    )
+    .success();
+    moto.jitr(
+        d,
+        &[
+            "device",
+            "register",
+            "dev/d1/device.crt",
+            "--ca",
+            "root",
+            "--activate",
+        ],
+    )
+    .success();
+    assert_eq!(
+        moto.jitr(d, &["--json", "ca", "deregister", "root"]).json()["outcome"],
+        "deregistered"
+    );
+    assert_eq!(
+        moto.jitr(d, &["--json", "ca", "deregister", "root"]).json()["outcome"],
+        "was not registered"
+    );
+    assert_eq!(
+        moto.boto3("describe_ca_certificate", json!({ "certificateId": id }))["Error"],
+        "ResourceNotFoundException"
+    );
     assert!(!d.join("root/aws.json").exists());
     let err = moto.jitr(d, &["ca", "show", "root"]).failure().to_string();
     assert!(err.contains("not registered"), "{err}");
     let listed = moto.boto3("list_certificates", json!({}));
-    assert_eq!(listed["certificates"][0]["status"], "ACTIVE", "device certificate unaffected: {listed}");
+    assert_eq!(
+        listed["certificates"][0]["status"], "ACTIVE",
+        "device certificate unaffected: {listed}"
+    );
 }
 
 #[test]
@@ -110,32 +230,106 @@ fn device_certificates_register_with_and_without_activation() {
     let d = tmp.path();
     jitr(d, &["ca", "create", "root"]).success();
     moto.jitr(d, &["ca", "register", "root"]).success();
-    let issued = jitr(d, &["--json", "device", "issue", "--ca", "root", "--out", "dev", "--count", "12", "--name-template", "d{n:02}"]).json();
-    let id_of = |name: &str| issued["issued"].as_array().unwrap().iter().find(|r| r["name"] == name).unwrap()["certificate_id"].as_str().unwrap().to_string();
+    let issued = jitr(
+        d,
+        &[
+            "--json",
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "dev",
+            "--count",
+            "12",
+            "--name-template",
+            "d{n:02}",
+        ],
+    )
+    .json();
+    let id_of = |name: &str| {
+        issued["issued"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()["certificate_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
 
-    let files: Vec<String> = (1..=10).map(|n| format!("dev/d{n:02}/device-and-ca.crt")).collect();
+    let files: Vec<String> = (1..=10)
+        .map(|n| format!("dev/d{n:02}/device-and-ca.crt"))
+        .collect();
     let mut args = vec!["--json", "device", "register", "--ca", "root"];
     args.extend(files.iter().map(String::as_str));
     let report = moto.jitr(d, &args).json();
     let rows = report.as_array().unwrap();
     assert_eq!(rows.len(), 10);
-    assert!(rows.iter().all(|r| r["outcome"] == "registered" && r["status"] == "INACTIVE"), "{report}");
-    let described = moto.boto3("describe_certificate", json!({ "certificateId": id_of("d03") }));
+    assert!(
+        rows.iter()
+            .all(|r| r["outcome"] == "registered" && r["status"] == "INACTIVE"),
+        "{report}"
+    );
+    let described = moto.boto3(
+        "describe_certificate",
+        json!({ "certificateId": id_of("d03") }),
+    );
     assert_eq!(described["certificateDescription"]["status"], "INACTIVE");
 
     // Again with --activate: already there, now ACTIVE; plus a new one.
-    let text = moto.jitr(d, &["device", "register", "--ca", "root", "--activate", "dev/d03/device.crt", "dev/d11/device.crt"]).success().to_string();
-    assert!(text.contains("1 registered, 1 already registered, 0 failed"), "{text}");
+    let text = moto
+        .jitr(
+            d,
+            &[
+                "device",
+                "register",
+                "--ca",
+                "root",
+                "--activate",
+                "dev/d03/device.crt",
+                "dev/d11/device.crt",
+            ],
+        )
+        .success()
+        .to_string();
+    assert!(
+        text.contains("1 registered, 1 already registered, 0 failed"),
+        "{text}"
+    );
     for name in ["d03", "d11"] {
-        let described = moto.boto3("describe_certificate", json!({ "certificateId": id_of(name) }));
-        assert_eq!(described["certificateDescription"]["status"], "ACTIVE", "{name}");
+        let described = moto.boto3(
+            "describe_certificate",
+            json!({ "certificateId": id_of(name) }),
+        );
+        assert_eq!(
+            described["certificateDescription"]["status"], "ACTIVE",
+            "{name}"
+        );
     }
     // Multi-account registration without the CA.
-    moto.jitr(d, &["device", "register", "--without-ca", "dev/d12/device.crt"]).success();
-    assert_eq!(moto.boto3("describe_certificate", json!({ "certificateId": id_of("d12") }))["certificateDescription"]["status"], "INACTIVE");
+    moto.jitr(
+        d,
+        &["device", "register", "--without-ca", "dev/d12/device.crt"],
+    )
+    .success();
+    assert_eq!(
+        moto.boto3(
+            "describe_certificate",
+            json!({ "certificateId": id_of("d12") })
+        )["certificateDescription"]["status"],
+        "INACTIVE"
+    );
     // A CA certificate given as a device is refused before any call.
-    let err = moto.jitr(d, &["device", "register", "root/ca.crt"]).failure().to_string();
-    assert!(err.contains("root/ca.crt") && err.contains("jitr ca register"), "{err}");
+    let err = moto
+        .jitr(d, &["device", "register", "root/ca.crt"])
+        .failure()
+        .to_string();
+    assert!(
+        err.contains("root/ca.crt") && err.contains("jitr ca register"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -147,9 +341,15 @@ fn endpoint_is_the_ats_data_endpoint() {
     let address = out["endpoint"].as_str().unwrap();
     let (prefix, rest) = address.split_once('-').unwrap();
     assert_eq!(rest, "ats.iot.eu-west-1.amazonaws.com", "{out}");
-    assert!(prefix.len() == 14 && prefix.bytes().all(|b| b.is_ascii_alphanumeric()), "{out}");
+    assert!(
+        prefix.len() == 14 && prefix.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "{out}"
+    );
     let text = moto.jitr(tmp.path(), &["endpoint"]).success().to_string();
-    assert!(text.trim().ends_with("-ats.iot.eu-west-1.amazonaws.com"), "{text}");
+    assert!(
+        text.trim().ends_with("-ats.iot.eu-west-1.amazonaws.com"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -158,11 +358,39 @@ fn a_ca_aws_iot_would_refuse_is_refused_before_any_call() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     std::fs::create_dir(d.join("weak")).unwrap();
-    openssl(d, &["req", "-x509", "-newkey", "rsa:1024", "-nodes", "-keyout", "weak/ca.key", "-out", "weak/ca.crt",
-        "-subj", "/CN=Weak", "-days", "10", "-sha1"]).success();
-    let err = moto.jitr(d, &["ca", "register", "weak"]).failure().to_string();
-    assert!(err.contains("weak/ca.crt") && err.contains("AWS IoT would refuse") && err.contains("1024"), "{err}");
-    assert_eq!(moto.boto3("list_ca_certificates", json!({}))["certificates"], json!([]), "nothing registered");
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:1024",
+            "-nodes",
+            "-keyout",
+            "weak/ca.key",
+            "-out",
+            "weak/ca.crt",
+            "-subj",
+            "/CN=Weak",
+            "-days",
+            "10",
+            "-sha1",
+        ],
+    )
+    .success();
+    let err = moto
+        .jitr(d, &["ca", "register", "weak"])
+        .failure()
+        .to_string();
+    assert!(
+        err.contains("weak/ca.crt") && err.contains("AWS IoT would refuse") && err.contains("1024"),
+        "{err}"
+    );
+    assert_eq!(
+        moto.boto3("list_ca_certificates", json!({}))["certificates"],
+        json!([]),
+        "nothing registered"
+    );
 }
 
 #[test]
@@ -178,28 +406,54 @@ fn aws_failures_are_one_clear_sentence() {
     ];
     let jitr_env = |env: &[(&str, &str)], args: &[&str]| {
         let mut cmd = Command::new(bin("jitr"));
-        cmd.args(args).current_dir(d).env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY").env_remove("AWS_PROFILE");
+        cmd.args(args)
+            .current_dir(d)
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_PROFILE");
         cmd.envs(base.iter().copied()).envs(env.iter().copied());
         run(&mut cmd)
     };
-    let keys = [("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"), ("AWS_SECRET_ACCESS_KEY", "secret")];
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "secret"),
+    ];
 
     // Endpoint down.
     let down = format!("http://127.0.0.1:{}", free_port());
-    let err = jitr_env(&keys, &["ca", "register", "root", "--endpoint-url", &down]).failure().to_string();
-    assert!(err.contains("cannot reach AWS IoT at") && err.contains(&down), "{err}");
+    let err = jitr_env(&keys, &["ca", "register", "root", "--endpoint-url", &down])
+        .failure()
+        .to_string();
+    assert!(
+        err.contains("cannot reach AWS IoT at") && err.contains(&down),
+        "{err}"
+    );
     // No credentials at all.
-    let err = jitr_env(&[], &["ca", "list", "--endpoint-url", &down]).failure().to_string();
+    let err = jitr_env(&[], &["ca", "list", "--endpoint-url", &down])
+        .failure()
+        .to_string();
     assert!(err.contains("no AWS credentials found"), "{err}");
     // A profile that does not exist.
-    let err = jitr_env(&keys, &["ca", "list", "--profile", "nosuch"]).failure().to_string();
+    let err = jitr_env(&keys, &["ca", "list", "--profile", "nosuch"])
+        .failure()
+        .to_string();
     assert!(err.contains("profile `nosuch` is not defined"), "{err}");
     // No region.
-    let err = jitr_env(&[("AWS_REGION", ""), keys[0], keys[1]], &["endpoint", "--endpoint-url", &down]).failure().to_string();
+    let err = jitr_env(
+        &[("AWS_REGION", ""), keys[0], keys[1]],
+        &["endpoint", "--endpoint-url", &down],
+    )
+    .failure()
+    .to_string();
     assert!(err.contains("no AWS region"), "{err}");
     // Credentials the service rejects (moto checking signatures).
     let moto = Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")]);
-    let err = jitr_env(&keys, &["ca", "register", "root", "--endpoint-url", &moto.url]).failure().to_string();
+    let err = jitr_env(
+        &keys,
+        &["ca", "register", "root", "--endpoint-url", &moto.url],
+    )
+    .failure()
+    .to_string();
     assert!(err.contains("AWS rejected the credentials"), "{err}");
     for e in [&err] {
         assert_eq!(e.trim().lines().count(), 1, "one line: {e}");

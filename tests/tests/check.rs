@@ -92,25 +92,7 @@ fn classic_openssl_mistakes_fail_with_the_rule_named() {
     )
     .success();
     jitr(d, &["ca", "create", "root"]).success();
-    openssl(
-        d,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "dev.key",
-            "-out",
-            "dev.csr",
-            "-subj",
-            "/CN=my device",
-        ],
-    )
-    .success();
+    jitr_tests::ec_csr(d, "dev.key", "dev.csr", "/CN=my device");
     openssl(
         d,
         &[

@@ -396,25 +396,7 @@ fn a_device_csr_is_signed_and_its_key_never_written() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     root(d);
-    openssl(
-        d,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "device-own.key",
-            "-out",
-            "device.csr",
-            "-subj",
-            "/CN=ignored",
-        ],
-    )
-    .success();
+    jitr_tests::ec_csr(d, "device-own.key", "device.csr", "/CN=ignored");
     jitr(
         d,
         &[

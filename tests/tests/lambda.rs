@@ -13,16 +13,47 @@ const ARN_PREFIX: &str = "arn:aws:iot:eu-west-1:123456789012:cert/";
 
 /// Issues device `name` under `root` and registers it pending; returns its id.
 fn pending_device(moto: &Moto, d: &Path, name: &str) -> String {
-    jitr(d, &["device", "issue", "--ca", "root", "--out", "dev", "--name", name, "--subject-extra", "O=Acme,serialNumber=SN-9"]).success();
+    jitr(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "dev",
+            "--name",
+            name,
+            "--subject-extra",
+            "O=Acme,serialNumber=SN-9",
+        ],
+    )
+    .success();
     moto.register_pending(d, &format!("dev/{name}/device.crt"))
 }
 
 /// A device whose CN is not a valid thing name, signed by `root` with openssl.
 fn badly_named_device(moto: &Moto, d: &Path) -> String {
-    openssl(d, &["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "bad.key",
-        "-out", "bad.csr", "-subj", "/CN=bad name!"]).success();
-    openssl(d, &["x509", "-req", "-in", "bad.csr", "-CA", "root/ca.crt", "-CAkey", "root/ca.key", "-CAcreateserial",
-        "-out", "bad.crt", "-days", "10"]).success();
+    jitr_tests::ec_csr(d, "bad.key", "bad.csr", "/CN=bad name!");
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "bad.csr",
+            "-CA",
+            "root/ca.crt",
+            "-CAkey",
+            "root/ca.key",
+            "-CAcreateserial",
+            "-out",
+            "bad.crt",
+            "-days",
+            "10",
+        ],
+    )
+    .success();
     moto.register_pending(d, "bad.crt")
 }
 
@@ -54,21 +85,37 @@ fn the_built_function_under_cargo_lambda_provisions_events_and_batches() {
     assert_eq!(moto.thing_principals("robot-1"), [arn.clone()]);
     assert_eq!(moto.policies_of(&arn), ["jitr-device"]);
     let thing = moto.boto3("describe_thing", json!({ "thingName": "robot-1" }));
-    assert_eq!(thing["attributes"], json!({ "organization": "Acme", "serialNumber": "SN-9" }));
+    assert_eq!(
+        thing["attributes"],
+        json!({ "organization": "Acme", "serialNumber": "SN-9" })
+    );
 
     // The same event again (AWS republishes while a device retries): success, nothing changes.
     let again = watch.invoke(&d.join("event.json")).json();
     assert_eq!(again["results"][0]["outcome"], "AlreadyActive");
 
     // Malformed events: an error answer, no AWS call, and the function keeps serving.
-    for (n, bad) in [json!({ "certificateId": 12 }), json!("just a string"), json!({ "timestamp": 1 })].iter().enumerate() {
+    for (n, bad) in [
+        json!({ "certificateId": 12 }),
+        json!("just a string"),
+        json!({ "timestamp": 1 }),
+    ]
+    .iter()
+    .enumerate()
+    {
         let out = watch.invoke(&write(d, &format!("bad-{n}.json"), bad));
         assert!(!out.ok(), "{bad}: {out:?}");
-        assert!(format!("{}{}", out.stdout, out.stderr).contains("malformed event"), "{bad}: {out:?}");
+        assert!(
+            format!("{}{}", out.stdout, out.stderr).contains("malformed event"),
+            "{bad}: {out:?}"
+        );
     }
 
     // An SQS batch: two good records and a malformed one; only that one is reported failed.
-    let (a, b) = (pending_device(&moto, d, "robot-2"), pending_device(&moto, d, "robot-3"));
+    let (a, b) = (
+        pending_device(&moto, d, "robot-2"),
+        pending_device(&moto, d, "robot-3"),
+    );
     let record = |mid: &str, body: String| json!({ "messageId": mid, "receiptHandle": "h", "body": body, "eventSource": "aws:sqs", "awsRegion": "eu-west-1", "attributes": {}, "messageAttributes": {} });
     let batch = json!({ "Records": [
         record("m1", Moto::event(&a, &ca).to_string()),
@@ -76,25 +123,64 @@ fn the_built_function_under_cargo_lambda_provisions_events_and_batches() {
         record("m3", Moto::event(&b, &ca).to_string()),
     ]});
     let answer = watch.invoke(&write(d, "batch.json", &batch)).json();
-    assert_eq!(answer, json!({ "batchItemFailures": [{ "itemIdentifier": "m2" }] }));
-    assert_eq!((moto.status(&a), moto.status(&b)), ("ACTIVE".into(), "ACTIVE".into()));
+    assert_eq!(
+        answer,
+        json!({ "batchItemFailures": [{ "itemIdentifier": "m2" }] })
+    );
+    assert_eq!(
+        (moto.status(&a), moto.status(&b)),
+        ("ACTIVE".into(), "ACTIVE".into())
+    );
 
     // A certificate whose name fails the pattern is revoked and gets no thing.
     let bad = badly_named_device(&moto, d);
-    let answer = watch.invoke(&write(d, "bad-name.json", &Moto::event(&bad, &ca))).json();
+    let answer = watch
+        .invoke(&write(d, "bad-name.json", &Moto::event(&bad, &ca)))
+        .json();
     assert_eq!(answer["results"][0]["outcome"], "Rejected", "{answer}");
     assert_eq!(moto.status(&bad), "REVOKED");
-    assert_eq!(moto.policies_of(&format!("{ARN_PREFIX}{bad}")), Vec::<String>::new());
+    assert_eq!(
+        moto.policies_of(&format!("{ARN_PREFIX}{bad}")),
+        Vec::<String>::new()
+    );
 
     // One JSON log line and one EMF metric line per certificate.
     drop(watch);
-    let log = std::fs::read_to_string(d.join("watch.log")).unwrap() + &std::fs::read_to_string(d.join("watch.err")).unwrap();
-    let emf: Vec<serde_json::Value> = log.lines().filter(|l| l.contains("CloudWatchMetrics")).map(|l| serde_json::from_str(&l[l.find('{').unwrap()..]).unwrap()).collect();
-    let names: Vec<&str> = emf.iter().map(|m| m["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"].as_str().unwrap()).collect();
-    assert_eq!(names.iter().filter(|n| **n == "Activated").count(), 3, "{log}");
-    assert_eq!(names.iter().filter(|n| **n == "AlreadyActive").count(), 1, "{log}");
-    assert_eq!(names.iter().filter(|n| **n == "Rejected").count(), 1, "{log}");
-    assert!(log.lines().any(|l| l.contains("\"outcome\":\"Rejected\"") && l.contains("does not match")), "{log}");
+    let log = std::fs::read_to_string(d.join("watch.log")).unwrap()
+        + &std::fs::read_to_string(d.join("watch.err")).unwrap();
+    let emf: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.contains("CloudWatchMetrics"))
+        .map(|l| serde_json::from_str(&l[l.find('{').unwrap()..]).unwrap())
+        .collect();
+    let names: Vec<&str> = emf
+        .iter()
+        .map(|m| {
+            m["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| **n == "Activated").count(),
+        3,
+        "{log}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| **n == "AlreadyActive").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| **n == "Rejected").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"outcome\":\"Rejected\"") && l.contains("does not match")),
+        "{log}"
+    );
 }
 
 #[test]
@@ -109,27 +195,62 @@ fn the_handler_in_process_honours_type_groups_and_allowed_cas() {
     for (k, v) in moto.env() {
         std::env::set_var(k, v);
     }
-    let vars = [("JITR_POLICY_NAME", "jitr-device"), ("JITR_THING_TYPE", "robot"), ("JITR_THING_GROUPS", "fleet")];
+    let vars = [
+        ("JITR_POLICY_NAME", "jitr-device"),
+        ("JITR_THING_TYPE", "robot"),
+        ("JITR_THING_GROUPS", "fleet"),
+    ];
     let config = |extra: Option<(&str, &str)>| {
-        jitr_core::config::Config::from_lookup(|k| vars.iter().chain(extra.iter()).find(|(n, _)| *n == k).map(|(_, v)| v.to_string())).unwrap()
+        jitr_core::config::Config::from_lookup(|k| {
+            vars.iter()
+                .chain(extra.iter())
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap()
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let sdk = rt.block_on(jitr_core::aws::load(&Default::default())).unwrap();
-    let api = jitr_core::iot::SdkIot { client: jitr_core::aws::iot_client(&sdk), endpoint: moto.url.clone() };
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let sdk = rt
+        .block_on(jitr_core::aws::load(&Default::default()))
+        .unwrap();
+    let api = jitr_core::iot::SdkIot {
+        client: jitr_core::aws::iot_client(&sdk),
+        endpoint: moto.url.clone(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
 
     // A CA that is not allowed: rejected and revoked.
     let other = "f".repeat(64);
-    let answer = rt.block_on(jitr_core::handler::handle(&api, &config(Some(("JITR_ALLOWED_CA_IDS", &other))), Moto::event(&id, &ca), now)).unwrap();
+    let answer = rt
+        .block_on(jitr_core::handler::handle(
+            &api,
+            &config(Some(("JITR_ALLOWED_CA_IDS", &other))),
+            Moto::event(&id, &ca),
+            now,
+        ))
+        .unwrap();
     assert_eq!(answer["results"][0]["outcome"], "Rejected");
     assert_eq!(moto.status(&id), "REVOKED");
 
     let id = pending_device(&moto, d, "robot-10");
-    let answer = rt.block_on(jitr_core::handler::handle(&api, &config(Some(("JITR_ALLOWED_CA_IDS", &ca))), Moto::event(&id, &ca), now)).unwrap();
+    let answer = rt
+        .block_on(jitr_core::handler::handle(
+            &api,
+            &config(Some(("JITR_ALLOWED_CA_IDS", &ca))),
+            Moto::event(&id, &ca),
+            now,
+        ))
+        .unwrap();
     assert_eq!(answer["results"][0]["outcome"], "Activated", "{answer}");
     let thing = moto.boto3("describe_thing", json!({ "thingName": "robot-10" }));
     assert_eq!(thing["thingTypeName"], "robot");
-    let groups = moto.boto3("list_thing_groups_for_thing", json!({ "thingName": "robot-10" }));
+    let groups = moto.boto3(
+        "list_thing_groups_for_thing",
+        json!({ "thingName": "robot-10" }),
+    );
     assert_eq!(groups["thingGroups"][0]["groupName"], "fleet", "{groups}");
 }
 
@@ -139,23 +260,53 @@ fn reconcile_provisions_what_events_missed() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     moto.jitr_setup(d);
-    let ids: Vec<String> = (1..=4).map(|n| pending_device(&moto, d, &format!("lost-{n}"))).collect();
+    let ids: Vec<String> = (1..=4)
+        .map(|n| pending_device(&moto, d, &format!("lost-{n}")))
+        .collect();
     let bad = badly_named_device(&moto, d);
 
     // Dry run: the plan for each, nothing changed.
-    let plans = moto.jitr(d, &["--json", "reconcile", "--ca", "root", "--dry-run", "--policy", "jitr-device"]).json();
+    let plans = moto
+        .jitr(
+            d,
+            &[
+                "--json",
+                "reconcile",
+                "--ca",
+                "root",
+                "--dry-run",
+                "--policy",
+                "jitr-device",
+            ],
+        )
+        .json();
     assert_eq!(plans.as_array().unwrap().len(), 5);
-    assert!(plans.as_array().unwrap().iter().any(|p| p["plan"]["action"] == "reject" && p["certificateId"] == bad.as_str()));
+    assert!(plans
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["plan"]["action"] == "reject" && p["certificateId"] == bad.as_str()));
     assert!(ids.iter().all(|id| moto.status(id) == "PENDING_ACTIVATION"));
 
-    let text = moto.jitr(d, &["reconcile", "--ca", "root", "--policy", "jitr-device"]).success().to_string();
+    let text = moto
+        .jitr(d, &["reconcile", "--ca", "root", "--policy", "jitr-device"])
+        .success()
+        .to_string();
     assert!(text.contains("4 activated, 1 rejected, 0 failed"), "{text}");
     assert!(ids.iter().all(|id| moto.status(id) == "ACTIVE"));
     assert_eq!(moto.status(&bad), "REVOKED");
     // Nothing pending any more; provisioning one again is an idempotent success.
-    let text = moto.jitr(d, &["reconcile", "--ca", "root", "--policy", "jitr-device"]).success().to_string();
+    let text = moto
+        .jitr(d, &["reconcile", "--ca", "root", "--policy", "jitr-device"])
+        .success()
+        .to_string();
     assert!(text.starts_with("0 PENDING_ACTIVATION"), "{text}");
-    let again = moto.jitr(d, &["--json", "provision", &ids[0], "--policy", "jitr-device"]).json();
+    let again = moto
+        .jitr(
+            d,
+            &["--json", "provision", &ids[0], "--policy", "jitr-device"],
+        )
+        .json();
     assert_eq!(again["outcome"], "AlreadyActive");
     // Without a policy the settings are refused, named.
     let err = moto.jitr(d, &["provision", &ids[0]]).failure().to_string();

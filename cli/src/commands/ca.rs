@@ -183,7 +183,10 @@ pub fn verification_cert(a: &VerificationCertArgs, out: &Output) -> Result<(), C
 /// A verification certificate for `code`, signed by the CA with a fresh,
 /// discarded key. Part of `ca register` too.
 pub fn verification_certificate(ca: &CaDir, code: &str) -> Result<String, CliError> {
-    if code.is_empty() || code.len() > 64 || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    if code.is_empty()
+        || code.len() > 64
+        || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
         return Err(CliError::invalid(
             "--code",
             format!("\"{code}\" is not a registration code (expected 1-64 letters, digits or dashes, as GetRegistrationCode returns)"),

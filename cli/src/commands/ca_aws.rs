@@ -45,7 +45,13 @@ fn account_of(arn: &str) -> String {
 
 /// DescribeCACertificate; `None` when the CA is not registered.
 fn describe(cloud: &Cloud, id: &str) -> Result<Option<CaState>, CliError> {
-    let answer = cloud.block_on(cloud.iot.describe_ca_certificate().certificate_id(id).send());
+    let answer = cloud.block_on(
+        cloud
+            .iot
+            .describe_ca_certificate()
+            .certificate_id(id)
+            .send(),
+    );
     let out = match answer {
         Ok(out) => out,
         Err(e) => match cloud.error(e) {
@@ -54,22 +60,42 @@ fn describe(cloud: &Cloud, id: &str) -> Result<Option<CaState>, CliError> {
         },
     };
     let d = out.certificate_description().ok_or_else(|| {
-        CliError::aws("describing CA", AwsError::Service { code: "Empty".into(), message: "no certificateDescription".into() })
+        CliError::aws(
+            "describing CA",
+            AwsError::Service {
+                code: "Empty".into(),
+                message: "no certificateDescription".into(),
+            },
+        )
     })?;
     let arn = d.certificate_arn().unwrap_or_default().to_string();
     Ok(Some(CaState {
         certificate_id: d.certificate_id().unwrap_or(id).to_string(),
         account: account_of(&arn),
         certificate_arn: arn,
-        status: d.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
-        auto_registration: d.auto_registration_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
-        mode: d.certificate_mode().map(|s| s.as_str().to_string()).unwrap_or_else(|| "DEFAULT".into()),
+        status: d
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        auto_registration: d
+            .auto_registration_status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        mode: d
+            .certificate_mode()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| "DEFAULT".into()),
         region: cloud.region.clone(),
     }))
 }
 
 /// UpdateCACertificate with whichever of status and auto-registration is given.
-fn update(cloud: &Cloud, id: &str, status: Option<CaCertificateStatus>, auto: Option<AutoRegistrationStatus>) -> Result<(), CliError> {
+fn update(
+    cloud: &Cloud,
+    id: &str,
+    status: Option<CaCertificateStatus>,
+    auto: Option<AutoRegistrationStatus>,
+) -> Result<(), CliError> {
     let mut call = cloud.iot.update_ca_certificate().certificate_id(id);
     if let Some(s) = status {
         call = call.new_status(s);
@@ -77,7 +103,10 @@ fn update(cloud: &Cloud, id: &str, status: Option<CaCertificateStatus>, auto: Op
     if let Some(a) = auto {
         call = call.new_auto_registration_status(a);
     }
-    cloud.block_on(call.send()).map(|_| ()).map_err(|e| CliError::aws(format!("updating CA {id}"), cloud.error(e)))
+    cloud
+        .block_on(call.send())
+        .map(|_| ())
+        .map_err(|e| CliError::aws(format!("updating CA {id}"), cloud.error(e)))
 }
 
 fn wanted_status(inactive: bool) -> CaCertificateStatus {
@@ -99,12 +128,23 @@ fn wanted_auto(enable: bool) -> AutoRegistrationStatus {
 /// Refuses a CA AWS IoT or TLS peers would refuse, before any API call.
 fn check_locally(der: &[u8], path: &Path) -> Result<(), CliError> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let (_, results) = crate::lint::lint(&[der.to_vec()], None, now).map_err(|e| CliError::invalid(path.display(), e))?;
-    let failures: Vec<String> = results.iter().filter(|r| !r.pass).map(|r| format!("{}: {}", r.rule, r.detail)).collect();
+    let (_, results) = crate::lint::lint(&[der.to_vec()], None, now)
+        .map_err(|e| CliError::invalid(path.display(), e))?;
+    let failures: Vec<String> = results
+        .iter()
+        .filter(|r| !r.pass)
+        .map(|r| format!("{}: {}", r.rule, r.detail))
+        .collect();
     if failures.is_empty() {
         Ok(())
     } else {
-        Err(CliError::invalid(path.display(), format!("not registered, AWS IoT would refuse it ({})", failures.join("; "))))
+        Err(CliError::invalid(
+            path.display(),
+            format!(
+                "not registered, AWS IoT would refuse it ({})",
+                failures.join("; ")
+            ),
+        ))
     }
 }
 
@@ -147,10 +187,13 @@ pub fn register(a: &CaRegisterArgs, global: &Global, out: &Output) -> Result<(),
                 (Some(ca), RegisterMode::Default) => {
                     let code = cloud
                         .block_on(cloud.iot.get_registration_code().send())
-                        .map_err(|e| CliError::aws("getting the registration code", cloud.error(e)))?;
+                        .map_err(|e| {
+                            CliError::aws("getting the registration code", cloud.error(e))
+                        })?;
                     let code = code.registration_code().unwrap_or_default().to_string();
                     let verification = super::ca::verification_certificate(ca, &code)?;
-                    call.verification_certificate(verification).certificate_mode(CertificateMode::Default)
+                    call.verification_certificate(verification)
+                        .certificate_mode(CertificateMode::Default)
                 }
                 _ => call.certificate_mode(CertificateMode::SniOnly),
             };
@@ -159,30 +202,51 @@ pub fn register(a: &CaRegisterArgs, global: &Global, out: &Output) -> Result<(),
                 Err(e) => match cloud.error(e) {
                     // Registered meanwhile (another run): bring it to the requested state below.
                     AwsError::AlreadyExists { .. } => "already registered",
-                    e => return Err(CliError::aws(format!("registering {}", cert_path.display()), e)),
+                    e => {
+                        return Err(CliError::aws(
+                            format!("registering {}", cert_path.display()),
+                            e,
+                        ))
+                    }
                 },
             }
         }
     };
 
     // Bring it to the requested state and confirm what AWS reports.
-    let mut state = describe(&cloud, &id)?.ok_or_else(|| CliError::aws("registering", AwsError::NotFound(format!("CA {id} vanished after registration"))))?;
+    let mut state = describe(&cloud, &id)?.ok_or_else(|| {
+        CliError::aws(
+            "registering",
+            AwsError::NotFound(format!("CA {id} vanished after registration")),
+        )
+    })?;
     if state.status != status.as_str() || state.auto_registration != auto.as_str() {
         update(&cloud, &id, Some(status.clone()), Some(auto.clone()))?;
-        state = describe(&cloud, &id)?.ok_or_else(|| CliError::aws("registering", AwsError::NotFound(format!("CA {id}"))))?;
+        state = describe(&cloud, &id)?
+            .ok_or_else(|| CliError::aws("registering", AwsError::NotFound(format!("CA {id}"))))?;
     }
     if state.status != status.as_str() || state.auto_registration != auto.as_str() {
         return Err(CliError::aws(
             format!("registering CA {id}"),
             AwsError::Refused {
                 code: "StateMismatch".into(),
-                message: format!("AWS reports {} / auto-registration {}, expected {} / {}", state.status, state.auto_registration, status.as_str(), auto.as_str()),
+                message: format!(
+                    "AWS reports {} / auto-registration {}, expected {} / {}",
+                    state.status,
+                    state.auto_registration,
+                    status.as_str(),
+                    auto.as_str()
+                ),
             },
         ));
     }
     let record = serde_json::to_string_pretty(&state).expect("serialisable") + "\n";
     files::write_all(&[NewFile::public(a.dir.join(AWS_FILE), record)], true)?;
-    let report = RegisterReport { dir: a.dir.display().to_string(), outcome, state };
+    let report = RegisterReport {
+        dir: a.dir.display().to_string(),
+        outcome,
+        state,
+    };
     out.result(&report, || {
         format!(
             "{} CA {} ({})\n{}caCertificateId for the infrastructure: {}\n",
@@ -205,14 +269,22 @@ pub fn resolve(target: &CaTarget) -> Result<(String, Option<PathBuf>), CliError>
     let dir = PathBuf::from(t);
     let cert_path = dir.join(ca_dir::CERT_FILE);
     if !cert_path.exists() {
-        return Err(CliError::invalid(t, "is neither a CA directory (with ca.crt) nor a certificate id (64 hex digits)"));
+        return Err(CliError::invalid(
+            t,
+            "is neither a CA directory (with ca.crt) nor a certificate id (64 hex digits)",
+        ));
     }
     let (_, facts) = ca_dir::read_ca_certificate(&files::read(&cert_path)?, &cert_path)?;
     Ok((facts.certificate_id, Some(dir)))
 }
 
 fn registered(cloud: &Cloud, id: &str) -> Result<CaState, CliError> {
-    describe(cloud, id)?.ok_or_else(|| CliError::aws(format!("CA {id}"), AwsError::NotFound("not registered in this account and region".into())))
+    describe(cloud, id)?.ok_or_else(|| {
+        CliError::aws(
+            format!("CA {id}"),
+            AwsError::NotFound("not registered in this account and region".into()),
+        )
+    })
 }
 
 /// `jitr ca show DIR|ID`.
@@ -231,7 +303,14 @@ pub fn list(global: &Global, out: &Output) -> Result<(), CliError> {
     let mut marker: Option<String> = None;
     loop {
         let page = cloud
-            .block_on(cloud.iot.list_ca_certificates().set_marker(marker.clone()).page_size(100).send())
+            .block_on(
+                cloud
+                    .iot
+                    .list_ca_certificates()
+                    .set_marker(marker.clone())
+                    .page_size(100)
+                    .send(),
+            )
             .map_err(|e| CliError::aws("listing CA certificates", cloud.error(e)))?;
         for c in page.certificates() {
             rows.push(serde_json::json!({
@@ -241,7 +320,10 @@ pub fn list(global: &Global, out: &Output) -> Result<(), CliError> {
                 "created": c.creation_date().map(|d| d.to_string()).unwrap_or_default(),
             }));
         }
-        marker = page.next_marker().filter(|m| !m.is_empty()).map(str::to_string);
+        marker = page
+            .next_marker()
+            .filter(|m| !m.is_empty())
+            .map(str::to_string);
         if marker.is_none() {
             break;
         }
@@ -249,7 +331,12 @@ pub fn list(global: &Global, out: &Output) -> Result<(), CliError> {
     out.result(&rows, || {
         let mut text = format!("{} CA certificate(s) in {}\n", rows.len(), cloud.region);
         for r in &rows {
-            text += &format!("  {}  {:<8}  {}\n", r["certificate_id"].as_str().unwrap_or(""), r["status"].as_str().unwrap_or(""), r["created"].as_str().unwrap_or(""));
+            text += &format!(
+                "  {}  {:<8}  {}\n",
+                r["certificate_id"].as_str().unwrap_or(""),
+                r["status"].as_str().unwrap_or(""),
+                r["created"].as_str().unwrap_or("")
+            );
         }
         text
     });
@@ -257,21 +344,44 @@ pub fn list(global: &Global, out: &Output) -> Result<(), CliError> {
 }
 
 /// `jitr ca activate|deactivate DIR|ID`.
-pub fn set_status(t: &CaTarget, active: bool, global: &Global, out: &Output) -> Result<(), CliError> {
+pub fn set_status(
+    t: &CaTarget,
+    active: bool,
+    global: &Global,
+    out: &Output,
+) -> Result<(), CliError> {
     change(t, global, out, Some(wanted_status(!active)), None)
 }
 
 /// `jitr ca auto-registration enable|disable DIR|ID`.
-pub fn auto_registration(a: &AutoRegistrationArgs, global: &Global, out: &Output) -> Result<(), CliError> {
-    change(&a.ca, global, out, None, Some(wanted_auto(a.state == OnOff::Enable)))
+pub fn auto_registration(
+    a: &AutoRegistrationArgs,
+    global: &Global,
+    out: &Output,
+) -> Result<(), CliError> {
+    change(
+        &a.ca,
+        global,
+        out,
+        None,
+        Some(wanted_auto(a.state == OnOff::Enable)),
+    )
 }
 
-fn change(t: &CaTarget, global: &Global, out: &Output, status: Option<CaCertificateStatus>, auto: Option<AutoRegistrationStatus>) -> Result<(), CliError> {
+fn change(
+    t: &CaTarget,
+    global: &Global,
+    out: &Output,
+    status: Option<CaCertificateStatus>,
+    auto: Option<AutoRegistrationStatus>,
+) -> Result<(), CliError> {
     let (id, dir) = resolve(t)?;
     let cloud = Cloud::connect(&global.aws())?;
     let before = registered(&cloud, &id)?;
     let differs = status.as_ref().is_some_and(|s| s.as_str() != before.status)
-        || auto.as_ref().is_some_and(|a| a.as_str() != before.auto_registration);
+        || auto
+            .as_ref()
+            .is_some_and(|a| a.as_str() != before.auto_registration);
     if differs {
         update(&cloud, &id, status, auto)?;
     }
@@ -280,7 +390,17 @@ fn change(t: &CaTarget, global: &Global, out: &Output, status: Option<CaCertific
         let record = serde_json::to_string_pretty(&after).expect("serialisable") + "\n";
         files::write_all(&[NewFile::public(dir.join(AWS_FILE), record)], true)?;
     }
-    out.result(&after, || format!("CA {id} {}\n{}", if differs { "updated" } else { "already in that state" }, after.text()));
+    out.result(&after, || {
+        format!(
+            "CA {id} {}\n{}",
+            if differs {
+                "updated"
+            } else {
+                "already in that state"
+            },
+            after.text()
+        )
+    });
     Ok(())
 }
 
@@ -307,6 +427,8 @@ pub fn deregister(t: &CaTarget, global: &Global, out: &Output) -> Result<(), Cli
         let _ = std::fs::remove_file(dir.join(AWS_FILE));
     }
     let report = serde_json::json!({ "certificate_id": id, "outcome": outcome });
-    out.result(&report, || format!("CA {id} {outcome} (device certificates already registered are unaffected)\n"));
+    out.result(&report, || {
+        format!("CA {id} {outcome} (device certificates already registered are unaffected)\n")
+    });
     Ok(())
 }

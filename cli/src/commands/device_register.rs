@@ -46,26 +46,48 @@ pub fn register(a: &DeviceRegisterArgs, global: &Global, out: &Output) -> Result
     };
     let mut items = Vec::new();
     for path in &a.certs {
-        let ders = jitr_core::pem::certificates(&files::read(path)?).map_err(|e| CliError::invalid(path.display(), e))?;
-        let facts = jitr_core::CertFacts::from_der(&ders[0]).map_err(|e| CliError::invalid(path.display(), e))?;
+        let ders = jitr_core::pem::certificates(&files::read(path)?)
+            .map_err(|e| CliError::invalid(path.display(), e))?;
+        let facts = jitr_core::CertFacts::from_der(&ders[0])
+            .map_err(|e| CliError::invalid(path.display(), e))?;
         if facts.is_ca() {
-            return Err(CliError::invalid(path.display(), "is a CA certificate; register CAs with `jitr ca register`"));
+            return Err(CliError::invalid(
+                path.display(),
+                "is a CA certificate; register CAs with `jitr ca register`",
+            ));
         }
-        items.push(Item { file: path.display().to_string(), pem: jitr_core::pem::encode_certificate(&ders[0]), id: facts.certificate_id });
+        items.push(Item {
+            file: path.display().to_string(),
+            pem: jitr_core::pem::encode_certificate(&ders[0]),
+            id: facts.certificate_id,
+        });
     }
 
     let cloud = Cloud::connect(&global.aws())?;
-    let status = if a.activate { CertificateStatus::Active } else { CertificateStatus::Inactive };
+    let status = if a.activate {
+        CertificateStatus::Active
+    } else {
+        CertificateStatus::Inactive
+    };
     let limiter = Arc::new(RateLimiter::new(a.rate));
     let results: Vec<Registered> = cloud.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
         for (i, item) in items.into_iter().enumerate() {
-            let (iot, limiter, ca_pem, status, endpoint) =
-                (cloud.iot.clone(), limiter.clone(), ca_pem.clone(), status.clone(), cloud.endpoint.clone());
+            let (iot, limiter, ca_pem, status, endpoint) = (
+                cloud.iot.clone(),
+                limiter.clone(),
+                ca_pem.clone(),
+                status.clone(),
+                cloud.endpoint.clone(),
+            );
             let without_ca = a.without_ca;
             tasks.spawn(async move {
                 limiter.acquire().await;
-                (i, register_one(&iot, &item, ca_pem, without_ca, status, &endpoint, &limiter).await)
+                (
+                    i,
+                    register_one(&iot, &item, ca_pem, without_ca, status, &endpoint, &limiter)
+                        .await,
+                )
             });
         }
         let mut results: Vec<(usize, Registered)> = tasks.join_all().await;
@@ -74,16 +96,33 @@ pub fn register(a: &DeviceRegisterArgs, global: &Global, out: &Output) -> Result
     });
 
     let count = |o: &str| results.iter().filter(|r| r.outcome == o).count();
-    let (new, known, failed) = (count("registered"), count("already registered"), count("failed"));
+    let (new, known, failed) = (
+        count("registered"),
+        count("already registered"),
+        count("failed"),
+    );
     out.result(&results, || {
         let mut text = String::new();
         for r in &results {
-            text += &format!("  {:<18} {}  {}  {}{}\n", r.outcome, r.certificate_id, r.status, r.file, r.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default());
+            text += &format!(
+                "  {:<18} {}  {}  {}{}\n",
+                r.outcome,
+                r.certificate_id,
+                r.status,
+                r.file,
+                r.error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
         }
         text + &format!("{new} registered, {known} already registered, {failed} failed\n")
     });
     if failed > 0 {
-        return Err(CliError::Partial(format!("{failed} of {} certificate(s) failed to register", results.len())));
+        return Err(CliError::Partial(format!(
+            "{failed} of {} certificate(s) failed to register",
+            results.len()
+        )));
     }
     Ok(())
 }
@@ -98,7 +137,13 @@ async fn register_one(
     limiter: &RateLimiter,
 ) -> Registered {
     let answer = if without_ca {
-        iot.register_certificate_without_ca().certificate_pem(&item.pem).status(status.clone()).send().await.map(|_| ()).map_err(|e| AwsError::from_sdk(e, endpoint))
+        iot.register_certificate_without_ca()
+            .certificate_pem(&item.pem)
+            .status(status.clone())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk(e, endpoint))
     } else {
         iot.register_certificate()
             .certificate_pem(&item.pem)
@@ -122,16 +167,39 @@ async fn register_one(
             // Already there: bring it to the requested state if --activate asked for more.
             if status == CertificateStatus::Active {
                 limiter.acquire().await;
-                if let Err(e) = iot.update_certificate().certificate_id(&item.id).new_status(status.clone()).send().await {
-                    return done("failed", "", Some(AwsError::from_sdk(e, endpoint).to_string()));
+                if let Err(e) = iot
+                    .update_certificate()
+                    .certificate_id(&item.id)
+                    .new_status(status.clone())
+                    .send()
+                    .await
+                {
+                    return done(
+                        "failed",
+                        "",
+                        Some(AwsError::from_sdk(e, endpoint).to_string()),
+                    );
                 }
             }
-            match iot.describe_certificate().certificate_id(&item.id).send().await {
+            match iot
+                .describe_certificate()
+                .certificate_id(&item.id)
+                .send()
+                .await
+            {
                 Ok(d) => {
-                    let s = d.certificate_description().and_then(|c| c.status()).map(|s| s.as_str().to_string()).unwrap_or_default();
+                    let s = d
+                        .certificate_description()
+                        .and_then(|c| c.status())
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default();
                     done("already registered", &s, None)
                 }
-                Err(e) => done("failed", "", Some(AwsError::from_sdk(e, endpoint).to_string())),
+                Err(e) => done(
+                    "failed",
+                    "",
+                    Some(AwsError::from_sdk(e, endpoint).to_string()),
+                ),
             }
         }
         Err(e) => done("failed", "", Some(e.to_string())),

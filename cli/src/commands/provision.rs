@@ -21,7 +21,16 @@ fn config(s: &ProvisioningSettings) -> Result<Config, CliError> {
         ("JITR_POLICY_NAME", Some(p)) => Some(p.clone()),
         _ => std::env::var(name).ok(),
     })
-    .map_err(|e| CliError::invalid(if e.variable == "JITR_POLICY_NAME" { "--policy / JITR_POLICY_NAME" } else { e.variable }, e.problem))
+    .map_err(|e| {
+        CliError::invalid(
+            if e.variable == "JITR_POLICY_NAME" {
+                "--policy / JITR_POLICY_NAME"
+            } else {
+                e.variable
+            },
+            e.problem,
+        )
+    })
 }
 
 fn now() -> i64 {
@@ -29,7 +38,10 @@ fn now() -> i64 {
 }
 
 fn api(cloud: &Cloud) -> SdkIot {
-    SdkIot { client: cloud.iot.clone(), endpoint: cloud.endpoint.clone() }
+    SdkIot {
+        client: cloud.iot.clone(),
+        endpoint: cloud.endpoint.clone(),
+    }
 }
 
 fn outcome_line(o: &Outcome) -> String {
@@ -38,7 +50,10 @@ fn outcome_line(o: &Outcome) -> String {
         format!("{:?}", o.outcome),
         o.certificate_id,
         o.thing.as_deref().unwrap_or("-"),
-        o.reason.as_ref().map(|r| format!("  ({r})")).unwrap_or_default()
+        o.reason
+            .as_ref()
+            .map(|r| format!("  ({r})"))
+            .unwrap_or_default()
     )
 }
 
@@ -46,21 +61,32 @@ fn outcome_line(o: &Outcome) -> String {
 pub fn provision(a: &ProvisionArgs, global: &Global, out: &Output) -> Result<(), CliError> {
     let id = a.certificate_id.to_ascii_lowercase();
     if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(CliError::invalid("CERTIFICATE_ID", format!("\"{}\" is not a certificate id (64 hex digits)", a.certificate_id)));
+        return Err(CliError::invalid(
+            "CERTIFICATE_ID",
+            format!(
+                "\"{}\" is not a certificate id (64 hex digits)",
+                a.certificate_id
+            ),
+        ));
     }
     let config = config(&a.settings)?;
     let cloud = Cloud::connect(&global.aws())?;
     let outcome = cloud.block_on(provision::provision(&api(&cloud), &config, &id, now()));
     out.result(&outcome, || outcome_line(&outcome));
     if outcome.failed() {
-        return Err(CliError::Partial(format!("provisioning {id} failed: {}", outcome.reason.unwrap_or_default())));
+        return Err(CliError::Partial(format!(
+            "provisioning {id} failed: {}",
+            outcome.reason.unwrap_or_default()
+        )));
     }
     Ok(())
 }
 
 /// `jitr reconcile --ca DIR|ID [--dry-run]`.
 pub fn reconcile(a: &ReconcileArgs, global: &Global, out: &Output) -> Result<(), CliError> {
-    let (ca_id, _) = super::ca_aws::resolve(&CaTarget { target: a.ca.clone() })?;
+    let (ca_id, _) = super::ca_aws::resolve(&CaTarget {
+        target: a.ca.clone(),
+    })?;
     let config = config(&a.settings)?;
     let cloud = Cloud::connect(&global.aws())?;
     let api = Arc::new(api(&cloud));
@@ -72,16 +98,27 @@ pub fn reconcile(a: &ReconcileArgs, global: &Global, out: &Output) -> Result<(),
     if a.dry_run {
         let mut plans: Vec<(String, Plan)> = Vec::new();
         for id in &pending {
-            let plan = cloud.block_on(provision::dry_run(api.as_ref(), &config, id, now)).map_err(|e| CliError::aws(format!("describing {id}"), e))?;
+            let plan = cloud
+                .block_on(provision::dry_run(api.as_ref(), &config, id, now))
+                .map_err(|e| CliError::aws(format!("describing {id}"), e))?;
             plans.push((id.clone(), plan));
         }
-        let report: Vec<serde_json::Value> = plans.iter().map(|(id, plan)| serde_json::json!({ "certificateId": id, "plan": plan })).collect();
+        let report: Vec<serde_json::Value> = plans
+            .iter()
+            .map(|(id, plan)| serde_json::json!({ "certificateId": id, "plan": plan }))
+            .collect();
         out.result(&report, || {
-            let mut text = format!("{} PENDING_ACTIVATION certificate(s) of CA {ca_id} (dry run: nothing changed)\n", pending.len());
+            let mut text = format!(
+                "{} PENDING_ACTIVATION certificate(s) of CA {ca_id} (dry run: nothing changed)\n",
+                pending.len()
+            );
             for (id, plan) in &plans {
                 let line = match plan {
                     Plan::Activate(act) => format!("would activate as thing {}", act.thing_name),
-                    Plan::Reject { reason, revoke } => format!("would {} ({reason})", if *revoke { "revoke" } else { "leave pending" }),
+                    Plan::Reject { reason, revoke } => format!(
+                        "would {} ({reason})",
+                        if *revoke { "revoke" } else { "leave pending" }
+                    ),
                     Plan::Skip { reason, .. } => format!("would skip ({reason})"),
                 };
                 text += &format!("  {id}  {line}\n");
@@ -98,24 +135,40 @@ pub fn reconcile(a: &ReconcileArgs, global: &Global, out: &Output) -> Result<(),
             let (api, limiter, config) = (api.clone(), limiter.clone(), config.clone());
             tasks.spawn(async move {
                 limiter.acquire().await;
-                (i, provision::provision(api.as_ref(), &config, &id, now).await)
+                (
+                    i,
+                    provision::provision(api.as_ref(), &config, &id, now).await,
+                )
             });
         }
         let mut done = tasks.join_all().await;
         done.sort_by_key(|(i, _)| *i);
         done.into_iter().map(|(_, o)| o).collect()
     });
-    let failed = outcomes.iter().filter(|o| o.outcome == Kind::Failed).count();
+    let failed = outcomes
+        .iter()
+        .filter(|o| o.outcome == Kind::Failed)
+        .count();
     out.result(&outcomes, || {
-        let mut text = format!("{} PENDING_ACTIVATION certificate(s) of CA {ca_id}\n", outcomes.len());
+        let mut text = format!(
+            "{} PENDING_ACTIVATION certificate(s) of CA {ca_id}\n",
+            outcomes.len()
+        );
         for o in &outcomes {
             text += &outcome_line(o);
         }
         let count = |k: Kind| outcomes.iter().filter(|o| o.outcome == k).count();
-        text + &format!("{} activated, {} rejected, {} failed\n", count(Kind::Activated), count(Kind::Rejected), failed)
+        text + &format!(
+            "{} activated, {} rejected, {} failed\n",
+            count(Kind::Activated),
+            count(Kind::Rejected),
+            failed
+        )
     });
     if failed > 0 {
-        return Err(CliError::Partial(format!("{failed} certificate(s) failed; run again to retry them")));
+        return Err(CliError::Partial(format!(
+            "{failed} certificate(s) failed; run again to retry them"
+        )));
     }
     Ok(())
 }
