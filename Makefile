@@ -11,9 +11,12 @@ all: build
 deps:
 	./scripts/deps.sh
 
-# The binaries the end-to-end tests run (one target dir, dev profile).
+# The binaries the end-to-end tests run (one target dir, dev profile). The
+# function is also built on its own, as `cargo lambda watch` builds it (its
+# own feature resolution), so the emulator tests start without compiling.
 build:
 	cargo build --workspace --bins
+	cargo build -p jitr-lambda
 
 # Every test: unit tests, then end-to-end tests against openssl, mosquitto,
 # moto server and cargo-lambda's emulator on loopback.
