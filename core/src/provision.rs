@@ -91,37 +91,18 @@ async fn run<A: IotApi>(
     id: &str,
     now: i64,
 ) -> (Option<String>, StepResult) {
-    let described = match api.describe_certificate(id).await {
-        Ok(d) => d,
+    let (arn, plan) = match describe_and_decide(api, config, id, now).await {
+        Ok(answer) => answer,
         Err(e) => return (None, Err(("DescribeCertificate", e))),
     };
-    let facts = match CertFacts::from_pem(described.certificate_pem.as_bytes()) {
-        Ok(f) => f,
-        // AWS holds something we cannot parse: refuse it like any bad certificate.
-        Err(e) => {
-            let plan = Plan::Reject {
-                reason: format!("certificate cannot be parsed: {e}"),
-                revoke: config.on_reject == crate::config::OnReject::Revoke,
-            };
-            return (None, apply_reject(api, id, &plan).await);
-        }
-    };
-    let observed = Observed {
-        certificate_id: id.to_string(),
-        certificate_arn: described.certificate_arn.clone(),
-        status: described.status.clone(),
-        ca_certificate_id: described.ca_certificate_id.clone(),
-        facts,
-    };
-    match plan::decide(&observed, config, now) {
+    match plan {
         Plan::Activate(a) => {
             let thing = Some(a.thing_name.clone());
-            let arn = &described.certificate_arn;
             let attributes: HashMap<String, String> = a.attributes.clone().into_iter().collect();
             // Round trip 2: the thing and the policy, together.
             let (thing_made, policy_attached) = tokio::join!(
                 api.create_thing(&a.thing_name, a.thing_type.as_deref(), &attributes),
-                api.attach_policy(&a.policy_name, arn),
+                api.attach_policy(&a.policy_name, &arn),
             );
             if let Err(e) = tolerate_existing(thing_made) {
                 return (thing, Err(("CreateThing", e)));
@@ -137,7 +118,7 @@ async fn run<A: IotApi>(
                 Ok::<(), AwsError>(())
             };
             let (principal, grouped) =
-                tokio::join!(api.attach_thing_principal(&a.thing_name, arn), groups);
+                tokio::join!(api.attach_thing_principal(&a.thing_name, &arn), groups);
             if let Err(e) = tolerate_existing(principal) {
                 return (thing, Err(("AttachThingPrincipal", e)));
             }
@@ -158,8 +139,37 @@ async fn run<A: IotApi>(
             };
             (None, Ok((kind, Some(reason))))
         }
-        reject @ Plan::Reject { .. } => (None, apply_reject(api, id, &reject).await),
+        Plan::Reject { reason, revoke } => (None, reject(api, id, reason, revoke).await),
     }
+}
+
+/// DescribeCertificate, then the decision: the certificate's ARN and the plan.
+async fn describe_and_decide<A: IotApi>(
+    api: &A,
+    config: &Config,
+    id: &str,
+    now: i64,
+) -> Result<(String, Plan), AwsError> {
+    let d = api.describe_certificate(id).await?;
+    let plan = match CertFacts::from_pem(d.certificate_pem.as_bytes()) {
+        Ok(facts) => plan::decide(
+            &Observed {
+                certificate_id: id.into(),
+                certificate_arn: d.certificate_arn.clone(),
+                status: d.status,
+                ca_certificate_id: d.ca_certificate_id,
+                facts,
+            },
+            config,
+            now,
+        ),
+        // AWS holds something we cannot parse: refuse it like any bad certificate.
+        Err(e) => Plan::Reject {
+            reason: format!("certificate cannot be parsed: {e}"),
+            revoke: config.on_reject == crate::config::OnReject::Revoke,
+        },
+    };
+    Ok((d.certificate_arn, plan))
 }
 
 /// What provisioning would do, without changing anything (for `--dry-run`).
@@ -169,36 +179,19 @@ pub async fn dry_run<A: IotApi>(
     id: &str,
     now: i64,
 ) -> Result<Plan, AwsError> {
-    let d = api.describe_certificate(id).await?;
-    Ok(match CertFacts::from_pem(d.certificate_pem.as_bytes()) {
-        Ok(facts) => plan::decide(
-            &Observed {
-                certificate_id: id.into(),
-                certificate_arn: d.certificate_arn,
-                status: d.status,
-                ca_certificate_id: d.ca_certificate_id,
-                facts,
-            },
-            config,
-            now,
-        ),
-        Err(e) => Plan::Reject {
-            reason: format!("certificate cannot be parsed: {e}"),
-            revoke: config.on_reject == crate::config::OnReject::Revoke,
-        },
-    })
+    describe_and_decide(api, config, id, now)
+        .await
+        .map(|(_, plan)| plan)
 }
 
-async fn apply_reject<A: IotApi>(api: &A, id: &str, plan: &Plan) -> StepResult {
-    let Plan::Reject { reason, revoke } = plan else {
-        unreachable!("only rejections")
-    };
-    if *revoke {
+/// Refuses admission: REVOKED when `revoke`, the reason reported either way.
+async fn reject<A: IotApi>(api: &A, id: &str, reason: String, revoke: bool) -> StepResult {
+    if revoke {
         if let Err(e) = api.update_certificate(id, CertificateStatus::Revoked).await {
             return Err(("UpdateCertificate REVOKED", e));
         }
     }
-    Ok((Kind::Rejected, Some(reason.clone())))
+    Ok((Kind::Rejected, Some(reason)))
 }
 
 /// A CloudWatch Embedded Metric Format line counting one outcome
