@@ -2,8 +2,6 @@
 //! registering device certificates directly, the path without JITR.
 //! Requests are spaced to the API limit; each file gets an outcome.
 
-use std::sync::Arc;
-
 use aws_sdk_iot::types::CertificateStatus;
 use jitr_core::aws::AwsError;
 use jitr_core::ratelimit::RateLimiter;
@@ -69,31 +67,17 @@ pub fn register(a: &DeviceRegisterArgs, global: &Global, out: &Output) -> Result
     } else {
         CertificateStatus::Inactive
     };
-    let limiter = Arc::new(RateLimiter::new(a.rate));
-    let results: Vec<Registered> = cloud.block_on(async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, item) in items.into_iter().enumerate() {
-            let (iot, limiter, ca_pem, status, endpoint) = (
-                cloud.iot.clone(),
-                limiter.clone(),
-                ca_pem.clone(),
-                status.clone(),
-                cloud.endpoint.clone(),
-            );
-            let without_ca = a.without_ca;
-            tasks.spawn(async move {
-                limiter.acquire().await;
-                (
-                    i,
-                    register_one(&iot, &item, ca_pem, without_ca, status, &endpoint, &limiter)
-                        .await,
-                )
-            });
-        }
-        let mut results: Vec<(usize, Registered)> = tasks.join_all().await;
-        results.sort_by_key(|(i, _)| *i);
-        results.into_iter().map(|(_, r)| r).collect()
-    });
+    let limiter = RateLimiter::new(a.rate);
+    let results: Vec<Registered> = cloud.block_on(limiter.run_all(&items, |item| {
+        register_one(
+            &cloud,
+            item,
+            ca_pem.as_deref(),
+            a.without_ca,
+            &status,
+            &limiter,
+        )
+    }));
 
     let count = |o: &str| results.iter().filter(|r| r.outcome == o).count();
     let (new, known, failed) = (
@@ -128,14 +112,14 @@ pub fn register(a: &DeviceRegisterArgs, global: &Global, out: &Output) -> Result
 }
 
 async fn register_one(
-    iot: &aws_sdk_iot::Client,
+    cloud: &Cloud,
     item: &Item,
-    ca_pem: Option<String>,
+    ca_pem: Option<&str>,
     without_ca: bool,
-    status: CertificateStatus,
-    endpoint: &str,
+    status: &CertificateStatus,
     limiter: &RateLimiter,
 ) -> Registered {
+    let iot = &cloud.iot;
     let answer = if without_ca {
         iot.register_certificate_without_ca()
             .certificate_pem(&item.pem)
@@ -143,16 +127,16 @@ async fn register_one(
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| AwsError::from_sdk(e, endpoint))
+            .map_err(|e| cloud.error(e))
     } else {
         iot.register_certificate()
             .certificate_pem(&item.pem)
-            .set_ca_certificate_pem(ca_pem)
+            .set_ca_certificate_pem(ca_pem.map(str::to_string))
             .status(status.clone())
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| AwsError::from_sdk(e, endpoint))
+            .map_err(|e| cloud.error(e))
     };
     let done = |outcome, status: &str, error: Option<String>| Registered {
         file: item.file.clone(),
@@ -165,7 +149,7 @@ async fn register_one(
         Ok(()) => done("registered", status.as_str(), None),
         Err(AwsError::AlreadyExists { .. }) => {
             // Already there: bring it to the requested state if --activate asked for more.
-            if status == CertificateStatus::Active {
+            if *status == CertificateStatus::Active {
                 limiter.acquire().await;
                 if let Err(e) = iot
                     .update_certificate()
@@ -174,11 +158,7 @@ async fn register_one(
                     .send()
                     .await
                 {
-                    return done(
-                        "failed",
-                        "",
-                        Some(AwsError::from_sdk(e, endpoint).to_string()),
-                    );
+                    return done("failed", "", Some(cloud.error(e).to_string()));
                 }
             }
             match iot
@@ -195,11 +175,7 @@ async fn register_one(
                         .unwrap_or_default();
                     done("already registered", &s, None)
                 }
-                Err(e) => done(
-                    "failed",
-                    "",
-                    Some(AwsError::from_sdk(e, endpoint).to_string()),
-                ),
+                Err(e) => done("failed", "", Some(cloud.error(e).to_string())),
             }
         }
         Err(e) => done("failed", "", Some(e.to_string())),

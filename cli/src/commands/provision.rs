@@ -1,8 +1,6 @@
 //! `jitr provision ID` and `jitr reconcile --ca DIR|ID [--dry-run]`: the
 //! Lambda's provisioning (jitr-core), run from an administrator's machine.
 
-use std::sync::Arc;
-
 use jitr_core::config::Config;
 use jitr_core::iot::{IotApi, SdkIot};
 use jitr_core::plan::Plan;
@@ -89,7 +87,7 @@ pub fn reconcile(a: &ReconcileArgs, global: &Global, out: &Output) -> Result<(),
     })?;
     let config = config(&a.settings)?;
     let cloud = Cloud::connect(&global.aws())?;
-    let api = Arc::new(api(&cloud));
+    let api = api(&cloud);
     let pending = cloud
         .block_on(api.list_pending_certificates(&ca_id))
         .map_err(|e| CliError::aws(format!("listing the certificates of CA {ca_id}"), e))?;
@@ -99,7 +97,7 @@ pub fn reconcile(a: &ReconcileArgs, global: &Global, out: &Output) -> Result<(),
         let mut plans: Vec<(String, Plan)> = Vec::new();
         for id in &pending {
             let plan = cloud
-                .block_on(provision::dry_run(api.as_ref(), &config, id, now))
+                .block_on(provision::dry_run(&api, &config, id, now))
                 .map_err(|e| CliError::aws(format!("describing {id}"), e))?;
             plans.push((id.clone(), plan));
         }
@@ -128,23 +126,9 @@ pub fn reconcile(a: &ReconcileArgs, global: &Global, out: &Output) -> Result<(),
         return Ok(());
     }
 
-    let limiter = Arc::new(RateLimiter::new(a.rate));
-    let outcomes: Vec<Outcome> = cloud.block_on(async {
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, id) in pending.iter().cloned().enumerate() {
-            let (api, limiter, config) = (api.clone(), limiter.clone(), config.clone());
-            tasks.spawn(async move {
-                limiter.acquire().await;
-                (
-                    i,
-                    provision::provision(api.as_ref(), &config, &id, now).await,
-                )
-            });
-        }
-        let mut done = tasks.join_all().await;
-        done.sort_by_key(|(i, _)| *i);
-        done.into_iter().map(|(_, o)| o).collect()
-    });
+    let limiter = RateLimiter::new(a.rate);
+    let outcomes: Vec<Outcome> = cloud
+        .block_on(limiter.run_all(&pending, |id| provision::provision(&api, &config, id, now)));
     let failed = outcomes
         .iter()
         .filter(|o| o.outcome == Kind::Failed)
