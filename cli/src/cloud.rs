@@ -51,9 +51,3 @@ impl Cloud {
         AwsError::from_sdk(err, &self.endpoint)
     }
 }
-
-/// Wraps an [`AwsError`] of `action` for the user.
-pub fn failed(action: impl Into<String>) -> impl FnOnce(AwsError) -> CliError {
-    let action = action.into();
-    move |e| CliError::aws(action, e)
-}

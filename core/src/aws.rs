@@ -38,10 +38,7 @@ pub enum AwsError {
     #[error("not found: {0}")]
     NotFound(String),
     #[error("already exists: {message}")]
-    AlreadyExists {
-        message: String,
-        resource_id: Option<String>,
-    },
+    AlreadyExists { message: String },
     #[error("AWS IoT refused the request ({code}): {message}")]
     Refused { code: String, message: String },
     #[error("AWS IoT failed ({code}): {message}")]
@@ -97,11 +94,7 @@ impl AwsError {
                     }
                 }
                 let code = code.unwrap_or_else(|| "Unknown".into());
-                let mut classified = classify(code, message, s.raw().status().as_u16());
-                if let AwsError::AlreadyExists { resource_id, .. } = &mut classified {
-                    *resource_id = resource_id_of(s.raw());
-                }
-                classified
+                classify(code, message, s.raw().status().as_u16())
             }
             _ => {
                 let text = innermost(&err);
@@ -116,14 +109,6 @@ impl AwsError {
             }
         }
     }
-}
-
-/// AWS IoT's ResourceAlreadyExistsException carries the existing resource's id.
-fn resource_id_of(raw: &aws_sdk_iot::config::http::HttpResponse) -> Option<String> {
-    let body: serde_json::Value = serde_json::from_slice(raw.body().bytes()?).ok()?;
-    body.get("resourceId")
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
 }
 
 /// Classifies an error code (and HTTP status) AWS answered with.
@@ -145,10 +130,7 @@ pub fn classify(code: String, message: String, status: u16) -> AwsError {
         | "ForbiddenException"
         | "AccessDenied" => AwsError::AccessDenied { code, message },
         "ResourceNotFoundException" => AwsError::NotFound(message),
-        "ResourceAlreadyExistsException" => AwsError::AlreadyExists {
-            message,
-            resource_id: None,
-        },
+        "ResourceAlreadyExistsException" => AwsError::AlreadyExists { message },
         "InternalFailureException" | "InternalException" | "ServiceUnavailableException" => {
             AwsError::Service { code, message }
         }

@@ -8,7 +8,7 @@ use jitr_core::aws::AwsError;
 use serde::{Deserialize, Serialize};
 
 use crate::args::{AutoRegistrationArgs, CaRegisterArgs, CaTarget, Global, OnOff, RegisterMode};
-use crate::cloud::{failed, Cloud};
+use crate::cloud::Cloud;
 use crate::error::CliError;
 use crate::files::{self, NewFile};
 use crate::pki::ca_dir::{self, CaDir};
@@ -30,6 +30,12 @@ pub struct CaState {
 }
 
 impl CaState {
+    /// Writes `DIR/aws.json` (replacing an older record).
+    fn record(&self, dir: &Path) -> Result<(), CliError> {
+        let json = serde_json::to_string_pretty(self).expect("serialisable") + "\n";
+        files::write_all(&[NewFile::public(dir.join(AWS_FILE), json)], true)
+    }
+
     fn text(&self) -> String {
         format!(
             "  certificate id:    {}\n  arn:               {}\n  status:            {}\n  auto-registration: {}\n  mode:              {}\n",
@@ -183,8 +189,9 @@ pub fn register(a: &CaRegisterArgs, global: &Global, out: &Output) -> Result<(),
                 .ca_certificate(pem)
                 .set_as_active(status == CaCertificateStatus::Active)
                 .allow_auto_registration(auto == AutoRegistrationStatus::Enable);
-            call = match (&ca, a.mode) {
-                (Some(ca), RegisterMode::Default) => {
+            // `ca` (the key, for the proof) is loaded in default mode only.
+            call = match &ca {
+                Some(ca) => {
                     let code = cloud
                         .block_on(cloud.iot.get_registration_code().send())
                         .map_err(|e| {
@@ -195,7 +202,7 @@ pub fn register(a: &CaRegisterArgs, global: &Global, out: &Output) -> Result<(),
                     call.verification_certificate(verification)
                         .certificate_mode(CertificateMode::Default)
                 }
-                _ => call.certificate_mode(CertificateMode::SniOnly),
+                None => call.certificate_mode(CertificateMode::SniOnly),
             };
             match cloud.block_on(call.send()) {
                 Ok(_) => "registered",
@@ -240,8 +247,7 @@ pub fn register(a: &CaRegisterArgs, global: &Global, out: &Output) -> Result<(),
             },
         ));
     }
-    let record = serde_json::to_string_pretty(&state).expect("serialisable") + "\n";
-    files::write_all(&[NewFile::public(a.dir.join(AWS_FILE), record)], true)?;
+    state.record(&a.dir)?;
     let report = RegisterReport {
         dir: a.dir.display().to_string(),
         outcome,
@@ -387,8 +393,7 @@ fn change(
     }
     let after = registered(&cloud, &id)?;
     if let Some(dir) = dir.filter(|d| d.join(AWS_FILE).exists()) {
-        let record = serde_json::to_string_pretty(&after).expect("serialisable") + "\n";
-        files::write_all(&[NewFile::public(dir.join(AWS_FILE), record)], true)?;
+        after.record(&dir)?;
     }
     out.result(&after, || {
         format!(
@@ -418,7 +423,7 @@ pub fn deregister(t: &CaTarget, global: &Global, out: &Output) -> Result<(), Cli
                 Ok(_) => "deregistered",
                 Err(e) => match cloud.error(e) {
                     AwsError::NotFound(_) => "was not registered",
-                    e => return Err(failed(format!("deleting CA {id}"))(e)),
+                    e => return Err(CliError::aws(format!("deleting CA {id}"), e)),
                 },
             }
         }
