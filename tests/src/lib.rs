@@ -116,6 +116,39 @@ pub fn ec_csr(cwd: &Path, key: &str, csr: &str, subject: &str) {
     .success();
 }
 
+/// Issues device `name` with `jitr device issue --ca CA --out OUT --name NAME`, which must succeed.
+pub fn issue_device(cwd: &Path, ca: &str, out: &str, name: &str) {
+    jitr(
+        cwd,
+        &["device", "issue", "--ca", ca, "--out", out, "--name", name],
+    )
+    .success();
+}
+
+/// Signs `csr` with the CA directory `ca` the classic openssl way (no extensions), into `out`.
+pub fn openssl_sign(cwd: &Path, csr: &str, ca: &str, out: &str) {
+    let (cert, key) = (format!("{ca}/ca.crt"), format!("{ca}/ca.key"));
+    openssl(
+        cwd,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            &cert,
+            "-CAkey",
+            &key,
+            "-CAcreateserial",
+            "-out",
+            out,
+            "-days",
+            "10",
+        ],
+    )
+    .success();
+}
+
 /// Runs a prepared command to completion.
 pub fn run(cmd: &mut Command) -> Run {
     let out = cmd

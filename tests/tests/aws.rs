@@ -182,13 +182,7 @@ fn lifecycle_commands_by_directory_and_by_id() {
     );
 
     // Deregistering leaves registered device certificates alone, and may run twice.
-    jitr(
-        d,
-        &[
-            "device", "issue", "--ca", "root", "--out", "dev", "--name", "d1",
-        ],
-    )
-    .success();
+    jitr_tests::issue_device(d, "root", "dev", "d1");
     moto.jitr(
         d,
         &[

@@ -25,13 +25,7 @@ fn jitr_made_certificates_pass_every_rule() {
         ],
     )
     .success();
-    jitr(
-        d,
-        &[
-            "device", "issue", "--ca", "inter", "--out", "dev", "--name", "robot-1",
-        ],
-    )
-    .success();
+    jitr_tests::issue_device(d, "inter", "dev", "robot-1");
     let out = jitr(
         d,
         &[
@@ -93,25 +87,7 @@ fn classic_openssl_mistakes_fail_with_the_rule_named() {
     .success();
     jitr(d, &["ca", "create", "root"]).success();
     jitr_tests::ec_csr(d, "dev.key", "dev.csr", "/CN=my device");
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "dev.csr",
-            "-CA",
-            "root/ca.crt",
-            "-CAkey",
-            "root/ca.key",
-            "-CAcreateserial",
-            "-out",
-            "dev.crt",
-            "-days",
-            "10",
-        ],
-    )
-    .success();
+    jitr_tests::openssl_sign(d, "dev.csr", "root", "dev.crt");
 
     let out = jitr(d, &["--json", "check", "nobc.crt", "weak.crt", "dev.crt"]);
     assert_eq!(out.code, Some(1), "{}", out.stderr);

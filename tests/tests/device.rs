@@ -503,13 +503,7 @@ fn bad_input_is_refused_before_anything_is_written() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     root(d);
-    jitr(
-        d,
-        &[
-            "device", "issue", "--ca", "root", "--out", "leaf", "--name", "leaf-1",
-        ],
-    )
-    .success();
+    jitr_tests::issue_device(d, "root", "leaf", "leaf-1");
     let cases: &[(&[&str], &str)] = &[
         (&["--ca", "missing", "--name", "x"], "missing"),
         (&["--ca", "leaf/leaf-1", "--name", "x"], "--ca"),
@@ -565,24 +559,12 @@ fn leftovers_of_a_killed_run_are_cleaned_up() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     root(d);
-    jitr(
-        d,
-        &[
-            "device", "issue", "--ca", "root", "--out", "out", "--name", "kept",
-        ],
-    )
-    .success();
+    jitr_tests::issue_device(d, "root", "out", "kept");
     // A dead process's staging directory, and a retired device whose replacement never landed.
     std::fs::create_dir_all(d.join("out/.jitr-tmp-999999999-half")).unwrap();
     std::fs::write(d.join("out/.jitr-tmp-999999999-half/device.key"), "partial").unwrap();
     std::fs::rename(d.join("out/kept"), d.join("out/.jitr-old-999999999-kept")).unwrap();
-    jitr(
-        d,
-        &[
-            "device", "issue", "--ca", "root", "--out", "out", "--name", "new",
-        ],
-    )
-    .success();
+    jitr_tests::issue_device(d, "root", "out", "new");
     assert_eq!(device_dirs(&d.join("out")), ["kept", "new"]);
     assert_eq!(manifest(&d.join("out")).len(), 2);
 }

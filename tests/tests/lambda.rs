@@ -6,7 +6,7 @@ use std::path::Path;
 
 use jitr_tests::lambda::Watch;
 use jitr_tests::moto::Moto;
-use jitr_tests::{jitr, openssl};
+use jitr_tests::jitr;
 use serde_json::json;
 
 const ARN_PREFIX: &str = "arn:aws:iot:eu-west-1:123456789012:cert/";
@@ -35,25 +35,7 @@ fn pending_device(moto: &Moto, d: &Path, name: &str) -> String {
 /// A device whose CN is not a valid thing name, signed by `root` with openssl.
 fn badly_named_device(moto: &Moto, d: &Path) -> String {
     jitr_tests::ec_csr(d, "bad.key", "bad.csr", "/CN=bad name!");
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "bad.csr",
-            "-CA",
-            "root/ca.crt",
-            "-CAkey",
-            "root/ca.key",
-            "-CAcreateserial",
-            "-out",
-            "bad.crt",
-            "-days",
-            "10",
-        ],
-    )
-    .success();
+    jitr_tests::openssl_sign(d, "bad.csr", "root", "bad.crt");
     moto.register_pending(d, "bad.crt")
 }
 

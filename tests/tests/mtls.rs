@@ -18,13 +18,7 @@ fn mosquitto_accepts_devices_of_its_ca_and_refuses_others() {
     )
     .success();
     jitr(d, &["ca", "create", "stranger"]).success();
-    jitr(
-        d,
-        &[
-            "device", "issue", "--ca", "root", "--out", "dev", "--name", "by-root",
-        ],
-    )
-    .success();
+    jitr_tests::issue_device(d, "root", "dev", "by-root");
     jitr(
         d,
         &[
@@ -33,20 +27,7 @@ fn mosquitto_accepts_devices_of_its_ca_and_refuses_others() {
         ],
     )
     .success();
-    jitr(
-        d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "stranger",
-            "--out",
-            "dev",
-            "--name",
-            "by-stranger",
-        ],
-    )
-    .success();
+    jitr_tests::issue_device(d, "stranger", "dev", "by-stranger");
 
     // The broker trusts only the root; the intermediate device presents its chain.
     let broker = Broker::start(&d.join("broker"), &d.join("root/ca.crt"));
