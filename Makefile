@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/sbin
 
-.PHONY: all deps build test demo bench clean-demo build-lambda deploy
+.PHONY: all deps build test demo bench clean-demo build-lambda deploy deploy-cdk
 
 all: build
 
@@ -45,3 +45,8 @@ build-lambda:
 #   make deploy CA_ID=<caCertificateId from `jitr ca register`>
 deploy:
 	cd infra/sam && sam build && sam deploy --guided --parameter-overrides CaCertificateId=$(CA_ID)
+
+# Deploy with CDK (needs an AWS account and `npx cdk bootstrap` once; not part of the tests):
+#   make deploy-cdk CA_ID=<caCertificateId>
+deploy-cdk: deps
+	cd infra/cdk && npx cdk deploy --parameters CaCertificateId=$(CA_ID)

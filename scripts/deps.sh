@@ -8,6 +8,7 @@ need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
 [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || need_apt+=(mosquitto)
 command -v mosquitto_pub >/dev/null || need_apt+=(mosquitto-clients)
+command -v npm >/dev/null || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "deps: apt-get install ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -25,5 +26,11 @@ if [ ${#need_pip[@]} -gt 0 ]; then
     $PY -m pip install -q "${need_pip[@]}"
     # pyenv installs console scripts behind shims that need a rehash.
     command -v pyenv >/dev/null && pyenv rehash || true
+fi
+# The CDK app's packages, exactly as locked (cdk synth runs in the tests).
+cdk=$(dirname "$0")/../infra/cdk
+if [ ! -f "$cdk/node_modules/.package-lock.json" ] || [ "$cdk/package-lock.json" -nt "$cdk/node_modules/.package-lock.json" ]; then
+    echo "deps: npm ci in infra/cdk"
+    (cd "$cdk" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "deps: ready (openssl $(openssl version | cut -d' ' -f2), $(PATH=$PATH:/usr/sbin mosquitto -h | head -1), moto $($PY -c 'import moto; print(moto.__version__)'))"

@@ -1,127 +1,204 @@
-//! infra/: the SAM template passes cfn-lint and keeps the deployment's
-//! guarantees (read with cfn-lint's own YAML decoder, intrinsics in long form).
+//! infra/: the SAM template and the template `cdk synth` makes of the CDK
+//! app both pass cfn-lint and keep the deployment's guarantees. The SAM
+//! template is checked as CloudFormation deploys it: after the SAM transform
+//! (cfn-lint's own), so the generated role and event source mapping are seen.
 
+use std::path::PathBuf;
 use std::process::Command;
+use std::sync::OnceLock;
 
 use jitr_tests::lambda::workspace;
 use jitr_tests::run;
 use serde_json::Value;
 
-fn sam() -> Value {
-    let path = workspace().join("infra/sam/template.yaml");
-    let script = "import json, sys\nfrom cfnlint.decode import decode\ntemplate, errors = decode(sys.argv[1])\nassert not errors, errors\nprint(json.dumps(template, default=str))";
-    run(Command::new("python3").args(["-c", script, path.to_str().unwrap()])).json()
+fn sam_path() -> PathBuf {
+    workspace().join("infra/sam/template.yaml")
 }
 
-/// Every IAM statement of the template: inline role policies and function policies.
-fn statements(t: &Value) -> Vec<Value> {
-    let mut out = Vec::new();
-    for (_, r) in t["Resources"].as_object().unwrap() {
-        let policies = match r["Type"].as_str().unwrap() {
-            "AWS::IAM::Role" => r["Properties"]["Policies"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|p| p["PolicyDocument"].clone())
-                .collect(),
-            "AWS::Serverless::Function" => r["Properties"]["Policies"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default(),
-            _ => vec![],
-        };
-        for p in policies {
-            out.extend(p["Statement"].as_array().cloned().unwrap_or_default());
-        }
-    }
-    out
+/// The SAM template after the SAM transform, as JSON.
+fn sam() -> Value {
+    let script = "import json, sys
+from cfnlint.decode import decode
+from cfnlint.template import Template
+from cfnlint.template.transforms.transform import Transform
+template, errors = decode(sys.argv[1])
+assert not errors, errors
+cfn = Template(sys.argv[1], template, ['us-east-1'])
+matches = Transform().transform(cfn)
+assert not matches, matches
+print(json.dumps(cfn.template, default=str))";
+    run(Command::new("python3").args(["-c", script, sam_path().to_str().unwrap()])).json()
+}
+
+/// `cdk synth` of infra/cdk without building the function (offline), once
+/// per test binary: the output directory.
+fn cdk_out() -> &'static PathBuf {
+    static OUT: OnceLock<PathBuf> = OnceLock::new();
+    OUT.get_or_init(|| {
+        let out = tempfile::tempdir().unwrap().keep();
+        let cdk = workspace().join("infra/cdk");
+        run(Command::new("npx")
+            .args(["cdk", "synth", "--quiet", "--no-notices", "-c", "bundle=false", "-o"])
+            .arg(&out)
+            .current_dir(&cdk)
+            .env("CDK_DISABLE_CLI_TELEMETRY", "true"))
+        .success();
+        out
+    })
+}
+
+fn cdk() -> Value {
+    let text = std::fs::read_to_string(cdk_out().join("jitr.template.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
 }
 
 fn as_list(v: &Value) -> Vec<Value> {
     match v {
         Value::Array(a) => a.clone(),
+        Value::Null => vec![],
         other => vec![other.clone()],
     }
 }
 
-#[test]
-fn cfn_lint_passes_on_the_sam_template() {
-    let out = run(Command::new("cfn-lint").arg(workspace().join("infra/sam/template.yaml")));
-    out.success();
+/// The (logical id, resource) pairs of one type.
+fn of_type<'a>(t: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
+    t["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .map(|(id, r)| (id.as_str(), r))
+        .collect()
 }
 
-#[test]
-fn the_sam_template_keeps_the_guarantees() {
-    let t = sam();
-    let res = &t["Resources"];
+/// The one resource of a type.
+fn single<'a>(t: &'a Value, kind: &str) -> (&'a str, &'a Value) {
+    let all = of_type(t, kind);
+    assert_eq!(all.len(), 1, "expected one {kind}");
+    all[0]
+}
 
-    // The rule reads the registered-certificate topic of the CA parameter.
-    let rule = &res["RegisteredRule"]["Properties"]["TopicRulePayload"];
-    let sql = rule["Sql"]["Fn::If"][2]["Fn::Sub"].as_str().unwrap();
+/// Every IAM statement of the template: inline role policies and policy resources.
+fn statements(t: &Value) -> Vec<Value> {
+    let mut docs: Vec<Value> = Vec::new();
+    for (_, role) in of_type(t, "AWS::IAM::Role") {
+        for p in as_list(&role["Properties"]["Policies"]) {
+            docs.push(p["PolicyDocument"].clone());
+        }
+    }
+    for (_, policy) in of_type(t, "AWS::IAM::Policy") {
+        docs.push(policy["Properties"]["PolicyDocument"].clone());
+    }
+    docs.iter()
+        .flat_map(|d| as_list(&d["Statement"]))
+        .collect()
+}
+
+/// The resource kinds a template creates, sorted, with repeats.
+fn kinds(t: &Value) -> Vec<String> {
+    let mut kinds: Vec<String> = t["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|r| r["Type"].as_str().unwrap().to_string())
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+/// The logical id a `Ref` or `Fn::GetAtt` points at.
+fn target(v: &Value) -> &str {
+    v["Ref"]
+        .as_str()
+        .or_else(|| v["Fn::GetAtt"][0].as_str())
+        .unwrap_or_else(|| panic!("not a reference: {v}"))
+}
+
+/// The guarantees of the infra issue, on a deployable template.
+fn assert_guarantees(t: &Value) {
+    assert!(t["Parameters"]["CaCertificateId"].is_object());
+
+    // The rule reads the registered-certificate topic of the CA parameter (or of every CA).
+    let (_, rule) = single(t, "AWS::IoT::TopicRule");
+    let rule = &rule["Properties"];
+    let payload = &rule["TopicRulePayload"];
+    let sql = &payload["Sql"]["Fn::If"];
     assert_eq!(
-        sql,
+        sql[2]["Fn::Sub"],
         "SELECT * FROM '$aws/events/certificates/registered/${CaCertificateId}'"
     );
-    assert_eq!(
-        rule["Sql"]["Fn::If"][1],
-        "SELECT * FROM '$aws/events/certificates/registered/+'"
-    );
+    assert_eq!(sql[1], "SELECT * FROM '$aws/events/certificates/registered/+'");
+    let all_cas = as_list(&t["Conditions"][sql[0].as_str().unwrap()]["Fn::Equals"]);
+    assert!(all_cas.contains(&"all".into()), "{all_cas:?}");
+    assert!(all_cas.iter().any(|v| v["Ref"] == "CaCertificateId"), "{all_cas:?}");
+    assert_eq!(rule["RuleName"]["Ref"], "RuleName");
 
-    // Delivery: rule -> queue -> function with capped concurrency and partial batch
-    // failures; the queue's redrive and the rule's error action lead to the DLQ, which is alarmed.
-    assert_eq!(rule["Actions"][0]["Sqs"]["QueueUrl"]["Ref"], "EventQueue");
-    assert_eq!(
-        rule["ErrorAction"]["Sqs"]["QueueUrl"]["Ref"],
-        "DeadLetterQueue"
-    );
-    assert_eq!(
-        res["EventQueue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0],
-        "DeadLetterQueue"
-    );
-    let event = &res["JitrFunction"]["Properties"]["Events"]["Registered"];
-    assert_eq!(event["Type"], "SQS");
-    assert_eq!(event["Properties"]["Queue"]["Fn::GetAtt"][0], "EventQueue");
-    assert_eq!(
-        event["Properties"]["FunctionResponseTypes"][0],
-        "ReportBatchItemFailures"
-    );
-    assert_eq!(
-        event["Properties"]["ScalingConfig"]["MaximumConcurrency"]["Ref"],
-        "MaxConcurrency"
-    );
-    let alarm = &res["DeadLetterAlarm"]["Properties"];
-    assert_eq!(
-        alarm["Dimensions"][0]["Value"]["Fn::GetAtt"][0],
-        "DeadLetterQueue"
-    );
+    // Delivery: rule -> queue -> function with capped concurrency and partial
+    // batch failures; the queue's redrive and the rule's error action lead to
+    // the DLQ, which is alarmed.
+    let queue = target(&payload["Actions"][0]["Sqs"]["QueueUrl"]);
+    let dlq = target(&payload["ErrorAction"]["Sqs"]["QueueUrl"]);
+    assert_ne!(queue, dlq);
+    let queues: Vec<&str> = of_type(t, "AWS::SQS::Queue").iter().map(|(id, _)| *id).collect();
+    assert!(queues.contains(&queue) && queues.contains(&dlq), "{queues:?}");
+    let redrive = &t["Resources"][queue]["Properties"]["RedrivePolicy"];
+    assert_eq!(target(&redrive["deadLetterTargetArn"]), dlq);
+    assert!(redrive["maxReceiveCount"].as_u64().unwrap() >= 3);
+
+    let (function, f) = single(t, "AWS::Lambda::Function");
+    let (_, mapping) = single(t, "AWS::Lambda::EventSourceMapping");
+    let mapping = &mapping["Properties"];
+    assert_eq!(target(&mapping["EventSourceArn"]), queue);
+    assert_eq!(target(&mapping["FunctionName"]), function);
+    assert!(as_list(&mapping["FunctionResponseTypes"]).contains(&"ReportBatchItemFailures".into()));
+    assert_eq!(mapping["ScalingConfig"]["MaximumConcurrency"]["Ref"], "MaxConcurrency");
+
+    let (_, alarm) = single(t, "AWS::CloudWatch::Alarm");
+    let dimension = &alarm["Properties"]["Dimensions"][0];
+    assert_eq!(dimension["Name"], "QueueName");
+    assert_eq!(target(&dimension["Value"]), dlq);
 
     // Only this rule (as iot.amazonaws.com, in this account) may enqueue.
-    let trust = &res["RuleRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
-    assert_eq!(trust["Principal"]["Service"], "iot.amazonaws.com");
+    let rule_role = target(&payload["Actions"][0]["Sqs"]["RoleArn"]);
+    let trust = &t["Resources"][rule_role]["Properties"]["AssumeRolePolicyDocument"]["Statement"];
+    let trust = &as_list(trust)[0];
+    assert_eq!(as_list(&trust["Principal"]["Service"]), vec![Value::from("iot.amazonaws.com")]);
     let source = trust["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"]
         .as_str()
         .unwrap();
     assert!(source.ends_with(":rule/${RuleName}"), "{source}");
-    assert_eq!(
-        res["RegisteredRule"]["Properties"]["RuleName"]["Ref"],
-        "RuleName"
-    );
+    assert_eq!(trust["Condition"]["StringEquals"]["aws:SourceAccount"]["Ref"], "AWS::AccountId");
 
-    // The function runs on provided.al2023 / arm64, built by cargo-lambda.
-    let f = &res["JitrFunction"];
-    assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda");
-    assert_eq!(f["Properties"]["Runtime"], "provided.al2023");
-    assert_eq!(f["Properties"]["Architectures"][0], "arm64");
-    assert_eq!(
-        f["Properties"]["Environment"]["Variables"]["JITR_POLICY_NAME"]["Ref"],
-        "DevicePolicy"
-    );
+    // The function: provided.al2023 on arm64, its configuration from parameters,
+    // its logs in the template's log group with a retention.
+    let props = &f["Properties"];
+    assert_eq!(props["Runtime"], "provided.al2023");
+    assert_eq!(props["Architectures"][0], "arm64");
+    let (device_policy, policy) = single(t, "AWS::IoT::Policy");
+    let env = &props["Environment"]["Variables"];
+    assert_eq!(env["JITR_POLICY_NAME"]["Ref"], device_policy);
+    for (var, param) in [
+        ("JITR_THING_NAME_SOURCE", "ThingNameSource"),
+        ("JITR_THING_NAME_PATTERN", "ThingNamePattern"),
+        ("JITR_ALLOWED_CA_IDS", "AllowedCaIds"),
+        ("JITR_ON_REJECT", "OnReject"),
+    ] {
+        assert_eq!(env[var]["Ref"], param);
+    }
+    let (log_group, logs) = single(t, "AWS::Logs::LogGroup");
+    assert_eq!(props["LoggingConfig"]["LogGroup"]["Ref"], log_group);
+    assert_eq!(logs["Properties"]["RetentionInDays"]["Ref"], "LogRetentionDays");
 
-    // Least privilege: no wildcard actions, no iot:*, no Resource "*".
-    let all = statements(&t);
-    assert!(all.len() >= 5);
+    // Least privilege: inline policies only, no wildcard action, no iot:*,
+    // no Resource "*"; the function may attach the device policy and no other.
+    for (id, role) in of_type(t, "AWS::IAM::Role") {
+        let managed = &role["Properties"]["ManagedPolicyArns"];
+        assert!(as_list(managed).is_empty(), "{id} has managed policies {managed}");
+    }
+    let all = statements(t);
+    assert!(all.len() >= 7, "{all:?}");
     for s in &all {
+        assert_eq!(s["Effect"], "Allow");
         for action in as_list(&s["Action"]) {
             let a = action.as_str().unwrap();
             assert!(a != "*" && !a.ends_with(":*"), "wildcard action {a} in {s}");
@@ -130,37 +207,81 @@ fn the_sam_template_keeps_the_guarantees() {
             assert_ne!(resource, "*", "Resource * in {s}");
         }
     }
-    let iot_actions: Vec<String> = all
-        .iter()
-        .flat_map(|s| as_list(&s["Action"]))
-        .filter_map(|a| a.as_str().map(str::to_string))
-        .filter(|a| a.starts_with("iot:"))
-        .collect();
+    let allows = |action: &str| -> Vec<Value> {
+        all.iter()
+            .filter(|s| as_list(&s["Action"]).contains(&action.into()))
+            .flat_map(|s| as_list(&s["Resource"]))
+            .collect()
+    };
     for needed in [
         "iot:DescribeCertificate",
         "iot:UpdateCertificate",
         "iot:CreateThing",
-        "iot:AttachPolicy",
         "iot:AttachThingPrincipal",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "logs:PutLogEvents",
     ] {
-        assert!(iot_actions.iter().any(|a| a == needed), "{needed} missing");
+        assert!(!allows(needed).is_empty(), "{needed} missing");
     }
+    let attach = allows("iot:AttachPolicy");
+    let policies: Vec<&str> = attach
+        .iter()
+        .filter_map(|r| r["Fn::Sub"].as_str())
+        .filter(|r| r.contains(":policy/"))
+        .collect();
+    assert_eq!(policies.len(), 1, "{attach:?}");
+    assert!(policies[0].ends_with(&format!(":policy/${{{device_policy}}}")), "{policies:?}");
+    assert_eq!(target(&allows("sqs:ReceiveMessage")[0]), queue);
 
     // The device policy: connect only as its own thing; topics under the thing's prefix and shadow.
-    let policy = &res["DevicePolicy"]["Properties"]["PolicyDocument"]["Statement"];
-    for s in policy.as_array().unwrap() {
+    let statements = as_list(&policy["Properties"]["PolicyDocument"]["Statement"]);
+    assert_eq!(statements.len(), 3);
+    for s in &statements {
         for resource in as_list(&s["Resource"]) {
             let text = resource["Fn::Sub"].as_str().unwrap();
-            assert!(
-                text.contains("${!iot:Connection.Thing.ThingName}"),
-                "{text}"
-            );
+            assert!(text.contains("${!iot:Connection.Thing.ThingName}"), "{text}");
         }
         for action in as_list(&s["Action"]) {
-            assert!(
-                ["iot:Connect", "iot:Publish", "iot:Receive", "iot:Subscribe"]
-                    .contains(&action.as_str().unwrap())
-            );
+            assert!(["iot:Connect", "iot:Publish", "iot:Receive", "iot:Subscribe"]
+                .contains(&action.as_str().unwrap()));
         }
     }
+}
+
+#[test]
+fn cfn_lint_passes_on_the_sam_template() {
+    run(Command::new("cfn-lint").arg(sam_path())).success();
+}
+
+#[test]
+fn cfn_lint_passes_on_the_synthesized_cdk_template() {
+    run(Command::new("cfn-lint").arg(cdk_out().join("jitr.template.json"))).success();
+}
+
+#[test]
+fn the_sam_template_keeps_the_guarantees() {
+    let t = sam();
+    assert_guarantees(&t);
+    let (_, f) = single(&t, "AWS::Lambda::Function");
+    assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda");
+    assert_eq!(f["Metadata"]["BuildProperties"]["Binary"], "jitr-lambda");
+}
+
+#[test]
+fn the_cdk_template_keeps_the_guarantees() {
+    let t = cdk();
+    assert_guarantees(&t);
+    // The function is cargo-lambda-cdk's RustFunction (tree.json records each construct's class).
+    let tree = std::fs::read_to_string(cdk_out().join("tree.json")).unwrap();
+    let tree: Value = serde_json::from_str(&tree).unwrap();
+    let function = &tree["tree"]["children"]["jitr"]["children"]["JitrFunction"];
+    assert_eq!(function["constructInfo"]["fqn"], "cargo-lambda-cdk.RustFunction");
+}
+
+#[test]
+fn both_templates_create_the_same_kinds_of_resources() {
+    let (sam, cdk) = (kinds(&sam()), kinds(&cdk()));
+    assert_eq!(sam, cdk);
+    assert!(sam.len() >= 10, "{sam:?}");
 }
