@@ -56,10 +56,53 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the account's AWS IoT data endpoint (iot:Data-ATS).
     Endpoint,
+    /// Connect as a device (MQTT over TLS with its certificate) and publish one message,
+    /// retrying while the certificate is still being provisioned.
+    Connect(ConnectArgs),
     /// Provision and activate one auto-registered certificate, as the Lambda does.
     Provision(ProvisionArgs),
     /// Provision every PENDING_ACTIVATION certificate of a CA (events were lost).
     Reconcile(ReconcileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// A device directory from `jitr device issue` (its bundle and key, any layout).
+    #[arg(value_name = "DEVICE_DIR", required_unless_present_all = ["cert", "key"])]
+    pub device: Option<PathBuf>,
+    /// The certificate to present: the device certificate followed by its CA chain.
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// The device's private key.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// The broker, HOST or HOST:PORT (default: the account's iot:Data-ATS endpoint, port 8883).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub endpoint: Option<String>,
+    /// PEM file of the CA(s) that verify the broker (default: Amazon Root CA 1 to 4).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// MQTT client id (default: the certificate's CN, which is the thing name).
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// Topic to publish on (default: things/<client id>/hello).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// The message to publish (QoS 1).
+    #[arg(long, default_value = "hello from jitr connect")]
+    pub message: String,
+    /// Seconds to keep retrying before giving up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = positive_seconds)]
+    pub timeout: f64,
+}
+
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(s),
+        _ => Err(format!(
+            "expected seconds between 0 and 86400, got \"{text}\""
+        )),
+    }
 }
 
 /// The Lambda's settings, from JITR_* environment variables; flags override.

@@ -33,6 +33,9 @@ pub enum CliError {
         action: String,
         source: jitr_core::aws::AwsError,
     },
+    /// `jitr connect` gave up (its attempts already reported).
+    #[error("{0}")]
+    NotConnected(String),
     /// Some items of a batch failed (already reported one by one).
     #[error("{0}")]
     Partial(String),

@@ -8,6 +8,7 @@ pub mod error;
 pub mod files;
 pub mod issue;
 pub mod lint;
+pub mod mqtt;
 pub mod pki;
 pub mod report;
 
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Check(a) => commands::check::check(&a, &out),
         Command::Endpoint => commands::endpoint::endpoint(g, &out),
+        Command::Connect(a) => commands::connect::connect(&a, g, &out),
         Command::Provision(a) => commands::provision::provision(&a, g, &out),
         Command::Reconcile(a) => commands::provision::reconcile(&a, g, &out),
     }

@@ -35,7 +35,7 @@ impl Output {
 
 /// Prints an error: one sentence on stderr (and a JSON object on stdout with --json).
 pub fn error(err: &CliError, json: bool) {
-    if json && !matches!(err, CliError::ChecksFailed(_)) {
+    if json && !matches!(err, CliError::ChecksFailed(_) | CliError::NotConnected(_)) {
         println!("{}", serde_json::json!({ "error": err.to_string() }));
     }
     eprintln!("jitr: error: {err}");

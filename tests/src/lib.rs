@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 pub mod lambda;
 pub mod mosquitto;
 pub mod moto;
+pub mod rehearsal;
 
 /// The workspace's target directory, next to this test binary.
 pub fn target_dir() -> PathBuf {

@@ -38,7 +38,15 @@ fn cdk_out() -> &'static PathBuf {
         let out = tempfile::tempdir().unwrap().keep();
         let cdk = workspace().join("infra/cdk");
         run(Command::new("npx")
-            .args(["cdk", "synth", "--quiet", "--no-notices", "-c", "bundle=false", "-o"])
+            .args([
+                "cdk",
+                "synth",
+                "--quiet",
+                "--no-notices",
+                "-c",
+                "bundle=false",
+                "-o",
+            ])
             .arg(&out)
             .current_dir(&cdk)
             .env("CDK_DISABLE_CLI_TELEMETRY", "true"))
@@ -89,9 +97,7 @@ fn statements(t: &Value) -> Vec<Value> {
     for (_, policy) in of_type(t, "AWS::IAM::Policy") {
         docs.push(policy["Properties"]["PolicyDocument"].clone());
     }
-    docs.iter()
-        .flat_map(|d| as_list(&d["Statement"]))
-        .collect()
+    docs.iter().flat_map(|d| as_list(&d["Statement"])).collect()
 }
 
 /// The resource kinds a template creates, sorted, with repeats.
@@ -127,10 +133,16 @@ fn assert_guarantees(t: &Value) {
         sql[2]["Fn::Sub"],
         "SELECT * FROM '$aws/events/certificates/registered/${CaCertificateId}'"
     );
-    assert_eq!(sql[1], "SELECT * FROM '$aws/events/certificates/registered/+'");
+    assert_eq!(
+        sql[1],
+        "SELECT * FROM '$aws/events/certificates/registered/+'"
+    );
     let all_cas = as_list(&t["Conditions"][sql[0].as_str().unwrap()]["Fn::Equals"]);
     assert!(all_cas.contains(&"all".into()), "{all_cas:?}");
-    assert!(all_cas.iter().any(|v| v["Ref"] == "CaCertificateId"), "{all_cas:?}");
+    assert!(
+        all_cas.iter().any(|v| v["Ref"] == "CaCertificateId"),
+        "{all_cas:?}"
+    );
     assert_eq!(rule["RuleName"]["Ref"], "RuleName");
 
     // Delivery: rule -> queue -> function with capped concurrency and partial
@@ -139,8 +151,14 @@ fn assert_guarantees(t: &Value) {
     let queue = target(&payload["Actions"][0]["Sqs"]["QueueUrl"]);
     let dlq = target(&payload["ErrorAction"]["Sqs"]["QueueUrl"]);
     assert_ne!(queue, dlq);
-    let queues: Vec<&str> = of_type(t, "AWS::SQS::Queue").iter().map(|(id, _)| *id).collect();
-    assert!(queues.contains(&queue) && queues.contains(&dlq), "{queues:?}");
+    let queues: Vec<&str> = of_type(t, "AWS::SQS::Queue")
+        .iter()
+        .map(|(id, _)| *id)
+        .collect();
+    assert!(
+        queues.contains(&queue) && queues.contains(&dlq),
+        "{queues:?}"
+    );
     let redrive = &t["Resources"][queue]["Properties"]["RedrivePolicy"];
     assert_eq!(target(&redrive["deadLetterTargetArn"]), dlq);
     assert!(redrive["maxReceiveCount"].as_u64().unwrap() >= 3);
@@ -151,7 +169,10 @@ fn assert_guarantees(t: &Value) {
     assert_eq!(target(&mapping["EventSourceArn"]), queue);
     assert_eq!(target(&mapping["FunctionName"]), function);
     assert!(as_list(&mapping["FunctionResponseTypes"]).contains(&"ReportBatchItemFailures".into()));
-    assert_eq!(mapping["ScalingConfig"]["MaximumConcurrency"]["Ref"], "MaxConcurrency");
+    assert_eq!(
+        mapping["ScalingConfig"]["MaximumConcurrency"]["Ref"],
+        "MaxConcurrency"
+    );
 
     let (_, alarm) = single(t, "AWS::CloudWatch::Alarm");
     let dimension = &alarm["Properties"]["Dimensions"][0];
@@ -162,12 +183,18 @@ fn assert_guarantees(t: &Value) {
     let rule_role = target(&payload["Actions"][0]["Sqs"]["RoleArn"]);
     let trust = &t["Resources"][rule_role]["Properties"]["AssumeRolePolicyDocument"]["Statement"];
     let trust = &as_list(trust)[0];
-    assert_eq!(as_list(&trust["Principal"]["Service"]), vec![Value::from("iot.amazonaws.com")]);
+    assert_eq!(
+        as_list(&trust["Principal"]["Service"]),
+        vec![Value::from("iot.amazonaws.com")]
+    );
     let source = trust["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"]
         .as_str()
         .unwrap();
     assert!(source.ends_with(":rule/${RuleName}"), "{source}");
-    assert_eq!(trust["Condition"]["StringEquals"]["aws:SourceAccount"]["Ref"], "AWS::AccountId");
+    assert_eq!(
+        trust["Condition"]["StringEquals"]["aws:SourceAccount"]["Ref"],
+        "AWS::AccountId"
+    );
 
     // The function: provided.al2023 on arm64, its configuration from parameters,
     // its logs in the template's log group with a retention.
@@ -187,13 +214,19 @@ fn assert_guarantees(t: &Value) {
     }
     let (log_group, logs) = single(t, "AWS::Logs::LogGroup");
     assert_eq!(props["LoggingConfig"]["LogGroup"]["Ref"], log_group);
-    assert_eq!(logs["Properties"]["RetentionInDays"]["Ref"], "LogRetentionDays");
+    assert_eq!(
+        logs["Properties"]["RetentionInDays"]["Ref"],
+        "LogRetentionDays"
+    );
 
     // Least privilege: inline policies only, no wildcard action, no iot:*,
     // no Resource "*"; the function may attach the device policy and no other.
     for (id, role) in of_type(t, "AWS::IAM::Role") {
         let managed = &role["Properties"]["ManagedPolicyArns"];
-        assert!(as_list(managed).is_empty(), "{id} has managed policies {managed}");
+        assert!(
+            as_list(managed).is_empty(),
+            "{id} has managed policies {managed}"
+        );
     }
     let all = statements(t);
     assert!(all.len() >= 7, "{all:?}");
@@ -231,7 +264,10 @@ fn assert_guarantees(t: &Value) {
         .filter(|r| r.contains(":policy/"))
         .collect();
     assert_eq!(policies.len(), 1, "{attach:?}");
-    assert!(policies[0].ends_with(&format!(":policy/${{{device_policy}}}")), "{policies:?}");
+    assert!(
+        policies[0].ends_with(&format!(":policy/${{{device_policy}}}")),
+        "{policies:?}"
+    );
     assert_eq!(target(&allows("sqs:ReceiveMessage")[0]), queue);
 
     // The device policy: connect only as its own thing; topics under the thing's prefix and shadow.
@@ -240,11 +276,16 @@ fn assert_guarantees(t: &Value) {
     for s in &statements {
         for resource in as_list(&s["Resource"]) {
             let text = resource["Fn::Sub"].as_str().unwrap();
-            assert!(text.contains("${!iot:Connection.Thing.ThingName}"), "{text}");
+            assert!(
+                text.contains("${!iot:Connection.Thing.ThingName}"),
+                "{text}"
+            );
         }
         for action in as_list(&s["Action"]) {
-            assert!(["iot:Connect", "iot:Publish", "iot:Receive", "iot:Subscribe"]
-                .contains(&action.as_str().unwrap()));
+            assert!(
+                ["iot:Connect", "iot:Publish", "iot:Receive", "iot:Subscribe"]
+                    .contains(&action.as_str().unwrap())
+            );
         }
     }
 }
@@ -276,7 +317,10 @@ fn the_cdk_template_keeps_the_guarantees() {
     let tree = std::fs::read_to_string(cdk_out().join("tree.json")).unwrap();
     let tree: Value = serde_json::from_str(&tree).unwrap();
     let function = &tree["tree"]["children"]["jitr"]["children"]["JitrFunction"];
-    assert_eq!(function["constructInfo"]["fqn"], "cargo-lambda-cdk.RustFunction");
+    assert_eq!(
+        function["constructInfo"]["fqn"],
+        "cargo-lambda-cdk.RustFunction"
+    );
 }
 
 #[test]

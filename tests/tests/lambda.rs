@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
+use jitr_tests::jitr;
 use jitr_tests::lambda::Watch;
 use jitr_tests::moto::Moto;
-use jitr_tests::jitr;
 use serde_json::json;
 
 const ARN_PREFIX: &str = "arn:aws:iot:eu-west-1:123456789012:cert/";

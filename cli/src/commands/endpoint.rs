@@ -5,8 +5,8 @@ use crate::cloud::Cloud;
 use crate::error::CliError;
 use crate::report::Output;
 
-/// DescribeEndpoint(iot:Data-ATS).
-pub fn endpoint(global: &Global, out: &Output) -> Result<(), CliError> {
+/// DescribeEndpoint(iot:Data-ATS): the address and the region it is in.
+pub fn describe(global: &Global) -> Result<(String, String), CliError> {
     let cloud = Cloud::connect(&global.aws())?;
     let answer = cloud
         .block_on(
@@ -18,8 +18,13 @@ pub fn endpoint(global: &Global, out: &Output) -> Result<(), CliError> {
         )
         .map_err(|e| CliError::aws("describing the iot:Data-ATS endpoint", cloud.error(e)))?;
     let address = answer.endpoint_address().unwrap_or_default().to_string();
+    Ok((address, cloud.region.clone()))
+}
+
+pub fn endpoint(global: &Global, out: &Output) -> Result<(), CliError> {
+    let (address, region) = describe(global)?;
     let report =
-        serde_json::json!({ "endpoint": address, "type": "iot:Data-ATS", "region": cloud.region });
+        serde_json::json!({ "endpoint": address, "type": "iot:Data-ATS", "region": region });
     out.result(&report, || format!("{address}\n"));
     Ok(())
 }

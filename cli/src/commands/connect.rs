@@ -1,0 +1,299 @@
+//! `jitr connect`: connect as a device does (MQTT over TLS with its
+//! certificate), retrying while the broker refuses a certificate that is
+//! still being provisioned, and publish one message.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde::Serialize;
+
+use crate::args::{ConnectArgs, Global, Layout};
+use crate::error::CliError;
+use crate::issue::layout::amazon_roots;
+use crate::mqtt::{tls_config, Session};
+use crate::pki::keys;
+use crate::report::Output;
+
+/// AWS IoT's MQTT over TLS port.
+const MQTT_TLS_PORT: u16 = 8883;
+/// No single attempt waits longer than this.
+const ATTEMPT_LIMIT: Duration = Duration::from_secs(10);
+/// The first retry waits about this long; each later one twice as long, up to [`MAX_DELAY`].
+const FIRST_DELAY: Duration = Duration::from_millis(500);
+const MAX_DELAY: Duration = Duration::from_secs(8);
+
+/// One try, as reported.
+#[derive(Debug, Serialize)]
+struct Attempt {
+    attempt: u32,
+    /// Milliseconds since the command started.
+    at_ms: u64,
+    result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    connected: bool,
+    endpoint: String,
+    client_id: String,
+    topic: String,
+    attempts: Vec<Attempt>,
+    elapsed_ms: u64,
+}
+
+/// The device's certificate chain and key, from a device directory or flags.
+fn credentials(args: &ConnectArgs) -> Result<(PathBuf, PathBuf), CliError> {
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        return Ok((cert.clone(), key.clone()));
+    }
+    let dir = args.device.as_ref().ok_or_else(|| {
+        CliError::invalid("DEVICE_DIR", "give a device directory, or --cert and --key")
+    })?;
+    Layout::all()
+        .into_iter()
+        .map(|layout| layout.files())
+        .map(|f| (dir.join(f.bundle), dir.join(f.key)))
+        .find(|(bundle, key)| bundle.is_file() && key.is_file())
+        .map(|(bundle, key)| {
+            (
+                args.cert.clone().unwrap_or(bundle),
+                args.key.clone().unwrap_or(key),
+            )
+        })
+        .ok_or_else(|| {
+            CliError::invalid(
+                dir.display(),
+                "no device certificate and key (expected device-and-ca.crt + device.key, or certificate.pem.crt + private.pem.key)",
+            )
+        })
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|e| CliError::read(path, e))
+}
+
+/// `HOST[:PORT]` split, with AWS IoT's port by default.
+pub fn parse_endpoint(text: &str) -> Result<(String, u16), CliError> {
+    let bad = |problem: &str| {
+        CliError::invalid(
+            "--endpoint",
+            format!("{problem} in \"{text}\" (expected HOST or HOST:PORT)"),
+        )
+    };
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => {
+            (host, port.parse::<u16>().map_err(|_| bad("bad port"))?)
+        }
+        _ => (text, MQTT_TLS_PORT),
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(bad("bad host"));
+    }
+    Ok((host.to_string(), port))
+}
+
+/// The delay before retry `n` (1-based): exponential, capped, with half of it
+/// random ("equal jitter") so a fleet does not retry in step.
+pub fn backoff(n: u32, random: f64) -> Duration {
+    let full = FIRST_DELAY
+        .saturating_mul(1u32 << (n - 1).min(16))
+        .min(MAX_DELAY);
+    full / 2 + full.mul_f64(random.clamp(0.0, 1.0) / 2.0)
+}
+
+/// A uniform random number in [0, 1).
+fn random_unit() -> f64 {
+    let mut bytes = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system random source works");
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+pub fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Result<(), CliError> {
+    let (cert_path, key_path) = credentials(args)?;
+    let cert_what = cert_path.display().to_string();
+    let chain = jitr_core::pem::certificates(&read(&cert_path)?)
+        .map_err(|e| CliError::invalid(&cert_what, e))?;
+    let facts =
+        jitr_core::CertFacts::from_der(&chain[0]).map_err(|e| CliError::invalid(&cert_what, e))?;
+    let key_what = key_path.display().to_string();
+    let (key, _) = keys::load_private_key(&read(&key_path)?, &key_what)?;
+    if !keys::matches_certificate(&key, &facts.public_key) {
+        return Err(CliError::invalid(
+            &key_what,
+            format!("this key does not belong to the certificate in {cert_what}"),
+        ));
+    }
+    let client_id = match (&args.client_id, facts.common_name()) {
+        (Some(id), _) => id.clone(),
+        (None, Some(cn)) => cn.to_string(),
+        (None, None) => {
+            return Err(CliError::invalid(
+                &cert_what,
+                "the certificate has no CN to use as client id; pass --client-id",
+            ))
+        }
+    };
+    let roots = match &args.ca_file {
+        Some(path) => jitr_core::pem::certificates(&read(path)?)
+            .map_err(|e| CliError::invalid(path.display(), e))?,
+        None => amazon_roots()
+            .iter()
+            .flat_map(|pem| jitr_core::pem::certificates(pem.as_bytes()).unwrap_or_default())
+            .collect(),
+    };
+    let (host, port) = match &args.endpoint {
+        Some(text) => parse_endpoint(text)?,
+        None => (super::endpoint::describe(global)?.0, MQTT_TLS_PORT),
+    };
+    let tls = tls_config(
+        roots.into_iter().map(CertificateDer::from).collect(),
+        chain.into_iter().map(CertificateDer::from).collect(),
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+    .map_err(|e| CliError::invalid(&cert_what, e))?;
+    let session = Session {
+        host,
+        port,
+        client_id,
+        tls: std::sync::Arc::new(tls),
+    };
+    let topic = args
+        .topic
+        .clone()
+        .unwrap_or_else(|| format!("things/{}/hello", session.client_id));
+    let endpoint = format!("{}:{}", session.host, session.port);
+    if out.chatty() {
+        eprintln!(
+            "connecting to {endpoint} as {} (certificate {}), for up to {} s",
+            session.client_id, facts.certificate_id, args.timeout
+        );
+    }
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Crypto(format!("cannot start the async runtime: {e}")))?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(args.timeout);
+    let mut attempts = Vec::new();
+    let connected = rt.block_on(async {
+        for n in 1u32.. {
+            let limit = ATTEMPT_LIMIT.min(deadline.saturating_duration_since(Instant::now()));
+            let at_ms = started.elapsed().as_millis() as u64;
+            let failure = match session
+                .publish_once(&topic, args.message.as_bytes(), limit)
+                .await
+            {
+                Ok(()) => {
+                    if out.chatty() {
+                        eprintln!(
+                            "attempt {n} at {:.1} s: connected, published on {topic} (PUBACK)",
+                            at_ms as f64 / 1000.0
+                        );
+                    }
+                    attempts.push(Attempt {
+                        attempt: n,
+                        at_ms,
+                        result: "published",
+                        detail: None,
+                    });
+                    return true;
+                }
+                Err(failure) => failure,
+            };
+            let delay = backoff(n, random_unit());
+            let give_up = failure.fatal || Instant::now() + delay >= deadline;
+            if out.chatty() {
+                let next = if give_up {
+                    "giving up".to_string()
+                } else {
+                    format!("retrying in {:.1} s", delay.as_secs_f64())
+                };
+                eprintln!(
+                    "attempt {n} at {:.1} s: refused: {}; {next}",
+                    at_ms as f64 / 1000.0,
+                    failure.reason
+                );
+            }
+            attempts.push(Attempt {
+                attempt: n,
+                at_ms,
+                result: "refused",
+                detail: Some(failure.reason),
+            });
+            if give_up {
+                return false;
+            }
+            tokio::time::sleep(delay).await;
+        }
+        false
+    });
+    let report = Report {
+        connected,
+        endpoint: endpoint.clone(),
+        client_id: session.client_id.clone(),
+        topic: topic.clone(),
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        attempts,
+    };
+    let tries = report.attempts.len();
+    let seconds = report.elapsed_ms as f64 / 1000.0;
+    if connected {
+        out.result(&report, || {
+            format!("{}: connected to {endpoint} after {tries} attempt(s) in {seconds:.1} s; message delivered on {topic}", session.client_id)
+        });
+        return Ok(());
+    }
+    let last = report
+        .attempts
+        .last()
+        .and_then(|a| a.detail.clone())
+        .unwrap_or_default();
+    if out.json {
+        out.result(&report, String::new);
+    }
+    Err(CliError::NotConnected(format!(
+        "{} could not connect to {endpoint} ({tries} attempt(s) in {seconds:.1} s); last: {last}",
+        session.client_id
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_half_a_second_up_to_eight_with_half_jitter() {
+        let ms = |n, r| backoff(n, r).as_millis();
+        assert_eq!((ms(1, 0.0), ms(1, 1.0)), (250, 500));
+        assert_eq!((ms(2, 0.0), ms(2, 1.0)), (500, 1000));
+        assert_eq!((ms(5, 0.0), ms(5, 1.0)), (4000, 8000));
+        assert_eq!((ms(40, 0.0), ms(40, 1.0)), (4000, 8000));
+        assert_eq!(ms(3, 0.5), 1500);
+    }
+
+    #[test]
+    fn random_units_are_in_range_and_vary() {
+        let draws: Vec<f64> = (0..100).map(|_| random_unit()).collect();
+        assert!(draws.iter().all(|r| (0.0..1.0).contains(r)));
+        assert!(draws.iter().any(|r| *r != draws[0]));
+    }
+
+    #[test]
+    fn endpoints_parse_with_the_mqtt_tls_port_by_default() {
+        assert_eq!(
+            parse_endpoint("a1b2-ats.iot.eu-west-1.amazonaws.com").unwrap(),
+            ("a1b2-ats.iot.eu-west-1.amazonaws.com".into(), 8883)
+        );
+        assert_eq!(
+            parse_endpoint("127.0.0.1:18883").unwrap(),
+            ("127.0.0.1".into(), 18883)
+        );
+        for bad in ["", ":8883", "host:port", "host:70000", "mqtts://host"] {
+            assert!(parse_endpoint(bad).is_err(), "{bad}");
+        }
+    }
+}

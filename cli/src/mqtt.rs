@@ -1,0 +1,167 @@
+//! One MQTT session as a device holds it: TLS with a client certificate,
+//! CONNECT, one QoS 1 PUBLISH acknowledged, DISCONNECT.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration,
+    Transport,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// What a session needs, prepared once and reused by every attempt.
+pub struct Session {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// Why an attempt did not deliver the message.
+#[derive(Debug)]
+pub struct Failure {
+    /// Retrying cannot help (the broker's certificate is not trusted).
+    pub fatal: bool,
+    pub reason: String,
+}
+
+/// The TLS configuration: `roots` verify the broker, `chain` + `key` are presented.
+pub fn tls_config(
+    roots: Vec<CertificateDer<'static>>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<rustls::ClientConfig, String> {
+    let mut store = rustls::RootCertStore::empty();
+    for root in roots {
+        store
+            .add(root)
+            .map_err(|e| format!("unusable trust anchor: {e}"))?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(store)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| format!("the certificate and key cannot be used: {e}"))
+}
+
+impl Session {
+    /// Connects, publishes `payload` on `topic` with QoS 1, waits for the
+    /// PUBACK and disconnects, all within `limit`.
+    pub async fn publish_once(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        limit: Duration,
+    ) -> Result<(), Failure> {
+        match tokio::time::timeout(limit, self.publish(topic, payload)).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure {
+                fatal: false,
+                reason: format!("no answer within {:.1} s", limit.as_secs_f64()),
+            }),
+        }
+    }
+
+    async fn publish(&self, topic: &str, payload: &[u8]) -> Result<(), Failure> {
+        let mut options = MqttOptions::new(&self.client_id, &self.host, self.port);
+        options.set_keep_alive(Duration::from_secs(30));
+        options.set_clean_session(true);
+        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            self.tls.clone(),
+        )));
+        let (client, mut events) = AsyncClient::new(options, 10);
+        let mut published = false;
+        loop {
+            let event = events.poll().await.map_err(classify)?;
+            match event {
+                Event::Incoming(Packet::ConnAck(_)) if !published => {
+                    client
+                        .publish(topic, QoS::AtLeastOnce, false, payload.to_vec())
+                        .await
+                        .map_err(|e| Failure {
+                            fatal: false,
+                            reason: format!("publish: {e}"),
+                        })?;
+                    published = true;
+                }
+                Event::Incoming(Packet::PubAck(_)) => {
+                    // Delivered; a failed DISCONNECT changes nothing for the caller.
+                    let _ = client.disconnect().await;
+                }
+                Event::Outgoing(Outgoing::Disconnect) => return Ok(()),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// An event loop error in the user's terms; an untrusted broker certificate is fatal.
+fn classify(err: ConnectionError) -> Failure {
+    if let Some(tls @ rustls::Error::InvalidCertificate(_)) = rustls_error(&err) {
+        return Failure {
+            fatal: true,
+            reason: format!(
+                "the broker's certificate is not trusted ({tls}); pass --ca-file with the CA that signed it"
+            ),
+        };
+    }
+    let reason = match (&err, rustls_error(&err), io_error(&err)) {
+        (ConnectionError::ConnectionRefused(code), _, _) => format!("CONNACK refused: {code:?}"),
+        (_, Some(tls), _) => format!("TLS: {tls}"),
+        (_, None, Some(kind)) if dropped(kind) => {
+            "the broker closed the connection (the certificate may not be active yet)".to_string()
+        }
+        (_, None, Some(std::io::ErrorKind::ConnectionRefused)) => {
+            "nothing accepts connections there (connection refused)".to_string()
+        }
+        (other, None, _) => other.to_string(),
+    };
+    Failure {
+        fatal: false,
+        reason,
+    }
+}
+
+/// How a peer that hangs up shows in an I/O error.
+fn dropped(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        kind,
+        ConnectionReset | ConnectionAborted | UnexpectedEof | BrokenPipe
+    )
+}
+
+/// The kind of the first I/O error under an event loop error.
+fn io_error(err: &ConnectionError) -> Option<std::io::ErrorKind> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        cause = e.source();
+    }
+    None
+}
+
+/// The rustls error under an event loop error, if there is one (tokio-rustls
+/// wraps it in an io::Error).
+fn rustls_error(err: &ConnectionError) -> Option<&rustls::Error> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                    return Some(tls);
+                }
+            }
+        }
+        cause = e.source();
+    }
+    None
+}
