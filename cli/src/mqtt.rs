@@ -26,11 +26,16 @@ pub struct Failure {
     pub reason: String,
 }
 
-/// The TLS configuration: `roots` verify the broker, `chain` + `key` are presented.
+/// The ALPN protocol AWS IoT requires for MQTT over TLS on port 443.
+const AWS_IOT_MQTT_ALPN: &[u8] = b"x-amzn-mqtt-ca";
+
+/// The TLS configuration: `roots` verify the broker, `chain` + `key` are
+/// presented; on port 443 it offers the ALPN protocol AWS IoT expects there.
 pub fn tls_config(
     roots: Vec<CertificateDer<'static>>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    port: u16,
 ) -> Result<rustls::ClientConfig, String> {
     let mut store = rustls::RootCertStore::empty();
     for root in roots {
@@ -39,12 +44,16 @@ pub fn tls_config(
             .map_err(|e| format!("unusable trust anchor: {e}"))?;
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(store)
         .with_client_auth_cert(chain, key)
-        .map_err(|e| format!("the certificate and key cannot be used: {e}"))
+        .map_err(|e| format!("the certificate and key cannot be used: {e}"))?;
+    if port == 443 {
+        config.alpn_protocols = vec![AWS_IOT_MQTT_ALPN.to_vec()];
+    }
+    Ok(config)
 }
 
 impl Session {
@@ -164,4 +173,25 @@ fn rustls_error(err: &ConnectionError) -> Option<&rustls::Error> {
         cause = e.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alpn_is_offered_on_port_443_only() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["device".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let der = PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let config = |port| {
+            let chain = vec![cert.der().clone()];
+            tls_config(chain.clone(), chain, der.clone_key(), port).unwrap()
+        };
+        assert_eq!(config(443).alpn_protocols, vec![b"x-amzn-mqtt-ca".to_vec()]);
+        assert!(config(8883).alpn_protocols.is_empty());
+    }
 }

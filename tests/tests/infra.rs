@@ -31,11 +31,12 @@ print(json.dumps(cfn.template, default=str))";
 }
 
 /// `cdk synth` of infra/cdk without building the function (offline), once
-/// per test binary: the output directory.
+/// per test binary: the output directory (under target/, replaced each run).
 fn cdk_out() -> &'static PathBuf {
     static OUT: OnceLock<PathBuf> = OnceLock::new();
     OUT.get_or_init(|| {
-        let out = tempfile::tempdir().unwrap().keep();
+        let out = jitr_tests::target_dir().join("cdk.out");
+        let _ = std::fs::remove_dir_all(&out);
         let cdk = workspace().join("infra/cdk");
         run(Command::new("npx")
             .args([

@@ -152,6 +152,7 @@ pub fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Result<(), 
         roots.into_iter().map(CertificateDer::from).collect(),
         chain.into_iter().map(CertificateDer::from).collect(),
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        port,
     )
     .map_err(|e| CliError::invalid(&cert_what, e))?;
     let session = Session {
