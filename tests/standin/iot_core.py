@@ -4,7 +4,8 @@ for tests and `make demo` (no AWS account).
 
 It listens for MQTT over TLS, asks for a client certificate and accepts only
 chains that end at a CA registered in the moto server (ACTIVE,
-auto-registration ENABLED). Then, as AWS IoT Core does:
+auto-registration ENABLED; changes to the CAs are seen within a second). Then,
+as AWS IoT Core does:
 
 - unknown device certificate: registers it PENDING_ACTIVATION in moto, delivers
   the `$aws/events/certificates/registered/<caId>` event to the function, and

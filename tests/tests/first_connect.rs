@@ -10,6 +10,8 @@ use jitr_tests::{issue_device, jitr};
 use serde_json::json;
 
 const ARN_PREFIX: &str = "arn:aws:iot:eu-west-1:123456789012:cert/";
+/// The stand-in sees CA changes within a second (it caches moto's answer that long).
+const CA_CACHE: std::time::Duration = std::time::Duration::from_millis(1200);
 
 fn certificate_id(dir: &std::path::Path, cert: &str) -> String {
     let pem = std::fs::read(dir.join(cert)).unwrap();
@@ -130,6 +132,36 @@ fn devices_of_an_unregistered_ca_never_get_in_and_nothing_is_created() {
     let things = r.moto.boto3("list_things", json!({}));
     assert_eq!(things["things"], json!([]), "{things}");
     assert_eq!(r.received(), "");
+}
+
+#[test]
+fn devices_of_a_ca_with_auto_registration_off_are_not_registered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let r = Rehearsal::start(d, Options::default());
+    r.moto
+        .jitr(d, &["ca", "auto-registration", "disable", "root"])
+        .success();
+    std::thread::sleep(CA_CACHE);
+    issue_device(d, "root", "dev", "robot-8");
+    let id = certificate_id(d, "dev/robot-8/device.crt");
+
+    let out = r.connect(&["dev/robot-8"], "3");
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    let found = r
+        .moto
+        .boto3("describe_certificate", json!({ "certificateId": id }));
+    assert_eq!(found["Error"], "ResourceNotFoundException", "{found}");
+    assert!(!r.log().iter().any(|e| e["event"] == "delivery"));
+
+    // Turned back on, the same device registers on its next connect.
+    r.moto
+        .jitr(d, &["ca", "auto-registration", "enable", "root"])
+        .success();
+    std::thread::sleep(CA_CACHE);
+    let out = r.connect(&["dev/robot-8"], "60");
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(r.moto.status(&id), "ACTIVE");
 }
 
 #[test]
