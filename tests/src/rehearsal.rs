@@ -23,6 +23,9 @@ pub struct Options<'a> {
     pub rate: u32,
     /// Concurrent invocations, at most.
     pub workers: u32,
+    /// 1: one event per invocation (rule -> function); more: SQS-shaped
+    /// batches of up to this many (rule -> queue -> function).
+    pub batch: u32,
 }
 
 impl Default for Options<'_> {
@@ -31,6 +34,7 @@ impl Default for Options<'_> {
             settings: &[],
             rate: 10,
             workers: 2,
+            batch: 1,
         }
     }
 }
@@ -109,6 +113,7 @@ impl Rehearsal {
             .args(["--function", &function])
             .args(["--rate", &options.rate.to_string()])
             .args(["--workers", &options.workers.to_string()])
+            .args(["--batch", &options.batch.to_string()])
             .envs(moto.env())
             .stdout(std::fs::File::create(dir.join("iot-core.log")).unwrap())
             .stderr(std::fs::File::create(dir.join("iot-core.err")).unwrap())

@@ -138,12 +138,22 @@ class Registry:
 
 
 class Delivery:
-    """Events to the function: a queue, a few workers, a rate cap."""
+    """Events to the function: a queue, a few workers, a rate cap.
 
-    def __init__(self, url, rate, workers):
-        self.url, self.interval = url, 1.0 / rate
+    batch == 1: one event per invocation, retried twice on failure (the rule's
+    Lambda action, an asynchronous invoke). batch > 1: up to `batch` events per
+    invocation in the SQS shape (the deployed rule -> queue -> function path);
+    the records the function reports in batchItemFailures, or all of them if
+    the invocation fails, are received again, up to 5 times, then
+    dead-lettered."""
+
+    MAX_RECEIVES = 5
+
+    def __init__(self, url, rate, workers, batch):
+        self.url, self.interval, self.batch = url, 1.0 / rate, batch
         self.queue, self.waiting = queue.Queue(), set()
         self.lock, self.next_slot = threading.Lock(), time.monotonic()
+        self.serial = 0
         for _ in range(workers):
             threading.Thread(target=self.work, daemon=True).start()
 
@@ -152,7 +162,13 @@ class Delivery:
             if certificate_id in self.waiting:
                 return
             self.waiting.add(certificate_id)
-        self.queue.put((certificate_id, ca_id))
+        now = int(time.time() * 1000)
+        event = {
+            "certificateId": certificate_id, "caCertificateId": ca_id, "timestamp": now,
+            "certificateStatus": "PENDING_ACTIVATION", "awsAccountId": ACCOUNT,
+            "certificateRegistrationTimestamp": str(now),
+        }
+        self.queue.put((event, 1))
 
     def slot(self):
         """Sleeps until this worker may invoke (at most `rate` invocations a second)."""
@@ -161,39 +177,79 @@ class Delivery:
             self.next_slot = at + self.interval
         time.sleep(max(0.0, at - time.monotonic()))
 
+    def take(self):
+        """The next events: one, or up to `batch` of those waiting."""
+        items = [self.queue.get()]
+        while len(items) < self.batch:
+            try:
+                items.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        with self.lock:
+            for event, _ in items:
+                self.waiting.discard(event["certificateId"])
+        return items
+
     def work(self):
         while True:
-            certificate_id, ca_id = self.queue.get()
-            with self.lock:
-                self.waiting.discard(certificate_id)
-            now = int(time.time() * 1000)
-            event = {
-                "certificateId": certificate_id, "caCertificateId": ca_id, "timestamp": now,
-                "certificateStatus": "PENDING_ACTIVATION", "awsAccountId": ACCOUNT,
-                "certificateRegistrationTimestamp": str(now),
-            }
-            for attempt in range(1, 4):
-                self.slot()
-                started, clock = time.time(), time.monotonic()
-                ok, detail = self.invoke(event)
-                log(event="delivery", certificate_id=certificate_id, attempt=attempt, ok=ok,
-                    started=round(started, 3), ms=round((time.monotonic() - clock) * 1000), detail=detail)
-                if ok:
-                    break
-                time.sleep(1.0)
+            items = self.take()
+            if self.batch == 1:
+                self.deliver_one(items[0][0])
             else:
-                log(event="dropped", certificate_id=certificate_id)
+                self.deliver_batch(items)
 
-    def invoke(self, event):
-        req = urllib.request.Request(self.url, data=json.dumps(event).encode(), method="POST",
+    def deliver_one(self, event):
+        for attempt in range(1, 4):
+            ok, _, detail, timing = self.invoke(event)
+            self.logged([event], attempt, ok, detail, **timing)
+            if ok:
+                return
+            time.sleep(1.0)
+        log(event="dropped", certificate_id=event["certificateId"])
+
+    def deliver_batch(self, items):
+        records = {}
+        for event, receives in items:
+            with self.lock:
+                self.serial += 1
+                message_id = f"m{self.serial}"
+            records[message_id] = (event, receives)
+        payload = {"Records": [{
+            "messageId": mid, "receiptHandle": mid, "body": json.dumps(event),
+            "attributes": {"ApproximateReceiveCount": str(receives)}, "messageAttributes": {},
+            "eventSource": "aws:sqs", "eventSourceARN": f"arn:aws:sqs:eu-west-1:{ACCOUNT}:jitr-events",
+            "awsRegion": "eu-west-1",
+        } for mid, (event, receives) in records.items()]}
+        ok, answer, detail, timing = self.invoke(payload)
+        failed = set(records) if not ok else {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
+        self.logged([e for e, _ in records.values()], 1, ok, detail, failed=len(failed), **timing)
+        for mid in failed:
+            event, receives = records[mid]
+            if receives >= self.MAX_RECEIVES:
+                log(event="dead-lettered", certificate_id=event["certificateId"])
+            else:
+                self.queue.put((event, receives + 1))
+
+    def logged(self, events, attempt, ok, detail, **extra):
+        for event in events:
+            log(event="delivery", certificate_id=event["certificateId"], attempt=attempt, ok=ok,
+                detail=detail, batch=len(events), **extra)
+
+    def invoke(self, payload):
+        """Invokes the function once the rate allows: (ok, answer, error detail, timing)."""
+        self.slot()
+        started, clock = time.time(), time.monotonic()
+        req = urllib.request.Request(self.url, data=json.dumps(payload).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=60) as resp:
                 body = resp.read().decode(errors="replace")
                 failed = resp.headers.get("X-Amz-Function-Error") or '"errorType"' in body
-                return (not failed), (body[:300] if failed else None)
+                result = (not failed), (None if failed else json.loads(body or "null") or {}), (body[:300] if failed else None)
         except Exception as e:  # HTTP 4xx/5xx, connection refused: the platform retries
-            return False, str(e)[:300]
+            result = False, None, str(e)[:300]
+        timing = {"started": round(started, 3), "ms": round((time.monotonic() - clock) * 1000)}
+        return result + (timing,)
 
 
 def splice(tls, plain):
@@ -292,6 +348,8 @@ def main():
     p.add_argument("--function", required=True, help="the function's Invoke URL")
     p.add_argument("--rate", type=float, default=10.0, help="invocations per second, at most")
     p.add_argument("--workers", type=int, default=2, help="concurrent invocations, at most")
+    p.add_argument("--batch", type=int, default=1,
+                   help="1: one event per invocation (rule -> function); N > 1: SQS batches of up to N")
     a = p.parse_args()
 
     iot = boto3.client("iot", endpoint_url=a.moto, region_name=os.environ.get("AWS_REGION", "eu-west-1"),
@@ -301,7 +359,7 @@ def main():
     broker = (host, int(port))
     paths = server_certificate(a.state_dir)
     registry = Registry(iot, paths)
-    delivery = Delivery(a.function, a.rate, a.workers)
+    delivery = Delivery(a.function, a.rate, a.workers, a.batch)
 
     listener = socket.create_server(("127.0.0.1", a.port), backlog=512)
     log(event="listening", port=a.port)
