@@ -323,7 +323,10 @@ fn two_hundred_devices_connecting_at_once_all_end_active_exactly_once() {
         })
         .max()
         .unwrap();
-    assert!(busiest <= RATE as usize + 1, "{busiest} invocations in one second");
+    assert!(
+        busiest <= RATE as usize + 1,
+        "{busiest} invocations in one second"
+    );
     let invocations = starts.len();
     eprintln!("{N} devices: all connected in {elapsed:.1} s, {attempts} connection attempts, {deliveries} events delivered in {invocations} invocations (batches of up to {largest}), busiest second {busiest}");
     std::thread::sleep(std::time::Duration::from_millis(500));

@@ -111,7 +111,9 @@ fn random_unit() -> f64 {
     (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-pub fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Result<(), CliError> {
+/// The session a device holds: its chain and key checked against each other,
+/// the client id, the endpoint and the trust store. Also the certificate id.
+fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, String), CliError> {
     let (cert_path, key_path) = credentials(args)?;
     let cert_what = cert_path.display().to_string();
     let chain = jitr_core::pem::certificates(&read(&cert_path)?)
@@ -161,6 +163,68 @@ pub fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Result<(), 
         client_id,
         tls: std::sync::Arc::new(tls),
     };
+    Ok((session, facts.certificate_id))
+}
+
+/// Attempts until one publishes, one fails for good, or the next would start
+/// after `deadline`; each attempt is printed as it ends (unless --json).
+async fn retry(
+    session: &Session,
+    topic: &str,
+    message: &[u8],
+    deadline: Instant,
+    out: &Output,
+) -> Vec<Attempt> {
+    let started = Instant::now();
+    let mut attempts = Vec::new();
+    for n in 1u32.. {
+        let limit = ATTEMPT_LIMIT.min(deadline.saturating_duration_since(Instant::now()));
+        let at_ms = started.elapsed().as_millis() as u64;
+        let at = at_ms as f64 / 1000.0;
+        let failure = match session.publish_once(topic, message, limit).await {
+            Ok(()) => {
+                if out.chatty() {
+                    eprintln!("attempt {n} at {at:.1} s: connected, published on {topic} (PUBACK)");
+                }
+                attempts.push(Attempt {
+                    attempt: n,
+                    at_ms,
+                    result: "published",
+                    detail: None,
+                });
+                break;
+            }
+            Err(failure) => failure,
+        };
+        let delay = backoff(n, random_unit());
+        let give_up = failure.fatal || Instant::now() + delay >= deadline;
+        if out.chatty() {
+            let next = if give_up {
+                "giving up".to_string()
+            } else {
+                format!("retrying in {:.1} s", delay.as_secs_f64())
+            };
+            eprintln!(
+                "attempt {n} at {at:.1} s: refused: {}; {next}",
+                failure.reason
+            );
+        }
+        attempts.push(Attempt {
+            attempt: n,
+            at_ms,
+            result: "refused",
+            detail: Some(failure.reason),
+        });
+        if give_up {
+            break;
+        }
+        tokio::time::sleep(delay).await;
+    }
+    attempts
+}
+
+pub fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Result<(), CliError> {
+    let (session, certificate_id) = session(args, global)?;
     let topic = args
         .topic
         .clone()
@@ -168,70 +232,30 @@ pub fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Result<(), 
     let endpoint = format!("{}:{}", session.host, session.port);
     if out.chatty() {
         eprintln!(
-            "connecting to {endpoint} as {} (certificate {}), for up to {} s",
-            session.client_id, facts.certificate_id, args.timeout
+            "connecting to {endpoint} as {} (certificate {certificate_id}), for up to {} s",
+            session.client_id, args.timeout
         );
     }
-
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::Crypto(format!("cannot start the async runtime: {e}")))?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(args.timeout);
-    let mut attempts = Vec::new();
-    let connected = rt.block_on(async {
-        for n in 1u32.. {
-            let limit = ATTEMPT_LIMIT.min(deadline.saturating_duration_since(Instant::now()));
-            let at_ms = started.elapsed().as_millis() as u64;
-            let failure = match session
-                .publish_once(&topic, args.message.as_bytes(), limit)
-                .await
-            {
-                Ok(()) => {
-                    if out.chatty() {
-                        eprintln!(
-                            "attempt {n} at {:.1} s: connected, published on {topic} (PUBACK)",
-                            at_ms as f64 / 1000.0
-                        );
-                    }
-                    attempts.push(Attempt {
-                        attempt: n,
-                        at_ms,
-                        result: "published",
-                        detail: None,
-                    });
-                    return true;
-                }
-                Err(failure) => failure,
-            };
-            let delay = backoff(n, random_unit());
-            let give_up = failure.fatal || Instant::now() + delay >= deadline;
-            if out.chatty() {
-                let next = if give_up {
-                    "giving up".to_string()
-                } else {
-                    format!("retrying in {:.1} s", delay.as_secs_f64())
-                };
-                eprintln!(
-                    "attempt {n} at {:.1} s: refused: {}; {next}",
-                    at_ms as f64 / 1000.0,
-                    failure.reason
-                );
-            }
-            attempts.push(Attempt {
-                attempt: n,
-                at_ms,
-                result: "refused",
-                detail: Some(failure.reason),
-            });
-            if give_up {
-                return false;
-            }
-            tokio::time::sleep(delay).await;
-        }
-        false
-    });
+    let attempts = rt.block_on(retry(
+        &session,
+        &topic,
+        args.message.as_bytes(),
+        deadline,
+        out,
+    ));
+
+    let connected = attempts.last().is_some_and(|a| a.result == "published");
+    let tries = attempts.len();
+    let last = attempts
+        .last()
+        .and_then(|a| a.detail.clone())
+        .unwrap_or_default();
     let report = Report {
         connected,
         endpoint: endpoint.clone(),
@@ -240,25 +264,19 @@ pub fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Result<(), 
         elapsed_ms: started.elapsed().as_millis() as u64,
         attempts,
     };
-    let tries = report.attempts.len();
     let seconds = report.elapsed_ms as f64 / 1000.0;
+    let who = &session.client_id;
     if connected {
         out.result(&report, || {
-            format!("{}: connected to {endpoint} after {tries} attempt(s) in {seconds:.1} s; message delivered on {topic}", session.client_id)
+            format!("{who}: connected to {endpoint} after {tries} attempt(s) in {seconds:.1} s; message delivered on {topic}")
         });
         return Ok(());
     }
-    let last = report
-        .attempts
-        .last()
-        .and_then(|a| a.detail.clone())
-        .unwrap_or_default();
     if out.json {
         out.result(&report, String::new);
     }
     Err(CliError::NotConnected(format!(
-        "{} could not connect to {endpoint} ({tries} attempt(s) in {seconds:.1} s); last: {last}",
-        session.client_id
+        "{who} could not connect to {endpoint} ({tries} attempt(s) in {seconds:.1} s); last: {last}"
     )))
 }
 
