@@ -143,36 +143,30 @@ fn dropped(kind: std::io::ErrorKind) -> bool {
     )
 }
 
+/// An event loop error and the errors under it, outermost first.
+fn causes<'a>(
+    err: &'a ConnectionError,
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    })
+}
+
 /// The kind of the first I/O error under an event loop error.
 fn io_error(err: &ConnectionError) -> Option<std::io::ErrorKind> {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cause {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            return Some(io.kind());
-        }
-        cause = e.source();
-    }
-    None
+    causes(err).find_map(|e| e.downcast_ref::<std::io::Error>().map(std::io::Error::kind))
 }
 
 /// The rustls error under an event loop error, if there is one (tokio-rustls
 /// wraps it in an io::Error).
 fn rustls_error(err: &ConnectionError) -> Option<&rustls::Error> {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cause {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-                    return Some(tls);
-                }
-            }
-        }
-        cause = e.source();
-    }
-    None
+    causes(err).find_map(|e| {
+        e.downcast_ref::<rustls::Error>().or_else(|| {
+            e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        })
+    })
 }
 
 #[cfg(test)]

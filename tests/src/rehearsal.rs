@@ -135,10 +135,7 @@ impl Rehearsal {
 
     /// `jitr --json connect ARGS` against the stand-in, within `timeout` seconds.
     pub fn connect(&self, args: &[&str], timeout: &str) -> Run {
-        self.connect_command(args, timeout)
-            .output()
-            .map(Run::from)
-            .unwrap()
+        crate::run(&mut self.connect_command(args, timeout))
     }
 
     /// The command `connect` runs, to start many at once.

@@ -2,7 +2,7 @@
 //! certificate), retrying while the broker refuses a certificate that is
 //! still being provisioned, and publish one message.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -10,9 +10,9 @@ use serde::Serialize;
 
 use crate::args::{ConnectArgs, Global, Layout};
 use crate::error::CliError;
-use crate::issue::layout::amazon_roots;
+use crate::files::read;
 use crate::mqtt::{tls_config, Session};
-use crate::pki::keys;
+use crate::pki::{amazon, keys};
 use crate::report::Output;
 
 /// AWS IoT's MQTT over TLS port.
@@ -69,10 +69,6 @@ fn credentials(args: &ConnectArgs) -> Result<(PathBuf, PathBuf), CliError> {
                 "no device certificate and key (expected device-and-ca.crt + device.key, or certificate.pem.crt + private.pem.key)",
             )
         })
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, CliError> {
-    std::fs::read(path).map_err(|e| CliError::read(path, e))
 }
 
 /// `HOST[:PORT]` split, with AWS IoT's port by default.
@@ -141,10 +137,7 @@ fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, String), Cli
     let roots = match &args.ca_file {
         Some(path) => jitr_core::pem::certificates(&read(path)?)
             .map_err(|e| CliError::invalid(path.display(), e))?,
-        None => amazon_roots()
-            .iter()
-            .flat_map(|pem| jitr_core::pem::certificates(pem.as_bytes()).unwrap_or_default())
-            .collect(),
+        None => amazon::roots(),
     };
     let (host, port) = match &args.endpoint {
         Some(text) => parse_endpoint(text)?,

@@ -219,7 +219,9 @@ struct Shared {
 impl Shared {
     fn new(batch: &Batch<'_>) -> Self {
         let files = batch.layout.files();
-        let server_root = files.server_root.map(|_| super::layout::amazon_root_ca_1());
+        let server_root = files
+            .server_root
+            .map(|_| crate::pki::amazon::root_ca_1_pem());
         Shared {
             cap: batch.ca.not_after(),
             files,

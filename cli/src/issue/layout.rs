@@ -43,38 +43,3 @@ impl Layout {
         [Layout::Default, Layout::EspIdf]
     }
 }
-
-/// Amazon Root CA 1 (PEM): what AWS IoT's ATS endpoints chain to.
-pub fn amazon_root_ca_1() -> String {
-    amazon_roots()
-        .into_iter()
-        .next()
-        .expect("Amazon Root CA 1 is in the Mozilla root store")
-}
-
-/// Amazon Root CA 1 to 4 (PEM), from the Mozilla root store compiled in.
-pub fn amazon_roots() -> Vec<String> {
-    let mut roots: Vec<(String, String)> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-        .iter()
-        .filter_map(|der| {
-            let facts = jitr_core::CertFacts::from_der(der).ok()?;
-            let cn = facts.common_name()?.to_string();
-            cn.starts_with("Amazon Root CA ")
-                .then(|| (cn, jitr_core::pem::encode_certificate(der)))
-        })
-        .collect();
-    roots.sort();
-    roots.into_iter().map(|(_, pem)| pem).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn amazon_roots_are_found_in_order() {
-        let roots = super::amazon_roots();
-        assert_eq!(roots.len(), 4);
-        let first = jitr_core::CertFacts::from_pem(roots[0].as_bytes()).unwrap();
-        assert_eq!(first.common_name(), Some("Amazon Root CA 1"));
-        assert!(first.is_ca());
-    }
-}

@@ -1,5 +1,6 @@
 //! Offline PKI: keys, subjects, certificate profiles and the CA directory.
 
+pub mod amazon;
 pub mod ca_dir;
 pub mod keys;
 pub mod profile;
