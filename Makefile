@@ -1,6 +1,8 @@
 # jitr: `make test` and `make demo` are all the set-up a fresh Debian machine needs.
 SHELL := /bin/bash
-export PATH := $(PATH):/usr/sbin
+# Python tools live in project-local virtual environments (scripts/deps.sh):
+# every target, and every test it runs, finds them first on PATH.
+export PATH := $(CURDIR)/.venv/tools/bin:$(PATH):/usr/sbin
 
 .PHONY: all deps build test demo bench clean-demo build-lambda deploy deploy-cdk
 

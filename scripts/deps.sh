@@ -1,14 +1,32 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need that a fresh Debian machine
-# lacks: Debian packages with apt-get, Python tools with pip. Idempotent:
-# anything already present is left alone.
+# lacks: Debian packages with apt-get, Python tools into project-local
+# virtual environments (stock Debian's system Python refuses `pip install`),
+# the CDK app's npm packages. Idempotent: anything already present is left alone.
+#
+#   .venv/tools      moto server, cfn-lint, cargo-lambda (the Makefile puts its
+#                    bin/ first on PATH for every target)
+#   .venv/ministack  the AWS emulator, alone: it pins its own botocore
 set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VENV=$ROOT/.venv
+
+# Exact versions: a new release of any of these must be a deliberate change.
+TOOLS_PIP=("moto[server]==5.2.1" "cfn-lint==1.51.0" "cargo-lambda==1.9.2")
+MINISTACK_PIP=("ministack==1.5.33" "cryptography" "aws-sam-translator")
+
+SYS_PY=/usr/bin/python3
+[ -x "$SYS_PY" ] || SYS_PY=$(command -v python3)
 
 need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
 [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || need_apt+=(mosquitto)
 command -v mosquitto_pub >/dev/null || need_apt+=(mosquitto-clients)
+command -v softhsm2-util >/dev/null || need_apt+=(softhsm2)
+command -v pkcs11-tool >/dev/null || need_apt+=(opensc)
 command -v npm >/dev/null || need_apt+=(nodejs npm)
+# Debian splits venv support (ensurepip) out of python3.
+"$SYS_PY" -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "deps: apt-get install ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -16,21 +34,29 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-PY=${PYTHON:-python3}
-need_pip=()
-$PY -c 'import moto.server, flask_cors' 2>/dev/null || need_pip+=("moto[server]==5.2.1")
-command -v cfn-lint >/dev/null || need_pip+=("cfn-lint==1.51.0")
-command -v cargo-lambda >/dev/null || need_pip+=("cargo-lambda==1.9.2")
-if [ ${#need_pip[@]} -gt 0 ]; then
-    echo "deps: pip install ${need_pip[*]}"
-    $PY -m pip install -q "${need_pip[@]}"
-    # pyenv installs console scripts behind shims that need a rehash.
-    command -v pyenv >/dev/null && pyenv rehash || true
-fi
+# venv NAME PKG...: creates .venv/NAME if missing and installs PKG...
+# unless the requirement list is the one installed last time (.jitr-requirements).
+venv() {
+    local name=$1; shift
+    local dir=$VENV/$name want
+    want=$(printf '%s\n' "$@")
+    if [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.jitr-requirements" 2>/dev/null)" = "$want" ]; then
+        return 0
+    fi
+    echo "deps: pip install into .venv/$name: $*"
+    [ -x "$dir/bin/python" ] || "$SYS_PY" -m venv "$dir"
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@"
+    printf '%s\n' "$want" >"$dir/.jitr-requirements"
+}
+venv tools "${TOOLS_PIP[@]}"
+venv ministack "${MINISTACK_PIP[@]}"
+
 # The CDK app's packages, exactly as locked (cdk synth runs in the tests).
-cdk=$(dirname "$0")/../infra/cdk
+# Without the npm registry only the CDK tests fail (they say why); the rest runs.
+cdk=$ROOT/infra/cdk
 if [ ! -f "$cdk/node_modules/.package-lock.json" ] || [ "$cdk/package-lock.json" -nt "$cdk/node_modules/.package-lock.json" ]; then
     echo "deps: npm ci in infra/cdk"
-    (cd "$cdk" && npm ci --no-audit --no-fund --loglevel=error)
+    (cd "$cdk" && npm ci --no-audit --no-fund --loglevel=error) \
+        || echo "deps: WARNING: npm ci in infra/cdk failed (is the npm registry reachable?); the CDK tests will fail, everything else runs" >&2
 fi
-echo "deps: ready (openssl $(openssl version | cut -d' ' -f2), $(PATH=$PATH:/usr/sbin mosquitto -h | head -1), moto $($PY -c 'import moto; print(moto.__version__)'))"
+echo "deps: ready (openssl $(openssl version | cut -d' ' -f2), $(PATH=$PATH:/usr/sbin mosquitto -h | head -1), $("$VENV/tools/bin/python" -c 'import moto; print("moto", moto.__version__)'), $("$VENV/ministack/bin/python" -m pip show ministack 2>/dev/null | sed -n 's/^Version: /ministack /p'))"

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod lambda;
+pub mod ministack;
 pub mod mosquitto;
 pub mod moto;
 pub mod rehearsal;
