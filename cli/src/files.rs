@@ -1,9 +1,12 @@
 //! Writing files the way secrets deserve: atomically (temp file + rename),
 //! with the final mode set before any byte is written, never clobbering
-//! unless asked to.
+//! unless asked to: the existence check and the rename are one step
+//! (`renameat2(RENAME_NOREPLACE)`), so concurrent runs cannot overwrite each
+//! other. Directory locks (`flock`) mark what a live run owns.
 
 use std::fs;
-use std::io::Write;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -13,6 +16,12 @@ use crate::error::CliError;
 pub const SECRET: u32 = 0o600;
 /// Mode of certificates and other public files.
 pub const PUBLIC: u32 = 0o644;
+/// Prefix of the temporary files [`write_all`] stages beside their targets.
+pub const TEMP_PREFIX: &str = ".jitr-tmp-";
+/// The most [`read`] reads: names files of millions of devices fit.
+pub const MAX_READ: u64 = 256 << 20;
+/// The most a key, certificate or chain file may hold.
+pub const MAX_PEM: u64 = 1 << 20;
 
 /// One file to be written: where, what, and with which mode.
 pub struct NewFile {
@@ -40,7 +49,9 @@ impl NewFile {
 
 /// Writes every file or none: all are staged as temp files beside their
 /// targets first, and renamed into place only when every one was written.
-/// Without `force`, any existing target is refused before anything is written.
+/// Without `force`, an existing target is refused: checked first, and again
+/// at each rename (no-replace), undoing the renames already done when a
+/// target appeared meanwhile.
 pub fn write_all(files: &[NewFile], force: bool) -> Result<(), CliError> {
     if !force {
         if let Some(existing) = files.iter().find(|f| f.path.exists()) {
@@ -53,7 +64,7 @@ pub fn write_all(files: &[NewFile], force: bool) -> Result<(), CliError> {
     for f in files {
         let dir = parent_dir(&f.path);
         let tmp = tempfile::Builder::new()
-            .prefix(".jitr-tmp-")
+            .prefix(TEMP_PREFIX)
             .permissions(fs::Permissions::from_mode(f.mode))
             .tempfile_in(dir)
             .map_err(|e| CliError::write(&f.path, e))?;
@@ -65,11 +76,128 @@ pub fn write_all(files: &[NewFile], force: bool) -> Result<(), CliError> {
             .map_err(|e| CliError::write(&f.path, e))?;
         staged.push((tmp, &f.path));
     }
-    for (tmp, path) in staged {
-        tmp.persist(path)
-            .map_err(|e| CliError::write(path, e.error))?;
+    if force {
+        for (tmp, path) in staged {
+            tmp.persist(path)
+                .map_err(|e| CliError::write(path, e.error))?;
+        }
+        return Ok(());
     }
+    let mut placed: Vec<&Path> = Vec::with_capacity(staged.len());
+    for (tmp, path) in &staged {
+        if let Err(e) = rename_noreplace(tmp.path(), path) {
+            for done in placed {
+                let _ = fs::remove_file(done);
+            }
+            return Err(if is_exists(&e) {
+                CliError::Exists {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                CliError::write(path, e)
+            });
+        }
+        placed.push(path);
+    }
+    // The temp names are gone (renamed); dropping the handles deletes nothing of ours.
     Ok(())
+}
+
+/// Whether a rename failed because the target exists (a non-empty directory
+/// reports ENOTEMPTY).
+pub fn is_exists(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOTEMPTY))
+}
+
+/// Renames `from` to `to` unless `to` exists (EEXIST), atomically.
+/// Filesystems without `renameat2` get link + unlink for files and a plain
+/// rename for directories (which never replaces a non-empty directory).
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    match renameat2(from, to, libc::RENAME_NOREPLACE) {
+        Err(e) if unsupported(&e) => {
+            if fs::symlink_metadata(from)?.is_dir() {
+                if fs::symlink_metadata(to).is_ok() {
+                    return Err(io::Error::from_raw_os_error(libc::EEXIST));
+                }
+                fs::rename(from, to)
+            } else {
+                fs::hard_link(from, to)?;
+                fs::remove_file(from)
+            }
+        }
+        other => other,
+    }
+}
+
+/// Swaps `a` and `b` atomically (both must exist: ENOENT otherwise).
+/// Filesystems without it report [`unsupported`] errors.
+pub fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    renameat2(a, b, libc::RENAME_EXCHANGE)
+}
+
+/// Whether the filesystem or kernel lacks `renameat2` flags.
+pub fn unsupported(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS))
+}
+
+fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+    };
+    let (from, to) = (c(from)?, c(to)?);
+    // SAFETY: two NUL-terminated paths that outlive the call; no memory is shared.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            flags,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// An exclusive `flock` on a directory, released when dropped (or when the
+/// process dies, even by SIGKILL): what a live run holds, instead of a PID
+/// that another container or a recycled PID could claim.
+pub struct DirLock(#[allow(dead_code)] fs::File);
+
+impl DirLock {
+    /// Waits for the lock on `dir`.
+    pub fn acquire(dir: &Path) -> Result<Self, CliError> {
+        let f = fs::File::open(dir).map_err(|e| CliError::read(dir, e))?;
+        f.lock().map_err(|e| CliError::write(dir, e))?;
+        Ok(DirLock(f))
+    }
+
+    /// The lock on `dir` if nobody holds it; `None` while a live run does.
+    pub fn try_acquire(dir: &Path) -> Option<Self> {
+        let f = fs::File::open(dir).ok()?;
+        f.try_lock().ok()?;
+        Some(DirLock(f))
+    }
+}
+
+/// Removes [`write_all`]'s temp files left in `dir` by a killed run. Only
+/// safe while holding the [`DirLock`] every writer of `dir` takes.
+pub fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().as_bytes().starts_with(TEMP_PREFIX.as_bytes())
+            && entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Creates `dir` (and parents) when missing; new directories get `mode`.
@@ -95,9 +223,44 @@ pub fn write_new(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()>
     f.write_all(contents)
 }
 
-/// Reads a whole file, naming it in the error.
+/// Reads a whole regular file (up to [`MAX_READ`]), naming it in the error.
 pub fn read(path: &Path) -> Result<Vec<u8>, CliError> {
-    fs::read(path).map_err(|e| CliError::read(path, e))
+    read_limited(path, MAX_READ)
+}
+
+/// Reads a whole file of at most `limit` bytes. Only regular files: a FIFO
+/// would block forever and a device such as /dev/urandom never ends.
+pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> {
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| CliError::read(path, e))?;
+    let meta = f.metadata().map_err(|e| CliError::read(path, e))?;
+    if !meta.is_file() {
+        return Err(CliError::invalid(
+            path.display(),
+            "is not a regular file (expected a file, not a FIFO, device or directory)",
+        ));
+    }
+    let too_big = || {
+        CliError::invalid(
+            path.display(),
+            format!("is larger than {limit} bytes (expected a PEM or text file)"),
+        )
+    };
+    if meta.len() > limit {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    (&mut f)
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| CliError::read(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big());
+    }
+    Ok(bytes)
 }
 
 fn parent_dir(path: &Path) -> &Path {

@@ -58,6 +58,7 @@ pub fn create(a: &CaCreateArgs, out: &Output) -> Result<(), CliError> {
         .map(|d| CaDir::load(d, "--issuer"))
         .transpose()?;
     if let Some(parent) = &issuer {
+        parent.check_valid_now("--issuer")?;
         if parent.facts.basic_constraints.and_then(|bc| bc.path_len) == Some(0) {
             return Err(CliError::invalid(
                 format!("--issuer {}", parent.dir.display()),
@@ -94,8 +95,8 @@ pub fn create(a: &CaCreateArgs, out: &Output) -> Result<(), CliError> {
         Some(parent) => format!("{cert_pem}{}", parent.chain_pem),
         None => cert_pem.clone(),
     };
-    files::ensure_dir(&a.dir, 0o700)?;
-    files::write_all(
+    write_ca_dir(
+        &a.dir,
         &ca_dir::files(&a.dir, &cert_pem, &key.serialize_pem(), &chain_pem),
         a.force,
     )?;
@@ -144,8 +145,8 @@ pub fn import(a: &CaImportArgs, out: &Output) -> Result<(), CliError> {
         .iter()
         .map(|der| jitr_core::pem::encode_certificate(der))
         .collect();
-    files::ensure_dir(&a.dir, 0o700)?;
-    files::write_all(
+    write_ca_dir(
+        &a.dir,
         &ca_dir::files(&a.dir, &cert_pem, &key_pem, &chain_pem),
         a.force,
     )?;
@@ -157,6 +158,7 @@ pub fn import(a: &CaImportArgs, out: &Output) -> Result<(), CliError> {
 /// `jitr ca verification-cert DIR --code CODE --out FILE`.
 pub fn verification_cert(a: &VerificationCertArgs, out: &Output) -> Result<(), CliError> {
     let ca = CaDir::load(&a.dir, "CA directory")?;
+    ca.check_valid_now("CA directory")?;
     let pem = verification_certificate(&ca, &a.code)?;
     files::write_all(&[NewFile::public(a.out.clone(), pem.as_bytes())], a.force)?;
     #[derive(Serialize)]
@@ -199,6 +201,20 @@ pub fn verification_certificate(ca: &CaDir, code: &str) -> Result<String, CliErr
             CliError::Crypto(format!("signing the verification certificate failed: {e}"))
         })?;
     Ok(cert.pem())
+}
+
+/// Writes a CA directory's files, no-clobber as one step: under an
+/// exclusive lock on `dir` (so concurrent `ca create`/`ca import`, with or
+/// without --force, write one after the other and never mix one run's key
+/// with another's certificate), the existence check is repeated and every
+/// rename refuses an existing target. Temp copies of a key left by a killed
+/// run are removed first (safe: every writer holds this lock).
+fn write_ca_dir(dir: &Path, new: &[NewFile], force: bool) -> Result<(), CliError> {
+    files::ensure_dir(dir, 0o700)?;
+    let _lock = files::DirLock::acquire(dir)?;
+    files::remove_stale_temps(dir);
+    refuse_existing_ca(dir, force)?;
+    files::write_all(new, force)
 }
 
 fn refuse_existing_ca(dir: &Path, force: bool) -> Result<(), CliError> {

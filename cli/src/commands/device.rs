@@ -28,12 +28,9 @@ pub fn issue(a: &DeviceIssueArgs, out: &Output) -> Result<(), CliError> {
         None => KeySource::Generate(a.key),
     };
     let ca = CaDir::load(&a.ca, "--ca")?;
-    let jobs = a
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if jobs == 0 {
-        return Err(CliError::invalid("--jobs", "must be at least 1"));
-    }
+    ca.check_valid_now("--ca")?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = jobs(a.jobs, cores)?;
     let batch = Batch {
         ca: &ca,
         out: &a.out,
@@ -56,16 +53,13 @@ pub fn issue(a: &DeviceIssueArgs, out: &Output) -> Result<(), CliError> {
             outcome.skipped.len()
         );
         if !outcome.skipped.is_empty() {
-            let shown: Vec<&str> = outcome.skipped.iter().take(5).map(String::as_str).collect();
-            let more = outcome.skipped.len().saturating_sub(shown.len());
+            text += &format!(" ({}; --force re-issues)", some_names(&outcome.skipped));
+        }
+        if !outcome.made_by_another_run.is_empty() {
             text += &format!(
-                " ({}{}; --force re-issues)",
-                shown.join(", "),
-                if more > 0 {
-                    format!(", and {more} more")
-                } else {
-                    String::new()
-                }
+                ", skipped {} made meanwhile by another run ({}; theirs were kept)",
+                outcome.made_by_another_run.len(),
+                some_names(&outcome.made_by_another_run)
             );
         }
         text += &format!(
@@ -84,6 +78,35 @@ pub fn issue(a: &DeviceIssueArgs, out: &Output) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The first few of `names`, and how many more.
+fn some_names(names: &[String]) -> String {
+    let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+    let more = names.len().saturating_sub(shown.len());
+    if more > 0 {
+        format!("{}, and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
+
+/// Workers per core beyond which more threads only cost memory and time:
+/// issuing is CPU-bound.
+const JOBS_PER_CORE: usize = 4;
+
+/// `--jobs`: default all cores; at least 1, at most [`JOBS_PER_CORE`] per core.
+fn jobs(requested: Option<usize>, cores: usize) -> Result<usize, CliError> {
+    let max = JOBS_PER_CORE * cores.max(1);
+    match requested {
+        None => Ok(cores.max(1)),
+        Some(0) => Err(CliError::invalid("--jobs", "must be at least 1")),
+        Some(n) if n > max => Err(CliError::invalid(
+            "--jobs",
+            format!("{n} is more than {max} ({JOBS_PER_CORE} per core on this machine's {cores}; issuing is CPU-bound)"),
+        )),
+        Some(n) => Ok(n),
+    }
+}
+
 fn device_specs(a: &DeviceIssueArgs) -> Result<Vec<DeviceSpec>, CliError> {
     if let Some(count) = a.count {
         let template = Template::parse(a.name_template.as_deref().unwrap_or_default())?;
@@ -95,4 +118,21 @@ fn device_specs(a: &DeviceIssueArgs) -> Result<Vec<DeviceSpec>, CliError> {
     let name = a.name.as_deref().expect("clap requires one source");
     names::check_name(name, "--name")?;
     Ok(vec![DeviceSpec::named(name)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_default_to_the_cores_and_are_capped() {
+        assert_eq!(jobs(None, 2).unwrap(), 2);
+        assert_eq!(jobs(None, 0).unwrap(), 1);
+        assert_eq!(jobs(Some(1), 2).unwrap(), 1);
+        assert_eq!(jobs(Some(8), 2).unwrap(), 8);
+        let err = jobs(Some(9), 2).unwrap_err().to_string();
+        assert!(err.starts_with("--jobs: 9 is more than 8"), "{err}");
+        assert!(jobs(Some(5000), 2).is_err());
+        assert!(jobs(Some(0), 2).unwrap_err().to_string().contains("at least 1"));
+    }
 }

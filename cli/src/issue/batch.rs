@@ -1,9 +1,11 @@
-//! Issuing devices in parallel. Each device is written into a private
-//! staging directory and renamed into place whole, so an interrupted run
-//! leaves complete device directories or none; Ctrl-C stops new work,
-//! lets running devices finish and still records the manifest.
+//! Issuing devices in parallel. Each device is written into this run's
+//! staging directory and moved into place whole ([`super::staging`]), so an
+//! interrupted or killed run leaves complete device directories or none, and
+//! concurrent runs never replace each other's devices without --force;
+//! Ctrl-C stops new work, lets running devices finish and still records the
+//! manifest.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 use std::time::Instant;
@@ -14,9 +16,10 @@ use super::csr::CsrKey;
 use super::layout::Files;
 use super::manifest::{self, Row};
 use super::names::DeviceSpec;
+use super::staging::{Placed, Staging};
 use crate::args::Layout;
 use crate::error::CliError;
-use crate::files::{self, PUBLIC, SECRET};
+use crate::files::{self, DirLock, PUBLIC, SECRET};
 use crate::pki::ca_dir::CaDir;
 use crate::pki::keys::KeyAlg;
 use crate::pki::profile;
@@ -24,9 +27,6 @@ use crate::pki::subject::{self, Attribute};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static HANDLER: Once = Once::new();
-
-const STAGING: &str = ".jitr-tmp-";
-const RETIRED: &str = ".jitr-old-";
 
 /// Where each device's key comes from.
 pub enum KeySource {
@@ -55,6 +55,9 @@ pub struct Outcome {
     pub issued: Vec<Row>,
     /// Devices that already existed and were left alone (no --force).
     pub skipped: Vec<String>,
+    /// Devices another run placed while this one was issuing them; theirs
+    /// were kept and this run's copies discarded (no --force).
+    pub made_by_another_run: Vec<String>,
     /// Rows in the manifest after the run.
     pub manifest_rows: usize,
     pub manifest: String,
@@ -67,7 +70,7 @@ impl Batch<'_> {
     pub fn run(&self, specs: Vec<DeviceSpec>) -> Result<Outcome, CliError> {
         let started = Instant::now();
         files::ensure_dir(self.out, 0o755)?;
-        recover_leftovers(self.out);
+        let staging = Staging::open(self.out)?;
         HANDLER.call_once(|| {
             let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
         });
@@ -83,13 +86,13 @@ impl Batch<'_> {
             .num_threads(self.jobs)
             .build()
             .map_err(|e| CliError::Crypto(format!("cannot start worker threads: {e}")))?;
-        let results: Vec<Option<Result<Row, CliError>>> = pool.install(|| {
+        let results: Vec<Option<Result<(Placed, Row), CliError>>> = pool.install(|| {
             todo.par_iter()
                 .map(|spec| {
                     if INTERRUPTED.load(Ordering::Relaxed) {
                         return None;
                     }
-                    let r = self.issue_one(spec, &shared);
+                    let r = self.issue_one(spec, &shared, &staging);
                     bar.inc(1);
                     Some(r)
                 })
@@ -99,23 +102,32 @@ impl Batch<'_> {
 
         let interrupted = results.iter().any(Option::is_none);
         let mut issued = Vec::new();
+        let mut made_by_another_run = Vec::new();
         let mut first_error = None;
         for r in results.into_iter().flatten() {
             match r {
-                Ok(row) => issued.push(row),
+                Ok((Placed::Existed, row)) => made_by_another_run.push(row.name),
+                Ok((_, row)) => issued.push(row),
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
             }
         }
-        // Record what reached the disk before reporting any failure.
-        let manifest_rows = manifest::update(self.out, issued.clone())?;
+        drop(staging);
+        // Record what reached the disk before reporting any failure. Under
+        // the lock on OUTDIR, so the last run to write the manifest is also
+        // the last to have scanned the disk.
+        let manifest_rows = {
+            let _lock = DirLock::acquire(self.out)?;
+            manifest::update(self.out)?
+        };
         if let Some(e) = first_error {
             return Err(e);
         }
         Ok(Outcome {
             issued,
             skipped,
+            made_by_another_run,
             manifest_rows,
             manifest: self.out.join(manifest::FILE).display().to_string(),
             seconds: started.elapsed().as_secs_f64(),
@@ -123,7 +135,12 @@ impl Batch<'_> {
         })
     }
 
-    fn issue_one(&self, spec: &DeviceSpec, shared: &Shared) -> Result<Row, CliError> {
+    fn issue_one(
+        &self,
+        spec: &DeviceSpec,
+        shared: &Shared,
+        staging: &Staging,
+    ) -> Result<(Placed, Row), CliError> {
         let mut subject = self.subject_extra.clone();
         for attr in &spec.subject {
             subject::set(&mut subject, attr.clone());
@@ -164,10 +181,10 @@ impl Batch<'_> {
         if let (Some(name), Some(pem)) = (f.server_root, &shared.server_root) {
             contents.push((name, pem.as_bytes(), PUBLIC));
         }
-        self.place_device(&spec.name, &contents)?;
+        let placed = staging.place(&spec.name, &contents, self.force)?;
 
         let rel = |file: &str| format!("{}/{file}", spec.name);
-        Ok(Row {
+        let row = Row {
             name: spec.name.clone(),
             certificate_id: facts.certificate_id,
             serial: facts.serial_hex,
@@ -179,33 +196,8 @@ impl Batch<'_> {
             },
             cert_path: rel(f.cert),
             bundle_path: rel(f.bundle),
-        })
-    }
-
-    /// Writes a device's files into a staging directory, then renames it to
-    /// `OUTDIR/NAME` (retiring an existing one first with --force).
-    fn place_device(&self, name: &str, contents: &[(&str, &[u8], u32)]) -> Result<(), CliError> {
-        let pid = std::process::id();
-        let staging = self.out.join(format!("{STAGING}{pid}-{name}"));
-        let target = self.out.join(name);
-        let fail = |path: &Path, e| {
-            let _ = std::fs::remove_dir_all(&staging);
-            CliError::write(path, e)
         };
-        std::fs::create_dir(&staging).map_err(|e| fail(&staging, e))?;
-        for (file, bytes, mode) in contents {
-            let path = staging.join(file);
-            files::write_new(&path, bytes, *mode).map_err(|e| fail(&target.join(file), e))?;
-        }
-        if target.exists() {
-            let retired = self.out.join(format!("{RETIRED}{pid}-{name}"));
-            std::fs::rename(&target, &retired).map_err(|e| fail(&target, e))?;
-            std::fs::rename(&staging, &target).map_err(|e| fail(&target, e))?;
-            let _ = std::fs::remove_dir_all(&retired);
-        } else {
-            std::fs::rename(&staging, &target).map_err(|e| fail(&target, e))?;
-        }
-        Ok(())
+        Ok((placed, row))
     }
 }
 
@@ -226,38 +218,6 @@ impl Shared {
             cap: batch.ca.not_after(),
             files,
             server_root,
-        }
-    }
-}
-
-/// Cleans up after a run that was killed: staging directories of dead
-/// processes are removed; a retired device whose replacement never landed
-/// is put back.
-fn recover_leftovers(out: &Path) {
-    let Ok(entries) = std::fs::read_dir(out) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name().to_string_lossy().into_owned();
-        let (rest, retired) = if let Some(rest) = file_name.strip_prefix(STAGING) {
-            (rest, false)
-        } else if let Some(rest) = file_name.strip_prefix(RETIRED) {
-            (rest, true)
-        } else {
-            continue;
-        };
-        let Some((pid, name)) = rest.split_once('-') else {
-            continue;
-        };
-        if Path::new("/proc").join(pid).exists() {
-            continue; // a live run owns it
-        }
-        let path: PathBuf = entry.path();
-        let target = out.join(name);
-        if retired && !target.exists() {
-            let _ = std::fs::rename(&path, &target);
-        } else {
-            let _ = std::fs::remove_dir_all(&path);
         }
     }
 }

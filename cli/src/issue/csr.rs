@@ -18,7 +18,7 @@ pub struct CsrKey {
 /// Reads `path` (PEM or DER), verifies the CSR's self-signature and checks
 /// the key is one AWS IoT accepts.
 pub fn read(path: &Path) -> Result<CsrKey, CliError> {
-    let bytes = crate::files::read(path)?;
+    let bytes = crate::files::read_limited(path, crate::files::MAX_PEM)?;
     let what = path.display().to_string();
     let der = if bytes.starts_with(b"-----") || bytes.windows(11).any(|w| w == b"-----BEGIN ") {
         let blocks = pem::parse_many(&bytes)
@@ -37,17 +37,27 @@ pub fn read(path: &Path) -> Result<CsrKey, CliError> {
             format!("not a PKCS#10 certificate signing request: {e}"),
         )
     })?;
+    // The key first: a weak key (RSA-1024) also fails signature
+    // verification, and "too weak" is the useful message.
+    let info = &csr.certification_request_info;
+    let key_kind = jitr_core::facts::key_kind_of(&info.subject_pki);
+    if let Some(problem) = jitr_core::rules::key_problem(&key_kind) {
+        let verdict = if matches!(key_kind, jitr_core::KeyKind::Rsa { .. }) {
+            "too weak"
+        } else {
+            "not one AWS IoT accepts"
+        };
+        return Err(CliError::invalid(
+            &what,
+            format!("the CSR's key is {verdict}: {problem}"),
+        ));
+    }
     csr.verify_signature().map_err(|_| {
         CliError::invalid(
             &what,
             "the CSR's signature does not verify (corrupted, or not signed by its own key)",
         )
     })?;
-    let info = &csr.certification_request_info;
-    let key_kind = jitr_core::facts::key_kind_of(&info.subject_pki);
-    if let Some(problem) = jitr_core::rules::key_problem(&key_kind) {
-        return Err(CliError::invalid(&what, problem));
-    }
     let spki = rcgen::SubjectPublicKeyInfo::from_der(info.subject_pki.raw)
         .map_err(|e| CliError::invalid(&what, format!("unsupported public key: {e}")))?;
     Ok(CsrKey {

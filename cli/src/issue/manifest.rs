@@ -1,10 +1,11 @@
 //! `OUTDIR/manifest.csv`: one row per device directory on disk. It is
-//! rebuilt after every run from the previous manifest, the devices just
-//! issued and a scan of OUTDIR, so it matches the disk even after a crash.
+//! rebuilt after every run from the disk alone (each row read from the
+//! device's certificate), so it matches the disk even after a crash, a
+//! killed `--force` run or concurrent runs: the disk is the truth.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::args::Layout;
@@ -29,29 +30,24 @@ pub struct Row {
     pub bundle_path: String,
 }
 
-/// Merges `fresh` rows into the manifest of `out` and rewrites it
-/// atomically; returns the number of rows written.
-pub fn update(out: &Path, fresh: Vec<Row>) -> Result<usize, CliError> {
+/// Rewrites the manifest of `out` atomically from the device directories
+/// on disk; returns the number of rows written. Callers hold the lock on
+/// `out`, so concurrent runs write it one after the other.
+pub fn update(out: &Path) -> Result<usize, CliError> {
     let path = out.join(FILE);
-    let mut known: BTreeMap<String, Row> = read(&path)
-        .into_iter()
-        .map(|r| (r.name.clone(), r))
-        .collect();
-    for row in fresh {
-        known.insert(row.name.clone(), row);
-    }
-    let mut rows = Vec::with_capacity(known.len());
+    let mut names = Vec::new();
     for entry in std::fs::read_dir(out).map_err(|e| CliError::read(out, e))? {
         let entry = entry.map_err(|e| CliError::read(out, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') || !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
             continue;
         }
-        match known.remove(&name) {
-            Some(row) => rows.push(row),
-            None => rows.extend(row_from_disk(out, &name)),
-        }
+        names.push(name);
     }
+    let mut rows: Vec<Row> = names
+        .par_iter()
+        .filter_map(|name| row_from_disk(out, name))
+        .collect();
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     let mut writer = csv::Writer::from_writer(Vec::new());
     for row in &rows {
@@ -87,13 +83,13 @@ pub fn read(path: &Path) -> Vec<Row> {
     }
 }
 
-/// The row of a device directory that the manifest does not know (a run
-/// that was killed before it could record it), read from its certificate.
+/// The row of a device directory, read from its certificate (`None` when
+/// it holds no readable certificate: not a device).
 pub fn row_from_disk(out: &Path, name: &str) -> Option<Row> {
     let dir = out.join(name);
     Layout::all().into_iter().find_map(|layout| {
         let f = layout.files();
-        let bytes = std::fs::read(dir.join(f.cert)).ok()?;
+        let bytes = files::read_limited(&dir.join(f.cert), files::MAX_PEM).ok()?;
         let facts = jitr_core::CertFacts::from_pem(&bytes).ok()?;
         let rel = |file: &str| format!("{name}/{file}");
         Some(Row {

@@ -1,9 +1,10 @@
 //! Device issuance: which devices ([`names`]), where their files go
 //! ([`layout`]), issuing them in parallel ([`batch`]) and the record of what
-//! is on disk ([`manifest`]).
+//! is on disk ([`manifest`]); devices are built in a run's [`staging`] directory.
 
 pub mod batch;
 pub mod csr;
 pub mod layout;
 pub mod manifest;
 pub mod names;
+pub mod staging;

@@ -101,10 +101,16 @@ pub fn from_template(
     start: u64,
     count: u64,
 ) -> Result<Vec<DeviceSpec>, CliError> {
-    let end = start
-        .checked_add(count)
-        .ok_or_else(|| CliError::invalid("--start", "too large"))?;
-    let specs: Vec<DeviceSpec> = (start..end)
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let last = start.checked_add(count - 1).ok_or_else(|| {
+        CliError::invalid(
+            "--start",
+            format!("{start} + {count} devices goes past the largest number, {}", u64::MAX),
+        )
+    })?;
+    let specs: Vec<DeviceSpec> = (start..=last)
         .map(|n| DeviceSpec::named(template.render(n)))
         .collect();
     if let Some(last) = specs.last() {
@@ -119,6 +125,8 @@ pub fn from_template(
 pub fn from_file(path: &Path) -> Result<Vec<DeviceSpec>, CliError> {
     let text = String::from_utf8(crate::files::read(path)?)
         .map_err(|_| CliError::invalid(path.display(), "not UTF-8 text"))?;
+    // Excel and Notepad start UTF-8 files with a byte order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let first = text
         .lines()
         .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
@@ -169,11 +177,22 @@ fn from_csv(text: &str, path: &Path) -> Result<Vec<DeviceSpec>, CliError> {
         .map_err(|e| CliError::invalid(path.display(), e))?
         .clone();
     let mut name_col = None;
-    let mut columns = Vec::new();
+    let mut columns: Vec<(usize, &'static str)> = Vec::new();
+    let twice = |h: &str| {
+        CliError::invalid(
+            path.display(),
+            format!("column \"{h}\" appears twice in the header (expected each column once)"),
+        )
+    };
     for (i, h) in headers.iter().enumerate() {
         if h.eq_ignore_ascii_case("name") {
-            name_col = Some(i);
+            if name_col.replace(i).is_some() {
+                return Err(twice(h));
+            }
         } else if let Some(attr) = subject::canonical_name(h).filter(|a| *a != "CN") {
+            if columns.iter().any(|(_, a)| *a == attr) {
+                return Err(twice(h));
+            }
             columns.push((i, attr));
         } else {
             return Err(CliError::invalid(
@@ -240,6 +259,42 @@ mod tests {
             .map(|s| s.name)
             .collect();
         assert_eq!(names, ["r-009", "r-010", "r-011"]);
+    }
+
+    #[test]
+    fn a_run_may_end_at_the_largest_number() {
+        let t = Template::parse("r{n}").unwrap();
+        let names: Vec<_> = from_template(&t, u64::MAX - 1, 2)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, [format!("r{}", u64::MAX - 1), format!("r{}", u64::MAX)]);
+        let err = from_template(&t, u64::MAX - 1, 3).unwrap_err().to_string();
+        assert!(err.starts_with("--start:"), "{err}");
+        assert_eq!(from_template(&t, u64::MAX, 1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn csv_with_a_byte_order_mark_and_duplicate_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("excel.csv");
+        std::fs::write(&csv, "\u{feff}name,O\r\nalpha,Acme\r\n").unwrap();
+        let specs = from_file(&csv).unwrap();
+        assert_eq!(specs.len(), 1);
+        assert_eq!(specs[0].name, "alpha");
+        assert_eq!(specs[0].subject[0].value, "Acme");
+        let plain = dir.path().join("names.txt");
+        std::fs::write(&plain, "\u{feff}alpha\nbeta\n").unwrap();
+        assert_eq!(from_file(&plain).unwrap()[0].name, "alpha");
+        for header in ["name,O,o", "name,Name,O", "name,serialNumber,SERIALNUMBER"] {
+            std::fs::write(&csv, format!("{header}\na,b,c\n")).unwrap();
+            let err = from_file(&csv).unwrap_err().to_string();
+            assert!(err.contains("appears twice"), "{header}: {err}");
+        }
+        std::fs::write(&csv, "name,O\na,\"x\u{0}y\"\n").unwrap();
+        let err = from_file(&csv).unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("control character"), "{err}");
     }
 
     #[test]

@@ -45,10 +45,10 @@ impl CaDir {
                 ),
             ));
         }
-        let cert_bytes = files::read(&cert_path)?;
+        let cert_bytes = files::read_limited(&cert_path, files::MAX_PEM)?;
         let (cert_der, facts) = read_ca_certificate(&cert_bytes, &cert_path)?;
         let (key, _) =
-            keys::load_private_key(&files::read(&key_path)?, &key_path.display().to_string())?;
+            keys::load_private_key(&files::read_limited(&key_path, files::MAX_PEM)?, &key_path.display().to_string())?;
         if !keys::matches_certificate(&key, &facts.public_key) {
             return Err(CliError::invalid(
                 key_path.display(),
@@ -57,10 +57,9 @@ impl CaDir {
         }
         let chain_path = dir.join(CHAIN_FILE);
         let cert_pem = jitr_core::pem::encode_certificate(&cert_der);
-        let chain_pem = match std::fs::read_to_string(&chain_path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => cert_pem.clone(),
-            Err(e) => return Err(CliError::read(&chain_path, e)),
+        let chain_pem = match chain_path.try_exists() {
+            Ok(false) => cert_pem.clone(),
+            _ => validate_chain(&cert_der, &chain_path)?,
         };
         let issuer = Issuer::from_ca_cert_der(&cert_der.clone().into(), key).map_err(|e| {
             CliError::invalid(
@@ -84,10 +83,81 @@ impl CaDir {
             .unwrap_or(OffsetDateTime::now_utc())
     }
 
+    /// Refuses a CA that cannot issue now: expired or not yet valid (what it
+    /// signed would have notAfter before notBefore, or be unusable).
+    /// `flag` names where the CA came from (e.g. `--ca`).
+    pub fn check_valid_now(&self, flag: &str) -> Result<(), CliError> {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let problem = validity_problem(self.facts.not_before, self.facts.not_after, now);
+        match problem {
+            None => Ok(()),
+            Some(problem) => Err(CliError::invalid(
+                format!("{flag} {}", self.dir.display()),
+                format!("the CA \"{}\" {problem}; it cannot issue certificates", self.facts.subject_text),
+            )),
+        }
+    }
+
     /// The certificate id AWS IoT gives this CA.
     pub fn certificate_id(&self) -> &str {
         &self.facts.certificate_id
     }
+}
+
+/// Why a CA valid from `not_before` to `not_after` (unix seconds) cannot
+/// issue at `now`, with its dates; `None` when it can.
+pub(crate) fn validity_problem(not_before: i64, not_after: i64, now: i64) -> Option<String> {
+    use jitr_core::facts::rfc3339;
+    if now >= not_after {
+        Some(format!(
+            "expired on {} (valid {} to {})",
+            rfc3339(not_after),
+            rfc3339(not_before),
+            rfc3339(not_after)
+        ))
+    } else if now < not_before {
+        Some(format!(
+            "is not valid before {} (valid {} to {})",
+            rfc3339(not_before),
+            rfc3339(not_before),
+            rfc3339(not_after)
+        ))
+    } else {
+        None
+    }
+}
+
+/// Reads `chain.pem` and checks it is this CA's chain: its first
+/// certificate is `ca.crt` (`cert_der`) and each is issued by the next.
+/// Returns the chain as PEM, re-encoded from what was verified.
+pub fn validate_chain(cert_der: &[u8], chain_path: &Path) -> Result<String, CliError> {
+    let bytes = files::read_limited(chain_path, files::MAX_PEM)?;
+    let bad = |problem: String| {
+        CliError::invalid(
+            chain_path.display(),
+            format!("{problem} (expected this CA's certificate followed by its issuers up to the root)"),
+        )
+    };
+    let chain =
+        jitr_core::pem::certificates(&bytes).map_err(|e| bad(format!("not a PEM chain: {e}")))?;
+    if chain[0] != cert_der {
+        return Err(bad(format!(
+            "does not start with the certificate in {CERT_FILE}"
+        )));
+    }
+    for (i, pair) in chain.windows(2).enumerate() {
+        jitr_core::facts::verify_issued_by(&pair[0], &pair[1]).map_err(|e| {
+            bad(format!(
+                "certificate {} is not issued by certificate {}: {e}",
+                i + 1,
+                i + 2
+            ))
+        })?;
+    }
+    Ok(chain
+        .iter()
+        .map(|der| jitr_core::pem::encode_certificate(der))
+        .collect())
 }
 
 /// Reads a certificate file and insists it is a CA (basicConstraints CA:TRUE).
@@ -114,4 +184,31 @@ pub fn files(dir: &Path, cert_pem: &str, key_pem: &str, chain_pem: &str) -> Vec<
         NewFile::public(dir.join(CERT_FILE), cert_pem),
         NewFile::public(dir.join(CHAIN_FILE), chain_pem),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_issues_only_inside_its_validity() {
+        let (nb, na) = (1_000, 2_000);
+        for (now, needle) in [
+            (999, Some("is not valid before 1970-01-01T00:16:40Z")),
+            (1_000, None),
+            (1_999, None),
+            (2_000, Some("expired on 1970-01-01T00:33:20Z")),
+            (5_000, Some("expired on")),
+        ] {
+            let got = validity_problem(nb, na, now);
+            match needle {
+                None => assert_eq!(got, None, "{now}"),
+                Some(n) => {
+                    let got = got.unwrap_or_default();
+                    assert!(got.contains(n), "{now}: {got}");
+                    assert!(got.contains("1970-01-01T00:16:40Z to 1970-01-01T00:33:20Z"), "{got}");
+                }
+            }
+        }
+    }
 }

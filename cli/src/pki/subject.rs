@@ -31,9 +31,10 @@ pub fn canonical_name(name: &str) -> Option<&'static str> {
         .find(|n| n.eq_ignore_ascii_case(name.trim()))
 }
 
-/// Parses `KEY=VALUE,KEY=VALUE`; the error says what was expected.
+/// Parses `KEY=VALUE,KEY=VALUE`; the error says what was expected. An
+/// attribute given twice is refused (one value per attribute name).
 pub fn parse(text: &str) -> Result<Vec<Attribute>, String> {
-    let mut attrs = Vec::new();
+    let mut attrs: Vec<Attribute> = Vec::new();
     for part in split_unescaped(text) {
         let part = part.trim();
         if part.is_empty() {
@@ -49,6 +50,9 @@ pub fn parse(text: &str) -> Result<Vec<Attribute>, String> {
                 NAMES.join(", ")
             )
         })?;
+        if attrs.iter().any(|a| a.name == name) {
+            return Err(format!("{name} is given twice (one value per attribute)"));
+        }
         attrs.push(validated(name, value.trim())?);
     }
     Ok(attrs)
@@ -58,6 +62,11 @@ pub fn parse(text: &str) -> Result<Vec<Attribute>, String> {
 pub fn validated(name: &'static str, value: &str) -> Result<Attribute, String> {
     if value.is_empty() {
         return Err(format!("{name} has an empty value"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!(
+            "{name} contains a control character such as NUL or a newline (expected printable text)"
+        ));
     }
     if value.chars().count() > 128 {
         return Err(format!("{name} is longer than 128 characters"));
@@ -149,6 +158,11 @@ mod tests {
             ("XX=1", "unknown attribute \"XX\""),
             ("C=Germany", "two-letter country code"),
             ("CN=", "empty value"),
+            ("O=a,O=b", "O is given twice"),
+            ("cn=a,CN=b", "CN is given twice"),
+            ("O=a\0b", "control character"),
+            ("O=a\nb", "control character"),
+            ("O=a\rb", "control character"),
         ] {
             let err = parse(input).unwrap_err();
             assert!(err.contains(needle), "{input}: {err}");
