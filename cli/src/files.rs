@@ -309,4 +309,103 @@ mod tests {
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp files left behind");
     }
+
+    #[test]
+    fn concurrent_writers_without_force_one_wins_whole() {
+        // Real interleaving: threads race to create the same pair of files.
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let (key, crt) = (dir.path().join("ca.key"), dir.path().join("ca.crt"));
+            let results: Vec<_> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|i| {
+                        let (key, crt) = (key.clone(), crt.clone());
+                        s.spawn(move || {
+                            let files = [
+                                NewFile::secret(key, format!("key {i}")),
+                                NewFile::public(crt, format!("crt {i}")),
+                            ];
+                            write_all(&files, false).map(|()| i)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+            assert_eq!(winners.len(), 1, "exactly one writer wins: {results:?}");
+            let i = winners[0];
+            assert_eq!(fs::read_to_string(&key).unwrap(), format!("key {i}"));
+            assert_eq!(fs::read_to_string(&crt).unwrap(), format!("crt {i}"));
+            assert!(results
+                .iter()
+                .filter_map(|r| r.as_ref().err())
+                .all(|e| matches!(e, CliError::Exists { .. })));
+            let mut left: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+            left.sort();
+            assert_eq!(left, ["ca.crt", "ca.key"], "no temp files left");
+        }
+    }
+
+    #[test]
+    fn rename_noreplace_refuses_files_and_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::write(&a, "A").unwrap();
+        fs::write(&b, "B").unwrap();
+        let e = rename_noreplace(&a, &b).unwrap_err();
+        assert!(is_exists(&e), "{e}");
+        assert_eq!(fs::read_to_string(&b).unwrap(), "B");
+        let (d1, d2) = (dir.path().join("d1"), dir.path().join("d2"));
+        fs::create_dir(&d1).unwrap();
+        fs::create_dir(&d2).unwrap();
+        assert!(is_exists(&rename_noreplace(&d1, &d2).unwrap_err()));
+        fs::remove_dir(&d2).unwrap();
+        rename_noreplace(&d1, &d2).unwrap();
+        assert!(d2.is_dir() && !d1.exists());
+        exchange(&a, &b).unwrap();
+        assert_eq!(fs::read_to_string(&b).unwrap(), "A");
+        assert_eq!(
+            exchange(&a, &dir.path().join("none")).unwrap_err().kind(),
+            io::ErrorKind::NotFound
+        );
+    }
+
+    #[test]
+    fn only_regular_files_of_bounded_size_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // Would block forever (no writer) if opened like a file.
+        let err = read(&fifo).unwrap_err().to_string();
+        assert!(err.contains("is not a regular file"), "{err}");
+        let err = read(Path::new("/dev/urandom")).unwrap_err().to_string();
+        assert!(err.contains("/dev/urandom: is not a regular file"), "{err}");
+        assert!(read(dir.path()).is_err());
+        let big = dir.path().join("big");
+        fs::write(&big, vec![b'x'; 2000]).unwrap();
+        let err = read_limited(&big, 1000).unwrap_err().to_string();
+        assert!(err.contains("is larger than 1000 bytes"), "{err}");
+        assert_eq!(read_limited(&big, 2000).unwrap().len(), 2000);
+    }
+
+    #[test]
+    fn a_directory_lock_is_held_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = DirLock::acquire(dir.path()).unwrap();
+        assert!(DirLock::try_acquire(dir.path()).is_none());
+        drop(held);
+        assert!(DirLock::try_acquire(dir.path()).is_some());
+    }
+
+    #[test]
+    fn stale_temps_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(".jitr-tmp-abc"), "key copy").unwrap();
+        fs::write(dir.path().join("ca.key"), "key").unwrap();
+        remove_stale_temps(dir.path());
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["ca.key"]);
+    }
 }
