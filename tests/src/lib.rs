@@ -222,3 +222,51 @@ pub fn list_dir(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Makes a CA directory `dir` (P-256, CA:TRUE) whose certificate is valid
+/// from `start` to `end` (openssl's `YYYYMMDDHHMMSSZ`), e.g. long expired,
+/// with `openssl ca`, and adopts it with `jitr ca import`.
+pub fn openssl_ca_dated(cwd: &Path, dir: &str, start: &str, end: &str) {
+    let work = cwd.join(format!(".{dir}-openssl"));
+    std::fs::create_dir_all(work.join("db")).unwrap();
+    std::fs::write(work.join("db/index.txt"), "").unwrap();
+    std::fs::write(work.join("db/serial"), "01\n").unwrap();
+    std::fs::write(
+        work.join("ca.cnf"),
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = db/index.txt\nnew_certs_dir = db\nserial = db/serial\n\
+         default_md = sha256\npolicy = p\nunique_subject = no\ncopy_extensions = copy\n[p]\ncommonName = supplied\n",
+    )
+    .unwrap();
+    let subject = format!("/CN={dir} CA");
+    openssl(
+        &work,
+        &[
+            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "ca.key", "-out", "ca.csr", "-subj", &subject, "-addext",
+            "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    )
+    .success();
+    openssl(
+        &work,
+        &[
+            "ca", "-batch", "-config", "ca.cnf", "-selfsign", "-keyfile", "ca.key", "-in", "ca.csr",
+            "-out", "ca.crt", "-notext", "-startdate", start, "-enddate", end,
+        ],
+    )
+    .success();
+    let (cert, key) = (work.join("ca.crt"), work.join("ca.key"));
+    jitr(
+        cwd,
+        &[
+            "ca",
+            "import",
+            dir,
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    )
+    .success();
+}

@@ -617,3 +617,351 @@ fn ctrl_c_stops_cleanly_with_a_manifest_matching_the_disk() {
         assert_eq!(list_dir(&out.join(name)).len(), 3, "{name} is complete");
     }
 }
+
+/// Every device directory in `out` with the certificate id of its
+/// `device.crt`, read from the disk (the truth the manifest must match).
+fn disk_ids(out: &Path) -> std::collections::BTreeMap<String, String> {
+    device_dirs(out)
+        .into_iter()
+        .filter(|n| !n.starts_with('.'))
+        .map(|n| {
+            let pem = std::fs::read(out.join(&n).join("device.crt")).unwrap();
+            let id = jitr_core::CertFacts::from_pem(&pem).unwrap().certificate_id;
+            (n, id)
+        })
+        .collect()
+}
+
+/// The manifest's (name -> certificate id), asserting one row per name.
+fn manifest_ids(out: &Path) -> std::collections::BTreeMap<String, String> {
+    let rows = manifest(out);
+    let ids: std::collections::BTreeMap<String, String> = rows
+        .iter()
+        .map(|r| (r["name"].clone(), r["certificate_id"].clone()))
+        .collect();
+    assert_eq!(ids.len(), rows.len(), "one row per device");
+    ids
+}
+
+/// Starts `jitr ARGS` in `cwd` in the background, stdout captured.
+fn spawn_jitr(cwd: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(bin("jitr"))
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `out` holds at least `n` devices (the run is under way).
+fn wait_for_devices(out: &Path, n: usize, child: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while device_dirs(out).iter().filter(|d| !d.starts_with('.')).count() < n {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before {n} devices"
+        );
+        assert!(Instant::now() < deadline, "fewer than {n} devices after 120 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The names of a `--json` report's list `key` (issued rows or names).
+fn reported(report: &serde_json::Value, key: &str) -> Vec<String> {
+    report[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.get("name").unwrap_or(v).as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn concurrent_runs_never_replace_each_others_devices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    root(d);
+    let out = d.join("o");
+    // A long run, one device at a time, and while it is under way two runs
+    // covering names it will reach later: one single device, one range.
+    let mut long = spawn_jitr(
+        d,
+        &[
+            "--json", "device", "issue", "--ca", "root", "--out", "o", "--count", "3000",
+            "--name-template", "r{n:05}", "--jobs", "1",
+        ],
+    );
+    wait_for_devices(&out, 20, &mut long);
+    let single = jitr(
+        d,
+        &["--json", "device", "issue", "--ca", "root", "--out", "o", "--name", "r02999"],
+    )
+    .json();
+    let range = jitr(
+        d,
+        &[
+            "--json", "device", "issue", "--ca", "root", "--out", "o", "--count", "300",
+            "--name-template", "r{n:05}", "--start", "2500",
+        ],
+    )
+    .json();
+    let long_out = long.wait_with_output().unwrap();
+    assert!(long_out.status.success(), "{}", String::from_utf8_lossy(&long_out.stderr));
+    let long: serde_json::Value = serde_json::from_slice(&long_out.stdout).unwrap();
+
+    // Each device was issued by exactly one run, and its files on disk are
+    // that run's: nothing was replaced without --force.
+    let on_disk = disk_ids(&out);
+    assert_eq!(on_disk.len(), 3000);
+    let mut issued_by: std::collections::BTreeMap<String, String> = Default::default();
+    for report in [&long, &single, &range] {
+        for row in report["issued"].as_array().unwrap() {
+            let name = row["name"].as_str().unwrap().to_string();
+            let id = row["certificate_id"].as_str().unwrap().to_string();
+            assert!(
+                issued_by.insert(name.clone(), id).is_none(),
+                "{name} reported issued by two runs"
+            );
+        }
+    }
+    assert_eq!(issued_by, on_disk, "every device on disk is the one its run reported");
+    // The single device was made before the long run reached it: the long run
+    // says so instead of claiming it.
+    assert_eq!(reported(&single, "issued"), ["r02999"]);
+    assert!(
+        reported(&long, "made_by_another_run").contains(&"r02999".to_string()),
+        "{long}"
+    );
+    let accounted = |r: &serde_json::Value| {
+        reported(r, "issued").len()
+            + reported(r, "skipped").len()
+            + reported(r, "made_by_another_run").len()
+    };
+    assert_eq!(accounted(&long), 3000);
+    assert_eq!(accounted(&range), 300);
+    assert_eq!(manifest_ids(&out), on_disk, "the manifest matches the disk");
+    assert!(
+        list_dir(&out).iter().all(|n| !n.starts_with('.')),
+        "no staging left: {:?}",
+        list_dir(&out).iter().filter(|n| n.starts_with('.')).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_killed_force_run_leaves_no_stale_manifest_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    root(d);
+    let out = d.join("o");
+    let args = [
+        "device", "issue", "--ca", "root", "--out", "o", "--count", "3000", "--name-template",
+        "k{n:05}", "--jobs", "1",
+    ];
+    jitr(d, &args).success();
+    let before = disk_ids(&out);
+    let mut force_args = args.to_vec();
+    force_args.push("--force");
+    let mut run = spawn_jitr(d, &force_args);
+    // Kill it once it has replaced some devices, far from the end.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let first = std::fs::read(out.join("k00030/device.crt")).unwrap_or_default();
+        let replaced = jitr_core::CertFacts::from_pem(&first)
+            .is_ok_and(|f| f.certificate_id != before["k00030"]);
+        if replaced {
+            break;
+        }
+        assert!(run.try_wait().unwrap().is_none(), "the --force run ended too soon");
+        assert!(Instant::now() < deadline, "nothing replaced after 120 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    run.kill().unwrap(); // SIGKILL
+    run.wait().unwrap();
+    let after_kill = disk_ids(&out);
+    assert_eq!(after_kill.len(), 3000, "every device is still there, old or new");
+    assert!(after_kill != before, "the killed run replaced some devices");
+
+    // The next run (any run into OUTDIR) rewrites the manifest from the disk.
+    jitr_tests::issue_device(d, "root", "o", "extra");
+    let on_disk = disk_ids(&out);
+    assert_eq!(on_disk.len(), 3001);
+    assert_eq!(manifest_ids(&out), on_disk, "the manifest matches the disk");
+    assert!(
+        list_dir(&out).iter().all(|n| !n.starts_with('.')),
+        "the killed run's staging was cleaned up"
+    );
+}
+
+#[test]
+fn a_live_runs_staging_is_left_alone_and_a_dead_ones_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    root(d);
+    jitr_tests::issue_device(d, "root", "o", "first");
+    // A run in another container (another PID namespace) is alive while it
+    // holds the lock on its run directory; a killed run's lock is gone.
+    let live = d.join("o/.jitr-run-live01");
+    let dead = d.join("o/.jitr-run-dead01");
+    for dir in [&live, &dead] {
+        std::fs::create_dir_all(dir.join("half")).unwrap();
+        std::fs::write(dir.join("half/device.key"), "partial").unwrap();
+    }
+    let held = std::fs::File::open(&live).unwrap();
+    held.lock().unwrap();
+    jitr_tests::issue_device(d, "root", "o", "second");
+    assert!(live.join("half/device.key").exists(), "a live run's staging was deleted");
+    assert!(!dead.exists(), "a dead run's staging was left behind");
+    assert_eq!(manifest(&d.join("o")).len(), 2);
+    drop(held);
+}
+
+#[test]
+fn device_directories_are_not_world_writable_under_umask_000() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    root(d);
+    let script = format!(
+        "umask 000; exec '{}' device issue --ca root --out o --count 2 --name-template 'u{{n}}'",
+        bin("jitr").display()
+    );
+    jitr_tests::run(Command::new("sh").args(["-c", &script]).current_dir(d)).success();
+    assert_eq!(mode(&d.join("o")), 0o755);
+    for n in ["u1", "u2"] {
+        assert_eq!(mode(&d.join("o").join(n)), 0o755, "{n}");
+        assert_eq!(mode(&d.join("o").join(n).join("device.key")), 0o600, "{n}");
+        assert_eq!(mode(&d.join("o").join(n).join("device.crt")), 0o644, "{n}");
+    }
+}
+
+#[test]
+fn expired_and_not_yet_valid_cas_do_not_issue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr_tests::openssl_ca_dated(d, "old", "20200101000000Z", "20210101000000Z");
+    jitr_tests::openssl_ca_dated(d, "future", "20990101000000Z", "21000101000000Z");
+    for (ca, needle) in [
+        ("old", "expired on 2021-01-01T00:00:00Z (valid 2020-01-01T00:00:00Z to 2021-01-01T00:00:00Z)"),
+        ("future", "is not valid before 2099-01-01T00:00:00Z"),
+    ] {
+        let err = jitr(d, &["device", "issue", "--ca", ca, "--out", "o", "--name", "x"])
+            .failure()
+            .to_string();
+        assert!(err.contains(&format!("--ca {ca}: the CA")) && err.contains(needle), "{err}");
+        assert!(!d.join("o").exists(), "{ca}: something was written");
+        let err = jitr(d, &["ca", "create", "sub", "--issuer", ca]).failure().to_string();
+        assert!(err.contains(&format!("--issuer {ca}")) && err.contains(needle), "{err}");
+        assert!(!d.join("sub").exists(), "{ca}: something was written");
+    }
+}
+
+#[test]
+fn a_chain_pem_that_is_not_the_cas_chain_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    root(d);
+    jitr(d, &["ca", "create", "other", "--subject", "CN=Other Root"]).success();
+    jitr(d, &["ca", "create", "int", "--issuer", "root"]).success();
+    let good = std::fs::read_to_string(d.join("int/chain.pem")).unwrap();
+    let other = std::fs::read_to_string(d.join("other/chain.pem")).unwrap();
+    let int_cert = std::fs::read_to_string(d.join("int/ca.crt")).unwrap();
+    for (chain, needle) in [
+        ("garbage".to_string(), "not a PEM chain"),
+        (other.clone(), "does not start with the certificate in ca.crt"),
+        (format!("{int_cert}{other}"), "certificate 1 is not issued by certificate 2"),
+    ] {
+        std::fs::write(d.join("int/chain.pem"), &chain).unwrap();
+        let err = jitr(d, &["device", "issue", "--ca", "int", "--out", "o", "--name", "x"])
+            .failure()
+            .to_string();
+        assert!(err.contains("int/chain.pem") && err.contains(needle), "{err}");
+        assert!(!d.join("o").exists(), "something was written");
+    }
+    std::fs::write(d.join("int/chain.pem"), &good).unwrap();
+    jitr_tests::issue_device(d, "root", "o", "fine");
+    jitr_tests::issue_device(d, "int", "o", "fine-int");
+}
+
+#[test]
+fn a_fifo_for_a_key_or_chain_is_refused_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    root(d);
+    for file in ["chain.pem", "ca.key"] {
+        jitr(d, &["ca", "create", "f", "--force"]).success();
+        std::fs::remove_file(d.join("f").join(file)).unwrap();
+        jitr_tests::run(Command::new("mkfifo").arg(d.join("f").join(file))).success();
+        // `timeout` only guards the test against the hang this fixes.
+        let run = jitr_tests::run(
+            Command::new("timeout")
+                .args(["60"])
+                .arg(bin("jitr"))
+                .args(["device", "issue", "--ca", "f", "--out", "o", "--name", "x"])
+                .current_dir(d),
+        );
+        let err = run.failure();
+        assert!(
+            err.contains(&format!("f/{file}: is not a regular file")),
+            "{file}: {run:?}"
+        );
+        std::fs::remove_file(d.join("f").join(file)).unwrap();
+    }
+}
+
+#[test]
+fn smaller_input_defects_are_refused_or_accepted_as_they_should() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    root(d);
+    // A run may end at the largest number.
+    jitr(
+        d,
+        &[
+            "device", "issue", "--ca", "root", "--out", "big", "--count", "2", "--name-template",
+            "n{n}", "--start", "18446744073709551614",
+        ],
+    )
+    .success();
+    assert_eq!(
+        device_dirs(&d.join("big")),
+        ["n18446744073709551614", "n18446744073709551615"]
+    );
+    // Excel's CSV: a byte order mark and CRLF.
+    std::fs::write(d.join("excel.csv"), "\u{feff}name,O\r\nbom-1,Acme\r\n").unwrap();
+    jitr(d, &["device", "issue", "--ca", "root", "--out", "x", "--names", "excel.csv"]).success();
+    assert!(x509_text(d, "x/bom-1/device.crt").contains("O = Acme, CN = bom-1"));
+    // An RSA-1024 CSR is too weak, not "a bad signature".
+    openssl(
+        d,
+        &[
+            "req", "-new", "-newkey", "rsa:1024", "-nodes", "-keyout", "weak.key", "-out",
+            "weak.csr", "-subj", "/CN=weak",
+        ],
+    )
+    .success();
+    let err = jitr(
+        d,
+        &["device", "issue", "--ca", "root", "--out", "never", "--csr", "weak.csr", "--name", "weak"],
+    )
+    .failure()
+    .to_string();
+    assert!(
+        err.contains("weak.csr: the CSR's key is too weak: RSA key of 1024 bits"),
+        "{err}"
+    );
+    std::fs::write(d.join("dup.csv"), "name,O,o\na,b,c\n").unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--name", "a", "--jobs", "5000"], "--jobs: 5000 is more than"),
+        (&["--name", "a", "--subject-extra", "O=a,O=b"], "--subject-extra: O is given twice"),
+        (&["--name", "a", "--subject-extra", "O=a\nb"], "control character"),
+        (&["--name", "a", "--subject-extra", "O=a\u{1}b"], "control character"),
+        (&["--names", "dup.csv"], "column \"o\" appears twice"),
+    ];
+    for (args, needle) in cases {
+        let mut all = vec!["device", "issue", "--ca", "root", "--out", "never"];
+        all.extend_from_slice(args);
+        let err = jitr(d, &all).failure().to_string();
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!d.join("never").exists(), "{args:?} wrote something");
+    }
+}
