@@ -1,6 +1,9 @@
 //! `jitr ca create | import | verification-cert`, verified with openssl.
 
-use jitr_tests::{jitr, list_dir, mode, openssl, x509_text};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use jitr_tests::{bin, jitr, list_dir, mode, openssl, x509_text};
 
 #[test]
 fn root_ca_has_the_extensions_aws_iot_and_tls_peers_require() {
@@ -456,4 +459,78 @@ fn verification_certificate_carries_the_code_and_chains_to_the_ca() {
         "{err}"
     );
     assert!(!d.join("v2.crt").exists());
+}
+
+/// The public key of a PEM key or certificate file, as openssl prints it.
+fn public_key(d: &Path, file: &str, is_cert: bool) -> String {
+    let args: &[&str] = if is_cert {
+        &["x509", "-in", file, "-noout", "-pubkey"]
+    } else {
+        &["pkey", "-in", file, "-pubout"]
+    };
+    openssl(d, args).success().to_string()
+}
+
+#[test]
+fn concurrent_ca_creates_leave_one_ca_whose_key_matches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for round in 0..5 {
+        let dir = format!("ca{round}");
+        for force in [false, true] {
+            // Six runs at once into the same directory (the second time, with
+            // --force, over the CA the first time left).
+            let mut args = vec!["ca", "create", dir.as_str(), "--key", "ec-p256"];
+            if force {
+                args.push("--force");
+            }
+            let children: Vec<_> = (0..6)
+                .map(|_| {
+                    Command::new(bin("jitr"))
+                        .args(&args)
+                        .current_dir(d)
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            let outcomes: Vec<_> = children
+                .into_iter()
+                .map(|c| c.wait_with_output().unwrap())
+                .collect();
+            let winners = outcomes.iter().filter(|o| o.status.success()).count();
+            if force {
+                assert_eq!(winners, 6, "--force runs all succeed, one after the other");
+            } else {
+                assert_eq!(winners, 1, "round {round}: exactly one create succeeds");
+                for o in outcomes.iter().filter(|o| !o.status.success()) {
+                    let err = String::from_utf8_lossy(&o.stderr);
+                    assert!(err.contains("already exists; pass --force"), "{err}");
+                }
+            }
+            let key = format!("{dir}/ca.key");
+            let crt = format!("{dir}/ca.crt");
+            assert_eq!(
+                public_key(d, &key, false),
+                public_key(d, &crt, true),
+                "round {round}, force {force}: ca.key matches ca.crt"
+            );
+            assert_eq!(mode(&d.join(&key)), 0o600);
+            assert_eq!(list_dir(&d.join(&dir)), ["ca.crt", "ca.key", "chain.pem"]);
+        }
+    }
+}
+
+#[test]
+fn temp_copies_of_a_key_left_by_a_killed_run_are_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    // What a run SIGKILLed between writing and renaming leaves.
+    let key = std::fs::read(d.join("root/ca.key")).unwrap();
+    std::fs::write(d.join("root/.jitr-tmp-Ab12Cd"), &key).unwrap();
+    // The next run that writes the directory removes them.
+    jitr(d, &["ca", "create", "root", "--force"]).success();
+    assert_eq!(list_dir(&d.join("root")), ["ca.crt", "ca.key", "chain.pem"]);
 }
