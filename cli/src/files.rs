@@ -192,7 +192,10 @@ pub fn remove_stale_temps(dir: &Path) {
         return;
     };
     for entry in entries.flatten() {
-        if entry.file_name().as_bytes().starts_with(TEMP_PREFIX.as_bytes())
+        if entry
+            .file_name()
+            .as_bytes()
+            .starts_with(TEMP_PREFIX.as_bytes())
             && entry.file_type().is_ok_and(|t| t.is_file())
         {
             let _ = fs::remove_file(entry.path());
@@ -340,7 +343,10 @@ mod tests {
                 .iter()
                 .filter_map(|r| r.as_ref().err())
                 .all(|e| matches!(e, CliError::Exists { .. })));
-            let mut left: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+            let mut left: Vec<_> = fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
             left.sort();
             assert_eq!(left, ["ca.crt", "ca.key"], "no temp files left");
         }
@@ -405,7 +411,10 @@ mod tests {
         fs::write(dir.path().join(".jitr-tmp-abc"), "key copy").unwrap();
         fs::write(dir.path().join("ca.key"), "key").unwrap();
         remove_stale_temps(dir.path());
-        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(left, ["ca.key"]);
     }
 }

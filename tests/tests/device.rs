@@ -643,6 +643,29 @@ fn manifest_ids(out: &Path) -> std::collections::BTreeMap<String, String> {
     ids
 }
 
+/// Asserts the manifest of `out` names exactly the devices on disk, each
+/// with the certificate id of the certificate on disk; shows the first
+/// differences only.
+#[track_caller]
+fn assert_manifest_matches_disk(out: &Path) {
+    let (rows, disk) = (manifest_ids(out), disk_ids(out));
+    let wrong: Vec<String> = disk
+        .keys()
+        .chain(rows.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|n| rows.get(*n) != disk.get(*n))
+        .map(|n| format!("{n}: manifest {:?}, disk {:?}", rows.get(n), disk.get(n)))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} devices: the manifest does not match the disk, e.g.\n{}",
+        wrong.len(),
+        disk.len(),
+        wrong[..wrong.len().min(5)].join("\n")
+    );
+}
+
 /// Starts `jitr ARGS` in `cwd` in the background, stdout captured.
 fn spawn_jitr(cwd: &Path, args: &[&str]) -> std::process::Child {
     Command::new(bin("jitr"))
@@ -657,12 +680,20 @@ fn spawn_jitr(cwd: &Path, args: &[&str]) -> std::process::Child {
 /// Waits until `out` holds at least `n` devices (the run is under way).
 fn wait_for_devices(out: &Path, n: usize, child: &mut std::process::Child) {
     let deadline = Instant::now() + Duration::from_secs(120);
-    while device_dirs(out).iter().filter(|d| !d.starts_with('.')).count() < n {
+    while device_dirs(out)
+        .iter()
+        .filter(|d| !d.starts_with('.'))
+        .count()
+        < n
+    {
         assert!(
             child.try_wait().unwrap().is_none(),
             "the run ended before {n} devices"
         );
-        assert!(Instant::now() < deadline, "fewer than {n} devices after 120 s");
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {n} devices after 120 s"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -688,26 +719,54 @@ fn concurrent_runs_never_replace_each_others_devices() {
     let mut long = spawn_jitr(
         d,
         &[
-            "--json", "device", "issue", "--ca", "root", "--out", "o", "--count", "3000",
-            "--name-template", "r{n:05}", "--jobs", "1",
+            "--json",
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "o",
+            "--count",
+            "3000",
+            "--name-template",
+            "r{n:05}",
+            "--jobs",
+            "1",
         ],
     );
     wait_for_devices(&out, 20, &mut long);
     let single = jitr(
         d,
-        &["--json", "device", "issue", "--ca", "root", "--out", "o", "--name", "r02999"],
+        &[
+            "--json", "device", "issue", "--ca", "root", "--out", "o", "--name", "r02999",
+        ],
     )
     .json();
     let range = jitr(
         d,
         &[
-            "--json", "device", "issue", "--ca", "root", "--out", "o", "--count", "300",
-            "--name-template", "r{n:05}", "--start", "2500",
+            "--json",
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "o",
+            "--count",
+            "300",
+            "--name-template",
+            "r{n:05}",
+            "--start",
+            "2500",
         ],
     )
     .json();
     let long_out = long.wait_with_output().unwrap();
-    assert!(long_out.status.success(), "{}", String::from_utf8_lossy(&long_out.stderr));
+    assert!(
+        long_out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&long_out.stderr)
+    );
     let long: serde_json::Value = serde_json::from_slice(&long_out.stdout).unwrap();
 
     // Each device was issued by exactly one run, and its files on disk are
@@ -725,7 +784,10 @@ fn concurrent_runs_never_replace_each_others_devices() {
             );
         }
     }
-    assert_eq!(issued_by, on_disk, "every device on disk is the one its run reported");
+    assert_eq!(
+        issued_by, on_disk,
+        "every device on disk is the one its run reported"
+    );
     // The single device was made before the long run reached it: the long run
     // says so instead of claiming it.
     assert_eq!(reported(&single, "issued"), ["r02999"]);
@@ -740,11 +802,14 @@ fn concurrent_runs_never_replace_each_others_devices() {
     };
     assert_eq!(accounted(&long), 3000);
     assert_eq!(accounted(&range), 300);
-    assert_eq!(manifest_ids(&out), on_disk, "the manifest matches the disk");
+    assert_manifest_matches_disk(&out);
     assert!(
         list_dir(&out).iter().all(|n| !n.starts_with('.')),
         "no staging left: {:?}",
-        list_dir(&out).iter().filter(|n| n.starts_with('.')).collect::<Vec<_>>()
+        list_dir(&out)
+            .iter()
+            .filter(|n| n.starts_with('.'))
+            .collect::<Vec<_>>()
     );
 }
 
@@ -755,8 +820,18 @@ fn a_killed_force_run_leaves_no_stale_manifest_rows() {
     root(d);
     let out = d.join("o");
     let args = [
-        "device", "issue", "--ca", "root", "--out", "o", "--count", "3000", "--name-template",
-        "k{n:05}", "--jobs", "1",
+        "device",
+        "issue",
+        "--ca",
+        "root",
+        "--out",
+        "o",
+        "--count",
+        "3000",
+        "--name-template",
+        "k{n:05}",
+        "--jobs",
+        "1",
     ];
     jitr(d, &args).success();
     let before = disk_ids(&out);
@@ -772,21 +847,28 @@ fn a_killed_force_run_leaves_no_stale_manifest_rows() {
         if replaced {
             break;
         }
-        assert!(run.try_wait().unwrap().is_none(), "the --force run ended too soon");
+        assert!(
+            run.try_wait().unwrap().is_none(),
+            "the --force run ended too soon"
+        );
         assert!(Instant::now() < deadline, "nothing replaced after 120 s");
         std::thread::sleep(Duration::from_millis(5));
     }
     run.kill().unwrap(); // SIGKILL
     run.wait().unwrap();
     let after_kill = disk_ids(&out);
-    assert_eq!(after_kill.len(), 3000, "every device is still there, old or new");
+    assert_eq!(
+        after_kill.len(),
+        3000,
+        "every device is still there, old or new"
+    );
     assert!(after_kill != before, "the killed run replaced some devices");
 
     // The next run (any run into OUTDIR) rewrites the manifest from the disk.
     jitr_tests::issue_device(d, "root", "o", "extra");
     let on_disk = disk_ids(&out);
     assert_eq!(on_disk.len(), 3001);
-    assert_eq!(manifest_ids(&out), on_disk, "the manifest matches the disk");
+    assert_manifest_matches_disk(&out);
     assert!(
         list_dir(&out).iter().all(|n| !n.starts_with('.')),
         "the killed run's staging was cleaned up"
@@ -810,7 +892,10 @@ fn a_live_runs_staging_is_left_alone_and_a_dead_ones_removed() {
     let held = std::fs::File::open(&live).unwrap();
     held.lock().unwrap();
     jitr_tests::issue_device(d, "root", "o", "second");
-    assert!(live.join("half/device.key").exists(), "a live run's staging was deleted");
+    assert!(
+        live.join("half/device.key").exists(),
+        "a live run's staging was deleted"
+    );
     assert!(!dead.exists(), "a dead run's staging was left behind");
     assert_eq!(manifest(&d.join("o")).len(), 2);
     drop(held);
@@ -841,16 +926,30 @@ fn expired_and_not_yet_valid_cas_do_not_issue() {
     jitr_tests::openssl_ca_dated(d, "old", "20200101000000Z", "20210101000000Z");
     jitr_tests::openssl_ca_dated(d, "future", "20990101000000Z", "21000101000000Z");
     for (ca, needle) in [
-        ("old", "expired on 2021-01-01T00:00:00Z (valid 2020-01-01T00:00:00Z to 2021-01-01T00:00:00Z)"),
+        (
+            "old",
+            "expired on 2021-01-01T00:00:00Z (valid 2020-01-01T00:00:00Z to 2021-01-01T00:00:00Z)",
+        ),
         ("future", "is not valid before 2099-01-01T00:00:00Z"),
     ] {
-        let err = jitr(d, &["device", "issue", "--ca", ca, "--out", "o", "--name", "x"])
+        let err = jitr(
+            d,
+            &["device", "issue", "--ca", ca, "--out", "o", "--name", "x"],
+        )
+        .failure()
+        .to_string();
+        assert!(
+            err.contains(&format!("--ca {ca}: the CA")) && err.contains(needle),
+            "{err}"
+        );
+        assert!(!d.join("o").exists(), "{ca}: something was written");
+        let err = jitr(d, &["ca", "create", "sub", "--issuer", ca])
             .failure()
             .to_string();
-        assert!(err.contains(&format!("--ca {ca}: the CA")) && err.contains(needle), "{err}");
-        assert!(!d.join("o").exists(), "{ca}: something was written");
-        let err = jitr(d, &["ca", "create", "sub", "--issuer", ca]).failure().to_string();
-        assert!(err.contains(&format!("--issuer {ca}")) && err.contains(needle), "{err}");
+        assert!(
+            err.contains(&format!("--issuer {ca}")) && err.contains(needle),
+            "{err}"
+        );
         assert!(!d.join("sub").exists(), "{ca}: something was written");
     }
 }
@@ -867,14 +966,28 @@ fn a_chain_pem_that_is_not_the_cas_chain_is_refused() {
     let int_cert = std::fs::read_to_string(d.join("int/ca.crt")).unwrap();
     for (chain, needle) in [
         ("garbage".to_string(), "not a PEM chain"),
-        (other.clone(), "does not start with the certificate in ca.crt"),
-        (format!("{int_cert}{other}"), "certificate 1 is not issued by certificate 2"),
+        (
+            other.clone(),
+            "does not start with the certificate in ca.crt",
+        ),
+        (
+            format!("{int_cert}{other}"),
+            "certificate 1 is not issued by certificate 2",
+        ),
     ] {
         std::fs::write(d.join("int/chain.pem"), &chain).unwrap();
-        let err = jitr(d, &["device", "issue", "--ca", "int", "--out", "o", "--name", "x"])
-            .failure()
-            .to_string();
-        assert!(err.contains("int/chain.pem") && err.contains(needle), "{err}");
+        let err = jitr(
+            d,
+            &[
+                "device", "issue", "--ca", "int", "--out", "o", "--name", "x",
+            ],
+        )
+        .failure()
+        .to_string();
+        assert!(
+            err.contains("int/chain.pem") && err.contains(needle),
+            "{err}"
+        );
         assert!(!d.join("o").exists(), "something was written");
     }
     std::fs::write(d.join("int/chain.pem"), &good).unwrap();
@@ -917,8 +1030,18 @@ fn smaller_input_defects_are_refused_or_accepted_as_they_should() {
     jitr(
         d,
         &[
-            "device", "issue", "--ca", "root", "--out", "big", "--count", "2", "--name-template",
-            "n{n}", "--start", "18446744073709551614",
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "big",
+            "--count",
+            "2",
+            "--name-template",
+            "n{n}",
+            "--start",
+            "18446744073709551614",
         ],
     )
     .success();
@@ -928,7 +1051,20 @@ fn smaller_input_defects_are_refused_or_accepted_as_they_should() {
     );
     // Excel's CSV: a byte order mark and CRLF.
     std::fs::write(d.join("excel.csv"), "\u{feff}name,O\r\nbom-1,Acme\r\n").unwrap();
-    jitr(d, &["device", "issue", "--ca", "root", "--out", "x", "--names", "excel.csv"]).success();
+    jitr(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "x",
+            "--names",
+            "excel.csv",
+        ],
+    )
+    .success();
     assert!(x509_text(d, "x/bom-1/device.crt").contains("O = Acme, CN = bom-1"));
     // An RSA-1024 CSR is too weak, not "a bad signature".
     openssl(
@@ -941,7 +1077,10 @@ fn smaller_input_defects_are_refused_or_accepted_as_they_should() {
     .success();
     let err = jitr(
         d,
-        &["device", "issue", "--ca", "root", "--out", "never", "--csr", "weak.csr", "--name", "weak"],
+        &[
+            "device", "issue", "--ca", "root", "--out", "never", "--csr", "weak.csr", "--name",
+            "weak",
+        ],
     )
     .failure()
     .to_string();
@@ -951,10 +1090,22 @@ fn smaller_input_defects_are_refused_or_accepted_as_they_should() {
     );
     std::fs::write(d.join("dup.csv"), "name,O,o\na,b,c\n").unwrap();
     let cases: &[(&[&str], &str)] = &[
-        (&["--name", "a", "--jobs", "5000"], "--jobs: 5000 is more than"),
-        (&["--name", "a", "--subject-extra", "O=a,O=b"], "--subject-extra: O is given twice"),
-        (&["--name", "a", "--subject-extra", "O=a\nb"], "control character"),
-        (&["--name", "a", "--subject-extra", "O=a\u{1}b"], "control character"),
+        (
+            &["--name", "a", "--jobs", "5000"],
+            "--jobs: 5000 is more than",
+        ),
+        (
+            &["--name", "a", "--subject-extra", "O=a,O=b"],
+            "--subject-extra: O is given twice",
+        ),
+        (
+            &["--name", "a", "--subject-extra", "O=a\nb"],
+            "control character",
+        ),
+        (
+            &["--name", "a", "--subject-extra", "O=a\u{1}b"],
+            "control character",
+        ),
         (&["--names", "dup.csv"], "column \"o\" appears twice"),
     ];
     for (args, needle) in cases {

@@ -133,6 +133,9 @@ mod tests {
         let err = jobs(Some(9), 2).unwrap_err().to_string();
         assert!(err.starts_with("--jobs: 9 is more than 8"), "{err}");
         assert!(jobs(Some(5000), 2).is_err());
-        assert!(jobs(Some(0), 2).unwrap_err().to_string().contains("at least 1"));
+        assert!(jobs(Some(0), 2)
+            .unwrap_err()
+            .to_string()
+            .contains("at least 1"));
     }
 }

@@ -107,7 +107,10 @@ pub fn from_template(
     let last = start.checked_add(count - 1).ok_or_else(|| {
         CliError::invalid(
             "--start",
-            format!("{start} + {count} devices goes past the largest number, {}", u64::MAX),
+            format!(
+                "{start} + {count} devices goes past the largest number, {}",
+                u64::MAX
+            ),
         )
     })?;
     let specs: Vec<DeviceSpec> = (start..=last)
@@ -135,9 +138,9 @@ pub fn from_file(path: &Path) -> Result<Vec<DeviceSpec>, CliError> {
         .split(',')
         .any(|c| c.trim().eq_ignore_ascii_case("name"));
     let specs = if is_csv {
-        from_csv(&text, path)?
+        from_csv(text, path)?
     } else {
-        from_lines(&text, path)?
+        from_lines(text, path)?
     };
     if specs.is_empty() {
         return Err(CliError::invalid(path.display(), "no device names found"));
@@ -269,7 +272,10 @@ mod tests {
             .into_iter()
             .map(|s| s.name)
             .collect();
-        assert_eq!(names, [format!("r{}", u64::MAX - 1), format!("r{}", u64::MAX)]);
+        assert_eq!(
+            names,
+            [format!("r{}", u64::MAX - 1), format!("r{}", u64::MAX)]
+        );
         let err = from_template(&t, u64::MAX - 1, 3).unwrap_err().to_string();
         assert!(err.starts_with("--start:"), "{err}");
         assert_eq!(from_template(&t, u64::MAX, 1).unwrap().len(), 1);
@@ -294,7 +300,10 @@ mod tests {
         }
         std::fs::write(&csv, "name,O\na,\"x\u{0}y\"\n").unwrap();
         let err = from_file(&csv).unwrap_err().to_string();
-        assert!(err.contains("line 2") && err.contains("control character"), "{err}");
+        assert!(
+            err.contains("line 2") && err.contains("control character"),
+            "{err}"
+        );
     }
 
     #[test]

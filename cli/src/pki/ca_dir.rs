@@ -47,8 +47,10 @@ impl CaDir {
         }
         let cert_bytes = files::read_limited(&cert_path, files::MAX_PEM)?;
         let (cert_der, facts) = read_ca_certificate(&cert_bytes, &cert_path)?;
-        let (key, _) =
-            keys::load_private_key(&files::read_limited(&key_path, files::MAX_PEM)?, &key_path.display().to_string())?;
+        let (key, _) = keys::load_private_key(
+            &files::read_limited(&key_path, files::MAX_PEM)?,
+            &key_path.display().to_string(),
+        )?;
         if !keys::matches_certificate(&key, &facts.public_key) {
             return Err(CliError::invalid(
                 key_path.display(),
@@ -93,7 +95,10 @@ impl CaDir {
             None => Ok(()),
             Some(problem) => Err(CliError::invalid(
                 format!("{flag} {}", self.dir.display()),
-                format!("the CA \"{}\" {problem}; it cannot issue certificates", self.facts.subject_text),
+                format!(
+                    "the CA \"{}\" {problem}; it cannot issue certificates",
+                    self.facts.subject_text
+                ),
             )),
         }
     }
@@ -135,7 +140,9 @@ pub fn validate_chain(cert_der: &[u8], chain_path: &Path) -> Result<String, CliE
     let bad = |problem: String| {
         CliError::invalid(
             chain_path.display(),
-            format!("{problem} (expected this CA's certificate followed by its issuers up to the root)"),
+            format!(
+                "{problem} (expected this CA's certificate followed by its issuers up to the root)"
+            ),
         )
     };
     let chain =
@@ -206,7 +213,10 @@ mod tests {
                 Some(n) => {
                     let got = got.unwrap_or_default();
                     assert!(got.contains(n), "{now}: {got}");
-                    assert!(got.contains("1970-01-01T00:16:40Z to 1970-01-01T00:33:20Z"), "{got}");
+                    assert!(
+                        got.contains("1970-01-01T00:16:40Z to 1970-01-01T00:33:20Z"),
+                        "{got}"
+                    );
                 }
             }
         }
