@@ -190,3 +190,72 @@ fn put_back_retired(out: &Path, run: &Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(out: &Path, name: &str) -> String {
+        fs::read_to_string(out.join(name).join("device.crt")).unwrap_or_default()
+    }
+
+    fn hidden(out: &Path) -> Vec<String> {
+        fs::read_dir(out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect()
+    }
+
+    #[test]
+    fn placing_keeps_or_swaps_and_cleans_up() {
+        let out = tempfile::tempdir().unwrap();
+        let out = out.path();
+        let staging = Staging::open(out).unwrap();
+        let put = |text: &str, force| {
+            staging.place("d", &[("device.crt", text.as_bytes(), 0o644)], force)
+        };
+        assert_eq!(put("one", false).unwrap(), Placed::New);
+        assert_eq!(put("two", false).unwrap(), Placed::Existed);
+        assert_eq!(device(out, "d"), "one", "kept without force");
+        assert_eq!(put("three", true).unwrap(), Placed::Replaced);
+        assert_eq!(device(out, "d"), "three");
+        assert_eq!(
+            staging
+                .replace_fallback("d", &{
+                    let s = staging.root.join("d");
+                    fs::create_dir(&s).unwrap();
+                    fs::write(s.join("device.crt"), "four").unwrap();
+                    s
+                })
+                .unwrap(),
+            Placed::Replaced
+        );
+        assert_eq!(device(out, "d"), "four");
+        assert_eq!(fs::read_dir(&staging.root).unwrap().count(), 0);
+        drop(staging);
+        assert!(hidden(out).is_empty(), "{:?}", hidden(out));
+    }
+
+    #[test]
+    fn a_dead_runs_parked_device_is_put_back() {
+        let out = tempfile::tempdir().unwrap();
+        let out = out.path();
+        // A run killed between parking "d" and moving its replacement in.
+        let dead = out.join(".jitr-run-dead00");
+        fs::create_dir_all(dead.join(".old-d")).unwrap();
+        fs::write(dead.join(".old-d/device.crt"), "old").unwrap();
+        fs::create_dir_all(dead.join("d")).unwrap();
+        fs::write(dead.join("d/device.crt"), "half").unwrap();
+        fs::write(out.join(".jitr-tmp-manifest"), "partial").unwrap();
+        let staging = Staging::open(out).unwrap();
+        assert_eq!(device(out, "d"), "old");
+        assert_eq!(
+            hidden(out).len(),
+            1,
+            "only this run's directory: {:?}",
+            hidden(out)
+        );
+        drop(staging);
+    }
+}
