@@ -5,10 +5,11 @@ use std::path::Path;
 use jitr_core::CertFacts;
 use serde::Serialize;
 
-use crate::args::{CaCreateArgs, CaImportArgs, VerificationCertArgs};
+use crate::args::{CaCreateArgs, CaImportArgs, KeyStoreArgs, VerificationCertArgs};
 use crate::error::CliError;
 use crate::files::{self, NewFile};
 use crate::pki::ca_dir::{self, CaDir};
+use crate::pki::store::{self, encrypted, secret::SecretSource, NewKeySpec, StoreKind, Unlock};
 use crate::pki::{keys, profile, subject};
 use crate::report::Output;
 
@@ -20,18 +21,22 @@ struct CaReport {
     subject: String,
     issuer: String,
     key: String,
+    key_store: StoreKind,
+    encrypted: bool,
     not_after: String,
     root: bool,
 }
 
 impl CaReport {
-    fn new(dir: &Path, facts: &CertFacts) -> Self {
+    fn new(dir: &Path, facts: &CertFacts, key_store: StoreKind, encrypted: bool) -> Self {
         CaReport {
             dir: dir.display().to_string(),
             certificate_id: facts.certificate_id.clone(),
             subject: facts.subject_text.clone(),
             issuer: facts.issuer_text.clone(),
             key: facts.key.to_string(),
+            key_store,
+            encrypted,
             not_after: jitr_core::facts::rfc3339(facts.not_after),
             root: facts.self_issued,
         }
@@ -43,8 +48,13 @@ impl CaReport {
         } else {
             "intermediate CA"
         };
+        let store = match (self.key_store, self.encrypted) {
+            (StoreKind::File, true) => "file, encrypted",
+            (StoreKind::File, false) => "file",
+            (StoreKind::Pkcs11, _) => "pkcs11",
+        };
         format!(
-            "{verb} {kind} \"{}\" in {}\n  certificate id: {}\n  key: {}, valid until {}\n  issuer: {}\n",
+            "{verb} {kind} \"{}\" in {}\n  certificate id: {}\n  key: {} in key store {store}, valid until {}\n  issuer: {}\n",
             self.subject, self.dir, self.certificate_id, self.key, self.not_after, self.issuer
         )
     }
@@ -52,10 +62,18 @@ impl CaReport {
 
 /// `jitr ca create DIR`.
 pub fn create(a: &CaCreateArgs, out: &Output) -> Result<(), CliError> {
+    let unlock = a.unlock.unlock();
+    let issuer_unlock = Unlock {
+        password_file: a
+            .issuer_password_file
+            .clone()
+            .or(unlock.password_file.clone()),
+        pin_file: a.issuer_pin_file.clone().or(unlock.pin_file.clone()),
+    };
     let issuer = a
         .issuer
         .as_deref()
-        .map(|d| CaDir::load(d, "--issuer"))
+        .map(|d| CaDir::load(d, "--issuer", &issuer_unlock))
         .transpose()?;
     if let Some(parent) = &issuer {
         if parent.facts.basic_constraints.and_then(|bc| bc.path_len) == Some(0) {
@@ -75,35 +93,113 @@ pub fn create(a: &CaCreateArgs, out: &Output) -> Result<(), CliError> {
     if !subject.iter().any(|attr| attr.name == "CN") {
         return Err(CliError::invalid("--subject", "a CA subject needs a CN"));
     }
+    let cn = subject
+        .iter()
+        .find(|attr| attr.name == "CN")
+        .map(|attr| attr.value.clone());
+    let spec = new_key_spec(&a.store, cn.as_deref().unwrap_or_default())?;
     refuse_existing_ca(&a.dir, a.force)?;
 
-    let key = a.key.generate()?;
-    let params = profile::ca(
-        &subject,
-        a.days,
-        a.path_len,
-        issuer.as_ref().map(CaDir::not_after),
-    );
-    let cert = match &issuer {
-        Some(parent) => params.signed_by(&key, &parent.issuer),
-        None => params.self_signed(&key),
-    }
-    .map_err(|e| CliError::Crypto(format!("signing the CA certificate failed: {e}")))?;
-    let cert_pem = cert.pem();
-    let chain_pem = match &issuer {
-        Some(parent) => format!("{cert_pem}{}", parent.chain_pem),
-        None => cert_pem.clone(),
+    let new = store::create(&spec, a.key, &a.dir, &unlock)?;
+    let written = (|| {
+        let params = profile::ca(
+            &subject,
+            a.days,
+            a.path_len,
+            issuer.as_ref().map(CaDir::not_after),
+        );
+        let (cert, signer) = match &issuer {
+            Some(parent) => (
+                params.signed_by(&new.key, &parent.issuer),
+                parent.issuer.key(),
+            ),
+            None => (params.self_signed(&new.key), &new.key),
+        };
+        let cert = cert.map_err(|e| {
+            CliError::Crypto(format!(
+                "signing the CA certificate failed: {}",
+                signer.explain(&e)
+            ))
+        })?;
+        let cert_pem = cert.pem();
+        let chain_pem = match &issuer {
+            Some(parent) => format!("{cert_pem}{}", parent.chain_pem),
+            None => cert_pem.clone(),
+        };
+        files::ensure_dir(&a.dir, 0o700)?;
+        let stale = store::stale_files(&a.dir, &new.file);
+        let key_file = NewFile {
+            path: new.file.path.clone(),
+            contents: new.file.contents.clone(),
+            mode: new.file.mode,
+        };
+        files::write_all(
+            &ca_dir::files(&a.dir, &cert_pem, key_file, &chain_pem),
+            a.force,
+        )?;
+        // --force over a CA kept in another store: its key file would shadow ours.
+        for path in stale {
+            std::fs::remove_file(&path).map_err(|e| CliError::write(&path, e))?;
+        }
+        CertFacts::from_der(cert.der()).map_err(|e| CliError::Crypto(e.to_string()))
+    })();
+    let facts = match written {
+        Ok(facts) => facts,
+        Err(e) => {
+            new.discard();
+            return Err(e);
+        }
     };
-    files::ensure_dir(&a.dir, 0o700)?;
-    files::write_all(
-        &ca_dir::files(&a.dir, &cert_pem, &key.serialize_pem(), &chain_pem),
-        a.force,
-    )?;
-
-    let facts = CertFacts::from_der(cert.der()).map_err(|e| CliError::Crypto(e.to_string()))?;
-    let report = CaReport::new(&a.dir, &facts);
+    let encrypted = matches!(spec, NewKeySpec::File { encrypt: true });
+    let report = CaReport::new(&a.dir, &facts, new.key.store(), encrypted);
     out.result(&report, || report.text("created"));
     Ok(())
+}
+
+/// How `--key-store` and its flags ask the new key to be kept; `cn` names
+/// the key on a token when no label is given.
+fn new_key_spec(a: &KeyStoreArgs, cn: &str) -> Result<NewKeySpec, CliError> {
+    let pkcs11_flag = [
+        ("--pkcs11-module", a.pkcs11_module.is_some()),
+        ("--pkcs11-token", a.pkcs11_token.is_some()),
+        ("--pkcs11-key-label", a.pkcs11_key_label.is_some()),
+    ]
+    .into_iter()
+    .find(|(_, given)| *given);
+    match a.key_store {
+        StoreKind::File => {
+            if let Some((flag, _)) = pkcs11_flag {
+                return Err(CliError::invalid(
+                    flag,
+                    "applies to --key-store pkcs11 only",
+                ));
+            }
+            Ok(NewKeySpec::File { encrypt: a.encrypt })
+        }
+        StoreKind::Pkcs11 => {
+            if a.encrypt {
+                return Err(CliError::invalid(
+                    "--encrypt",
+                    "applies to --key-store file only (a token keeps its keys itself)",
+                ));
+            }
+            let module = a.pkcs11_module.clone().ok_or_else(|| {
+                CliError::invalid(
+                    "--key-store pkcs11",
+                    "needs --pkcs11-module PATH (the token's PKCS#11 library)",
+                )
+            })?;
+            let token = a.pkcs11_token.clone().ok_or_else(|| {
+                CliError::invalid("--key-store pkcs11", "needs --pkcs11-token LABEL")
+            })?;
+            Ok(NewKeySpec::Pkcs11 {
+                module,
+                token,
+                label: a.pkcs11_key_label.clone().unwrap_or_else(|| cn.to_string()),
+                adopt: a.pkcs11_key_label.is_some(),
+            })
+        }
+    }
 }
 
 /// `jitr ca import DIR --cert FILE --key FILE [--chain FILE]`.
@@ -111,7 +207,16 @@ pub fn import(a: &CaImportArgs, out: &Output) -> Result<(), CliError> {
     let cert_bytes = files::read(&a.cert)?;
     let (cert_der, facts) = ca_dir::read_ca_certificate(&cert_bytes, &a.cert)?;
     let key_what = a.key.display().to_string();
-    let (key, key_pem) = keys::load_private_key(&files::read(&a.key)?, &key_what)?;
+    let key_text = zeroize::Zeroizing::new(files::read(&a.key)?);
+    let unlock = a.unlock.unlock();
+    let mut passphrase = None;
+    let (key, key_pem, was_encrypted) =
+        keys::load_private_key_unlocking(&key_text, &key_what, || {
+            let secret =
+                SecretSource::password(unlock.password_file.clone()).read("file", false)?;
+            passphrase = Some(secret.clone());
+            Ok(secret)
+        })?;
     if !keys::matches_certificate(&key, &facts.public_key) {
         return Err(CliError::invalid(
             key_what,
@@ -139,24 +244,43 @@ pub fn import(a: &CaImportArgs, out: &Output) -> Result<(), CliError> {
         })?;
     }
     refuse_existing_ca(&a.dir, a.force)?;
+    // An encrypted key stays encrypted: as given, or re-encrypted with --encrypt
+    // (under the passphrase it came with, else a new one).
+    let stored = if a.encrypt {
+        let secret = match passphrase {
+            Some(p) => p,
+            None => SecretSource::password(unlock.password_file.clone()).read("file", true)?,
+        };
+        encrypted::encrypt(key.serialized_der(), &secret)
+            .map_err(|e| CliError::invalid("key store file", e))?
+    } else if was_encrypted {
+        zeroize::Zeroizing::new(String::from_utf8_lossy(&key_text).into_owned())
+    } else {
+        key_pem
+    };
     let cert_pem = jitr_core::pem::encode_certificate(&cert_der);
     let chain_pem: String = chain
         .iter()
         .map(|der| jitr_core::pem::encode_certificate(der))
         .collect();
     files::ensure_dir(&a.dir, 0o700)?;
+    let key_file = NewFile::secret(a.dir.join(ca_dir::KEY_FILE), stored.as_bytes());
+    let stale = store::stale_files(&a.dir, &key_file);
     files::write_all(
-        &ca_dir::files(&a.dir, &cert_pem, &key_pem, &chain_pem),
+        &ca_dir::files(&a.dir, &cert_pem, key_file, &chain_pem),
         a.force,
     )?;
-    let report = CaReport::new(&a.dir, &facts);
+    for path in stale {
+        std::fs::remove_file(&path).map_err(|e| CliError::write(&path, e))?;
+    }
+    let report = CaReport::new(&a.dir, &facts, StoreKind::File, a.encrypt || was_encrypted);
     out.result(&report, || report.text("imported"));
     Ok(())
 }
 
 /// `jitr ca verification-cert DIR --code CODE --out FILE`.
 pub fn verification_cert(a: &VerificationCertArgs, out: &Output) -> Result<(), CliError> {
-    let ca = CaDir::load(&a.dir, "CA directory")?;
+    let ca = CaDir::load(&a.dir, "CA directory", &a.unlock.unlock())?;
     let pem = verification_certificate(&ca, &a.code)?;
     files::write_all(&[NewFile::public(a.out.clone(), pem.as_bytes())], a.force)?;
     #[derive(Serialize)]
@@ -196,7 +320,10 @@ pub fn verification_certificate(ca: &CaDir, code: &str) -> Result<String, CliErr
     let cert = profile::verification(code, Some(ca.not_after()))
         .signed_by(&key, &ca.issuer)
         .map_err(|e| {
-            CliError::Crypto(format!("signing the verification certificate failed: {e}"))
+            CliError::Crypto(format!(
+                "signing the verification certificate failed: {}",
+                ca.issuer.key().explain(&e)
+            ))
         })?;
     Ok(cert.pem())
 }
@@ -205,7 +332,7 @@ fn refuse_existing_ca(dir: &Path, force: bool) -> Result<(), CliError> {
     if force {
         return Ok(());
     }
-    for name in [ca_dir::KEY_FILE, ca_dir::CERT_FILE] {
+    for name in [ca_dir::KEY_FILE, store::REF_FILE, ca_dir::CERT_FILE] {
         let path = dir.join(name);
         if path.exists() {
             return Err(CliError::Exists { path });

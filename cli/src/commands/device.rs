@@ -27,7 +27,7 @@ pub fn issue(a: &DeviceIssueArgs, out: &Output) -> Result<(), CliError> {
         Some(path) => KeySource::Csr(csr::read(path)?),
         None => KeySource::Generate(a.key),
     };
-    let ca = CaDir::load(&a.ca, "--ca")?;
+    let ca = CaDir::load(&a.ca, "--ca", &a.unlock.unlock())?;
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

@@ -145,8 +145,13 @@ impl Batch<'_> {
                 (params.signed_by(&csr.spki, &self.ca.issuer), None)
             }
         };
-        let cert =
-            cert.map_err(|e| CliError::Crypto(format!("signing {} failed: {e}", spec.name)))?;
+        let cert = cert.map_err(|e| {
+            CliError::Crypto(format!(
+                "signing {} failed: {}",
+                spec.name,
+                self.ca.issuer.key().explain(&e)
+            ))
+        })?;
         let facts = jitr_core::CertFacts::from_der(cert.der())
             .map_err(|e| CliError::Crypto(e.to_string()))?;
         let cert_pem = cert.pem();
