@@ -12,6 +12,7 @@ pub mod ministack;
 pub mod mosquitto;
 pub mod moto;
 pub mod rehearsal;
+pub mod softhsm;
 
 /// The workspace's target directory, next to this test binary.
 pub fn target_dir() -> PathBuf {

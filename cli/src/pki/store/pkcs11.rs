@@ -387,6 +387,10 @@ fn generate(
         Attribute::Sensitive(true),
         Attribute::Extractable(false),
         Attribute::Sign(true),
+        // A CA key signs; tokens default some of these to true.
+        Attribute::Decrypt(false),
+        Attribute::Unwrap(false),
+        Attribute::Derive(false),
     ];
     common(&mut private);
     let mechanism = match alg.rsa_bits() {
