@@ -222,10 +222,12 @@ pub struct UnlockArgs {
 }
 
 impl UnlockArgs {
-    pub fn unlock(&self) -> Unlock {
+    /// The secret sources, and the AWS options KMS is reached with.
+    pub fn unlock(&self, global: &Global) -> Unlock {
         Unlock {
             password_file: self.password_file.clone(),
             pin_file: self.pin_file.clone(),
+            aws: global.aws(),
         }
     }
 }
@@ -233,7 +235,8 @@ impl UnlockArgs {
 /// Where a new CA key is kept.
 #[derive(Debug, Args)]
 pub struct KeyStoreArgs {
-    /// Key store: file (ca.key in DIR) or pkcs11 (an HSM token; DIR keeps key.json).
+    /// Key store: file (ca.key in DIR), pkcs11 (an HSM token) or kms (AWS KMS); the
+    /// last two keep only a reference, key.json, in DIR.
     #[arg(long, value_enum, default_value_t = StoreKind::File)]
     pub key_store: StoreKind,
     /// Encrypt ca.key with a passphrase (file store): PKCS#8, scrypt + AES-256-CBC.
@@ -249,6 +252,10 @@ pub struct KeyStoreArgs {
     /// (default: the CA's CN; a new key only).
     #[arg(long, value_name = "LABEL")]
     pub pkcs11_key_label: Option<String>,
+    /// Adopt this KMS key (key id, ARN or alias/NAME; spec must match --key, usage
+    /// SIGN_VERIFY); default: create one with the alias alias/jitr/<CA CN>.
+    #[arg(long, value_name = "ID|ARN|ALIAS")]
+    pub kms_key_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -402,9 +409,13 @@ pub struct DeviceIssueArgs {
     /// File names written per device.
     #[arg(long, value_enum, default_value_t = Layout::Default)]
     pub layout: Layout,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores; with a kms CA, enough to reach --sign-rate).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// CA signatures per second at most (default: the store's limit, 300/s for
+    /// ECC and 500/s for RSA keys in KMS; none for file and pkcs11).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub sign_rate: Option<u32>,
     #[command(flatten)]
     pub unlock: UnlockArgs,
     /// Re-issue devices that already exist.

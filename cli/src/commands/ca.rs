@@ -5,7 +5,7 @@ use std::path::Path;
 use jitr_core::CertFacts;
 use serde::Serialize;
 
-use crate::args::{CaCreateArgs, CaImportArgs, KeyStoreArgs, VerificationCertArgs};
+use crate::args::{CaCreateArgs, CaImportArgs, Global, KeyStoreArgs, VerificationCertArgs};
 use crate::error::CliError;
 use crate::files::{self, NewFile};
 use crate::pki::ca_dir::{self, CaDir};
@@ -52,6 +52,7 @@ impl CaReport {
             (StoreKind::File, true) => "file, encrypted",
             (StoreKind::File, false) => "file",
             (StoreKind::Pkcs11, _) => "pkcs11",
+            (StoreKind::Kms, _) => "kms",
         };
         format!(
             "{verb} {kind} \"{}\" in {}\n  certificate id: {}\n  key: {} in key store {store}, valid until {}\n  issuer: {}\n",
@@ -61,14 +62,15 @@ impl CaReport {
 }
 
 /// `jitr ca create DIR`.
-pub fn create(a: &CaCreateArgs, out: &Output) -> Result<(), CliError> {
-    let unlock = a.unlock.unlock();
+pub fn create(a: &CaCreateArgs, g: &Global, out: &Output) -> Result<(), CliError> {
+    let unlock = a.unlock.unlock(g);
     let issuer_unlock = Unlock {
         password_file: a
             .issuer_password_file
             .clone()
             .or(unlock.password_file.clone()),
         pin_file: a.issuer_pin_file.clone().or(unlock.pin_file.clone()),
+        aws: unlock.aws.clone(),
     };
     let issuer = a
         .issuer
@@ -159,30 +161,46 @@ pub fn create(a: &CaCreateArgs, out: &Output) -> Result<(), CliError> {
 /// How `--key-store` and its flags ask the new key to be kept; `cn` names
 /// the key on a token when no label is given.
 fn new_key_spec(a: &KeyStoreArgs, cn: &str) -> Result<NewKeySpec, CliError> {
-    let pkcs11_flag = [
-        ("--pkcs11-module", a.pkcs11_module.is_some()),
-        ("--pkcs11-token", a.pkcs11_token.is_some()),
-        ("--pkcs11-key-label", a.pkcs11_key_label.is_some()),
-    ]
-    .into_iter()
-    .find(|(_, given)| *given);
+    let flags = [
+        ("--encrypt", a.encrypt, StoreKind::File),
+        (
+            "--pkcs11-module",
+            a.pkcs11_module.is_some(),
+            StoreKind::Pkcs11,
+        ),
+        (
+            "--pkcs11-token",
+            a.pkcs11_token.is_some(),
+            StoreKind::Pkcs11,
+        ),
+        (
+            "--pkcs11-key-label",
+            a.pkcs11_key_label.is_some(),
+            StoreKind::Pkcs11,
+        ),
+        ("--kms-key-id", a.kms_key_id.is_some(), StoreKind::Kms),
+    ];
+    if let Some((flag, _, store)) = flags
+        .iter()
+        .find(|(_, given, store)| *given && *store != a.key_store)
+    {
+        let name = match store {
+            StoreKind::File => "file",
+            StoreKind::Pkcs11 => "pkcs11",
+            StoreKind::Kms => "kms",
+        };
+        return Err(CliError::invalid(
+            flag,
+            format!("applies to --key-store {name} only"),
+        ));
+    }
     match a.key_store {
-        StoreKind::File => {
-            if let Some((flag, _)) = pkcs11_flag {
-                return Err(CliError::invalid(
-                    flag,
-                    "applies to --key-store pkcs11 only",
-                ));
-            }
-            Ok(NewKeySpec::File { encrypt: a.encrypt })
-        }
+        StoreKind::File => Ok(NewKeySpec::File { encrypt: a.encrypt }),
+        StoreKind::Kms => Ok(NewKeySpec::Kms {
+            key_id: a.kms_key_id.clone(),
+            name: cn.to_string(),
+        }),
         StoreKind::Pkcs11 => {
-            if a.encrypt {
-                return Err(CliError::invalid(
-                    "--encrypt",
-                    "applies to --key-store file only (a token keeps its keys itself)",
-                ));
-            }
             let module = a.pkcs11_module.clone().ok_or_else(|| {
                 CliError::invalid(
                     "--key-store pkcs11",
@@ -203,12 +221,12 @@ fn new_key_spec(a: &KeyStoreArgs, cn: &str) -> Result<NewKeySpec, CliError> {
 }
 
 /// `jitr ca import DIR --cert FILE --key FILE [--chain FILE]`.
-pub fn import(a: &CaImportArgs, out: &Output) -> Result<(), CliError> {
+pub fn import(a: &CaImportArgs, g: &Global, out: &Output) -> Result<(), CliError> {
     let cert_bytes = files::read(&a.cert)?;
     let (cert_der, facts) = ca_dir::read_ca_certificate(&cert_bytes, &a.cert)?;
     let key_what = a.key.display().to_string();
     let key_text = zeroize::Zeroizing::new(files::read(&a.key)?);
-    let unlock = a.unlock.unlock();
+    let unlock = a.unlock.unlock(g);
     let mut passphrase = None;
     let (key, key_pem, was_encrypted) =
         keys::load_private_key_unlocking(&key_text, &key_what, || {
@@ -279,8 +297,12 @@ pub fn import(a: &CaImportArgs, out: &Output) -> Result<(), CliError> {
 }
 
 /// `jitr ca verification-cert DIR --code CODE --out FILE`.
-pub fn verification_cert(a: &VerificationCertArgs, out: &Output) -> Result<(), CliError> {
-    let ca = CaDir::load(&a.dir, "CA directory", &a.unlock.unlock())?;
+pub fn verification_cert(
+    a: &VerificationCertArgs,
+    g: &Global,
+    out: &Output,
+) -> Result<(), CliError> {
+    let ca = CaDir::load(&a.dir, "CA directory", &a.unlock.unlock(g))?;
     let pem = verification_certificate(&ca, &a.code)?;
     files::write_all(&[NewFile::public(a.out.clone(), pem.as_bytes())], a.force)?;
     #[derive(Serialize)]

@@ -1,6 +1,6 @@
 //! `jitr device issue`.
 
-use crate::args::DeviceIssueArgs;
+use crate::args::{DeviceIssueArgs, Global};
 use crate::error::CliError;
 use crate::issue::batch::{Batch, KeySource};
 use crate::issue::csr;
@@ -10,7 +10,7 @@ use crate::pki::subject;
 use crate::report::Output;
 
 /// `jitr device issue --ca DIR --out OUTDIR (--name | --count | --names | --csr)`.
-pub fn issue(a: &DeviceIssueArgs, out: &Output) -> Result<(), CliError> {
+pub fn issue(a: &DeviceIssueArgs, g: &Global, out: &Output) -> Result<(), CliError> {
     // Everything is validated before the first file is written.
     let subject_extra = match &a.subject_extra {
         Some(text) => subject::parse(text).map_err(|e| CliError::invalid("--subject-extra", e))?,
@@ -27,10 +27,9 @@ pub fn issue(a: &DeviceIssueArgs, out: &Output) -> Result<(), CliError> {
         Some(path) => KeySource::Csr(csr::read(path)?),
         None => KeySource::Generate(a.key),
     };
-    let ca = CaDir::load(&a.ca, "--ca", &a.unlock.unlock())?;
-    let jobs = a
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let ca = CaDir::load(&a.ca, "--ca", &a.unlock.unlock(g))?;
+    let sign_rate = a.sign_rate.or(ca.issuer.key().default_sign_rate());
+    let jobs = a.jobs.unwrap_or_else(|| default_jobs(&ca, sign_rate));
     if jobs == 0 {
         return Err(CliError::invalid("--jobs", "must be at least 1"));
     }
@@ -44,6 +43,7 @@ pub fn issue(a: &DeviceIssueArgs, out: &Output) -> Result<(), CliError> {
         force: a.force,
         jobs,
         progress: out.chatty(),
+        sign_rate,
     };
     let outcome = batch.run(specs)?;
     out.result(&outcome, || {
@@ -68,6 +68,13 @@ pub fn issue(a: &DeviceIssueArgs, out: &Output) -> Result<(), CliError> {
                 }
             );
         }
+        if let Some(limit) = outcome.sign_rate {
+            text += &format!(
+                "\nsigned in key store {} at {rate:.0} signatures/s ({:.0}% of the {limit}/s limit)",
+                outcome.key_store.name(),
+                100.0 * rate / f64::from(limit)
+            );
+        }
         text += &format!(
             "\nmanifest: {} ({} devices)\n",
             outcome.manifest, outcome.manifest_rows
@@ -82,6 +89,17 @@ pub fn issue(a: &DeviceIssueArgs, out: &Output) -> Result<(), CliError> {
         return Err(CliError::Interrupted);
     }
     Ok(())
+}
+
+/// Worker threads: one per core for local signing; for a remote store, where
+/// each signature waits on the network, enough to keep the rate's worth of
+/// requests in flight (up to 200 ms each), capped at 128.
+fn default_jobs(ca: &CaDir, sign_rate: Option<u32>) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match (ca.issuer.key().store(), sign_rate) {
+        (crate::pki::store::StoreKind::Kms, Some(rate)) => (rate as usize / 5).clamp(cores, 128),
+        _ => cores,
+    }
 }
 
 fn device_specs(a: &DeviceIssueArgs) -> Result<Vec<DeviceSpec>, CliError> {

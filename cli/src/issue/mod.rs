@@ -1,9 +1,10 @@
 //! Device issuance: which devices ([`names`]), where their files go
 //! ([`layout`]), issuing them in parallel ([`batch`]) and the record of what
-//! is on disk ([`manifest`]).
+//! is on disk ([`manifest`]); [`pace`] keeps signing under the key store's rate.
 
 pub mod batch;
 pub mod csr;
 pub mod layout;
 pub mod manifest;
 pub mod names;
+pub mod pace;

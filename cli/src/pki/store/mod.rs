@@ -1,11 +1,12 @@
 //! Key stores: where a CA's private key lives and how jitr signs with it.
 //! `file` keeps a PKCS#8 file in the CA directory (`ca.key`, optionally
-//! encrypted); `pkcs11` keeps the key on a token and the directory only holds
-//! a reference (`key.json`, no secret). Every command that signs goes through
+//! encrypted); `pkcs11` (a token) and `kms` (AWS KMS) keep the key outside
+//! and the directory only holds a reference (`key.json`, no secret). Every command that signs goes through
 //! [`CaKey`], which rcgen signs with like any key pair.
 
 pub mod der;
 pub mod encrypted;
+pub mod kms;
 pub mod pkcs11;
 pub mod secret;
 
@@ -15,6 +16,7 @@ use std::sync::Mutex;
 use rcgen::{KeyPair, PublicKeyData, SignatureAlgorithm, SigningKey};
 use zeroize::Zeroizing;
 
+use self::kms::{KmsKeyRef, KmsSigner};
 use self::pkcs11::{TokenKeyRef, TokenSigner};
 use self::secret::SecretSource;
 use crate::error::CliError;
@@ -34,6 +36,19 @@ pub enum StoreKind {
     File,
     /// A PKCS#11 token (HSM); the directory keeps key.json.
     Pkcs11,
+    /// AWS KMS; the directory keeps key.json.
+    Kms,
+}
+
+impl StoreKind {
+    /// The name `--key-store` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreKind::File => "file",
+            StoreKind::Pkcs11 => "pkcs11",
+            StoreKind::Kms => "kms",
+        }
+    }
 }
 
 /// Where the secrets that unlock a CA key come from (never argv).
@@ -41,6 +56,8 @@ pub enum StoreKind {
 pub struct Unlock {
     pub password_file: Option<PathBuf>,
     pub pin_file: Option<PathBuf>,
+    /// How to reach KMS (the global --profile/--region/--endpoint-url).
+    pub aws: jitr_core::aws::AwsOptions,
 }
 
 impl Unlock {
@@ -57,6 +74,7 @@ impl Unlock {
 #[serde(tag = "store", rename_all = "lowercase", deny_unknown_fields)]
 enum KeyRef {
     Pkcs11(TokenKeyRef),
+    Kms(KmsKeyRef),
 }
 
 /// A CA's signing key, wherever it lives.
@@ -66,6 +84,8 @@ pub enum CaKey {
     File(KeyPair),
     /// On a PKCS#11 token.
     Token(TokenSigner),
+    /// In AWS KMS.
+    Kms(KmsSigner),
 }
 
 impl PublicKeyData for CaKey {
@@ -73,12 +93,14 @@ impl PublicKeyData for CaKey {
         match self {
             CaKey::File(k) => k.der_bytes(),
             CaKey::Token(t) => t.public_key_der(),
+            CaKey::Kms(k) => k.public_key_der(),
         }
     }
     fn algorithm(&self) -> &'static SignatureAlgorithm {
         match self {
             CaKey::File(k) => k.algorithm(),
             CaKey::Token(t) => t.algorithm(),
+            CaKey::Kms(k) => k.algorithm(),
         }
     }
 }
@@ -87,12 +109,19 @@ impl SigningKey for CaKey {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
         match self {
             CaKey::File(k) => k.sign(msg),
-            CaKey::Token(t) => t.sign(msg).map_err(|e| {
-                *t.last_error.lock().expect("error slot") = Some(e.to_string());
-                rcgen::Error::RemoteKeyError
-            }),
+            CaKey::Token(t) => t.sign(msg).map_err(|e| remember(e.to_string())),
+            CaKey::Kms(k) => k.sign(msg).map_err(|e| remember(e.to_string())),
         }
     }
+}
+
+/// Why the last remote signature failed: rcgen's error only says "remote
+/// key error". One slot per process is enough: the first failure stops a run.
+static LAST_SIGN_ERROR: Mutex<Option<String>> = Mutex::new(None);
+
+fn remember(why: String) -> rcgen::Error {
+    *LAST_SIGN_ERROR.lock().expect("error slot") = Some(why);
+    rcgen::Error::RemoteKeyError
 }
 
 impl CaKey {
@@ -101,15 +130,30 @@ impl CaKey {
         match self {
             CaKey::File(_) => StoreKind::File,
             CaKey::Token(_) => StoreKind::Pkcs11,
+            CaKey::Kms(_) => StoreKind::Kms,
         }
     }
 
-    /// A signing failure in words: rcgen only says "remote key error", the
-    /// store remembers why.
+    /// Signatures per second the store allows by default (KMS's account
+    /// quota: 300/s for ECC keys, 500/s for RSA), `None` for no limit.
+    pub fn default_sign_rate(&self) -> Option<u32> {
+        match self {
+            CaKey::Kms(k) if k.kind().is_rsa() => Some(500),
+            CaKey::Kms(_) => Some(300),
+            _ => None,
+        }
+    }
+
+    /// A signing failure in words, with the store's reason when rcgen lost it.
     pub fn explain(&self, e: &rcgen::Error) -> String {
-        if let (rcgen::Error::RemoteKeyError, CaKey::Token(t)) = (e, self) {
-            if let Some(why) = t.last_error.lock().expect("error slot").clone() {
-                return format!("key store pkcs11: {why}");
+        if let rcgen::Error::RemoteKeyError = e {
+            if let Some(why) = LAST_SIGN_ERROR.lock().expect("error slot").clone() {
+                let store = if self.store() == StoreKind::Kms {
+                    "kms"
+                } else {
+                    "pkcs11"
+                };
+                return format!("key store {store}: {why}");
             }
         }
         e.to_string()
@@ -129,6 +173,11 @@ pub enum NewKeySpec {
         /// The label was given: an existing key of that label is adopted.
         adopt: bool,
     },
+    Kms {
+        /// Adopt this key (id, ARN or alias/NAME); else create one aliased by `name`.
+        key_id: Option<String>,
+        name: String,
+    },
 }
 
 /// A new CA key and the file that records it in the CA directory.
@@ -142,8 +191,10 @@ pub struct NewKey {
 impl NewKey {
     /// Undoes what creating the key changed outside the CA directory.
     pub fn discard(&self) {
-        if let (true, CaKey::Token(t)) = (self.generated, &self.key) {
-            t.destroy();
+        match (self.generated, &self.key) {
+            (true, CaKey::Token(t)) => t.destroy(),
+            (true, CaKey::Kms(k)) => k.destroy(),
+            _ => {}
         }
     }
 }
@@ -196,6 +247,17 @@ pub fn create(
                 generated,
             })
         }
+        NewKeySpec::Kms { key_id, name } => {
+            let signer = KmsSigner::create(&unlock.aws, key_id.as_deref(), alg, name)
+                .map_err(|e| store_error("kms", e))?;
+            let json = serde_json::to_string_pretty(&KeyRef::Kms(signer.reference.clone()))
+                .expect("key.json serializes");
+            Ok(NewKey {
+                file: NewFile::public(dir.join(REF_FILE), format!("{json}\n")),
+                key: CaKey::Kms(signer),
+                generated: key_id.is_none(),
+            })
+        }
     }
 }
 
@@ -208,7 +270,7 @@ pub fn open(dir: &Path, unlock: &Unlock) -> Result<CaKey, CliError> {
         let reference: KeyRef = serde_json::from_slice(&text).map_err(|e| {
             CliError::invalid(
                 ref_path.display(),
-                format!("not a key reference ({e}); expected {{\"store\": \"pkcs11\", ...}} as `jitr ca create --key-store` writes"),
+                format!("not a key reference ({e}); expected {{\"store\": \"pkcs11\" or \"kms\", ...}} as `jitr ca create --key-store` writes"),
             )
         })?;
         return match reference {
@@ -216,6 +278,10 @@ pub fn open(dir: &Path, unlock: &Unlock) -> Result<CaKey, CliError> {
                 let pin = unlock.pin().read("pkcs11", false)?;
                 let signer = TokenSigner::open(&r, &pin).map_err(|e| store_error("pkcs11", e))?;
                 Ok(CaKey::Token(signer))
+            }
+            KeyRef::Kms(r) => {
+                let signer = KmsSigner::open(&r, &unlock.aws).map_err(|e| store_error("kms", e))?;
+                Ok(CaKey::Kms(signer))
             }
         };
     }

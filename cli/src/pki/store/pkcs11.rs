@@ -73,7 +73,6 @@ pub struct TokenSigner {
     kind: KeyAlg,
     sessions: Mutex<Vec<Session>>,
     pub(crate) reference: TokenKeyRef,
-    pub(crate) last_error: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for TokenSigner {
@@ -261,7 +260,6 @@ impl TokenSigner {
             kind,
             sessions: Mutex::new(vec![session]),
             reference,
-            last_error: Mutex::new(None),
         })
     }
 
