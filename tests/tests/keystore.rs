@@ -1,11 +1,15 @@
-//! Key stores: encrypted CA key files (openssl decrypts them) and CA keys on
-//! a PKCS#11 token (SoftHSM2); devices verified by openssl.
+//! Key stores: encrypted CA key files (openssl decrypts them), CA keys on a
+//! PKCS#11 token (SoftHSM2) and in AWS KMS (the ministack emulator, whose
+//! Sign with MessageType DIGEST was checked to sign the digest as given);
+//! devices verified by openssl.
 
 use std::path::Path;
 use std::process::Command;
 
+use jitr_tests::ministack::Ministack;
 use jitr_tests::softhsm::{SoftHsm, PIN};
-use jitr_tests::{bin, list_dir, mode, openssl, run, Run};
+use jitr_tests::{bin, kms, list_dir, mode, openssl, run, Run};
+use serde_json::json;
 
 const PASSPHRASE: &str = "correct horse battery";
 
@@ -832,5 +836,246 @@ fn pkcs11_bad_input_is_one_sentence_and_changes_nothing() {
     assert_eq!(
         a,
         public_key_of(d, &["x509", "-in", "again/ca.crt", "-pubkey", "-noout"])
+    );
+}
+
+/// The base64 of a certificate's SubjectPublicKeyInfo, as openssl prints it.
+fn cert_spki_base64(d: &Path, cert: &str) -> String {
+    openssl(d, &["x509", "-in", cert, "-pubkey", "-noout"])
+        .success()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect()
+}
+
+#[test]
+fn kms_creates_and_adopts_keys_that_sign_devices_and_register() {
+    let ms = Ministack::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let report = kms::jitr(
+        &ms,
+        d,
+        &[
+            "--json",
+            "ca",
+            "create",
+            "root",
+            "--key-store",
+            "kms",
+            "--subject",
+            "CN=KMS Root",
+        ],
+    )
+    .json();
+    assert_eq!(report["key_store"], "kms");
+    assert_eq!(
+        list_dir(&d.join("root")),
+        ["ca.crt", "chain.pem", "key.json"]
+    );
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("root/key.json")).unwrap()).unwrap();
+    assert_eq!(reference["store"], "kms");
+    assert_eq!(reference["key_spec"], "ECC_NIST_P256");
+    let arn = reference["key_id"].as_str().unwrap().to_string();
+    // The alias and description jitr gave it, as KMS reports them.
+    let described = kms::call(
+        &ms,
+        "describe_key",
+        json!({ "KeyId": "alias/jitr/KMS-Root" }),
+    );
+    assert_eq!(described["KeyMetadata"]["Arn"], arn.as_str(), "{described}");
+    assert_eq!(described["KeyMetadata"]["KeyUsage"], "SIGN_VERIFY");
+    assert_eq!(
+        described["KeyMetadata"]["Description"],
+        "jitr CA key: KMS Root"
+    );
+    // The certificate's public key is KMS's.
+    assert_eq!(
+        cert_spki_base64(d, "root/ca.crt"),
+        kms::public_key(&ms, &arn)
+    );
+
+    // Adopt keys made elsewhere, by ARN, for RSA and P-384 intermediates.
+    for (dir, spec, key) in [
+        ("intr", "RSA_2048", "rsa-2048"),
+        ("int", "ECC_NIST_P384", "ec-p384"),
+    ] {
+        let key_arn = kms::create_key(&ms, spec, "SIGN_VERIFY");
+        kms::jitr(
+            &ms,
+            d,
+            &[
+                "ca",
+                "create",
+                dir,
+                "--key",
+                key,
+                "--issuer",
+                "root",
+                "--key-store",
+                "kms",
+                "--kms-key-id",
+                &key_arn,
+                "--subject",
+                &format!("CN={dir}"),
+            ],
+        )
+        .success();
+        assert_eq!(
+            cert_spki_base64(d, &format!("{dir}/ca.crt")),
+            kms::public_key(&ms, &key_arn)
+        );
+    }
+    // Devices: bulk and CSR, verified by openssl.
+    kms::jitr(
+        &ms,
+        d,
+        &[
+            "--json",
+            "device",
+            "issue",
+            "--ca",
+            "intr",
+            "--out",
+            "dev",
+            "--count",
+            "20",
+            "--name-template",
+            "k{n:02}",
+        ],
+    )
+    .json();
+    jitr_tests::ec_csr(d, "csr.key", "dev.csr", "/CN=from-csr");
+    kms::jitr(
+        &ms,
+        d,
+        &[
+            "device", "issue", "--ca", "int", "--out", "dev", "--name", "from-csr", "--csr",
+            "dev.csr",
+        ],
+    )
+    .success();
+    for n in 1..=20 {
+        verify(
+            d,
+            "root/ca.crt",
+            Some("intr/ca.crt"),
+            &format!("dev/k{n:02}/device.crt"),
+        );
+    }
+    verify(
+        d,
+        "root/ca.crt",
+        Some("int/ca.crt"),
+        "dev/from-csr/device.crt",
+    );
+    // ca register: the verification certificate is signed in KMS.
+    let registered = kms::jitr(&ms, d, &["--json", "ca", "register", "int"]).json();
+    assert_eq!(registered["outcome"], "registered", "{registered}");
+    assert_eq!(registered["status"], "ACTIVE");
+    kms::jitr(
+        &ms,
+        d,
+        &[
+            "ca",
+            "verification-cert",
+            "int",
+            "--code",
+            "abc123",
+            "--out",
+            "v.crt",
+        ],
+    )
+    .success();
+    verify(d, "root/ca.crt", Some("int/ca.crt"), "v.crt");
+}
+
+#[test]
+fn kms_keys_of_the_wrong_kind_or_state_are_refused_and_nothing_is_written() {
+    let ms = Ministack::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let adopt = |dir: &str, key_id: &str, key: &str| {
+        kms::jitr(
+            &ms,
+            d,
+            &[
+                "ca",
+                "create",
+                dir,
+                "--key-store",
+                "kms",
+                "--kms-key-id",
+                key_id,
+                "--key",
+                key,
+            ],
+        )
+    };
+    let rsa = kms::create_key(&ms, "RSA_2048", "SIGN_VERIFY");
+    let err = adopt("a", &rsa, "ec-p256").failure().to_string();
+    assert!(
+        err.contains("key store kms") && err.contains("is RSA_2048, expected ECC_NIST_P256"),
+        "{err}"
+    );
+    let encrypting = kms::create_key(&ms, "RSA_2048", "ENCRYPT_DECRYPT");
+    let err = adopt("b", &encrypting, "rsa-2048").failure().to_string();
+    assert!(
+        err.contains("key usage ENCRYPT_DECRYPT, expected SIGN_VERIFY"),
+        "{err}"
+    );
+    let disabled = kms::create_key(&ms, "ECC_NIST_P256", "SIGN_VERIFY");
+    kms::call(&ms, "disable_key", json!({ "KeyId": disabled }));
+    let err = adopt("c", &disabled, "ec-p256").failure().to_string();
+    assert!(err.contains("is Disabled, expected Enabled"), "{err}");
+    let doomed = kms::create_key(&ms, "ECC_NIST_P256", "SIGN_VERIFY");
+    kms::call(
+        &ms,
+        "schedule_key_deletion",
+        json!({ "KeyId": doomed, "PendingWindowInDays": 7 }),
+    );
+    let err = adopt("e", &doomed, "ec-p256").failure().to_string();
+    assert!(
+        err.contains("is PendingDeletion, expected Enabled"),
+        "{err}"
+    );
+    let err = adopt("f", "alias/jitr/none-such", "ec-p256")
+        .failure()
+        .to_string();
+    assert!(
+        err.contains("key store kms") && err.contains("not found"),
+        "{err}"
+    );
+    for dir in ["a", "b", "c", "e", "f"] {
+        assert!(!d.join(dir).exists(), "{dir} written");
+    }
+
+    // A CA whose key is disabled later: signing commands say so, write nothing.
+    kms::jitr(&ms, d, &["ca", "create", "root", "--key-store", "kms"]).success();
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("root/key.json")).unwrap()).unwrap();
+    kms::call(&ms, "disable_key", json!({ "KeyId": reference["key_id"] }));
+    let err = kms::jitr(
+        &ms,
+        d,
+        &[
+            "device", "issue", "--ca", "root", "--out", "dev", "--name", "x",
+        ],
+    )
+    .failure()
+    .to_string();
+    assert!(
+        err.contains("key store kms") && err.contains("Disabled"),
+        "{err}"
+    );
+    assert!(!d.join("dev").exists());
+    // The alias is taken now: a second CA of the same name is not silently given the key.
+    let err = kms::jitr(&ms, d, &["ca", "create", "again", "--key-store", "kms"])
+        .failure()
+        .to_string();
+    assert!(
+        err.contains("alias/jitr/jitr-Root-CA already exists"),
+        "{err}"
     );
 }
