@@ -336,7 +336,7 @@ pub struct VerificationCertArgs {
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
     /// Issue device certificates: one, a numbered run, a list, or from a CSR.
-    Issue(DeviceIssueArgs),
+    Issue(Box<DeviceIssueArgs>),
     /// Register device certificates with AWS IoT directly (the path without JITR).
     Register(DeviceRegisterArgs),
 }
