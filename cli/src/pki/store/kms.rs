@@ -373,7 +373,7 @@ mod tests {
         for (name, alias) in [
             ("jitr Root CA", "alias/jitr/jitr-Root-CA"),
             ("Acme/Line_3-a", "alias/jitr/Acme/Line_3-a"),
-            ("Ünï", "alias/jitr/---"),
+            ("Ünï", "alias/jitr/-n-"),
         ] {
             assert_eq!(alias_for(name), alias);
         }
