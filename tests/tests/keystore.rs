@@ -1079,3 +1079,49 @@ fn kms_keys_of_the_wrong_kind_or_state_are_refused_and_nothing_is_written() {
         "{err}"
     );
 }
+
+#[test]
+fn kms_throttling_is_retried_and_every_device_is_signed() {
+    let ms = Ministack::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    kms::jitr(&ms, d, &["ca", "create", "root", "--key-store", "kms"]).success();
+    // Every other Sign call is refused with ThrottlingException.
+    let proxy = kms::ThrottlingProxy::start(&ms);
+    let run = kms::jitr(
+        &ms,
+        d,
+        &[
+            "--json",
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "dev",
+            "--count",
+            "12",
+            "--name-template",
+            "t{n:02}",
+            "--endpoint-url",
+            &proxy.url,
+        ],
+    );
+    let report = run.json();
+    assert_eq!(report["issued"].as_array().unwrap().len(), 12, "{report}");
+    assert_eq!(report["key_store"], "kms");
+    assert_eq!(
+        report["sign_rate"], 300,
+        "the KMS quota for ECC keys is the default"
+    );
+    let stats = proxy.stats();
+    assert!(stats["throttled"].as_u64().unwrap() >= 12, "{stats}");
+    assert_eq!(
+        stats["sign"].as_u64().unwrap(),
+        2 * stats["throttled"].as_u64().unwrap(),
+        "{stats}"
+    );
+    for n in 1..=12 {
+        verify(d, "root/ca.crt", None, &format!("dev/t{n:02}/device.crt"));
+    }
+}
