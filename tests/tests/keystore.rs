@@ -1125,3 +1125,107 @@ fn kms_throttling_is_retried_and_every_device_is_signed() {
         verify(d, "root/ca.crt", None, &format!("dev/t{n:02}/device.crt"));
     }
 }
+
+/// Runs `jitr ARGS` in `cwd` on a pseudo-terminal, typing `answers` one per
+/// prompt; returns what the terminal showed and the exit code.
+fn on_terminal(cwd: &Path, args: &[&str], answers: &[&str]) -> (String, i32) {
+    const SCRIPT: &str = r#"
+import json, os, pty, sys, time
+args, answers = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(args[0], args)
+out = b""
+def read_until(marker):
+    global out
+    deadline = time.time() + 30
+    while marker not in out and time.time() < deadline:
+        try:
+            out += os.read(fd, 4096)
+        except OSError:
+            break
+for n, answer in enumerate(answers):
+    read_until(b": ")
+    out = out.replace(b": ", b":\n", 1)
+    os.write(fd, answer.encode() + b"\n")
+while True:
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+_, status = os.waitpid(pid, 0)
+print(json.dumps({"out": out.decode(errors="replace"), "code": os.waitstatus_to_exitcode(status)}))
+"#;
+    let mut argv = vec![bin("jitr").display().to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let run = run(Command::new("python3")
+        .args([
+            "-c",
+            SCRIPT,
+            &json!(argv).to_string(),
+            &json!(answers).to_string(),
+        ])
+        .current_dir(cwd)
+        .env_remove("JITR_CA_PASSWORD")
+        .env_remove("JITR_PKCS11_PIN"));
+    let v = run.json();
+    (
+        v["out"].as_str().unwrap().to_string(),
+        v["code"].as_i64().unwrap() as i32,
+    )
+}
+
+#[test]
+fn on_a_terminal_the_passphrase_is_prompted_twice_on_create_and_never_echoed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let (shown, code) = on_terminal(
+        d,
+        &["ca", "create", "root", "--encrypt"],
+        &["typed-secret-1", "typed-secret-1"],
+    );
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(
+        shown.matches("passphrase of the CA key").count(),
+        2,
+        "{shown}"
+    );
+    assert!(!shown.contains("typed-secret-1"), "echoed: {shown}");
+    write(d, "pw", "typed-secret-1");
+    openssl(
+        d,
+        &["pkey", "-in", "root/ca.key", "-passin", "file:pw", "-noout"],
+    )
+    .success();
+
+    let (shown, code) = on_terminal(
+        d,
+        &["ca", "create", "other", "--encrypt"],
+        &["one-thing", "another"],
+    );
+    assert_eq!(code, 1, "{shown}");
+    assert!(
+        shown.contains("the two entries of the passphrase of the CA key differ"),
+        "{shown}"
+    );
+    assert!(!d.join("other").exists());
+
+    // Using the CA asks once.
+    let (shown, code) = on_terminal(
+        d,
+        &[
+            "device", "issue", "--ca", "root", "--out", "dev", "--name", "t",
+        ],
+        &["typed-secret-1"],
+    );
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(
+        shown.matches("passphrase of the CA key").count(),
+        1,
+        "{shown}"
+    );
+    verify(d, "root/ca.crt", None, "dev/t/device.crt");
+}
