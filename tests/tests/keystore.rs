@@ -1229,3 +1229,47 @@ fn on_a_terminal_the_passphrase_is_prompted_twice_on_create_and_never_echoed() {
     );
     verify(d, "root/ca.crt", None, "dev/t/device.crt");
 }
+
+#[test]
+fn ca_register_signs_the_proof_with_an_encrypted_key_and_registers_nothing_without_it() {
+    let ms = Ministack::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write(d, "pw", PASSPHRASE);
+    write(d, "wrong", "not-the-passphrase");
+    jitr_env(
+        d,
+        &["ca", "create", "root", "--encrypt", "--password-file", "pw"],
+        &[],
+    )
+    .success();
+
+    let run = kms::jitr(
+        &ms,
+        d,
+        &["ca", "register", "root", "--password-file", "wrong"],
+    );
+    assert!(
+        run.failure().contains("passphrase is wrong"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("not-the-passphrase"));
+    let listed = kms::jitr(&ms, d, &["--json", "ca", "list"]).json();
+    assert_eq!(
+        listed.to_string().matches("certificate_id").count(),
+        0,
+        "nothing registered: {listed}"
+    );
+
+    let registered = kms::jitr(
+        &ms,
+        d,
+        &["--json", "ca", "register", "root", "--password-file", "pw"],
+    )
+    .json();
+    assert_eq!(registered["outcome"], "registered", "{registered}");
+    assert_eq!(registered["status"], "ACTIVE");
+    let listed = kms::jitr(&ms, d, &["--json", "ca", "list"]).json();
+    assert_eq!(listed.to_string().matches("certificate_id").count(), 1, "{listed}");
+}
