@@ -1271,5 +1271,85 @@ fn ca_register_signs_the_proof_with_an_encrypted_key_and_registers_nothing_witho
     assert_eq!(registered["outcome"], "registered", "{registered}");
     assert_eq!(registered["status"], "ACTIVE");
     let listed = kms::jitr(&ms, d, &["--json", "ca", "list"]).json();
-    assert_eq!(listed.to_string().matches("certificate_id").count(), 1, "{listed}");
+    assert_eq!(
+        listed.to_string().matches("certificate_id").count(),
+        1,
+        "{listed}"
+    );
+}
+
+#[test]
+fn pkcs11_adopts_key_pairs_made_by_other_tools() {
+    let hsm = SoftHsm::start("ext");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for (kind, label, id) in [
+        ("EC:secp384r1", "ext p384", "42"),
+        ("rsa:3072", "ext rsa", "43"),
+    ] {
+        hsm.tool(&[
+            "--keypairgen",
+            "--key-type",
+            kind,
+            "--label",
+            label,
+            "--id",
+            id,
+        ])
+        .success();
+    }
+    let store = hsm.store_args();
+    let env = [("JITR_PKCS11_PIN", PIN)];
+    let args = vec![
+        "ca",
+        "create",
+        "root",
+        "--key",
+        "ec-p384",
+        "--pkcs11-key-label",
+        "ext p384",
+    ];
+    hsm.jitr(d, &with(args, &store), &env).success();
+    let args = vec![
+        "ca",
+        "create",
+        "int",
+        "--key",
+        "rsa-3072",
+        "--pkcs11-key-label",
+        "ext rsa",
+        "--issuer",
+        "root",
+    ];
+    hsm.jitr(d, &with(args, &store), &env).success();
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("int/key.json")).unwrap()).unwrap();
+    assert_eq!(reference["key_id"], "43", "the key's CKA_ID is recorded");
+    hsm.jitr(
+        d,
+        &[
+            "device", "issue", "--ca", "int", "--out", "dev", "--name", "z",
+        ],
+        &env,
+    )
+    .success();
+    verify(d, "root/ca.crt", Some("int/ca.crt"), "dev/z/device.crt");
+    // The certificate carries the token's public key, as pkcs11-tool reads it.
+    let der = d.join("pub.der").display().to_string();
+    hsm.tool(&[
+        "--read-object",
+        "--type",
+        "pubkey",
+        "--label",
+        "ext rsa",
+        "-o",
+        &der,
+    ])
+    .success();
+    let from_token: String = openssl(d, &["pkey", "-pubin", "-inform", "DER", "-in", "pub.der"])
+        .success()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    assert_eq!(from_token, cert_spki_base64(d, "int/ca.crt"));
 }
