@@ -362,3 +362,85 @@ fn refuse_existing_ca(dir: &Path, force: bool) -> Result<(), CliError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(store: StoreKind) -> KeyStoreArgs {
+        KeyStoreArgs {
+            key_store: store,
+            encrypt: false,
+            pkcs11_module: None,
+            pkcs11_token: None,
+            pkcs11_key_label: None,
+            kms_key_id: None,
+        }
+    }
+
+    #[test]
+    fn store_flags_belong_to_their_store() {
+        let mut a = args(StoreKind::File);
+        a.encrypt = true;
+        assert!(matches!(
+            new_key_spec(&a, "CA"),
+            Ok(NewKeySpec::File { encrypt: true })
+        ));
+
+        // (store, flag set, expected error fragment)
+        let cases: [(StoreKind, fn(&mut KeyStoreArgs), &str); 5] = [
+            (
+                StoreKind::File,
+                |a| a.pkcs11_token = Some("t".into()),
+                "--pkcs11-token: applies to --key-store pkcs11 only",
+            ),
+            (
+                StoreKind::File,
+                |a| a.kms_key_id = Some("k".into()),
+                "--kms-key-id: applies to --key-store kms only",
+            ),
+            (
+                StoreKind::Kms,
+                |a| a.encrypt = true,
+                "--encrypt: applies to --key-store file only",
+            ),
+            (
+                StoreKind::Pkcs11,
+                |a| a.pkcs11_token = Some("t".into()),
+                "needs --pkcs11-module",
+            ),
+            (
+                StoreKind::Pkcs11,
+                |a| a.pkcs11_module = Some("m.so".into()),
+                "needs --pkcs11-token",
+            ),
+        ];
+        for (store, set, expected) in cases {
+            let mut a = args(store);
+            set(&mut a);
+            let err = new_key_spec(&a, "CA").unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn token_labels_default_to_the_cn_and_are_adopted_only_when_given() {
+        let mut a = args(StoreKind::Pkcs11);
+        a.pkcs11_module = Some("m.so".into());
+        a.pkcs11_token = Some("t".into());
+        let Ok(NewKeySpec::Pkcs11 { label, adopt, .. }) = new_key_spec(&a, "Acme Root") else {
+            panic!("pkcs11 spec")
+        };
+        assert_eq!((label.as_str(), adopt), ("Acme Root", false));
+        a.pkcs11_key_label = Some("hsm-key-7".into());
+        let Ok(NewKeySpec::Pkcs11 { label, adopt, .. }) = new_key_spec(&a, "Acme Root") else {
+            panic!("pkcs11 spec")
+        };
+        assert_eq!((label.as_str(), adopt), ("hsm-key-7", true));
+        let Ok(NewKeySpec::Kms { key_id, name }) = new_key_spec(&args(StoreKind::Kms), "Acme Root")
+        else {
+            panic!("kms spec")
+        };
+        assert_eq!((key_id, name.as_str()), (None, "Acme Root"));
+    }
+}

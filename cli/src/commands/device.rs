@@ -6,6 +6,7 @@ use crate::issue::batch::{Batch, KeySource};
 use crate::issue::csr;
 use crate::issue::names::{self, DeviceSpec, Template};
 use crate::pki::ca_dir::CaDir;
+use crate::pki::store::StoreKind;
 use crate::pki::subject;
 use crate::report::Output;
 
@@ -29,7 +30,10 @@ pub fn issue(a: &DeviceIssueArgs, g: &Global, out: &Output) -> Result<(), CliErr
     };
     let ca = CaDir::load(&a.ca, "--ca", &a.unlock.unlock(g))?;
     let sign_rate = a.sign_rate.or(ca.issuer.key().default_sign_rate());
-    let jobs = a.jobs.unwrap_or_else(|| default_jobs(&ca, sign_rate));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| default_jobs(ca.issuer.key().store(), sign_rate, cores));
     if jobs == 0 {
         return Err(CliError::invalid("--jobs", "must be at least 1"));
     }
@@ -94,10 +98,9 @@ pub fn issue(a: &DeviceIssueArgs, g: &Global, out: &Output) -> Result<(), CliErr
 /// Worker threads: one per core for local signing; for a remote store, where
 /// each signature waits on the network, enough to keep the rate's worth of
 /// requests in flight (up to 200 ms each), capped at 128.
-fn default_jobs(ca: &CaDir, sign_rate: Option<u32>) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    match (ca.issuer.key().store(), sign_rate) {
-        (crate::pki::store::StoreKind::Kms, Some(rate)) => (rate as usize / 5).clamp(cores, 128),
+fn default_jobs(store: StoreKind, sign_rate: Option<u32>, cores: usize) -> usize {
+    match (store, sign_rate) {
+        (StoreKind::Kms, Some(rate)) => (rate as usize / 5).clamp(cores, 128),
         _ => cores,
     }
 }
@@ -113,4 +116,30 @@ fn device_specs(a: &DeviceIssueArgs) -> Result<Vec<DeviceSpec>, CliError> {
     let name = a.name.as_deref().expect("clap requires one source");
     names::check_name(name, "--name")?;
     Ok(vec![DeviceSpec::named(name)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_follow_the_store() {
+        // (store, sign rate, cores, expected workers)
+        let cases = [
+            (StoreKind::File, None, 2, 2),
+            (StoreKind::File, Some(10), 8, 8),
+            (StoreKind::Pkcs11, None, 4, 4),
+            (StoreKind::Kms, Some(300), 2, 60),
+            (StoreKind::Kms, Some(500), 2, 100),
+            (StoreKind::Kms, Some(5), 4, 4),
+            (StoreKind::Kms, Some(100_000), 2, 128),
+        ];
+        for (store, rate, cores, expected) in cases {
+            assert_eq!(
+                default_jobs(store, rate, cores),
+                expected,
+                "{store:?} {rate:?} {cores}"
+            );
+        }
+    }
 }
