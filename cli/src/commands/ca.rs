@@ -367,6 +367,9 @@ fn refuse_existing_ca(dir: &Path, force: bool) -> Result<(), CliError> {
 mod tests {
     use super::*;
 
+    /// Sets one flag of the store arguments.
+    type Set = fn(&mut KeyStoreArgs);
+
     fn args(store: StoreKind) -> KeyStoreArgs {
         KeyStoreArgs {
             key_store: store,
@@ -388,7 +391,7 @@ mod tests {
         ));
 
         // (store, flag set, expected error fragment)
-        let cases: [(StoreKind, fn(&mut KeyStoreArgs), &str); 5] = [
+        let cases: [(StoreKind, Set, &str); 5] = [
             (
                 StoreKind::File,
                 |a| a.pkcs11_token = Some("t".into()),
