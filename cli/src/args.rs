@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::pki::keys::KeyAlg;
+use crate::pki::store::{StoreKind, Unlock};
 
 /// jitr: AWS IoT Just-in-Time Registration done right.
 #[derive(Debug, Parser)]
@@ -181,6 +182,8 @@ pub struct CaRegisterArgs {
     /// Register the CA INACTIVE.
     #[arg(long)]
     pub inactive: bool,
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
 }
 
 /// A registered CA: a CA directory, or a certificate id (64 hex digits).
@@ -205,13 +208,73 @@ pub struct AutoRegistrationArgs {
     pub ca: CaTarget,
 }
 
+/// Where the secrets of a CA's key store come from (never from an argument).
+#[derive(Debug, Clone, Default, Args)]
+pub struct UnlockArgs {
+    /// File whose first line is the passphrase of an encrypted CA key
+    /// (default: JITR_CA_PASSWORD, else a prompt on a terminal).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// File whose first line is the PKCS#11 user PIN
+    /// (default: JITR_PKCS11_PIN, else a prompt on a terminal).
+    #[arg(long, value_name = "FILE")]
+    pub pin_file: Option<PathBuf>,
+}
+
+impl UnlockArgs {
+    /// The secret sources, and the AWS options KMS is reached with.
+    pub fn unlock(&self, global: &Global) -> Unlock {
+        Unlock {
+            password_file: self.password_file.clone(),
+            pin_file: self.pin_file.clone(),
+            aws: global.aws(),
+        }
+    }
+}
+
+/// Where a new CA key is kept.
+#[derive(Debug, Args)]
+pub struct KeyStoreArgs {
+    /// Key store: file (ca.key in DIR), pkcs11 (an HSM token) or kms (AWS KMS); the
+    /// last two keep only a reference, key.json, in DIR.
+    #[arg(long, value_enum, default_value_t = StoreKind::File)]
+    pub key_store: StoreKind,
+    /// Encrypt ca.key with a passphrase (file store): PKCS#8, scrypt + AES-256-CBC.
+    #[arg(long)]
+    pub encrypt: bool,
+    /// The token's PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so.
+    #[arg(long, value_name = "PATH")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// The token's label.
+    #[arg(long, value_name = "LABEL")]
+    pub pkcs11_token: Option<String>,
+    /// The key's label on the token: an existing key is adopted, else one is generated
+    /// (default: the CA's CN; a new key only).
+    #[arg(long, value_name = "LABEL")]
+    pub pkcs11_key_label: Option<String>,
+    /// Adopt this KMS key (key id, ARN or alias/NAME; spec must match --key, usage
+    /// SIGN_VERIFY); default: create one with the alias alias/jitr/<CA CN>.
+    #[arg(long, value_name = "ID|ARN|ALIAS")]
+    pub kms_key_id: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct CaCreateArgs {
-    /// Directory to write ca.crt, ca.key and chain.pem into.
+    /// Directory to write ca.crt, chain.pem and ca.key (or key.json) into.
     pub dir: PathBuf,
     /// Key type.
     #[arg(long, value_enum, default_value_t = KeyAlg::EcP256)]
     pub key: KeyAlg,
+    #[command(flatten)]
+    pub store: KeyStoreArgs,
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
+    /// Passphrase file of the --issuer's encrypted key (default: --password-file's sources).
+    #[arg(long, value_name = "FILE", requires = "issuer")]
+    pub issuer_password_file: Option<PathBuf>,
+    /// PIN file of the --issuer's token (default: --pin-file's sources).
+    #[arg(long, value_name = "FILE", requires = "issuer")]
+    pub issuer_pin_file: Option<PathBuf>,
     /// Subject, e.g. "CN=Acme Root CA,O=Acme,C=DE" (escape commas in values as \,).
     #[arg(long)]
     pub subject: Option<String>,
@@ -236,9 +299,15 @@ pub struct CaImportArgs {
     /// The CA certificate (PEM or DER); further PEM blocks are taken as its issuers.
     #[arg(long, value_name = "FILE")]
     pub cert: PathBuf,
-    /// The CA private key: PKCS#8, PKCS#1 (RSA PRIVATE KEY) or SEC1 (EC PRIVATE KEY) PEM.
+    /// The CA private key: PKCS#8 (plain or ENCRYPTED), PKCS#1 (RSA PRIVATE KEY) or
+    /// SEC1 (EC PRIVATE KEY) PEM. An encrypted key is kept encrypted as given.
     #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
+    /// Store ca.key encrypted with a passphrase (re-encrypts an encrypted key).
+    #[arg(long)]
+    pub encrypt: bool,
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
     /// The issuers of an intermediate CA, up to the root (PEM).
     #[arg(long, value_name = "FILE")]
     pub chain: Option<PathBuf>,
@@ -257,6 +326,8 @@ pub struct VerificationCertArgs {
     /// Where to write the verification certificate (PEM).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
     /// Replace an existing FILE.
     #[arg(long)]
     pub force: bool,
@@ -265,7 +336,7 @@ pub struct VerificationCertArgs {
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
     /// Issue device certificates: one, a numbered run, a list, or from a CSR.
-    Issue(DeviceIssueArgs),
+    Issue(Box<DeviceIssueArgs>),
     /// Register device certificates with AWS IoT directly (the path without JITR).
     Register(DeviceRegisterArgs),
 }
@@ -338,9 +409,15 @@ pub struct DeviceIssueArgs {
     /// File names written per device.
     #[arg(long, value_enum, default_value_t = Layout::Default)]
     pub layout: Layout,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores; with a kms CA, enough to reach --sign-rate).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// CA signatures per second at most (default: the store's limit, 300/s for
+    /// ECC and 500/s for RSA keys in KMS; none for file and pkcs11).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub sign_rate: Option<u32>,
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
     /// Re-issue devices that already exist.
     #[arg(long)]
     pub force: bool,

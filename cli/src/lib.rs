@@ -22,9 +22,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     };
     let g = &cli.global;
     match cli.command {
-        Command::Ca(CaCommand::Create(a)) => commands::ca::create(&a, &out),
-        Command::Ca(CaCommand::Import(a)) => commands::ca::import(&a, &out),
-        Command::Ca(CaCommand::VerificationCert(a)) => commands::ca::verification_cert(&a, &out),
+        Command::Ca(CaCommand::Create(a)) => commands::ca::create(&a, g, &out),
+        Command::Ca(CaCommand::Import(a)) => commands::ca::import(&a, g, &out),
+        Command::Ca(CaCommand::VerificationCert(a)) => commands::ca::verification_cert(&a, g, &out),
         Command::Ca(CaCommand::Register(a)) => commands::ca_aws::register(&a, g, &out),
         Command::Ca(CaCommand::List) => commands::ca_aws::list(g, &out),
         Command::Ca(CaCommand::Show(t)) => commands::ca_aws::show(&t, g, &out),
@@ -34,7 +34,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             commands::ca_aws::auto_registration(&a, g, &out)
         }
         Command::Ca(CaCommand::Deregister(t)) => commands::ca_aws::deregister(&t, g, &out),
-        Command::Device(DeviceCommand::Issue(a)) => commands::device::issue(&a, &out),
+        Command::Device(DeviceCommand::Issue(a)) => commands::device::issue(&a, g, &out),
         Command::Device(DeviceCommand::Register(a)) => {
             commands::device_register::register(&a, g, &out)
         }

@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod kms;
 pub mod lambda;
 pub mod ministack;
 pub mod mosquitto;
 pub mod moto;
 pub mod rehearsal;
+pub mod softhsm;
 
 /// The workspace's target directory, next to this test binary.
 pub fn target_dir() -> PathBuf {

@@ -5,10 +5,11 @@ use std::path::Path;
 use jitr_core::CertFacts;
 use serde::Serialize;
 
-use crate::args::{CaCreateArgs, CaImportArgs, VerificationCertArgs};
+use crate::args::{CaCreateArgs, CaImportArgs, Global, KeyStoreArgs, VerificationCertArgs};
 use crate::error::CliError;
 use crate::files::{self, NewFile};
 use crate::pki::ca_dir::{self, CaDir};
+use crate::pki::store::{self, encrypted, secret::SecretSource, NewKeySpec, StoreKind, Unlock};
 use crate::pki::{keys, profile, subject};
 use crate::report::Output;
 
@@ -20,18 +21,22 @@ struct CaReport {
     subject: String,
     issuer: String,
     key: String,
+    key_store: StoreKind,
+    encrypted: bool,
     not_after: String,
     root: bool,
 }
 
 impl CaReport {
-    fn new(dir: &Path, facts: &CertFacts) -> Self {
+    fn new(dir: &Path, facts: &CertFacts, key_store: StoreKind, encrypted: bool) -> Self {
         CaReport {
             dir: dir.display().to_string(),
             certificate_id: facts.certificate_id.clone(),
             subject: facts.subject_text.clone(),
             issuer: facts.issuer_text.clone(),
             key: facts.key.to_string(),
+            key_store,
+            encrypted,
             not_after: jitr_core::facts::rfc3339(facts.not_after),
             root: facts.self_issued,
         }
@@ -43,19 +48,34 @@ impl CaReport {
         } else {
             "intermediate CA"
         };
+        let store = match (self.key_store, self.encrypted) {
+            (StoreKind::File, true) => "file, encrypted",
+            (StoreKind::File, false) => "file",
+            (StoreKind::Pkcs11, _) => "pkcs11",
+            (StoreKind::Kms, _) => "kms",
+        };
         format!(
-            "{verb} {kind} \"{}\" in {}\n  certificate id: {}\n  key: {}, valid until {}\n  issuer: {}\n",
+            "{verb} {kind} \"{}\" in {}\n  certificate id: {}\n  key: {} in key store {store}, valid until {}\n  issuer: {}\n",
             self.subject, self.dir, self.certificate_id, self.key, self.not_after, self.issuer
         )
     }
 }
 
 /// `jitr ca create DIR`.
-pub fn create(a: &CaCreateArgs, out: &Output) -> Result<(), CliError> {
+pub fn create(a: &CaCreateArgs, g: &Global, out: &Output) -> Result<(), CliError> {
+    let unlock = a.unlock.unlock(g);
+    let issuer_unlock = Unlock {
+        password_file: a
+            .issuer_password_file
+            .clone()
+            .or(unlock.password_file.clone()),
+        pin_file: a.issuer_pin_file.clone().or(unlock.pin_file.clone()),
+        aws: unlock.aws.clone(),
+    };
     let issuer = a
         .issuer
         .as_deref()
-        .map(|d| CaDir::load(d, "--issuer"))
+        .map(|d| CaDir::load(d, "--issuer", &issuer_unlock))
         .transpose()?;
     if let Some(parent) = &issuer {
         parent.check_valid_now("--issuer")?;
@@ -76,43 +96,137 @@ pub fn create(a: &CaCreateArgs, out: &Output) -> Result<(), CliError> {
     if !subject.iter().any(|attr| attr.name == "CN") {
         return Err(CliError::invalid("--subject", "a CA subject needs a CN"));
     }
+    let cn = subject
+        .iter()
+        .find(|attr| attr.name == "CN")
+        .map(|attr| attr.value.clone());
+    let spec = new_key_spec(&a.store, cn.as_deref().unwrap_or_default())?;
     refuse_existing_ca(&a.dir, a.force)?;
 
-    let key = a.key.generate()?;
-    let params = profile::ca(
-        &subject,
-        a.days,
-        a.path_len,
-        issuer.as_ref().map(CaDir::not_after),
-    );
-    let cert = match &issuer {
-        Some(parent) => params.signed_by(&key, &parent.issuer),
-        None => params.self_signed(&key),
-    }
-    .map_err(|e| CliError::Crypto(format!("signing the CA certificate failed: {e}")))?;
-    let cert_pem = cert.pem();
-    let chain_pem = match &issuer {
-        Some(parent) => format!("{cert_pem}{}", parent.chain_pem),
-        None => cert_pem.clone(),
+    let new = store::create(&spec, a.key, &a.dir, &unlock)?;
+    let written = (|| {
+        let params = profile::ca(
+            &subject,
+            a.days,
+            a.path_len,
+            issuer.as_ref().map(CaDir::not_after),
+        );
+        let (cert, signer) = match &issuer {
+            Some(parent) => (
+                params.signed_by(&new.key, &parent.issuer),
+                parent.issuer.key(),
+            ),
+            None => (params.self_signed(&new.key), &new.key),
+        };
+        let cert = cert.map_err(|e| {
+            CliError::Crypto(format!(
+                "signing the CA certificate failed: {}",
+                signer.explain(&e)
+            ))
+        })?;
+        let cert_pem = cert.pem();
+        let chain_pem = match &issuer {
+            Some(parent) => format!("{cert_pem}{}", parent.chain_pem),
+            None => cert_pem.clone(),
+        };
+        let key_file = NewFile {
+            path: new.file.path.clone(),
+            contents: new.file.contents.clone(),
+            mode: new.file.mode,
+        };
+        write_ca_dir(&a.dir, &cert_pem, key_file, &chain_pem, a.force)?;
+        CertFacts::from_der(cert.der()).map_err(|e| CliError::Crypto(e.to_string()))
+    })();
+    let facts = match written {
+        Ok(facts) => facts,
+        Err(e) => {
+            new.discard();
+            return Err(e);
+        }
     };
-    write_ca_dir(
-        &a.dir,
-        &ca_dir::files(&a.dir, &cert_pem, &key.serialize_pem(), &chain_pem),
-        a.force,
-    )?;
-
-    let facts = CertFacts::from_der(cert.der()).map_err(|e| CliError::Crypto(e.to_string()))?;
-    let report = CaReport::new(&a.dir, &facts);
+    let encrypted = matches!(spec, NewKeySpec::File { encrypt: true });
+    let report = CaReport::new(&a.dir, &facts, new.key.store(), encrypted);
     out.result(&report, || report.text("created"));
     Ok(())
 }
 
+/// How `--key-store` and its flags ask the new key to be kept; `cn` names
+/// the key on a token when no label is given.
+fn new_key_spec(a: &KeyStoreArgs, cn: &str) -> Result<NewKeySpec, CliError> {
+    let flags = [
+        ("--encrypt", a.encrypt, StoreKind::File),
+        (
+            "--pkcs11-module",
+            a.pkcs11_module.is_some(),
+            StoreKind::Pkcs11,
+        ),
+        (
+            "--pkcs11-token",
+            a.pkcs11_token.is_some(),
+            StoreKind::Pkcs11,
+        ),
+        (
+            "--pkcs11-key-label",
+            a.pkcs11_key_label.is_some(),
+            StoreKind::Pkcs11,
+        ),
+        ("--kms-key-id", a.kms_key_id.is_some(), StoreKind::Kms),
+    ];
+    if let Some((flag, _, store)) = flags
+        .iter()
+        .find(|(_, given, store)| *given && *store != a.key_store)
+    {
+        let name = match store {
+            StoreKind::File => "file",
+            StoreKind::Pkcs11 => "pkcs11",
+            StoreKind::Kms => "kms",
+        };
+        return Err(CliError::invalid(
+            flag,
+            format!("applies to --key-store {name} only"),
+        ));
+    }
+    match a.key_store {
+        StoreKind::File => Ok(NewKeySpec::File { encrypt: a.encrypt }),
+        StoreKind::Kms => Ok(NewKeySpec::Kms {
+            key_id: a.kms_key_id.clone(),
+            name: cn.to_string(),
+        }),
+        StoreKind::Pkcs11 => {
+            let module = a.pkcs11_module.clone().ok_or_else(|| {
+                CliError::invalid(
+                    "--key-store pkcs11",
+                    "needs --pkcs11-module PATH (the token's PKCS#11 library)",
+                )
+            })?;
+            let token = a.pkcs11_token.clone().ok_or_else(|| {
+                CliError::invalid("--key-store pkcs11", "needs --pkcs11-token LABEL")
+            })?;
+            Ok(NewKeySpec::Pkcs11 {
+                module,
+                token,
+                label: a.pkcs11_key_label.clone().unwrap_or_else(|| cn.to_string()),
+                adopt: a.pkcs11_key_label.is_some(),
+            })
+        }
+    }
+}
+
 /// `jitr ca import DIR --cert FILE --key FILE [--chain FILE]`.
-pub fn import(a: &CaImportArgs, out: &Output) -> Result<(), CliError> {
+pub fn import(a: &CaImportArgs, g: &Global, out: &Output) -> Result<(), CliError> {
     let cert_bytes = files::read(&a.cert)?;
     let (cert_der, facts) = ca_dir::read_ca_certificate(&cert_bytes, &a.cert)?;
     let key_what = a.key.display().to_string();
-    let (key, key_pem) = keys::load_private_key(&files::read(&a.key)?, &key_what)?;
+    let key_text = zeroize::Zeroizing::new(files::read(&a.key)?);
+    let unlock = a.unlock.unlock(g);
+    let mut passphrase = None;
+    let (key, key_pem, was_encrypted) =
+        keys::load_private_key_unlocking(&key_text, &key_what, || {
+            let secret =
+                SecretSource::password(unlock.password_file.clone()).read("file", false)?;
+            passphrase = Some(secret.clone());
+            Ok(secret)
+        })?;
     if !keys::matches_certificate(&key, &facts.public_key) {
         return Err(CliError::invalid(
             key_what,
@@ -140,24 +254,39 @@ pub fn import(a: &CaImportArgs, out: &Output) -> Result<(), CliError> {
         })?;
     }
     refuse_existing_ca(&a.dir, a.force)?;
+    // An encrypted key stays encrypted: as given, or re-encrypted with --encrypt
+    // (under the passphrase it came with, else a new one).
+    let stored = if a.encrypt {
+        let secret = match passphrase {
+            Some(p) => p,
+            None => SecretSource::password(unlock.password_file.clone()).read("file", true)?,
+        };
+        encrypted::encrypt(key.serialized_der(), &secret)
+            .map_err(|e| CliError::invalid("key store file", e))?
+    } else if was_encrypted {
+        zeroize::Zeroizing::new(String::from_utf8_lossy(&key_text).into_owned())
+    } else {
+        key_pem
+    };
     let cert_pem = jitr_core::pem::encode_certificate(&cert_der);
     let chain_pem: String = chain
         .iter()
         .map(|der| jitr_core::pem::encode_certificate(der))
         .collect();
-    write_ca_dir(
-        &a.dir,
-        &ca_dir::files(&a.dir, &cert_pem, &key_pem, &chain_pem),
-        a.force,
-    )?;
-    let report = CaReport::new(&a.dir, &facts);
+    let key_file = NewFile::secret(a.dir.join(ca_dir::KEY_FILE), stored.as_bytes());
+    write_ca_dir(&a.dir, &cert_pem, key_file, &chain_pem, a.force)?;
+    let report = CaReport::new(&a.dir, &facts, StoreKind::File, a.encrypt || was_encrypted);
     out.result(&report, || report.text("imported"));
     Ok(())
 }
 
 /// `jitr ca verification-cert DIR --code CODE --out FILE`.
-pub fn verification_cert(a: &VerificationCertArgs, out: &Output) -> Result<(), CliError> {
-    let ca = CaDir::load(&a.dir, "CA directory")?;
+pub fn verification_cert(
+    a: &VerificationCertArgs,
+    g: &Global,
+    out: &Output,
+) -> Result<(), CliError> {
+    let ca = CaDir::load(&a.dir, "CA directory", &a.unlock.unlock(g))?;
     ca.check_valid_now("CA directory")?;
     let pem = verification_certificate(&ca, &a.code)?;
     files::write_all(&[NewFile::public(a.out.clone(), pem.as_bytes())], a.force)?;
@@ -198,7 +327,10 @@ pub fn verification_certificate(ca: &CaDir, code: &str) -> Result<String, CliErr
     let cert = profile::verification(code, Some(ca.not_after()))
         .signed_by(&key, &ca.issuer)
         .map_err(|e| {
-            CliError::Crypto(format!("signing the verification certificate failed: {e}"))
+            CliError::Crypto(format!(
+                "signing the verification certificate failed: {}",
+                ca.issuer.key().explain(&e)
+            ))
         })?;
     Ok(cert.pem())
 }
@@ -209,23 +341,120 @@ pub fn verification_certificate(ca: &CaDir, code: &str) -> Result<String, CliErr
 /// with another's certificate), the existence check is repeated and every
 /// rename refuses an existing target. Temp copies of a key left by a killed
 /// run are removed first (safe: every writer holds this lock).
-fn write_ca_dir(dir: &Path, new: &[NewFile], force: bool) -> Result<(), CliError> {
+fn write_ca_dir(
+    dir: &Path,
+    cert_pem: &str,
+    key: NewFile,
+    chain_pem: &str,
+    force: bool,
+) -> Result<(), CliError> {
     files::ensure_dir(dir, 0o700)?;
     let _lock = files::DirLock::acquire(dir)?;
     files::remove_stale_temps(dir);
     refuse_existing_ca(dir, force)?;
-    files::write_all(new, force)
+    // --force over a CA kept in another store: its key file would shadow ours.
+    let stale = store::stale_files(dir, &key);
+    files::write_all(&ca_dir::files(dir, cert_pem, key, chain_pem), force)?;
+    for path in stale {
+        std::fs::remove_file(&path).map_err(|e| CliError::write(&path, e))?;
+    }
+    Ok(())
 }
 
 fn refuse_existing_ca(dir: &Path, force: bool) -> Result<(), CliError> {
     if force {
         return Ok(());
     }
-    for name in [ca_dir::KEY_FILE, ca_dir::CERT_FILE] {
+    for name in [ca_dir::KEY_FILE, store::REF_FILE, ca_dir::CERT_FILE] {
         let path = dir.join(name);
         if path.exists() {
             return Err(CliError::Exists { path });
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sets one flag of the store arguments.
+    type Set = fn(&mut KeyStoreArgs);
+
+    fn args(store: StoreKind) -> KeyStoreArgs {
+        KeyStoreArgs {
+            key_store: store,
+            encrypt: false,
+            pkcs11_module: None,
+            pkcs11_token: None,
+            pkcs11_key_label: None,
+            kms_key_id: None,
+        }
+    }
+
+    #[test]
+    fn store_flags_belong_to_their_store() {
+        let mut a = args(StoreKind::File);
+        a.encrypt = true;
+        assert!(matches!(
+            new_key_spec(&a, "CA"),
+            Ok(NewKeySpec::File { encrypt: true })
+        ));
+
+        // (store, flag set, expected error fragment)
+        let cases: [(StoreKind, Set, &str); 5] = [
+            (
+                StoreKind::File,
+                |a| a.pkcs11_token = Some("t".into()),
+                "--pkcs11-token: applies to --key-store pkcs11 only",
+            ),
+            (
+                StoreKind::File,
+                |a| a.kms_key_id = Some("k".into()),
+                "--kms-key-id: applies to --key-store kms only",
+            ),
+            (
+                StoreKind::Kms,
+                |a| a.encrypt = true,
+                "--encrypt: applies to --key-store file only",
+            ),
+            (
+                StoreKind::Pkcs11,
+                |a| a.pkcs11_token = Some("t".into()),
+                "needs --pkcs11-module",
+            ),
+            (
+                StoreKind::Pkcs11,
+                |a| a.pkcs11_module = Some("m.so".into()),
+                "needs --pkcs11-token",
+            ),
+        ];
+        for (store, set, expected) in cases {
+            let mut a = args(store);
+            set(&mut a);
+            let err = new_key_spec(&a, "CA").unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn token_labels_default_to_the_cn_and_are_adopted_only_when_given() {
+        let mut a = args(StoreKind::Pkcs11);
+        a.pkcs11_module = Some("m.so".into());
+        a.pkcs11_token = Some("t".into());
+        let Ok(NewKeySpec::Pkcs11 { label, adopt, .. }) = new_key_spec(&a, "Acme Root") else {
+            panic!("pkcs11 spec")
+        };
+        assert_eq!((label.as_str(), adopt), ("Acme Root", false));
+        a.pkcs11_key_label = Some("hsm-key-7".into());
+        let Ok(NewKeySpec::Pkcs11 { label, adopt, .. }) = new_key_spec(&a, "Acme Root") else {
+            panic!("pkcs11 spec")
+        };
+        assert_eq!((label.as_str(), adopt), ("hsm-key-7", true));
+        let Ok(NewKeySpec::Kms { key_id, name }) = new_key_spec(&args(StoreKind::Kms), "Acme Root")
+        else {
+            panic!("kms spec")
+        };
+        assert_eq!((key_id, name.as_str()), (None, "Acme Root"));
+    }
 }

@@ -171,7 +171,7 @@ pub fn register(a: &CaRegisterArgs, global: &Global, out: &Output) -> Result<(),
     let (der, facts) = ca_dir::read_ca_certificate(&files::read(&cert_path)?, &cert_path)?;
     check_locally(&der, &cert_path)?;
     let ca = match a.mode {
-        RegisterMode::Default => Some(CaDir::load(&a.dir, "DIR")?),
+        RegisterMode::Default => Some(CaDir::load(&a.dir, "DIR", &a.unlock.unlock(global))?),
         RegisterMode::SniOnly => None,
     };
     let status = wanted_status(a.inactive);

@@ -1,16 +1,17 @@
 //! `jitr device issue`.
 
-use crate::args::DeviceIssueArgs;
+use crate::args::{DeviceIssueArgs, Global};
 use crate::error::CliError;
 use crate::issue::batch::{Batch, KeySource};
 use crate::issue::csr;
 use crate::issue::names::{self, DeviceSpec, Template};
 use crate::pki::ca_dir::CaDir;
+use crate::pki::store::StoreKind;
 use crate::pki::subject;
 use crate::report::Output;
 
 /// `jitr device issue --ca DIR --out OUTDIR (--name | --count | --names | --csr)`.
-pub fn issue(a: &DeviceIssueArgs, out: &Output) -> Result<(), CliError> {
+pub fn issue(a: &DeviceIssueArgs, g: &Global, out: &Output) -> Result<(), CliError> {
     // Everything is validated before the first file is written.
     let subject_extra = match &a.subject_extra {
         Some(text) => subject::parse(text).map_err(|e| CliError::invalid("--subject-extra", e))?,
@@ -27,10 +28,11 @@ pub fn issue(a: &DeviceIssueArgs, out: &Output) -> Result<(), CliError> {
         Some(path) => KeySource::Csr(csr::read(path)?),
         None => KeySource::Generate(a.key),
     };
-    let ca = CaDir::load(&a.ca, "--ca")?;
+    let ca = CaDir::load(&a.ca, "--ca", &a.unlock.unlock(g))?;
     ca.check_valid_now("--ca")?;
+    let sign_rate = a.sign_rate.or(ca.issuer.key().default_sign_rate());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let jobs = jobs(a.jobs, cores)?;
+    let jobs = jobs(a.jobs, ca.issuer.key().store(), sign_rate, cores)?;
     let batch = Batch {
         ca: &ca,
         out: &a.out,
@@ -41,6 +43,7 @@ pub fn issue(a: &DeviceIssueArgs, out: &Output) -> Result<(), CliError> {
         force: a.force,
         jobs,
         progress: out.chatty(),
+        sign_rate,
     };
     let outcome = batch.run(specs)?;
     out.result(&outcome, || {
@@ -60,6 +63,13 @@ pub fn issue(a: &DeviceIssueArgs, out: &Output) -> Result<(), CliError> {
                 ", skipped {} made meanwhile by another run ({}; theirs were kept)",
                 outcome.made_by_another_run.len(),
                 some_names(&outcome.made_by_another_run)
+            );
+        }
+        if let Some(limit) = outcome.sign_rate {
+            text += &format!(
+                "\nsigned in key store {} at {rate:.0} signatures/s ({:.0}% of the {limit}/s limit)",
+                outcome.key_store.name(),
+                100.0 * rate / f64::from(limit)
             );
         }
         text += &format!(
@@ -90,20 +100,43 @@ fn some_names(names: &[String]) -> String {
 }
 
 /// Workers per core beyond which more threads only cost memory and time:
-/// issuing is CPU-bound.
+/// local signing is CPU-bound.
 const JOBS_PER_CORE: usize = 4;
 
-/// `--jobs`: default all cores; at least 1, at most [`JOBS_PER_CORE`] per core.
-fn jobs(requested: Option<usize>, cores: usize) -> Result<usize, CliError> {
-    let max = JOBS_PER_CORE * cores.max(1);
+/// Workers for a remote store, where each signature waits on the network.
+const MAX_REMOTE_JOBS: usize = 128;
+
+/// `--jobs`: at least 1, at most [`JOBS_PER_CORE`] per core (for KMS, up to
+/// [`MAX_REMOTE_JOBS`]); by default [`default_jobs`].
+fn jobs(
+    requested: Option<usize>,
+    store: StoreKind,
+    sign_rate: Option<u32>,
+    cores: usize,
+) -> Result<usize, CliError> {
+    let cores = cores.max(1);
+    let max = match store {
+        StoreKind::Kms => MAX_REMOTE_JOBS.max(JOBS_PER_CORE * cores),
+        _ => JOBS_PER_CORE * cores,
+    };
     match requested {
-        None => Ok(cores.max(1)),
+        None => Ok(default_jobs(store, sign_rate, cores)),
         Some(0) => Err(CliError::invalid("--jobs", "must be at least 1")),
         Some(n) if n > max => Err(CliError::invalid(
             "--jobs",
-            format!("{n} is more than {max} ({JOBS_PER_CORE} per core on this machine's {cores}; issuing is CPU-bound)"),
+            format!("{n} is more than {max} ({JOBS_PER_CORE} per core on this machine's {cores}, {MAX_REMOTE_JOBS} for KMS; more threads only cost time)"),
         )),
         Some(n) => Ok(n),
+    }
+}
+
+/// Worker threads: one per core for local signing; for a remote store, where
+/// each signature waits on the network, enough to keep the rate's worth of
+/// requests in flight (up to 200 ms each), capped at [`MAX_REMOTE_JOBS`].
+fn default_jobs(store: StoreKind, sign_rate: Option<u32>, cores: usize) -> usize {
+    match (store, sign_rate) {
+        (StoreKind::Kms, Some(rate)) => (rate as usize / 5).clamp(cores, MAX_REMOTE_JOBS),
+        _ => cores,
     }
 }
 
@@ -126,16 +159,40 @@ mod tests {
 
     #[test]
     fn jobs_default_to_the_cores_and_are_capped() {
-        assert_eq!(jobs(None, 2).unwrap(), 2);
-        assert_eq!(jobs(None, 0).unwrap(), 1);
-        assert_eq!(jobs(Some(1), 2).unwrap(), 1);
-        assert_eq!(jobs(Some(8), 2).unwrap(), 8);
-        let err = jobs(Some(9), 2).unwrap_err().to_string();
+        let file = StoreKind::File;
+        assert_eq!(jobs(None, file, None, 2).unwrap(), 2);
+        assert_eq!(jobs(None, file, None, 0).unwrap(), 1);
+        assert_eq!(jobs(Some(1), file, None, 2).unwrap(), 1);
+        assert_eq!(jobs(Some(8), file, None, 2).unwrap(), 8);
+        let err = jobs(Some(9), file, None, 2).unwrap_err().to_string();
         assert!(err.starts_with("--jobs: 9 is more than 8"), "{err}");
-        assert!(jobs(Some(5000), 2).is_err());
-        assert!(jobs(Some(0), 2)
+        assert!(jobs(Some(5000), file, None, 2).is_err());
+        assert!(jobs(Some(0), file, None, 2)
             .unwrap_err()
             .to_string()
             .contains("at least 1"));
+        assert_eq!(jobs(Some(100), StoreKind::Kms, Some(300), 2).unwrap(), 100);
+        assert!(jobs(Some(129), StoreKind::Kms, Some(300), 2).is_err());
+    }
+
+    #[test]
+    fn workers_follow_the_store() {
+        // (store, sign rate, cores, expected workers)
+        let cases = [
+            (StoreKind::File, None, 2, 2),
+            (StoreKind::File, Some(10), 8, 8),
+            (StoreKind::Pkcs11, None, 4, 4),
+            (StoreKind::Kms, Some(300), 2, 60),
+            (StoreKind::Kms, Some(500), 2, 100),
+            (StoreKind::Kms, Some(5), 4, 4),
+            (StoreKind::Kms, Some(100_000), 2, 128),
+        ];
+        for (store, rate, cores, expected) in cases {
+            assert_eq!(
+                default_jobs(store, rate, cores),
+                expected,
+                "{store:?} {rate:?} {cores}"
+            );
+        }
     }
 }

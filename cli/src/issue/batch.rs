@@ -47,6 +47,8 @@ pub struct Batch<'a> {
     pub force: bool,
     pub jobs: usize,
     pub progress: bool,
+    /// CA signatures per second at most (a remote key store's quota).
+    pub sign_rate: Option<u32>,
 }
 
 /// What a run did.
@@ -63,6 +65,9 @@ pub struct Outcome {
     pub manifest: String,
     pub seconds: f64,
     pub interrupted: bool,
+    /// The store that signed (file, pkcs11, kms) and the rate it was held to.
+    pub key_store: crate::pki::store::StoreKind,
+    pub sign_rate: Option<u32>,
 }
 
 impl Batch<'_> {
@@ -132,6 +137,8 @@ impl Batch<'_> {
             manifest: self.out.join(manifest::FILE).display().to_string(),
             seconds: started.elapsed().as_secs_f64(),
             interrupted,
+            key_store: self.ca.issuer.key().store(),
+            sign_rate: self.sign_rate,
         })
     }
 
@@ -150,6 +157,9 @@ impl Batch<'_> {
             value: spec.name.clone(),
         });
 
+        if let Some(pacer) = &shared.pacer {
+            pacer.wait();
+        }
         let (cert, key_pem) = match &self.keys {
             KeySource::Generate(alg) => {
                 let key = alg.generate()?;
@@ -162,8 +172,13 @@ impl Batch<'_> {
                 (params.signed_by(&csr.spki, &self.ca.issuer), None)
             }
         };
-        let cert =
-            cert.map_err(|e| CliError::Crypto(format!("signing {} failed: {e}", spec.name)))?;
+        let cert = cert.map_err(|e| {
+            CliError::Crypto(format!(
+                "signing {} failed: {}",
+                spec.name,
+                self.ca.issuer.key().explain(&e)
+            ))
+        })?;
         let facts = jitr_core::CertFacts::from_der(cert.der())
             .map_err(|e| CliError::Crypto(e.to_string()))?;
         let cert_pem = cert.pem();
@@ -203,6 +218,7 @@ impl Batch<'_> {
 
 /// What every device of a run shares, computed once.
 struct Shared {
+    pacer: Option<super::pace::Pacer>,
     cap: time::OffsetDateTime,
     files: Files,
     server_root: Option<String>,
@@ -215,6 +231,7 @@ impl Shared {
             .server_root
             .map(|_| crate::pki::amazon::root_ca_1_pem());
         Shared {
+            pacer: batch.sign_rate.map(super::pace::Pacer::new),
             cap: batch.ca.not_after(),
             files,
             server_root,

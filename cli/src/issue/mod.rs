@@ -1,10 +1,12 @@
 //! Device issuance: which devices ([`names`]), where their files go
 //! ([`layout`]), issuing them in parallel ([`batch`]) and the record of what
-//! is on disk ([`manifest`]); devices are built in a run's [`staging`] directory.
+//! is on disk ([`manifest`]); devices are built in a run's [`staging`]
+//! directory; [`pace`] keeps signing under the key store's rate.
 
 pub mod batch;
 pub mod csr;
 pub mod layout;
 pub mod manifest;
 pub mod names;
+pub mod pace;
 pub mod staging;

@@ -1,18 +1,20 @@
-//! The CA directory: `ca.crt` (PEM), `ca.key` (PKCS#8 PEM, 0600) and
+//! The CA directory: `ca.crt` (PEM), the key's store (`ca.key`, PKCS#8 PEM
+//! 0600, maybe encrypted; or `key.json`, a reference into an HSM) and
 //! `chain.pem` (this CA followed by its issuers up to the root).
 
 use std::path::{Path, PathBuf};
 
 use jitr_core::CertFacts;
-use rcgen::{Issuer, KeyPair};
+use rcgen::Issuer;
 use time::OffsetDateTime;
 
 use super::keys;
+use super::store::{self, CaKey, Unlock};
 use crate::error::CliError;
 use crate::files::{self, NewFile};
 
 pub const CERT_FILE: &str = "ca.crt";
-pub const KEY_FILE: &str = "ca.key";
+pub const KEY_FILE: &str = store::KEY_FILE;
 pub const CHAIN_FILE: &str = "chain.pem";
 
 /// A CA loaded from disk, ready to sign.
@@ -23,15 +25,15 @@ pub struct CaDir {
     /// This CA followed by its issuers, PEM.
     pub chain_pem: String,
     pub facts: CertFacts,
-    pub issuer: Issuer<'static, KeyPair>,
+    pub issuer: Issuer<'static, CaKey>,
 }
 
 impl CaDir {
-    /// Loads and checks the CA in `dir`; `flag` (e.g. `--ca`) names where the
+    /// Loads and checks the CA in `dir`, opening its key store with the
+    /// secrets `unlock` names; `flag` (e.g. `--ca`) names where the
     /// directory came from in errors.
-    pub fn load(dir: &Path, flag: &str) -> Result<Self, CliError> {
+    pub fn load(dir: &Path, flag: &str, unlock: &Unlock) -> Result<Self, CliError> {
         let cert_path = dir.join(CERT_FILE);
-        let key_path = dir.join(KEY_FILE);
         if !dir.is_dir() || !cert_path.exists() {
             let what = if dir.is_dir() {
                 "has no ca.crt"
@@ -47,11 +49,12 @@ impl CaDir {
         }
         let cert_bytes = files::read_limited(&cert_path, files::MAX_PEM)?;
         let (cert_der, facts) = read_ca_certificate(&cert_bytes, &cert_path)?;
-        let (key, _) = keys::load_private_key(
-            &files::read_limited(&key_path, files::MAX_PEM)?,
-            &key_path.display().to_string(),
-        )?;
+        let key = store::open(dir, unlock)?;
         if !keys::matches_certificate(&key, &facts.public_key) {
+            let key_path = match key.store() {
+                store::StoreKind::File => dir.join(KEY_FILE),
+                _ => dir.join(store::REF_FILE),
+            };
             return Err(CliError::invalid(
                 key_path.display(),
                 format!("does not match the certificate in {}", cert_path.display()),
@@ -184,10 +187,11 @@ pub fn read_ca_certificate(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, CertFa
     Ok((ders.into_iter().next().unwrap(), facts))
 }
 
-/// The files of a CA directory, ready for [`files::write_all`].
-pub fn files(dir: &Path, cert_pem: &str, key_pem: &str, chain_pem: &str) -> Vec<NewFile> {
+/// The files of a CA directory, ready for [`files::write_all`]; `key` is
+/// what the key store keeps in the directory (`ca.key` or `key.json`).
+pub fn files(dir: &Path, cert_pem: &str, key: NewFile, chain_pem: &str) -> Vec<NewFile> {
     vec![
-        NewFile::secret(dir.join(KEY_FILE), key_pem),
+        key,
         NewFile::public(dir.join(CERT_FILE), cert_pem),
         NewFile::public(dir.join(CHAIN_FILE), chain_pem),
     ]

@@ -6,9 +6,11 @@ use aws_lc_rs::signature::{
     EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING,
     ECDSA_P521_SHA512_ASN1_SIGNING,
 };
-use rcgen::{KeyPair, PublicKeyData, RsaKeySize};
+use rcgen::{KeyPair, PublicKeyData, RsaKeySize, SignatureAlgorithm};
+use zeroize::Zeroizing;
 
 use crate::error::CliError;
+use crate::pki::store::{encrypted, secret::Secret};
 
 /// The key types jitr generates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -43,6 +45,46 @@ impl KeyAlg {
     pub fn is_rsa(self) -> bool {
         matches!(self, KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096)
     }
+
+    /// The name `--key` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyAlg::EcP256 => "ec-p256",
+            KeyAlg::EcP384 => "ec-p384",
+            KeyAlg::Rsa2048 => "rsa-2048",
+            KeyAlg::Rsa3072 => "rsa-3072",
+            KeyAlg::Rsa4096 => "rsa-4096",
+        }
+    }
+
+    /// The modulus size of an RSA kind.
+    pub fn rsa_bits(self) -> Option<u32> {
+        match self {
+            KeyAlg::Rsa2048 => Some(2048),
+            KeyAlg::Rsa3072 => Some(3072),
+            KeyAlg::Rsa4096 => Some(4096),
+            _ => None,
+        }
+    }
+
+    /// The RSA kind of a modulus size.
+    pub fn from_rsa_bits(bits: usize) -> Option<Self> {
+        match bits {
+            2048 => Some(KeyAlg::Rsa2048),
+            3072 => Some(KeyAlg::Rsa3072),
+            4096 => Some(KeyAlg::Rsa4096),
+            _ => None,
+        }
+    }
+
+    /// How a CA key of this kind signs (as generated keys do).
+    pub fn signature_algorithm(self) -> &'static SignatureAlgorithm {
+        match self {
+            KeyAlg::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyAlg::EcP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            _ => &rcgen::PKCS_RSA_SHA256,
+        }
+    }
 }
 
 /// Whether a loaded key pair is RSA.
@@ -54,15 +96,33 @@ pub fn is_rsa(key: &KeyPair) -> bool {
 
 /// Loads a private key from PEM text, whatever of PKCS#8, PKCS#1 or SEC1 it
 /// is, and returns it with its PKCS#8 PEM encoding. `what` names the source
-/// (a file path) in errors.
+/// (a file path) in errors. Encrypted keys are refused.
 pub fn load_private_key(pem_text: &[u8], what: &str) -> Result<(KeyPair, String), CliError> {
+    load_private_key_unlocking(pem_text, what, || {
+        Err(CliError::invalid(
+            what,
+            "the key is encrypted; decrypt it first (openssl pkey -in KEY -out PLAIN.key)",
+        ))
+    })
+    .map(|(key, pem, _)| (key, pem.to_string()))
+}
+
+/// Like [`load_private_key`], but an `ENCRYPTED PRIVATE KEY` is decrypted
+/// with the passphrase `passphrase` supplies (asked only then). Also says
+/// whether the key was encrypted. The decrypted DER is wiped after use.
+pub fn load_private_key_unlocking(
+    pem_text: &[u8],
+    what: &str,
+    passphrase: impl FnOnce() -> Result<Secret, CliError>,
+) -> Result<(KeyPair, Zeroizing<String>, bool), CliError> {
     let blocks =
         pem::parse_many(pem_text).map_err(|e| CliError::invalid(what, format!("not PEM: {e}")))?;
     let block = blocks
         .iter()
         .find(|b| b.tag().ends_with("PRIVATE KEY"))
         .ok_or_else(|| CliError::invalid(what, "no PEM private key block (expected PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)"))?;
-    let pkcs8 = match block.tag() {
+    let mut was_encrypted = false;
+    let pkcs8: Zeroizing<Vec<u8>> = Zeroizing::new(match block.tag() {
         "PRIVATE KEY" => block.contents().to_vec(),
         "RSA PRIVATE KEY" => aws_lc_rs::rsa::KeyPair::from_der(block.contents())
             .ok()
@@ -75,10 +135,11 @@ pub fn load_private_key(pem_text: &[u8], what: &str) -> Result<(KeyPair, String)
             )
         })?,
         "ENCRYPTED PRIVATE KEY" => {
-            return Err(CliError::invalid(
-                what,
-                "the key is encrypted; decrypt it first (openssl pkey -in KEY -out PLAIN.key)",
-            ))
+            was_encrypted = true;
+            let secret = passphrase()?;
+            let plain = encrypted::decrypt(block.contents(), &secret)
+                .map_err(|e| CliError::invalid(format!("key store file ({what})"), e))?;
+            plain.to_vec()
         }
         other => {
             return Err(CliError::invalid(
@@ -86,12 +147,12 @@ pub fn load_private_key(pem_text: &[u8], what: &str) -> Result<(KeyPair, String)
                 format!("unsupported key block \"{other}\""),
             ))
         }
-    };
+    });
     let key = KeyPair::try_from(pkcs8.as_slice()).map_err(|e| {
         CliError::invalid(what, format!("unsupported or malformed private key: {e}"))
     })?;
-    let pem = key.serialize_pem();
-    Ok((key, pem))
+    let pem = Zeroizing::new(key.serialize_pem());
+    Ok((key, pem, was_encrypted))
 }
 
 fn sec1_to_pkcs8(sec1: &[u8]) -> Option<Vec<u8>> {
@@ -108,7 +169,7 @@ fn sec1_to_pkcs8(sec1: &[u8]) -> Option<Vec<u8>> {
 
 /// Whether `key` is the private half of the certificate's public key
 /// (`public_key` is the certificate's subjectPublicKey bits).
-pub fn matches_certificate(key: &KeyPair, public_key: &[u8]) -> bool {
+pub fn matches_certificate(key: &impl PublicKeyData, public_key: &[u8]) -> bool {
     key.der_bytes() == public_key
 }
 

@@ -4,4 +4,5 @@ pub mod amazon;
 pub mod ca_dir;
 pub mod keys;
 pub mod profile;
+pub mod store;
 pub mod subject;

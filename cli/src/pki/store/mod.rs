@@ -1,0 +1,312 @@
+//! Key stores: where a CA's private key lives and how jitr signs with it.
+//! `file` keeps a PKCS#8 file in the CA directory (`ca.key`, optionally
+//! encrypted); `pkcs11` (a token) and `kms` (AWS KMS) keep the key outside
+//! and the directory only holds a reference (`key.json`, no secret). Every command that signs goes through
+//! [`CaKey`], which rcgen signs with like any key pair.
+
+pub mod der;
+pub mod encrypted;
+pub mod kms;
+pub mod pkcs11;
+pub mod secret;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rcgen::{KeyPair, PublicKeyData, SignatureAlgorithm, SigningKey};
+use zeroize::Zeroizing;
+
+use self::kms::{KmsKeyRef, KmsSigner};
+use self::pkcs11::{TokenKeyRef, TokenSigner};
+use self::secret::SecretSource;
+use crate::error::CliError;
+use crate::files::NewFile;
+use crate::pki::keys::{self, KeyAlg};
+
+/// The file of a `file` store.
+pub const KEY_FILE: &str = "ca.key";
+/// The reference file of a remote store (no secret in it).
+pub const REF_FILE: &str = "key.json";
+
+/// Which store holds a CA key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// A PKCS#8 file in the CA directory (ca.key), optionally encrypted.
+    File,
+    /// A PKCS#11 token (HSM); the directory keeps key.json.
+    Pkcs11,
+    /// AWS KMS; the directory keeps key.json.
+    Kms,
+}
+
+impl StoreKind {
+    /// The name `--key-store` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreKind::File => "file",
+            StoreKind::Pkcs11 => "pkcs11",
+            StoreKind::Kms => "kms",
+        }
+    }
+}
+
+/// Where the secrets that unlock a CA key come from (never argv).
+#[derive(Debug, Clone, Default)]
+pub struct Unlock {
+    pub password_file: Option<PathBuf>,
+    pub pin_file: Option<PathBuf>,
+    /// How to reach KMS (the global --profile/--region/--endpoint-url).
+    pub aws: jitr_core::aws::AwsOptions,
+}
+
+impl Unlock {
+    fn password(&self) -> SecretSource {
+        SecretSource::password(self.password_file.clone())
+    }
+    fn pin(&self) -> SecretSource {
+        SecretSource::pin(self.pin_file.clone())
+    }
+}
+
+/// What `key.json` says.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "store", rename_all = "lowercase", deny_unknown_fields)]
+enum KeyRef {
+    Pkcs11(TokenKeyRef),
+    Kms(KmsKeyRef),
+}
+
+/// A CA's signing key, wherever it lives.
+#[derive(Debug)]
+pub enum CaKey {
+    /// Decrypted in memory from a `file` store.
+    File(KeyPair),
+    /// On a PKCS#11 token.
+    Token(TokenSigner),
+    /// In AWS KMS.
+    Kms(KmsSigner),
+}
+
+impl PublicKeyData for CaKey {
+    fn der_bytes(&self) -> &[u8] {
+        match self {
+            CaKey::File(k) => k.der_bytes(),
+            CaKey::Token(t) => t.public_key_der(),
+            CaKey::Kms(k) => k.public_key_der(),
+        }
+    }
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        match self {
+            CaKey::File(k) => k.algorithm(),
+            CaKey::Token(t) => t.algorithm(),
+            CaKey::Kms(k) => k.algorithm(),
+        }
+    }
+}
+
+impl SigningKey for CaKey {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        match self {
+            CaKey::File(k) => k.sign(msg),
+            CaKey::Token(t) => t.sign(msg).map_err(|e| remember(e.to_string())),
+            CaKey::Kms(k) => k.sign(msg).map_err(|e| remember(e.to_string())),
+        }
+    }
+}
+
+/// Why the last remote signature failed: rcgen's error only says "remote
+/// key error". One slot per process is enough: the first failure stops a run.
+static LAST_SIGN_ERROR: Mutex<Option<String>> = Mutex::new(None);
+
+fn remember(why: String) -> rcgen::Error {
+    *LAST_SIGN_ERROR.lock().expect("error slot") = Some(why);
+    rcgen::Error::RemoteKeyError
+}
+
+impl CaKey {
+    /// The store's name, as `--key-store` spells it.
+    pub fn store(&self) -> StoreKind {
+        match self {
+            CaKey::File(_) => StoreKind::File,
+            CaKey::Token(_) => StoreKind::Pkcs11,
+            CaKey::Kms(_) => StoreKind::Kms,
+        }
+    }
+
+    /// Signatures per second the store allows by default (KMS's account
+    /// quota: 300/s for ECC keys, 500/s for RSA), `None` for no limit.
+    pub fn default_sign_rate(&self) -> Option<u32> {
+        match self {
+            CaKey::Kms(k) if k.kind().is_rsa() => Some(500),
+            CaKey::Kms(_) => Some(300),
+            _ => None,
+        }
+    }
+
+    /// A signing failure in words, with the store's reason when rcgen lost it.
+    pub fn explain(&self, e: &rcgen::Error) -> String {
+        if let rcgen::Error::RemoteKeyError = e {
+            if let Some(why) = LAST_SIGN_ERROR.lock().expect("error slot").clone() {
+                let store = if self.store() == StoreKind::Kms {
+                    "kms"
+                } else {
+                    "pkcs11"
+                };
+                return format!("key store {store}: {why}");
+            }
+        }
+        e.to_string()
+    }
+}
+
+/// How a new CA key is to be kept (`ca create`).
+#[derive(Debug, Clone)]
+pub enum NewKeySpec {
+    File {
+        encrypt: bool,
+    },
+    Pkcs11 {
+        module: PathBuf,
+        token: String,
+        label: String,
+        /// The label was given: an existing key of that label is adopted.
+        adopt: bool,
+    },
+    Kms {
+        /// Adopt this key (id, ARN or alias/NAME); else create one aliased by `name`.
+        key_id: Option<String>,
+        name: String,
+    },
+}
+
+/// A new CA key and the file that records it in the CA directory.
+pub struct NewKey {
+    pub key: CaKey,
+    pub file: NewFile,
+    /// The key was generated on a token by this run (undone by [`NewKey::discard`]).
+    generated: bool,
+}
+
+impl NewKey {
+    /// Undoes what creating the key changed outside the CA directory.
+    pub fn discard(&self) {
+        match (self.generated, &self.key) {
+            (true, CaKey::Token(t)) => t.destroy(),
+            (true, CaKey::Kms(k)) => k.destroy(),
+            _ => {}
+        }
+    }
+}
+
+fn store_error(store: &str, e: impl std::fmt::Display) -> CliError {
+    CliError::invalid(format!("key store {store}"), e)
+}
+
+/// Makes (or on a token, adopts by label) the key of a new CA in `dir`.
+pub fn create(
+    spec: &NewKeySpec,
+    alg: KeyAlg,
+    dir: &Path,
+    unlock: &Unlock,
+) -> Result<NewKey, CliError> {
+    match spec {
+        NewKeySpec::File { encrypt } => {
+            // Ask before the (possibly slow) key generation.
+            let passphrase = if *encrypt {
+                Some(unlock.password().read("file", true)?)
+            } else {
+                None
+            };
+            let key = alg.generate()?;
+            let pem = match &passphrase {
+                Some(p) => encrypted::encrypt(key.serialized_der(), p)
+                    .map_err(|e| store_error("file", e))?,
+                None => Zeroizing::new(key.serialize_pem()),
+            };
+            Ok(NewKey {
+                file: NewFile::secret(dir.join(KEY_FILE), pem.as_bytes()),
+                key: CaKey::File(key),
+                generated: false,
+            })
+        }
+        NewKeySpec::Pkcs11 {
+            module,
+            token,
+            label,
+            adopt,
+        } => {
+            let pin = unlock.pin().read("pkcs11", false)?;
+            let (signer, generated) = TokenSigner::create(module, token, label, *adopt, alg, &pin)
+                .map_err(|e| store_error("pkcs11", e))?;
+            let json = serde_json::to_string_pretty(&KeyRef::Pkcs11(signer.reference.clone()))
+                .expect("key.json serializes");
+            Ok(NewKey {
+                file: NewFile::public(dir.join(REF_FILE), format!("{json}\n")),
+                key: CaKey::Token(signer),
+                generated,
+            })
+        }
+        NewKeySpec::Kms { key_id, name } => {
+            let signer = KmsSigner::create(&unlock.aws, key_id.as_deref(), alg, name)
+                .map_err(|e| store_error("kms", e))?;
+            let json = serde_json::to_string_pretty(&KeyRef::Kms(signer.reference.clone()))
+                .expect("key.json serializes");
+            Ok(NewKey {
+                file: NewFile::public(dir.join(REF_FILE), format!("{json}\n")),
+                key: CaKey::Kms(signer),
+                generated: key_id.is_none(),
+            })
+        }
+    }
+}
+
+/// Opens the key of the CA in `dir`: `key.json` names a remote store, else
+/// `ca.key` is the file store.
+pub fn open(dir: &Path, unlock: &Unlock) -> Result<CaKey, CliError> {
+    let ref_path = dir.join(REF_FILE);
+    if ref_path.exists() {
+        let text = crate::files::read_limited(&ref_path, crate::files::MAX_PEM)?;
+        let reference: KeyRef = serde_json::from_slice(&text).map_err(|e| {
+            CliError::invalid(
+                ref_path.display(),
+                format!("not a key reference ({e}); expected {{\"store\": \"pkcs11\" or \"kms\", ...}} as `jitr ca create --key-store` writes"),
+            )
+        })?;
+        return match reference {
+            KeyRef::Pkcs11(r) => {
+                let pin = unlock.pin().read("pkcs11", false)?;
+                let signer = TokenSigner::open(&r, &pin).map_err(|e| store_error("pkcs11", e))?;
+                Ok(CaKey::Token(signer))
+            }
+            KeyRef::Kms(r) => {
+                let signer = KmsSigner::open(&r, &unlock.aws).map_err(|e| store_error("kms", e))?;
+                Ok(CaKey::Kms(signer))
+            }
+        };
+    }
+    let key_path = dir.join(KEY_FILE);
+    let what = key_path.display().to_string();
+    // The file may hold the key in the clear: wiped after parsing.
+    let text = Zeroizing::new(crate::files::read_limited(&key_path, crate::files::MAX_PEM)?);
+    let (key, _, _) =
+        keys::load_private_key_unlocking(&text, &what, || unlock.password().read("file", false))?;
+    Ok(CaKey::File(key))
+}
+
+/// The files of a CA directory that another store's key would shadow,
+/// removed after a `--force` replacement.
+pub fn stale_files(dir: &Path, kept: &NewFile) -> Vec<PathBuf> {
+    [KEY_FILE, REF_FILE]
+        .into_iter()
+        .map(|name| dir.join(name))
+        .filter(|p| *p != kept.path && p.exists())
+        .collect()
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<CaKey>();
+    let _ = Mutex::new(());
+}

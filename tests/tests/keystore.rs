@@ -1,0 +1,1355 @@
+//! Key stores: encrypted CA key files (openssl decrypts them), CA keys on a
+//! PKCS#11 token (SoftHSM2) and in AWS KMS (the ministack emulator, whose
+//! Sign with MessageType DIGEST was checked to sign the digest as given);
+//! devices verified by openssl.
+
+use std::path::Path;
+use std::process::Command;
+
+use jitr_tests::ministack::Ministack;
+use jitr_tests::softhsm::{SoftHsm, PIN};
+use jitr_tests::{bin, kms, list_dir, mode, openssl, run, Run};
+use serde_json::json;
+
+const PASSPHRASE: &str = "correct horse battery";
+
+/// `jitr ARGS` in `cwd` with exactly the key-store environment `env`.
+fn jitr_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    run(Command::new(bin("jitr"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("JITR_CA_PASSWORD")
+        .env_remove("JITR_PKCS11_PIN")
+        .envs(env.iter().copied()))
+}
+
+fn write(d: &Path, name: &str, text: &str) {
+    std::fs::write(d.join(name), text).unwrap();
+}
+
+/// The SHA-256 of a certificate's or key's public key, as openssl sees it.
+fn public_key_of(d: &Path, args: &[&str]) -> String {
+    let pem = openssl(d, args).success().to_string();
+    let p = tempfile::NamedTempFile::new_in(d).unwrap();
+    std::fs::write(p.path(), pem).unwrap();
+    openssl(
+        d,
+        &[
+            "pkey",
+            "-pubin",
+            "-in",
+            p.path().to_str().unwrap(),
+            "-outform",
+            "DER",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "pkey",
+            "-pubin",
+            "-in",
+            p.path().to_str().unwrap(),
+            "-text_pub",
+            "-noout",
+        ],
+    )
+    .success()
+    .to_string()
+}
+
+fn verify(d: &Path, root: &str, untrusted: Option<&str>, cert: &str) {
+    let mut args = vec!["verify", "-CAfile", root];
+    if let Some(u) = untrusted {
+        args.extend(["-untrusted", u]);
+    }
+    args.push(cert);
+    let out = openssl(d, &args).success().to_string();
+    assert!(out.contains(": OK"), "{out}");
+}
+
+/// Every file under `dir`, recursively, with its contents.
+fn all_files(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(all_files(&path));
+        } else {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            out.push((path.display().to_string(), text));
+        }
+    }
+    out
+}
+
+#[test]
+fn encrypted_file_ca_is_openssl_readable_and_signs_devices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write(d, "pw", &format!("{PASSPHRASE}\n"));
+    let created = jitr_env(
+        d,
+        &[
+            "--json",
+            "ca",
+            "create",
+            "root",
+            "--key",
+            "ec-p384",
+            "--encrypt",
+            "--password-file",
+            "pw",
+        ],
+        &[],
+    );
+    let report = created.json();
+    assert_eq!(report["key_store"], "file");
+    assert_eq!(report["encrypted"], true);
+    assert_eq!(list_dir(&d.join("root")), ["ca.crt", "ca.key", "chain.pem"]);
+    assert_eq!(mode(&d.join("root/ca.key")), 0o600);
+    let key_text = std::fs::read_to_string(d.join("root/ca.key")).unwrap();
+    assert!(
+        key_text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+        "{key_text}"
+    );
+    assert!(!key_text.contains("BEGIN PRIVATE KEY"));
+    // openssl decrypts it with the passphrase (PBES2, scrypt, AES-256-CBC)...
+    let asn1 = openssl(d, &["asn1parse", "-in", "root/ca.key"])
+        .success()
+        .to_string();
+    assert!(
+        asn1.contains("PBES2") && asn1.contains(":scrypt") && asn1.contains("aes-256-cbc"),
+        "{asn1}"
+    );
+    let from_key = public_key_of(
+        d,
+        &[
+            "pkey",
+            "-in",
+            "root/ca.key",
+            "-passin",
+            "file:pw",
+            "-pubout",
+        ],
+    );
+    let from_cert = public_key_of(d, &["x509", "-in", "root/ca.crt", "-pubkey", "-noout"]);
+    assert_eq!(from_key, from_cert);
+    // ... and not without it.
+    write(d, "wrong", "Correct horse battery\n");
+    openssl(
+        d,
+        &[
+            "pkey",
+            "-in",
+            "root/ca.key",
+            "-passin",
+            "file:wrong",
+            "-noout",
+        ],
+    )
+    .failure();
+
+    // Every signing command takes the same sources: file, environment.
+    jitr_env(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "dev",
+            "--name",
+            "d1",
+            "--password-file",
+            "pw",
+        ],
+        &[],
+    )
+    .success();
+    jitr_env(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "dev",
+            "--count",
+            "3",
+            "--name-template",
+            "b{n}",
+        ],
+        &[("JITR_CA_PASSWORD", PASSPHRASE)],
+    )
+    .success();
+    for name in ["d1", "b1", "b3"] {
+        verify(d, "root/ca.crt", None, &format!("dev/{name}/device.crt"));
+    }
+    jitr_env(
+        d,
+        &[
+            "ca",
+            "create",
+            "int",
+            "--issuer",
+            "root",
+            "--issuer-password-file",
+            "pw",
+            "--encrypt",
+            "--password-file",
+            "pw",
+        ],
+        &[],
+    )
+    .success();
+    jitr_env(
+        d,
+        &[
+            "ca",
+            "verification-cert",
+            "int",
+            "--code",
+            "abc123",
+            "--out",
+            "v.crt",
+            "--password-file",
+            "pw",
+        ],
+        &[],
+    )
+    .success();
+    verify(d, "root/ca.crt", Some("int/ca.crt"), "v.crt");
+}
+
+#[test]
+fn wrong_or_missing_passphrase_fails_in_one_sentence_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write(d, "pw", PASSPHRASE);
+    jitr_env(
+        d,
+        &["ca", "create", "root", "--encrypt", "--password-file", "pw"],
+        &[],
+    )
+    .success();
+    let before = std::fs::read(d.join("root/ca.key")).unwrap();
+
+    write(d, "wrong", "hunter2-wrong");
+    let run = jitr_env(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "dev",
+            "--name",
+            "x",
+            "--password-file",
+            "wrong",
+        ],
+        &[],
+    );
+    let err = run.failure();
+    assert!(
+        err.contains("key store file") && err.contains("passphrase is wrong"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("hunter2-wrong") && !run.stdout.contains("hunter2-wrong"),
+        "{err}"
+    );
+    assert!(!d.join("dev").exists(), "nothing written");
+
+    let run = jitr_env(
+        d,
+        &[
+            "device", "issue", "--ca", "root", "--out", "dev", "--name", "x",
+        ],
+        &[("JITR_CA_PASSWORD", "hunter2-wrong")],
+    );
+    assert!(
+        run.failure().contains("passphrase is wrong"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("hunter2-wrong"));
+
+    // No source and stdin is not a terminal: no prompt, one sentence.
+    let err = jitr_env(
+        d,
+        &[
+            "ca",
+            "verification-cert",
+            "root",
+            "--code",
+            "abc",
+            "--out",
+            "v.crt",
+        ],
+        &[],
+    )
+    .failure()
+    .to_string();
+    assert!(
+        err.contains("key store file")
+            && err.contains("--password-file")
+            && err.contains("JITR_CA_PASSWORD")
+            && err.contains("not a terminal"),
+        "{err}"
+    );
+    assert!(!d.join("v.crt").exists());
+    let err = jitr_env(d, &["ca", "create", "other", "--encrypt"], &[])
+        .failure()
+        .to_string();
+    assert!(err.contains("not a terminal"), "{err}");
+    assert!(!d.join("other").exists(), "nothing written");
+
+    // Options of one store are refused for another.
+    let err = jitr_env(d, &["ca", "create", "x", "--pkcs11-token", "t"], &[])
+        .failure()
+        .to_string();
+    assert!(
+        err.contains("--pkcs11-token") && err.contains("pkcs11"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(d.join("root/ca.key")).unwrap(),
+        before,
+        "the CA is untouched"
+    );
+}
+
+#[test]
+fn import_takes_openssl_encrypted_keys_and_reencrypts_on_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write(d, "pw", PASSPHRASE);
+    // A vendor's CA: key encrypted by openssl (PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC).
+    openssl(
+        d,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "plain.key",
+        ],
+    )
+    .success();
+    openssl(
+        d,
+        &[
+            "pkcs8",
+            "-topk8",
+            "-in",
+            "plain.key",
+            "-v2",
+            "aes-256-cbc",
+            "-passout",
+            "file:pw",
+            "-out",
+            "vendor.key",
+        ],
+    )
+    .success();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "plain.key",
+            "-subj",
+            "/CN=Vendor CA",
+            "-days",
+            "30",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-out",
+            "vendor.crt",
+        ],
+    )
+    .success();
+    let vendor_key = std::fs::read_to_string(d.join("vendor.key")).unwrap();
+    assert!(vendor_key.contains("ENCRYPTED PRIVATE KEY"));
+
+    // Without a passphrase source: refused, nothing written.
+    let err = jitr_env(
+        d,
+        &[
+            "ca",
+            "import",
+            "kept",
+            "--cert",
+            "vendor.crt",
+            "--key",
+            "vendor.key",
+        ],
+        &[],
+    )
+    .failure()
+    .to_string();
+    assert!(err.contains("not a terminal"), "{err}");
+    assert!(!d.join("kept").exists());
+
+    // Imported as given: still encrypted, byte for byte.
+    let report = jitr_env(
+        d,
+        &[
+            "--json",
+            "ca",
+            "import",
+            "kept",
+            "--cert",
+            "vendor.crt",
+            "--key",
+            "vendor.key",
+            "--password-file",
+            "pw",
+        ],
+        &[],
+    )
+    .json();
+    assert_eq!(report["encrypted"], true);
+    assert_eq!(
+        std::fs::read_to_string(d.join("kept/ca.key")).unwrap(),
+        vendor_key
+    );
+    jitr_env(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "kept",
+            "--out",
+            "dev",
+            "--name",
+            "k1",
+            "--password-file",
+            "pw",
+        ],
+        &[],
+    )
+    .success();
+    verify(d, "vendor.crt", None, "dev/k1/device.crt");
+
+    // --encrypt re-encrypts (scrypt) under the same passphrase.
+    jitr_env(
+        d,
+        &[
+            "ca",
+            "import",
+            "re",
+            "--cert",
+            "vendor.crt",
+            "--key",
+            "vendor.key",
+            "--password-file",
+            "pw",
+            "--encrypt",
+        ],
+        &[],
+    )
+    .success();
+    let asn1 = openssl(d, &["asn1parse", "-in", "re/ca.key"])
+        .success()
+        .to_string();
+    assert!(asn1.contains(":scrypt"), "{asn1}");
+    let a = public_key_of(
+        d,
+        &["pkey", "-in", "re/ca.key", "-passin", "file:pw", "-pubout"],
+    );
+    assert_eq!(
+        a,
+        public_key_of(d, &["x509", "-in", "vendor.crt", "-pubkey", "-noout"])
+    );
+
+    // A plaintext key imported with --encrypt is stored encrypted.
+    jitr_env(
+        d,
+        &[
+            "ca",
+            "import",
+            "enc",
+            "--cert",
+            "vendor.crt",
+            "--key",
+            "plain.key",
+            "--encrypt",
+        ],
+        &[("JITR_CA_PASSWORD", PASSPHRASE)],
+    )
+    .success();
+    let text = std::fs::read_to_string(d.join("enc/ca.key")).unwrap();
+    assert!(
+        text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+        "{text}"
+    );
+    openssl(
+        d,
+        &["pkey", "-in", "enc/ca.key", "-passin", "file:pw", "-noout"],
+    )
+    .success();
+
+    // A wrong passphrase on import writes nothing.
+    write(d, "wrong", "nope-nope");
+    let run = jitr_env(
+        d,
+        &[
+            "ca",
+            "import",
+            "bad",
+            "--cert",
+            "vendor.crt",
+            "--key",
+            "vendor.key",
+            "--password-file",
+            "wrong",
+        ],
+        &[],
+    );
+    assert!(
+        run.failure().contains("passphrase is wrong"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("nope-nope"));
+    assert!(!d.join("bad").exists());
+}
+
+/// `args` followed by `store`'s flags.
+fn with<'a>(mut args: Vec<&'a str>, store: &'a [String]) -> Vec<&'a str> {
+    args.extend(store.iter().map(String::as_str));
+    args
+}
+
+#[test]
+fn pkcs11_root_and_intermediate_on_a_token_sign_devices() {
+    let hsm = SoftHsm::start("jitr-ca");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let pin_file = hsm.pin_file.display().to_string();
+    let store = hsm.store_args();
+
+    let report = hsm
+        .jitr(
+            d,
+            &with(
+                vec![
+                    "--json",
+                    "ca",
+                    "create",
+                    "root",
+                    "--subject",
+                    "CN=HSM Root",
+                    "--pin-file",
+                    &pin_file,
+                ],
+                &store,
+            ),
+            &[],
+        )
+        .json();
+    assert_eq!(report["key_store"], "pkcs11");
+    assert_eq!(
+        list_dir(&d.join("root")),
+        ["ca.crt", "chain.pem", "key.json"]
+    );
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("root/key.json")).unwrap()).unwrap();
+    assert_eq!(reference["store"], "pkcs11");
+    assert_eq!(reference["token"], "jitr-ca");
+    assert_eq!(reference["key_label"], "HSM Root");
+
+    for (dir, key) in [("int", "ec-p384"), ("intr", "rsa-2048")] {
+        let subject = format!("CN=HSM {dir}");
+        let args = vec![
+            "ca",
+            "create",
+            dir,
+            "--key",
+            key,
+            "--issuer",
+            "root",
+            "--subject",
+            &subject,
+        ];
+        hsm.jitr(d, &with(args, &store), &[("JITR_PKCS11_PIN", PIN)])
+            .success();
+    }
+    // Devices: single, bulk, from a CSR; signed on the token, verified by openssl.
+    let env = [("JITR_PKCS11_PIN", PIN)];
+    hsm.jitr(
+        d,
+        &[
+            "device", "issue", "--ca", "int", "--out", "dev", "--name", "one",
+        ],
+        &env,
+    )
+    .success();
+    hsm.jitr(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "intr",
+            "--out",
+            "devr",
+            "--count",
+            "25",
+            "--name-template",
+            "r{n:02}",
+        ],
+        &env,
+    )
+    .success();
+    jitr_tests::ec_csr(d, "csr.key", "dev.csr", "/CN=from-csr");
+    hsm.jitr(
+        d,
+        &[
+            "device", "issue", "--ca", "int", "--out", "dev", "--name", "from-csr", "--csr",
+            "dev.csr",
+        ],
+        &env,
+    )
+    .success();
+    verify(d, "root/ca.crt", Some("int/ca.crt"), "dev/one/device.crt");
+    verify(
+        d,
+        "root/ca.crt",
+        Some("int/ca.crt"),
+        "dev/from-csr/device.crt",
+    );
+    for n in 1..=25 {
+        verify(
+            d,
+            "root/ca.crt",
+            Some("intr/ca.crt"),
+            &format!("devr/r{n:02}/device.crt"),
+        );
+    }
+    hsm.jitr(
+        d,
+        &[
+            "ca",
+            "verification-cert",
+            "intr",
+            "--code",
+            "abc",
+            "--out",
+            "v.crt",
+        ],
+        &env,
+    )
+    .success();
+    verify(d, "root/ca.crt", Some("intr/ca.crt"), "v.crt");
+
+    // The token holds three private keys, all sensitive and never extractable.
+    let objects = hsm
+        .tool(&["--list-objects", "--type", "privkey"])
+        .success()
+        .to_string();
+    assert_eq!(
+        objects.matches("Private Key Object").count(),
+        3,
+        "{objects}"
+    );
+    assert_eq!(objects.matches("never extractable").count(), 3, "{objects}");
+    assert!(
+        !objects.contains("decrypt"),
+        "a CA key only signs: {objects}"
+    );
+    assert_eq!(
+        objects.matches("Access:     sensitive").count(),
+        3,
+        "{objects}"
+    );
+    // No private key anywhere in the CA directories.
+    for dir in ["root", "int", "intr"] {
+        for (path, text) in all_files(&d.join(dir)) {
+            assert!(!text.contains("PRIVATE KEY"), "{path}");
+        }
+    }
+}
+
+#[test]
+fn stores_mix_root_in_an_encrypted_file_intermediate_on_a_token() {
+    let hsm = SoftHsm::start("mix");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write(d, "pw", PASSPHRASE);
+    hsm.jitr(
+        d,
+        &["ca", "create", "root", "--encrypt", "--password-file", "pw"],
+        &[],
+    )
+    .success();
+    let mut args = vec![
+        "ca",
+        "create",
+        "int",
+        "--issuer",
+        "root",
+        "--issuer-password-file",
+        "pw",
+    ];
+    let store = hsm.store_args();
+    args.extend(store.iter().map(String::as_str));
+    hsm.jitr(d, &args, &[("JITR_PKCS11_PIN", PIN)]).success();
+    assert!(!d.join("int/ca.key").exists());
+    hsm.jitr(
+        d,
+        &[
+            "device", "issue", "--ca", "int", "--out", "dev", "--name", "m",
+        ],
+        &[("JITR_PKCS11_PIN", PIN)],
+    )
+    .success();
+    verify(d, "root/ca.crt", Some("int/ca.crt"), "dev/m/device.crt");
+}
+
+#[test]
+fn pkcs11_bad_input_is_one_sentence_and_changes_nothing() {
+    let hsm = SoftHsm::start("bad");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let store = hsm.store_args();
+    let create = |dir: &str, extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["ca", "create", dir];
+        args.extend(store.iter().map(String::as_str));
+        args.extend(extra);
+        hsm.jitr(d, &args, env)
+    };
+    create("root", &[], &[("JITR_PKCS11_PIN", PIN)]).success();
+
+    let run = create("x1", &[], &[("JITR_PKCS11_PIN", "999999")]);
+    assert!(
+        run.failure()
+            .contains("key store pkcs11: token \"bad\" refused the PIN"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("999999"));
+    let run = hsm.jitr(
+        d,
+        &[
+            "device", "issue", "--ca", "root", "--out", "dev", "--name", "a",
+        ],
+        &[("JITR_PKCS11_PIN", "999999")],
+    );
+    assert!(run.failure().contains("refused the PIN"), "{}", run.stderr);
+    assert!(!d.join("dev").exists());
+
+    let err = create("x2", &[], &[]).failure().to_string();
+    assert!(
+        err.contains("key store pkcs11")
+            && err.contains("--pin-file")
+            && err.contains("not a terminal"),
+        "{err}"
+    );
+
+    let mut args = vec![
+        "ca",
+        "create",
+        "x3",
+        "--key-store",
+        "pkcs11",
+        "--pkcs11-token",
+        "bad",
+        "--pkcs11-module",
+        "/nonexistent/libpkcs11.so",
+    ];
+    let err = hsm
+        .jitr(d, &args, &[("JITR_PKCS11_PIN", PIN)])
+        .failure()
+        .to_string();
+    assert!(
+        err.contains("cannot load the PKCS#11 module /nonexistent/libpkcs11.so"),
+        "{err}"
+    );
+    args[6] = "missing";
+    args[8] = store[3].as_str();
+    let err = hsm
+        .jitr(d, &args, &[("JITR_PKCS11_PIN", PIN)])
+        .failure()
+        .to_string();
+    assert!(
+        err.contains("no initialised token labelled \"missing\"") && err.contains("\"bad\""),
+        "{err}"
+    );
+
+    // The default label (the CN) is taken: no silent adoption.
+    let err = create("x4", &[], &[("JITR_PKCS11_PIN", PIN)])
+        .failure()
+        .to_string();
+    assert!(
+        err.contains("already holds a key labelled \"jitr Root CA\""),
+        "{err}"
+    );
+    // Adopting by label checks the kind.
+    let err = create(
+        "x5",
+        &["--pkcs11-key-label", "jitr Root CA", "--key", "rsa-2048"],
+        &[("JITR_PKCS11_PIN", PIN)],
+    )
+    .failure()
+    .to_string();
+    assert!(err.contains("is ec-p256, expected rsa-2048"), "{err}");
+    for dir in ["x1", "x2", "x3", "x4", "x5"] {
+        assert!(!d.join(dir).exists(), "{dir} written");
+    }
+    let objects = hsm
+        .tool(&["--list-objects", "--type", "privkey"])
+        .success()
+        .to_string();
+    assert_eq!(
+        objects.matches("Private Key Object").count(),
+        1,
+        "{objects}"
+    );
+
+    // Adopting an existing key by label: the same public key, a second CA.
+    create(
+        "again",
+        &[
+            "--pkcs11-key-label",
+            "jitr Root CA",
+            "--subject",
+            "CN=again",
+        ],
+        &[("JITR_PKCS11_PIN", PIN)],
+    )
+    .success();
+    let a = public_key_of(d, &["x509", "-in", "root/ca.crt", "-pubkey", "-noout"]);
+    assert_eq!(
+        a,
+        public_key_of(d, &["x509", "-in", "again/ca.crt", "-pubkey", "-noout"])
+    );
+}
+
+/// The base64 of a certificate's SubjectPublicKeyInfo, as openssl prints it.
+fn cert_spki_base64(d: &Path, cert: &str) -> String {
+    openssl(d, &["x509", "-in", cert, "-pubkey", "-noout"])
+        .success()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect()
+}
+
+#[test]
+fn kms_creates_and_adopts_keys_that_sign_devices_and_register() {
+    let ms = Ministack::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let report = kms::jitr(
+        &ms,
+        d,
+        &[
+            "--json",
+            "ca",
+            "create",
+            "root",
+            "--key-store",
+            "kms",
+            "--subject",
+            "CN=KMS Root",
+        ],
+    )
+    .json();
+    assert_eq!(report["key_store"], "kms");
+    assert_eq!(
+        list_dir(&d.join("root")),
+        ["ca.crt", "chain.pem", "key.json"]
+    );
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("root/key.json")).unwrap()).unwrap();
+    assert_eq!(reference["store"], "kms");
+    assert_eq!(reference["key_spec"], "ECC_NIST_P256");
+    let arn = reference["key_id"].as_str().unwrap().to_string();
+    // The alias and description jitr gave it, as KMS reports them.
+    let described = kms::call(
+        &ms,
+        "describe_key",
+        json!({ "KeyId": "alias/jitr/KMS-Root" }),
+    );
+    assert_eq!(described["KeyMetadata"]["Arn"], arn.as_str(), "{described}");
+    assert_eq!(described["KeyMetadata"]["KeyUsage"], "SIGN_VERIFY");
+    assert_eq!(
+        described["KeyMetadata"]["Description"],
+        "jitr CA key: KMS Root"
+    );
+    // The certificate's public key is KMS's.
+    assert_eq!(
+        cert_spki_base64(d, "root/ca.crt"),
+        kms::public_key(&ms, &arn)
+    );
+
+    // Adopt keys made elsewhere, by ARN, for RSA and P-384 intermediates.
+    for (dir, spec, key) in [
+        ("intr", "RSA_2048", "rsa-2048"),
+        ("int", "ECC_NIST_P384", "ec-p384"),
+    ] {
+        let key_arn = kms::create_key(&ms, spec, "SIGN_VERIFY");
+        kms::jitr(
+            &ms,
+            d,
+            &[
+                "ca",
+                "create",
+                dir,
+                "--key",
+                key,
+                "--issuer",
+                "root",
+                "--key-store",
+                "kms",
+                "--kms-key-id",
+                &key_arn,
+                "--subject",
+                &format!("CN={dir}"),
+            ],
+        )
+        .success();
+        assert_eq!(
+            cert_spki_base64(d, &format!("{dir}/ca.crt")),
+            kms::public_key(&ms, &key_arn)
+        );
+    }
+    // Devices: bulk and CSR, verified by openssl.
+    kms::jitr(
+        &ms,
+        d,
+        &[
+            "--json",
+            "device",
+            "issue",
+            "--ca",
+            "intr",
+            "--out",
+            "dev",
+            "--count",
+            "20",
+            "--name-template",
+            "k{n:02}",
+        ],
+    )
+    .json();
+    jitr_tests::ec_csr(d, "csr.key", "dev.csr", "/CN=from-csr");
+    kms::jitr(
+        &ms,
+        d,
+        &[
+            "device", "issue", "--ca", "int", "--out", "dev", "--name", "from-csr", "--csr",
+            "dev.csr",
+        ],
+    )
+    .success();
+    for n in 1..=20 {
+        verify(
+            d,
+            "root/ca.crt",
+            Some("intr/ca.crt"),
+            &format!("dev/k{n:02}/device.crt"),
+        );
+    }
+    verify(
+        d,
+        "root/ca.crt",
+        Some("int/ca.crt"),
+        "dev/from-csr/device.crt",
+    );
+    // ca register: the verification certificate is signed in KMS.
+    let registered = kms::jitr(&ms, d, &["--json", "ca", "register", "int"]).json();
+    assert_eq!(registered["outcome"], "registered", "{registered}");
+    assert_eq!(registered["status"], "ACTIVE");
+    kms::jitr(
+        &ms,
+        d,
+        &[
+            "ca",
+            "verification-cert",
+            "int",
+            "--code",
+            "abc123",
+            "--out",
+            "v.crt",
+        ],
+    )
+    .success();
+    verify(d, "root/ca.crt", Some("int/ca.crt"), "v.crt");
+}
+
+#[test]
+fn kms_keys_of_the_wrong_kind_or_state_are_refused_and_nothing_is_written() {
+    let ms = Ministack::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let adopt = |dir: &str, key_id: &str, key: &str| {
+        kms::jitr(
+            &ms,
+            d,
+            &[
+                "ca",
+                "create",
+                dir,
+                "--key-store",
+                "kms",
+                "--kms-key-id",
+                key_id,
+                "--key",
+                key,
+            ],
+        )
+    };
+    let rsa = kms::create_key(&ms, "RSA_2048", "SIGN_VERIFY");
+    let err = adopt("a", &rsa, "ec-p256").failure().to_string();
+    assert!(
+        err.contains("key store kms") && err.contains("is RSA_2048, expected ECC_NIST_P256"),
+        "{err}"
+    );
+    let encrypting = kms::create_key(&ms, "RSA_2048", "ENCRYPT_DECRYPT");
+    let err = adopt("b", &encrypting, "rsa-2048").failure().to_string();
+    assert!(
+        err.contains("key usage ENCRYPT_DECRYPT, expected SIGN_VERIFY"),
+        "{err}"
+    );
+    let disabled = kms::create_key(&ms, "ECC_NIST_P256", "SIGN_VERIFY");
+    kms::call(&ms, "disable_key", json!({ "KeyId": disabled }));
+    let err = adopt("c", &disabled, "ec-p256").failure().to_string();
+    assert!(err.contains("is Disabled, expected Enabled"), "{err}");
+    let doomed = kms::create_key(&ms, "ECC_NIST_P256", "SIGN_VERIFY");
+    kms::call(
+        &ms,
+        "schedule_key_deletion",
+        json!({ "KeyId": doomed, "PendingWindowInDays": 7 }),
+    );
+    let err = adopt("e", &doomed, "ec-p256").failure().to_string();
+    assert!(
+        err.contains("is PendingDeletion, expected Enabled"),
+        "{err}"
+    );
+    let err = adopt("f", "alias/jitr/none-such", "ec-p256")
+        .failure()
+        .to_string();
+    assert!(
+        err.contains("key store kms") && err.contains("not found"),
+        "{err}"
+    );
+    for dir in ["a", "b", "c", "e", "f"] {
+        assert!(!d.join(dir).exists(), "{dir} written");
+    }
+
+    // A CA whose key is disabled later: signing commands say so, write nothing.
+    kms::jitr(&ms, d, &["ca", "create", "root", "--key-store", "kms"]).success();
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("root/key.json")).unwrap()).unwrap();
+    kms::call(&ms, "disable_key", json!({ "KeyId": reference["key_id"] }));
+    let err = kms::jitr(
+        &ms,
+        d,
+        &[
+            "device", "issue", "--ca", "root", "--out", "dev", "--name", "x",
+        ],
+    )
+    .failure()
+    .to_string();
+    assert!(
+        err.contains("key store kms") && err.contains("Disabled"),
+        "{err}"
+    );
+    assert!(!d.join("dev").exists());
+    // The alias is taken now: a second CA of the same name is not silently given the key.
+    let err = kms::jitr(&ms, d, &["ca", "create", "again", "--key-store", "kms"])
+        .failure()
+        .to_string();
+    assert!(
+        err.contains("alias/jitr/jitr-Root-CA already exists"),
+        "{err}"
+    );
+}
+
+#[test]
+fn kms_throttling_is_retried_and_every_device_is_signed() {
+    let ms = Ministack::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    kms::jitr(&ms, d, &["ca", "create", "root", "--key-store", "kms"]).success();
+    // Every other Sign call is refused with ThrottlingException.
+    let proxy = kms::ThrottlingProxy::start(&ms);
+    let run = kms::jitr(
+        &ms,
+        d,
+        &[
+            "--json",
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "dev",
+            "--count",
+            "12",
+            "--name-template",
+            "t{n:02}",
+            "--endpoint-url",
+            &proxy.url,
+        ],
+    );
+    let report = run.json();
+    assert_eq!(report["issued"].as_array().unwrap().len(), 12, "{report}");
+    assert_eq!(report["key_store"], "kms");
+    assert_eq!(
+        report["sign_rate"], 300,
+        "the KMS quota for ECC keys is the default"
+    );
+    let stats = proxy.stats();
+    assert!(stats["throttled"].as_u64().unwrap() >= 12, "{stats}");
+    assert_eq!(
+        stats["sign"].as_u64().unwrap(),
+        2 * stats["throttled"].as_u64().unwrap(),
+        "{stats}"
+    );
+    for n in 1..=12 {
+        verify(d, "root/ca.crt", None, &format!("dev/t{n:02}/device.crt"));
+    }
+}
+
+/// Runs `jitr ARGS` in `cwd` on a pseudo-terminal, typing `answers` one per
+/// prompt; returns what the terminal showed and the exit code.
+fn on_terminal(cwd: &Path, args: &[&str], answers: &[&str]) -> (String, i32) {
+    const SCRIPT: &str = r#"
+import json, os, pty, sys, time
+args, answers = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(args[0], args)
+out = b""
+def read_until(marker):
+    global out
+    deadline = time.time() + 30
+    while marker not in out and time.time() < deadline:
+        try:
+            out += os.read(fd, 4096)
+        except OSError:
+            break
+for n, answer in enumerate(answers):
+    read_until(b": ")
+    out = out.replace(b": ", b":\n", 1)
+    os.write(fd, answer.encode() + b"\n")
+while True:
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+_, status = os.waitpid(pid, 0)
+print(json.dumps({"out": out.decode(errors="replace"), "code": os.waitstatus_to_exitcode(status)}))
+"#;
+    let mut argv = vec![bin("jitr").display().to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let run = run(Command::new("python3")
+        .args([
+            "-c",
+            SCRIPT,
+            &json!(argv).to_string(),
+            &json!(answers).to_string(),
+        ])
+        .current_dir(cwd)
+        .env_remove("JITR_CA_PASSWORD")
+        .env_remove("JITR_PKCS11_PIN"));
+    let v = run.json();
+    (
+        v["out"].as_str().unwrap().to_string(),
+        v["code"].as_i64().unwrap() as i32,
+    )
+}
+
+#[test]
+fn on_a_terminal_the_passphrase_is_prompted_twice_on_create_and_never_echoed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let (shown, code) = on_terminal(
+        d,
+        &["ca", "create", "root", "--encrypt"],
+        &["typed-secret-1", "typed-secret-1"],
+    );
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(
+        shown.matches("passphrase of the CA key").count(),
+        2,
+        "{shown}"
+    );
+    assert!(!shown.contains("typed-secret-1"), "echoed: {shown}");
+    write(d, "pw", "typed-secret-1");
+    openssl(
+        d,
+        &["pkey", "-in", "root/ca.key", "-passin", "file:pw", "-noout"],
+    )
+    .success();
+
+    let (shown, code) = on_terminal(
+        d,
+        &["ca", "create", "other", "--encrypt"],
+        &["one-thing", "another"],
+    );
+    assert_eq!(code, 1, "{shown}");
+    assert!(
+        shown.contains("the two entries of the passphrase of the CA key differ"),
+        "{shown}"
+    );
+    assert!(!d.join("other").exists());
+
+    // Using the CA asks once.
+    let (shown, code) = on_terminal(
+        d,
+        &[
+            "device", "issue", "--ca", "root", "--out", "dev", "--name", "t",
+        ],
+        &["typed-secret-1"],
+    );
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(
+        shown.matches("passphrase of the CA key").count(),
+        1,
+        "{shown}"
+    );
+    verify(d, "root/ca.crt", None, "dev/t/device.crt");
+}
+
+#[test]
+fn ca_register_signs_the_proof_with_an_encrypted_key_and_registers_nothing_without_it() {
+    let ms = Ministack::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write(d, "pw", PASSPHRASE);
+    write(d, "wrong", "not-the-passphrase");
+    jitr_env(
+        d,
+        &["ca", "create", "root", "--encrypt", "--password-file", "pw"],
+        &[],
+    )
+    .success();
+
+    let run = kms::jitr(
+        &ms,
+        d,
+        &["ca", "register", "root", "--password-file", "wrong"],
+    );
+    assert!(
+        run.failure().contains("passphrase is wrong"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("not-the-passphrase"));
+    let listed = kms::jitr(&ms, d, &["--json", "ca", "list"]).json();
+    assert_eq!(
+        listed.to_string().matches("certificate_id").count(),
+        0,
+        "nothing registered: {listed}"
+    );
+
+    let registered = kms::jitr(
+        &ms,
+        d,
+        &["--json", "ca", "register", "root", "--password-file", "pw"],
+    )
+    .json();
+    assert_eq!(registered["outcome"], "registered", "{registered}");
+    assert_eq!(registered["status"], "ACTIVE");
+    let listed = kms::jitr(&ms, d, &["--json", "ca", "list"]).json();
+    assert_eq!(
+        listed.to_string().matches("certificate_id").count(),
+        1,
+        "{listed}"
+    );
+}
+
+#[test]
+fn pkcs11_adopts_key_pairs_made_by_other_tools() {
+    let hsm = SoftHsm::start("ext");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for (kind, label, id) in [
+        ("EC:secp384r1", "ext p384", "42"),
+        ("rsa:3072", "ext rsa", "43"),
+    ] {
+        hsm.tool(&[
+            "--keypairgen",
+            "--key-type",
+            kind,
+            "--label",
+            label,
+            "--id",
+            id,
+        ])
+        .success();
+    }
+    let store = hsm.store_args();
+    let env = [("JITR_PKCS11_PIN", PIN)];
+    let args = vec![
+        "ca",
+        "create",
+        "root",
+        "--key",
+        "ec-p384",
+        "--pkcs11-key-label",
+        "ext p384",
+    ];
+    hsm.jitr(d, &with(args, &store), &env).success();
+    let args = vec![
+        "ca",
+        "create",
+        "int",
+        "--key",
+        "rsa-3072",
+        "--pkcs11-key-label",
+        "ext rsa",
+        "--issuer",
+        "root",
+    ];
+    hsm.jitr(d, &with(args, &store), &env).success();
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("int/key.json")).unwrap()).unwrap();
+    assert_eq!(reference["key_id"], "43", "the key's CKA_ID is recorded");
+    hsm.jitr(
+        d,
+        &[
+            "device", "issue", "--ca", "int", "--out", "dev", "--name", "z",
+        ],
+        &env,
+    )
+    .success();
+    verify(d, "root/ca.crt", Some("int/ca.crt"), "dev/z/device.crt");
+    // The certificate carries the token's public key, as pkcs11-tool reads it.
+    let der = d.join("pub.der").display().to_string();
+    hsm.tool(&[
+        "--read-object",
+        "--type",
+        "pubkey",
+        "--label",
+        "ext rsa",
+        "-o",
+        &der,
+    ])
+    .success();
+    let from_token: String = openssl(d, &["pkey", "-pubin", "-inform", "DER", "-in", "pub.der"])
+        .success()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    assert_eq!(from_token, cert_spki_base64(d, "int/ca.crt"));
+}
