@@ -9,6 +9,7 @@ use crate::args::{CaCreateArgs, CaImportArgs, VerificationCertArgs};
 use crate::error::CliError;
 use crate::files::{self, NewFile};
 use crate::pki::ca_dir::{self, CaDir};
+use crate::pki::ca_write;
 use crate::pki::{keys, profile, subject};
 use crate::report::Output;
 
@@ -203,18 +204,10 @@ pub fn verification_certificate(ca: &CaDir, code: &str) -> Result<String, CliErr
     Ok(cert.pem())
 }
 
-/// Writes a CA directory's files, no-clobber as one step: under an
-/// exclusive lock on `dir` (so concurrent `ca create`/`ca import`, with or
-/// without --force, write one after the other and never mix one run's key
-/// with another's certificate), the existence check is repeated and every
-/// rename refuses an existing target. Temp copies of a key left by a killed
-/// run are removed first (safe: every writer holds this lock).
+/// Writes a CA directory's files as one atomic step under the directory's
+/// lock, no-clobber unless `force` (see [`ca_write`]).
 fn write_ca_dir(dir: &Path, new: &[NewFile], force: bool) -> Result<(), CliError> {
-    files::ensure_dir(dir, 0o700)?;
-    let _lock = files::DirLock::acquire(dir)?;
-    files::remove_stale_temps(dir);
-    refuse_existing_ca(dir, force)?;
-    files::write_all(new, force)
+    ca_write::write(dir, new, force)
 }
 
 fn refuse_existing_ca(dir: &Path, force: bool) -> Result<(), CliError> {
