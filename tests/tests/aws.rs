@@ -454,3 +454,75 @@ fn aws_failures_are_one_clear_sentence() {
     }
     assert!(!d.join("root/aws.json").exists());
 }
+
+/// Whether some process waits in /proc/locks for an flock on inode `ino`.
+fn flock_waiter_on(ino: u64) -> bool {
+    let locks = std::fs::read_to_string("/proc/locks").unwrap();
+    locks.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(1) == Some(&"->")
+            && fields.contains(&"FLOCK")
+            && fields
+                .iter()
+                .any(|f| f.matches(':').count() == 2 && f.ends_with(&format!(":{ino}")))
+    })
+}
+
+#[test]
+fn register_records_aws_json_under_the_ca_lock_and_only_for_the_ca_still_there() {
+    use std::os::unix::fs::MetadataExt;
+    let moto = Moto::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    jitr(d, &["ca", "create", "other"]).success();
+    // A writer of the CA directory (as `ca create --force` would) holds it.
+    let held = std::fs::File::open(d.join("root")).unwrap();
+    held.lock().unwrap();
+    let mut child = Command::new(bin("jitr"))
+        .args(["ca", "register", "root"])
+        .current_dir(d)
+        .envs(moto.env())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ino = std::fs::metadata(d.join("root")).unwrap().ino();
+    // Registration done, the record waits for the lock (not for a clock).
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "register finished ({status}) while the CA directory was locked; aws.json written: {}",
+                d.join("root/aws.json").exists()
+            );
+        }
+        if flock_waiter_on(ino) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!d.join("root/aws.json").exists());
+    // Meanwhile the writer replaces the CA.
+    for f in ["ca.crt", "ca.key", "chain.pem"] {
+        std::fs::copy(d.join("other").join(f), d.join("root").join(f)).unwrap();
+    }
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("root/ca.crt") && err.contains("was replaced meanwhile"),
+        "{err}"
+    );
+    assert!(
+        !d.join("root/aws.json").exists(),
+        "no record of the old CA beside the new one"
+    );
+    // Registering the CA now there records it.
+    moto.jitr(d, &["ca", "register", "root"]).success();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("root/aws.json")).unwrap()).unwrap();
+    // `ca show DIR` takes the id from DIR/ca.crt (now `other`'s).
+    let shown = moto.jitr(d, &["--json", "ca", "show", "root"]).json();
+    assert_eq!(shown["certificate_id"], record["certificate_id"]);
+}
