@@ -196,6 +196,19 @@ impl DirLock {
         }
     }
 
+    /// Waits for a shared lock on the directory at `dir`: readers share it,
+    /// and wait while a writer holds the lock exclusively.
+    pub fn acquire_shared_current(dir: &Path) -> Result<Self, CliError> {
+        loop {
+            let f = fs::File::open(dir).map_err(|e| CliError::read(dir, e))?;
+            f.lock_shared().map_err(|e| CliError::read(dir, e))?;
+            let lock = DirLock(f);
+            if lock.is_at(dir) {
+                return Ok(lock);
+            }
+        }
+    }
+
     /// [`DirLock::try_acquire`] of the directory at `dir`; `None` while a live
     /// run holds it (or has just swapped it).
     pub fn try_acquire_current(dir: &Path) -> Option<Self> {

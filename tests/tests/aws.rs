@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use jitr_tests::moto::Moto;
-use jitr_tests::{bin, free_port, jitr, openssl, run};
+use jitr_tests::{bin, free_port, jitr, openssl, run, until_waiting_for_flock};
 use serde_json::json;
 
 #[test]
@@ -455,19 +455,6 @@ fn aws_failures_are_one_clear_sentence() {
     assert!(!d.join("root/aws.json").exists());
 }
 
-/// Whether some process waits in /proc/locks for an flock on inode `ino`.
-fn flock_waiter_on(ino: u64) -> bool {
-    let locks = std::fs::read_to_string("/proc/locks").unwrap();
-    locks.lines().any(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        fields.get(1) == Some(&"->")
-            && fields.contains(&"FLOCK")
-            && fields
-                .iter()
-                .any(|f| f.matches(':').count() == 2 && f.ends_with(&format!(":{ino}")))
-    })
-}
-
 #[test]
 fn register_records_aws_json_under_the_ca_lock_and_only_for_the_ca_still_there() {
     use std::os::unix::fs::MetadataExt;
@@ -489,17 +476,11 @@ fn register_records_aws_json_under_the_ca_lock_and_only_for_the_ca_still_there()
         .unwrap();
     let ino = std::fs::metadata(d.join("root")).unwrap().ino();
     // Registration done, the record waits for the lock (not for a clock).
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "register finished ({status}) while the CA directory was locked; aws.json written: {}",
-                d.join("root/aws.json").exists()
-            );
-        }
-        if flock_waiter_on(ino) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    if let Err(status) = until_waiting_for_flock(&mut child, ino) {
+        panic!(
+            "register finished ({status}) while the CA directory was locked; aws.json written: {}",
+            d.join("root/aws.json").exists()
+        );
     }
     assert!(!d.join("root/aws.json").exists());
     // Meanwhile the writer replaces the CA.

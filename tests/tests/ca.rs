@@ -557,7 +557,8 @@ fn assert_whole_ca(d: &Path, dir: &str, when: &str) {
 
 /// Runs `jitr ARGS` in `d` under strace, SIGKILLed on entry to the `n`th
 /// call of `syscall` (if the run makes that many).
-fn jitr_killed_at(d: &Path, syscall: &str, n: u32, args: &[&str]) {
+/// Returns whether it was killed (else it must have succeeded).
+fn jitr_killed_at(d: &Path, syscall: &str, n: u32, args: &[&str]) -> bool {
     let status = Command::new("strace")
         .args(["-f", "-qq", "-o", "/dev/null", "-e"])
         .arg(format!("trace={syscall}"))
@@ -570,8 +571,14 @@ fn jitr_killed_at(d: &Path, syscall: &str, n: u32, args: &[&str]) {
         .stderr(Stdio::null())
         .status()
         .expect("strace is installed");
-    assert!(status.code().is_some() || status.signal().is_some());
+    assert!(
+        status.success() || status.signal() == Some(SIGKILL),
+        "{syscall} #{n}: {status}"
+    );
+    !status.success()
 }
+
+const SIGKILL: i32 = 9;
 
 #[test]
 fn a_forced_create_killed_at_any_moment_leaves_the_whole_old_or_new_ca() {
@@ -582,6 +589,7 @@ fn a_forced_create_killed_at_any_moment_leaves_the_whole_old_or_new_ca() {
     jitr(d, &args).success();
     let one_run = started.elapsed();
     // At each call that changes the file system, in turn (deterministic).
+    let mut kills = 0;
     for syscall in [
         "rename",
         "renameat",
@@ -596,10 +604,11 @@ fn a_forced_create_killed_at_any_moment_leaves_the_whole_old_or_new_ca() {
         "rmdir",
     ] {
         for n in 1..=4 {
-            jitr_killed_at(d, syscall, n, &args);
+            kills += u32::from(jitr_killed_at(d, syscall, n, &args));
             assert_whole_ca(d, "root", &format!("killed at {syscall} #{n}"));
         }
     }
+    assert!(kills >= 10, "strace killed only {kills} runs");
     // And at random moments.
     let mut seed = started.elapsed().subsec_nanos() as u64 | 1;
     for i in 0..40 {
@@ -640,9 +649,9 @@ fn a_ca_loaded_to_sign_sweeps_what_a_killed_run_left_unless_a_live_run_holds_it(
         std::fs::write(d.join(".root.jitr-ca-Xy12Zw/ca.key"), &key).unwrap();
     };
     plant();
-    // A live run holds the directory: signing neither waits nor touches it.
+    // Another live run is reading the CA: signing neither waits nor sweeps.
     let held = std::fs::File::open(d.join("root")).unwrap();
-    held.lock().unwrap();
+    held.lock_shared().unwrap();
     let issue = |name: &str| {
         jitr(
             d,
@@ -664,4 +673,50 @@ fn a_ca_loaded_to_sign_sweeps_what_a_killed_run_left_unless_a_live_run_holds_it(
     jitr(d, &["ca", "create", "sub", "--issuer", "root"]).success();
     assert_eq!(list_dir(&d.join("root")), ["ca.crt", "ca.key", "chain.pem"]);
     assert_eq!(list_dir(d), ["out", "root", "sub"]);
+}
+
+#[test]
+fn a_ca_is_read_whole_while_a_writer_replaces_it() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    jitr(d, &["ca", "create", "other"]).success();
+    // A writer holds the directory and has replaced the key, not yet the
+    // certificate (what a reader between two renames would see).
+    let held = std::fs::File::open(d.join("root")).unwrap();
+    held.lock().unwrap();
+    std::fs::copy(d.join("other/ca.key"), d.join("root/ca.key")).unwrap();
+    let mut child = Command::new(bin("jitr"))
+        .args([
+            "device", "issue", "--ca", "root", "--out", "out", "--name", "d1",
+        ])
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ino = std::fs::metadata(d.join("root")).unwrap().ino();
+    if let Err(status) = jitr_tests::until_waiting_for_flock(&mut child, ino) {
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "device issue read the CA mid-write ({status}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for f in ["ca.crt", "chain.pem"] {
+        std::fs::copy(d.join("other").join(f), d.join("root").join(f)).unwrap();
+    }
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    openssl(
+        d,
+        &["verify", "-CAfile", "other/ca.crt", "out/d1/device.crt"],
+    )
+    .success();
 }

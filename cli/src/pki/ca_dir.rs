@@ -30,7 +30,7 @@ impl CaDir {
     /// Loads and checks the CA in `dir`; `flag` (e.g. `--ca`) names where the
     /// directory came from in errors.
     pub fn load(dir: &Path, flag: &str) -> Result<Self, CliError> {
-        super::ca_write::sweep(dir);
+        let _reading = super::ca_write::lock_for_reading(dir);
         let cert_path = dir.join(CERT_FILE);
         let key_path = dir.join(KEY_FILE);
         if !dir.is_dir() || !cert_path.exists() {

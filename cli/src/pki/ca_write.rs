@@ -82,15 +82,18 @@ pub(crate) fn record(
     }
 }
 
-/// Removes what killed runs left around the CA in `dir`, unless a live run
-/// holds the directory (then it is that run's to clean; never waits).
-pub(crate) fn sweep(dir: &Path) {
-    let Ok(real) = fs::canonicalize(dir) else {
-        return;
-    };
-    if let Some(_lock) = DirLock::try_acquire_current(&real) {
+/// Locks the CA in `dir` for reading its files, so they all come from one
+/// CA even while a writer swaps in another; hold it until they are read.
+/// When no other run holds the directory, what killed runs left around it
+/// is removed first (a live run's leftovers are that run's to clean).
+/// `None` when `dir` cannot be opened: the caller reports that.
+pub(crate) fn lock_for_reading(dir: &Path) -> Option<DirLock> {
+    let real = fs::canonicalize(dir).ok()?;
+    if let Some(lock) = DirLock::try_acquire_current(&real) {
         tidy(&real);
+        return Some(lock);
     }
+    DirLock::acquire_shared_current(&real).ok()
 }
 
 /// Under DIR's lock: removes temp files in DIR and staging siblings. A
@@ -307,11 +310,12 @@ mod tests {
         // Another CA's staging is not ours.
         fs::create_dir(tmp.path().join(".other.jitr-ca-CCCC")).unwrap();
 
-        let held = DirLock::acquire(&dir).unwrap();
-        sweep(&dir);
+        // Another live run reads the CA: a reader shares, never sweeps.
+        let held = DirLock::acquire_shared_current(&dir).unwrap();
+        assert!(lock_for_reading(&dir).is_some());
         assert!(unswapped.exists() && dir.join(".jitr-tmp-x1").exists());
         drop(held);
-        sweep(&dir);
+        drop(lock_for_reading(&dir));
         assert_eq!(
             names(tmp.path()),
             [".other.jitr-ca-CCCC", "root"],
