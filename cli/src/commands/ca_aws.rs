@@ -175,6 +175,12 @@ pub fn register(a: &CaRegisterArgs, global: &Global, out: &Output) -> Result<(),
         RegisterMode::Default => Some(CaDir::load(&a.dir, "DIR")?),
         RegisterMode::SniOnly => None,
     };
+    if ca.as_ref().is_some_and(|ca| ca.cert_der != der) {
+        return Err(CliError::invalid(
+            cert_path.display(),
+            "was replaced while being read (another run wrote this CA directory); run again",
+        ));
+    }
     let status = wanted_status(a.inactive);
     let auto = wanted_auto(!a.no_auto_registration);
     let id = facts.certificate_id.clone();
