@@ -22,6 +22,8 @@ pub const AWS_FILE: &str = "aws.json";
 const CA_OWNED: [&str; 4] = [KEY_FILE, CERT_FILE, CHAIN_FILE, AWS_FILE];
 /// Between DIR's name and the random part of its staging siblings' names.
 const STAGING_TAG: &str = ".jitr-ca-";
+/// Length of the random part of a staging directory's name.
+const RANDOM_LEN: usize = 6;
 
 /// Writes the CA files `new` (paths inside `dir`) as one step: under DIR's
 /// lock, refusing an existing CA unless `force`. Other entries of DIR (not
@@ -56,8 +58,9 @@ pub(crate) fn record(
     certificate_id: &str,
     contents: Option<Vec<u8>>,
 ) -> Result<(), CliError> {
-    let _lock = DirLock::acquire_current(dir)?;
-    tidy(dir);
+    let real = fs::canonicalize(dir).map_err(|e| CliError::read(dir, e))?;
+    let _lock = DirLock::acquire_current(&real)?;
+    tidy(&real);
     let cert_path = dir.join(CERT_FILE);
     let (_, facts) = ca_dir::read_ca_certificate(
         &files::read_limited(&cert_path, files::MAX_PEM)?,
@@ -109,9 +112,14 @@ fn tidy(dir: &Path) {
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        if !entry.file_name().as_bytes().starts_with(prefix.as_bytes())
-            || !entry.file_type().is_ok_and(|t| t.is_dir())
-        {
+        let name = entry.file_name();
+        let ours = name
+            .as_bytes()
+            .strip_prefix(prefix.as_bytes())
+            .is_some_and(|random| {
+                random.len() == RANDOM_LEN && random.iter().all(u8::is_ascii_alphanumeric)
+            });
+        if !ours || !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
         if let Some(_held) = DirLock::try_acquire(&path) {
@@ -140,6 +148,7 @@ fn swap_in(dir: &Path, new: &[NewFile]) -> Result<(), Swap> {
     };
     let staging = tempfile::Builder::new()
         .prefix(&prefix)
+        .rand_bytes(RANDOM_LEN)
         .tempdir_in(parent)
         .map_err(|_| Swap::Unsupported)?
         .keep();
@@ -147,7 +156,10 @@ fn swap_in(dir: &Path, new: &[NewFile]) -> Result<(), Swap> {
     let _staging_lock = DirLock::try_acquire(&staging);
     let built = build(&staging, dir, new).and_then(|()| {
         files::exchange(&staging, dir).map_err(|e| {
-            if files::unsupported(&e) || e.raw_os_error() == Some(libc::EXDEV) {
+            // EXDEV, EBUSY: DIR is a mount point.
+            if files::unsupported(&e)
+                || matches!(e.raw_os_error(), Some(libc::EXDEV) | Some(libc::EBUSY))
+            {
                 Swap::Unsupported
             } else {
                 Swap::Failed(CliError::write(dir, e))
@@ -158,7 +170,9 @@ fn swap_in(dir: &Path, new: &[NewFile]) -> Result<(), Swap> {
         let _ = fs::remove_dir_all(&staging);
         return Err(e);
     }
-    sync_dir(parent).map_err(|e| Swap::Failed(CliError::write(dir, e)))?;
+    // Swapped: the new CA is in place whatever follows, so nothing below
+    // fails the run; a failed sync only makes the swap less durable.
+    let _ = sync_dir(parent);
     // `staging` now holds the old CA.
     move_back_subdirs(&staging, dir);
     let _ = fs::remove_dir_all(&staging);
@@ -300,15 +314,16 @@ mod tests {
         write(&dir, &ca_files(&dir, "cur"), false).unwrap();
         // A run killed before its swap, one killed after it (the old CA with
         // a subdirectory not yet moved back), a temp copy of a key.
-        let unswapped = tmp.path().join(".root.jitr-ca-AAAA");
-        let swapped_out = tmp.path().join(".root.jitr-ca-BBBB");
+        let unswapped = tmp.path().join(".root.jitr-ca-AAAAAA");
+        let swapped_out = tmp.path().join(".root.jitr-ca-BBbb12");
         fs::create_dir(&unswapped).unwrap();
         fs::write(unswapped.join(KEY_FILE), "key new").unwrap();
         fs::create_dir_all(swapped_out.join("archive")).unwrap();
         fs::write(swapped_out.join(KEY_FILE), "key old").unwrap();
         fs::write(dir.join(".jitr-tmp-x1"), "key copy").unwrap();
-        // Another CA's staging is not ours.
-        fs::create_dir(tmp.path().join(".other.jitr-ca-CCCC")).unwrap();
+        // Another CA's staging, and a name jitr never makes, are not ours.
+        fs::create_dir(tmp.path().join(".other.jitr-ca-CCCCCC")).unwrap();
+        fs::create_dir(tmp.path().join(".root.jitr-ca-kept.by-me")).unwrap();
 
         // Another live run reads the CA: a reader shares, never sweeps.
         let held = DirLock::acquire_shared_current(&dir).unwrap();
@@ -318,7 +333,7 @@ mod tests {
         drop(lock_for_reading(&dir));
         assert_eq!(
             names(tmp.path()),
-            [".other.jitr-ca-CCCC", "root"],
+            [".other.jitr-ca-CCCCCC", ".root.jitr-ca-kept.by-me", "root"],
             "both stagings removed"
         );
         assert_eq!(
