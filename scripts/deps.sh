@@ -24,6 +24,7 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v mosquitto_pub >/dev/null || need_apt+=(mosquitto-clients)
 command -v softhsm2-util >/dev/null || need_apt+=(softhsm2)
 command -v pkcs11-tool >/dev/null || need_apt+=(opensc)
+command -v strace >/dev/null || need_apt+=(strace)
 command -v npm >/dev/null || need_apt+=(nodejs npm)
 # Debian splits venv support (ensurepip) out of python3.
 "$SYS_PY" -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)

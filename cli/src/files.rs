@@ -183,6 +183,46 @@ impl DirLock {
         f.try_lock().ok()?;
         Some(DirLock(f))
     }
+
+    /// Waits for the lock on the directory that is at `dir` once locked: a
+    /// writer that swaps a new directory in (RENAME_EXCHANGE) leaves its
+    /// waiters holding the old one, so they lock again.
+    pub fn acquire_current(dir: &Path) -> Result<Self, CliError> {
+        loop {
+            let lock = Self::acquire(dir)?;
+            if lock.is_at(dir) {
+                return Ok(lock);
+            }
+        }
+    }
+
+    /// Waits for a shared lock on the directory at `dir`: readers share it,
+    /// and wait while a writer holds the lock exclusively.
+    pub fn acquire_shared_current(dir: &Path) -> Result<Self, CliError> {
+        loop {
+            let f = fs::File::open(dir).map_err(|e| CliError::read(dir, e))?;
+            f.lock_shared().map_err(|e| CliError::read(dir, e))?;
+            let lock = DirLock(f);
+            if lock.is_at(dir) {
+                return Ok(lock);
+            }
+        }
+    }
+
+    /// [`DirLock::try_acquire`] of the directory at `dir`; `None` while a live
+    /// run holds it (or has just swapped it).
+    pub fn try_acquire_current(dir: &Path) -> Option<Self> {
+        Self::try_acquire(dir).filter(|lock| lock.is_at(dir))
+    }
+
+    /// Whether the locked directory is (still) the one at `path`.
+    fn is_at(&self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (self.0.metadata(), fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
 }
 
 /// Removes [`write_all`]'s temp files left in `dir` by a killed run. Only

@@ -300,3 +300,34 @@ pub fn openssl_ca_dated(cwd: &Path, dir: &str, start: &str, end: &str) {
     )
     .success();
 }
+
+/// Whether some process waits in /proc/locks for an flock on inode `ino`.
+pub fn flock_waiter_on(ino: u64) -> bool {
+    let locks = std::fs::read_to_string("/proc/locks").unwrap();
+    locks.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(1) == Some(&"->")
+            && fields.contains(&"FLOCK")
+            && fields
+                .iter()
+                .any(|f| f.matches(':').count() == 2 && f.ends_with(&format!(":{ino}")))
+    })
+}
+
+/// Waits until `child` waits for an flock on inode `ino` (seen in
+/// /proc/locks, not guessed from a clock); `Err` with its exit status if it
+/// finished instead, never having waited.
+pub fn until_waiting_for_flock(
+    child: &mut Child,
+    ino: u64,
+) -> Result<(), std::process::ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Err(status);
+        }
+        if flock_waiter_on(ino) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

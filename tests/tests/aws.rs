@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use jitr_tests::moto::Moto;
-use jitr_tests::{bin, free_port, jitr, openssl, run};
+use jitr_tests::{bin, free_port, jitr, openssl, run, until_waiting_for_flock};
 use serde_json::json;
 
 #[test]
@@ -452,5 +452,103 @@ fn aws_failures_are_one_clear_sentence() {
     for e in [&err] {
         assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
     }
+    assert!(!d.join("root/aws.json").exists());
+}
+
+#[test]
+fn register_records_aws_json_under_the_ca_lock_and_only_for_the_ca_still_there() {
+    use std::os::unix::fs::MetadataExt;
+    let moto = Moto::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    jitr(d, &["ca", "create", "other"]).success();
+    // Another run holds the CA directory (here a reader, so that register
+    // loads the CA and registers it, then has to wait to write its record).
+    let held = std::fs::File::open(d.join("root")).unwrap();
+    held.lock_shared().unwrap();
+    let mut child = Command::new(bin("jitr"))
+        .args(["ca", "register", "root"])
+        .current_dir(d)
+        .envs(moto.env())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ino = std::fs::metadata(d.join("root")).unwrap().ino();
+    // Registration done, the record waits for the lock (not for a clock).
+    if let Err(status) = until_waiting_for_flock(&mut child, ino) {
+        panic!(
+            "register finished ({status}) while the CA directory was locked; aws.json written: {}",
+            d.join("root/aws.json").exists()
+        );
+    }
+    assert!(!d.join("root/aws.json").exists());
+    // Meanwhile the CA is replaced (as `ca create --force` would, once it
+    // gets the lock before register does).
+    for f in ["ca.crt", "ca.key", "chain.pem"] {
+        std::fs::copy(d.join("other").join(f), d.join("root").join(f)).unwrap();
+    }
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("root/ca.crt") && err.contains("was replaced meanwhile"),
+        "{err}"
+    );
+    assert!(
+        !d.join("root/aws.json").exists(),
+        "no record of the old CA beside the new one"
+    );
+    // Registering the CA now there records it.
+    moto.jitr(d, &["ca", "register", "root"]).success();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("root/aws.json")).unwrap()).unwrap();
+    // `ca show DIR` takes the id from DIR/ca.crt (now `other`'s).
+    let shown = moto.jitr(d, &["--json", "ca", "show", "root"]).json();
+    assert_eq!(shown["certificate_id"], record["certificate_id"]);
+}
+
+#[test]
+fn register_refuses_a_ca_replaced_while_it_was_being_read() {
+    use std::os::unix::fs::MetadataExt;
+    let moto = Moto::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    jitr(d, &["ca", "create", "other"]).success();
+    // A writer holds the CA directory: register reads ca.crt, then waits to
+    // load the CA (key included) until the writer is done.
+    let held = std::fs::File::open(d.join("root")).unwrap();
+    held.lock().unwrap();
+    let mut child = Command::new(bin("jitr"))
+        .args(["ca", "register", "root"])
+        .current_dir(d)
+        .envs(moto.env())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ino = std::fs::metadata(d.join("root")).unwrap().ino();
+    if let Err(status) = until_waiting_for_flock(&mut child, ino) {
+        panic!("register finished ({status}) without waiting for the writer");
+    }
+    for f in ["ca.crt", "ca.key", "chain.pem"] {
+        std::fs::copy(d.join("other").join(f), d.join("root").join(f)).unwrap();
+    }
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("root/ca.crt: was replaced while being read"),
+        "one clear sentence, not AWS refusing the proof: {err}"
+    );
+    assert_eq!(
+        moto.boto3("list_ca_certificates", json!({}))["certificates"],
+        json!([]),
+        "nothing registered"
+    );
     assert!(!d.join("root/aws.json").exists());
 }

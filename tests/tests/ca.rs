@@ -1,7 +1,9 @@
 //! `jitr ca create | import | verification-cert`, verified with openssl.
 
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use jitr_tests::{bin, jitr, list_dir, mode, openssl, x509_text};
 
@@ -533,4 +535,210 @@ fn temp_copies_of_a_key_left_by_a_killed_run_are_removed() {
     // The next run that writes the directory removes them.
     jitr(d, &["ca", "create", "root", "--force"]).success();
     assert_eq!(list_dir(&d.join("root")), ["ca.crt", "ca.key", "chain.pem"]);
+}
+
+/// Asserts `dir` holds one whole CA: `ca.key` matches `ca.crt` (openssl),
+/// the key is 0600 and `chain.pem` starts with `ca.crt`.
+fn assert_whole_ca(d: &Path, dir: &str, when: &str) {
+    let (key, crt) = (format!("{dir}/ca.key"), format!("{dir}/ca.crt"));
+    assert_eq!(
+        public_key(d, &key, false),
+        public_key(d, &crt, true),
+        "{when}: ca.key matches ca.crt"
+    );
+    assert_eq!(mode(&d.join(&key)), 0o600, "{when}");
+    let cert = std::fs::read_to_string(d.join(&crt)).unwrap();
+    let chain = std::fs::read_to_string(d.join(dir).join("chain.pem")).unwrap();
+    assert!(
+        chain.starts_with(&cert),
+        "{when}: chain.pem starts with ca.crt"
+    );
+}
+
+/// Runs `jitr ARGS` in `d` under strace, SIGKILLed on entry to the `n`th
+/// call of `syscall` (if the run makes that many).
+/// Returns whether it was killed (else it must have succeeded).
+fn jitr_killed_at(d: &Path, syscall: &str, n: u32, args: &[&str]) -> bool {
+    let status = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+        .arg(format!("trace={syscall}"))
+        .arg("-e")
+        .arg(format!("inject={syscall}:signal=KILL:when={n}"))
+        .arg(bin("jitr"))
+        .args(args)
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("strace is installed");
+    assert!(
+        status.success() || status.signal() == Some(SIGKILL),
+        "{syscall} #{n}: {status}"
+    );
+    !status.success()
+}
+
+const SIGKILL: i32 = 9;
+
+#[test]
+fn a_forced_create_killed_at_any_moment_leaves_the_whole_old_or_new_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let args = ["ca", "create", "root", "--key", "ec-p256", "--force"];
+    let started = Instant::now();
+    jitr(d, &args).success();
+    let one_run = started.elapsed();
+    // At each call that changes the file system, in turn (deterministic).
+    let mut kills = 0;
+    for syscall in [
+        "rename",
+        "renameat",
+        "renameat2",
+        "link",
+        "linkat",
+        "unlink",
+        "unlinkat",
+        "mkdir",
+        "mkdirat",
+        "fsync",
+        "rmdir",
+    ] {
+        for n in 1..=4 {
+            kills += u32::from(jitr_killed_at(d, syscall, n, &args));
+            assert_whole_ca(d, "root", &format!("killed at {syscall} #{n}"));
+        }
+    }
+    // `ca import --force` writes the directory the same way.
+    jitr(d, &["ca", "create", "other", "--key", "rsa-2048"]).success();
+    let import = [
+        "ca",
+        "import",
+        "root",
+        "--cert",
+        "other/ca.crt",
+        "--key",
+        "other/ca.key",
+        "--force",
+    ];
+    for syscall in ["rename", "renameat2", "fsync", "unlinkat"] {
+        for n in 1..=3 {
+            kills += u32::from(jitr_killed_at(d, syscall, n, &import));
+            assert_whole_ca(d, "root", &format!("import killed at {syscall} #{n}"));
+        }
+    }
+    assert!(kills >= 15, "strace killed only {kills} runs");
+    // And at random moments.
+    let mut seed = started.elapsed().subsec_nanos() as u64 | 1;
+    for i in 0..40 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = one_run.mul_f64((seed % 1000) as f64 / 1000.0 * 1.5);
+        let mut child = Command::new(bin("jitr"))
+            .args(args)
+            .current_dir(d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_whole_ca(d, "root", &format!("kill {i} after {delay:?}"));
+    }
+    // The next run cleans what the killed ones left.
+    jitr(d, &args).success();
+    assert_whole_ca(d, "root", "after a clean run");
+    assert_eq!(
+        list_dir(d),
+        ["other", "root"],
+        "no staging directories left"
+    );
+    assert_eq!(list_dir(&d.join("root")), ["ca.crt", "ca.key", "chain.pem"]);
+}
+
+#[test]
+fn a_ca_loaded_to_sign_sweeps_what_a_killed_run_left_unless_a_live_run_holds_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    // What runs killed mid-write leave: a temp copy of the key, and a
+    // staging directory with a new key beside the CA directory.
+    let key = std::fs::read(d.join("root/ca.key")).unwrap();
+    let plant = || {
+        std::fs::write(d.join("root/.jitr-tmp-Ab12Cd"), &key).unwrap();
+        std::fs::create_dir_all(d.join(".root.jitr-ca-Xy12Zw")).unwrap();
+        std::fs::write(d.join(".root.jitr-ca-Xy12Zw/ca.key"), &key).unwrap();
+    };
+    plant();
+    // Another live run is reading the CA: signing neither waits nor sweeps.
+    let held = std::fs::File::open(d.join("root")).unwrap();
+    held.lock_shared().unwrap();
+    let issue = |name: &str| {
+        jitr(
+            d,
+            &[
+                "device", "issue", "--ca", "root", "--out", "out", "--name", name,
+            ],
+        )
+        .success();
+    };
+    issue("d1");
+    assert!(d.join("root/.jitr-tmp-Ab12Cd").exists());
+    assert!(d.join(".root.jitr-ca-Xy12Zw").exists());
+    drop(held);
+    issue("d2");
+    assert_eq!(list_dir(&d.join("root")), ["ca.crt", "ca.key", "chain.pem"]);
+    assert_eq!(list_dir(d), ["out", "root"]);
+    // Loading it as an issuer sweeps too.
+    plant();
+    jitr(d, &["ca", "create", "sub", "--issuer", "root"]).success();
+    assert_eq!(list_dir(&d.join("root")), ["ca.crt", "ca.key", "chain.pem"]);
+    assert_eq!(list_dir(d), ["out", "root", "sub"]);
+}
+
+#[test]
+fn a_ca_is_read_whole_while_a_writer_replaces_it() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    jitr(d, &["ca", "create", "other"]).success();
+    // A writer holds the directory and has replaced the key, not yet the
+    // certificate (what a reader between two renames would see).
+    let held = std::fs::File::open(d.join("root")).unwrap();
+    held.lock().unwrap();
+    std::fs::copy(d.join("other/ca.key"), d.join("root/ca.key")).unwrap();
+    let mut child = Command::new(bin("jitr"))
+        .args([
+            "device", "issue", "--ca", "root", "--out", "out", "--name", "d1",
+        ])
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ino = std::fs::metadata(d.join("root")).unwrap().ino();
+    if let Err(status) = jitr_tests::until_waiting_for_flock(&mut child, ino) {
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "device issue read the CA mid-write ({status}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for f in ["ca.crt", "chain.pem"] {
+        std::fs::copy(d.join("other").join(f), d.join("root").join(f)).unwrap();
+    }
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    openssl(
+        d,
+        &["verify", "-CAfile", "other/ca.crt", "out/d1/device.crt"],
+    )
+    .success();
 }

@@ -9,6 +9,7 @@ use crate::args::{CaCreateArgs, CaImportArgs, Global, KeyStoreArgs, Verification
 use crate::error::CliError;
 use crate::files::{self, NewFile};
 use crate::pki::ca_dir::{self, CaDir};
+use crate::pki::ca_write;
 use crate::pki::store::{self, encrypted, secret::SecretSource, NewKeySpec, StoreKind, Unlock};
 use crate::pki::{keys, profile, subject};
 use crate::report::Output;
@@ -101,7 +102,7 @@ pub fn create(a: &CaCreateArgs, g: &Global, out: &Output) -> Result<(), CliError
         .find(|attr| attr.name == "CN")
         .map(|attr| attr.value.clone());
     let spec = new_key_spec(&a.store, cn.as_deref().unwrap_or_default())?;
-    refuse_existing_ca(&a.dir, a.force)?;
+    ca_write::refuse_existing(&a.dir, a.force)?;
 
     let new = store::create(&spec, a.key, &a.dir, &unlock)?;
     let written = (|| {
@@ -253,7 +254,7 @@ pub fn import(a: &CaImportArgs, g: &Global, out: &Output) -> Result<(), CliError
             )
         })?;
     }
-    refuse_existing_ca(&a.dir, a.force)?;
+    ca_write::refuse_existing(&a.dir, a.force)?;
     // An encrypted key stays encrypted: as given, or re-encrypted with --encrypt
     // (under the passphrase it came with, else a new one).
     let stored = if a.encrypt {
@@ -335,12 +336,8 @@ pub fn verification_certificate(ca: &CaDir, code: &str) -> Result<String, CliErr
     Ok(cert.pem())
 }
 
-/// Writes a CA directory's files, no-clobber as one step: under an
-/// exclusive lock on `dir` (so concurrent `ca create`/`ca import`, with or
-/// without --force, write one after the other and never mix one run's key
-/// with another's certificate), the existence check is repeated and every
-/// rename refuses an existing target. Temp copies of a key left by a killed
-/// run are removed first (safe: every writer holds this lock).
+/// Writes a CA directory's files as one atomic step under the directory's
+/// lock, no-clobber unless `force` (see [`ca_write`]).
 fn write_ca_dir(
     dir: &Path,
     cert_pem: &str,
@@ -348,27 +345,16 @@ fn write_ca_dir(
     chain_pem: &str,
     force: bool,
 ) -> Result<(), CliError> {
-    files::ensure_dir(dir, 0o700)?;
-    let _lock = files::DirLock::acquire(dir)?;
-    files::remove_stale_temps(dir);
-    refuse_existing_ca(dir, force)?;
     // --force over a CA kept in another store: its key file would shadow ours.
+    // (The directory swap drops it already; the per-file fallback does not.)
     let stale = store::stale_files(dir, &key);
-    files::write_all(&ca_dir::files(dir, cert_pem, key, chain_pem), force)?;
+    ca_write::write(dir, &ca_dir::files(dir, cert_pem, key, chain_pem), force)?;
     for path in stale {
-        std::fs::remove_file(&path).map_err(|e| CliError::write(&path, e))?;
-    }
-    Ok(())
-}
-
-fn refuse_existing_ca(dir: &Path, force: bool) -> Result<(), CliError> {
-    if force {
-        return Ok(());
-    }
-    for name in [ca_dir::KEY_FILE, store::REF_FILE, ca_dir::CERT_FILE] {
-        let path = dir.join(name);
-        if path.exists() {
-            return Err(CliError::Exists { path });
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(CliError::write(&path, e))
+            }
+            _ => {}
         }
     }
     Ok(())

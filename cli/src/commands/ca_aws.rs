@@ -10,12 +10,12 @@ use serde::{Deserialize, Serialize};
 use crate::args::{AutoRegistrationArgs, CaRegisterArgs, CaTarget, Global, OnOff, RegisterMode};
 use crate::cloud::Cloud;
 use crate::error::CliError;
-use crate::files::{self, NewFile};
+use crate::files;
 use crate::pki::ca_dir::{self, CaDir};
+use crate::pki::ca_write;
 use crate::report::Output;
 
-/// What `DIR/aws.json` records after registration.
-pub const AWS_FILE: &str = "aws.json";
+pub use crate::pki::ca_write::AWS_FILE;
 
 /// A registered CA as AWS IoT describes it (and as `aws.json` records it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,10 +30,11 @@ pub struct CaState {
 }
 
 impl CaState {
-    /// Writes `DIR/aws.json` (replacing an older record).
+    /// Writes `DIR/aws.json` (replacing an older record) under the CA
+    /// directory's lock, if DIR still holds this CA.
     fn record(&self, dir: &Path) -> Result<(), CliError> {
         let json = serde_json::to_string_pretty(self).expect("serialisable") + "\n";
-        files::write_all(&[NewFile::public(dir.join(AWS_FILE), json)], true)
+        ca_write::record(dir, &self.certificate_id, Some(json.into_bytes()))
     }
 
     fn text(&self) -> String {
@@ -174,6 +175,12 @@ pub fn register(a: &CaRegisterArgs, global: &Global, out: &Output) -> Result<(),
         RegisterMode::Default => Some(CaDir::load(&a.dir, "DIR", &a.unlock.unlock(global))?),
         RegisterMode::SniOnly => None,
     };
+    if ca.as_ref().is_some_and(|ca| ca.cert_der != der) {
+        return Err(CliError::invalid(
+            cert_path.display(),
+            "was replaced while being read (another run wrote this CA directory); run again",
+        ));
+    }
     let status = wanted_status(a.inactive);
     let auto = wanted_auto(!a.no_auto_registration);
     let id = facts.certificate_id.clone();
@@ -429,7 +436,8 @@ pub fn deregister(t: &CaTarget, global: &Global, out: &Output) -> Result<(), Cli
         }
     };
     if let Some(dir) = dir {
-        let _ = std::fs::remove_file(dir.join(AWS_FILE));
+        // Only this CA's record, under the directory's lock.
+        let _ = ca_write::record(&dir, &id, None);
     }
     let report = serde_json::json!({ "certificate_id": id, "outcome": outcome });
     out.result(&report, || {

@@ -33,6 +33,7 @@ impl CaDir {
     /// secrets `unlock` names; `flag` (e.g. `--ca`) names where the
     /// directory came from in errors.
     pub fn load(dir: &Path, flag: &str, unlock: &Unlock) -> Result<Self, CliError> {
+        let _reading = super::ca_write::lock_for_reading(dir);
         let cert_path = dir.join(CERT_FILE);
         if !dir.is_dir() || !cert_path.exists() {
             let what = if dir.is_dir() {

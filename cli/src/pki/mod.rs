@@ -2,6 +2,7 @@
 
 pub mod amazon;
 pub mod ca_dir;
+pub mod ca_write;
 pub mod keys;
 pub mod profile;
 pub mod store;

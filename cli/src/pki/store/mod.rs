@@ -288,7 +288,10 @@ pub fn open(dir: &Path, unlock: &Unlock) -> Result<CaKey, CliError> {
     let key_path = dir.join(KEY_FILE);
     let what = key_path.display().to_string();
     // The file may hold the key in the clear: wiped after parsing.
-    let text = Zeroizing::new(crate::files::read_limited(&key_path, crate::files::MAX_PEM)?);
+    let text = Zeroizing::new(crate::files::read_limited(
+        &key_path,
+        crate::files::MAX_PEM,
+    )?);
     let (key, _, _) =
         keys::load_private_key_unlocking(&text, &what, || unlock.password().read("file", false))?;
     Ok(CaKey::File(key))
