@@ -294,3 +294,101 @@ fn reconcile_provisions_what_events_missed() {
     let err = moto.jitr(d, &["provision", &ids[0]]).failure().to_string();
     assert!(err.contains("--policy / JITR_POLICY_NAME"), "{err}");
 }
+
+/// Issues device `name` under CA directory `ca` into `out` and registers it
+/// pending under that CA; returns its id.
+fn pending_device_of(moto: &Moto, d: &Path, ca: &str, out: &str, name: &str) -> String {
+    jitr(
+        d,
+        &["device", "issue", "--ca", ca, "--out", out, "--name", name],
+    )
+    .success();
+    let pem = std::fs::read_to_string(d.join(format!("{out}/{name}/device.crt"))).unwrap();
+    let ca_pem = std::fs::read_to_string(d.join(format!("{ca}/ca.crt"))).unwrap();
+    let answer = moto.boto3(
+        "register_certificate",
+        json!({ "certificatePem": pem, "caCertificatePem": ca_pem, "status": "PENDING_ACTIVATION" }),
+    );
+    answer["certificateId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .to_string()
+}
+
+#[test]
+fn a_device_of_a_second_ca_does_not_take_over_an_existing_thing() {
+    let moto = Moto::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let first_ca = moto.jitr_setup(d);
+    jitr(d, &["ca", "create", "second", "--subject", "CN=Second CA"]).success();
+    let second_ca = moto.jitr(d, &["--json", "ca", "register", "second"]).json()["certificate_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (k, v) in moto.env() {
+        std::env::set_var(k, v);
+    }
+    // The default: every CA the rule covers is admitted (no JITR_ALLOWED_CA_IDS).
+    let config = jitr_core::config::Config::from_lookup(|k| {
+        (k == "JITR_POLICY_NAME").then(|| "jitr-device".to_string())
+    })
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sdk = rt
+        .block_on(jitr_core::aws::load(&Default::default()))
+        .unwrap();
+    let api = jitr_core::iot::SdkIot {
+        client: jitr_core::aws::iot_client(&sdk),
+        endpoint: moto.url.clone(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let handle = |id: &str, ca: &str| {
+        rt.block_on(jitr_core::handler::handle(
+            &api,
+            &config,
+            Moto::event(id, ca),
+            now,
+        ))
+        .unwrap()
+    };
+
+    let owner = pending_device_of(&moto, d, "root", "dev", "robot-1");
+    let answer = handle(&owner, &first_ca);
+    assert_eq!(answer["results"][0]["outcome"], "Activated", "{answer}");
+
+    // Same name, the other registered CA: refused, revoked, the thing untouched.
+    let intruder = pending_device_of(&moto, d, "second", "dev2", "robot-1");
+    let answer = handle(&intruder, &second_ca);
+    assert_eq!(answer["results"][0]["outcome"], "Rejected", "{answer}");
+    assert_eq!(
+        answer["results"][0]["reason"],
+        format!("thing robot-1 belongs to CA {first_ca}")
+    );
+    assert_eq!(moto.status(&intruder), "REVOKED");
+    assert_eq!(
+        moto.thing_principals("robot-1"),
+        [format!("{ARN_PREFIX}{owner}")]
+    );
+    assert_eq!(
+        moto.policies_of(&format!("{ARN_PREFIX}{intruder}")),
+        Vec::<String>::new()
+    );
+    assert_eq!(moto.status(&owner), "ACTIVE");
+
+    // A new certificate from the thing's own CA (a re-issued device) joins it.
+    let reissued = pending_device_of(&moto, d, "root", "dev3", "robot-1");
+    let answer = handle(&reissued, &first_ca);
+    assert_eq!(answer["results"][0]["outcome"], "Activated", "{answer}");
+    let mut principals = moto.thing_principals("robot-1");
+    principals.sort();
+    let mut expected = vec![
+        format!("{ARN_PREFIX}{owner}"),
+        format!("{ARN_PREFIX}{reissued}"),
+    ];
+    expected.sort();
+    assert_eq!(principals, expected);
+}
