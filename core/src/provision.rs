@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::aws::AwsError;
 use crate::config::Config;
+use crate::deadline::Deadline;
 use crate::facts::CertFacts;
 use crate::iot::IotApi;
 use crate::plan::{self, Observed, Plan, Principal};
@@ -30,6 +31,9 @@ pub enum Kind {
     Rejected,
     /// An AWS call failed: the platform should retry.
     Failed,
+    /// Cut short before the invocation's deadline: the platform should
+    /// retry (safe: the certificate is activated last).
+    Unfinished,
 }
 
 /// The outcome for one certificate: one log line, one metric, one entry of the response.
@@ -49,7 +53,41 @@ pub struct Outcome {
 impl Outcome {
     /// Whether the platform should see a failure (and retry).
     pub fn failed(&self) -> bool {
-        self.outcome == Kind::Failed
+        matches!(self.outcome, Kind::Failed | Kind::Unfinished)
+    }
+
+    /// A certificate whose provisioning was stopped after `elapsed`, before
+    /// the invocation's deadline.
+    pub fn unfinished(certificate_id: &str, elapsed: std::time::Duration) -> Outcome {
+        Outcome {
+            certificate_id: certificate_id.to_string(),
+            thing: None,
+            outcome: Kind::Unfinished,
+            reason: Some(format!(
+                "unfinished after {} ms: stopped before the invocation's deadline; \
+                 safe to retry (the certificate is activated last)",
+                elapsed.as_millis()
+            )),
+            duration_ms: elapsed.as_millis() as u64,
+            transient: true,
+        }
+    }
+}
+
+/// Provisions one certificate within `deadline`: an [`Outcome`] either way.
+pub async fn provision_within<A: IotApi>(
+    api: &A,
+    config: &Config,
+    certificate_id: &str,
+    now: i64,
+    deadline: Deadline,
+) -> Outcome {
+    let started = Instant::now();
+    // Boxed: keeps the nested futures' type shallow for the Lambda runtime.
+    let work = Box::pin(provision(api, config, certificate_id, now));
+    match deadline.run(work).await {
+        Some(outcome) => outcome,
+        None => Outcome::unfinished(certificate_id, started.elapsed()),
     }
 }
 

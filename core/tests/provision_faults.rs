@@ -23,6 +23,7 @@ use aws_sdk_iot::types::{CertificateDescription, CertificateStatus};
 use aws_sdk_iot::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use jitr_core::config::Config;
+use jitr_core::deadline::Deadline;
 use jitr_core::iot::SdkIot;
 use jitr_core::provision::{provision, Kind};
 use serde_json::json;
@@ -313,7 +314,7 @@ async fn handler_answers_sqs_batches_with_partial_failures_and_refuses_malformed
         { "messageId": "m-bad", "body": "{\"certificateId\": 7}", "eventSource": "aws:sqs" },
         { "messageId": "m-junk", "body": "not json", "eventSource": "aws:sqs" },
     ]});
-    let answer = jitr_core::handler::handle(&api, &config(), batch, now())
+    let answer = jitr_core::handler::handle(&api, &config(), batch, now(), Deadline::none())
         .await
         .unwrap();
     let mut failed: Vec<&str> = answer["batchItemFailures"]
@@ -332,7 +333,7 @@ async fn handler_answers_sqs_batches_with_partial_failures_and_refuses_malformed
         json!({ "certificateId": null }),
         json!({ "certificateId": ID, "timestamp": {} }),
     ] {
-        let err = jitr_core::handler::handle(&api, &config(), bad.clone(), now())
+        let err = jitr_core::handler::handle(&api, &config(), bad.clone(), now(), Deadline::none())
             .await
             .unwrap_err();
         assert!(
@@ -341,9 +342,15 @@ async fn handler_answers_sqs_batches_with_partial_failures_and_refuses_malformed
         );
     }
     assert_eq!(describe.num_calls(), 1);
-    let ok = jitr_core::handler::handle(&api, &config(), json!({ "certificateId": ID }), now())
-        .await
-        .unwrap();
+    let ok = jitr_core::handler::handle(
+        &api,
+        &config(),
+        json!({ "certificateId": ID }),
+        now(),
+        Deadline::none(),
+    )
+    .await
+    .unwrap();
     assert_eq!(ok["results"][0]["outcome"], "Activated");
 }
 

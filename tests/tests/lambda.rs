@@ -212,6 +212,7 @@ fn the_handler_in_process_honours_type_groups_and_allowed_cas() {
             &config(Some(("JITR_ALLOWED_CA_IDS", &other))),
             Moto::event(&id, &ca),
             now,
+            jitr_core::deadline::Deadline::none(),
         ))
         .unwrap();
     assert_eq!(answer["results"][0]["outcome"], "Rejected");
@@ -224,6 +225,7 @@ fn the_handler_in_process_honours_type_groups_and_allowed_cas() {
             &config(Some(("JITR_ALLOWED_CA_IDS", &ca))),
             Moto::event(&id, &ca),
             now,
+            jitr_core::deadline::Deadline::none(),
         ))
         .unwrap();
     assert_eq!(answer["results"][0]["outcome"], "Activated", "{answer}");
@@ -352,6 +354,7 @@ fn a_device_of_a_second_ca_does_not_take_over_an_existing_thing() {
             &config,
             Moto::event(id, ca),
             now,
+            jitr_core::deadline::Deadline::none(),
         ))
         .unwrap()
     };
