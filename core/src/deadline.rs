@@ -18,6 +18,10 @@ pub fn margin(remaining: Duration) -> Duration {
     (remaining / 10).clamp(MIN_MARGIN, MAX_MARGIN)
 }
 
+/// 2001-09-09 in Unix milliseconds: no Lambda deadline is earlier, and no
+/// function timeout (15 min at most) is longer.
+pub const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
+
 /// When the work of one invocation must be done (None: no deadline, as for
 /// the CLI).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,10 +44,18 @@ impl Deadline {
     }
 
     /// Lambda's deadline (`Context::deadline`, milliseconds since the Unix
-    /// epoch), read at `now`.
-    pub fn from_epoch_ms(deadline_ms: u64, now: SystemTime) -> Self {
-        let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);
-        Self::after(deadline.duration_since(now).unwrap_or_default())
+    /// epoch), read at `now`. Runtime emulators are looser: `cargo lambda
+    /// watch` sends its timeout (600000) instead, so a value below
+    /// [`EPOCH_MS_FLOOR`] is a time from now, and 0 is no deadline.
+    pub fn from_lambda(deadline_ms: u64, now: SystemTime) -> Self {
+        match deadline_ms {
+            0 => Self::none(),
+            ms if ms < EPOCH_MS_FLOOR => Self::after(Duration::from_millis(ms)),
+            ms => {
+                let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+                Self::after(deadline.duration_since(now).unwrap_or_default())
+            }
+        }
     }
 
     /// Time left before work must stop (None: no deadline).
@@ -90,16 +102,26 @@ mod tests {
                 .unwrap()
                 .as_millis() as u64
         };
-        let left = Deadline::from_epoch_ms(epoch_ms(now + Duration::from_secs(30)), now)
-            .remaining()
-            .unwrap();
-        assert!(
-            left <= Duration::from_secs(28) && left > Duration::from_secs(27),
-            "{left:?}"
+        let secs = Duration::from_secs;
+        let within = |d: Deadline, low: Duration, high: Duration| {
+            let left = d.remaining().unwrap();
+            assert!(
+                left > low && left <= high,
+                "{left:?} not in ({low:?}, {high:?}]"
+            );
+        };
+        // Lambda: 30 s from now, 2 s kept back.
+        within(
+            Deadline::from_lambda(epoch_ms(now + secs(30)), now),
+            secs(27),
+            secs(28),
         );
-        // A deadline already past leaves nothing.
-        let past = Deadline::from_epoch_ms(epoch_ms(now) - 5_000, now);
+        // cargo lambda watch: its 600 s timeout, not a time of day.
+        within(Deadline::from_lambda(600_000, now), secs(597), secs(598));
+        // A deadline already past leaves nothing; 0 is none.
+        let past = Deadline::from_lambda(epoch_ms(now) - 5_000, now);
         assert_eq!(past.remaining(), Some(Duration::ZERO));
+        assert_eq!(Deadline::from_lambda(0, now), Deadline::none());
         assert_eq!(Deadline::none().remaining(), None);
     }
 

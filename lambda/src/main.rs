@@ -26,7 +26,7 @@ async fn main() -> Result<(), Error> {
         let now = time_now();
         // Work stops a margin before Lambda's deadline, so the answer (with
         // what is unfinished) always gets out.
-        let deadline = Deadline::from_epoch_ms(event.context.deadline, SystemTime::now());
+        let deadline = Deadline::from_lambda(event.context.deadline, SystemTime::now());
         jitr_core::handler::handle(api, config, event.payload, now, deadline)
             .await
             .map_err(diagnostic)
