@@ -413,7 +413,9 @@ mod tests {
         };
         let upper = CA.to_uppercase();
         #[rustfmt::skip]
-        let table: Vec<(Vec<Principal>, Vec<(&str, &str)>, String)> = vec![
+        // principals, config, expected
+        type Row<'a> = (Vec<Principal>, Vec<(&'a str, &'a str)>, String);
+        let table: Vec<Row> = vec![
             // principals already on the thing, config, expected
             (vec![], vec![], "activate robot-1".into()),
             (vec![cert(&mine, Some(CA))], vec![], "activate robot-1".into()),
