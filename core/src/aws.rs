@@ -201,18 +201,39 @@ pub fn retry_config() -> RetryConfig {
         .with_max_backoff(Duration::from_secs(10))
 }
 
+/// Time bounds for the CLI: a patient administrator, a slow network.
+fn cli_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(30))
+        .build()
+}
+
+/// Time bounds for the function, which lives in AWS's network and has a
+/// deadline (30 s deployed): an IoT control-plane call answers in well under
+/// a second, so a hung connection or attempt is abandoned early enough to be
+/// retried, and one call never takes more than 20 s with its retries. The
+/// invocation's deadline bounds the whole ([`crate::deadline`]).
+pub fn function_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(5))
+        .operation_timeout(Duration::from_secs(20))
+        .build()
+}
+
 /// Loads the SDK configuration and checks a region is set. Credentials are
 /// resolved lazily by the SDK; call [`check_credentials`] for an early,
 /// clear answer.
 pub async fn load(opts: &AwsOptions) -> Result<SdkConfig, AwsError> {
+    load_with(opts, cli_timeouts()).await
+}
+
+/// [`load`] with other time bounds (the function's: [`function_timeouts`]).
+pub async fn load_with(opts: &AwsOptions, timeouts: TimeoutConfig) -> Result<SdkConfig, AwsError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(Duration::from_secs(30))
-                .build(),
-        );
+        .timeout_config(timeouts);
     if let Some(profile) = &opts.profile {
         if !profile_exists(profile) {
             return Err(AwsError::NoProfile(profile.clone()));

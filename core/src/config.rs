@@ -38,7 +38,15 @@ pub struct Config {
     pub thing_type: Option<String>,
     pub thing_groups: Vec<String>,
     pub on_reject: OnReject,
+    /// How far a certificate's notBefore may lie ahead of this clock and
+    /// still be admitted (a factory's clock a few minutes fast), seconds.
+    pub clock_skew_seconds: i64,
 }
+
+/// Default `JITR_CLOCK_SKEW_SECONDS`: five minutes.
+pub const DEFAULT_CLOCK_SKEW_SECONDS: i64 = 300;
+/// Largest accepted skew: a day (more is a wrong clock, not skew).
+const MAX_CLOCK_SKEW_SECONDS: i64 = 86_400;
 
 /// A setting that is missing or invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -136,6 +144,21 @@ impl Config {
                 ))
             }
         };
+        let clock_skew_seconds = match get("JITR_CLOCK_SKEW_SECONDS") {
+            None => DEFAULT_CLOCK_SKEW_SECONDS,
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|s| (0..=MAX_CLOCK_SKEW_SECONDS).contains(s))
+                .ok_or_else(|| {
+                    err(
+                        "JITR_CLOCK_SKEW_SECONDS",
+                        format!(
+                            "\"{v}\" is not a number of seconds from 0 to {MAX_CLOCK_SKEW_SECONDS}"
+                        ),
+                    )
+                })?,
+        };
         Ok(Config {
             policy_name,
             thing_name_source,
@@ -144,6 +167,7 @@ impl Config {
             thing_type,
             thing_groups,
             on_reject,
+            clock_skew_seconds,
         })
     }
 }
@@ -170,6 +194,7 @@ mod tests {
         assert!(c.allowed_ca_ids.is_empty() && c.thing_groups.is_empty() && c.thing_type.is_none());
         assert!(c.thing_name_pattern.is_match("robot-00001"));
         assert!(!c.thing_name_pattern.is_match("robot 1"));
+        assert_eq!(c.clock_skew_seconds, 300);
     }
 
     #[test]
@@ -183,6 +208,7 @@ mod tests {
             ("JITR_THING_TYPE", "robot"),
             ("JITR_THING_GROUPS", "fleet, line-4"),
             ("JITR_ON_REJECT", "ignore"),
+            ("JITR_CLOCK_SKEW_SECONDS", "0"),
         ])
         .unwrap();
         assert_eq!(c.thing_name_source, NameSource::SerialNumber);
@@ -194,6 +220,7 @@ mod tests {
         assert_eq!(c.allowed_ca_ids, [ca]);
         assert_eq!(c.thing_groups, ["fleet", "line-4"]);
         assert_eq!(c.on_reject, OnReject::Ignore);
+        assert_eq!(c.clock_skew_seconds, 0);
     }
 
     #[test]
@@ -216,6 +243,14 @@ mod tests {
             (
                 vec![("JITR_POLICY_NAME", "p"), ("JITR_ON_REJECT", "delete")],
                 "JITR_ON_REJECT",
+            ),
+            (
+                vec![("JITR_POLICY_NAME", "p"), ("JITR_CLOCK_SKEW_SECONDS", "5m")],
+                "JITR_CLOCK_SKEW_SECONDS",
+            ),
+            (
+                vec![("JITR_POLICY_NAME", "p"), ("JITR_CLOCK_SKEW_SECONDS", "-1")],
+                "JITR_CLOCK_SKEW_SECONDS",
             ),
         ] {
             let e = config(&vars).unwrap_err();

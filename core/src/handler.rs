@@ -6,9 +6,10 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::deadline::Deadline;
 use crate::event::{EventError, RegisteredEvent};
 use crate::iot::IotApi;
-use crate::provision::{self, Outcome};
+use crate::provision::{self, Kind, Outcome};
 
 /// Certificates of one SQS batch provisioned at once (the event source
 /// mapping's maximum concurrency caps the functions).
@@ -25,14 +26,22 @@ pub enum HandlerError {
         certificate_id: String,
         reason: String,
     },
+    #[error("provisioning {certificate_id} {reason}")]
+    Unfinished {
+        certificate_id: String,
+        reason: String,
+    },
 }
 
-/// Handles one invocation; `now` is Unix seconds.
+/// Handles one invocation; `now` is Unix seconds. Every certificate either
+/// finishes or is reported unfinished (a batch item failure, or the direct
+/// invocation's error) before `deadline`.
 pub async fn handle<A: IotApi>(
     api: &A,
     config: &Config,
     payload: Value,
     now: i64,
+    deadline: Deadline,
 ) -> Result<Value, HandlerError> {
     if is_sqs(&payload) {
         let batch: SqsEvent =
@@ -41,18 +50,32 @@ pub async fn handle<A: IotApi>(
                 expected: "an SQS batch",
                 got: e.to_string(),
             })?;
-        let response = handle_batch(api, config, batch, now).await;
+        let response = handle_batch(api, config, batch, now, deadline).await;
         return Ok(serde_json::to_value(response).expect("serialisable"));
     }
     let event = RegisteredEvent::parse(&payload)
         .inspect_err(|e| tracing::error!(error = %e, "malformed event: no AWS call made"))?;
-    let outcome = provision::provision(api, config, &event.certificate_id, now).await;
+    let outcome =
+        provision::provision_within(api, config, &event.certificate_id, now, deadline).await;
     report(&outcome);
-    if outcome.failed() {
-        return Err(HandlerError::Provisioning {
-            certificate_id: outcome.certificate_id,
-            reason: outcome.reason.unwrap_or_default(),
-        });
+    let (certificate_id, reason) = (
+        outcome.certificate_id.clone(),
+        outcome.reason.clone().unwrap_or_default(),
+    );
+    match outcome.outcome {
+        Kind::Failed => {
+            return Err(HandlerError::Provisioning {
+                certificate_id,
+                reason,
+            })
+        }
+        Kind::Unfinished => {
+            return Err(HandlerError::Unfinished {
+                certificate_id,
+                reason,
+            })
+        }
+        _ => {}
     }
     Ok(serde_json::json!({ "results": [outcome] }))
 }
@@ -76,6 +99,7 @@ async fn handle_batch<A: IotApi>(
     config: &Config,
     batch: SqsEvent,
     now: i64,
+    deadline: Deadline,
 ) -> SqsBatchResponse {
     use futures::stream::{self, StreamExt};
     let failures: Vec<BatchItemFailure> = stream::iter(batch.records)
@@ -88,7 +112,9 @@ async fn handle_batch<A: IotApi>(
                     return Some(id);
                 }
             };
-            let outcome = provision::provision(api, config, &event.certificate_id, now).await;
+            let outcome =
+                provision::provision_within(api, config, &event.certificate_id, now, deadline)
+                    .await;
             report(&outcome);
             outcome.failed().then_some(id)
         })

@@ -55,6 +55,12 @@ pub trait IotApi: Sync {
         &self,
         ca_id: &str,
     ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
+    /// The principals (certificate ARNs, usually) attached to a thing;
+    /// [`AwsError::NotFound`] when there is no such thing.
+    fn list_thing_principals(
+        &self,
+        thing: &str,
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
 }
 
 /// [`IotApi`] over the AWS SDK client (retries and backoff come from its config).
@@ -168,6 +174,35 @@ impl IotApi for SdkIot {
             .certificate_id(id)
             .new_status(status);
         async move { call.send().await.map(|_| ()).map_err(|e| self.err(e)) }
+    }
+
+    fn list_thing_principals(
+        &self,
+        thing: &str,
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send {
+        let thing = thing.to_string();
+        async move {
+            let mut arns = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let page = self
+                    .client
+                    .list_thing_principals()
+                    .thing_name(&thing)
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| self.err(e))?;
+                arns.extend(page.principals().iter().cloned());
+                token = page
+                    .next_token()
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string);
+                if token.is_none() {
+                    return Ok(arns);
+                }
+            }
+        }
     }
 
     fn list_pending_certificates(

@@ -8,11 +8,12 @@
 //!   [`config`] (environment settings), [`plan`] (facts + config -> plan,
 //!   no I/O), [`iot`] (the AWS IoT calls behind a trait), [`provision`]
 //!   (the plan carried out, activation last), [`handler`] (direct and SQS
-//!   invocations).
+//!   invocations), [`deadline`] (work stops before the invocation's).
 //! - [`aws`]: SDK configuration and errors; [`ratelimit`]: API rate limits.
 
 pub mod aws;
 pub mod config;
+pub mod deadline;
 pub mod event;
 pub mod facts;
 pub mod handler;

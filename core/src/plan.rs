@@ -120,11 +120,8 @@ fn admit(observed: &Observed, config: &Config, now: i64) -> Result<Activation, S
     if facts.is_ca() {
         return Err("certificate is a CA certificate, not a device".into());
     }
-    if now < facts.not_before {
-        return Err(format!(
-            "not valid before {}",
-            crate::facts::rfc3339(facts.not_before)
-        ));
+    if let Some(reason) = not_yet_valid(facts.not_before, now, config.clock_skew_seconds) {
+        return Err(reason);
     }
     if now > facts.not_after {
         return Err(format!(
@@ -177,6 +174,73 @@ fn admit(observed: &Observed, config: &Config, now: i64) -> Result<Activation, S
         thing_type: config.thing_type.clone(),
         thing_groups: config.thing_groups.clone(),
         policy_name: config.policy_name.clone(),
+    })
+}
+
+/// Why a certificate whose validity starts at `not_before` is not admitted
+/// at `now`, if it is not: a factory clock ahead of AWS by up to `skew`
+/// seconds is normal and admitted; more is a rejection with the reason.
+fn not_yet_valid(not_before: i64, now: i64, skew: i64) -> Option<String> {
+    let ahead = not_before - now;
+    (ahead > skew).then(|| {
+        format!(
+            "not valid before {} ({ahead} s from now, more than the {skew} s of JITR_CLOCK_SKEW_SECONDS)",
+            crate::facts::rfc3339(not_before)
+        )
+    })
+}
+
+/// A principal attached to the thing a certificate would be attached to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub arn: String,
+    /// The certificate's id when the principal is an X.509 certificate.
+    pub certificate_id: Option<String>,
+    /// The CA that issued that certificate (None: registered without a CA,
+    /// or not a certificate).
+    pub ca_certificate_id: Option<String>,
+}
+
+/// The certificate id in a certificate ARN (`arn:...:cert/<id>`).
+pub fn certificate_id_of(arn: &str) -> Option<&str> {
+    let (_, id) = arn.rsplit_once(":cert/")?;
+    (id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+}
+
+/// Whether the thing may take this certificate: only when every certificate
+/// already attached was issued by the same CA (or there is none, or it is
+/// this one, attached by an earlier attempt). Otherwise a device of another
+/// CA with the same name would share the thing's identity and policy.
+pub fn claim(
+    observed: &Observed,
+    activation: Activation,
+    principals: &[Principal],
+    config: &Config,
+) -> Plan {
+    match foreign_owner(observed, principals) {
+        None => Plan::Activate(activation),
+        Some(owner) => Plan::Reject {
+            reason: format!("thing {} belongs to {owner}", activation.thing_name),
+            revoke: config.on_reject == OnReject::Revoke,
+        },
+    }
+}
+
+/// Who else owns the thing, as the reason names it.
+fn foreign_owner(observed: &Observed, principals: &[Principal]) -> Option<String> {
+    let ours = observed
+        .ca_certificate_id
+        .as_deref()
+        .map(str::to_ascii_lowercase);
+    principals.iter().find_map(|p| {
+        let theirs = p.ca_certificate_id.as_deref().map(str::to_ascii_lowercase);
+        match (&p.certificate_id, theirs) {
+            (Some(id), _) if id.eq_ignore_ascii_case(&observed.certificate_id) => None,
+            (Some(_), Some(ca)) if Some(&ca) == ours.as_ref() => None,
+            (Some(_), Some(ca)) => Some(format!("CA {ca}")),
+            (Some(id), None) => Some(format!("certificate {id}, registered without a CA")),
+            (None, _) => Some(format!("principal {}", p.arn)),
+        }
     })
 }
 
@@ -248,7 +312,12 @@ mod tests {
             ("PENDING_ACTIVATION", cn("robot 1"), ok, &p256, vec![], "revoke: thing name \"robot 1\" does not match"),
             ("PENDING_ACTIVATION", vec![(DnType::OrganizationName, "Acme")], ok, &p256, vec![], "revoke: subject has no CN"),
             ("PENDING_ACTIVATION", cn("robot-1"), (NOW - 60, NOW - 1), &p256, vec![], "revoke: expired at"),
-            ("PENDING_ACTIVATION", cn("robot-1"), (NOW + 10, NOW + 60), &p256, vec![], "revoke: not valid before"),
+            // A factory clock ahead by less than JITR_CLOCK_SKEW_SECONDS (default 300) is admitted.
+            ("PENDING_ACTIVATION", cn("robot-1"), (NOW + 10, NOW + 600), &p256, vec![], "activate robot-1"),
+            ("PENDING_ACTIVATION", cn("robot-1"), (NOW + 300, NOW + 600), &p256, vec![], "activate robot-1"),
+            ("PENDING_ACTIVATION", cn("robot-1"), (NOW + 301, NOW + 600), &p256, vec![], "revoke: not valid before 2027-01-15T08:05:01Z (301 s from now, more than the 300 s"),
+            ("PENDING_ACTIVATION", cn("robot-1"), (NOW + 10, NOW + 600), &p256, vec![("JITR_CLOCK_SKEW_SECONDS", "0")], "revoke: not valid before"),
+            ("PENDING_ACTIVATION", cn("robot-1"), (NOW + 900, NOW + 1800), &p256, vec![("JITR_CLOCK_SKEW_SECONDS", "1000")], "activate robot-1"),
             ("PENDING_ACTIVATION", cn("robot-1"), ok, &p256, vec![("JITR_ALLOWED_CA_IDS", &other_ca)], "revoke: CA cafecafe"),
             ("PENDING_ACTIVATION", cn("robot-1"), ok, &p256, vec![("JITR_ALLOWED_CA_IDS", CA)], "activate robot-1"),
             ("PENDING_ACTIVATION", cn("robot-1"), ok, &p256, vec![("JITR_THING_NAME_PATTERN", "sensor-[0-9]+")], "revoke: thing name \"robot-1\" does not match"),
@@ -319,5 +388,82 @@ mod tests {
         assert_eq!(a.attributes["country"], "DE");
         assert_eq!(a.thing_type.as_deref(), Some("robot"));
         assert_eq!(a.thing_groups, ["g1", "g2"]);
+    }
+
+    #[test]
+    fn a_thing_is_claimed_only_by_certificates_of_its_ca() {
+        let key = KeyPair::generate().unwrap();
+        let f = facts(&[(DnType::CommonName, "robot-1")], (NOW - 1, NOW + 1), &key);
+        let ours = observed("PENDING_ACTIVATION", f);
+        let other_ca = "0".repeat(64);
+        let (mine, theirs, own) = (
+            "c1".repeat(32),
+            "c2".repeat(32),
+            ours.certificate_id.clone(),
+        );
+        let cert = |id: &str, ca: Option<&str>| Principal {
+            arn: format!("arn:aws:iot:eu-west-1:123456789012:cert/{id}"),
+            certificate_id: Some(id.to_string()),
+            ca_certificate_id: ca.map(str::to_string),
+        };
+        let cognito = Principal {
+            arn: "eu-west-1:1234-abcd".into(),
+            certificate_id: None,
+            ca_certificate_id: None,
+        };
+        let upper = CA.to_uppercase();
+        #[rustfmt::skip]
+        // principals, config, expected
+        type Row<'a> = (Vec<Principal>, Vec<(&'a str, &'a str)>, String);
+        let table: Vec<Row> = vec![
+            // principals already on the thing, config, expected
+            (vec![], vec![], "activate robot-1".into()),
+            (vec![cert(&mine, Some(CA))], vec![], "activate robot-1".into()),
+            (vec![cert(&mine, Some(&upper))], vec![], "activate robot-1".into()),
+            // This very certificate, attached by an interrupted earlier attempt.
+            (vec![cert(&own, Some(CA))], vec![], "activate robot-1".into()),
+            (vec![cert(&theirs, Some(&other_ca))], vec![], format!("revoke: thing robot-1 belongs to CA {other_ca}")),
+            (vec![cert(&mine, Some(CA)), cert(&theirs, Some(&other_ca))], vec![], format!("revoke: thing robot-1 belongs to CA {other_ca}")),
+            (vec![cert(&theirs, Some(&other_ca))], vec![("JITR_ON_REJECT", "ignore")], format!("reject: thing robot-1 belongs to CA {other_ca}")),
+            (vec![cert(&theirs, None)], vec![], format!("revoke: thing robot-1 belongs to certificate {theirs}, registered without a CA")),
+            (vec![cognito], vec![], "revoke: thing robot-1 belongs to principal eu-west-1:1234-abcd".into()),
+        ];
+        for (principals, vars, expected) in table {
+            let config = config(&vars);
+            let Plan::Activate(a) = decide(&ours, &config, NOW) else {
+                panic!()
+            };
+            let plan = claim(&ours, a, &principals, &config);
+            assert_eq!(short(&plan), expected, "{principals:?} {vars:?}");
+        }
+        // A certificate without a CA never joins a thing that has certificates.
+        let mut no_ca = ours.clone();
+        no_ca.ca_certificate_id = None;
+        let Plan::Activate(a) = decide(&no_ca, &config(&[]), NOW) else {
+            panic!()
+        };
+        let plan = claim(&no_ca, a, &[cert(&mine, Some(CA))], &config(&[]));
+        assert_eq!(
+            short(&plan),
+            format!("revoke: thing robot-1 belongs to CA {CA}")
+        );
+    }
+
+    #[test]
+    fn certificate_ids_are_read_from_arns() {
+        let id = "ab".repeat(32);
+        for (arn, expected) in [
+            (
+                format!("arn:aws:iot:eu-west-1:123456789012:cert/{id}"),
+                Some(id.as_str()),
+            ),
+            (
+                "arn:aws:iot:eu-west-1:123456789012:cert/xyz".to_string(),
+                None,
+            ),
+            ("eu-west-1:1234-abcd".to_string(), None),
+        ] {
+            assert_eq!(certificate_id_of(&arn), expected, "{arn}");
+        }
     }
 }

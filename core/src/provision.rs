@@ -1,7 +1,9 @@
 //! Carrying out the plan against AWS IoT, in the order that keeps devices
-//! safe: DescribeCertificate; CreateThing and AttachPolicy together;
-//! AttachThingPrincipal (with AddThingToThingGroup alongside);
-//! UpdateCertificate ACTIVE last. Four sequential round trips.
+//! safe: DescribeCertificate; ListThingPrincipals (and, for a thing that
+//! has principals, their DescribeCertificate: is it another CA's thing?);
+//! CreateThing and AttachPolicy together; AttachThingPrincipal (with
+//! AddThingToThingGroup alongside); UpdateCertificate ACTIVE last. Five
+//! sequential round trips for a new thing.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -11,9 +13,10 @@ use serde::Serialize;
 
 use crate::aws::AwsError;
 use crate::config::Config;
+use crate::deadline::Deadline;
 use crate::facts::CertFacts;
 use crate::iot::IotApi;
-use crate::plan::{self, Observed, Plan};
+use crate::plan::{self, Observed, Plan, Principal};
 
 /// How provisioning one certificate ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -28,6 +31,9 @@ pub enum Kind {
     Rejected,
     /// An AWS call failed: the platform should retry.
     Failed,
+    /// Cut short before the invocation's deadline: the platform should
+    /// retry (safe: the certificate is activated last).
+    Unfinished,
 }
 
 /// The outcome for one certificate: one log line, one metric, one entry of the response.
@@ -47,7 +53,41 @@ pub struct Outcome {
 impl Outcome {
     /// Whether the platform should see a failure (and retry).
     pub fn failed(&self) -> bool {
-        self.outcome == Kind::Failed
+        matches!(self.outcome, Kind::Failed | Kind::Unfinished)
+    }
+
+    /// A certificate whose provisioning was stopped after `elapsed`, before
+    /// the invocation's deadline.
+    pub fn unfinished(certificate_id: &str, elapsed: std::time::Duration) -> Outcome {
+        Outcome {
+            certificate_id: certificate_id.to_string(),
+            thing: None,
+            outcome: Kind::Unfinished,
+            reason: Some(format!(
+                "unfinished after {} ms: stopped before the invocation's deadline; \
+                 safe to retry (the certificate is activated last)",
+                elapsed.as_millis()
+            )),
+            duration_ms: elapsed.as_millis() as u64,
+            transient: true,
+        }
+    }
+}
+
+/// Provisions one certificate within `deadline`: an [`Outcome`] either way.
+pub async fn provision_within<A: IotApi>(
+    api: &A,
+    config: &Config,
+    certificate_id: &str,
+    now: i64,
+    deadline: Deadline,
+) -> Outcome {
+    let started = Instant::now();
+    // Boxed: keeps the nested futures' type shallow for the Lambda runtime.
+    let work = Box::pin(provision(api, config, certificate_id, now));
+    match deadline.run(work).await {
+        Some(outcome) => outcome,
+        None => Outcome::unfinished(certificate_id, started.elapsed()),
     }
 }
 
@@ -93,7 +133,7 @@ async fn run<A: IotApi>(
 ) -> (Option<String>, StepResult) {
     let (arn, plan) = match describe_and_decide(api, config, id, now).await {
         Ok(answer) => answer,
-        Err(e) => return (None, Err(("DescribeCertificate", e))),
+        Err(failed) => return (None, Err(failed)),
     };
     match plan {
         Plan::Activate(a) => {
@@ -143,33 +183,84 @@ async fn run<A: IotApi>(
     }
 }
 
-/// DescribeCertificate, then the decision: the certificate's ARN and the plan.
+/// DescribeCertificate, then the decision, then (for an activation) who
+/// owns the thing already: the certificate's ARN and the plan.
 async fn describe_and_decide<A: IotApi>(
     api: &A,
     config: &Config,
     id: &str,
     now: i64,
-) -> Result<(String, Plan), AwsError> {
-    let d = api.describe_certificate(id).await?;
-    let plan = match CertFacts::from_pem(d.certificate_pem.as_bytes()) {
-        Ok(facts) => plan::decide(
-            &Observed {
-                certificate_id: id.into(),
-                certificate_arn: d.certificate_arn.clone(),
-                status: d.status,
-                ca_certificate_id: d.ca_certificate_id,
-                facts,
-            },
-            config,
-            now,
-        ),
+) -> Result<(String, Plan), (&'static str, AwsError)> {
+    let d = api
+        .describe_certificate(id)
+        .await
+        .map_err(|e| ("DescribeCertificate", e))?;
+    let facts = match CertFacts::from_pem(d.certificate_pem.as_bytes()) {
+        Ok(facts) => facts,
         // AWS holds something we cannot parse: refuse it like any bad certificate.
-        Err(e) => Plan::Reject {
-            reason: format!("certificate cannot be parsed: {e}"),
-            revoke: config.on_reject == crate::config::OnReject::Revoke,
-        },
+        Err(e) => {
+            let plan = Plan::Reject {
+                reason: format!("certificate cannot be parsed: {e}"),
+                revoke: config.on_reject == crate::config::OnReject::Revoke,
+            };
+            return Ok((d.certificate_arn, plan));
+        }
+    };
+    let observed = Observed {
+        certificate_id: id.into(),
+        certificate_arn: d.certificate_arn.clone(),
+        status: d.status,
+        ca_certificate_id: d.ca_certificate_id,
+        facts,
+    };
+    let plan = match plan::decide(&observed, config, now) {
+        Plan::Activate(a) => {
+            let principals = thing_principals(api, &observed, &a.thing_name).await?;
+            plan::claim(&observed, a, &principals, config)
+        }
+        other => other,
     };
     Ok((d.certificate_arn, plan))
+}
+
+/// The principals already attached to `thing` (none if it does not exist),
+/// each with the CA of its certificate: the facts [`plan::claim`] decides on.
+async fn thing_principals<A: IotApi>(
+    api: &A,
+    observed: &Observed,
+    thing: &str,
+) -> Result<Vec<Principal>, (&'static str, AwsError)> {
+    let arns = match api.list_thing_principals(thing).await {
+        Ok(arns) => arns,
+        Err(AwsError::NotFound(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(("ListThingPrincipals", e)),
+    };
+    let described = arns.into_iter().map(|arn| async move {
+        let Some(cert) = plan::certificate_id_of(&arn).map(str::to_string) else {
+            return Ok(Some(Principal {
+                arn,
+                certificate_id: None,
+                ca_certificate_id: None,
+            }));
+        };
+        let ca_certificate_id = if cert.eq_ignore_ascii_case(&observed.certificate_id) {
+            observed.ca_certificate_id.clone()
+        } else {
+            match api.describe_certificate(&cert).await {
+                Ok(d) => d.ca_certificate_id,
+                // Deleted since it was listed: it no longer owns anything.
+                Err(AwsError::NotFound(_)) => return Ok(None),
+                Err(e) => return Err(("DescribeCertificate (thing principal)", e)),
+            }
+        };
+        Ok(Some(Principal {
+            arn,
+            certificate_id: Some(cert),
+            ca_certificate_id,
+        }))
+    });
+    let principals = futures::future::try_join_all(described).await?;
+    Ok(principals.into_iter().flatten().collect())
 }
 
 /// What provisioning would do, without changing anything (for `--dry-run`).
@@ -182,6 +273,7 @@ pub async fn dry_run<A: IotApi>(
     describe_and_decide(api, config, id, now)
         .await
         .map(|(_, plan)| plan)
+        .map_err(|(_, e)| e)
 }
 
 /// Refuses admission: REVOKED when `revoke`, the reason reported either way.

@@ -11,14 +11,19 @@ use aws_sdk_iot::operation::attach_thing_principal::{
 };
 use aws_sdk_iot::operation::create_thing::{CreateThingError, CreateThingOutput};
 use aws_sdk_iot::operation::describe_certificate::DescribeCertificateOutput;
+use aws_sdk_iot::operation::list_thing_principals::{
+    ListThingPrincipalsError, ListThingPrincipalsOutput,
+};
 use aws_sdk_iot::operation::update_certificate::{UpdateCertificateError, UpdateCertificateOutput};
 use aws_sdk_iot::types::error::{
-    InvalidRequestException, ResourceAlreadyExistsException, ThrottlingException,
+    InvalidRequestException, ResourceAlreadyExistsException, ResourceNotFoundException,
+    ThrottlingException,
 };
 use aws_sdk_iot::types::{CertificateDescription, CertificateStatus};
 use aws_sdk_iot::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use jitr_core::config::Config;
+use jitr_core::deadline::Deadline;
 use jitr_core::iot::SdkIot;
 use jitr_core::provision::{provision, Kind};
 use serde_json::json;
@@ -94,7 +99,25 @@ fn happy_rules(log: &Log) -> Vec<Rule> {
         l.lock().unwrap().push("UpdateCertificate");
         UpdateCertificateOutput::builder().build()
     });
-    vec![create, policy, principal, update]
+    let l = log.clone();
+    let no_thing = mock!(Client::list_thing_principals).then_error(move || {
+        l.lock().unwrap().push("ListThingPrincipals");
+        not_found("robot-7")
+    });
+    vec![create, policy, principal, update, no_thing]
+}
+
+fn not_found(thing: &str) -> ListThingPrincipalsError {
+    ListThingPrincipalsError::ResourceNotFoundException(
+        ResourceNotFoundException::builder()
+            .message(format!("Thing {thing} not found"))
+            .meta(
+                ErrorMetadata::builder()
+                    .code("ResourceNotFoundException")
+                    .build(),
+            )
+            .build(),
+    )
 }
 
 fn client(rules: &[&Rule]) -> SdkIot {
@@ -117,16 +140,16 @@ async fn activation_is_the_last_call() {
     assert_eq!(outcome.outcome, Kind::Activated, "{outcome:?}");
     assert_eq!(outcome.thing.as_deref(), Some("robot-7"));
     let calls = log.lock().unwrap().clone();
-    assert_eq!(calls.len(), 5, "{calls:?}");
-    assert_eq!(calls[0], "DescribeCertificate");
-    let mut middle = calls[1..3].to_vec();
+    assert_eq!(calls.len(), 6, "{calls:?}");
+    assert_eq!(calls[..2], ["DescribeCertificate", "ListThingPrincipals"]);
+    let mut middle = calls[2..4].to_vec();
     middle.sort();
     assert_eq!(
         middle,
         ["AttachPolicy", "CreateThing"],
         "thing and policy together, before the principal"
     );
-    assert_eq!(&calls[3..], ["AttachThingPrincipal", "UpdateCertificate"]);
+    assert_eq!(&calls[4..], ["AttachThingPrincipal", "UpdateCertificate"]);
 }
 
 #[tokio::test]
@@ -158,7 +181,14 @@ async fn throttling_and_5xx_are_retried_then_succeed() {
         .output(|| CreateThingOutput::builder().build())
         .build();
     // MatchAny takes the first matching rule: the faulty ones go first.
-    let all: Vec<&Rule> = vec![&describe, &throttled, &flaky_thing, &rules[1], &rules[2]];
+    let all: Vec<&Rule> = vec![
+        &describe,
+        &throttled,
+        &flaky_thing,
+        &rules[1],
+        &rules[2],
+        &rules[4],
+    ];
     let outcome = provision(&client(&all), &config(), ID, now()).await;
     assert_eq!(outcome.outcome, Kind::Activated, "{outcome:?}");
     assert_eq!(
@@ -186,7 +216,9 @@ async fn existing_thing_and_already_active_are_success() {
                 .build(),
         )
     });
-    let all: Vec<&Rule> = vec![&describe, &exists, &rules[1], &rules[2], &rules[3]];
+    let all: Vec<&Rule> = vec![
+        &describe, &exists, &rules[1], &rules[2], &rules[3], &rules[4],
+    ];
     let outcome = provision(&client(&all), &config(), ID, now()).await;
     assert_eq!(outcome.outcome, Kind::Activated, "{outcome:?}");
 
@@ -219,7 +251,9 @@ async fn a_hard_failure_stops_before_activation_and_is_reported() {
                 .build(),
         )
     });
-    let all: Vec<&Rule> = vec![&describe, &refused, &rules[0], &rules[1], &rules[3]];
+    let all: Vec<&Rule> = vec![
+        &describe, &refused, &rules[0], &rules[1], &rules[3], &rules[4],
+    ];
     let outcome = provision(&client(&all), &config(), ID, now()).await;
     assert_eq!(outcome.outcome, Kind::Failed);
     assert!(
@@ -280,7 +314,7 @@ async fn handler_answers_sqs_batches_with_partial_failures_and_refuses_malformed
         { "messageId": "m-bad", "body": "{\"certificateId\": 7}", "eventSource": "aws:sqs" },
         { "messageId": "m-junk", "body": "not json", "eventSource": "aws:sqs" },
     ]});
-    let answer = jitr_core::handler::handle(&api, &config(), batch, now())
+    let answer = jitr_core::handler::handle(&api, &config(), batch, now(), Deadline::none())
         .await
         .unwrap();
     let mut failed: Vec<&str> = answer["batchItemFailures"]
@@ -299,7 +333,7 @@ async fn handler_answers_sqs_batches_with_partial_failures_and_refuses_malformed
         json!({ "certificateId": null }),
         json!({ "certificateId": ID, "timestamp": {} }),
     ] {
-        let err = jitr_core::handler::handle(&api, &config(), bad.clone(), now())
+        let err = jitr_core::handler::handle(&api, &config(), bad.clone(), now(), Deadline::none())
             .await
             .unwrap_err();
         assert!(
@@ -308,8 +342,96 @@ async fn handler_answers_sqs_batches_with_partial_failures_and_refuses_malformed
         );
     }
     assert_eq!(describe.num_calls(), 1);
-    let ok = jitr_core::handler::handle(&api, &config(), json!({ "certificateId": ID }), now())
-        .await
-        .unwrap();
+    let ok = jitr_core::handler::handle(
+        &api,
+        &config(),
+        json!({ "certificateId": ID }),
+        now(),
+        Deadline::none(),
+    )
+    .await
+    .unwrap();
     assert_eq!(ok["results"][0]["outcome"], "Activated");
+}
+
+const CA_1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const CA_2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+const EARLIER: &str = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+
+/// DescribeCertificate answering for certificate `id` only, issued by `ca`.
+fn describe_one(id: &'static str, ca: &str, cn: &str, status: CertificateStatus) -> Rule {
+    let (pem, ca) = (device_pem(cn), ca.to_string());
+    mock!(Client::describe_certificate)
+        .match_requests(move |req| req.certificate_id() == Some(id))
+        .then_compute_output(move |_| {
+            DescribeCertificateOutput::builder()
+                .certificate_description(
+                    CertificateDescription::builder()
+                        .certificate_arn(format!("arn:aws:iot:eu-west-1:123456789012:cert/{id}"))
+                        .certificate_id(id)
+                        .ca_certificate_id(ca.clone())
+                        .status(status.clone())
+                        .certificate_pem(pem.clone())
+                        .build(),
+                )
+                .build()
+        })
+}
+
+/// Thing robot-7 exists with the certificate EARLIER (issued by `earlier_ca`)
+/// attached; a certificate of CA_1 named robot-7 arrives.
+async fn arrive_at_existing_thing(
+    earlier_ca: &str,
+) -> (jitr_core::provision::Outcome, Vec<Rule>, Rule) {
+    let log: Log = Default::default();
+    let ours = describe_one(ID, CA_1, "robot-7", CertificateStatus::PendingActivation);
+    let earlier = describe_one(EARLIER, earlier_ca, "robot-7", CertificateStatus::Active);
+    let listed = mock!(Client::list_thing_principals)
+        .match_requests(|req| req.thing_name() == Some("robot-7"))
+        .then_output(|| {
+            ListThingPrincipalsOutput::builder()
+                .principals(format!("arn:aws:iot:eu-west-1:123456789012:cert/{EARLIER}"))
+                .build()
+        });
+    let revoke = mock!(Client::update_certificate)
+        .match_requests(|req| req.new_status() == Some(&CertificateStatus::Revoked))
+        .then_output(|| UpdateCertificateOutput::builder().build());
+    let rules = happy_rules(&log);
+    let all: Vec<&Rule> = vec![
+        &ours, &earlier, &listed, &revoke, &rules[0], &rules[1], &rules[2], &rules[3],
+    ];
+    let outcome = provision(&client(&all), &config(), ID, now()).await;
+    (outcome, rules, revoke)
+}
+
+#[tokio::test]
+async fn a_thing_of_another_ca_is_not_taken_over() {
+    let (outcome, rules, revoke) = arrive_at_existing_thing(CA_2).await;
+    assert_eq!(outcome.outcome, Kind::Rejected, "{outcome:?}");
+    assert_eq!(
+        outcome.reason.as_deref(),
+        Some(format!("thing robot-7 belongs to CA {CA_2}").as_str())
+    );
+    assert_eq!(
+        revoke.num_calls(),
+        1,
+        "revoked, as JITR_ON_REJECT=revoke says"
+    );
+    for (rule, call) in rules[..4].iter().zip([
+        "CreateThing",
+        "AttachPolicy",
+        "AttachThingPrincipal",
+        "UpdateCertificate ACTIVE",
+    ]) {
+        assert_eq!(rule.num_calls(), 0, "{call} must not happen");
+    }
+}
+
+#[tokio::test]
+async fn a_thing_of_the_same_ca_takes_a_new_certificate() {
+    let (outcome, rules, revoke) = arrive_at_existing_thing(CA_1).await;
+    assert_eq!(outcome.outcome, Kind::Activated, "{outcome:?}");
+    assert_eq!(revoke.num_calls(), 0);
+    assert_eq!(rules[2].num_calls(), 1, "AttachThingPrincipal");
+    assert_eq!(rules[3].num_calls(), 1, "UpdateCertificate ACTIVE");
 }

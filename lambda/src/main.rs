@@ -3,10 +3,12 @@
 
 use jitr_core::aws::{self, AwsOptions};
 use jitr_core::config::Config;
+use jitr_core::deadline::Deadline;
 use jitr_core::handler::HandlerError;
 use jitr_core::iot::SdkIot;
 use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use serde_json::Value;
+use std::time::SystemTime;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -14,7 +16,7 @@ async fn main() -> Result<(), Error> {
     // A missing or invalid setting stops the function at start-up, named.
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let sdk = aws::load(&AwsOptions::default()).await?;
+    let sdk = aws::load_with(&AwsOptions::default(), aws::function_timeouts()).await?;
     let api = SdkIot {
         client: aws::iot_client(&sdk),
         endpoint: aws::endpoint_of(&sdk),
@@ -22,7 +24,10 @@ async fn main() -> Result<(), Error> {
     let (api, config) = (&api, &config);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now = time_now();
-        jitr_core::handler::handle(api, config, event.payload, now)
+        // Work stops a margin before Lambda's deadline, so the answer (with
+        // what is unfinished) always gets out.
+        let deadline = Deadline::from_lambda(event.context.deadline, SystemTime::now());
+        jitr_core::handler::handle(api, config, event.payload, now, deadline)
             .await
             .map_err(diagnostic)
     }))
@@ -34,6 +39,7 @@ fn diagnostic(e: HandlerError) -> Diagnostic {
     let error_type = match e {
         HandlerError::BadEvent(_) => "MalformedEvent",
         HandlerError::Provisioning { .. } => "ProvisioningFailed",
+        HandlerError::Unfinished { .. } => "ProvisioningUnfinished",
     };
     Diagnostic {
         error_type: error_type.into(),

@@ -212,6 +212,7 @@ fn the_handler_in_process_honours_type_groups_and_allowed_cas() {
             &config(Some(("JITR_ALLOWED_CA_IDS", &other))),
             Moto::event(&id, &ca),
             now,
+            jitr_core::deadline::Deadline::none(),
         ))
         .unwrap();
     assert_eq!(answer["results"][0]["outcome"], "Rejected");
@@ -224,6 +225,7 @@ fn the_handler_in_process_honours_type_groups_and_allowed_cas() {
             &config(Some(("JITR_ALLOWED_CA_IDS", &ca))),
             Moto::event(&id, &ca),
             now,
+            jitr_core::deadline::Deadline::none(),
         ))
         .unwrap();
     assert_eq!(answer["results"][0]["outcome"], "Activated", "{answer}");
@@ -293,4 +295,299 @@ fn reconcile_provisions_what_events_missed() {
     // Without a policy the settings are refused, named.
     let err = moto.jitr(d, &["provision", &ids[0]]).failure().to_string();
     assert!(err.contains("--policy / JITR_POLICY_NAME"), "{err}");
+}
+
+/// Issues device `name` under CA directory `ca` into `out` and registers it
+/// pending under that CA; returns its id.
+fn pending_device_of(moto: &Moto, d: &Path, ca: &str, out: &str, name: &str) -> String {
+    jitr(
+        d,
+        &["device", "issue", "--ca", ca, "--out", out, "--name", name],
+    )
+    .success();
+    let pem = std::fs::read_to_string(d.join(format!("{out}/{name}/device.crt"))).unwrap();
+    let ca_pem = std::fs::read_to_string(d.join(format!("{ca}/ca.crt"))).unwrap();
+    let answer = moto.boto3(
+        "register_certificate",
+        json!({ "certificatePem": pem, "caCertificatePem": ca_pem, "status": "PENDING_ACTIVATION" }),
+    );
+    answer["certificateId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .to_string()
+}
+
+#[test]
+fn a_device_of_a_second_ca_does_not_take_over_an_existing_thing() {
+    let moto = Moto::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let first_ca = moto.jitr_setup(d);
+    jitr(d, &["ca", "create", "second", "--subject", "CN=Second CA"]).success();
+    let second_ca = moto.jitr(d, &["--json", "ca", "register", "second"]).json()["certificate_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (k, v) in moto.env() {
+        std::env::set_var(k, v);
+    }
+    // The default: every CA the rule covers is admitted (no JITR_ALLOWED_CA_IDS).
+    let config = jitr_core::config::Config::from_lookup(|k| {
+        (k == "JITR_POLICY_NAME").then(|| "jitr-device".to_string())
+    })
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sdk = rt
+        .block_on(jitr_core::aws::load(&Default::default()))
+        .unwrap();
+    let api = jitr_core::iot::SdkIot {
+        client: jitr_core::aws::iot_client(&sdk),
+        endpoint: moto.url.clone(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let handle = |id: &str, ca: &str| {
+        rt.block_on(jitr_core::handler::handle(
+            &api,
+            &config,
+            Moto::event(id, ca),
+            now,
+            jitr_core::deadline::Deadline::none(),
+        ))
+        .unwrap()
+    };
+
+    let owner = pending_device_of(&moto, d, "root", "dev", "robot-1");
+    let answer = handle(&owner, &first_ca);
+    assert_eq!(answer["results"][0]["outcome"], "Activated", "{answer}");
+
+    // Same name, the other registered CA: refused, revoked, the thing untouched.
+    let intruder = pending_device_of(&moto, d, "second", "dev2", "robot-1");
+    let answer = handle(&intruder, &second_ca);
+    assert_eq!(answer["results"][0]["outcome"], "Rejected", "{answer}");
+    assert_eq!(
+        answer["results"][0]["reason"],
+        format!("thing robot-1 belongs to CA {first_ca}")
+    );
+    assert_eq!(moto.status(&intruder), "REVOKED");
+    assert_eq!(
+        moto.thing_principals("robot-1"),
+        [format!("{ARN_PREFIX}{owner}")]
+    );
+    assert_eq!(
+        moto.policies_of(&format!("{ARN_PREFIX}{intruder}")),
+        Vec::<String>::new()
+    );
+    assert_eq!(moto.status(&owner), "ACTIVE");
+
+    // A new certificate from the thing's own CA (a re-issued device) joins it.
+    let reissued = pending_device_of(&moto, d, "root", "dev3", "robot-1");
+    let answer = handle(&reissued, &first_ca);
+    assert_eq!(answer["results"][0]["outcome"], "Activated", "{answer}");
+    let mut principals = moto.thing_principals("robot-1");
+    principals.sort();
+    let mut expected = vec![
+        format!("{ARN_PREFIX}{owner}"),
+        format!("{ARN_PREFIX}{reissued}"),
+    ];
+    expected.sort();
+    assert_eq!(principals, expected);
+}
+
+/// A listener on a free 127.0.0.1 port that accepts connections and never
+/// answers: an AWS endpoint that hangs. Connections are held until drop.
+struct Stall {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Stall {
+    fn start() -> Stall {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                if s.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                held.extend(conn.ok());
+            }
+        });
+        Stall { port, stop }
+    }
+}
+
+impl Drop for Stall {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// What the function answered to one invocation, and when.
+struct Answer {
+    path: String,
+    body: serde_json::Value,
+    at: std::time::Instant,
+}
+
+/// A minimal Lambda Runtime API on a free 127.0.0.1 port: hands out
+/// `events` one per `next` request, each with a deadline `budget` from
+/// then (epoch milliseconds, as Lambda sends), and reports each answer
+/// with the deadline it had.
+fn runtime_api(
+    events: Vec<serde_json::Value>,
+    budget: std::time::Duration,
+) -> (u16, std::sync::mpsc::Receiver<(Answer, std::time::Instant)>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let events = std::sync::Arc::new(std::sync::Mutex::new((events, Vec::new())));
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let (events, tx) = (events.clone(), tx.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut conn = conn;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let mut length = 0;
+                    loop {
+                        let mut header = String::new();
+                        reader.read_line(&mut header).unwrap();
+                        if header.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = header.split_once(':') {
+                            if k.eq_ignore_ascii_case("content-length") {
+                                length = v.trim().parse().unwrap();
+                            }
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let reply = if path.ends_with("/invocation/next") {
+                        let next = {
+                            let mut e = events.lock().unwrap();
+                            (!e.0.is_empty()).then(|| e.0.remove(0))
+                        };
+                        let Some(event) = next else {
+                            return; // no more events: the function waits
+                        };
+                        let deadline = std::time::Instant::now() + budget;
+                        let epoch_ms = (std::time::SystemTime::now() + budget)
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap()
+                            .as_millis();
+                        let n = {
+                            let mut e = events.lock().unwrap();
+                            e.1.push(deadline);
+                            e.1.len()
+                        };
+                        let data = event.to_string();
+                        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nLambda-Runtime-Aws-Request-Id: req-{n}\r\nLambda-Runtime-Deadline-Ms: {epoch_ms}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:eu-west-1:123456789012:function:jitr\r\nLambda-Runtime-Trace-Id: Root=1-0-0\r\n\r\n{data}", data.len())
+                    } else {
+                        let n: usize = path
+                            .split("/req-")
+                            .nth(1)
+                            .and_then(|rest| rest.split('/').next())
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(0);
+                        let deadline = events.lock().unwrap().1.get(n.wrapping_sub(1)).copied();
+                        let answer = Answer {
+                            path: path.clone(),
+                            body: serde_json::from_slice(&body).unwrap_or_default(),
+                            at: std::time::Instant::now(),
+                        };
+                        let _ = tx.send((answer, deadline.unwrap_or_else(std::time::Instant::now)));
+                        "HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}".to_string()
+                    };
+                    if conn.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn the_built_function_answers_before_its_deadline_when_aws_hangs() {
+    let stall = Stall::start();
+    let id = "ab".repeat(32);
+    let body = |n: u8| json!({ "certificateId": format!("{n:064x}") }).to_string();
+    let record = |mid: &str, body: String| json!({ "messageId": mid, "receiptHandle": "h", "body": body, "eventSource": "aws:sqs", "awsRegion": "eu-west-1", "attributes": {}, "messageAttributes": {} });
+    let events = vec![
+        json!({ "certificateId": id, "certificateStatus": "PENDING_ACTIVATION" }),
+        json!({ "Records": [record("m1", body(1)), record("m2", body(2))] }),
+    ];
+    // Lambda's deadline: 4 s after the event is handed out.
+    let (runtime, answers) = runtime_api(events, std::time::Duration::from_secs(4));
+    let _function = jitr_tests::Guard(
+        std::process::Command::new(jitr_tests::bin("jitr-lambda"))
+            .env_clear()
+            .envs([
+                ("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{runtime}")),
+                (
+                    "AWS_ENDPOINT_URL",
+                    format!("http://127.0.0.1:{}", stall.port),
+                ),
+                ("AWS_ACCESS_KEY_ID", "testing".into()),
+                ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+                ("AWS_REGION", "eu-west-1".into()),
+                ("AWS_EC2_METADATA_DISABLED", "true".into()),
+                ("AWS_CONFIG_FILE", "/dev/null".into()),
+                ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+                ("AWS_LAMBDA_FUNCTION_NAME", "jitr".into()),
+                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
+                ("AWS_LAMBDA_FUNCTION_VERSION", "1".into()),
+                ("JITR_POLICY_NAME", "jitr-device".into()),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let wait = std::time::Duration::from_secs(120);
+
+    // The direct event: an error naming the certificate, before the deadline.
+    let (answer, deadline) = answers
+        .recv_timeout(wait)
+        .expect("an answer to the direct event");
+    assert!(answer.at < deadline, "answered after the deadline");
+    assert!(answer.path.ends_with("/req-1/error"), "{}", answer.path);
+    assert_eq!(
+        answer.body["errorType"], "ProvisioningUnfinished",
+        "{}",
+        answer.body
+    );
+    let message = answer.body["errorMessage"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("provisioning {id} unfinished")),
+        "{message}"
+    );
+
+    // The SQS batch: both records named as batch item failures, before the deadline.
+    let (answer, deadline) = answers.recv_timeout(wait).expect("an answer to the batch");
+    assert!(answer.at < deadline, "answered after the deadline");
+    assert!(answer.path.ends_with("/req-2/response"), "{}", answer.path);
+    let mut failed: Vec<&str> = answer.body["batchItemFailures"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", answer.body))
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap())
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["m1", "m2"], "{}", answer.body);
 }
