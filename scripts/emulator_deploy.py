@@ -5,8 +5,8 @@ Run with the ministack venv's python (it has boto3), AWS_ENDPOINT_URL and
 credentials aimed at the emulator. Used by `make demo` (scripts/demo.sh) and
 the first-connect tests (tests/src/rehearsal.rs), so both deploy the same way:
 
-  emulator_deploy.py sam  --stack NAME --zip FN.zip [--param K=V ...]
-  emulator_deploy.py cdk  --stack NAME --zip FN.zip --cdk-out DIR [--param K=V ...]
+  emulator_deploy.py sam  --stack NAME (--zip FN.zip | --bootstrap EXE) [--param K=V ...]
+  emulator_deploy.py cdk  --stack NAME (--zip FN.zip | --bootstrap EXE) --cdk-out DIR [--param K=V ...]
   emulator_deploy.py delete --stack NAME
 
 Packaging is what the tools do before CloudFormation sees a template, nothing
@@ -122,8 +122,25 @@ def fix_event_source_mappings(function_name):
             lam.update_event_source_mapping(UUID=m["UUID"], ScalingConfig={"MaximumConcurrency": int(value)})
 
 
+def zip_bootstrap(exe, out):
+    """A Lambda zip of one executable, named `bootstrap` (provided.al2023)."""
+    import zipfile
+
+    info = zipfile.ZipInfo("bootstrap", date_time=(2020, 1, 1, 0, 0, 0))
+    info.external_attr = 0o755 << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(out, "w", compresslevel=1) as z, open(exe, "rb") as f:
+        z.writestr(info, f.read())
+    return out
+
+
 def deploy(args):
     cfn = client("cloudformation")
+    if args.bootstrap:
+        import tempfile
+
+        tmp = tempfile.mkdtemp()
+        args.zip = zip_bootstrap(args.bootstrap, os.path.join(tmp, "function.zip"))
     if args.kind == "sam":
         body = sam_body(args.zip, args.stack)
     else:
@@ -184,7 +201,9 @@ def main():
     for kind in ("sam", "cdk"):
         p = sub.add_parser(kind)
         p.add_argument("--stack", required=True)
-        p.add_argument("--zip", required=True, help="the function zip (bootstrap at its root)")
+        code = p.add_mutually_exclusive_group(required=True)
+        code.add_argument("--zip", help="the function zip (bootstrap at its root)")
+        code.add_argument("--bootstrap", help="the function's executable, zipped as bootstrap")
         p.add_argument("--param", action="append", default=[], metavar="K=V")
         if kind == "cdk":
             p.add_argument("--cdk-out", required=True)
