@@ -187,12 +187,28 @@ def describe(cfn, name, stack):
 
 
 def delete(args):
+    """Deletes the stack; with --device-policy also the policy the template
+    retains: detached from every certificate first, as AWS requires
+    (`aws iot list-targets-for-policy`, `detach-policy`, `delete-policy`)."""
     cfn = client("cloudformation")
+    outputs = describe(cfn, args.stack, cfn.describe_stacks(StackName=args.stack)["Stacks"][0])["outputs"]
     cfn.delete_stack(StackName=args.stack)
     s = wait_stack(cfn, args.stack, "DELETE_COMPLETE")
-    print(json.dumps({"stack": args.stack, "status": s["StackStatus"]}))
+    report = {"stack": args.stack, "status": s["StackStatus"]}
     if s["StackStatus"] != "DELETE_COMPLETE":
+        print(json.dumps(report))
         sys.exit(f"stack {args.stack}: {s['StackStatus']}: {s.get('StackStatusReason', '')}")
+    if args.device_policy:
+        iot = client("iot")
+        policy = outputs["DevicePolicyName"]
+        targets = []
+        for page in iot.get_paginator("list_targets_for_policy").paginate(policyName=policy):
+            targets += page["targets"]
+        for target in targets:
+            iot.detach_policy(policyName=policy, target=target)
+        iot.delete_policy(policyName=policy)
+        report["device_policy"] = {"name": policy, "detached_from": len(targets), "deleted": True}
+    print(json.dumps(report))
 
 
 def main():
@@ -211,6 +227,7 @@ def main():
         p.set_defaults(func=deploy, kind=kind)
     p = sub.add_parser("delete")
     p.add_argument("--stack", required=True)
+    p.add_argument("--device-policy", action="store_true", help="also detach and delete the retained device policy")
     p.set_defaults(func=delete)
     args = ap.parse_args()
     args.func(args)

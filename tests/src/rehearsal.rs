@@ -256,16 +256,20 @@ pub fn function_bootstrap() -> &'static PathBuf {
     EXE.get_or_init(|| {
         let dir = crate::target_dir().join("rehearsal");
         std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join(format!("bootstrap-{}", std::process::id()));
+        // Made under a private name, renamed into place: test binaries
+        // running at once each get a whole file.
+        let tmp = dir.join(format!(".bootstrap-{}", std::process::id()));
         let stripped = Command::new("strip")
             .arg("--strip-debug")
             .arg("-o")
-            .arg(&out)
+            .arg(&tmp)
             .arg(crate::bin("jitr-lambda"))
             .status();
         if !matches!(stripped, Ok(s) if s.success()) {
-            std::fs::copy(crate::bin("jitr-lambda"), &out).unwrap();
+            std::fs::copy(crate::bin("jitr-lambda"), &tmp).unwrap();
         }
+        let out = dir.join("bootstrap");
+        std::fs::rename(&tmp, &out).unwrap();
         out
     })
 }
@@ -275,7 +279,7 @@ pub fn function_bootstrap() -> &'static PathBuf {
 pub fn cdk_out() -> &'static PathBuf {
     static OUT: OnceLock<PathBuf> = OnceLock::new();
     OUT.get_or_init(|| {
-        let out = crate::target_dir().join(format!("cdk.out-{}", std::process::id()));
+        let out = crate::target_dir().join("cdk.out");
         let _ = std::fs::remove_dir_all(&out);
         run(Command::new("npx")
             .args(["cdk", "synth", "--quiet", "--no-notices", "-c", "bundle=false", "-o"])
