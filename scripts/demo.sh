@@ -57,8 +57,9 @@ mkdir -p emulator
 GATEWAY_PORT=$PORT IOT_MTLS_PORT=$MQTT_PORT AUTH=true MINISTACK_REGION=eu-west-1 LOG_LEVEL=INFO \
     TMPDIR=$DEMO/emulator STATE_DIR=$DEMO/emulator/state S3_DATA_DIR=$DEMO/emulator/s3 \
     setsid "$PY" "$ROOT/scripts/ministack_loopback.py" >emulator.log 2>&1 & PIDS+=($!)
-for _ in $(seq 1 300); do curl -sf "$AWS_ENDPOINT_URL/_ministack/health" >/dev/null && break; sleep 0.1; done
-curl -sf "$AWS_ENDPOINT_URL/_ministack/health" >/dev/null || { echo "ministack did not start; emulator.log:" >&2; tail -20 emulator.log >&2; exit 1; }
+get() { python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$AWS_ENDPOINT_URL$1" 2>/dev/null; }
+for _ in $(seq 1 300); do get /_ministack/health >/dev/null && break; sleep 0.1; done
+get /_ministack/health >/dev/null || { echo "ministack did not start; emulator.log:" >&2; tail -20 emulator.log >&2; exit 1; }
 echo "API at $AWS_ENDPOINT_URL, devices connect to 127.0.0.1:$MQTT_PORT (MQTT over TLS, client certificates)"
 
 step "6. Register the CAs with AWS IoT (here the emulator; --profile/--region talk to AWS)"
@@ -81,7 +82,7 @@ for k, v in s["outputs"].items():
 PY
 
 step "8. A subscriber on things/# at the emulator's broker"
-curl -sf "$AWS_ENDPOINT_URL/_ministack/iot/ca.pem" >broker-ca.pem   # verifies the broker, as Amazon's roots do in AWS
+get /_ministack/iot/ca.pem >broker-ca.pem   # verifies the broker, as Amazon's roots do in AWS
 # The emulator builds its TLS context on the first connection, which stalls:
 # one bounded probe first.
 timeout 3 mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" --cafile broker-ca.pem -t things/probe -m probe -q 1 2>/dev/null || true
