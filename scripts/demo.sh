@@ -15,6 +15,7 @@ T0=$(date +%s.%N)
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
+run_to() { local out=$1; shift; printf '$ %s > %s\n' "$*" "$out"; "$@" >"$out"; }
 
 step "1. The administrator creates a root CA and an intermediate (ECDSA P-256)"
 run "$JITR" ca create root-ca --subject "CN=Demo Root CA,O=Demo Corp,C=DE"
@@ -68,8 +69,8 @@ run "$JITR" ca register issuing-ca
 CA_ID=$("$JITR" --json ca show issuing-ca | python3 -c 'import json,sys; print(json.load(sys.stdin)["certificate_id"])')
 
 step "7. Deploy infra/sam/template.yaml through the emulator's CloudFormation (parameters only)"
-run "$PY" "$ROOT/scripts/emulator_deploy.py" sam --stack jitr --zip "$ZIP" \
-    --param "CaCertificateId=$CA_ID" --param "AllowedCaIds=$CA_ID" --param "Architecture=$ARCH" >stack.json
+run_to stack.json "$PY" "$ROOT/scripts/emulator_deploy.py" sam --stack jitr --zip "$ZIP" \
+    --param "CaCertificateId=$CA_ID" --param "AllowedCaIds=$CA_ID" --param "Architecture=$ARCH"
 "$PY" - <<'PY'
 import json
 s = json.load(open("stack.json"))
@@ -102,7 +103,7 @@ for n in 0001 0002 0003; do
 done
 sleep 0.5
 
-step "10. What the emulator did for robot-0001"
+step "10. What the emulator logged: robot-0001 registered on CONNECT, the deployed function invoked from the queue"
 ID1=$(awk -F, '$1=="robot-0001"{print $2}' devices/manifest.csv)
 grep -E "certificate $ID1|ESM: Lambda jitr-jitr processed" emulator.log | sed -E 's/^[0-9-]+ //' | head -6 || true
 
