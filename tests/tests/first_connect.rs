@@ -79,6 +79,12 @@ fn first_connect_through(template: Template) -> (tempfile::TempDir, Rehearsal) {
         r.received()
     );
 
+    // With the function running (its Runtime API is one more listener of the
+    // emulator), everything the emulator listens on is still on loopback.
+    let listening = jitr_tests::ministack::listening_addresses(r.ms.pid());
+    assert!(listening.len() >= 3, "{listening:?}");
+    assert!(listening.iter().all(|a| a.starts_with("127.0.0.1:")), "{listening:?}");
+
     // A second connect is accepted at once, and creates nothing new.
     let again = r.connect(&["dev/robot-1"], "10").json();
     assert_eq!(again["attempts"].as_array().unwrap().len(), 1, "{again}");
