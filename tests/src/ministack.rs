@@ -14,7 +14,10 @@ pub const REGION: &str = "eu-west-1";
 /// The account ministack serves the root credentials (`test`) in.
 pub const ACCOUNT: &str = "000000000000";
 /// The launcher every ministack of the tests and the demo starts through.
-pub const LAUNCHER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/ministack_loopback.py");
+pub const LAUNCHER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../scripts/ministack_loopback.py"
+);
 
 /// A program installed in one of the project's virtual environments
 /// (`.venv/NAME/bin/PROGRAM`), with a message saying how to get it.
@@ -115,7 +118,8 @@ impl Ministack {
     /// Writes the CA that signs the MQTT listener's certificate to `path`
     /// (devices verify the broker with it, as they would Amazon's roots).
     pub fn write_server_ca(&self, path: &Path) {
-        let pem = http_get(self.port, "/_ministack/iot/ca.pem").expect("ministack serves its IoT CA");
+        let pem =
+            http_get(self.port, "/_ministack/iot/ca.pem").expect("ministack serves its IoT CA");
         assert!(pem.contains("BEGIN CERTIFICATE"), "{pem}");
         std::fs::write(path, pem).unwrap();
     }
@@ -144,7 +148,12 @@ impl Ministack {
 
     /// Calls `service`'s operation with boto3 (snake_case name, JSON params)
     /// and returns its answer, or the error as `{"Error": CODE, "Message"}`.
-    pub fn boto3(&self, service: &str, operation: &str, params: serde_json::Value) -> serde_json::Value {
+    pub fn boto3(
+        &self,
+        service: &str,
+        operation: &str,
+        params: serde_json::Value,
+    ) -> serde_json::Value {
         const SCRIPT: &str = r#"
 import boto3, json, sys
 c = boto3.client(sys.argv[1])
@@ -155,7 +164,8 @@ except c.exceptions.ClientError as e:
     out = {"Error": e.response["Error"]["Code"], "Message": e.response["Error"].get("Message", "")}
 print(json.dumps(out, default=str))
 "#;
-        self.python(SCRIPT, &[service, operation, &params.to_string()]).json()
+        self.python(SCRIPT, &[service, operation, &params.to_string()])
+            .json()
     }
 
     /// What the emulator logged so far.
@@ -183,7 +193,11 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
@@ -207,7 +221,10 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
 
 /// The local addresses (`host:port`) process `pid` listens on (TCP).
 pub fn listening_addresses(pid: u32) -> Vec<String> {
-    let out = Command::new("ss").args(["-Hltnp"]).output().expect("ss (iproute2) is installed");
+    let out = Command::new("ss")
+        .args(["-Hltnp"])
+        .output()
+        .expect("ss (iproute2) is installed");
     let needle = format!("pid={pid},");
     let mut addrs: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -228,7 +245,10 @@ mod tests {
     fn starts_on_loopback_and_answers_health() {
         let ms = Ministack::start();
         assert_eq!(http_status(ms.port, "/_ministack/health"), Some(200));
-        assert_eq!(listening_addresses(ms.pid()), [format!("127.0.0.1:{}", ms.port)]);
+        assert_eq!(
+            listening_addresses(ms.pid()),
+            [format!("127.0.0.1:{}", ms.port)]
+        );
     }
 
     /// Every listener of the rehearsal's emulator, the IoT MQTT/TLS one
@@ -238,7 +258,10 @@ mod tests {
         let ms = Ministack::start_iot();
         wait_listening(ms.pid(), 2);
         let mqtt = ms.mqtt_port.unwrap();
-        let mut expected = vec![format!("127.0.0.1:{}", ms.port), format!("127.0.0.1:{mqtt}")];
+        let mut expected = vec![
+            format!("127.0.0.1:{}", ms.port),
+            format!("127.0.0.1:{mqtt}"),
+        ];
         expected.sort();
         assert_eq!(listening_addresses(ms.pid()), expected);
     }

@@ -105,7 +105,13 @@ impl Rehearsal {
             .arg(DEPLOY)
             .args(&args)
             .envs(ms.env()));
-        assert!(deployed.ok(), "deploy failed: {}\n{}\n{}", deployed.stderr, deployed.stdout, ms.log());
+        assert!(
+            deployed.ok(),
+            "deploy failed: {}\n{}\n{}",
+            deployed.stderr,
+            deployed.stdout,
+            ms.log()
+        );
         let stack = deployed.json();
         assert_eq!(stack["status"], "CREATE_COMPLETE", "{stack}");
 
@@ -163,10 +169,16 @@ impl Rehearsal {
 
     /// DescribeCertificate's status, or the error code.
     pub fn status(&self, certificate_id: &str) -> String {
-        let d = self.iot("describe_certificate", json!({ "certificateId": certificate_id }));
+        let d = self.iot(
+            "describe_certificate",
+            json!({ "certificateId": certificate_id }),
+        );
         match d["certificateDescription"]["status"].as_str() {
             Some(s) => s.to_string(),
-            None => d["Error"].as_str().unwrap_or_else(|| panic!("{d}")).to_string(),
+            None => d["Error"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{d}"))
+                .to_string(),
         }
     }
 
@@ -215,7 +227,11 @@ print(json.dumps(out))
     /// (its IoT log line on each CONNECT of an unknown or pending certificate).
     pub fn events_published(&self, certificate_id: &str) -> usize {
         let needle = format!("certificate {certificate_id} is PENDING_ACTIVATION under CA");
-        self.ms.log().lines().filter(|l| l.contains(&needle)).count()
+        self.ms
+            .log()
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .count()
     }
 
     /// Lines the subscriber on `things/#` received ("topic message").
@@ -282,7 +298,15 @@ pub fn cdk_out() -> &'static PathBuf {
         let out = crate::target_dir().join("cdk.out");
         let _ = std::fs::remove_dir_all(&out);
         run(Command::new("npx")
-            .args(["cdk", "synth", "--quiet", "--no-notices", "-c", "bundle=false", "-o"])
+            .args([
+                "cdk",
+                "synth",
+                "--quiet",
+                "--no-notices",
+                "-c",
+                "bundle=false",
+                "-o",
+            ])
             .arg(&out)
             .current_dir(workspace().join("infra/cdk"))
             .env("CDK_DISABLE_CLI_TELEMETRY", "true"))
@@ -302,7 +326,17 @@ fn subscribe(dir: &Path, port: u16, ca: &Path) -> Option<Guard> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let sub = Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &port, "-t", "things/#", "-v", "-q", "1"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-t",
+                "things/#",
+                "-v",
+                "-q",
+                "1",
+            ])
             .arg("--cafile")
             .arg(ca)
             .stdout(std::fs::File::create(dir.join("received.txt")).unwrap())
@@ -313,7 +347,18 @@ fn subscribe(dir: &Path, port: u16, ca: &Path) -> Option<Guard> {
         let tried = Instant::now();
         while tried.elapsed() < Duration::from_secs(3) {
             let mut probe = Command::new("mosquitto_pub")
-                .args(["-h", "127.0.0.1", "-p", &port, "-t", "things/probe", "-m", "probe", "-q", "1"])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-t",
+                    "things/probe",
+                    "-m",
+                    "probe",
+                    "-q",
+                    "1",
+                ])
                 .arg("--cafile")
                 .arg(ca)
                 .stdout(Stdio::null())

@@ -158,7 +158,10 @@ fn the_emulator_refuses_a_wrong_proof_of_possession() {
     let ca = std::fs::read_to_string(d.join("root/ca.crt")).unwrap();
     let verification = std::fs::read_to_string(d.join("verify.crt")).unwrap();
     let answer = aws.boto3("register_ca_certificate", json!({ "caCertificate": ca, "verificationCertificate": verification, "setAsActive": true }));
-    assert_eq!(answer["Error"], "RegistrationCodeValidationException", "{answer}");
+    assert_eq!(
+        answer["Error"], "RegistrationCodeValidationException",
+        "{answer}"
+    );
 }
 
 #[test]

@@ -21,7 +21,13 @@ fn certificate_id(dir: &std::path::Path, cert: &str) -> String {
 fn first_connect_through(template: Template) -> (tempfile::TempDir, Rehearsal) {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let r = Rehearsal::start(d, Options { template, ..Options::default() });
+    let r = Rehearsal::start(
+        d,
+        Options {
+            template,
+            ..Options::default()
+        },
+    );
 
     // The stack holds what the template declares, wired together.
     let kinds: Vec<&str> = r.stack["resources"]
@@ -70,11 +76,16 @@ fn first_connect_through(template: Template) -> (tempfile::TempDir, Rehearsal) {
     assert_eq!(r.thing_principals("robot-1"), vec![arn.clone()]);
     assert_eq!(r.policies_of(&arn), vec![policy]);
     let desc = r.iot("describe_certificate", json!({ "certificateId": id }));
-    assert_eq!(desc["certificateDescription"]["caCertificateId"], r.ca_id.as_str());
+    assert_eq!(
+        desc["certificateDescription"]["caCertificateId"],
+        r.ca_id.as_str()
+    );
 
     // The message reached a subscriber on the emulator's broker.
     assert!(
-        r.eventually(Duration::from_secs(5), || r.received().contains("things/robot-1/hello first light")),
+        r.eventually(Duration::from_secs(5), || r
+            .received()
+            .contains("things/robot-1/hello first light")),
         "{}",
         r.received()
     );
@@ -83,7 +94,10 @@ fn first_connect_through(template: Template) -> (tempfile::TempDir, Rehearsal) {
     // emulator), everything the emulator listens on is still on loopback.
     let listening = jitr_tests::ministack::listening_addresses(r.ms.pid());
     assert!(listening.len() >= 3, "{listening:?}");
-    assert!(listening.iter().all(|a| a.starts_with("127.0.0.1:")), "{listening:?}");
+    assert!(
+        listening.iter().all(|a| a.starts_with("127.0.0.1:")),
+        "{listening:?}"
+    );
 
     // A second connect is accepted at once, and creates nothing new.
     let again = r.connect(&["dev/robot-1"], "10").json();
@@ -99,12 +113,18 @@ fn first_connect_through_the_deployed_sam_stack_then_the_stack_is_removed() {
 
     // Removing the deployment: the stack goes, the device policy (attached
     // to the activated certificates) stays, so devices keep working.
-    let deleted = run(std::process::Command::new(jitr_tests::ministack::venv_program("ministack", "python"))
-        .args([DEPLOY, "delete", "--stack", "jitr"])
-        .envs(r.ms.env()));
+    let deleted = run(
+        std::process::Command::new(jitr_tests::ministack::venv_program("ministack", "python"))
+            .args([DEPLOY, "delete", "--stack", "jitr"])
+            .envs(r.ms.env()),
+    );
     assert!(deleted.ok(), "{}", deleted.stderr);
     assert_eq!(deleted.json()["status"], "DELETE_COMPLETE");
-    let function = r.ms.boto3("lambda", "get_function", json!({ "FunctionName": "jitr-jitr" }));
+    let function = r.ms.boto3(
+        "lambda",
+        "get_function",
+        json!({ "FunctionName": "jitr-jitr" }),
+    );
     assert_eq!(function["Error"], "ResourceNotFoundException", "{function}");
     let policy = r.iot("get_policy", json!({ "policyName": "jitr-device" }));
     assert_eq!(policy["policyName"], "jitr-device", "{policy}");
@@ -132,15 +152,30 @@ fn the_device_policy_holds_a_device_to_its_thing_name_and_topics() {
 
     let other_client = r.connect(&["dev/robot-1", "--client-id", "robot-2"], "3");
     assert_eq!(other_client.code, Some(1), "{}", other_client.stdout);
-    assert!(other_client.stderr.contains("could not connect"), "{}", other_client.stderr);
+    assert!(
+        other_client.stderr.contains("could not connect"),
+        "{}",
+        other_client.stderr
+    );
 
-    let other_topic = r.connect(&["dev/robot-1", "--topic", "things/robot-2/hello", "--message", "spoofed"], "3");
+    let other_topic = r.connect(
+        &[
+            "dev/robot-1",
+            "--topic",
+            "things/robot-2/hello",
+            "--message",
+            "spoofed",
+        ],
+        "3",
+    );
     assert_eq!(other_topic.code, Some(1), "{}", other_topic.stdout);
 
     // The same device, its own name and topic: still accepted.
     let own = r.connect(&["dev/robot-1", "--message", "own topic"], "10");
     assert_eq!(own.code, Some(0), "{}", own.stderr);
-    assert!(r.eventually(Duration::from_secs(5), || r.received().contains("things/robot-1/hello own topic")));
+    assert!(r.eventually(Duration::from_secs(5), || r
+        .received()
+        .contains("things/robot-1/hello own topic")));
     assert!(!r.received().contains("spoofed"), "{}", r.received());
 }
 
@@ -149,7 +184,11 @@ fn devices_of_an_unregistered_ca_never_get_in_and_nothing_is_created() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let r = Rehearsal::start(d, Options::default());
-    jitr(d, &["ca", "create", "stranger", "--subject", "CN=Stranger CA"]).success();
+    jitr(
+        d,
+        &["ca", "create", "stranger", "--subject", "CN=Stranger CA"],
+    )
+    .success();
     issue_device(d, "stranger", "dev", "robot-9");
     let id = certificate_id(d, "dev/robot-9/device.crt");
 
@@ -157,8 +196,15 @@ fn devices_of_an_unregistered_ca_never_get_in_and_nothing_is_created() {
     assert_eq!(out.code, Some(1), "{}", out.stdout);
     let report = out.json();
     assert_eq!(report["connected"], false);
-    assert!(report["attempts"].as_array().unwrap().len() >= 2, "{report}");
-    assert!(out.stderr.contains("robot-9 could not connect"), "{}", out.stderr);
+    assert!(
+        report["attempts"].as_array().unwrap().len() >= 2,
+        "{report}"
+    );
+    assert!(
+        out.stderr.contains("robot-9 could not connect"),
+        "{}",
+        out.stderr
+    );
 
     // Refused in the TLS handshake: never registered, no event, no thing.
     assert_eq!(r.events_published(&id), 0);
@@ -175,7 +221,8 @@ fn devices_of_a_ca_with_auto_registration_off_are_not_registered_until_it_is_on(
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let r = Rehearsal::start(d, Options::default());
-    r.ms.jitr(d, &["ca", "auto-registration", "disable", "root"]).success();
+    r.ms.jitr(d, &["ca", "auto-registration", "disable", "root"])
+        .success();
     issue_device(d, "root", "dev", "robot-8");
     let id = certificate_id(d, "dev/robot-8/device.crt");
 
@@ -185,7 +232,8 @@ fn devices_of_a_ca_with_auto_registration_off_are_not_registered_until_it_is_on(
     assert_eq!(r.events_published(&id), 0);
 
     // Turned back on, the same device registers on its next connect.
-    r.ms.jitr(d, &["ca", "auto-registration", "enable", "root"]).success();
+    r.ms.jitr(d, &["ca", "auto-registration", "enable", "root"])
+        .success();
     let out = r.connect(&["dev/robot-8"], "60");
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(r.status(&id), "ACTIVE");
@@ -196,13 +244,23 @@ fn a_device_whose_name_fails_the_pattern_ends_revoked() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let parameters = [("ThingNamePattern", "^robot-[0-9]+$")];
-    let r = Rehearsal::start(d, Options { parameters: &parameters, ..Options::default() });
+    let r = Rehearsal::start(
+        d,
+        Options {
+            parameters: &parameters,
+            ..Options::default()
+        },
+    );
     issue_device(d, "root", "dev", "intruder-1");
     let id = certificate_id(d, "dev/intruder-1/device.crt");
 
     let out = r.connect(&["dev/intruder-1"], "4");
     assert_eq!(out.code, Some(1), "{}", out.stdout);
-    assert!(r.eventually(Duration::from_secs(10), || r.status(&id) == "REVOKED"), "{}", r.status(&id));
+    assert!(
+        r.eventually(Duration::from_secs(10), || r.status(&id) == "REVOKED"),
+        "{}",
+        r.status(&id)
+    );
     assert!(r.events_published(&id) >= 1);
     assert!(r.thing_principals("intruder-1").is_empty());
     let things = r.iot("list_things", json!({}));
@@ -234,7 +292,11 @@ fn an_event_that_keeps_failing_reaches_the_dead_letter_queue_after_five_receives
     let ghost = "ab".repeat(32);
     let event = json!({ "certificateId": ghost, "caCertificateId": r.ca_id, "timestamp": 1_700_000_000_000_i64,
         "certificateStatus": "PENDING_ACTIVATION", "awsAccountId": "000000000000", "certificateRegistrationTimestamp": null });
-    let sent = r.ms.boto3("sqs", "send_message", json!({ "QueueUrl": queue, "MessageBody": event.to_string() }));
+    let sent = r.ms.boto3(
+        "sqs",
+        "send_message",
+        json!({ "QueueUrl": queue, "MessageBody": event.to_string() }),
+    );
     assert!(sent.get("Error").is_none(), "{sent}");
 
     issue_device(d, "root", "dev", "robot-3");
@@ -250,14 +312,25 @@ fn an_event_that_keeps_failing_reaches_the_dead_letter_queue_after_five_receives
         );
         dead["Messages"].as_array().is_some_and(|m| !m.is_empty())
     });
-    assert!(arrived, "nothing in the dead-letter queue: {dead}\n{}", r.ms.log());
+    assert!(
+        arrived,
+        "nothing in the dead-letter queue: {dead}\n{}",
+        r.ms.log()
+    );
     let messages = dead["Messages"].as_array().unwrap();
     assert_eq!(messages.len(), 1, "{dead}");
-    let body: serde_json::Value = serde_json::from_str(messages[0]["Body"].as_str().unwrap()).unwrap();
+    let body: serde_json::Value =
+        serde_json::from_str(messages[0]["Body"].as_str().unwrap()).unwrap();
     assert_eq!(body["certificateId"], ghost.as_str());
     let failures = r.ms.log().matches("partial failures").count();
-    assert!(failures >= 5, "received {failures} times before dead-lettering");
-    assert_eq!(r.status(&certificate_id(d, "dev/robot-3/device.crt")), "ACTIVE");
+    assert!(
+        failures >= 5,
+        "received {failures} times before dead-lettering"
+    );
+    assert_eq!(
+        r.status(&certificate_id(d, "dev/robot-3/device.crt")),
+        "ACTIVE"
+    );
 }
 
 /// A fleet powering on together: every device ends ACTIVE exactly once
@@ -270,8 +343,22 @@ fn two_hundred_devices_connecting_at_once_all_end_active_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let r = Rehearsal::start(d, Options::default());
-    jitr(d, &["device", "issue", "--ca", "root", "--out", "fleet", "--count", "200", "--name-template", "robot-{n:03}"])
-        .success();
+    jitr(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "fleet",
+            "--count",
+            "200",
+            "--name-template",
+            "robot-{n:03}",
+        ],
+    )
+    .success();
     let names: Vec<String> = (1..=N).map(|n| format!("robot-{n:03}")).collect();
 
     let started = Instant::now();
@@ -296,27 +383,49 @@ fn two_hundred_devices_connecting_at_once_all_end_active_exactly_once() {
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
-    assert!(failed.is_empty(), "{} failed: {:?}", failed.len(), &failed[..failed.len().min(3)]);
-    assert!(attempts > N, "every device was refused at least once ({attempts} attempts)");
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+    assert!(
+        attempts > N,
+        "every device was refused at least once ({attempts} attempts)"
+    );
 
     let certs = r.iot("list_certificates", json!({ "pageSize": 250 }));
     let certs = certs["certificates"].as_array().unwrap();
     assert_eq!(certs.len(), N);
-    assert!(certs.iter().all(|c| c["status"] == "ACTIVE"), "not all ACTIVE");
+    assert!(
+        certs.iter().all(|c| c["status"] == "ACTIVE"),
+        "not all ACTIVE"
+    );
     let report = r.things_report();
     let things = report.as_object().unwrap();
     assert_eq!(things.len(), N);
     for name in &names {
         let id = certificate_id(d, &format!("fleet/{name}/device.crt"));
-        let expected = json!([{ "arn": cert_arn(&id), "status": "ACTIVE", "policies": ["jitr-device"] }]);
+        let expected =
+            json!([{ "arn": cert_arn(&id), "status": "ACTIVE", "policies": ["jitr-device"] }]);
         assert_eq!(things[name], expected, "{name}");
     }
     let log = r.ms.log();
-    let events = log.lines().filter(|l| l.contains("is PENDING_ACTIVATION under CA")).count();
-    let invocations = log.lines().filter(|l| l.contains("ESM: Lambda jitr-jitr processed")).count();
+    let events = log
+        .lines()
+        .filter(|l| l.contains("is PENDING_ACTIVATION under CA"))
+        .count();
+    let invocations = log
+        .lines()
+        .filter(|l| l.contains("ESM: Lambda jitr-jitr processed"))
+        .count();
     eprintln!("{N} devices: all connected in {elapsed:.1} s, {attempts} connection attempts, {events} registered events published, {invocations} batch invocations");
     assert!(events >= N);
     assert!(r.eventually(Duration::from_secs(10), || {
-        r.received().lines().filter(|l| l.ends_with("hello from jitr connect")).count() == N
+        r.received()
+            .lines()
+            .filter(|l| l.ends_with("hello from jitr connect"))
+            .count()
+            == N
     }));
 }

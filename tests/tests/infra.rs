@@ -182,10 +182,16 @@ fn assert_guarantees(t: &Value) {
     // with a retention.
     let props = &f["Properties"];
     assert_eq!(props["Runtime"], "provided.al2023");
-    assert_eq!(props["Architectures"], serde_json::json!([{ "Ref": "Architecture" }]));
+    assert_eq!(
+        props["Architectures"],
+        serde_json::json!([{ "Ref": "Architecture" }])
+    );
     let arch = &t["Parameters"]["Architecture"];
     assert_eq!(arch["Default"], "arm64");
-    assert_eq!(arch["AllowedValues"], serde_json::json!(["arm64", "x86_64"]));
+    assert_eq!(
+        arch["AllowedValues"],
+        serde_json::json!(["arm64", "x86_64"])
+    );
     let (device_policy, policy) = single(t, "AWS::IoT::Policy");
     // Deleting the stack keeps the device policy: it is attached to every
     // activated certificate, and AWS refuses to delete an attached policy.
