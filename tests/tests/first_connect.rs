@@ -48,6 +48,37 @@ fn first_connect_through(template: Template) -> (tempfile::TempDir, Rehearsal) {
     }
     let policy = r.output("DevicePolicyName");
     assert_eq!(policy, "jitr-device");
+    // The function runs under the template's own role, fed by the template's
+    // mapping (MaximumConcurrency a number, as AWS stores it: see
+    // scripts/emulator_deploy.py for the emulator bug this corrects).
+    let function = r.ms.boto3(
+        "lambda",
+        "get_function_configuration",
+        json!({ "FunctionName": r.output("FunctionName") }),
+    );
+    assert!(
+        function["Role"]
+            .as_str()
+            .unwrap()
+            .contains(":role/jitr-FunctionRole"),
+        "{function}"
+    );
+    let mappings = r.ms.boto3(
+        "lambda",
+        "list_event_source_mappings",
+        json!({ "FunctionName": r.output("FunctionName") }),
+    );
+    let mapping = &mappings["EventSourceMappings"][0];
+    assert_eq!(
+        mapping["ScalingConfig"]["MaximumConcurrency"], 2,
+        "{mapping}"
+    );
+    assert_eq!(mapping["BatchSize"], 10, "{mapping}");
+    assert_eq!(
+        mapping["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"]),
+        "{mapping}"
+    );
 
     issue_device(d, "root", "dev", "robot-1");
     let id = certificate_id(d, "dev/robot-1/device.crt");
