@@ -8,24 +8,27 @@ export PATH := $(CURDIR)/.venv/tools/bin:$(PATH):/usr/sbin
 
 all: build
 
-# Debian packages (openssl, mosquitto) and Python tools (moto server,
-# cfn-lint, cargo-lambda) the tests and the demo use; skips what is present.
+# Debian packages (openssl, mosquitto) and Python tools (ministack, moto
+# server, cfn-lint, cargo-lambda) the tests and the demo use; skips what is present.
 deps:
 	./scripts/deps.sh
 
 # The binaries the end-to-end tests run (one target dir, dev profile). The
 # function is also built on its own, as `cargo lambda watch` builds it (its
-# own feature resolution), so the emulator tests start without compiling.
+# own feature resolution), so the emulator tests start without compiling;
+# the first-connect tests deploy this host build (debug info stripped) to ministack.
 build:
 	cargo build --workspace --bins
 	cargo build -p jitr-lambda
 
 # Every test: unit tests, then end-to-end tests against openssl, mosquitto,
-# moto server and cargo-lambda's emulator on loopback.
+# ministack (the deployed templates), moto server and cargo-lambda on loopback.
 test: deps build
 	cargo test --workspace
 
-# The main job end to end on the embedded default (no AWS account needed).
+# The main job end to end on the embedded default, the ministack emulator (no
+# AWS account needed): the demo builds the function with `cargo lambda build
+# --release` for this machine and deploys infra/sam/template.yaml to it.
 demo: deps build
 	./scripts/demo.sh
 

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# The main job end to end, on the embedded default: everything under .demo/,
-# no AWS account needed. Each step prints the command it runs.
+# The main job end to end, on the embedded default, the ministack AWS
+# emulator: everything under .demo/, no AWS account needed. The function is
+# built with cargo-lambda for this machine, infra/sam/template.yaml is
+# deployed through the emulator's CloudFormation, and devices do JITR against
+# the emulator's IoT MQTT/TLS endpoint. Each step prints the command it runs;
+# any failure exits non-zero. The stack is removed at the end.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 JITR=${JITR:-$ROOT/target/debug/jitr}
 DEMO=${DEMO_DIR:-$ROOT/.demo}
+PY=$ROOT/.venv/ministack/bin/python   # ministack's venv: boto3 for the deploy tool and the checks
 rm -rf "$DEMO" && mkdir -p "$DEMO" && cd "$DEMO"
+T0=$(date +%s.%N)
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
+run_to() { local out=$1; shift; printf '$ %s > %s\n' "$*" "$out"; "$@" >"$out"; }
 
 step "1. The administrator creates a root CA and an intermediate (ECDSA P-256)"
 run "$JITR" ca create root-ca --subject "CN=Demo Root CA,O=Demo Corp,C=DE"
@@ -22,79 +29,90 @@ step "3. Checks: jitr's linter, then openssl as an independent verifier"
 run "$JITR" check issuing-ca/ca.crt devices/robot-0001/device-and-ca.crt --ca root-ca
 run openssl verify -CAfile root-ca/ca.crt -untrusted issuing-ca/ca.crt devices/robot-0001/device.crt
 
+step "4. The function, built with cargo-lambda for this machine ($(uname -m)), packaged as a Lambda zip"
+case "$(uname -m)" in
+    x86_64) ARCH=x86_64; ARCH_FLAG=--x86-64 ;;
+    aarch64|arm64) ARCH=arm64; ARCH_FLAG=--arm64 ;;
+    *) echo "demo: no Lambda architecture for $(uname -m)" >&2; exit 1 ;;
+esac
+# --compiler cargo: this machine's own toolchain builds for its own
+# architecture (no zig); `make build-lambda` cross-builds arm64 for AWS.
+(cd "$ROOT" && run cargo lambda build --release "$ARCH_FLAG" --compiler cargo --output-format zip -p jitr-lambda)
+ZIP=$ROOT/target/lambda/jitr-lambda/bootstrap.zip
+ls -l "$ZIP"
+
 # ---------------------------------------------------------------------------
-# The AWS side, on the embedded default: the moto stand-in for AWS IoT on
-# loopback, the function under cargo-lambda's emulator, and mosquitto with
-# client-certificate TLS. Everything is stopped on exit.
+# The AWS side: ministack on loopback (IAM enforced, IoT MQTT/TLS listener on
+# a free port), stopped on exit.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
-wait_port() { for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "nothing listens on $1" >&2; return 1; }
 
-MOTO_PORT=$(free_port)
-export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo \
-       AWS_REGION=eu-west-1 AWS_DEFAULT_REGION=eu-west-1 AWS_EC2_METADATA_DISABLED=true
-setsid python3 "$ROOT/tests/moto/jitr_moto.py" -p "$MOTO_PORT" >moto.log 2>&1 & PIDS+=($!)
-wait_port "$MOTO_PORT"
+step "5. The AWS emulator: ministack $("$PY" -m pip show ministack 2>/dev/null | sed -n 's/^Version: //p') with IAM enforced (AUTH=true), every listener on 127.0.0.1"
+PORT=$(free_port); MQTT_PORT=$(free_port)
+export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+       AWS_REGION=eu-west-1 AWS_DEFAULT_REGION=eu-west-1 AWS_EC2_METADATA_DISABLED=true \
+       AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+mkdir -p emulator
+GATEWAY_PORT=$PORT IOT_MTLS_PORT=$MQTT_PORT AUTH=true MINISTACK_REGION=eu-west-1 LOG_LEVEL=INFO \
+    TMPDIR=$DEMO/emulator STATE_DIR=$DEMO/emulator/state S3_DATA_DIR=$DEMO/emulator/s3 \
+    setsid "$PY" "$ROOT/scripts/ministack_loopback.py" >emulator.log 2>&1 & PIDS+=($!)
+get() { python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$AWS_ENDPOINT_URL$1" 2>/dev/null; }
+for _ in $(seq 1 300); do get /_ministack/health >/dev/null && break; sleep 0.1; done
+get /_ministack/health >/dev/null || { echo "ministack did not start; emulator.log:" >&2; tail -20 emulator.log >&2; exit 1; }
+echo "API at $AWS_ENDPOINT_URL, devices connect to 127.0.0.1:$MQTT_PORT (MQTT over TLS, client certificates)"
 
-step "4. Register the CAs with AWS IoT (local stand-in at $AWS_ENDPOINT_URL; --profile/--region talk to AWS)"
+step "6. Register the CAs with AWS IoT (here the emulator; --profile/--region talk to AWS)"
 run "$JITR" ca register root-ca --no-auto-registration
 run "$JITR" ca register issuing-ca
 CA_ID=$("$JITR" --json ca show issuing-ca | python3 -c 'import json,sys; print(json.load(sys.stdin)["certificate_id"])')
-python3 - <<'PY'
-import boto3, json
-doc = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect",
-       "Resource": "arn:aws:iot:eu-west-1:123456789012:client/${iot:Connection.Thing.ThingName}"}]}
-boto3.client("iot").create_policy(policyName="jitr-device", policyDocument=json.dumps(doc))
-print("device policy jitr-device created (the infrastructure's job in AWS)")
+
+step "7. Deploy infra/sam/template.yaml through the emulator's CloudFormation (parameters only)"
+run_to stack.json "$PY" "$ROOT/scripts/emulator_deploy.py" sam --stack jitr --zip "$ZIP" \
+    --param "CaCertificateId=$CA_ID" --param "AllowedCaIds=$CA_ID" --param "Architecture=$ARCH"
+"$PY" - <<'PY'
+import json
+s = json.load(open("stack.json"))
+print(f"stack {s['stack']}: {s['status']}")
+for r in s["resources"]:
+    print(f"  {r['logical']:<24} {r['type']:<34} {r['status']}")
+print("outputs:")
+for k, v in s["outputs"].items():
+    print(f"  {k:<20} {v}")
 PY
 
-step "5. The JITR function under cargo lambda watch"
-LAMBDA_PORT=$(free_port)
-(cd "$ROOT/lambda" && exec setsid cargo lambda watch --ignore-changes -q -A 127.0.0.1 -P "$LAMBDA_PORT" \
-    --env-var "JITR_POLICY_NAME=jitr-device,JITR_ALLOWED_CA_IDS=$CA_ID") >lambda.log 2>&1 & PIDS+=($!)
-wait_port "$LAMBDA_PORT"
+step "8. A subscriber on things/# at the emulator's broker"
+get /_ministack/iot/ca.pem >broker-ca.pem   # verifies the broker, as Amazon's roots do in AWS
+# The emulator builds its TLS context on the first connection, which stalls:
+# one bounded probe first.
+timeout 3 mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" --cafile broker-ca.pem -t things/probe -m probe -q 1 2>/dev/null || true
+setsid stdbuf -oL mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" --cafile broker-ca.pem -t 'things/#' -v -q 1 >received.txt 2>subscriber.err & PIDS+=($!)
+for _ in $(seq 1 50); do
+    timeout 2 mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" --cafile broker-ca.pem -t things/probe -m probe -q 1 2>/dev/null || true
+    grep -q things/probe received.txt && break; sleep 0.2
+done
+grep -q things/probe received.txt || { echo "the subscriber receives nothing: $(cat subscriber.err)" >&2; exit 1; }
+echo "subscribed"
 
-step "6. A real MQTT broker (mosquitto) behind the stand-in, and a subscriber on things/#"
-MQTT_PORT=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$MQTT_PORT" > mosquitto.conf
-setsid mosquitto -c mosquitto.conf >mosquitto.log 2>&1 & PIDS+=($!)
-wait_port "$MQTT_PORT"
-setsid mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -t 'things/#' -v >received.txt 2>&1 & PIDS+=($!)
-
-step "7. The stand-in for AWS IoT Core's JITR on loopback (TLS 8883-style, client certificates; tests/standin/iot_core.py)"
-IOT_PORT=$(free_port)
-setsid python3 "$ROOT/tests/standin/iot_core.py" --port "$IOT_PORT" --state-dir iot-core --moto "$AWS_ENDPOINT_URL" \
-    --broker "127.0.0.1:$MQTT_PORT" --function "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/jitr-lambda/invocations" \
-    >iot-core.log 2>&1 & PIDS+=($!)
-wait_port "$IOT_PORT"
-echo "unknown certificate -> registered PENDING_ACTIVATION, event to the function, connection dropped;"
-echo "pending -> event again, dropped; ACTIVE -> passed through to mosquitto"
-
-step "8. First connect of three devices: refused while pending, accepted once the function activated them"
+step "9. First connect of three devices: refused while pending, accepted once the deployed function activated them"
 FAILED=0
 for n in 0001 0002 0003; do
-    run "$JITR" connect devices/robot-$n --endpoint "127.0.0.1:$IOT_PORT" --ca-file iot-core/server-ca.crt \
+    run "$JITR" connect devices/robot-$n --endpoint "127.0.0.1:$MQTT_PORT" --ca-file broker-ca.pem \
         --message "hello from robot-$n" --timeout 60 || FAILED=1
 done
 sleep 0.5
 
-step "9. What the stand-in saw for robot-0001"
+step "10. What the emulator logged: robot-0001 registered on CONNECT, the deployed function invoked from the queue"
 ID1=$(awk -F, '$1=="robot-0001"{print $2}' devices/manifest.csv)
-python3 - "$ID1" <<'PY'
-import json, sys
-for line in open("iot-core.log"):
-    e = json.loads(line)
-    if e.get("certificate_id") == sys.argv[1]:
-        what = e.get("outcome") or ("event delivered" if e.get("ok") else "delivery failed")
-        print(f"  {e['event']:<9} {what}")
-PY
+grep -E "certificate $ID1|ESM: Lambda jitr-jitr processed" emulator.log | sed -E 's/^[0-9-]+ //' | head -6 || true
 
-step "10. Result"
-python3 - "$FAILED" <<'PY'
-import boto3, csv, sys
+step "11. Result"
+"$PY" - "$FAILED" <<'PY'
+import boto3, csv, json, sys
 c = boto3.client("iot")
+outputs = json.load(open("stack.json"))["outputs"]
+policy = outputs["DevicePolicyName"]
 received = open("received.txt").read()
 rows = {r["name"]: r for r in csv.DictReader(open("devices/manifest.csv"))}
 print(f"{'device':<12} {'certificate id':<18} {'status':<19} {'thing':<12} {'policy':<12} message")
@@ -102,12 +120,16 @@ ok = sys.argv[1] == "0"
 for name in ["robot-0001", "robot-0002", "robot-0003"]:
     cid = rows[name]["certificate_id"]
     status = c.describe_certificate(certificateId=cid)["certificateDescription"]["status"]
-    arn = f"arn:aws:iot:eu-west-1:123456789012:cert/{cid}"
+    arn = c.describe_certificate(certificateId=cid)["certificateDescription"]["certificateArn"]
     things = c.list_principal_things(principal=arn)["things"]
     policies = [p["policyName"] for p in c.list_attached_policies(target=arn)["policies"]]
     got = f"things/{name}/hello hello from {name}" in received
-    ok &= status == "ACTIVE" and things == [name] and policies == ["jitr-device"] and got
+    ok &= status == "ACTIVE" and things == [name] and policies == [policy] and got
     print(f"{name:<12} {cid[:16]}.. {status:<19} {','.join(things):<12} {','.join(policies):<12} {'delivered' if got else 'NOT delivered'}")
-print("\nall devices registered on first connect, provisioned, activated and online" if ok else "\nSOMETHING FAILED")
+print("\nall devices registered on first connect, provisioned by the deployed stack, activated and online" if ok else "\nSOMETHING FAILED")
 raise SystemExit(0 if ok else 1)
 PY
+
+step "12. Remove the deployment: the stack, then the retained device policy (detached from the devices first)"
+run "$PY" "$ROOT/scripts/emulator_deploy.py" delete --stack jitr --device-policy
+python3 -c "import time; print(f'\ndemo finished in {time.time() - $T0:.1f} s')"

@@ -1,141 +1,152 @@
-//! The local JITR rehearsal: moto (AWS IoT's API), the function under
-//! `cargo lambda watch`, mosquitto (the MQTT broker, plain TCP on loopback)
-//! with a subscriber on `things/#`, and `standin/iot_core.py` (AWS IoT Core's
-//! TLS front door with JITR) in front of them. Everything stops on drop.
+//! The local JITR rehearsal on the ministack emulator: IAM enforced
+//! (`AUTH=true`), the real template (`infra/sam/template.yaml`, or the one
+//! `cdk synth` makes) deployed through its CloudFormation with the function
+//! built on this machine, CA `root` registered with `jitr ca register`, and a
+//! subscriber on `things/#` of the emulator's MQTT/TLS broker. Devices
+//! connect to that broker; AWS IoT's JITR, the rule, the queue, the event
+//! source mapping and the function are the emulator's and the template's.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::lambda::Watch;
-use crate::moto::Moto;
-use crate::{free_port, wait_for_port, Guard, Run};
+use crate::lambda::workspace;
+use crate::ministack::{venv_program, Ministack, ACCOUNT, REGION};
+use crate::{run, Guard, Run};
 
-/// The stand-in's script.
-pub const IOT_CORE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/standin/iot_core.py");
+/// The deploy tool the demo uses too.
+pub const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/emulator_deploy.py");
+/// Certificate ARNs of the emulator's account.
+pub fn cert_arn(certificate_id: &str) -> String {
+    format!("arn:aws:iot:{REGION}:{ACCOUNT}:cert/{certificate_id}")
+}
+
+/// Which of the two templates to deploy.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Template {
+    Sam,
+    Cdk,
+}
 
 /// How the rehearsal is set up.
 pub struct Options<'a> {
-    /// Extra `JITR_*` settings for the function (JITR_POLICY_NAME is set).
-    pub settings: &'a [(&'a str, &'a str)],
-    /// Invocations per second the stand-in delivers, at most.
-    pub rate: u32,
-    /// Concurrent invocations, at most.
-    pub workers: u32,
-    /// 1: one event per invocation (rule -> function); more: SQS-shaped
-    /// batches of up to this many (rule -> queue -> function).
-    pub batch: u32,
+    /// Template parameters besides CaCertificateId and Architecture
+    /// (e.g. `("ThingNamePattern", "^robot-[0-9]+$")`).
+    pub parameters: &'a [(&'a str, &'a str)],
+    pub template: Template,
 }
 
 impl Default for Options<'_> {
     fn default() -> Self {
         Options {
-            settings: &[],
-            rate: 10,
-            workers: 2,
-            batch: 1,
+            parameters: &[],
+            template: Template::Sam,
         }
     }
 }
 
 /// Everything running, with CA `root` (in `dir`) registered for JITR and
-/// the device policy `jitr-device`.
+/// the stack `jitr` deployed.
 pub struct Rehearsal {
     pub dir: PathBuf,
-    pub moto: Moto,
+    // The subscriber goes before the emulator.
+    _subscriber: Guard,
+    pub ms: Ministack,
     pub ca_id: String,
     /// host:port devices connect to.
     pub endpoint: String,
-    /// The CA that verifies the stand-in's server certificate.
+    /// The CA that verifies the broker's certificate.
     pub server_ca: PathBuf,
-    // Dropped in field order: the front door first.
-    _iot_core: Guard,
-    _subscriber: Guard,
-    _broker: Guard,
-    _watch: Watch,
+    /// The deploy tool's report: status, outputs, resources.
+    pub stack: Value,
 }
 
 impl Rehearsal {
     pub fn start(dir: &Path, options: Options) -> Rehearsal {
-        let moto = Moto::start();
-        let ca_id = moto.jitr_setup(dir);
-        let mut env = moto.env();
-        env.push(("JITR_POLICY_NAME", "jitr-device".into()));
-        for (k, v) in options.settings {
-            env.push((k, v.to_string()));
+        let ms = Ministack::start_with(&[
+            ("AUTH", "true"),
+            ("IOT_MTLS_PORT", &crate::free_port().to_string()),
+            ("LOG_LEVEL", "INFO"),
+        ]);
+        crate::jitr(dir, &["ca", "create", "root"]).success();
+        let ca_id = ms.jitr(dir, &["--json", "ca", "register", "root"]).json()["certificate_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let ca_param = format!("CaCertificateId={ca_id}");
+        let arch_param = format!("Architecture={}", lambda_architecture());
+        let mut args = vec![
+            match options.template {
+                Template::Sam => "sam",
+                Template::Cdk => "cdk",
+            }
+            .to_string(),
+            "--stack".into(),
+            "jitr".into(),
+            "--bootstrap".into(),
+            function_bootstrap().to_str().unwrap().into(),
+            "--param".into(),
+            ca_param,
+            "--param".into(),
+            arch_param,
+        ];
+        if options.template == Template::Cdk {
+            args.push("--cdk-out".into());
+            args.push(cdk_out().to_str().unwrap().into());
         }
-        let watch = Watch::start(&env, &dir.join("watch.log"));
-
-        let mqtt_port = free_port();
-        std::fs::write(
-            dir.join("mosquitto.conf"),
-            format!("listener {mqtt_port} 127.0.0.1\nallow_anonymous true\nmax_connections -1\nlog_dest stderr\n"),
-        )
-        .unwrap();
-        let mut broker = Command::new("mosquitto")
-            .arg("-c")
-            .arg(dir.join("mosquitto.conf"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("mosquitto.log")).unwrap())
-            .spawn()
-            .expect("mosquitto is installed (make test installs it)");
-        wait_for_port(mqtt_port, &mut broker, "mosquitto");
-        let subscriber = Command::new("mosquitto_sub")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &mqtt_port.to_string(),
-                "-t",
-                "things/#",
-                "-v",
-                "-q",
-                "1",
-            ])
-            .stdout(std::fs::File::create(dir.join("received.txt")).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto_sub is installed");
-        wait_for_subscriber(&dir.join("mosquitto.log"));
-
-        let port = free_port();
-        let function = format!(
-            "http://127.0.0.1:{}/2015-03-31/functions/jitr-lambda/invocations",
-            watch.port
+        for (k, v) in options.parameters {
+            args.push("--param".into());
+            args.push(format!("{k}={v}"));
+        }
+        let deployed = run(Command::new(venv_program("ministack", "python"))
+            .arg(DEPLOY)
+            .args(&args)
+            .envs(ms.env()));
+        assert!(
+            deployed.ok(),
+            "deploy failed: {}\n{}\n{}",
+            deployed.stderr,
+            deployed.stdout,
+            ms.log()
         );
-        let mut iot_core = Command::new("python3")
-            .arg(IOT_CORE)
-            .args(["--port", &port.to_string(), "--moto", &moto.url])
-            .arg("--state-dir")
-            .arg(dir.join("iot-core"))
-            .args(["--broker", &format!("127.0.0.1:{mqtt_port}")])
-            .args(["--function", &function])
-            .args(["--rate", &options.rate.to_string()])
-            .args(["--workers", &options.workers.to_string()])
-            .args(["--batch", &options.batch.to_string()])
-            .envs(moto.env())
-            .stdout(std::fs::File::create(dir.join("iot-core.log")).unwrap())
-            .stderr(std::fs::File::create(dir.join("iot-core.err")).unwrap())
-            .spawn()
-            .expect("python3 with boto3 is installed (make test installs it)");
-        wait_for_port(port, &mut iot_core, "the IoT Core stand-in");
+        let stack = deployed.json();
+        assert_eq!(stack["status"], "CREATE_COMPLETE", "{stack}");
+
+        let server_ca = dir.join("server-ca.pem");
+        ms.write_server_ca(&server_ca);
+        let mqtt = ms.mqtt_port.unwrap();
+        let subscriber = subscribe(dir, mqtt, &server_ca).unwrap_or_else(|| {
+            panic!(
+                "the subscriber received nothing within 30 s: {}\n{}",
+                std::fs::read_to_string(dir.join("subscriber.err")).unwrap_or_default(),
+                ms.log()
+            )
+        });
         Rehearsal {
             dir: dir.to_path_buf(),
+            _subscriber: subscriber,
             ca_id,
-            endpoint: format!("127.0.0.1:{port}"),
-            server_ca: dir.join("iot-core/server-ca.crt"),
-            moto,
-            _iot_core: Guard(iot_core),
-            _subscriber: Guard(subscriber),
-            _broker: Guard(broker),
-            _watch: watch,
+            endpoint: format!("127.0.0.1:{mqtt}"),
+            server_ca,
+            stack,
+            ms,
         }
     }
 
-    /// `jitr --json connect ARGS` against the stand-in, within `timeout` seconds.
+    /// A stack output (e.g. `EventQueueUrl`).
+    pub fn output(&self, key: &str) -> String {
+        self.stack["outputs"][key]
+            .as_str()
+            .unwrap_or_else(|| panic!("no output {key}: {}", self.stack))
+            .to_string()
+    }
+
+    /// `jitr --json connect ARGS` against the emulator's broker, within `timeout` seconds.
     pub fn connect(&self, args: &[&str], timeout: &str) -> Run {
-        crate::run(&mut self.connect_command(args, timeout))
+        run(&mut self.connect_command(args, timeout))
     }
 
     /// The command `connect` runs, to start many at once.
@@ -151,49 +162,222 @@ impl Rehearsal {
         cmd
     }
 
-    /// What the stand-in logged: one JSON object per connection or delivery.
-    pub fn log(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.join("iot-core.log"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+    /// An AWS IoT call with boto3 (see `Ministack::boto3`).
+    pub fn iot(&self, operation: &str, params: Value) -> Value {
+        self.ms.boto3("iot", operation, params)
+    }
+
+    /// DescribeCertificate's status, or the error code.
+    pub fn status(&self, certificate_id: &str) -> String {
+        let d = self.iot(
+            "describe_certificate",
+            json!({ "certificateId": certificate_id }),
+        );
+        match d["certificateDescription"]["status"].as_str() {
+            Some(s) => s.to_string(),
+            None => d["Error"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{d}"))
+                .to_string(),
+        }
+    }
+
+    /// The principals attached to a thing (empty if there is no such thing).
+    pub fn thing_principals(&self, thing: &str) -> Vec<String> {
+        let d = self.iot("list_thing_principals", json!({ "thingName": thing }));
+        d["principals"]
+            .as_array()
+            .map(|a| a.iter().map(|p| p.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The policies attached to a certificate ARN.
+    pub fn policies_of(&self, arn: &str) -> Vec<String> {
+        let d = self.iot("list_attached_policies", json!({ "target": arn }));
+        d["policies"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{d}"))
+            .iter()
+            .map(|p| p["policyName"].as_str().unwrap().to_string())
             .collect()
     }
 
-    /// The stand-in's entries about one certificate, as (event, outcome-or-ok).
-    pub fn history(&self, certificate_id: &str) -> Vec<(String, String)> {
-        self.log()
-            .into_iter()
-            .filter(|e| e["certificate_id"] == certificate_id)
-            .map(|e| {
-                let what = match &e["outcome"] {
-                    Value::String(s) => s.clone(),
-                    _ => e["ok"].to_string(),
-                };
-                (e["event"].as_str().unwrap().to_string(), what)
-            })
-            .collect()
+    /// Every thing of the account with its principals, each principal's
+    /// status and attached policies, in one boto3 process:
+    /// `{thing: [{"arn", "status", "policies"}]}`.
+    pub fn things_report(&self) -> Value {
+        const SCRIPT: &str = r#"
+import boto3, json
+c = boto3.client("iot")
+out = {}
+for page in c.get_paginator("list_things").paginate():
+    for t in page["things"]:
+        rows = []
+        for arn in c.list_thing_principals(thingName=t["thingName"])["principals"]:
+            status = c.describe_certificate(certificateId=arn.split("/")[-1])["certificateDescription"]["status"]
+            policies = [p["policyName"] for p in c.list_attached_policies(target=arn)["policies"]]
+            rows.append({"arn": arn, "status": status, "policies": policies})
+        out[t["thingName"]] = rows
+print(json.dumps(out))
+"#;
+        self.ms.python(SCRIPT, &[]).json()
+    }
+
+    /// How many registered events the emulator published for a certificate
+    /// (its IoT log line on each CONNECT of an unknown or pending certificate).
+    pub fn events_published(&self, certificate_id: &str) -> usize {
+        let needle = format!("certificate {certificate_id} is PENDING_ACTIVATION under CA");
+        self.ms
+            .log()
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .count()
     }
 
     /// Lines the subscriber on `things/#` received ("topic message").
     pub fn received(&self) -> String {
-        std::fs::read_to_string(self.dir.join("received.txt")).unwrap()
+        std::fs::read_to_string(self.dir.join("received.txt")).unwrap_or_default()
+    }
+
+    /// Waits up to `timeout` for `cond`, polling every 200 ms; whether it held.
+    pub fn eventually(&self, timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if cond() {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
 
-/// Waits until the broker has logged the subscriber's connection (its
-/// SUBSCRIBE follows in the same round trip).
-fn wait_for_subscriber(log: &Path) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::time::Instant::now() < deadline {
-        if std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .contains("New client connected")
-        {
-            std::thread::sleep(std::time::Duration::from_millis(200));
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+/// Lambda's name for this machine's instruction set: the function the
+/// rehearsal deploys is the host build, so the stack says so.
+pub fn lambda_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        "x86_64" => "x86_64",
+        other => panic!("no Lambda architecture for {other}"),
     }
-    panic!("mosquitto_sub did not connect within 10 s");
+}
+
+/// The function the tests deploy: the host's `jitr-lambda` (`make test`
+/// builds it), without debug info (a 45 MB zip instead of 330 MB), once per
+/// test binary. The demo deploys a `cargo lambda build --release` instead.
+pub fn function_bootstrap() -> &'static PathBuf {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let dir = crate::target_dir().join("rehearsal");
+        std::fs::create_dir_all(&dir).unwrap();
+        // Made under a private name, renamed into place: test binaries
+        // running at once each get a whole file.
+        let tmp = dir.join(format!(".bootstrap-{}", std::process::id()));
+        let stripped = Command::new("strip")
+            .arg("--strip-debug")
+            .arg("-o")
+            .arg(&tmp)
+            .arg(crate::bin("jitr-lambda"))
+            .status();
+        if !matches!(stripped, Ok(s) if s.success()) {
+            std::fs::copy(crate::bin("jitr-lambda"), &tmp).unwrap();
+        }
+        let out = dir.join("bootstrap");
+        std::fs::rename(&tmp, &out).unwrap();
+        out
+    })
+}
+
+/// `cdk synth` of infra/cdk without building the function (offline), once
+/// per test binary: the output directory (under target/, replaced each run).
+pub fn cdk_out() -> &'static PathBuf {
+    static OUT: OnceLock<PathBuf> = OnceLock::new();
+    OUT.get_or_init(|| {
+        let out = crate::target_dir().join("cdk.out");
+        let _ = std::fs::remove_dir_all(&out);
+        run(Command::new("npx")
+            .args([
+                "cdk",
+                "synth",
+                "--quiet",
+                "--no-notices",
+                "-c",
+                "bundle=false",
+                "-o",
+            ])
+            .arg(&out)
+            .current_dir(workspace().join("infra/cdk"))
+            .env("CDK_DISABLE_CLI_TELEMETRY", "true"))
+        .success();
+        out
+    })
+}
+
+/// `mosquitto_sub` on `things/#` of the emulator's broker (no client
+/// certificate: the emulator serves such a session without a device policy),
+/// writing `received.txt`; returns once it demonstrably receives. The
+/// emulator builds its TLS context on the first connection, and that first
+/// connection stalls until the client gives up (a minute for mosquitto's
+/// clients), so probes are bounded and a subscriber that receives none is replaced.
+fn subscribe(dir: &Path, port: u16, ca: &Path) -> Option<Guard> {
+    let port = port.to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let sub = Command::new("mosquitto_sub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-t",
+                "things/#",
+                "-v",
+                "-q",
+                "1",
+            ])
+            .arg("--cafile")
+            .arg(ca)
+            .stdout(std::fs::File::create(dir.join("received.txt")).unwrap())
+            .stderr(std::fs::File::create(dir.join("subscriber.err")).unwrap())
+            .spawn()
+            .expect("mosquitto_sub is installed (make test installs it)");
+        let guard = Guard(sub);
+        let tried = Instant::now();
+        while tried.elapsed() < Duration::from_secs(3) {
+            let mut probe = Command::new("mosquitto_pub")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "-t",
+                    "things/probe",
+                    "-m",
+                    "probe",
+                    "-q",
+                    "1",
+                ])
+                .arg("--cafile")
+                .arg(ca)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("mosquitto_pub is installed");
+            let sent = Instant::now();
+            while probe.try_wait().unwrap().is_none() && sent.elapsed() < Duration::from_secs(2) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            drop(Guard(probe));
+            std::thread::sleep(Duration::from_millis(200));
+            if std::fs::read_to_string(dir.join("received.txt"))
+                .unwrap_or_default()
+                .contains("things/probe")
+            {
+                return Some(guard);
+            }
+        }
+    }
+    None
 }

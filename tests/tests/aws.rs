@@ -1,16 +1,33 @@
 //! `jitr ca register | list | show | activate | deactivate | auto-registration | deregister`,
-//! `jitr device register` and `jitr endpoint` against the moto stand-in, with
-//! boto3 as the independent check of what AWS holds.
+//! `jitr device register` and `jitr endpoint` against the ministack emulator
+//! (IAM enforced where credentials matter), with boto3 as the independent
+//! check of what AWS holds.
 
 use std::process::Command;
 
-use jitr_tests::moto::Moto;
+use jitr_tests::ministack::Ministack;
 use jitr_tests::{bin, free_port, jitr, openssl, run, until_waiting_for_flock};
 use serde_json::json;
 
+/// The emulator, for AWS IoT's control plane (no MQTT listener).
+struct Aws(Ministack);
+
+impl Aws {
+    fn start() -> Aws {
+        Aws(Ministack::start())
+    }
+    fn jitr(&self, cwd: &std::path::Path, args: &[&str]) -> jitr_tests::Run {
+        self.0.jitr(cwd, args)
+    }
+    /// An AWS IoT call with boto3 (see `Ministack::boto3`).
+    fn boto3(&self, operation: &str, params: serde_json::Value) -> serde_json::Value {
+        self.0.boto3("iot", operation, params)
+    }
+}
+
 #[test]
 fn registers_root_and_intermediate_idempotently() {
-    let moto = Moto::start();
+    let aws = Aws::start();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let root_id = jitr(d, &["--json", "ca", "create", "root"]).json()["certificate_id"]
@@ -27,7 +44,7 @@ fn registers_root_and_intermediate_idempotently() {
 
     // Default mode: the stand-in only accepts a verification certificate whose
     // CN is a registration code it issued and which the CA signed.
-    let report = moto.jitr(d, &["--json", "ca", "register", "root"]).json();
+    let report = aws.jitr(d, &["--json", "ca", "register", "root"]).json();
     assert_eq!(report["outcome"], "registered");
     assert_eq!(
         report["certificate_id"],
@@ -37,8 +54,8 @@ fn registers_root_and_intermediate_idempotently() {
     assert_eq!(report["status"], "ACTIVE");
     assert_eq!(report["auto_registration"], "ENABLE");
     assert_eq!(report["mode"], "DEFAULT");
-    assert_eq!(report["account"], "123456789012");
-    let described = moto.boto3(
+    assert_eq!(report["account"], jitr_tests::ministack::ACCOUNT);
+    let described = aws.boto3(
         "describe_ca_certificate",
         json!({ "certificateId": root_id }),
     );
@@ -52,7 +69,7 @@ fn registers_root_and_intermediate_idempotently() {
     assert_eq!(recorded["certificate_id"], root_id.as_str());
     assert_eq!(recorded["region"], "eu-west-1");
     // The text output names the id the infrastructure needs.
-    let text = moto
+    let text = aws
         .jitr(d, &["ca", "register", "root"])
         .success()
         .to_string();
@@ -65,8 +82,8 @@ fn registers_root_and_intermediate_idempotently() {
     assert!(text.starts_with("already registered"), "{text}");
 
     // Re-registering brings a CA that drifted back to the requested state.
-    moto.boto3("update_ca_certificate", json!({ "certificateId": root_id, "newStatus": "INACTIVE", "newAutoRegistrationStatus": "DISABLE" }));
-    let again = moto.jitr(d, &["--json", "ca", "register", "root"]).json();
+    aws.boto3("update_ca_certificate", json!({ "certificateId": root_id, "newStatus": "INACTIVE", "newAutoRegistrationStatus": "DISABLE" }));
+    let again = aws.jitr(d, &["--json", "ca", "register", "root"]).json();
     assert_eq!(again["outcome"], "already registered");
     assert_eq!(
         (
@@ -75,14 +92,14 @@ fn registers_root_and_intermediate_idempotently() {
         ),
         (Some("ACTIVE"), Some("ENABLE"))
     );
-    let described = moto.boto3(
+    let described = aws.boto3(
         "describe_ca_certificate",
         json!({ "certificateId": root_id }),
     );
     assert_eq!(described["certificateDescription"]["status"], "ACTIVE");
 
     // The intermediate too (seed 004), here SNI-only and inactive, without auto-registration.
-    let inter = moto
+    let inter = aws
         .jitr(
             d,
             &[
@@ -105,7 +122,7 @@ fn registers_root_and_intermediate_idempotently() {
         ),
         (Some("INACTIVE"), Some("DISABLE"), Some("SNI_ONLY"))
     );
-    let listed = moto.jitr(d, &["--json", "ca", "list"]).json();
+    let listed = aws.jitr(d, &["--json", "ca", "list"]).json();
     let mut ids: Vec<&str> = listed
         .as_array()
         .unwrap()
@@ -119,9 +136,9 @@ fn registers_root_and_intermediate_idempotently() {
 }
 
 #[test]
-fn the_stand_in_refuses_a_wrong_proof_of_possession() {
+fn the_emulator_refuses_a_wrong_proof_of_possession() {
     // Guards the check above: a verification certificate with another CN is refused.
-    let moto = Moto::start();
+    let aws = Aws::start();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     jitr(d, &["ca", "create", "root"]).success();
@@ -140,50 +157,53 @@ fn the_stand_in_refuses_a_wrong_proof_of_possession() {
     .success();
     let ca = std::fs::read_to_string(d.join("root/ca.crt")).unwrap();
     let verification = std::fs::read_to_string(d.join("verify.crt")).unwrap();
-    let answer = moto.boto3("register_ca_certificate", json!({ "caCertificate": ca, "verificationCertificate": verification, "setAsActive": true }));
-    assert_eq!(answer["Error"], "InvalidRequestException", "{answer}");
+    let answer = aws.boto3("register_ca_certificate", json!({ "caCertificate": ca, "verificationCertificate": verification, "setAsActive": true }));
+    assert_eq!(
+        answer["Error"], "RegistrationCodeValidationException",
+        "{answer}"
+    );
 }
 
 #[test]
 fn lifecycle_commands_by_directory_and_by_id() {
-    let moto = Moto::start();
+    let aws = Aws::start();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     jitr(d, &["ca", "create", "root"]).success();
-    let id = moto.jitr(d, &["--json", "ca", "register", "root"]).json()["certificate_id"]
+    let id = aws.jitr(d, &["--json", "ca", "register", "root"]).json()["certificate_id"]
         .as_str()
         .unwrap()
         .to_string();
 
-    let shown = moto.jitr(d, &["--json", "ca", "show", &id]).json();
+    let shown = aws.jitr(d, &["--json", "ca", "show", &id]).json();
     assert_eq!(shown["certificate_id"], id.as_str());
-    let off = moto.jitr(d, &["--json", "ca", "deactivate", "root"]).json();
+    let off = aws.jitr(d, &["--json", "ca", "deactivate", "root"]).json();
     assert_eq!(off["status"], "INACTIVE");
     assert_eq!(
-        moto.boto3("describe_ca_certificate", json!({ "certificateId": id }))
+        aws.boto3("describe_ca_certificate", json!({ "certificateId": id }))
             ["certificateDescription"]["status"],
         "INACTIVE"
     );
-    let text = moto
+    let text = aws
         .jitr(d, &["ca", "deactivate", &id])
         .success()
         .to_string();
     assert!(text.contains("already in that state"), "{text}");
-    moto.jitr(d, &["ca", "activate", "root"]).success();
-    let auto = moto
+    aws.jitr(d, &["ca", "activate", "root"]).success();
+    let auto = aws
         .jitr(d, &["--json", "ca", "auto-registration", "disable", "root"])
         .json();
     assert_eq!(auto["auto_registration"], "DISABLE");
     assert_eq!(auto["status"], "ACTIVE");
     assert_eq!(
-        moto.boto3("describe_ca_certificate", json!({ "certificateId": id }))
+        aws.boto3("describe_ca_certificate", json!({ "certificateId": id }))
             ["certificateDescription"]["autoRegistrationStatus"],
         "DISABLE"
     );
 
     // Deregistering leaves registered device certificates alone, and may run twice.
     jitr_tests::issue_device(d, "root", "dev", "d1");
-    moto.jitr(
+    aws.jitr(
         d,
         &[
             "device",
@@ -196,21 +216,21 @@ fn lifecycle_commands_by_directory_and_by_id() {
     )
     .success();
     assert_eq!(
-        moto.jitr(d, &["--json", "ca", "deregister", "root"]).json()["outcome"],
+        aws.jitr(d, &["--json", "ca", "deregister", "root"]).json()["outcome"],
         "deregistered"
     );
     assert_eq!(
-        moto.jitr(d, &["--json", "ca", "deregister", "root"]).json()["outcome"],
+        aws.jitr(d, &["--json", "ca", "deregister", "root"]).json()["outcome"],
         "was not registered"
     );
     assert_eq!(
-        moto.boto3("describe_ca_certificate", json!({ "certificateId": id }))["Error"],
+        aws.boto3("describe_ca_certificate", json!({ "certificateId": id }))["Error"],
         "ResourceNotFoundException"
     );
     assert!(!d.join("root/aws.json").exists());
-    let err = moto.jitr(d, &["ca", "show", "root"]).failure().to_string();
+    let err = aws.jitr(d, &["ca", "show", "root"]).failure().to_string();
     assert!(err.contains("not registered"), "{err}");
-    let listed = moto.boto3("list_certificates", json!({}));
+    let listed = aws.boto3("list_certificates", json!({}));
     assert_eq!(
         listed["certificates"][0]["status"], "ACTIVE",
         "device certificate unaffected: {listed}"
@@ -219,11 +239,11 @@ fn lifecycle_commands_by_directory_and_by_id() {
 
 #[test]
 fn device_certificates_register_with_and_without_activation() {
-    let moto = Moto::start();
+    let aws = Aws::start();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     jitr(d, &["ca", "create", "root"]).success();
-    moto.jitr(d, &["ca", "register", "root"]).success();
+    aws.jitr(d, &["ca", "register", "root"]).success();
     let issued = jitr(
         d,
         &[
@@ -258,7 +278,7 @@ fn device_certificates_register_with_and_without_activation() {
         .collect();
     let mut args = vec!["--json", "device", "register", "--ca", "root"];
     args.extend(files.iter().map(String::as_str));
-    let report = moto.jitr(d, &args).json();
+    let report = aws.jitr(d, &args).json();
     let rows = report.as_array().unwrap();
     assert_eq!(rows.len(), 10);
     assert!(
@@ -266,14 +286,14 @@ fn device_certificates_register_with_and_without_activation() {
             .all(|r| r["outcome"] == "registered" && r["status"] == "INACTIVE"),
         "{report}"
     );
-    let described = moto.boto3(
+    let described = aws.boto3(
         "describe_certificate",
         json!({ "certificateId": id_of("d03") }),
     );
     assert_eq!(described["certificateDescription"]["status"], "INACTIVE");
 
     // Again with --activate: already there, now ACTIVE; plus a new one.
-    let text = moto
+    let text = aws
         .jitr(
             d,
             &[
@@ -293,7 +313,7 @@ fn device_certificates_register_with_and_without_activation() {
         "{text}"
     );
     for name in ["d03", "d11"] {
-        let described = moto.boto3(
+        let described = aws.boto3(
             "describe_certificate",
             json!({ "certificateId": id_of(name) }),
         );
@@ -303,20 +323,20 @@ fn device_certificates_register_with_and_without_activation() {
         );
     }
     // Multi-account registration without the CA.
-    moto.jitr(
+    aws.jitr(
         d,
         &["device", "register", "--without-ca", "dev/d12/device.crt"],
     )
     .success();
     assert_eq!(
-        moto.boto3(
+        aws.boto3(
             "describe_certificate",
             json!({ "certificateId": id_of("d12") })
         )["certificateDescription"]["status"],
         "INACTIVE"
     );
     // A CA certificate given as a device is refused before any call.
-    let err = moto
+    let err = aws
         .jitr(d, &["device", "register", "root/ca.crt"])
         .failure()
         .to_string();
@@ -328,27 +348,26 @@ fn device_certificates_register_with_and_without_activation() {
 
 #[test]
 fn endpoint_is_the_ats_data_endpoint() {
-    let moto = Moto::start();
+    let aws = Aws::start();
     let tmp = tempfile::tempdir().unwrap();
-    let out = moto.jitr(tmp.path(), &["--json", "endpoint"]).json();
-    // moto makes up a fresh prefix per call; the shape is AWS's.
+    let out = aws.jitr(tmp.path(), &["--json", "endpoint"]).json();
+    // AWS's shape, `<account prefix>-ats.iot.<region>.amazonaws.com`; the
+    // emulator answers with its own domain and port in place of amazonaws.com.
     let address = out["endpoint"].as_str().unwrap();
     let (prefix, rest) = address.split_once('-').unwrap();
-    assert_eq!(rest, "ats.iot.eu-west-1.amazonaws.com", "{out}");
+    assert!(rest.starts_with("ats.iot.eu-west-1."), "{out}");
+    assert_eq!(out["type"], "iot:Data-ATS", "{out}");
     assert!(
         prefix.len() == 14 && prefix.bytes().all(|b| b.is_ascii_alphanumeric()),
         "{out}"
     );
-    let text = moto.jitr(tmp.path(), &["endpoint"]).success().to_string();
-    assert!(
-        text.trim().ends_with("-ats.iot.eu-west-1.amazonaws.com"),
-        "{text}"
-    );
+    let text = aws.jitr(tmp.path(), &["endpoint"]).success().to_string();
+    assert!(text.trim() == address, "{text}");
 }
 
 #[test]
 fn a_ca_aws_iot_would_refuse_is_refused_before_any_call() {
-    let moto = Moto::start();
+    let aws = Aws::start();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     std::fs::create_dir(d.join("weak")).unwrap();
@@ -372,7 +391,7 @@ fn a_ca_aws_iot_would_refuse_is_refused_before_any_call() {
         ],
     )
     .success();
-    let err = moto
+    let err = aws
         .jitr(d, &["ca", "register", "weak"])
         .failure()
         .to_string();
@@ -381,7 +400,7 @@ fn a_ca_aws_iot_would_refuse_is_refused_before_any_call() {
         "{err}"
     );
     assert_eq!(
-        moto.boto3("list_ca_certificates", json!({}))["certificates"],
+        aws.boto3("list_ca_certificates", json!({}))["certificates"],
         json!([]),
         "nothing registered"
     );
@@ -440,11 +459,11 @@ fn aws_failures_are_one_clear_sentence() {
     .failure()
     .to_string();
     assert!(err.contains("no AWS region"), "{err}");
-    // Credentials the service rejects (moto checking signatures).
-    let moto = Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")]);
+    // Credentials the service rejects (the emulator checking them: AUTH=true).
+    let ms = Ministack::start_with(&[("AUTH", "true"), ("IOT_MTLS_ENABLED", "0")]);
     let err = jitr_env(
         &keys,
-        &["ca", "register", "root", "--endpoint-url", &moto.url],
+        &["ca", "register", "root", "--endpoint-url", &ms.url],
     )
     .failure()
     .to_string();
@@ -458,7 +477,7 @@ fn aws_failures_are_one_clear_sentence() {
 #[test]
 fn register_records_aws_json_under_the_ca_lock_and_only_for_the_ca_still_there() {
     use std::os::unix::fs::MetadataExt;
-    let moto = Moto::start();
+    let aws = Aws::start();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     jitr(d, &["ca", "create", "root"]).success();
@@ -470,7 +489,7 @@ fn register_records_aws_json_under_the_ca_lock_and_only_for_the_ca_still_there()
     let mut child = Command::new(bin("jitr"))
         .args(["ca", "register", "root"])
         .current_dir(d)
-        .envs(moto.env())
+        .envs(aws.0.env())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -502,18 +521,18 @@ fn register_records_aws_json_under_the_ca_lock_and_only_for_the_ca_still_there()
         "no record of the old CA beside the new one"
     );
     // Registering the CA now there records it.
-    moto.jitr(d, &["ca", "register", "root"]).success();
+    aws.jitr(d, &["ca", "register", "root"]).success();
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(d.join("root/aws.json")).unwrap()).unwrap();
     // `ca show DIR` takes the id from DIR/ca.crt (now `other`'s).
-    let shown = moto.jitr(d, &["--json", "ca", "show", "root"]).json();
+    let shown = aws.jitr(d, &["--json", "ca", "show", "root"]).json();
     assert_eq!(shown["certificate_id"], record["certificate_id"]);
 }
 
 #[test]
 fn register_refuses_a_ca_replaced_while_it_was_being_read() {
     use std::os::unix::fs::MetadataExt;
-    let moto = Moto::start();
+    let aws = Aws::start();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     jitr(d, &["ca", "create", "root"]).success();
@@ -525,7 +544,7 @@ fn register_refuses_a_ca_replaced_while_it_was_being_read() {
     let mut child = Command::new(bin("jitr"))
         .args(["ca", "register", "root"])
         .current_dir(d)
-        .envs(moto.env())
+        .envs(aws.0.env())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -546,7 +565,7 @@ fn register_refuses_a_ca_replaced_while_it_was_being_read() {
         "one clear sentence, not AWS refusing the proof: {err}"
     );
     assert_eq!(
-        moto.boto3("list_ca_certificates", json!({}))["certificates"],
+        aws.boto3("list_ca_certificates", json!({}))["certificates"],
         json!([]),
         "nothing registered"
     );

@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use jitr_tests::lambda::workspace;
 use jitr_tests::run;
@@ -31,29 +30,9 @@ print(json.dumps(cfn.template, default=str))";
 }
 
 /// `cdk synth` of infra/cdk without building the function (offline), once
-/// per test binary: the output directory (under target/, replaced each run).
+/// per test binary (shared with the rehearsal, which deploys it).
 fn cdk_out() -> &'static PathBuf {
-    static OUT: OnceLock<PathBuf> = OnceLock::new();
-    OUT.get_or_init(|| {
-        let out = jitr_tests::target_dir().join("cdk.out");
-        let _ = std::fs::remove_dir_all(&out);
-        let cdk = workspace().join("infra/cdk");
-        run(Command::new("npx")
-            .args([
-                "cdk",
-                "synth",
-                "--quiet",
-                "--no-notices",
-                "-c",
-                "bundle=false",
-                "-o",
-            ])
-            .arg(&out)
-            .current_dir(&cdk)
-            .env("CDK_DISABLE_CLI_TELEMETRY", "true"))
-        .success();
-        out
-    })
+    jitr_tests::rehearsal::cdk_out()
 }
 
 fn cdk() -> Value {
@@ -197,12 +176,27 @@ fn assert_guarantees(t: &Value) {
         "AWS::AccountId"
     );
 
-    // The function: provided.al2023 on arm64, its configuration from parameters,
-    // its logs in the template's log group with a retention.
+    // The function: provided.al2023, arm64 unless the Architecture parameter
+    // says otherwise (the local rehearsal deploys a build for its own machine),
+    // its configuration from parameters, its logs in the template's log group
+    // with a retention.
     let props = &f["Properties"];
     assert_eq!(props["Runtime"], "provided.al2023");
-    assert_eq!(props["Architectures"][0], "arm64");
+    assert_eq!(
+        props["Architectures"],
+        serde_json::json!([{ "Ref": "Architecture" }])
+    );
+    let arch = &t["Parameters"]["Architecture"];
+    assert_eq!(arch["Default"], "arm64");
+    assert_eq!(
+        arch["AllowedValues"],
+        serde_json::json!(["arm64", "x86_64"])
+    );
     let (device_policy, policy) = single(t, "AWS::IoT::Policy");
+    // Deleting the stack keeps the device policy: it is attached to every
+    // activated certificate, and AWS refuses to delete an attached policy.
+    assert_eq!(policy["DeletionPolicy"], "Retain");
+    assert_eq!(policy["UpdateReplacePolicy"], "Retain");
     let env = &props["Environment"]["Variables"];
     assert_eq!(env["JITR_POLICY_NAME"]["Ref"], device_policy);
     for (var, param) in [

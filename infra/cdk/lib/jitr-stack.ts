@@ -77,6 +77,12 @@ export class JitrStack extends cdk.Stack {
       default: '',
       description: 'Optional SNS topic notified when events reach the dead-letter queue.',
     });
+    const architecture = new cdk.CfnParameter(this, 'Architecture', {
+      type: 'String',
+      default: 'arm64',
+      allowedValues: ['arm64', 'x86_64'],
+      description: 'The instruction set the function zip was built for (cargo lambda build --arm64 or --x86-64).',
+    });
 
     const allCas = new cdk.CfnCondition(this, 'AllCas', {
       expression: cdk.Fn.conditionEquals(caId.valueAsString, 'all'),
@@ -114,6 +120,9 @@ export class JitrStack extends cdk.Stack {
         ],
       },
     });
+    // Kept when the stack is deleted: the function attached it to every device
+    // certificate it activated, and AWS refuses to delete an attached policy.
+    devicePolicy.applyRemovalPolicy(cdk.RemovalPolicy.RETAIN);
 
     const deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       retentionPeriod: cdk.Duration.days(14),
@@ -246,6 +255,9 @@ export class JitrStack extends cdk.Stack {
     // The role is already a dependency through Fn::GetAtt; an explicit
     // DependsOn as well is what cfn-lint's W3005 warns about.
     (fn.node.defaultChild as cdk.CfnResource).addDeletionOverride('DependsOn');
+    // The instruction set is a parameter, as in the SAM template (arm64 by
+    // default; the local rehearsal deploys a zip built for its own machine).
+    (fn.node.defaultChild as cdk.CfnResource).addPropertyOverride('Architectures', [architecture.valueAsString]);
 
     // Not SqsEventSource: it would add a second, generated policy to the role.
     new lambda.EventSourceMapping(this, 'Registered', {

@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Runs ministack 1.5.33 on loopback only, with one IAM authorisation bug corrected.
+
+ministack 1.5.33 honours BIND_HOST for its gateway but binds its IoT MQTT/TLS
+listener (services/iot.py, `_mtls_start_locked`) on host "0.0.0.0", which
+would expose the broker on every interface. Rather than patching one private
+function, this wraps the event loop's `create_server` (the call every asyncio
+listener goes through) so a wildcard host becomes BIND_HOST; listeners already
+on a specific host or given a bound socket are left alone. Run with the ministack venv's python.
+"""
+import asyncio
+import os
+import sys
+
+HOST = os.environ.setdefault("BIND_HOST", "127.0.0.1")
+_WILDCARDS = (None, "", "0.0.0.0", "::")
+_create_server = asyncio.BaseEventLoop.create_server
+
+
+async def _loopback_create_server(self, protocol_factory, host=None, port=None, **kwargs):
+    if host in _WILDCARDS and kwargs.get("sock") is None:
+        host = HOST
+    return await _create_server(self, protocol_factory, host, port, **kwargs)
+
+
+asyncio.BaseEventLoop.create_server = _loopback_create_server
+
+import json  # noqa: E402
+
+from ministack.core import iam_actions  # noqa: E402
+
+_iot_resource_arns = iam_actions.iot_resource_arns
+
+
+def _iot_resource_arns_with_attach_policy(method, path, body, region, account_id):
+    """Under AUTH=true ministack 1.5.33 authorises AttachPolicy/DetachPolicy
+    (`PUT|POST /target-policies/NAME`) against resource `*`, so a role allowed
+    to attach one policy to certificates only is refused. AWS authorises them
+    on the resources they name; this checks the policy's ARN and then the
+    target's (the certificate), through the hook ministack already uses to
+    check a thing-group membership call on both resources it names."""
+    if method in ("PUT", "POST") and path.startswith("/target-policies/"):
+        name = path[len("/target-policies/"):]
+        arns = [f"arn:aws:iot:{region}:{account_id}:policy/{name}"]
+        try:
+            target = json.loads(body or b"{}").get("target")
+        except (ValueError, AttributeError):
+            target = None
+        if isinstance(target, str) and target.startswith("arn:"):
+            arns.append(target)
+        return arns
+    return _iot_resource_arns(method, path, body, region, account_id)
+
+
+iam_actions.iot_resource_arns = _iot_resource_arns_with_attach_policy
+
+from ministack.app import main  # noqa: E402  (after the patches, on purpose)
+
+sys.exit(main())
