@@ -119,6 +119,12 @@ pub fn from_template(
 pub fn from_file(path: &Path) -> Result<Vec<DeviceSpec>, CliError> {
     let text = String::from_utf8(crate::files::read(path)?)
         .map_err(|_| CliError::invalid(path.display(), "not UTF-8 text"))?;
+    from_text(&text, path)
+}
+
+/// Parses the text of a names file; `path` names it in errors (the fuzz
+/// target's entry point, no file needed).
+pub fn from_text(text: &str, path: &Path) -> Result<Vec<DeviceSpec>, CliError> {
     let first = text
         .lines()
         .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
@@ -127,9 +133,9 @@ pub fn from_file(path: &Path) -> Result<Vec<DeviceSpec>, CliError> {
         .split(',')
         .any(|c| c.trim().eq_ignore_ascii_case("name"));
     let specs = if is_csv {
-        from_csv(&text, path)?
+        from_csv(text, path)?
     } else {
-        from_lines(&text, path)?
+        from_lines(text, path)?
     };
     if specs.is_empty() {
         return Err(CliError::invalid(path.display(), "no device names found"));
