@@ -43,7 +43,9 @@ for t in $targets; do
         result="FAILED: see $log and fuzz/artifacts/$t/"
         failed+=("$t")
     fi
-    elapsed=$(($(date +%s) - started))
+    # libFuzzer's own count of seconds (without the build), else the wall clock.
+    elapsed=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+    elapsed=${elapsed:-$(($(date +%s) - started))}
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     corpus=$(find "fuzz/corpus/$t" -type f | wc -l)

@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = subject::to_distinguished_name(&attrs);
     let cert = params
-        .self_signed(jitr_fuzz::signing_key())
+        .self_signed(jitr_fuzz::signer())
         .expect("a parsed subject encodes");
     let facts = CertFacts::from_der(cert.der()).expect("the certificate reads back");
     let got: BTreeMap<String, String> = facts

@@ -81,9 +81,28 @@ fn unreachable_call(name: &str) -> Result<(), AwsError> {
     panic!("{name} called although DescribeCertificate found nothing")
 }
 
-/// One P-256 key for every certificate a target signs (generating keys per
-/// input would measure aws-lc, not our parsers).
-pub fn signing_key() -> &'static rcgen::KeyPair {
-    static KEY: OnceLock<rcgen::KeyPair> = OnceLock::new();
-    KEY.get_or_init(|| rcgen::KeyPair::generate().expect("P-256 key"))
+/// Signs certificates for targets that read them back but never verify the
+/// signature: the real P-256 public key, a fixed signature (signing each
+/// input would measure aws-lc, not our encoders and parsers).
+pub struct FixedSigner(rcgen::KeyPair);
+
+impl rcgen::PublicKeyData for FixedSigner {
+    fn der_bytes(&self) -> &[u8] {
+        self.0.der_bytes()
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        self.0.algorithm()
+    }
+}
+
+impl rcgen::SigningKey for FixedSigner {
+    fn sign(&self, _msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        Ok(vec![0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01])
+    }
+}
+
+/// The one [`FixedSigner`].
+pub fn signer() -> &'static FixedSigner {
+    static KEY: OnceLock<FixedSigner> = OnceLock::new();
+    KEY.get_or_init(|| FixedSigner(rcgen::KeyPair::generate().expect("P-256 key")))
 }
