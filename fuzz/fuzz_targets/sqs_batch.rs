@@ -15,7 +15,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let api = NoCertificates::default();
-    let answer = futures::executor::block_on(handle(&api, config(), payload.clone(), 1_700_000_000));
+    let answer =
+        futures::executor::block_on(handle(&api, config(), payload.clone(), 1_700_000_000));
     let describes = api.describes.load(std::sync::atomic::Ordering::Relaxed);
     match answer {
         Ok(response) => {

@@ -25,8 +25,8 @@ pub fn read(path: &Path) -> Result<CsrKey, CliError> {
 /// Parses and checks CSR bytes (PEM or DER); `what` names them in errors.
 pub fn parse(bytes: &[u8], what: &str) -> Result<CsrKey, CliError> {
     let der = if bytes.starts_with(b"-----") || bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-        let blocks = pem::parse_many(bytes)
-            .map_err(|e| CliError::invalid(what, format!("not PEM: {e}")))?;
+        let blocks =
+            pem::parse_many(bytes).map_err(|e| CliError::invalid(what, format!("not PEM: {e}")))?;
         blocks
             .into_iter()
             .find(|b| b.tag().ends_with("CERTIFICATE REQUEST"))

@@ -300,6 +300,9 @@ mod tests {
         let err = from_text("O\r,name\nalpha\n", Path::new("n.csv"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("n.csv: the CSV header has no \"name\" column"), "{err}");
+        assert!(
+            err.contains("n.csv: the CSV header has no \"name\" column"),
+            "{err}"
+        );
     }
 }
