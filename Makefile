@@ -55,3 +55,12 @@ deploy:
 #   make deploy-cdk CA_ID=<caCertificateId>
 deploy-cdk: deps
 	cd infra/cdk && npx cdk deploy --parameters CaCertificateId=$(CA_ID)
+
+# Fuzz every parser of untrusted input (fuzz/, cargo-fuzz on stable Rust,
+# installed on first use) for FUZZ_SECONDS each, one target at a time at
+# the lowest priority; prints executions per target:
+#   make fuzz FUZZ_SECONDS=600 [FUZZ_RUNS=10000000] [FUZZ_TARGETS="event csr"]
+.PHONY: fuzz
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/fuzz.sh

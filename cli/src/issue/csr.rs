@@ -19,21 +19,25 @@ pub struct CsrKey {
 /// the key is one AWS IoT accepts.
 pub fn read(path: &Path) -> Result<CsrKey, CliError> {
     let bytes = crate::files::read_limited(path, crate::files::MAX_PEM)?;
-    let what = path.display().to_string();
+    parse(&bytes, &path.display().to_string())
+}
+
+/// Parses and checks CSR bytes (PEM or DER); `what` names them in errors.
+pub fn parse(bytes: &[u8], what: &str) -> Result<CsrKey, CliError> {
     let der = if bytes.starts_with(b"-----") || bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-        let blocks = pem::parse_many(&bytes)
-            .map_err(|e| CliError::invalid(&what, format!("not PEM: {e}")))?;
+        let blocks =
+            pem::parse_many(bytes).map_err(|e| CliError::invalid(what, format!("not PEM: {e}")))?;
         blocks
             .into_iter()
             .find(|b| b.tag().ends_with("CERTIFICATE REQUEST"))
-            .ok_or_else(|| CliError::invalid(&what, "no PEM \"CERTIFICATE REQUEST\" block"))?
+            .ok_or_else(|| CliError::invalid(what, "no PEM \"CERTIFICATE REQUEST\" block"))?
             .into_contents()
     } else {
-        bytes
+        bytes.to_vec()
     };
     let (_, csr) = X509CertificationRequest::from_der(&der).map_err(|e| {
         CliError::invalid(
-            &what,
+            what,
             format!("not a PKCS#10 certificate signing request: {e}"),
         )
     })?;
@@ -48,18 +52,18 @@ pub fn read(path: &Path) -> Result<CsrKey, CliError> {
             "not one AWS IoT accepts"
         };
         return Err(CliError::invalid(
-            &what,
+            what,
             format!("the CSR's key is {verdict}: {problem}"),
         ));
     }
     csr.verify_signature().map_err(|_| {
         CliError::invalid(
-            &what,
+            what,
             "the CSR's signature does not verify (corrupted, or not signed by its own key)",
         )
     })?;
     let spki = rcgen::SubjectPublicKeyInfo::from_der(info.subject_pki.raw)
-        .map_err(|e| CliError::invalid(&what, format!("unsupported public key: {e}")))?;
+        .map_err(|e| CliError::invalid(what, format!("unsupported public key: {e}")))?;
     Ok(CsrKey {
         spki,
         is_rsa: matches!(key_kind, jitr_core::KeyKind::Rsa { .. }),

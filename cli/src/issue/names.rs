@@ -128,8 +128,14 @@ pub fn from_template(
 pub fn from_file(path: &Path) -> Result<Vec<DeviceSpec>, CliError> {
     let text = String::from_utf8(crate::files::read(path)?)
         .map_err(|_| CliError::invalid(path.display(), "not UTF-8 text"))?;
+    from_text(&text, path)
+}
+
+/// Parses the text of a names file; `path` names it in errors (the fuzz
+/// target's entry point, no file needed).
+pub fn from_text(text: &str, path: &Path) -> Result<Vec<DeviceSpec>, CliError> {
     // Excel and Notepad start UTF-8 files with a byte order mark.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let first = text
         .lines()
         .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
@@ -204,7 +210,11 @@ fn from_csv(text: &str, path: &Path) -> Result<Vec<DeviceSpec>, CliError> {
             ));
         }
     }
-    let name_col = name_col.expect("is_csv saw a name column");
+    // The plain/CSV guess reads lines as Rust does; the CSV reader also ends
+    // records at a lone '\r', so its header may lack the column (fuzzing).
+    let name_col = name_col.ok_or_else(|| {
+        CliError::invalid(path.display(), "the CSV header has no \"name\" column")
+    })?;
     let mut specs = Vec::new();
     for (i, record) in reader.records().enumerate() {
         let line = i + 2;
@@ -345,5 +355,18 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("listed twice"));
+    }
+
+    #[test]
+    fn csv_header_cut_by_a_lone_cr_is_an_error() {
+        // Fuzzing found this panicking: a lone CR ends the CSV header
+        // before the name column the line-based guess saw.
+        let err = from_text("O\r,name\nalpha\n", Path::new("n.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("n.csv: the CSV header has no \"name\" column"),
+            "{err}"
+        );
     }
 }

@@ -106,6 +106,9 @@ pub fn to_distinguished_name(attrs: &[Attribute]) -> DistinguishedName {
             _ => unreachable!("attribute names are canonical"),
         };
         // X.520 wants PrintableString for C, serialNumber and dnQualifier.
+        // rcgen accepts '?' in one, but its DER writer (yasna 0.6) panics on
+        // it (found by fuzzing): such values are written as UTF8String.
+        let printable = printable && !a.value.contains('?');
         let value =
             match printable.then(|| rcgen::string::PrintableString::try_from(a.value.as_str())) {
                 Some(Ok(p)) => DnValue::PrintableString(p),
@@ -167,6 +170,19 @@ mod tests {
             let err = parse(input).unwrap_err();
             assert!(err.contains(needle), "{input}: {err}");
         }
+    }
+
+    #[test]
+    fn question_mark_in_printable_attributes_encodes() {
+        // Fuzzing found `serialNumber=a?` panicking inside rcgen's DER writer.
+        let attrs = parse("CN=Root,serialNumber=a?,dnQualifier=?").unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = to_distinguished_name(&attrs);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        let facts = jitr_core::CertFacts::from_der(&der).unwrap();
+        assert_eq!(facts.subject_attr("serialNumber"), Some("a?"));
+        assert_eq!(facts.subject_attr("dnQualifier"), Some("?"));
     }
 
     #[test]
