@@ -295,6 +295,13 @@ pub fn function_bootstrap() -> &'static PathBuf {
 pub fn cdk_out() -> &'static PathBuf {
     static OUT: OnceLock<PathBuf> = OnceLock::new();
     OUT.get_or_init(|| {
+        let modules = workspace().join("infra/cdk/node_modules/aws-cdk-lib");
+        assert!(
+            modules.exists(),
+            "{} is missing: `npm ci` in infra/cdk did not run or failed (is the npm registry \
+             reachable? `make deps` prints why); only the CDK tests need it",
+            modules.display()
+        );
         let out = crate::target_dir().join("cdk.out");
         let _ = std::fs::remove_dir_all(&out);
         run(Command::new("npx")
