@@ -144,9 +144,9 @@ fn doctor_names_each_fault_by_its_own_check() {
     assert!(detail.contains(&r.ca_id), "names the registered root: {detail}");
 
     // Auto-registration off, then back on.
-    r.ms.jitr(d, &["ca", "auto-registration", "off", "root"]).success();
+    r.ms.jitr(d, &["ca", "auto-registration", "disable", "root"]).success();
     expect(&doctor(&r, &["dev/robot-1"]), &[("ca auto-registration", "FAIL")]);
-    r.ms.jitr(d, &["ca", "auto-registration", "on", "root"]).success();
+    r.ms.jitr(d, &["ca", "auto-registration", "enable", "root"]).success();
 
     // The CA inactive, then active again.
     r.ms.jitr(d, &["ca", "deactivate", "root"]).success();

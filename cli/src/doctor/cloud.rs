@@ -50,7 +50,7 @@ pub fn ca_checks(ca: &CaSeen, now: i64) -> Vec<Check> {
         Check::fail(
             "ca auto-registration",
             format!("{}: devices signed by it are refused instead of registered", or_unknown(&view.auto_registration)),
-            format!("jitr ca auto-registration on {}", ca.target),
+            format!("jitr ca auto-registration enable {}", ca.target),
         )
     });
     out.push(if view.mode == "SNI_ONLY" {
