@@ -16,7 +16,14 @@ fn doctor(r: &Rehearsal, args: &[&str]) -> (Value, bool) {
     let server_ca = r.server_ca.to_str().unwrap();
     let mut all = vec!["--json", "doctor"];
     all.extend_from_slice(args);
-    all.extend_from_slice(&["--stack", "jitr", "--endpoint", &r.endpoint, "--ca-file", server_ca]);
+    all.extend_from_slice(&[
+        "--stack",
+        "jitr",
+        "--endpoint",
+        &r.endpoint,
+        "--ca-file",
+        server_ca,
+    ]);
     let run = r.ms.jitr(&r.dir, &all);
     let report: Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
@@ -34,9 +41,14 @@ fn expect(report: &(Value, bool), faults: &[(&str, &str)]) {
         .map(|c| (c["name"].as_str().unwrap().to_string(), c))
         .collect();
     for (name, status) in faults {
-        let c = checks.get(*name).unwrap_or_else(|| panic!("no check {name}: {v:#}"));
+        let c = checks
+            .get(*name)
+            .unwrap_or_else(|| panic!("no check {name}: {v:#}"));
         assert_eq!(c["status"], *status, "{name}: {v:#}");
-        assert!(c["fix"].as_str().is_some_and(|f| !f.is_empty()), "{name} has no fix: {v:#}");
+        assert!(
+            c["fix"].as_str().is_some_and(|f| !f.is_empty()),
+            "{name} has no fix: {v:#}"
+        );
     }
     for (name, c) in &checks {
         if !faults.iter().any(|(f, _)| f == name) {
@@ -74,8 +86,11 @@ print("{}")
 }
 
 fn function_env(r: &Rehearsal, function: &str) -> Value {
-    r.ms.boto3("lambda", "get_function_configuration", json!({ "FunctionName": function }))
-        ["Environment"]["Variables"]
+    r.ms.boto3(
+        "lambda",
+        "get_function_configuration",
+        json!({ "FunctionName": function }),
+    )["Environment"]["Variables"]
         .clone()
 }
 
@@ -112,23 +127,57 @@ fn doctor_names_each_fault_by_its_own_check() {
     let healthy = doctor(&r, &["dev/robot-1"]);
     expect(&healthy, &[]);
     assert!(
-        status_of(&healthy, "device certificate")["detail"].as_str().unwrap().contains("ACTIVE"),
+        status_of(&healthy, "device certificate")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ACTIVE"),
         "{:#}",
         healthy.0
     );
     // Text: one line per check, exit 0.
-    let text = r.ms.jitr(d, &["doctor", "dev/robot-1", "--stack", "jitr", "--endpoint", &r.endpoint, "--ca-file", r.server_ca.to_str().unwrap()]);
+    let text = r.ms.jitr(
+        d,
+        &[
+            "doctor",
+            "dev/robot-1",
+            "--stack",
+            "jitr",
+            "--endpoint",
+            &r.endpoint,
+            "--ca-file",
+            r.server_ca.to_str().unwrap(),
+        ],
+    );
     assert!(text.ok(), "{}\n{}", text.stdout, text.stderr);
-    assert!(text.stdout.lines().any(|l| l.starts_with("PASS ca status: ACTIVE")), "{}", text.stdout);
+    assert!(
+        text.stdout
+            .lines()
+            .any(|l| l.starts_with("PASS ca status: ACTIVE")),
+        "{}",
+        text.stdout
+    );
 
     // The bundle without its chain.
     leaf_only(d, "dev/robot-1/device-and-ca.crt", "leaf.crt");
     expect(
-        &doctor(&r, &["--cert", "leaf.crt", "--key", "dev/robot-1/device.key", "--ca", "root"]),
+        &doctor(
+            &r,
+            &[
+                "--cert",
+                "leaf.crt",
+                "--key",
+                "dev/robot-1/device.key",
+                "--ca",
+                "root",
+            ],
+        ),
         &[("device chain", "FAIL")],
     );
     // Without --ca, the chain-less leaf's CA is still found among the registered ones.
-    expect(&doctor(&r, &["--cert", "leaf.crt"]), &[("device chain", "FAIL")]);
+    expect(
+        &doctor(&r, &["--cert", "leaf.crt"]),
+        &[("device chain", "FAIL")],
+    );
 
     // A device of an intermediate that is not registered (only its root is):
     // the CA check says so, the rule (on root's topic) does not cover it,
@@ -138,15 +187,30 @@ fn doctor_names_each_fault_by_its_own_check() {
     let report = doctor(&r, &["dev2/robot-2"]);
     expect(
         &report,
-        &[("ca registered", "FAIL"), ("rule topic", "FAIL"), ("device certificate", "WARN")],
+        &[
+            ("ca registered", "FAIL"),
+            ("rule topic", "FAIL"),
+            ("device certificate", "WARN"),
+        ],
     );
-    let detail = status_of(&report, "ca registered")["detail"].as_str().unwrap().to_string();
-    assert!(detail.contains(&r.ca_id), "names the registered root: {detail}");
+    let detail = status_of(&report, "ca registered")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.contains(&r.ca_id),
+        "names the registered root: {detail}"
+    );
 
     // Auto-registration off, then back on.
-    r.ms.jitr(d, &["ca", "auto-registration", "disable", "root"]).success();
-    expect(&doctor(&r, &["dev/robot-1"]), &[("ca auto-registration", "FAIL")]);
-    r.ms.jitr(d, &["ca", "auto-registration", "enable", "root"]).success();
+    r.ms.jitr(d, &["ca", "auto-registration", "disable", "root"])
+        .success();
+    expect(
+        &doctor(&r, &["dev/robot-1"]),
+        &[("ca auto-registration", "FAIL")],
+    );
+    r.ms.jitr(d, &["ca", "auto-registration", "enable", "root"])
+        .success();
 
     // The CA inactive, then active again.
     r.ms.jitr(d, &["ca", "deactivate", "root"]).success();
@@ -161,19 +225,35 @@ fn doctor_names_each_fault_by_its_own_check() {
     assert!(!refused.ok(), "{}", refused.stdout);
     r.iot("enable_topic_rule", json!({ "ruleName": rule }));
     // Pending a moment: a warning; pending past the threshold: stranded.
-    expect(&doctor(&r, &["dev3/robot-3"]), &[("device certificate", "WARN")]);
+    expect(
+        &doctor(&r, &["dev3/robot-3"]),
+        &[("device certificate", "WARN")],
+    );
     std::thread::sleep(Duration::from_secs(2));
     let stranded = doctor(&r, &["dev3/robot-3", "--stranded-after", "1"]);
     expect(&stranded, &[("device certificate", "FAIL")]);
     assert!(
-        status_of(&stranded, "device certificate")["fix"].as_str().unwrap().contains("jitr reconcile"),
+        status_of(&stranded, "device certificate")["fix"]
+            .as_str()
+            .unwrap()
+            .contains("jitr reconcile"),
         "{:#}",
         stranded.0
     );
 
     // The rule's topic on another CA, then restored.
-    let sql = format!("SELECT * FROM '$aws/events/certificates/registered/{}'", r.ca_id);
-    set_rule_sql(&r, &rule, &format!("SELECT * FROM '$aws/events/certificates/registered/{}'", "0".repeat(64)));
+    let sql = format!(
+        "SELECT * FROM '$aws/events/certificates/registered/{}'",
+        r.ca_id
+    );
+    set_rule_sql(
+        &r,
+        &rule,
+        &format!(
+            "SELECT * FROM '$aws/events/certificates/registered/{}'",
+            "0".repeat(64)
+        ),
+    );
     expect(&doctor(&r, &["dev/robot-1"]), &[("rule topic", "FAIL")]);
     set_rule_sql(&r, &rule, &sql);
 
@@ -186,10 +266,20 @@ fn doctor_names_each_fault_by_its_own_check() {
     set_function_env(&r, &function, &env);
 
     // An event in the dead-letter queue: a warning with the count and reconcile.
-    r.ms.boto3("sqs", "send_message", json!({ "QueueUrl": dlq, "MessageBody": "{}" }));
+    r.ms.boto3(
+        "sqs",
+        "send_message",
+        json!({ "QueueUrl": dlq, "MessageBody": "{}" }),
+    );
     let report = doctor(&r, &["dev/robot-1"]);
     expect(&report, &[("dead-letter queue", "WARN")]);
     let dl = status_of(&report, "dead-letter queue");
-    assert!(dl["detail"].as_str().unwrap().starts_with("1 event"), "{dl}");
-    assert!(dl["fix"].as_str().unwrap().contains("jitr reconcile"), "{dl}");
+    assert!(
+        dl["detail"].as_str().unwrap().starts_with("1 event"),
+        "{dl}"
+    );
+    assert!(
+        dl["fix"].as_str().unwrap().contains("jitr reconcile"),
+        "{dl}"
+    );
 }

@@ -86,10 +86,22 @@ impl Cloud {
         let mut token: Option<String> = None;
         loop {
             let page = self
-                .block_on(self.iot.list_topic_rules().set_next_token(token.clone()).send())
+                .block_on(
+                    self.iot
+                        .list_topic_rules()
+                        .set_next_token(token.clone())
+                        .send(),
+                )
                 .map_err(|e| self.error(e))?;
-            names.extend(page.rules().iter().filter_map(|r| r.rule_name().map(str::to_string)));
-            token = page.next_token().filter(|t| !t.is_empty()).map(str::to_string);
+            names.extend(
+                page.rules()
+                    .iter()
+                    .filter_map(|r| r.rule_name().map(str::to_string)),
+            );
+            token = page
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
             if token.is_none() {
                 break;
             }
@@ -127,7 +139,11 @@ impl Cloud {
     pub fn queue(&self, url_or_arn: &str) -> Result<Option<QueueView>, AwsError> {
         use aws_sdk_sqs::types::QueueAttributeName as A;
         let sqs = self.sqs();
-        let url = match self.block_on(sqs.get_queue_url().queue_name(queue_name(url_or_arn)).send()) {
+        let url = match self.block_on(
+            sqs.get_queue_url()
+                .queue_name(queue_name(url_or_arn))
+                .send(),
+        ) {
             Ok(out) => out.queue_url().unwrap_or_default().to_string(),
             Err(e) => match AwsError::from_sdk(e, &self.endpoint) {
                 AwsError::NotFound(_) => return Ok(None),
@@ -138,7 +154,12 @@ impl Cloud {
             },
         };
         let attrs = self
-            .block_on(sqs.get_queue_attributes().queue_url(&url).attribute_names(A::All).send())
+            .block_on(
+                sqs.get_queue_attributes()
+                    .queue_url(&url)
+                    .attribute_names(A::All)
+                    .send(),
+            )
             .map_err(|e| AwsError::from_sdk(e, &self.endpoint))?;
         let attrs = attrs.attributes().cloned().unwrap_or_default();
         let dead_letter_arn = attrs
@@ -158,7 +179,12 @@ impl Cloud {
 
     /// The function's configuration; `None` if it does not exist.
     pub fn function(&self, name: &str) -> Result<Option<FunctionView>, AwsError> {
-        let answer = self.block_on(self.lambda().get_function_configuration().function_name(name).send());
+        let answer = self.block_on(
+            self.lambda()
+                .get_function_configuration()
+                .function_name(name)
+                .send(),
+        );
         let out = match answer {
             Ok(out) => out,
             Err(e) => match AwsError::from_sdk(e, &self.endpoint) {
@@ -178,7 +204,11 @@ impl Cloud {
     }
 
     /// The SQS event source mappings of a function (by name) or of a queue (by ARN).
-    fn mappings(&self, function: Option<&str>, queue_arn: Option<&str>) -> Result<Vec<MappingView>, AwsError> {
+    fn mappings(
+        &self,
+        function: Option<&str>,
+        queue_arn: Option<&str>,
+    ) -> Result<Vec<MappingView>, AwsError> {
         let out = self
             .block_on(
                 self.lambda()
@@ -202,7 +232,11 @@ impl Cloud {
 
     /// The deployment: from the stack's function when `stack` is given, else
     /// from the registration rule that covers `ca_id` (or any such rule).
-    pub fn deployment(&self, stack: Option<&str>, ca_id: Option<&str>) -> Result<Deployment, AwsError> {
+    pub fn deployment(
+        &self,
+        stack: Option<&str>,
+        ca_id: Option<&str>,
+    ) -> Result<Deployment, AwsError> {
         let rules = self.registration_rules()?;
         let mut d = Deployment::default();
         if let Some(stack) = stack {
@@ -219,8 +253,12 @@ impl Cloud {
             d.rule = rules
                 .iter()
                 .find(|r| {
-                    r.queue_urls.iter().any(|u| Some(queue_name(u)) == queue.as_deref())
-                        || r.function_arns.iter().any(|f| f.ends_with(&format!(":{name}")))
+                    r.queue_urls
+                        .iter()
+                        .any(|u| Some(queue_name(u)) == queue.as_deref())
+                        || r.function_arns
+                            .iter()
+                            .any(|f| f.ends_with(&format!(":{name}")))
                 })
                 .cloned();
         } else {
@@ -260,9 +298,16 @@ pub fn topic_of(sql: &str) -> String {
     let rest = sql[at + 6..].trim_start();
     let quote = rest.chars().next().unwrap_or(' ');
     if quote == '\'' || quote == '"' {
-        rest[1..].split(quote).next().unwrap_or_default().to_string()
+        rest[1..]
+            .split(quote)
+            .next()
+            .unwrap_or_default()
+            .to_string()
     } else {
-        rest.split_whitespace().next().unwrap_or_default().to_string()
+        rest.split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
     }
 }
 
@@ -273,7 +318,10 @@ mod tests {
     #[test]
     fn topics_come_out_of_rule_sql() {
         let cases = [
-            ("SELECT * FROM '$aws/events/certificates/registered/abc'", "$aws/events/certificates/registered/abc"),
+            (
+                "SELECT * FROM '$aws/events/certificates/registered/abc'",
+                "$aws/events/certificates/registered/abc",
+            ),
             ("select a, b from \"x/+\" where c = 1", "x/+"),
             ("SELECT * FROM 'a/b' WHERE x", "a/b"),
             ("SELECT 1", ""),
@@ -295,7 +343,13 @@ mod tests {
 
     #[test]
     fn queue_names_come_from_urls_and_arns() {
-        assert_eq!(queue_name("http://127.0.0.1:4566/000000000000/jitr-EventQueue-X"), "jitr-EventQueue-X");
-        assert_eq!(queue_name("arn:aws:sqs:us-east-1:000000000000:jitr-EventQueue-X"), "jitr-EventQueue-X");
+        assert_eq!(
+            queue_name("http://127.0.0.1:4566/000000000000/jitr-EventQueue-X"),
+            "jitr-EventQueue-X"
+        );
+        assert_eq!(
+            queue_name("arn:aws:sqs:us-east-1:000000000000:jitr-EventQueue-X"),
+            "jitr-EventQueue-X"
+        );
     }
 }

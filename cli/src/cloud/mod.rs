@@ -101,7 +101,10 @@ impl Cloud {
         Ok(Some(CaView {
             certificate_id: d.certificate_id().unwrap_or(id).to_string(),
             arn: d.certificate_arn().unwrap_or_default().to_string(),
-            status: d.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            status: d
+                .status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
             auto_registration: d
                 .auto_registration_status()
                 .map(|s| s.as_str().to_string())
@@ -120,14 +123,22 @@ impl Cloud {
         let mut marker: Option<String> = None;
         loop {
             let page = self
-                .block_on(self.iot.list_ca_certificates().set_marker(marker.clone()).send())
+                .block_on(
+                    self.iot
+                        .list_ca_certificates()
+                        .set_marker(marker.clone())
+                        .send(),
+                )
                 .map_err(|e| self.error(e))?;
             ids.extend(
                 page.certificates()
                     .iter()
                     .filter_map(|c| c.certificate_id().map(str::to_string)),
             );
-            marker = page.next_marker().filter(|m| !m.is_empty()).map(str::to_string);
+            marker = page
+                .next_marker()
+                .filter(|m| !m.is_empty())
+                .map(str::to_string);
             if marker.is_none() {
                 return Ok(ids);
             }
@@ -162,7 +173,10 @@ impl Cloud {
             .filter_map(|p| p.policy_name().map(str::to_string))
             .collect();
         Ok(Some(CertView {
-            status: d.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            status: d
+                .status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
             created: d.creation_date().map(|t| t.secs()).unwrap_or_default(),
             arn,
             things,
@@ -173,7 +187,12 @@ impl Cloud {
     /// DescribeEndpoint(iot:Data-ATS): where devices connect.
     pub fn data_endpoint(&self) -> Result<String, AwsError> {
         let answer = self
-            .block_on(self.iot.describe_endpoint().endpoint_type("iot:Data-ATS").send())
+            .block_on(
+                self.iot
+                    .describe_endpoint()
+                    .endpoint_type("iot:Data-ATS")
+                    .send(),
+            )
             .map_err(|e| self.error(e))?;
         Ok(answer.endpoint_address().unwrap_or_default().to_string())
     }

@@ -27,7 +27,11 @@ pub fn issued(cert: &CertFacts, issuer: &CertFacts) -> bool {
 /// The device-file checks; `pattern` is the function's thing-name pattern when known.
 pub fn checks(files: &DeviceFiles, now: i64, pattern: Option<&Regex>) -> Vec<Check> {
     let Some(leaf) = files.chain.first() else {
-        return vec![Check::fail("device chain", format!("{} holds no certificate", files.bundle), "point at the device's certificate bundle")];
+        return vec![Check::fail(
+            "device chain",
+            format!("{} holds no certificate", files.bundle),
+            "point at the device's certificate bundle",
+        )];
     };
     let mut out = vec![chain(files, leaf)];
     match files.key_matches {
@@ -40,20 +44,40 @@ pub fn checks(files: &DeviceFiles, now: i64, pattern: Option<&Regex>) -> Vec<Che
         None => {}
     }
     out.push(if leaf.valid_at(now) {
-        Check::pass("device validity", format!("valid now, until {}", date(leaf.not_after)))
+        Check::pass(
+            "device validity",
+            format!("valid now, until {}", date(leaf.not_after)),
+        )
     } else {
         Check::fail(
             "device validity",
-            format!("not valid now (valid {} to {})", date(leaf.not_before), date(leaf.not_after)),
+            format!(
+                "not valid now (valid {} to {})",
+                date(leaf.not_before),
+                date(leaf.not_after)
+            ),
             "issue a new certificate (jitr device issue), or correct the device's clock",
         )
     });
     out.push(thing_name(leaf, pattern));
-    let problems: Vec<String> = key_problem(&leaf.key).into_iter().chain(signature_problem(&leaf.signature)).collect();
+    let problems: Vec<String> = key_problem(&leaf.key)
+        .into_iter()
+        .chain(signature_problem(&leaf.signature))
+        .collect();
     out.push(if problems.is_empty() {
-        Check::pass("device algorithms", format!("{} key, {} signature: accepted by AWS IoT", leaf.key, leaf.signature))
+        Check::pass(
+            "device algorithms",
+            format!(
+                "{} key, {} signature: accepted by AWS IoT",
+                leaf.key, leaf.signature
+            ),
+        )
     } else {
-        Check::fail("device algorithms", problems.join("; "), "issue a new certificate with an EC P-256 or RSA-2048 key (jitr device issue)")
+        Check::fail(
+            "device algorithms",
+            problems.join("; "),
+            "issue a new certificate with an EC P-256 or RSA-2048 key (jitr device issue)",
+        )
     });
     out
 }
@@ -79,10 +103,18 @@ fn chain(files: &DeviceFiles, leaf: &CertFacts) -> Check {
 
 fn thing_name(leaf: &CertFacts, pattern: Option<&Regex>) -> Check {
     let Some(cn) = leaf.common_name() else {
-        return Check::fail("thing name", "the certificate has no CN to name the thing", "issue the certificate with the thing name as CN");
+        return Check::fail(
+            "thing name",
+            "the certificate has no CN to name the thing",
+            "issue the certificate with the thing name as CN",
+        );
     };
     if !is_thing_name(cn) {
-        return Check::fail("thing name", format!("CN \"{cn}\" is not a valid thing name (1-128 of a-z A-Z 0-9 : _ -)"), "issue the certificate with a valid thing name as CN");
+        return Check::fail(
+            "thing name",
+            format!("CN \"{cn}\" is not a valid thing name (1-128 of a-z A-Z 0-9 : _ -)"),
+            "issue the certificate with a valid thing name as CN",
+        );
     }
     match pattern {
         Some(p) if !p.is_match(cn) => Check::fail(

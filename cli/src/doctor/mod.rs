@@ -27,13 +27,28 @@ pub struct Check {
 
 impl Check {
     pub fn pass(name: &'static str, detail: impl Into<String>) -> Self {
-        Check { name, status: Status::Pass, detail: detail.into(), fix: None }
+        Check {
+            name,
+            status: Status::Pass,
+            detail: detail.into(),
+            fix: None,
+        }
     }
     pub fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
-        Check { name, status: Status::Warn, detail: detail.into(), fix: Some(fix.into()) }
+        Check {
+            name,
+            status: Status::Warn,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
     }
     pub fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
-        Check { name, status: Status::Fail, detail: detail.into(), fix: Some(fix.into()) }
+        Check {
+            name,
+            status: Status::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
     }
 
     /// The text line: `STATUS name: detail` and, unless passing, `-> fix`.
@@ -76,7 +91,13 @@ mod tests {
 
     #[test]
     fn durations_read_well() {
-        let cases = [(-5, "0 s"), (45, "45 s"), (600, "10 min"), (12_000, "3 h 20 min"), (864_000, "10 days")];
+        let cases = [
+            (-5, "0 s"),
+            (45, "45 s"),
+            (600, "10 min"),
+            (12_000, "3 h 20 min"),
+            (864_000, "10 days"),
+        ];
         for (s, text) in cases {
             assert_eq!(duration(s), text);
         }
