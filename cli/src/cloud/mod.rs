@@ -68,6 +68,16 @@ pub struct CaView {
     pub pem: String,
 }
 
+/// One row of ListCACertificates.
+#[derive(Debug, Clone)]
+pub struct CaSummary {
+    pub certificate_id: String,
+    pub arn: String,
+    pub status: String,
+    /// When it was registered, as AWS IoT formats it.
+    pub created: String,
+}
+
 /// A device certificate as AWS IoT describes it, with what is attached to it.
 #[derive(Debug, Clone)]
 pub struct CertView {
@@ -117,9 +127,9 @@ impl Cloud {
         }))
     }
 
-    /// ListCACertificates, every page: the registered CAs' ids.
-    pub fn list_ca_ids(&self) -> Result<Vec<String>, AwsError> {
-        let mut ids = Vec::new();
+    /// ListCACertificates, every page (the one place that pages through them).
+    pub fn list_cas(&self) -> Result<Vec<CaSummary>, AwsError> {
+        let mut cas = Vec::new();
         let mut marker: Option<String> = None;
         loop {
             let page = self
@@ -127,20 +137,27 @@ impl Cloud {
                     self.iot
                         .list_ca_certificates()
                         .set_marker(marker.clone())
+                        .page_size(100)
                         .send(),
                 )
                 .map_err(|e| self.error(e))?;
-            ids.extend(
-                page.certificates()
-                    .iter()
-                    .filter_map(|c| c.certificate_id().map(str::to_string)),
-            );
+            cas.extend(page.certificates().iter().map(|c| {
+                CaSummary {
+                    certificate_id: c.certificate_id().unwrap_or_default().to_string(),
+                    arn: c.certificate_arn().unwrap_or_default().to_string(),
+                    status: c
+                        .status()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    created: c.creation_date().map(|d| d.to_string()).unwrap_or_default(),
+                }
+            }));
             marker = page
                 .next_marker()
                 .filter(|m| !m.is_empty())
                 .map(str::to_string);
             if marker.is_none() {
-                return Ok(ids);
+                return Ok(cas);
             }
         }
     }

@@ -169,7 +169,10 @@ pub fn hints(chain_len: usize, device: Option<&str>) -> Vec<String> {
         out.push("the bundle holds the device certificate alone: without SNI, AWS IoT needs the issuing CA's certificate after it".to_string());
     }
     out.push("a certificate's first connect is refused while AWS IoT registers it PENDING_ACTIVATION; if later ones are refused too, nothing activated it".to_string());
-    out.push(format!("run `jitr doctor {}` to find out which", device.unwrap_or("--cert FILE")));
+    out.push(format!(
+        "run `jitr doctor {}` to find out which",
+        device.unwrap_or("--cert FILE")
+    ));
     out
 }
 

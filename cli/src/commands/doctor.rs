@@ -138,8 +138,10 @@ fn issuing_ca(
         )));
     }
     for id in cloud
-        .list_ca_ids()
+        .list_cas()
         .map_err(|e| aws("listing CA certificates", e))?
+        .into_iter()
+        .map(|c| c.certificate_id)
     {
         let Some(view) = cloud
             .describe_ca(&id)
