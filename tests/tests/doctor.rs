@@ -223,6 +223,13 @@ fn doctor_names_each_fault_by_its_own_check() {
     issue_device(d, "root", "dev3", "robot-3");
     let refused = r.connect(&["dev3/robot-3"], "3");
     assert!(!refused.ok(), "{}", refused.stdout);
+    // connect names the likely causes it can see and points at doctor.
+    assert!(
+        refused.stderr.contains("likely causes")
+            && refused.stderr.contains("jitr doctor dev3/robot-3"),
+        "{}",
+        refused.stderr
+    );
     r.iot("enable_topic_rule", json!({ "ruleName": rule }));
     // Pending a moment: a warning; pending past the threshold: stranded.
     expect(
