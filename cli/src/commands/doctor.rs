@@ -122,10 +122,14 @@ fn issuing_ca(
         return Ok(Some((id, t.clone(), validity, view)));
     }
     let Some(dev) = dev else { return Ok(None) };
-    let Some(leaf) = dev.chain.first() else {
+    if dev.ders.is_empty() {
         return Ok(None);
-    };
-    if let Some(ca) = dev.chain.get(1).filter(|ca| issued(leaf, ca)) {
+    }
+    if let Some(ca) = dev
+        .chain
+        .get(1)
+        .filter(|_| issued(&dev.ders[0], &dev.ders[1]))
+    {
         let view = cloud
             .describe_ca(&ca.certificate_id)
             .map_err(|e| aws("describing the CA", e))?;
@@ -149,10 +153,16 @@ fn issuing_ca(
         else {
             continue;
         };
-        let Ok(f) = CertFacts::from_pem(view.pem.as_bytes()) else {
+        let Some(der) = jitr_core::pem::certificates(view.pem.as_bytes())
+            .ok()
+            .and_then(|c| c.into_iter().next())
+        else {
             continue;
         };
-        if issued(leaf, &f) {
+        let Ok(f) = CertFacts::from_der(&der) else {
+            continue;
+        };
+        if issued(&dev.ders[0], &der) {
             return Ok(Some((
                 id.clone(),
                 id,
@@ -380,6 +390,7 @@ pub fn doctor(a: &DoctorArgs, global: &Global, out: &Output) -> Result<(), CliEr
         let files = DeviceFiles {
             bundle: &d.bundle,
             chain: &d.chain,
+            ders: &d.ders,
             key_matches: d.key.as_ref().map(|(_, m)| *m),
         };
         checks.extend(device::checks(&files, now, pattern));
