@@ -64,6 +64,39 @@ pub enum Command {
     Provision(ProvisionArgs),
     /// Provision every PENDING_ACTIVATION certificate of a CA (events were lost).
     Reconcile(ReconcileArgs),
+    /// Say why a device did not register: its files, its CA and certificate in
+    /// AWS IoT, the deployed stack and the endpoint, one PASS/WARN/FAIL line each.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// A device directory from `jitr device issue` (its bundle and key, any layout).
+    #[arg(value_name = "DEVICE_DIR", conflicts_with = "cert")]
+    pub device: Option<PathBuf>,
+    /// The device's certificate bundle (the certificate followed by its CA chain).
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// The device's private key (checked against the certificate).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// The CA that issued the device (default: the bundle's second certificate,
+    /// else the registered CA that signed it).
+    #[arg(long, value_name = "DIR|ID")]
+    pub ca: Option<String>,
+    /// The CloudFormation stack of infra/ (its function is STACK-jitr; default:
+    /// found from the topic rule on the registration topic).
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
+    /// The broker, HOST or HOST:PORT (default: the account's iot:Data-ATS endpoint, port 8883).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub endpoint: Option<String>,
+    /// PEM file of the CA(s) that verify the broker (default: Amazon Root CA 1 to 4).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// A certificate PENDING_ACTIVATION longer than this is stranded (FAIL).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub stranded_after: u64,
 }
 
 #[derive(Debug, Args)]

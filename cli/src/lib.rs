@@ -4,6 +4,7 @@
 pub mod args;
 pub mod cloud;
 pub mod commands;
+pub mod doctor;
 pub mod error;
 pub mod files;
 pub mod issue;
@@ -43,5 +44,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Connect(a) => commands::connect::connect(&a, g, &out),
         Command::Provision(a) => commands::provision::provision(&a, g, &out),
         Command::Reconcile(a) => commands::provision::reconcile(&a, g, &out),
+        Command::Doctor(a) => commands::doctor::doctor(&a, g, &out),
     }
 }

@@ -52,46 +52,16 @@ fn account_of(arn: &str) -> String {
 
 /// DescribeCACertificate; `None` when the CA is not registered.
 fn describe(cloud: &Cloud, id: &str) -> Result<Option<CaState>, CliError> {
-    let answer = cloud.block_on(
-        cloud
-            .iot
-            .describe_ca_certificate()
-            .certificate_id(id)
-            .send(),
-    );
-    let out = match answer {
-        Ok(out) => out,
-        Err(e) => match cloud.error(e) {
-            AwsError::NotFound(_) => return Ok(None),
-            e => return Err(CliError::aws(format!("describing CA {id}"), e)),
-        },
-    };
-    let d = out.certificate_description().ok_or_else(|| {
-        CliError::aws(
-            "describing CA",
-            AwsError::Service {
-                code: "Empty".into(),
-                message: "no certificateDescription".into(),
-            },
-        )
-    })?;
-    let arn = d.certificate_arn().unwrap_or_default().to_string();
-    Ok(Some(CaState {
-        certificate_id: d.certificate_id().unwrap_or(id).to_string(),
-        account: account_of(&arn),
-        certificate_arn: arn,
-        status: d
-            .status()
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_default(),
-        auto_registration: d
-            .auto_registration_status()
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_default(),
-        mode: d
-            .certificate_mode()
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_else(|| "DEFAULT".into()),
+    let view = cloud
+        .describe_ca(id)
+        .map_err(|e| CliError::aws(format!("describing CA {id}"), e))?;
+    Ok(view.map(|v| CaState {
+        account: account_of(&v.arn),
+        certificate_id: v.certificate_id,
+        certificate_arn: v.arn,
+        status: v.status,
+        auto_registration: v.auto_registration,
+        mode: v.mode,
         region: cloud.region.clone(),
     }))
 }
@@ -293,9 +263,12 @@ pub fn resolve(target: &CaTarget) -> Result<(String, Option<PathBuf>), CliError>
 
 fn registered(cloud: &Cloud, id: &str) -> Result<CaState, CliError> {
     describe(cloud, id)?.ok_or_else(|| {
-        CliError::aws(
+        CliError::invalid(
             format!("CA {id}"),
-            AwsError::NotFound("not registered in this account and region".into()),
+            format!(
+                "not registered in this account and region ({})",
+                cloud.region
+            ),
         )
     })
 }
@@ -312,35 +285,19 @@ pub fn show(t: &CaTarget, global: &Global, out: &Output) -> Result<(), CliError>
 /// `jitr ca list`.
 pub fn list(global: &Global, out: &Output) -> Result<(), CliError> {
     let cloud = Cloud::connect(&global.aws())?;
-    let mut rows = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = cloud
-            .block_on(
-                cloud
-                    .iot
-                    .list_ca_certificates()
-                    .set_marker(marker.clone())
-                    .page_size(100)
-                    .send(),
-            )
-            .map_err(|e| CliError::aws("listing CA certificates", cloud.error(e)))?;
-        for c in page.certificates() {
-            rows.push(serde_json::json!({
-                "certificate_id": c.certificate_id().unwrap_or_default(),
-                "certificate_arn": c.certificate_arn().unwrap_or_default(),
-                "status": c.status().map(|s| s.as_str()).unwrap_or_default(),
-                "created": c.creation_date().map(|d| d.to_string()).unwrap_or_default(),
-            }));
-        }
-        marker = page
-            .next_marker()
-            .filter(|m| !m.is_empty())
-            .map(str::to_string);
-        if marker.is_none() {
-            break;
-        }
-    }
+    let rows: Vec<serde_json::Value> = cloud
+        .list_cas()
+        .map_err(|e| CliError::aws("listing CA certificates", e))?
+        .into_iter()
+        .map(|c| {
+            serde_json::json!({
+                "certificate_id": c.certificate_id,
+                "certificate_arn": c.arn,
+                "status": c.status,
+                "created": c.created,
+            })
+        })
+        .collect();
     out.result(&rows, || {
         let mut text = format!("{} CA certificate(s) in {}\n", rows.len(), cloud.region);
         for r in &rows {

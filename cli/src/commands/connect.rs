@@ -109,11 +109,12 @@ fn random_unit() -> f64 {
 
 /// The session a device holds: its chain and key checked against each other,
 /// the client id, the endpoint and the trust store. Also the certificate id.
-fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, String), CliError> {
+fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, String, usize), CliError> {
     let (cert_path, key_path) = credentials(args)?;
     let cert_what = cert_path.display().to_string();
     let chain = jitr_core::pem::certificates(&read(&cert_path)?)
         .map_err(|e| CliError::invalid(&cert_what, e))?;
+    let chain_len = chain.len();
     let facts =
         jitr_core::CertFacts::from_der(&chain[0]).map_err(|e| CliError::invalid(&cert_what, e))?;
     let key_what = key_path.display().to_string();
@@ -156,7 +157,23 @@ fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, String), Cli
         client_id,
         tls: std::sync::Arc::new(tls),
     };
-    Ok((session, facts.certificate_id))
+    Ok((session, facts.certificate_id, chain_len))
+}
+
+/// What the local facts suggest when the broker kept refusing: a bundle
+/// without its chain, the refused first connect of a certificate AWS IoT is
+/// registering; and where to look next.
+pub fn hints(chain_len: usize, device: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    if chain_len < 2 {
+        out.push("the bundle holds the device certificate alone: without SNI, AWS IoT needs the issuing CA's certificate after it".to_string());
+    }
+    out.push("a certificate's first connect is refused while AWS IoT registers it PENDING_ACTIVATION; if later ones are refused too, nothing activated it".to_string());
+    out.push(format!(
+        "run `jitr doctor {}` to find out which",
+        device.unwrap_or("--cert FILE")
+    ));
+    out
 }
 
 /// Attempts until one publishes, one fails for good, or the next would start
@@ -217,7 +234,7 @@ async fn retry(
 }
 
 pub fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Result<(), CliError> {
-    let (session, certificate_id) = session(args, global)?;
+    let (session, certificate_id, chain_len) = session(args, global)?;
     let topic = args
         .topic
         .clone()
@@ -268,8 +285,10 @@ pub fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Result<(), 
     if out.json {
         out.result(&report, String::new);
     }
+    let device = args.device.as_ref().map(|d| d.display().to_string());
+    let likely = hints(chain_len, device.as_deref()).join("; ");
     Err(CliError::NotConnected(format!(
-        "{who} could not connect to {endpoint} ({tries} attempt(s) in {seconds:.1} s); last: {last}"
+        "{who} could not connect to {endpoint} ({tries} attempt(s) in {seconds:.1} s); last: {last}; likely causes: {likely}"
     )))
 }
 
@@ -292,6 +311,17 @@ mod tests {
         let draws: Vec<f64> = (0..100).map(|_| random_unit()).collect();
         assert!(draws.iter().all(|r| (0.0..1.0).contains(r)));
         assert!(draws.iter().any(|r| *r != draws[0]));
+    }
+
+    #[test]
+    fn hints_name_a_missing_chain_and_suggest_doctor() {
+        let alone = hints(1, Some("dev/robot-1"));
+        assert!(alone[0].contains("device certificate alone"), "{alone:?}");
+        assert!(alone.last().unwrap().contains("jitr doctor dev/robot-1"));
+        let chained = hints(2, None);
+        assert_eq!(chained.len(), 2);
+        assert!(chained.iter().all(|h| !h.contains("alone")));
+        assert!(chained[1].contains("jitr doctor --cert FILE"));
     }
 
     #[test]

@@ -8,16 +8,9 @@ use crate::report::Output;
 /// DescribeEndpoint(iot:Data-ATS): the address and the region it is in.
 pub fn describe(global: &Global) -> Result<(String, String), CliError> {
     let cloud = Cloud::connect(&global.aws())?;
-    let answer = cloud
-        .block_on(
-            cloud
-                .iot
-                .describe_endpoint()
-                .endpoint_type("iot:Data-ATS")
-                .send(),
-        )
-        .map_err(|e| CliError::aws("describing the iot:Data-ATS endpoint", cloud.error(e)))?;
-    let address = answer.endpoint_address().unwrap_or_default().to_string();
+    let address = cloud
+        .data_endpoint()
+        .map_err(|e| CliError::aws("describing the iot:Data-ATS endpoint", e))?;
     Ok((address, cloud.region.clone()))
 }
 

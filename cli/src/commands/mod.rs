@@ -6,5 +6,6 @@ pub mod check;
 pub mod connect;
 pub mod device;
 pub mod device_register;
+pub mod doctor;
 pub mod endpoint;
 pub mod provision;

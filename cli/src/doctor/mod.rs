@@ -1,0 +1,105 @@
+//! `jitr doctor`'s checks, as pure functions of what was observed: each
+//! returns [`Check`]s (PASS, WARN or FAIL, what it saw, the fix). The
+//! command (`commands/doctor.rs`) gathers the observations.
+
+pub mod cloud;
+pub mod device;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    pub detail: String,
+    /// One sentence (the command to run where there is one); `None` on PASS.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    pub fn pass(name: &'static str, detail: impl Into<String>) -> Self {
+        Check {
+            name,
+            status: Status::Pass,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+    pub fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Check {
+            name,
+            status: Status::Warn,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+    pub fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Check {
+            name,
+            status: Status::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    /// The text line: `STATUS name: detail` and, unless passing, `-> fix`.
+    pub fn line(&self) -> String {
+        let status = match self.status {
+            Status::Pass => "PASS",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        };
+        match &self.fix {
+            Some(fix) => format!("{status} {}: {}\n     fix: {fix}", self.name, self.detail),
+            None => format!("{status} {}: {}", self.name, self.detail),
+        }
+    }
+}
+
+/// Whole seconds as people read them ("3 h 20 min", "45 s").
+pub fn duration(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        7200..=172_799 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} days", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_carry_the_fix_only_when_not_passing() {
+        assert_eq!(Check::pass("a", "fine").line(), "PASS a: fine");
+        assert_eq!(
+            Check::fail("b", "broken", "run x").line(),
+            "FAIL b: broken\n     fix: run x"
+        );
+    }
+
+    #[test]
+    fn durations_read_well() {
+        let cases = [
+            (-5, "0 s"),
+            (45, "45 s"),
+            (600, "10 min"),
+            (12_000, "3 h 20 min"),
+            (864_000, "10 days"),
+        ];
+        for (s, text) in cases {
+            assert_eq!(duration(s), text);
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! `jitr doctor` against one deployed stack (the rehearsal on ministack,
+//! IAM enforced): healthy, every check passes; then one fault at a time,
+//! each reported by its own check with its fix while the others pass, and
+//! undone before the next.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use jitr_tests::rehearsal::{Options, Rehearsal};
+use jitr_tests::{issue_device, jitr};
+use serde_json::{json, Value};
+
+/// `jitr --json doctor ARGS` against the rehearsal; the report and the exit status.
+fn doctor(r: &Rehearsal, args: &[&str]) -> (Value, bool) {
+    let server_ca = r.server_ca.to_str().unwrap();
+    let mut all = vec!["--json", "doctor"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&[
+        "--stack",
+        "jitr",
+        "--endpoint",
+        &r.endpoint,
+        "--ca-file",
+        server_ca,
+    ]);
+    let run = r.ms.jitr(&r.dir, &all);
+    let report: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
+    (report, run.ok())
+}
+
+/// Asserts the report: the checks in `faults` have those statuses and a
+/// fix, every other check passes, and `ok` / the exit status agree.
+fn expect(report: &(Value, bool), faults: &[(&str, &str)]) {
+    let (v, exited_ok) = report;
+    let checks: BTreeMap<String, &Value> = v["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap().to_string(), c))
+        .collect();
+    for (name, status) in faults {
+        let c = checks
+            .get(*name)
+            .unwrap_or_else(|| panic!("no check {name}: {v:#}"));
+        assert_eq!(c["status"], *status, "{name}: {v:#}");
+        assert!(
+            c["fix"].as_str().is_some_and(|f| !f.is_empty()),
+            "{name} has no fix: {v:#}"
+        );
+    }
+    for (name, c) in &checks {
+        if !faults.iter().any(|(f, _)| f == name) {
+            assert_eq!(c["status"], "PASS", "{name} should pass: {v:#}");
+        }
+    }
+    let failed = faults.iter().any(|(_, s)| *s == "FAIL");
+    assert_eq!(v["ok"], !failed, "{v:#}");
+    assert_eq!(*exited_ok, !failed, "exit status: {v:#}");
+}
+
+fn status_of<'a>(report: &'a (Value, bool), name: &str) -> &'a Value {
+    report.0["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name}: {:#}", report.0))
+}
+
+/// The rule's SQL replaced (the rest of the rule kept), with boto3.
+fn set_rule_sql(r: &Rehearsal, rule: &str, sql: &str) {
+    const SCRIPT: &str = r#"
+import boto3, sys
+c = boto3.client("iot")
+rule = c.get_topic_rule(ruleName=sys.argv[1])["rule"]
+payload = {"sql": sys.argv[2], "actions": rule["actions"], "ruleDisabled": rule.get("ruleDisabled", False),
+           "awsIotSqlVersion": rule.get("awsIotSqlVersion", "2016-03-23")}
+if rule.get("errorAction"):
+    payload["errorAction"] = rule["errorAction"]
+c.replace_topic_rule(ruleName=sys.argv[1], topicRulePayload=payload)
+print("{}")
+"#;
+    r.ms.python(SCRIPT, &[rule, sql]).success();
+}
+
+fn function_env(r: &Rehearsal, function: &str) -> Value {
+    r.ms.boto3(
+        "lambda",
+        "get_function_configuration",
+        json!({ "FunctionName": function }),
+    )["Environment"]["Variables"]
+        .clone()
+}
+
+fn set_function_env(r: &Rehearsal, function: &str, env: &Value) {
+    let out = r.ms.boto3(
+        "lambda",
+        "update_function_configuration",
+        json!({ "FunctionName": function, "Environment": { "Variables": env } }),
+    );
+    assert!(out.get("Error").is_none(), "{out}");
+}
+
+/// The device's bundle without its CA chain (the leaf alone).
+fn leaf_only(d: &Path, bundle: &str, out: &str) {
+    let text = std::fs::read_to_string(d.join(bundle)).unwrap();
+    let end = "-----END CERTIFICATE-----";
+    let leaf = &text[..text.find(end).unwrap() + end.len()];
+    std::fs::write(d.join(out), format!("{leaf}\n")).unwrap();
+}
+
+#[test]
+fn doctor_names_each_fault_by_its_own_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let r = Rehearsal::start(d, Options::default());
+    let rule = r.output("TopicRuleName");
+    let function = r.output("FunctionName");
+    let dlq = r.output("DeadLetterQueueUrl");
+
+    // Healthy: a device of CA root connected, provisioned, every check passes.
+    issue_device(d, "root", "dev", "robot-1");
+    let connected = r.connect(&["dev/robot-1"], "60");
+    assert!(connected.ok(), "{}\n{}", connected.stdout, connected.stderr);
+    let healthy = doctor(&r, &["dev/robot-1"]);
+    expect(&healthy, &[]);
+    assert!(
+        status_of(&healthy, "device certificate")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ACTIVE"),
+        "{:#}",
+        healthy.0
+    );
+    // Text: one line per check, exit 0.
+    let text = r.ms.jitr(
+        d,
+        &[
+            "doctor",
+            "dev/robot-1",
+            "--stack",
+            "jitr",
+            "--endpoint",
+            &r.endpoint,
+            "--ca-file",
+            r.server_ca.to_str().unwrap(),
+        ],
+    );
+    assert!(text.ok(), "{}\n{}", text.stdout, text.stderr);
+    assert!(
+        text.stdout
+            .lines()
+            .any(|l| l.starts_with("PASS ca status: ACTIVE")),
+        "{}",
+        text.stdout
+    );
+
+    // The bundle without its chain.
+    leaf_only(d, "dev/robot-1/device-and-ca.crt", "leaf.crt");
+    expect(
+        &doctor(
+            &r,
+            &[
+                "--cert",
+                "leaf.crt",
+                "--key",
+                "dev/robot-1/device.key",
+                "--ca",
+                "root",
+            ],
+        ),
+        &[("device chain", "FAIL")],
+    );
+    // Without --ca, the chain-less leaf's CA is still found among the registered ones.
+    expect(
+        &doctor(&r, &["--cert", "leaf.crt"]),
+        &[("device chain", "FAIL")],
+    );
+
+    // A device of an intermediate that is not registered (only its root is):
+    // the CA check says so, the rule (on root's topic) does not cover it,
+    // and AWS IoT never saw the device.
+    jitr(d, &["ca", "create", "int", "--issuer", "root"]).success();
+    issue_device(d, "int", "dev2", "robot-2");
+    let report = doctor(&r, &["dev2/robot-2"]);
+    expect(
+        &report,
+        &[
+            ("ca registered", "FAIL"),
+            ("rule topic", "FAIL"),
+            ("device certificate", "WARN"),
+        ],
+    );
+    let detail = status_of(&report, "ca registered")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.contains(&r.ca_id),
+        "names the registered root: {detail}"
+    );
+
+    // Auto-registration off, then back on.
+    r.ms.jitr(d, &["ca", "auto-registration", "disable", "root"])
+        .success();
+    expect(
+        &doctor(&r, &["dev/robot-1"]),
+        &[("ca auto-registration", "FAIL")],
+    );
+    r.ms.jitr(d, &["ca", "auto-registration", "enable", "root"])
+        .success();
+
+    // The CA inactive, then active again.
+    r.ms.jitr(d, &["ca", "deactivate", "root"]).success();
+    expect(&doctor(&r, &["dev/robot-1"]), &[("ca status", "FAIL")]);
+    r.ms.jitr(d, &["ca", "activate", "root"]).success();
+
+    // The rule disabled; a device connecting meanwhile stays PENDING_ACTIVATION.
+    r.iot("disable_topic_rule", json!({ "ruleName": rule }));
+    expect(&doctor(&r, &["dev/robot-1"]), &[("topic rule", "FAIL")]);
+    issue_device(d, "root", "dev3", "robot-3");
+    let refused = r.connect(&["dev3/robot-3"], "3");
+    assert!(!refused.ok(), "{}", refused.stdout);
+    // connect names the likely causes it can see and points at doctor.
+    assert!(
+        refused.stderr.contains("likely causes")
+            && refused.stderr.contains("jitr doctor dev3/robot-3"),
+        "{}",
+        refused.stderr
+    );
+    r.iot("enable_topic_rule", json!({ "ruleName": rule }));
+    // Pending a moment: a warning; pending past the threshold: stranded.
+    expect(
+        &doctor(&r, &["dev3/robot-3"]),
+        &[("device certificate", "WARN")],
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let stranded = doctor(&r, &["dev3/robot-3", "--stranded-after", "1"]);
+    expect(&stranded, &[("device certificate", "FAIL")]);
+    assert!(
+        status_of(&stranded, "device certificate")["fix"]
+            .as_str()
+            .unwrap()
+            .contains("jitr reconcile"),
+        "{:#}",
+        stranded.0
+    );
+
+    // The rule's topic on another CA, then restored.
+    let sql = format!(
+        "SELECT * FROM '$aws/events/certificates/registered/{}'",
+        r.ca_id
+    );
+    set_rule_sql(
+        &r,
+        &rule,
+        &format!(
+            "SELECT * FROM '$aws/events/certificates/registered/{}'",
+            "0".repeat(64)
+        ),
+    );
+    expect(&doctor(&r, &["dev/robot-1"]), &[("rule topic", "FAIL")]);
+    set_rule_sql(&r, &rule, &sql);
+
+    // The function's policy name does not exist, then restored.
+    let env = function_env(&r, &function);
+    let mut broken = env.clone();
+    broken["JITR_POLICY_NAME"] = json!("no-such-policy");
+    set_function_env(&r, &function, &broken);
+    expect(&doctor(&r, &["dev/robot-1"]), &[("device policy", "FAIL")]);
+    set_function_env(&r, &function, &env);
+
+    // An event in the dead-letter queue: a warning with the count and reconcile.
+    r.ms.boto3(
+        "sqs",
+        "send_message",
+        json!({ "QueueUrl": dlq, "MessageBody": "{}" }),
+    );
+    let report = doctor(&r, &["dev/robot-1"]);
+    expect(&report, &[("dead-letter queue", "WARN")]);
+    let dl = status_of(&report, "dead-letter queue");
+    assert!(
+        dl["detail"].as_str().unwrap().starts_with("1 event"),
+        "{dl}"
+    );
+    assert!(
+        dl["fix"].as_str().unwrap().contains("jitr reconcile"),
+        "{dl}"
+    );
+}
