@@ -54,6 +54,21 @@ impl Cloud {
     {
         AwsError::from_sdk(err, &self.endpoint)
     }
+
+    /// An SDK answer with "not found" as `None` (a resource AWS IoT does not hold).
+    fn found<T, E>(
+        &self,
+        answer: Result<T, aws_sdk_iot::error::SdkError<E>>,
+    ) -> Result<Option<T>, AwsError>
+    where
+        E: aws_sdk_iot::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match answer.map_err(|e| self.error(e)) {
+            Ok(out) => Ok(Some(out)),
+            Err(AwsError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// A CA certificate as AWS IoT describes it.
@@ -98,12 +113,8 @@ impl Cloud {
     /// DescribeCACertificate; `None` when the CA is not registered here.
     pub fn describe_ca(&self, id: &str) -> Result<Option<CaView>, AwsError> {
         let answer = self.block_on(self.iot.describe_ca_certificate().certificate_id(id).send());
-        let out = match answer {
-            Ok(out) => out,
-            Err(e) => match self.error(e) {
-                AwsError::NotFound(_) => return Ok(None),
-                e => return Err(e),
-            },
+        let Some(out) = self.found(answer)? else {
+            return Ok(None);
         };
         let Some(d) = out.certificate_description() else {
             return Ok(None);
@@ -166,12 +177,8 @@ impl Cloud {
     /// has never registered it.
     pub fn describe_certificate(&self, id: &str) -> Result<Option<CertView>, AwsError> {
         let answer = self.block_on(self.iot.describe_certificate().certificate_id(id).send());
-        let out = match answer {
-            Ok(out) => out,
-            Err(e) => match self.error(e) {
-                AwsError::NotFound(_) => return Ok(None),
-                e => return Err(e),
-            },
+        let Some(out) = self.found(answer)? else {
+            return Ok(None);
         };
         let Some(d) = out.certificate_description() else {
             return Ok(None);
