@@ -9,7 +9,8 @@
 //!   no I/O), [`iot`] (the AWS IoT calls behind a trait), [`provision`]
 //!   (the plan carried out, activation last), [`handler`] (direct and SQS
 //!   invocations), [`deadline`] (work stops before the invocation's).
-//! - [`aws`]: SDK configuration and errors; [`ratelimit`]: API rate limits.
+//! - [`aws`]: SDK configuration and errors; [`ratelimit`]: API rate limits;
+//!   [`pacing`]: calls kept to the instance's share of the account's quotas.
 
 pub mod aws;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod event;
 pub mod facts;
 pub mod handler;
 pub mod iot;
+pub mod pacing;
 pub mod pem;
 pub mod plan;
 pub mod provision;
