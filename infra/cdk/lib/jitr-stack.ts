@@ -208,6 +208,11 @@ export class JitrStack extends cdk.Stack {
               resources: [iotArn('cert/*')],
             }),
             new iam.PolicyStatement({
+              sid: 'ReadThingOwners',
+              actions: ['iot:ListThingPrincipals'],
+              resources: [iotArn('thing/*')],
+            }),
+            new iam.PolicyStatement({
               sid: 'CreateThings',
               actions: ['iot:CreateThing', 'iot:AddThingToThingGroup'],
               resources: [iotArn('thing/*'), iotArn('thinggroup/*'), iotArn('thingtype/*')],
