@@ -291,7 +291,10 @@ mod tests {
                 "JITR_CLOCK_SKEW_SECONDS",
             ),
             (
-                vec![("JITR_POLICY_NAME", "p"), ("JITR_API_RATES", "CreateThing=x")],
+                vec![
+                    ("JITR_POLICY_NAME", "p"),
+                    ("JITR_API_RATES", "CreateThing=x"),
+                ],
                 "JITR_API_RATES",
             ),
             (

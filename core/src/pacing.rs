@@ -250,6 +250,85 @@ mod tests {
         }
     }
 
+    /// Records when each operation was called (virtual time).
+    #[derive(Default)]
+    struct Clock(
+        std::sync::Mutex<Vec<(&'static str, std::time::Duration)>>,
+        Option<tokio::time::Instant>,
+    );
+
+    impl Clock {
+        fn note(&self, op: &'static str) {
+            let start = self.1.expect("started");
+            self.0.lock().unwrap().push((op, start.elapsed()));
+        }
+    }
+
+    impl IotApi for Clock {
+        async fn describe_certificate(&self, _: &str) -> Result<Described, AwsError> {
+            self.note("DescribeCertificate");
+            Err(AwsError::NotFound("fake".into()))
+        }
+        async fn create_thing(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: &HashMap<String, String>,
+        ) -> Result<(), AwsError> {
+            self.note("CreateThing");
+            Ok(())
+        }
+        async fn attach_policy(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            self.note("AttachPolicy");
+            Ok(())
+        }
+        async fn attach_thing_principal(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            self.note("AttachThingPrincipal");
+            Ok(())
+        }
+        async fn add_thing_to_thing_group(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            self.note("AddThingToThingGroup");
+            Ok(())
+        }
+        async fn update_certificate(&self, _: &str, _: CertificateStatus) -> Result<(), AwsError> {
+            self.note("UpdateCertificate");
+            Ok(())
+        }
+        async fn list_pending_certificates(&self, _: &str) -> Result<Vec<String>, AwsError> {
+            self.note("ListCertificatesByCA");
+            Ok(vec![])
+        }
+        async fn list_thing_principals(&self, _: &str) -> Result<Vec<String>, AwsError> {
+            self.note("ListThingPrincipals");
+            Ok(vec![])
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_operation_keeps_to_its_share_independently() {
+        // 10/s and 15/s shared by 5 instances: 2/s and 3/s for this one.
+        let clock = Clock(Default::default(), Some(tokio::time::Instant::now()));
+        let paced = Paced::new(clock, &ApiRates::default().share(5));
+        let calls = (0..5).map(|_| async {
+            let _ = paced.describe_certificate("c").await;
+            let _ = paced.create_thing("t", None, &HashMap::new()).await;
+        });
+        futures::future::join_all(calls).await;
+        let log = paced.inner.0.lock().unwrap().clone();
+        let at = |op: &str| -> Vec<u128> {
+            log.iter()
+                .filter(|(o, _)| *o == op)
+                .map(|(_, t)| t.as_millis())
+                .collect()
+        };
+        // DescribeCertificate every 500 ms; CreateThing follows each describe
+        // but never closer than 333 ms to the previous one.
+        assert_eq!(at("DescribeCertificate"), [0, 500, 1000, 1500, 2000]);
+        let things = at("CreateThing");
+        assert_eq!(things.len(), 5);
+        assert!(things.windows(2).all(|w| w[1] - w[0] >= 333), "{things:?}");
+    }
+
     #[test]
     fn shares_divide_by_instances() {
         let r = ApiRates::default();

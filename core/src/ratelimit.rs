@@ -25,7 +25,11 @@ impl RateLimiter {
     /// (an account's 10/s shared by 20 instances is 0.5/s each) space calls
     /// seconds apart. A rate below 0.001/s is taken as 0.001/s.
     pub fn per_second(rate: f64) -> Self {
-        let rate = if rate.is_finite() { rate.max(0.001) } else { 0.001 };
+        let rate = if rate.is_finite() {
+            rate.max(0.001)
+        } else {
+            0.001
+        };
         RateLimiter {
             interval: Duration::from_secs_f64(1.0 / rate),
             next: Mutex::new(Instant::now()),

@@ -212,7 +212,10 @@ fn assert_guarantees(t: &Value) {
     }
     assert_eq!(t["Parameters"]["ClockSkewSeconds"]["Default"], 300);
     let max = &t["Parameters"]["MaxConcurrency"];
-    assert_eq!((max["MinValue"].as_u64(), max["MaxValue"].as_u64()), (Some(2), Some(20)));
+    assert_eq!(
+        (max["MinValue"].as_u64(), max["MaxValue"].as_u64()),
+        (Some(2), Some(20))
+    );
 
     // Batch, timeouts and redrive chosen together from the quotas: a full
     // batch at the smallest share (10/s over 20 instances) fits the
@@ -228,7 +231,10 @@ fn assert_guarantees(t: &Value) {
     let visibility = t["Resources"][queue]["Properties"]["VisibilityTimeout"]
         .as_u64()
         .unwrap();
-    assert!(visibility >= 6 * timeout, "visibility {visibility} s, timeout {timeout} s");
+    assert!(
+        visibility >= 6 * timeout,
+        "visibility {visibility} s, timeout {timeout} s"
+    );
     assert!(redrive["maxReceiveCount"].as_u64().unwrap() >= 10);
     let (log_group, logs) = single(t, "AWS::Logs::LogGroup");
     assert_eq!(props["LoggingConfig"]["LogGroup"]["Ref"], log_group);

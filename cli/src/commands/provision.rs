@@ -3,9 +3,9 @@
 
 use jitr_core::config::Config;
 use jitr_core::iot::{IotApi, SdkIot};
+use jitr_core::pacing::Paced;
 use jitr_core::plan::Plan;
 use jitr_core::provision::{self, Kind, Outcome};
-use jitr_core::pacing::Paced;
 use jitr_core::ratelimit::RateLimiter;
 
 use crate::args::{CaTarget, Global, ProvisionArgs, ProvisioningSettings, ReconcileArgs};
