@@ -10,7 +10,8 @@
 //!   (the plan carried out, activation last), [`handler`] (direct and SQS
 //!   invocations), [`deadline`] (work stops before the invocation's).
 //! - [`aws`]: SDK configuration and errors; [`ratelimit`]: API rate limits;
-//!   [`pacing`]: calls kept to the instance's share of the account's quotas.
+//!   [`pacing`]: calls kept to the instance's share of the account's quotas;
+//!   [`recent`]: certificates the instance activated, not described again.
 
 pub mod aws;
 pub mod config;
@@ -24,6 +25,7 @@ pub mod pem;
 pub mod plan;
 pub mod provision;
 pub mod ratelimit;
+pub mod recent;
 pub mod rules;
 
 pub use facts::{CertFacts, FactsError, KeyKind, SignatureKind};

@@ -7,6 +7,7 @@ use jitr_core::deadline::Deadline;
 use jitr_core::handler::HandlerError;
 use jitr_core::iot::SdkIot;
 use jitr_core::pacing::Paced;
+use jitr_core::recent::Recent;
 use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use serde_json::Value;
 use std::time::SystemTime;
@@ -24,7 +25,9 @@ async fn main() -> Result<(), Error> {
     };
     // This instance's share of the account's quotas, shared by every
     // invocation the instance serves.
-    let api = Paced::new(sdk_api, &config.instance_rates());
+    // Certificates it activated are not described again (devices retrying
+    // while pending cause duplicate events).
+    let api = Recent::new(Paced::new(sdk_api, &config.instance_rates()));
     let (api, config) = (&api, &config);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now = time_now();

@@ -29,6 +29,8 @@ struct Outcome {
     wall_s: f64,
     active: usize,
     calls: u64,
+    /// DescribeCertificate calls (the binding operation: one per event, duplicates included).
+    describes: u64,
     throttled: u64,
     errors: u64,
     redeliveries: usize,
@@ -48,19 +50,24 @@ impl Outcome {
     fn stranded(&self) -> usize {
         self.devices - self.active - self.dead_lettered.min(self.devices - self.active)
     }
+    /// DescribeCertificate calls per second as % of its quota.
+    fn describe_use_pct(&self) -> f64 {
+        100.0 * self.describes as f64 / self.wall_s / self.binding
+    }
     fn throttled_pct(&self) -> f64 {
         100.0 * self.throttled as f64 / self.calls.max(1) as f64
     }
     fn table(&self) -> String {
         format!(
-            "| devices | wall time | devices/s | binding limit | % of limit | throttled % of calls | 5xx injected | redeliveries | dead-lettered | activated exactly once |\n\
-             |---|---|---|---|---|---|---|---|---|---|\n\
-             | {} | {:.1} s | {:.2} | {:.0}/s | {:.0}% | {:.2}% | {} | {} | {} | {} |",
+            "| devices | wall time | devices/s | binding limit | % of limit | DescribeCertificate calls/s, % of quota | throttled % of calls | 5xx injected | redeliveries | dead-lettered | activated exactly once |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|\n\
+             | {} | {:.1} s | {:.2} | {:.0}/s | {:.0}% | {:.0}% | {:.2}% | {} | {} | {} | {} |",
             self.devices,
             self.wall_s,
             self.rate(),
             self.binding,
             100.0 * self.rate() / self.binding,
+            self.describe_use_pct(),
             self.throttled_pct(),
             self.errors,
             self.redeliveries,
@@ -215,6 +222,7 @@ fn run(b: &Burst) -> (Outcome, Rehearsal, tempfile::TempDir) {
         wall_s,
         active,
         calls,
+        describes: stats.get("DescribeCertificate").map_or(0, |c| c.calls),
         throttled,
         errors,
         redeliveries,
