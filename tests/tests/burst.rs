@@ -261,6 +261,42 @@ fn a_fleet_powering_on_at_once_is_provisioned_exactly_once_under_quotas_and_5xx(
     assert!(o.throttled_pct() < 5.0, "{}", o.line());
 }
 
+/// 30% of IoT calls answered 500: nothing is lost. Whatever the function
+/// could not finish (dead-lettered, or left pending) `jitr reconcile`
+/// provisions afterwards, through the same quotas; every device ends ACTIVE
+/// exactly once.
+#[test]
+fn with_thirty_percent_5xx_nothing_is_lost_and_reconcile_recovers_the_rest() {
+    let (o, r, tmp) = run(&Burst {
+        devices: 50,
+        scale: 2.0,
+        max_concurrency: 2,
+        error_rate: 0.3,
+        patience: Duration::from_secs(180),
+    });
+    eprintln!("{}", o.line());
+    assert!(o.errors > 0, "{}", o.line());
+    let out =
+        r.ms.jitr(
+            tmp.path(),
+            &["reconcile", "--ca", "root", "--policy", "jitr-device"],
+        )
+        .success()
+        .to_string();
+    assert!(out.contains(" 0 failed"), "{out}");
+    let report = r.things_report();
+    let things = report.as_object().unwrap();
+    assert_eq!(things.len(), o.devices, "{out}");
+    assert!(
+        things
+            .values()
+            .all(|rows| rows.as_array().is_some_and(|a| a.len() == 1
+                && a[0]["status"] == "ACTIVE"
+                && a[0]["policies"] == json!(["jitr-device"]))),
+        "{report}"
+    );
+}
+
 /// `make bench-burst`: BURST_DEVICES (default 2000), BURST_SCALE (quota
 /// scale, default 1), BURST_MAX_CONCURRENCY (default 2), BURST_ERROR_RATE
 /// (default 0). Prints the table and the one-line summary.
