@@ -2,7 +2,7 @@
 // infra/sam/template.yaml (tests/tests/infra.rs checks both).
 //
 // Topic rule -> SQS queue -> function (capped concurrency, partial batch
-// failures), dead-letter queue after 5 receives and for the rule's errors,
+// failures), dead-letter queue after 10 receives and for the rule's errors,
 // an alarm on the DLQ, least-privilege IAM with inline policies only, the
 // device policy, and the function's log group.
 import * as path from 'path';
