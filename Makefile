@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # every target, and every test it runs, finds them first on PATH.
 export PATH := $(CURDIR)/.venv/tools/bin:$(PATH):/usr/sbin
 
-.PHONY: all deps build test demo bench clean-demo build-lambda deploy deploy-cdk
+.PHONY: all deps build test demo bench bench-burst clean-demo build-lambda deploy deploy-cdk
 
 all: build
 
@@ -38,6 +38,12 @@ bench:
 	cargo build --release -p jitr-cli -p jitr-lambda
 	./scripts/bench.sh
 	./scripts/lambda_bench.py
+
+# A fleet powering on at once, AWS IoT's quotas enforced by a proxy in front
+# of the emulator: BURST_DEVICES (2000), BURST_SCALE (1), BURST_MAX_CONCURRENCY
+# (2), BURST_ERROR_RATE (0). Prints the table and a one-line summary.
+bench-burst: deps
+	./scripts/bench_burst.sh
 
 clean-demo:
 	rm -rf .demo

@@ -3,6 +3,7 @@
 
 use regex::Regex;
 
+use crate::pacing::ApiRates;
 use crate::rules::THING_NAME_PATTERN;
 
 /// Where the thing name comes from.
@@ -41,6 +42,19 @@ pub struct Config {
     /// How far a certificate's notBefore may lie ahead of this clock and
     /// still be admitted (a factory's clock a few minutes fast), seconds.
     pub clock_skew_seconds: i64,
+    /// The account's request rates per AWS IoT operation (AWS's default
+    /// quotas unless `JITR_API_RATES` says otherwise).
+    pub api_rates: ApiRates,
+    /// Instances that may run at once (the template's `MaxConcurrency`):
+    /// each keeps to `api_rates / max_concurrency`.
+    pub max_concurrency: u32,
+}
+
+impl Config {
+    /// This instance's share of the account's rates.
+    pub fn instance_rates(&self) -> ApiRates {
+        self.api_rates.share(self.max_concurrency)
+    }
 }
 
 /// Default `JITR_CLOCK_SKEW_SECONDS`: five minutes.
@@ -159,7 +173,23 @@ impl Config {
                     )
                 })?,
         };
+        let api_rates = ApiRates::parse(&get("JITR_API_RATES").unwrap_or_default())?;
+        let max_concurrency = match get("JITR_MAX_CONCURRENCY") {
+            None => 1,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    err(
+                        "JITR_MAX_CONCURRENCY",
+                        format!("\"{v}\" is not a number of instances from 1 to 1000"),
+                    )
+                })?,
+        };
         Ok(Config {
+            api_rates,
+            max_concurrency,
             policy_name,
             thing_name_source,
             thing_name_pattern,
@@ -195,6 +225,8 @@ mod tests {
         assert!(c.thing_name_pattern.is_match("robot-00001"));
         assert!(!c.thing_name_pattern.is_match("robot 1"));
         assert_eq!(c.clock_skew_seconds, 300);
+        assert_eq!(c.max_concurrency, 1);
+        assert_eq!(c.instance_rates(), crate::pacing::ApiRates::default());
     }
 
     #[test]
@@ -209,6 +241,8 @@ mod tests {
             ("JITR_THING_GROUPS", "fleet, line-4"),
             ("JITR_ON_REJECT", "ignore"),
             ("JITR_CLOCK_SKEW_SECONDS", "0"),
+            ("JITR_API_RATES", "DescribeCertificate=40"),
+            ("JITR_MAX_CONCURRENCY", "20"),
         ])
         .unwrap();
         assert_eq!(c.thing_name_source, NameSource::SerialNumber);
@@ -221,6 +255,10 @@ mod tests {
         assert_eq!(c.thing_groups, ["fleet", "line-4"]);
         assert_eq!(c.on_reject, OnReject::Ignore);
         assert_eq!(c.clock_skew_seconds, 0);
+        assert_eq!(c.max_concurrency, 20);
+        use crate::pacing::Op;
+        assert_eq!(c.instance_rates().get(Op::DescribeCertificate), 2.0);
+        assert_eq!(c.instance_rates().get(Op::UpdateCertificate), 0.5);
     }
 
     #[test]
@@ -251,6 +289,17 @@ mod tests {
             (
                 vec![("JITR_POLICY_NAME", "p"), ("JITR_CLOCK_SKEW_SECONDS", "-1")],
                 "JITR_CLOCK_SKEW_SECONDS",
+            ),
+            (
+                vec![
+                    ("JITR_POLICY_NAME", "p"),
+                    ("JITR_API_RATES", "CreateThing=x"),
+                ],
+                "JITR_API_RATES",
+            ),
+            (
+                vec![("JITR_POLICY_NAME", "p"), ("JITR_MAX_CONCURRENCY", "0")],
+                "JITR_MAX_CONCURRENCY",
             ),
         ] {
             let e = config(&vars).unwrap_err();

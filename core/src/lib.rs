@@ -9,7 +9,9 @@
 //!   no I/O), [`iot`] (the AWS IoT calls behind a trait), [`provision`]
 //!   (the plan carried out, activation last), [`handler`] (direct and SQS
 //!   invocations), [`deadline`] (work stops before the invocation's).
-//! - [`aws`]: SDK configuration and errors; [`ratelimit`]: API rate limits.
+//! - [`aws`]: SDK configuration and errors; [`ratelimit`]: API rate limits;
+//!   [`pacing`]: calls kept to the instance's share of the account's quotas;
+//!   [`recent`]: certificates the instance activated, not described again.
 
 pub mod aws;
 pub mod config;
@@ -18,10 +20,12 @@ pub mod event;
 pub mod facts;
 pub mod handler;
 pub mod iot;
+pub mod pacing;
 pub mod pem;
 pub mod plan;
 pub mod provision;
 pub mod ratelimit;
+pub mod recent;
 pub mod rules;
 
 pub use facts::{CertFacts, FactsError, KeyKind, SignatureKind};

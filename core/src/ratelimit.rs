@@ -18,8 +18,20 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// A limiter letting `per_second` (at least 1) calls through each second.
     pub fn new(per_second: u32) -> Self {
+        Self::per_second(f64::from(per_second.max(1)))
+    }
+
+    /// A limiter letting `rate` calls through each second; fractional rates
+    /// (an account's 10/s shared by 20 instances is 0.5/s each) space calls
+    /// seconds apart. A rate below 0.001/s is taken as 0.001/s.
+    pub fn per_second(rate: f64) -> Self {
+        let rate = if rate.is_finite() {
+            rate.max(0.001)
+        } else {
+            0.001
+        };
         RateLimiter {
-            interval: Duration::from_secs(1) / per_second.max(1),
+            interval: Duration::from_secs_f64(1.0 / rate),
             next: Mutex::new(Instant::now()),
         }
     }
@@ -77,6 +89,16 @@ mod tests {
         }
         // 21 calls at 10/s: the first immediately, the last 2 s later (virtual time).
         assert_eq!(start.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fractional_rates_space_calls_seconds_apart() {
+        let limiter = RateLimiter::per_second(0.5);
+        let start = Instant::now();
+        for _ in 0..3 {
+            limiter.acquire().await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(4));
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,6 +6,8 @@ use jitr_core::config::Config;
 use jitr_core::deadline::Deadline;
 use jitr_core::handler::HandlerError;
 use jitr_core::iot::SdkIot;
+use jitr_core::pacing::Paced;
+use jitr_core::recent::Recent;
 use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use serde_json::Value;
 use std::time::SystemTime;
@@ -17,10 +19,15 @@ async fn main() -> Result<(), Error> {
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let sdk = aws::load_with(&AwsOptions::default(), aws::function_timeouts()).await?;
-    let api = SdkIot {
+    let sdk_api = SdkIot {
         client: aws::iot_client(&sdk),
         endpoint: aws::endpoint_of(&sdk),
     };
+    // This instance's share of the account's quotas, shared by every
+    // invocation the instance serves.
+    // Certificates it activated are not described again (devices retrying
+    // while pending cause duplicate events).
+    let api = Recent::new(Paced::new(sdk_api, &config.instance_rates()));
     let (api, config) = (&api, &config);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now = time_now();

@@ -14,6 +14,7 @@ pub mod mosquitto;
 pub mod moto;
 pub mod rehearsal;
 pub mod softhsm;
+pub mod throttle_proxy;
 
 /// The workspace's target directory, next to this test binary.
 pub fn target_dir() -> PathBuf {

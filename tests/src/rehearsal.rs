@@ -37,6 +37,10 @@ pub struct Options<'a> {
     /// (e.g. `("ThingNamePattern", "^robot-[0-9]+$")`).
     pub parameters: &'a [(&'a str, &'a str)],
     pub template: Template,
+    /// The loopback port the deployed functions call AWS at, instead of
+    /// the emulator itself: a fault-injecting proxy the test starts there
+    /// (see [`crate::throttle_proxy`]) in front of the emulator.
+    pub function_endpoint_port: Option<u16>,
 }
 
 impl Default for Options<'_> {
@@ -44,6 +48,7 @@ impl Default for Options<'_> {
         Options {
             parameters: &[],
             template: Template::Sam,
+            function_endpoint_port: None,
         }
     }
 }
@@ -66,11 +71,18 @@ pub struct Rehearsal {
 
 impl Rehearsal {
     pub fn start(dir: &Path, options: Options) -> Rehearsal {
-        let ms = Ministack::start_with(&[
-            ("AUTH", "true"),
-            ("IOT_MTLS_PORT", &crate::free_port().to_string()),
-            ("LOG_LEVEL", "INFO"),
-        ]);
+        let mqtt = crate::free_port().to_string();
+        let mut settings = vec![
+            ("AUTH", "true".to_string()),
+            ("IOT_MTLS_PORT", mqtt),
+            ("LOG_LEVEL", "INFO".to_string()),
+        ];
+        if let Some(port) = options.function_endpoint_port {
+            // The emulator hands its AWS_ENDPOINT_URL to the functions it runs.
+            settings.push(("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")));
+        }
+        let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let ms = Ministack::start_with(&settings);
         crate::jitr(dir, &["ca", "create", "root"]).success();
         let ca_id = ms.jitr(dir, &["--json", "ca", "register", "root"]).json()["certificate_id"]
             .as_str()

@@ -303,17 +303,17 @@ fn a_device_whose_name_fails_the_pattern_ends_revoked() {
 
 /// An event the function cannot process (a certificate that does not exist)
 /// is reported in batchItemFailures, received again and, after the queue's
-/// maxReceiveCount (5), moved to the dead-letter queue by the deployed
+/// maxReceiveCount (10), moved to the dead-letter queue by the deployed
 /// redrive policy, while a device's event in the same queue is provisioned.
 #[test]
-fn an_event_that_keeps_failing_reaches_the_dead_letter_queue_after_five_receives() {
+fn an_event_that_keeps_failing_reaches_the_dead_letter_queue_after_ten_receives() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let r = Rehearsal::start(d, Options::default());
     let queue = r.output("EventQueueUrl");
     let dlq = r.output("DeadLetterQueueUrl");
-    // Time compression, test-only: the template's 180 s visibility timeout
-    // would make five receives take 15 minutes.
+    // Time compression, test-only: the template's 360 s visibility timeout
+    // would make ten receives take an hour.
     let set = r.ms.boto3(
         "sqs",
         "set_queue_attributes",
@@ -335,7 +335,7 @@ fn an_event_that_keeps_failing_reaches_the_dead_letter_queue_after_five_receives
     assert_eq!(out.code, Some(0), "{}", out.stderr);
 
     let mut dead = json!(null);
-    let arrived = r.eventually(Duration::from_secs(60), || {
+    let arrived = r.eventually(Duration::from_secs(120), || {
         dead = r.ms.boto3(
             "sqs",
             "receive_message",
@@ -355,7 +355,7 @@ fn an_event_that_keeps_failing_reaches_the_dead_letter_queue_after_five_receives
     assert_eq!(body["certificateId"], ghost.as_str());
     let failures = r.ms.log().matches("partial failures").count();
     assert!(
-        failures >= 5,
+        failures >= 10,
         "received {failures} times before dead-lettering"
     );
     assert_eq!(

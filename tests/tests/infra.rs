@@ -204,9 +204,38 @@ fn assert_guarantees(t: &Value) {
         ("JITR_THING_NAME_PATTERN", "ThingNamePattern"),
         ("JITR_ALLOWED_CA_IDS", "AllowedCaIds"),
         ("JITR_ON_REJECT", "OnReject"),
+        ("JITR_CLOCK_SKEW_SECONDS", "ClockSkewSeconds"),
+        ("JITR_MAX_CONCURRENCY", "MaxConcurrency"),
+        ("JITR_API_RATES", "ApiRates"),
     ] {
-        assert_eq!(env[var]["Ref"], param);
+        assert_eq!(env[var]["Ref"], param, "{var}");
     }
+    assert_eq!(t["Parameters"]["ClockSkewSeconds"]["Default"], 300);
+    let max = &t["Parameters"]["MaxConcurrency"];
+    assert_eq!(
+        (max["MinValue"].as_u64(), max["MaxValue"].as_u64()),
+        (Some(2), Some(20))
+    );
+
+    // Batch, timeouts and redrive chosen together from the quotas: a full
+    // batch at the smallest share (10/s over 20 instances) fits the
+    // function's timeout with room, the visibility timeout is six times
+    // the timeout, and a record gets ten deliveries before the DLQ.
+    let timeout = props["Timeout"].as_u64().unwrap();
+    let batch = mapping["BatchSize"].as_u64().unwrap();
+    let share = 10.0 / max["MaxValue"].as_f64().unwrap();
+    assert!(
+        (batch as f64 / share) * 2.0 <= timeout as f64,
+        "a batch of {batch} at {share}/s does not fit twice in {timeout} s"
+    );
+    let visibility = t["Resources"][queue]["Properties"]["VisibilityTimeout"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        visibility >= 6 * timeout,
+        "visibility {visibility} s, timeout {timeout} s"
+    );
+    assert!(redrive["maxReceiveCount"].as_u64().unwrap() >= 10);
     let (log_group, logs) = single(t, "AWS::Logs::LogGroup");
     assert_eq!(props["LoggingConfig"]["LogGroup"]["Ref"], log_group);
     assert_eq!(

@@ -3,6 +3,7 @@
 
 use jitr_core::config::Config;
 use jitr_core::iot::{IotApi, SdkIot};
+use jitr_core::pacing::Paced;
 use jitr_core::plan::Plan;
 use jitr_core::provision::{self, Kind, Outcome};
 use jitr_core::ratelimit::RateLimiter;
@@ -87,7 +88,9 @@ pub fn reconcile(a: &ReconcileArgs, global: &Global, out: &Output) -> Result<(),
     })?;
     let config = config(&a.settings)?;
     let cloud = Cloud::connect(&global.aws())?;
-    let api = api(&cloud);
+    // Each operation kept under the account's quota (JITR_API_RATES, AWS's
+    // defaults otherwise), on top of --rate certificates per second.
+    let api = Paced::new(api(&cloud), &config.api_rates);
     let pending = cloud
         .block_on(api.list_pending_certificates(&ca_id))
         .map_err(|e| CliError::aws(format!("listing the certificates of CA {ca_id}"), e))?;

@@ -2,7 +2,7 @@
 // infra/sam/template.yaml (tests/tests/infra.rs checks both).
 //
 // Topic rule -> SQS queue -> function (capped concurrency, partial batch
-// failures), dead-letter queue after 5 receives and for the rule's errors,
+// failures), dead-letter queue after 10 receives and for the rule's errors,
 // an alarm on the DLQ, least-privilege IAM with inline policies only, the
 // device policy, and the function's log group.
 import * as path from 'path';
@@ -59,7 +59,21 @@ export class JitrStack extends cdk.Stack {
       minValue: 2,
       maxValue: 20,
       description:
-        'Concurrent function instances; each provisions up to 5 certificates at once (UpdateCertificate allows 10/s per account).',
+        "Concurrent function instances; each keeps to 1/MaxConcurrency of the account's IoT API quotas (DescribeCertificate and UpdateCertificate allow 10/s per account).",
+    });
+    const apiRates = new cdk.CfnParameter(this, 'ApiRates', {
+      type: 'String',
+      default: '',
+      description:
+        'The account\'s IoT API quotas where raised above AWS\'s defaults, e.g. "DescribeCertificate=50,UpdateCertificate=50"; empty = AWS\'s defaults.',
+    });
+    const clockSkewSeconds = new cdk.CfnParameter(this, 'ClockSkewSeconds', {
+      type: 'Number',
+      default: 300,
+      minValue: 0,
+      maxValue: 86400,
+      description:
+        "How far a certificate's notBefore may be ahead of the function's clock (a factory clock running fast), seconds.",
     });
     const ruleName = new cdk.CfnParameter(this, 'RuleName', {
       type: 'String',
@@ -128,10 +142,14 @@ export class JitrStack extends cdk.Stack {
       retentionPeriod: cdk.Duration.days(14),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
     });
+    // Chosen together from the quotas, as in the SAM template: a batch of 10
+    // at an instance's share (0.5/s at MaxConcurrency 20) takes about 20 s,
+    // inside the 60 s timeout; visibility six times the timeout; ten
+    // deliveries before the dead-letter queue.
     const eventQueue = new sqs.Queue(this, 'EventQueue', {
-      visibilityTimeout: cdk.Duration.seconds(180),
+      visibilityTimeout: cdk.Duration.seconds(360),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
-      deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: 5 },
+      deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: 10 },
     });
 
     // The role the topic rule assumes to enqueue events; only this rule may assume it.
@@ -242,7 +260,7 @@ export class JitrStack extends cdk.Stack {
       architecture: lambda.Architecture.ARM_64,
       functionName: cdk.Fn.sub('${AWS::StackName}-jitr'),
       memorySize: 128,
-      timeout: cdk.Duration.seconds(30),
+      timeout: cdk.Duration.seconds(60),
       role: functionRole,
       logGroup: logs.LogGroup.fromLogGroupName(this, 'FunctionLogs', logGroup.ref),
       loggingFormat: lambda.LoggingFormat.JSON,
@@ -254,6 +272,9 @@ export class JitrStack extends cdk.Stack {
         JITR_THING_TYPE: thingType.valueAsString,
         JITR_THING_GROUPS: thingGroups.valueAsString,
         JITR_ON_REJECT: onReject.valueAsString,
+        JITR_CLOCK_SKEW_SECONDS: clockSkewSeconds.valueAsString,
+        JITR_MAX_CONCURRENCY: maxConcurrency.valueAsString,
+        JITR_API_RATES: apiRates.valueAsString,
       },
     });
 

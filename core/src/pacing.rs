@@ -1,0 +1,340 @@
+//! Pacing AWS IoT calls under the account's per-operation quotas. The quota
+//! is the account's: every instance of the function (and every person and
+//! tool using the account's IoT API) draws from it, so a function that
+//! discovers the quota by being throttled also throttles everyone else.
+//! Each instance therefore keeps to its share: the account rate divided by
+//! the instances that may run at once (the template's `MaxConcurrency`).
+
+use std::collections::HashMap;
+
+use aws_sdk_iot::types::CertificateStatus;
+
+use crate::aws::AwsError;
+use crate::config::ConfigError;
+use crate::iot::{Described, IotApi};
+use crate::ratelimit::RateLimiter;
+
+/// The AWS IoT operations provisioning calls, one quota each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    DescribeCertificate,
+    UpdateCertificate,
+    CreateThing,
+    AttachPolicy,
+    AttachThingPrincipal,
+    AddThingToThingGroup,
+    ListThingPrincipals,
+    ListCertificatesByCA,
+}
+
+impl Op {
+    pub const ALL: [Op; 8] = [
+        Op::DescribeCertificate,
+        Op::UpdateCertificate,
+        Op::CreateThing,
+        Op::AttachPolicy,
+        Op::AttachThingPrincipal,
+        Op::AddThingToThingGroup,
+        Op::ListThingPrincipals,
+        Op::ListCertificatesByCA,
+    ];
+
+    /// The operation's API name, as in AWS's quota table and `JITR_API_RATES`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::DescribeCertificate => "DescribeCertificate",
+            Op::UpdateCertificate => "UpdateCertificate",
+            Op::CreateThing => "CreateThing",
+            Op::AttachPolicy => "AttachPolicy",
+            Op::AttachThingPrincipal => "AttachThingPrincipal",
+            Op::AddThingToThingGroup => "AddThingToThingGroup",
+            Op::ListThingPrincipals => "ListThingPrincipals",
+            Op::ListCertificatesByCA => "ListCertificatesByCA",
+        }
+    }
+
+    /// AWS IoT's default quota, requests per second per account and region
+    /// (the published table; UpdateCertificate's and ListThingPrincipals'
+    /// are not stated publicly: 10/s is assumed).
+    pub fn aws_default(self) -> f64 {
+        match self {
+            Op::DescribeCertificate | Op::UpdateCertificate => 10.0,
+            Op::CreateThing | Op::AttachPolicy | Op::AttachThingPrincipal => 15.0,
+            Op::AddThingToThingGroup => 60.0,
+            Op::ListThingPrincipals | Op::ListCertificatesByCA => 10.0,
+        }
+    }
+
+    fn index(self) -> usize {
+        Op::ALL.iter().position(|o| *o == self).expect("listed")
+    }
+}
+
+/// Requests per second per operation for the whole account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiRates([f64; 8]);
+
+impl Default for ApiRates {
+    /// AWS's default quotas.
+    fn default() -> Self {
+        ApiRates(Op::ALL.map(Op::aws_default))
+    }
+}
+
+impl ApiRates {
+    pub fn get(&self, op: Op) -> f64 {
+        self.0[op.index()]
+    }
+
+    /// AWS's defaults with `spec`'s overrides: `Op=rate,Op=rate` (e.g. an
+    /// account whose quota was raised: `DescribeCertificate=50`).
+    pub fn parse(spec: &str) -> Result<Self, ConfigError> {
+        let bad = |problem: String| ConfigError {
+            variable: "JITR_API_RATES",
+            problem,
+        };
+        let mut rates = ApiRates::default();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, value) = item
+                .split_once('=')
+                .ok_or_else(|| bad(format!("\"{item}\" is not Operation=rate")))?;
+            let op = Op::ALL
+                .into_iter()
+                .find(|o| o.name().eq_ignore_ascii_case(name.trim()))
+                .ok_or_else(|| {
+                    let names: Vec<_> = Op::ALL.iter().map(|o| o.name()).collect();
+                    bad(format!(
+                        "\"{}\" is not one of {}",
+                        name.trim(),
+                        names.join(", ")
+                    ))
+                })?;
+            let rate = value
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|r| r.is_finite() && *r >= 0.01 && *r <= 100_000.0)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "\"{}\" for {} is not a rate from 0.01 to 100000 requests/s",
+                        value.trim(),
+                        op.name()
+                    ))
+                })?;
+            rates.0[op.index()] = rate;
+        }
+        Ok(rates)
+    }
+
+    /// One instance's share when `instances` run at once.
+    pub fn share(&self, instances: u32) -> ApiRates {
+        let n = f64::from(instances.max(1));
+        ApiRates(self.0.map(|r| r / n))
+    }
+
+    /// Certificates per second the quotas allow (each activation costs one
+    /// DescribeCertificate and one UpdateCertificate, one CreateThing, ...):
+    /// the slowest operation binds.
+    pub fn activations_per_second(&self) -> f64 {
+        [
+            Op::DescribeCertificate,
+            Op::UpdateCertificate,
+            Op::CreateThing,
+            Op::AttachPolicy,
+            Op::AttachThingPrincipal,
+            Op::ListThingPrincipals,
+        ]
+        .into_iter()
+        .map(|op| self.get(op))
+        .fold(f64::INFINITY, f64::min)
+    }
+}
+
+/// An [`IotApi`] whose calls wait for their operation's slot: at most the
+/// given rate per operation leaves this process.
+pub struct Paced<A> {
+    inner: A,
+    limiters: [RateLimiter; 8],
+}
+
+impl<A: IotApi> Paced<A> {
+    /// Paces `inner` at `rates` (already this instance's share).
+    pub fn new(inner: A, rates: &ApiRates) -> Self {
+        Paced {
+            inner,
+            limiters: Op::ALL.map(|op| RateLimiter::per_second(rates.get(op))),
+        }
+    }
+
+    async fn slot(&self, op: Op) {
+        self.limiters[op.index()].acquire().await;
+    }
+}
+
+impl<A: IotApi + Send> IotApi for Paced<A> {
+    async fn describe_certificate(&self, id: &str) -> Result<Described, AwsError> {
+        self.slot(Op::DescribeCertificate).await;
+        self.inner.describe_certificate(id).await
+    }
+    async fn create_thing(
+        &self,
+        name: &str,
+        thing_type: Option<&str>,
+        attributes: &HashMap<String, String>,
+    ) -> Result<(), AwsError> {
+        self.slot(Op::CreateThing).await;
+        self.inner.create_thing(name, thing_type, attributes).await
+    }
+    async fn attach_policy(&self, policy: &str, target_arn: &str) -> Result<(), AwsError> {
+        self.slot(Op::AttachPolicy).await;
+        self.inner.attach_policy(policy, target_arn).await
+    }
+    async fn attach_thing_principal(&self, thing: &str, principal: &str) -> Result<(), AwsError> {
+        self.slot(Op::AttachThingPrincipal).await;
+        self.inner.attach_thing_principal(thing, principal).await
+    }
+    async fn add_thing_to_thing_group(&self, thing: &str, group: &str) -> Result<(), AwsError> {
+        self.slot(Op::AddThingToThingGroup).await;
+        self.inner.add_thing_to_thing_group(thing, group).await
+    }
+    async fn update_certificate(
+        &self,
+        id: &str,
+        status: CertificateStatus,
+    ) -> Result<(), AwsError> {
+        self.slot(Op::UpdateCertificate).await;
+        self.inner.update_certificate(id, status).await
+    }
+    async fn list_pending_certificates(&self, ca_id: &str) -> Result<Vec<String>, AwsError> {
+        self.slot(Op::ListCertificatesByCA).await;
+        self.inner.list_pending_certificates(ca_id).await
+    }
+    async fn list_thing_principals(&self, thing: &str) -> Result<Vec<String>, AwsError> {
+        self.slot(Op::ListThingPrincipals).await;
+        self.inner.list_thing_principals(thing).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_aws_quotas() {
+        let r = ApiRates::default();
+        assert_eq!(r.get(Op::DescribeCertificate), 10.0);
+        assert_eq!(r.get(Op::CreateThing), 15.0);
+        assert_eq!(r.get(Op::AddThingToThingGroup), 60.0);
+        assert_eq!(r.activations_per_second(), 10.0);
+    }
+
+    #[test]
+    fn overrides_and_errors() {
+        for (spec, want) in [
+            ("", Ok(10.0)),
+            (" describecertificate = 50 ", Ok(50.0)),
+            ("DescribeCertificate=0.5,CreateThing=100", Ok(0.5)),
+            ("DescribeCertificate", Err("is not Operation=rate")),
+            ("Describe=5", Err("is not one of DescribeCertificate")),
+            ("DescribeCertificate=0", Err("is not a rate")),
+            ("DescribeCertificate=fast", Err("is not a rate")),
+        ] {
+            match (ApiRates::parse(spec), want) {
+                (Ok(r), Ok(w)) => assert_eq!(r.get(Op::DescribeCertificate), w, "{spec}"),
+                (Err(e), Err(w)) => {
+                    assert_eq!(e.variable, "JITR_API_RATES");
+                    assert!(e.problem.contains(w), "{spec}: {e}");
+                }
+                (got, want) => panic!("{spec}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    /// Records when each operation was called (virtual time).
+    #[derive(Default)]
+    struct Clock(
+        std::sync::Mutex<Vec<(&'static str, std::time::Duration)>>,
+        Option<tokio::time::Instant>,
+    );
+
+    impl Clock {
+        fn note(&self, op: &'static str) {
+            let start = self.1.expect("started");
+            self.0.lock().unwrap().push((op, start.elapsed()));
+        }
+    }
+
+    impl IotApi for Clock {
+        async fn describe_certificate(&self, _: &str) -> Result<Described, AwsError> {
+            self.note("DescribeCertificate");
+            Err(AwsError::NotFound("fake".into()))
+        }
+        async fn create_thing(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: &HashMap<String, String>,
+        ) -> Result<(), AwsError> {
+            self.note("CreateThing");
+            Ok(())
+        }
+        async fn attach_policy(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            self.note("AttachPolicy");
+            Ok(())
+        }
+        async fn attach_thing_principal(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            self.note("AttachThingPrincipal");
+            Ok(())
+        }
+        async fn add_thing_to_thing_group(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            self.note("AddThingToThingGroup");
+            Ok(())
+        }
+        async fn update_certificate(&self, _: &str, _: CertificateStatus) -> Result<(), AwsError> {
+            self.note("UpdateCertificate");
+            Ok(())
+        }
+        async fn list_pending_certificates(&self, _: &str) -> Result<Vec<String>, AwsError> {
+            self.note("ListCertificatesByCA");
+            Ok(vec![])
+        }
+        async fn list_thing_principals(&self, _: &str) -> Result<Vec<String>, AwsError> {
+            self.note("ListThingPrincipals");
+            Ok(vec![])
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_operation_keeps_to_its_share_independently() {
+        // 10/s and 15/s shared by 5 instances: 2/s and 3/s for this one.
+        let clock = Clock(Default::default(), Some(tokio::time::Instant::now()));
+        let paced = Paced::new(clock, &ApiRates::default().share(5));
+        let calls = (0..5).map(|_| async {
+            let _ = paced.describe_certificate("c").await;
+            let _ = paced.create_thing("t", None, &HashMap::new()).await;
+        });
+        futures::future::join_all(calls).await;
+        let log = paced.inner.0.lock().unwrap().clone();
+        let at = |op: &str| -> Vec<u128> {
+            log.iter()
+                .filter(|(o, _)| *o == op)
+                .map(|(_, t)| t.as_millis())
+                .collect()
+        };
+        // DescribeCertificate every 500 ms; CreateThing follows each describe
+        // but never closer than 333 ms to the previous one.
+        assert_eq!(at("DescribeCertificate"), [0, 500, 1000, 1500, 2000]);
+        let things = at("CreateThing");
+        assert_eq!(things.len(), 5);
+        assert!(things.windows(2).all(|w| w[1] - w[0] >= 333), "{things:?}");
+    }
+
+    #[test]
+    fn shares_divide_by_instances() {
+        let r = ApiRates::default();
+        for (instances, describe) in [(0, 10.0), (1, 10.0), (2, 5.0), (20, 0.5)] {
+            assert_eq!(r.share(instances).get(Op::DescribeCertificate), describe);
+        }
+        assert_eq!(r.share(20).activations_per_second(), 0.5);
+    }
+}

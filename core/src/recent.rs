@@ -1,0 +1,189 @@
+//! Remembering the certificates this instance activated. Devices retry
+//! while their certificate is pending, and every registered event they
+//! cause costs a DescribeCertificate, the scarcest quota (10/s per account).
+//! An instance that activated a certificate a moment ago knows the answer:
+//! it is ACTIVE (the plan skips it). If an administrator changed it since,
+//! skipping is still right: the function changes only pending certificates.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aws_sdk_iot::types::CertificateStatus;
+
+use crate::aws::AwsError;
+use crate::iot::{Described, IotApi};
+
+/// How long an activation is remembered.
+const REMEMBER: Duration = Duration::from_secs(600);
+/// At most this many remembered (the oldest forgotten first).
+const CAPACITY: usize = 20_000;
+
+/// An [`IotApi`] that answers DescribeCertificate itself for certificates
+/// it activated within the last ten minutes; every other call goes through.
+pub struct Recent<A> {
+    inner: A,
+    /// Described answers seen, by certificate id, and when this instance
+    /// activated the certificate (None: not activated by it).
+    seen: Mutex<HashMap<String, (Described, Option<Instant>)>>,
+}
+
+impl<A: IotApi> Recent<A> {
+    pub fn new(inner: A) -> Self {
+        Recent {
+            inner,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn remembered(&self, id: &str) -> Option<Described> {
+        let seen = self.seen.lock().unwrap();
+        match seen.get(id) {
+            Some((d, Some(at))) if at.elapsed() < REMEMBER => Some(d.clone()),
+            _ => None,
+        }
+    }
+
+    fn forget_old(seen: &mut HashMap<String, (Described, Option<Instant>)>) {
+        if seen.len() < CAPACITY {
+            return;
+        }
+        seen.retain(|_, (_, at)| at.is_some_and(|t| t.elapsed() < REMEMBER));
+        if seen.len() >= CAPACITY {
+            seen.clear();
+        }
+    }
+}
+
+impl<A: IotApi + Send> IotApi for Recent<A> {
+    async fn describe_certificate(&self, id: &str) -> Result<Described, AwsError> {
+        if let Some(d) = self.remembered(id) {
+            return Ok(d);
+        }
+        let d = self.inner.describe_certificate(id).await?;
+        let mut seen = self.seen.lock().unwrap();
+        Self::forget_old(&mut seen);
+        seen.insert(id.to_string(), (d.clone(), None));
+        Ok(d)
+    }
+    async fn update_certificate(
+        &self,
+        id: &str,
+        status: CertificateStatus,
+    ) -> Result<(), AwsError> {
+        let activate = status == CertificateStatus::Active;
+        self.inner.update_certificate(id, status).await?;
+        if activate {
+            if let Some((d, at)) = self.seen.lock().unwrap().get_mut(id) {
+                d.status = "ACTIVE".into();
+                *at = Some(Instant::now());
+            }
+        }
+        Ok(())
+    }
+    async fn create_thing(
+        &self,
+        name: &str,
+        thing_type: Option<&str>,
+        attributes: &HashMap<String, String>,
+    ) -> Result<(), AwsError> {
+        self.inner.create_thing(name, thing_type, attributes).await
+    }
+    async fn attach_policy(&self, policy: &str, target_arn: &str) -> Result<(), AwsError> {
+        self.inner.attach_policy(policy, target_arn).await
+    }
+    async fn attach_thing_principal(&self, thing: &str, principal: &str) -> Result<(), AwsError> {
+        self.inner.attach_thing_principal(thing, principal).await
+    }
+    async fn add_thing_to_thing_group(&self, thing: &str, group: &str) -> Result<(), AwsError> {
+        self.inner.add_thing_to_thing_group(thing, group).await
+    }
+    async fn list_pending_certificates(&self, ca_id: &str) -> Result<Vec<String>, AwsError> {
+        self.inner.list_pending_certificates(ca_id).await
+    }
+    async fn list_thing_principals(&self, thing: &str) -> Result<Vec<String>, AwsError> {
+        self.inner.list_thing_principals(thing).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Counts DescribeCertificate calls; every certificate is pending.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl IotApi for Counting {
+        async fn describe_certificate(&self, id: &str) -> Result<Described, AwsError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Described {
+                certificate_arn: format!("arn:aws:iot:eu-west-1:1:cert/{id}"),
+                status: "PENDING_ACTIVATION".into(),
+                ca_certificate_id: None,
+                certificate_pem: String::new(),
+            })
+        }
+        async fn create_thing(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: &HashMap<String, String>,
+        ) -> Result<(), AwsError> {
+            Ok(())
+        }
+        async fn attach_policy(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            Ok(())
+        }
+        async fn attach_thing_principal(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            Ok(())
+        }
+        async fn add_thing_to_thing_group(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            Ok(())
+        }
+        async fn update_certificate(&self, _: &str, _: CertificateStatus) -> Result<(), AwsError> {
+            Ok(())
+        }
+        async fn list_pending_certificates(&self, _: &str) -> Result<Vec<String>, AwsError> {
+            Ok(vec![])
+        }
+        async fn list_thing_principals(&self, _: &str) -> Result<Vec<String>, AwsError> {
+            Ok(vec![])
+        }
+    }
+
+    #[tokio::test]
+    async fn a_certificate_it_activated_is_answered_active_without_a_call() {
+        let api = Recent::new(Counting::default());
+        // Pending, and asked twice before activation: both calls go out.
+        assert_eq!(
+            api.describe_certificate("a").await.unwrap().status,
+            "PENDING_ACTIVATION"
+        );
+        assert_eq!(
+            api.describe_certificate("a").await.unwrap().status,
+            "PENDING_ACTIVATION"
+        );
+        // Revoking is not activating: still asked.
+        api.update_certificate("a", CertificateStatus::Revoked)
+            .await
+            .unwrap();
+        api.describe_certificate("a").await.unwrap();
+        assert_eq!(api.inner.0.load(Ordering::SeqCst), 3);
+        api.update_certificate("a", CertificateStatus::Active)
+            .await
+            .unwrap();
+        let d = api.describe_certificate("a").await.unwrap();
+        assert_eq!(d.status, "ACTIVE");
+        assert_eq!(
+            api.inner.0.load(Ordering::SeqCst),
+            3,
+            "answered from memory"
+        );
+        // Another certificate is asked.
+        api.describe_certificate("b").await.unwrap();
+        assert_eq!(api.inner.0.load(Ordering::SeqCst), 4);
+    }
+}

@@ -1,0 +1,127 @@
+//! The fault-injecting proxy (`scripts/throttle_proxy.py`) in front of an
+//! AWS emulator: AWS IoT's per-operation quotas (times a scale factor)
+//! enforced with token buckets, optional injected 5xx and dropped
+//! connections, counts per operation.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::{wait_for_port, Guard};
+
+pub const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/throttle_proxy.py");
+
+/// How the proxy misbehaves.
+#[derive(Debug, Clone, Copy)]
+pub struct Faults {
+    /// Quotas = AWS's defaults x scale.
+    pub scale: f64,
+    /// Fraction of IoT calls answered 500 (half before, half after the upstream did the work).
+    pub error_rate: f64,
+    /// Fraction of IoT calls whose connection is closed without an answer.
+    pub drop_rate: f64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            scale: 1.0,
+            error_rate: 0.0,
+            drop_rate: 0.0,
+        }
+    }
+}
+
+/// Calls seen by the proxy for one operation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub calls: u64,
+    pub passed: u64,
+    pub throttled: u64,
+    pub errors: u64,
+    pub dropped: u64,
+}
+
+/// A running proxy on 127.0.0.1; stopped on drop.
+pub struct ThrottleProxy {
+    pub port: u16,
+    pub url: String,
+    _child: Guard,
+}
+
+impl ThrottleProxy {
+    /// Starts the proxy on `port` (chosen free beforehand, so the emulator
+    /// can hand it to its functions) in front of `upstream`.
+    pub fn start_on(port: u16, upstream: &str, faults: Faults) -> ThrottleProxy {
+        let mut child = Command::new("python3")
+            .arg(SCRIPT)
+            .args(["--port", &port.to_string(), "--upstream", upstream])
+            .args(["--scale", &faults.scale.to_string()])
+            .args(["--error-rate", &faults.error_rate.to_string()])
+            .args(["--drop-rate", &faults.drop_rate.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs the throttle proxy");
+        wait_for_port(port, &mut child, "throttle proxy");
+        ThrottleProxy {
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            _child: Guard(child),
+        }
+    }
+
+    /// Counts per IoT operation so far.
+    pub fn stats(&self) -> BTreeMap<String, Counts> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.write_all(b"GET /__proxy/stats HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"));
+        v.as_object()
+            .unwrap()
+            .iter()
+            .map(|(op, c)| {
+                let n = |k: &str| c[k].as_u64().unwrap_or(0);
+                (
+                    op.clone(),
+                    Counts {
+                        calls: n("calls"),
+                        passed: n("passed"),
+                        throttled: n("throttled"),
+                        errors: n("errors"),
+                        dropped: n("dropped"),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// AWS IoT's default quotas (requests/s per account), as the proxy enforces them.
+pub const QUOTAS: [(&str, f64); 8] = [
+    ("DescribeCertificate", 10.0),
+    ("UpdateCertificate", 10.0),
+    ("CreateThing", 15.0),
+    ("AttachPolicy", 15.0),
+    ("AttachThingPrincipal", 15.0),
+    ("AddThingToThingGroup", 60.0),
+    ("ListThingPrincipals", 10.0),
+    ("ListCertificatesByCA", 10.0),
+];
+
+/// The function's `JITR_API_RATES` (template parameter `ApiRates`) for an
+/// account whose quotas are AWS's defaults x `scale`.
+pub fn api_rates(scale: f64) -> String {
+    QUOTAS
+        .iter()
+        .map(|(op, q)| format!("{op}={}", q * scale))
+        .collect::<Vec<_>>()
+        .join(",")
+}
