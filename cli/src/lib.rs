@@ -43,5 +43,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Connect(a) => commands::connect::connect(&a, g, &out),
         Command::Provision(a) => commands::provision::provision(&a, g, &out),
         Command::Reconcile(a) => commands::provision::reconcile(&a, g, &out),
+        Command::Completions(a) => commands::completions::completions(&a),
+        Command::Man(a) => commands::completions::man(&a, &out),
     }
 }

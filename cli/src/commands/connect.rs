@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::Serialize;
 
-use crate::args::{ConnectArgs, Global, Layout};
+use crate::args::{ConnectArgs, Global};
 use crate::error::CliError;
 use crate::files::read;
+use crate::issue::layout::Layout;
 use crate::mqtt::{tls_config, Session};
 use crate::pki::{amazon, keys};
 use crate::report::Output;
