@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # every target, and every test it runs, finds them first on PATH.
 export PATH := $(CURDIR)/.venv/tools/bin:$(PATH):/usr/sbin
 
-.PHONY: all deps build test demo bench clean-demo build-lambda deploy deploy-cdk
+.PHONY: all deps build test demo bench clean-demo build-lambda build-lambda-x86_64 install deploy deploy-cdk
 
 all: build
 
@@ -42,9 +42,32 @@ bench:
 clean-demo:
 	rm -rf .demo
 
-# The function for Lambda (provided.al2023, arm64): target/lambda/jitr-lambda/bootstrap.
+# The function for Lambda (provided.al2023, arm64, the templates' default):
+# <target dir>/lambda/jitr-lambda/bootstrap. cargo-lambda adds the rustup
+# target and cross-links with zig; no test code is in it (aws-sdk-iot's
+# test-util is enabled for core's tests only).
 build-lambda:
 	cargo lambda build --release --arm64 -p jitr-lambda
+
+# The same for x86_64 functions (Architectures: x86_64), into <target dir>/lambda-x86_64/.
+build-lambda-x86_64:
+	TARGET_DIR=$$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])') && \
+	cargo lambda build --release --x86-64 -p jitr-lambda --lambda-dir "$$TARGET_DIR/lambda-x86_64"
+
+# `jitr` on the PATH (cargo's bin directory, ~/.cargo/bin), its bash
+# completion where bash-completion looks for a user's completions, and its
+# man pages where man finds them for ~/.local/bin and ~/.cargo/bin users
+# (MANPATH may need $(MAN_DIR)/..). Override the directories to install elsewhere.
+BASH_COMPLETION_DIR ?= $${XDG_DATA_HOME:-$$HOME/.local/share}/bash-completion/completions
+MAN_DIR ?= $${XDG_DATA_HOME:-$$HOME/.local/share}/man/man1
+install:
+	cargo install --locked --path cli
+	JITR=$${CARGO_INSTALL_ROOT:-$${CARGO_HOME:-$$HOME/.cargo}}/bin/jitr && \
+	mkdir -p "$(BASH_COMPLETION_DIR)" && \
+	"$$JITR" completions bash > "$(BASH_COMPLETION_DIR)/jitr" && \
+	"$$JITR" man "$(MAN_DIR)" && \
+	"$$JITR" --version && \
+	echo "bash completion: $(BASH_COMPLETION_DIR)/jitr (new shells); man pages: $(MAN_DIR)"
 
 # Deploy with SAM (needs an AWS account and the SAM CLI; not part of the tests):
 #   make deploy CA_ID=<caCertificateId from `jitr ca register`>
