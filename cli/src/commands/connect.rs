@@ -12,7 +12,7 @@ use crate::args::{ConnectArgs, Global};
 use crate::error::CliError;
 use crate::files::read;
 use crate::issue::layout::Layout;
-use crate::mqtt::{tls_config, Session};
+use crate::mqtt::{tls_config, BrokerTrust, Session};
 use crate::pki::{amazon, keys};
 use crate::report::Output;
 
@@ -144,8 +144,12 @@ fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, String), Cli
         Some(text) => parse_endpoint(text)?,
         None => (super::endpoint::describe(global)?.0, MQTT_TLS_PORT),
     };
+    let trust = BrokerTrust {
+        roots: roots.into_iter().map(CertificateDer::from).collect(),
+        pin_exact: args.ca_file.is_some(),
+    };
     let tls = tls_config(
-        roots.into_iter().map(CertificateDer::from).collect(),
+        trust,
         chain.into_iter().map(CertificateDer::from).collect(),
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         port,
