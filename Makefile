@@ -20,6 +20,13 @@ deps:
 build:
 	cargo build --workspace --bins
 	cargo build -p jitr-lambda
+	cargo lambda build --release $(HOST_LAMBDA_ARCH) --compiler cargo -p jitr-lambda --lambda-dir "$$($(TARGET_DIR))/lambda-host"
+
+# The release bootstrap for this machine (no cross-compilation) that the tests
+# start under a Lambda Runtime API (tests/tests/bootstrap.rs).
+HOST_LAMBDA_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),--arm64,--x86-64)
+# Where cargo builds (honours CARGO_TARGET_DIR), asked of cargo.
+TARGET_DIR = cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'
 
 # Every test: unit tests, then end-to-end tests against openssl, mosquitto,
 # ministack (the deployed templates), moto server and cargo-lambda on loopback.
@@ -51,8 +58,7 @@ build-lambda:
 
 # The same for x86_64 functions (Architectures: x86_64), into <target dir>/lambda-x86_64/.
 build-lambda-x86_64:
-	TARGET_DIR=$$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])') && \
-	cargo lambda build --release --x86-64 -p jitr-lambda --lambda-dir "$$TARGET_DIR/lambda-x86_64"
+	cargo lambda build --release --x86-64 -p jitr-lambda --lambda-dir "$$($(TARGET_DIR))/lambda-x86_64"
 
 # `jitr` on the PATH (cargo's bin directory, ~/.cargo/bin), its bash
 # completion where bash-completion looks for a user's completions, and its

@@ -13,6 +13,7 @@ pub mod ministack;
 pub mod mosquitto;
 pub mod moto;
 pub mod rehearsal;
+pub mod runtime_api;
 pub mod softhsm;
 
 /// The workspace's target directory, next to this test binary.

@@ -130,7 +130,8 @@ fn a_pinned_self_signed_ca_true_broker_certificate_is_accepted() {
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
 
-    // Pinning is exact: another self-signed certificate for the same name is refused at once.
+    // Pinning is exact: with another self-signed certificate for the same
+    // name as --ca-file, the broker is refused at once, saying what its certificate is.
     let other = Broker::start_self_signed(
         &d.join("other"),
         &d.join("root/ca.crt"),
@@ -150,7 +151,12 @@ fn a_pinned_self_signed_ca_true_broker_certificate_is_accepted() {
     );
     assert_eq!(out.code, Some(1));
     assert!(
-        out.stderr.contains("not trusted") && out.stderr.contains("(1 attempt(s)"),
+        out.stderr
+            .contains("is a CA certificate (basicConstraints CA:TRUE)")
+            && out
+                .stderr
+                .contains("pass exactly that certificate with --ca-file")
+            && out.stderr.contains("(1 attempt(s)"),
         "{}",
         out.stderr
     );
