@@ -237,7 +237,7 @@ pub fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Result<(), 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::Crypto(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| CliError::startup("the async runtime", e))?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(args.timeout);
     let attempts = rt.block_on(retry(

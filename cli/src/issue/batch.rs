@@ -90,7 +90,7 @@ impl Batch<'_> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(self.jobs)
             .build()
-            .map_err(|e| CliError::Crypto(format!("cannot start worker threads: {e}")))?;
+            .map_err(|e| CliError::startup("worker threads", e))?;
         let results: Vec<Option<Result<(Placed, Row), CliError>>> = pool.install(|| {
             todo.par_iter()
                 .map(|spec| {
