@@ -13,12 +13,14 @@ all: build
 deps:
 	./scripts/deps.sh
 
-# The binaries the end-to-end tests run (one target dir, dev profile). The
+# The binaries the end-to-end tests run (one target dir, dev profile), built
+# with the tests so both resolve features alike (aws-sdk-iot's test-util, which
+# core's tests enable) and share one build of the SDK with `cargo test`. The
 # function is also built on its own, as `cargo lambda watch` builds it (its
 # own feature resolution), so the emulator tests start without compiling;
 # the first-connect tests deploy this host build (debug info stripped) to ministack.
 build:
-	cargo build --workspace --bins
+	cargo build --workspace --bins --tests
 	cargo build -p jitr-lambda
 	cargo lambda build --release $(HOST_LAMBDA_ARCH) --compiler cargo -p jitr-lambda --lambda-dir "$$($(TARGET_DIR))/lambda-host"
 
