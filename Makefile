@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # every target, and every test it runs, finds them first on PATH.
 export PATH := $(CURDIR)/.venv/tools/bin:$(PATH):/usr/sbin
 
-.PHONY: all deps build test demo bench bench-burst clean-demo build-lambda deploy deploy-cdk
+.PHONY: all deps build test demo bench bench-burst clean-demo build-lambda build-lambda-x86_64 install deploy deploy-cdk
 
 all: build
 
@@ -13,13 +13,22 @@ all: build
 deps:
 	./scripts/deps.sh
 
-# The binaries the end-to-end tests run (one target dir, dev profile). The
+# The binaries the end-to-end tests run (one target dir, dev profile), built
+# with the tests so both resolve features alike (aws-sdk-iot's test-util, which
+# core's tests enable) and share one build of the SDK with `cargo test`. The
 # function is also built on its own, as `cargo lambda watch` builds it (its
 # own feature resolution), so the emulator tests start without compiling;
 # the first-connect tests deploy this host build (debug info stripped) to ministack.
 build:
-	cargo build --workspace --bins
+	cargo build --workspace --bins --tests
 	cargo build -p jitr-lambda
+	cargo lambda build --release $(HOST_LAMBDA_ARCH) --compiler cargo -p jitr-lambda --lambda-dir "$$($(TARGET_DIR))/lambda-host"
+
+# The release bootstrap for this machine (no cross-compilation) that the tests
+# start under a Lambda Runtime API (tests/tests/bootstrap.rs).
+HOST_LAMBDA_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),--arm64,--x86-64)
+# Where cargo builds (honours CARGO_TARGET_DIR), asked of cargo.
+TARGET_DIR = cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'
 
 # Every test: unit tests, then end-to-end tests against openssl, mosquitto,
 # ministack (the deployed templates), moto server and cargo-lambda on loopback.
@@ -48,9 +57,31 @@ bench-burst: deps
 clean-demo:
 	rm -rf .demo
 
-# The function for Lambda (provided.al2023, arm64): target/lambda/jitr-lambda/bootstrap.
+# The function for Lambda (provided.al2023, arm64, the templates' default):
+# <target dir>/lambda/jitr-lambda/bootstrap. cargo-lambda adds the rustup
+# target and cross-links with zig; no test code is in it (aws-sdk-iot's
+# test-util is enabled for core's tests only).
 build-lambda:
 	cargo lambda build --release --arm64 -p jitr-lambda
+
+# The same for x86_64 functions (Architectures: x86_64), into <target dir>/lambda-x86_64/.
+build-lambda-x86_64:
+	cargo lambda build --release --x86-64 -p jitr-lambda --lambda-dir "$$($(TARGET_DIR))/lambda-x86_64"
+
+# `jitr` on the PATH (cargo's bin directory, ~/.cargo/bin), its bash
+# completion where bash-completion looks for a user's completions, and its
+# man pages where man finds them for ~/.local/bin and ~/.cargo/bin users
+# (MANPATH may need $(MAN_DIR)/..). Override the directories to install elsewhere.
+BASH_COMPLETION_DIR ?= $${XDG_DATA_HOME:-$$HOME/.local/share}/bash-completion/completions
+MAN_DIR ?= $${XDG_DATA_HOME:-$$HOME/.local/share}/man/man1
+install:
+	cargo install --locked --path cli
+	JITR=$${CARGO_INSTALL_ROOT:-$${CARGO_HOME:-$$HOME/.cargo}}/bin/jitr && \
+	mkdir -p "$(BASH_COMPLETION_DIR)" && \
+	"$$JITR" completions bash > "$(BASH_COMPLETION_DIR)/jitr" && \
+	"$$JITR" man "$(MAN_DIR)" && \
+	"$$JITR" --version && \
+	echo "bash completion: $(BASH_COMPLETION_DIR)/jitr (new shells); man pages: $(MAN_DIR)"
 
 # Deploy with SAM (needs an AWS account and the SAM CLI; not part of the tests):
 #   make deploy CA_ID=<caCertificateId from `jitr ca register`>

@@ -16,7 +16,8 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 EC_COUNT=${1:-10000}
 RSA_COUNT=${2:-500}
 OPENSSL_COUNT=${3:-200}
-JITR=${JITR:-target/release/jitr}
+. "$REPO/scripts/target_dir.sh"
+JITR=${JITR:-$TARGET_DIR/release/jitr}
 JITR=$(realpath "$JITR")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -7,7 +7,8 @@
 # any failure exits non-zero. The stack is removed at the end.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-JITR=${JITR:-$ROOT/target/debug/jitr}
+. "$ROOT/scripts/target_dir.sh"
+JITR=${JITR:-$TARGET_DIR/debug/jitr}
 DEMO=${DEMO_DIR:-$ROOT/.demo}
 PY=$ROOT/.venv/ministack/bin/python   # ministack's venv: boto3 for the deploy tool and the checks
 rm -rf "$DEMO" && mkdir -p "$DEMO" && cd "$DEMO"
@@ -38,7 +39,7 @@ esac
 # --compiler cargo: this machine's own toolchain builds for its own
 # architecture (no zig); `make build-lambda` cross-builds arm64 for AWS.
 (cd "$ROOT" && run cargo lambda build --release "$ARCH_FLAG" --compiler cargo --output-format zip -p jitr-lambda)
-ZIP=$ROOT/target/lambda/jitr-lambda/bootstrap.zip
+ZIP=$TARGET_DIR/lambda/jitr-lambda/bootstrap.zip
 ls -l "$ZIP"
 
 # ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ as Lambda runs it: the release binary with AWS_LAMBDA_RUNTIME_API set.
 Compared with what the AWS samples do before their handler can run: a Python
 process that imports boto3 and creates an IoT client.
 
-Usage: scripts/lambda_bench.py [--binary target/release/jitr-lambda] [--runs 5] [--delay-ms 50]
+Usage: scripts/lambda_bench.py [--binary <target dir>/release/jitr-lambda] [--runs 5] [--delay-ms 50]
 """
 import argparse
 import json
@@ -174,12 +174,22 @@ def run_python():
     return ready, rss
 
 
+def target_dir():
+    """Where cargo builds this workspace (honours CARGO_TARGET_DIR)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    meta = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"],
+                          cwd=root, check=True, capture_output=True, text=True).stdout
+    return json.loads(meta)["target_directory"]
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--binary", default="target/release/jitr-lambda")
+    ap.add_argument("--binary", default=None, help="default: <cargo target dir>/release/jitr-lambda")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--delay-ms", type=float, default=50)
     a = ap.parse_args()
+    if a.binary is None:
+        a.binary = os.path.join(target_dir(), "release", "jitr-lambda")
     state = State(a.delay_ms / 1000)
     server = Server(("127.0.0.1", 0), make_handler(state))
     threading.Thread(target=server.serve_forever, daemon=True).start()

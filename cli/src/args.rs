@@ -4,12 +4,34 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::issue::layout::Layout;
 use crate::pki::keys::KeyAlg;
 use crate::pki::store::{StoreKind, Unlock};
 
+/// The version `--version` prints: the crate version and the git commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("JITR_GIT_COMMIT"),
+    ")"
+);
+
 /// jitr: AWS IoT Just-in-Time Registration done right.
 #[derive(Debug, Parser)]
-#[command(name = "jitr", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "jitr",
+    version = VERSION,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = "Examples:
+  jitr ca create my-ca --subject \"CN=Acme Devices CA,O=Acme\"
+  jitr ca register my-ca --region eu-west-1
+  jitr device issue --ca my-ca --out devices --count 100 --name-template 'robot-{n:04}'
+  jitr connect devices/robot-0001 --region eu-west-1
+
+Shell completions: jitr completions bash|zsh|fish|powershell; man pages: jitr man DIR"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -49,24 +71,73 @@ impl Global {
 pub enum Command {
     /// Create, import and use certificate authorities.
     #[command(subcommand)]
+    #[command(after_help = "Examples:
+  jitr ca create my-ca --subject \"CN=Acme Devices CA,O=Acme\"
+  jitr ca register my-ca --region eu-west-1")]
     Ca(CaCommand),
     /// Issue device certificates offline.
     #[command(subcommand)]
+    #[command(after_help = "Examples:
+  jitr device issue --ca my-ca --out devices --name robot-1
+  jitr device register devices/robot-1/device.crt --ca my-ca --activate")]
     Device(DeviceCommand),
     /// Lint certificates against what AWS IoT and TLS peers require.
+    #[command(after_help = "Examples:
+  jitr check my-ca/ca.crt
+  jitr check devices/robot-1/device-and-ca.crt --ca my-ca")]
     Check(CheckArgs),
     /// Print the account's AWS IoT data endpoint (iot:Data-ATS).
+    #[command(after_help = "Examples:
+  jitr endpoint --region eu-west-1
+  jitr endpoint --json --profile prod")]
     Endpoint,
     /// Connect as a device (MQTT over TLS with its certificate) and publish one message,
     /// retrying while the certificate is still being provisioned.
+    #[command(after_help = "Examples:
+  jitr connect devices/robot-0001 --region eu-west-1
+  jitr connect --cert device-and-ca.crt --key device.key --endpoint 127.0.0.1:8883 --ca-file broker-ca.crt")]
     Connect(ConnectArgs),
     /// Provision and activate one auto-registered certificate, as the Lambda does.
+    #[command(after_help = "Examples:
+  jitr provision 3f1c...e9 --policy JitrDevicePolicy
+  JITR_POLICY_NAME=JitrDevicePolicy jitr provision 3f1c...e9 --json")]
     Provision(ProvisionArgs),
     /// Provision every PENDING_ACTIVATION certificate of a CA (events were lost).
+    #[command(after_help = "Examples:
+  jitr reconcile --ca my-ca --dry-run
+  jitr reconcile --ca my-ca --policy JitrDevicePolicy --rate 5")]
     Reconcile(ReconcileArgs),
     /// Say why a device did not register: its files, its CA and certificate in
     /// AWS IoT, the deployed stack and the endpoint, one PASS/WARN/FAIL line each.
+    #[command(after_help = "Examples:
+  jitr doctor devices/robot-0001 --ca issuing-ca --stack jitr
+  jitr doctor --cert device-and-ca.crt --key device.key --json")]
     Doctor(DoctorArgs),
+    /// Print a shell completion script on stdout.
+    #[command(after_help = "Examples:
+  jitr completions bash > ~/.local/share/bash-completion/completions/jitr
+  jitr completions zsh > \"${fpath[1]}/_jitr\"
+  jitr completions fish > ~/.config/fish/completions/jitr.fish")]
+    Completions(CompletionsArgs),
+    /// Write man pages, jitr.1 and one per subcommand (jitr-ca-create.1, ...), into DIR.
+    #[command(after_help = "Examples:
+  jitr man ~/.local/share/man/man1 && man jitr-device-issue
+  sudo jitr man /usr/local/share/man/man1")]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write the pages into (created if missing).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -173,24 +244,50 @@ pub struct ReconcileArgs {
 #[derive(Debug, Subcommand)]
 pub enum CaCommand {
     /// Create a root CA, or with --issuer an intermediate CA.
+    #[command(after_help = "Examples:
+  jitr ca create root --subject \"CN=Acme Root CA,O=Acme,C=DE\" --encrypt
+  jitr ca create int --issuer root --key ec-p384 --path-len 0")]
     Create(CaCreateArgs),
     /// Adopt an existing CA certificate and key (a vendor's).
+    #[command(after_help = "Examples:
+  jitr ca import vendor-ca --cert vendor.crt --key vendor.key
+  jitr ca import int --cert int.crt --key int.key --chain root.crt --encrypt")]
     Import(CaImportArgs),
     /// Make the proof-of-possession certificate for a registration code.
+    #[command(after_help = "Examples:
+  jitr ca verification-cert my-ca --code \"$(aws iot get-registration-code --query registrationCode --output text)\" --out verify.crt")]
     VerificationCert(VerificationCertArgs),
     /// Register the CA with AWS IoT: ACTIVE, auto-registration enabled (JITR).
+    #[command(after_help = "Examples:
+  jitr ca register my-ca --region eu-west-1
+  jitr ca register my-ca --mode sni-only --inactive")]
     Register(CaRegisterArgs),
     /// List the CA certificates registered in the account.
+    #[command(after_help = "Examples:
+  jitr ca list --region eu-west-1
+  jitr ca list --json")]
     List,
     /// Show a registered CA (by directory or certificate id).
+    #[command(after_help = "Examples:
+  jitr ca show my-ca
+  jitr ca show 3f1c...e9 --json")]
     Show(CaTarget),
     /// Set a registered CA ACTIVE.
+    #[command(after_help = "Examples:
+  jitr ca activate my-ca")]
     Activate(CaTarget),
     /// Set a registered CA INACTIVE (devices already registered keep working).
+    #[command(after_help = "Examples:
+  jitr ca deactivate my-ca")]
     Deactivate(CaTarget),
     /// Turn JITR auto-registration on or off for a registered CA.
+    #[command(after_help = "Examples:
+  jitr ca auto-registration enable my-ca
+  jitr ca auto-registration disable 3f1c...e9")]
     AutoRegistration(AutoRegistrationArgs),
     /// Deactivate and delete a registered CA (device certificates are unaffected).
+    #[command(after_help = "Examples:
+  jitr ca deregister my-ca")]
     Deregister(CaTarget),
 }
 
@@ -369,8 +466,14 @@ pub struct VerificationCertArgs {
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
     /// Issue device certificates: one, a numbered run, a list, or from a CSR.
+    #[command(after_help = "Examples:
+  jitr device issue --ca my-ca --out devices --count 1000 --name-template 'robot-{n:05}'
+  jitr device issue --ca my-ca --out devices --csr robot-7.csr --name robot-7")]
     Issue(Box<DeviceIssueArgs>),
     /// Register device certificates with AWS IoT directly (the path without JITR).
+    #[command(after_help = "Examples:
+  jitr device register devices/*/device.crt --ca my-ca --activate
+  jitr device register robot-1.crt --without-ca")]
     Register(DeviceRegisterArgs),
 }
 
@@ -392,15 +495,6 @@ pub struct DeviceRegisterArgs {
     /// Requests per second (default: 10, the RegisterCertificate limit).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rate: u32,
-}
-
-/// File names written per device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Layout {
-    /// device.key, device.crt, device-and-ca.crt
-    Default,
-    /// private.pem.key, certificate.pem.crt (device + CA chain), aws-root-ca.pem (ESP-IDF examples)
-    EspIdf,
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,12 @@ pub enum CliError {
     Invalid { what: String, problem: String },
     #[error("{0}")]
     Crypto(String),
+    /// The process could not start what a command runs on (threads, the async runtime).
+    #[error("cannot start {what}: {source}")]
+    Startup {
+        what: &'static str,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// `jitr check` found rule failures (already reported line by line).
     #[error("{0} check(s) failed")]
     ChecksFailed(usize),
@@ -58,6 +64,15 @@ impl CliError {
         CliError::Invalid {
             what: what.to_string(),
             problem: problem.to_string(),
+        }
+    }
+    pub fn startup(
+        what: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        CliError::Startup {
+            what,
+            source: source.into(),
         }
     }
     pub fn aws(action: impl Into<String>, source: jitr_core::aws::AwsError) -> Self {

@@ -45,5 +45,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Provision(a) => commands::provision::provision(&a, g, &out),
         Command::Reconcile(a) => commands::provision::reconcile(&a, g, &out),
         Command::Doctor(a) => commands::doctor::doctor(&a, g, &out),
+        Command::Completions(a) => commands::completions::completions(&a),
+        Command::Man(a) => commands::completions::man(&a, &out),
     }
 }

@@ -8,7 +8,9 @@ use rumqttc::{
     AsyncClient, ConnectionError, Event, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration,
     Transport,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct};
 
 /// What a session needs, prepared once and reused by every attempt.
 pub struct Session {
@@ -29,31 +31,148 @@ pub struct Failure {
 /// The ALPN protocol AWS IoT requires for MQTT over TLS on port 443.
 const AWS_IOT_MQTT_ALPN: &[u8] = b"x-amzn-mqtt-ca";
 
-/// The TLS configuration: `roots` verify the broker, `chain` + `key` are
+/// How the broker is trusted.
+pub struct BrokerTrust {
+    /// Trust anchors the broker's chain must lead to.
+    pub roots: Vec<CertificateDer<'static>>,
+    /// Whether a broker that presents exactly one of `roots` as its own
+    /// certificate is accepted (a `--ca-file` the user pinned; never Amazon's roots).
+    pub pin_exact: bool,
+}
+
+/// The TLS configuration: `trust` verifies the broker, `chain` + `key` are
 /// presented; on port 443 it offers the ALPN protocol AWS IoT expects there.
 pub fn tls_config(
-    roots: Vec<CertificateDer<'static>>,
+    trust: BrokerTrust,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     port: u16,
 ) -> Result<rustls::ClientConfig, String> {
-    let mut store = rustls::RootCertStore::empty();
-    for root in roots {
-        store
-            .add(root)
-            .map_err(|e| format!("unusable trust anchor: {e}"))?;
-    }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = BrokerVerifier::new(trust, provider.clone())?;
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_root_certificates(store)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_client_auth_cert(chain, key)
         .map_err(|e| format!("the certificate and key cannot be used: {e}"))?;
     if port == 443 {
         config.alpn_protocols = vec![AWS_IOT_MQTT_ALPN.to_vec()];
     }
     Ok(config)
+}
+
+/// WebPKI verification, plus one exception: a self-signed broker certificate
+/// that is byte for byte one the user pinned with `--ca-file`. The classic
+/// `openssl req -x509` one-liner marks it CA:TRUE, which WebPKI refuses as a
+/// server certificate (CaUsedAsEndEntity) while mosquitto_pub and the AWS IoT
+/// Device SDK accept it. The exception still checks the host name, the
+/// validity period and the handshake signature.
+#[derive(Debug)]
+struct BrokerVerifier {
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl BrokerVerifier {
+    fn new(
+        trust: BrokerTrust,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<Self, String> {
+        let mut store = rustls::RootCertStore::empty();
+        for root in &trust.roots {
+            store
+                .add(root.clone())
+                .map_err(|e| format!("unusable trust anchor: {e}"))?;
+        }
+        let webpki =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
+                .build()
+                .map_err(|e| format!("unusable trust anchors: {e}"))?;
+        let pinned = if trust.pin_exact {
+            trust.roots
+        } else {
+            Vec::new()
+        };
+        Ok(BrokerVerifier { webpki, pinned })
+    }
+}
+
+impl ServerCertVerifier for BrokerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let webpki = self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        match webpki {
+            Err(_)
+                if self
+                    .pinned
+                    .iter()
+                    .any(|p| p.as_ref() == end_entity.as_ref()) =>
+            {
+                verify_pinned(end_entity, server_name, now)
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// A pinned certificate is the broker's identity itself: what remains to
+/// check is that it names the host and is valid now.
+fn verify_pinned(
+    cert: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+    now: UnixTime,
+) -> Result<ServerCertVerified, rustls::Error> {
+    let parsed = rustls::server::ParsedCertificate::try_from(cert)?;
+    rustls::client::verify_server_name(&parsed, server_name)?;
+    let (_, x509) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let now = now.as_secs() as i64;
+    let validity = x509.validity();
+    if now < validity.not_before.timestamp() {
+        return Err(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidYet,
+        ));
+    }
+    if now > validity.not_after.timestamp() {
+        return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
+    }
+    Ok(ServerCertVerified::assertion())
 }
 
 impl Session {
@@ -112,9 +231,7 @@ fn classify(err: ConnectionError) -> Failure {
     if let Some(tls @ rustls::Error::InvalidCertificate(_)) = rustls_error(&err) {
         return Failure {
             fatal: true,
-            reason: format!(
-                "the broker's certificate is not trusted ({tls}); pass --ca-file with the CA that signed it"
-            ),
+            reason: untrusted(tls),
         };
     }
     let reason = match (&err, rustls_error(&err), io_error(&err)) {
@@ -132,6 +249,31 @@ fn classify(err: ConnectionError) -> Failure {
         fatal: false,
         reason,
     }
+}
+
+/// Why the broker's certificate was refused, and what to do about it.
+fn untrusted(tls: &rustls::Error) -> String {
+    if tls.to_string().contains("CaUsedAsEndEntity") {
+        // A CA certificate (CA:TRUE) served as the broker's own, signed by
+        // something other than what --ca-file holds (else it was pinned).
+        return format!(
+            "the broker's certificate is a CA certificate (basicConstraints CA:TRUE) used as a server certificate ({tls}); \
+             pass exactly that certificate with --ca-file to pin it, or give the broker a certificate with CA:FALSE, \
+             extendedKeyUsage serverAuth and its host name in subjectAltName, signed by the CA you pass with --ca-file"
+        );
+    }
+    if matches!(
+        tls,
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
+        )
+    ) {
+        return format!(
+            "the broker's certificate does not name the host connected to ({tls}); its subjectAltName must \
+             (the subject CN is not used), e.g. openssl req -x509 ... -addext subjectAltName=IP:127.0.0.1,DNS:localhost"
+        );
+    }
+    format!("the broker's certificate is not trusted ({tls}); pass --ca-file with the CA that signed it")
 }
 
 /// How a peer that hangs up shows in an I/O error.
@@ -183,7 +325,11 @@ mod tests {
         let der = PrivateKeyDer::Pkcs8(key.serialize_der().into());
         let config = |port| {
             let chain = vec![cert.der().clone()];
-            tls_config(chain.clone(), chain, der.clone_key(), port).unwrap()
+            let trust = BrokerTrust {
+                roots: chain.clone(),
+                pin_exact: false,
+            };
+            tls_config(trust, chain, der.clone_key(), port).unwrap()
         };
         assert_eq!(config(443).alpn_protocols, vec![b"x-amzn-mqtt-ca".to_vec()]);
         assert!(config(8883).alpn_protocols.is_empty());

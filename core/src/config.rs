@@ -139,7 +139,7 @@ impl Config {
             .collect();
         if let Some(bad) = allowed_ca_ids
             .iter()
-            .find(|id| id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .find(|id| !crate::rules::is_certificate_id(id))
         {
             return Err(err(
                 "JITR_ALLOWED_CA_IDS",

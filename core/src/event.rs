@@ -94,7 +94,7 @@ impl RegisteredEvent {
             .ok_or_else(|| EventError::NotAnObject(kind(value)))?;
         let certificate_id =
             opt_string(obj, "certificateId")?.ok_or(EventError::MissingCertificateId)?;
-        if certificate_id.len() != 64 || !certificate_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !crate::rules::is_certificate_id(&certificate_id) {
             return Err(EventError::WrongType {
                 field: "certificateId",
                 expected: "64 hex digits",

@@ -204,7 +204,7 @@ pub struct Principal {
 /// The certificate id in a certificate ARN (`arn:...:cert/<id>`).
 pub fn certificate_id_of(arn: &str) -> Option<&str> {
     let (_, id) = arn.rsplit_once(":cert/")?;
-    (id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+    rules::is_certificate_id(id).then_some(id)
 }
 
 /// Whether the thing may take this certificate: only when every certificate

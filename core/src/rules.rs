@@ -46,6 +46,11 @@ pub fn is_thing_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'_' || b == b'-')
 }
 
+/// Whether `id` is an AWS IoT certificate id: 64 hex digits (the SHA-256 of the DER).
+pub fn is_certificate_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// The default thing-name pattern, as a regular expression.
 pub const THING_NAME_PATTERN: &str = "^[a-zA-Z0-9:_-]{1,128}$";
 

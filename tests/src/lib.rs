@@ -13,6 +13,7 @@ pub mod ministack;
 pub mod mosquitto;
 pub mod moto;
 pub mod rehearsal;
+pub mod runtime_api;
 pub mod softhsm;
 pub mod throttle_proxy;
 

@@ -68,6 +68,44 @@ impl Broker {
             ],
         )
         .success();
+        Broker::launch(dir, client_ca, format!("{d}/server-ca.crt"))
+    }
+
+    /// Like [`Broker::start`], but the broker's certificate is what the
+    /// classic one-liner `openssl req -x509` makes: self-signed and, by
+    /// OpenSSL's default extensions, basicConstraints CA:TRUE. `san` is its
+    /// subjectAltName (None: the one-liner's CN only). Clients pin it.
+    pub fn start_self_signed(dir: &Path, client_ca: &Path, san: Option<&str>) -> Broker {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut args = vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.crt",
+            "-subj",
+            "/CN=localhost",
+            "-days",
+            "2",
+        ];
+        let ext = san.map(|s| format!("subjectAltName={s}"));
+        if let Some(ext) = &ext {
+            args.extend(["-addext", ext.as_str()]);
+        }
+        openssl(dir, &args).success();
+        let d = dir.to_str().unwrap();
+        Broker::launch(dir, client_ca, format!("{d}/server.crt"))
+    }
+
+    /// Runs mosquitto with `dir`'s server.crt and server.key.
+    fn launch(dir: &Path, client_ca: &Path, server_ca: String) -> Broker {
+        let d = dir.to_str().unwrap();
         let port = free_port();
         // `user root`: as root, mosquitto would otherwise drop to the
         // mosquitto user, who cannot read the private temp directory.
@@ -86,7 +124,7 @@ impl Broker {
         wait_for_port(port, &mut child, "mosquitto");
         Broker {
             port,
-            server_ca: format!("{d}/server-ca.crt"),
+            server_ca,
             _child: Guard(child),
         }
     }

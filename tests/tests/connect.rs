@@ -94,6 +94,103 @@ fn an_untrusted_broker_fails_at_once_and_a_closed_port_after_the_timeout() {
 }
 
 #[test]
+fn a_pinned_self_signed_ca_true_broker_certificate_is_accepted() {
+    let tmp = one_device();
+    let d = tmp.path();
+    let broker = Broker::start_self_signed(
+        &d.join("broker"),
+        &d.join("root/ca.crt"),
+        Some("IP:127.0.0.1,DNS:localhost"),
+    );
+    // The one-liner's certificate really is a CA certificate.
+    let text = jitr_tests::openssl(d, &["x509", "-in", &broker.server_ca, "-noout", "-text"]);
+    assert!(text.success().contains("CA:TRUE"), "{}", text.stdout);
+    // mosquitto_pub accepts it ...
+    let dev = d.join("dev/robot-1");
+    broker
+        .publish(
+            &dev.join("device-and-ca.crt"),
+            &dev.join("device.key"),
+            "robot-1",
+        )
+        .success();
+    // ... and so does jitr connect, when it is the pinned --ca-file.
+    let endpoint = format!("127.0.0.1:{}", broker.port);
+    let out = connect(
+        d,
+        &[
+            "dev/robot-1",
+            "--endpoint",
+            &endpoint,
+            "--ca-file",
+            &broker.server_ca,
+            "--timeout",
+            "20",
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+
+    // Pinning is exact: with another self-signed certificate for the same
+    // name as --ca-file, the broker is refused at once, saying what its certificate is.
+    let other = Broker::start_self_signed(
+        &d.join("other"),
+        &d.join("root/ca.crt"),
+        Some("IP:127.0.0.1"),
+    );
+    let out = connect(
+        d,
+        &[
+            "dev/robot-1",
+            "--endpoint",
+            &endpoint,
+            "--ca-file",
+            &other.server_ca,
+            "--timeout",
+            "20",
+        ],
+    );
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr
+            .contains("is a CA certificate (basicConstraints CA:TRUE)")
+            && out
+                .stderr
+                .contains("pass exactly that certificate with --ca-file")
+            && out.stderr.contains("(1 attempt(s)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_pinned_broker_certificate_without_the_host_in_its_san_is_named_as_such() {
+    let tmp = one_device();
+    let d = tmp.path();
+    // The bare one-liner: CN=localhost, no subjectAltName.
+    let broker = Broker::start_self_signed(&d.join("broker"), &d.join("root/ca.crt"), None);
+    let endpoint = format!("127.0.0.1:{}", broker.port);
+    let out = connect(
+        d,
+        &[
+            "dev/robot-1",
+            "--endpoint",
+            &endpoint,
+            "--ca-file",
+            &broker.server_ca,
+            "--timeout",
+            "20",
+        ],
+    );
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("does not name the host") && out.stderr.contains("subjectAltName="),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("pass --ca-file"), "{}", out.stderr);
+}
+
+#[test]
 fn bad_input_is_named_before_any_connection() {
     let tmp = one_device();
     let d = tmp.path();

@@ -7,6 +7,7 @@ use std::path::Path;
 use jitr_tests::jitr;
 use jitr_tests::lambda::Watch;
 use jitr_tests::moto::Moto;
+use jitr_tests::runtime_api::runtime_api;
 use serde_json::json;
 
 const ARN_PREFIX: &str = "arn:aws:iot:eu-west-1:123456789012:cert/";
@@ -427,99 +428,6 @@ impl Drop for Stall {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
     }
-}
-
-/// What the function answered to one invocation, and when.
-struct Answer {
-    path: String,
-    body: serde_json::Value,
-    at: std::time::Instant,
-}
-
-/// A minimal Lambda Runtime API on a free 127.0.0.1 port: hands out
-/// `events` one per `next` request, each with a deadline `budget` from
-/// then (epoch milliseconds, as Lambda sends), and reports each answer
-/// with the deadline it had.
-fn runtime_api(
-    events: Vec<serde_json::Value>,
-    budget: std::time::Duration,
-) -> (u16, std::sync::mpsc::Receiver<(Answer, std::time::Instant)>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let events = std::sync::Arc::new(std::sync::Mutex::new((events, Vec::new())));
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let (events, tx) = (events.clone(), tx.clone());
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut conn = conn;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                    let mut length = 0;
-                    loop {
-                        let mut header = String::new();
-                        reader.read_line(&mut header).unwrap();
-                        if header.trim().is_empty() {
-                            break;
-                        }
-                        if let Some((k, v)) = header.split_once(':') {
-                            if k.eq_ignore_ascii_case("content-length") {
-                                length = v.trim().parse().unwrap();
-                            }
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    reader.read_exact(&mut body).unwrap();
-                    let reply = if path.ends_with("/invocation/next") {
-                        let next = {
-                            let mut e = events.lock().unwrap();
-                            (!e.0.is_empty()).then(|| e.0.remove(0))
-                        };
-                        let Some(event) = next else {
-                            return; // no more events: the function waits
-                        };
-                        let deadline = std::time::Instant::now() + budget;
-                        let epoch_ms = (std::time::SystemTime::now() + budget)
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .unwrap()
-                            .as_millis();
-                        let n = {
-                            let mut e = events.lock().unwrap();
-                            e.1.push(deadline);
-                            e.1.len()
-                        };
-                        let data = event.to_string();
-                        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nLambda-Runtime-Aws-Request-Id: req-{n}\r\nLambda-Runtime-Deadline-Ms: {epoch_ms}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:eu-west-1:123456789012:function:jitr\r\nLambda-Runtime-Trace-Id: Root=1-0-0\r\n\r\n{data}", data.len())
-                    } else {
-                        let n: usize = path
-                            .split("/req-")
-                            .nth(1)
-                            .and_then(|rest| rest.split('/').next())
-                            .and_then(|n| n.parse().ok())
-                            .unwrap_or(0);
-                        let deadline = events.lock().unwrap().1.get(n.wrapping_sub(1)).copied();
-                        let answer = Answer {
-                            path: path.clone(),
-                            body: serde_json::from_slice(&body).unwrap_or_default(),
-                            at: std::time::Instant::now(),
-                        };
-                        let _ = tx.send((answer, deadline.unwrap_or_else(std::time::Instant::now)));
-                        "HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}".to_string()
-                    };
-                    if conn.write_all(reply.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (port, rx)
 }
 
 #[test]

@@ -246,7 +246,7 @@ pub fn register(a: &CaRegisterArgs, global: &Global, out: &Output) -> Result<(),
 /// The certificate id a `DIR|ID` argument names, and the directory if one was given.
 pub fn resolve(target: &CaTarget) -> Result<(String, Option<PathBuf>), CliError> {
     let t = &target.target;
-    if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) && !Path::new(t).exists() {
+    if jitr_core::rules::is_certificate_id(t) && !Path::new(t).exists() {
         return Ok((t.to_ascii_lowercase(), None));
     }
     let dir = PathBuf::from(t);

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::Serialize;
 
-use crate::args::{ConnectArgs, Global, Layout};
+use crate::args::{ConnectArgs, Global};
 use crate::error::CliError;
 use crate::files::read;
-use crate::mqtt::{tls_config, Session};
+use crate::issue::layout::Layout;
+use crate::mqtt::{tls_config, BrokerTrust, Session};
 use crate::pki::{amazon, keys};
 use crate::report::Output;
 
@@ -144,8 +145,12 @@ fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, String, usiz
         Some(text) => parse_endpoint(text)?,
         None => (super::endpoint::describe(global)?.0, MQTT_TLS_PORT),
     };
+    let trust = BrokerTrust {
+        roots: roots.into_iter().map(CertificateDer::from).collect(),
+        pin_exact: args.ca_file.is_some(),
+    };
     let tls = tls_config(
-        roots.into_iter().map(CertificateDer::from).collect(),
+        trust,
         chain.into_iter().map(CertificateDer::from).collect(),
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         port,
@@ -249,7 +254,7 @@ pub fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Result<(), 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::Crypto(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| CliError::startup("the async runtime", e))?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(args.timeout);
     let attempts = rt.block_on(retry(

@@ -3,6 +3,7 @@
 pub mod ca;
 pub mod ca_aws;
 pub mod check;
+pub mod completions;
 pub mod connect;
 pub mod device;
 pub mod device_register;

@@ -59,7 +59,7 @@ fn outcome_line(o: &Outcome) -> String {
 /// `jitr provision CERTIFICATE_ID`.
 pub fn provision(a: &ProvisionArgs, global: &Global, out: &Output) -> Result<(), CliError> {
     let id = a.certificate_id.to_ascii_lowercase();
-    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !jitr_core::rules::is_certificate_id(&id) {
         return Err(CliError::invalid(
             "CERTIFICATE_ID",
             format!(

@@ -17,9 +17,9 @@ use super::layout::Files;
 use super::manifest::{self, Row};
 use super::names::DeviceSpec;
 use super::staging::{Placed, Staging};
-use crate::args::Layout;
 use crate::error::CliError;
 use crate::files::{self, DirLock, PUBLIC, SECRET};
+use crate::issue::layout::Layout;
 use crate::pki::ca_dir::CaDir;
 use crate::pki::keys::KeyAlg;
 use crate::pki::profile;
@@ -90,7 +90,7 @@ impl Batch<'_> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(self.jobs)
             .build()
-            .map_err(|e| CliError::Crypto(format!("cannot start worker threads: {e}")))?;
+            .map_err(|e| CliError::startup("worker threads", e))?;
         let results: Vec<Option<Result<(Placed, Row), CliError>>> = pool.install(|| {
             todo.par_iter()
                 .map(|spec| {

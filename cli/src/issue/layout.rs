@@ -1,6 +1,13 @@
 //! The file names written for each device.
 
-use crate::args::Layout;
+/// File names written per device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Layout {
+    /// device.key, device.crt, device-and-ca.crt
+    Default,
+    /// private.pem.key, certificate.pem.crt (device + CA chain), aws-root-ca.pem (ESP-IDF examples)
+    EspIdf,
+}
 
 /// The names of one device's files, relative to its directory.
 pub struct Files {

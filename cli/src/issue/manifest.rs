@@ -8,9 +8,9 @@ use std::path::Path;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::args::Layout;
 use crate::error::CliError;
 use crate::files::{self, NewFile};
+use crate::issue::layout::Layout;
 
 pub const FILE: &str = "manifest.csv";
 

@@ -1,0 +1,118 @@
+//! `jitr` as an installed tool: its version names the commit, completions
+//! for each shell, man pages for every subcommand, examples in every --help.
+
+use jitr_tests::jitr;
+
+/// Every subcommand path, as `jitr help` lists them.
+const SUBCOMMANDS: &[&[&str]] = &[
+    &["ca", "create"],
+    &["ca", "import"],
+    &["ca", "verification-cert"],
+    &["ca", "register"],
+    &["ca", "list"],
+    &["ca", "show"],
+    &["ca", "activate"],
+    &["ca", "deactivate"],
+    &["ca", "auto-registration"],
+    &["ca", "deregister"],
+    &["device", "issue"],
+    &["device", "register"],
+    &["check"],
+    &["endpoint"],
+    &["connect"],
+    &["provision"],
+    &["reconcile"],
+    &["doctor"],
+    &["completions"],
+    &["man"],
+];
+
+#[test]
+fn the_version_names_the_git_commit_it_was_built_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = jitr(tmp.path(), &["--version"]);
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .unwrap();
+    let head = String::from_utf8(head.stdout).unwrap();
+    let version = out.success().trim();
+    assert!(version.starts_with("jitr 0."), "{version}");
+    // The binary may predate the newest commit; it names a commit of this repository.
+    let commit = version
+        .rsplit_once('(')
+        .and_then(|(_, c)| c.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no commit in {version}"));
+    assert_eq!(commit.len(), 12, "{version}");
+    let known = std::process::Command::new("git")
+        .args(["cat-file", "-e", &format!("{commit}^{{commit}}")])
+        .status()
+        .unwrap();
+    assert!(known.success(), "{version} (HEAD is {head})");
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (shell, marker) in [
+        ("bash", "complete -F _jitr"),
+        ("zsh", "#compdef jitr"),
+        ("fish", "complete -c jitr"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let out = jitr(tmp.path(), &["completions", shell]);
+        let script = out.success();
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("verification-cert"), "{shell}");
+    }
+    // bash itself accepts the script and registers the completion.
+    let out = jitr_tests::run(std::process::Command::new("bash").args([
+        "-c",
+        &format!(
+            "source <({} completions bash) && complete -p jitr",
+            jitr_tests::bin("jitr").display()
+        ),
+    ]));
+    assert!(out.success().contains("_jitr"), "{}", out.stdout);
+    let out = jitr(tmp.path(), &["completions", "tcsh"]);
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("tcsh"), "{}", out.stderr);
+}
+
+#[test]
+fn man_pages_are_written_for_every_subcommand() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("man/man1");
+    jitr(tmp.path(), &["man", "man/man1"]).success();
+    for path in SUBCOMMANDS {
+        let page = dir.join(format!("jitr-{}.1", path.join("-")));
+        let roff =
+            std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
+        assert!(roff.contains(".TH"), "{}", page.display());
+    }
+    assert!(dir.join("jitr.1").exists());
+    // A second run replaces the pages (make install re-run).
+    jitr(tmp.path(), &["man", "man/man1"]).success();
+}
+
+#[test]
+fn every_subcommand_help_ends_with_examples() {
+    let tmp = tempfile::tempdir().unwrap();
+    for path in SUBCOMMANDS {
+        let mut args = path.to_vec();
+        args.push("--help");
+        let out = jitr(tmp.path(), &args);
+        let help = out.success();
+        let examples = help
+            .split_once("Examples:\n")
+            .unwrap_or_else(|| panic!("jitr {}: no examples\n{help}", path.join(" ")))
+            .1;
+        assert!(
+            examples
+                .trim_start()
+                .starts_with(&format!("jitr {}", path[0])),
+            "jitr {}: {examples}",
+            path.join(" ")
+        );
+    }
+}
