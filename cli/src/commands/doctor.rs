@@ -13,13 +13,14 @@ use jitr_core::CertFacts;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use serde::Serialize;
 
-use crate::args::{CaTarget, DoctorArgs, Global, Layout};
+use crate::args::{CaTarget, DoctorArgs, Global};
 use crate::cloud::{CaView, Cloud};
 use crate::doctor::cloud::{ca_checks, certificate_check, deployment_checks, CaSeen};
 use crate::doctor::device::{self, issued, DeviceFiles};
 use crate::doctor::{Check, Status};
 use crate::error::CliError;
 use crate::files::read;
+use crate::issue::layout::Layout;
 use crate::pki::{amazon, ca_dir, keys};
 use crate::report::Output;
 
