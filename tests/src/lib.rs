@@ -34,6 +34,24 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// A boto3 script printing every thing of the account with its principals,
+/// each principal's status and attached policies, in one process:
+/// `{thing: [{"arn", "status", "policies"}]}` (for moto and ministack alike).
+pub const THINGS_REPORT_SCRIPT: &str = r#"
+import boto3, json
+c = boto3.client("iot")
+out = {}
+for page in c.get_paginator("list_things").paginate():
+    for t in page["things"]:
+        rows = []
+        for arn in c.list_thing_principals(thingName=t["thingName"])["principals"]:
+            status = c.describe_certificate(certificateId=arn.split("/")[-1])["certificateDescription"]["status"]
+            policies = [p["policyName"] for p in c.list_attached_policies(target=arn)["policies"]]
+            rows.append({"arn": arn, "status": status, "policies": policies})
+        out[t["thingName"]] = rows
+print(json.dumps(out))
+"#;
+
 /// The outcome of a command, with its output as text.
 #[derive(Debug)]
 pub struct Run {

@@ -160,28 +160,4 @@ print(json.dumps(out, default=str))
             .map(|p| p["policyName"].as_str().unwrap().to_string())
             .collect()
     }
-
-    /// Every thing of the account with its principals, each principal's
-    /// status and attached policies, in one boto3 process:
-    /// `{thing: [{"arn", "status", "policies"}]}`.
-    pub fn things_report(&self) -> serde_json::Value {
-        const SCRIPT: &str = r#"
-import boto3, json
-c = boto3.client("iot")
-out = {}
-for page in c.get_paginator("list_things").paginate():
-    for t in page["things"]:
-        rows = []
-        for arn in c.list_thing_principals(thingName=t["thingName"])["principals"]:
-            status = c.describe_certificate(certificateId=arn.split("/")[-1])["certificateDescription"]["status"]
-            policies = [p["policyName"] for p in c.list_attached_policies(target=arn)["policies"]]
-            rows.append({"arn": arn, "status": status, "policies": policies})
-        out[t["thingName"]] = rows
-print(json.dumps(out))
-"#;
-        run(Command::new("python3")
-            .args(["-c", SCRIPT])
-            .envs(self.env()))
-        .json()
-    }
 }

@@ -218,21 +218,7 @@ impl Rehearsal {
     /// status and attached policies, in one boto3 process:
     /// `{thing: [{"arn", "status", "policies"}]}`.
     pub fn things_report(&self) -> Value {
-        const SCRIPT: &str = r#"
-import boto3, json
-c = boto3.client("iot")
-out = {}
-for page in c.get_paginator("list_things").paginate():
-    for t in page["things"]:
-        rows = []
-        for arn in c.list_thing_principals(thingName=t["thingName"])["principals"]:
-            status = c.describe_certificate(certificateId=arn.split("/")[-1])["certificateDescription"]["status"]
-            policies = [p["policyName"] for p in c.list_attached_policies(target=arn)["policies"]]
-            rows.append({"arn": arn, "status": status, "policies": policies})
-        out[t["thingName"]] = rows
-print(json.dumps(out))
-"#;
-        self.ms.python(SCRIPT, &[]).json()
+        self.ms.python(crate::THINGS_REPORT_SCRIPT, &[]).json()
     }
 
     /// How many registered events the emulator published for a certificate

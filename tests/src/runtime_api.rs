@@ -95,3 +95,26 @@ pub fn runtime_api(
     });
     (port, rx)
 }
+
+/// The environment Lambda gives a function (no others: the caller clears
+/// its own), with its Runtime API on 127.0.0.1:`runtime_port` and AWS calls
+/// aimed at `aws_endpoint`.
+pub fn function_env(runtime_port: u16, aws_endpoint: String) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("127.0.0.1:{runtime_port}"),
+        ),
+        ("AWS_ENDPOINT_URL", aws_endpoint),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "eu-west-1".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("AWS_CONFIG_FILE", "/dev/null".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+        ("AWS_LAMBDA_FUNCTION_NAME", "jitr".into()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "1".into()),
+        ("JITR_POLICY_NAME", "jitr-device".into()),
+    ]
+}

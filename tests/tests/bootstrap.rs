@@ -2,7 +2,7 @@
 //! builds for this machine (`make build` puts it in <target>/lambda-host/),
 //! started as Lambda starts it, under a Runtime API, answering events.
 
-use jitr_tests::runtime_api::runtime_api;
+use jitr_tests::runtime_api::{function_env, runtime_api};
 use serde_json::json;
 
 /// The release bootstrap for this machine's architecture.
@@ -30,20 +30,7 @@ fn the_release_bootstrap_starts_under_a_runtime_api_and_answers_events() {
     let _function = jitr_tests::Guard(
         std::process::Command::new(bootstrap())
             .env_clear()
-            .envs([
-                ("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{runtime}")),
-                ("AWS_ENDPOINT_URL", aws),
-                ("AWS_ACCESS_KEY_ID", "testing".into()),
-                ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-                ("AWS_REGION", "eu-west-1".into()),
-                ("AWS_EC2_METADATA_DISABLED", "true".into()),
-                ("AWS_CONFIG_FILE", "/dev/null".into()),
-                ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
-                ("AWS_LAMBDA_FUNCTION_NAME", "jitr".into()),
-                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
-                ("AWS_LAMBDA_FUNCTION_VERSION", "1".into()),
-                ("JITR_POLICY_NAME", "jitr-device".into()),
-            ])
+            .envs(function_env(runtime, aws))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -7,7 +7,7 @@ use std::path::Path;
 use jitr_tests::jitr;
 use jitr_tests::lambda::Watch;
 use jitr_tests::moto::Moto;
-use jitr_tests::runtime_api::runtime_api;
+use jitr_tests::runtime_api::{function_env, runtime_api};
 use serde_json::json;
 
 const ARN_PREFIX: &str = "arn:aws:iot:eu-west-1:123456789012:cert/";
@@ -445,23 +445,10 @@ fn the_built_function_answers_before_its_deadline_when_aws_hangs() {
     let _function = jitr_tests::Guard(
         std::process::Command::new(jitr_tests::bin("jitr-lambda"))
             .env_clear()
-            .envs([
-                ("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{runtime}")),
-                (
-                    "AWS_ENDPOINT_URL",
-                    format!("http://127.0.0.1:{}", stall.port),
-                ),
-                ("AWS_ACCESS_KEY_ID", "testing".into()),
-                ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-                ("AWS_REGION", "eu-west-1".into()),
-                ("AWS_EC2_METADATA_DISABLED", "true".into()),
-                ("AWS_CONFIG_FILE", "/dev/null".into()),
-                ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
-                ("AWS_LAMBDA_FUNCTION_NAME", "jitr".into()),
-                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
-                ("AWS_LAMBDA_FUNCTION_VERSION", "1".into()),
-                ("JITR_POLICY_NAME", "jitr-device".into()),
-            ])
+            .envs(function_env(
+                runtime,
+                format!("http://127.0.0.1:{}", stall.port),
+            ))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
