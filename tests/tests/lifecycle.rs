@@ -1,0 +1,674 @@
+//! A device certificate's life after issuance: `jitr device rotate` (files,
+//! previous/, manifest, openssl verifies the successor), `jitr device revoke`
+//! against the ministack emulator (by name, id and file, with and without
+//! --delete-thing, a second run changing nothing, bad input changing
+//! nothing), `jitr ca crl` verified with openssl, `jitr fleet status` counts
+//! checked against what the test created, `jitr check`'s expiry warning.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use jitr_tests::ministack::Ministack;
+use jitr_tests::rehearsal::cert_arn;
+use jitr_tests::{ec_csr, issue_device, jitr, mode, openssl};
+use serde_json::json;
+
+fn certificate_id(dir: &Path, cert: &str) -> String {
+    let pem = std::fs::read(dir.join(cert)).unwrap();
+    jitr_core::CertFacts::from_pem(&pem).unwrap().certificate_id
+}
+
+fn serial(dir: &Path, cert: &str) -> String {
+    let pem = std::fs::read(dir.join(cert)).unwrap();
+    jitr_core::CertFacts::from_pem(&pem).unwrap().serial_hex
+}
+
+/// The manifest's rows as (column -> value) maps (no value holds a comma).
+fn manifest(out: &Path) -> Vec<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(out.join("manifest.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    lines
+        .map(|l| {
+            header
+                .iter()
+                .map(|h| h.to_string())
+                .zip(l.split(',').map(str::to_string))
+                .collect()
+        })
+        .collect()
+}
+
+fn read(d: &Path, file: &str) -> String {
+    std::fs::read_to_string(d.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+#[test]
+fn rotation_keeps_one_predecessor_and_the_successor_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root", "--subject", "CN=Test Root"]).success();
+    jitr(
+        d,
+        &[
+            "ca",
+            "create",
+            "int",
+            "--issuer",
+            "root",
+            "--subject",
+            "CN=Test Int",
+        ],
+    )
+    .success();
+    jitr(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "int",
+            "--out",
+            "dev",
+            "--name",
+            "robot-1",
+            "--subject-extra",
+            "O=Acme",
+        ],
+    )
+    .success();
+    issue_device(d, "int", "dev", "robot-2");
+    let old_id = certificate_id(d, "dev/robot-1/device.crt");
+    let old_key = read(d, "dev/robot-1/device.key");
+
+    let out = jitr(
+        d,
+        &[
+            "--json", "device", "rotate", "--ca", "int", "--out", "dev", "--name", "robot-1",
+        ],
+    );
+    let report = out.json();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let new_id = certificate_id(d, "dev/robot-1/device.crt");
+    assert_ne!(new_id, old_id);
+    assert_eq!(
+        report["rotated"][0]["previous_certificate_id"],
+        old_id.as_str()
+    );
+    assert_eq!(report["rotated"][0]["certificate_id"], new_id.as_str());
+    // The predecessor, whole, in previous/; the successor under today's names.
+    assert_eq!(certificate_id(d, "dev/robot-1/previous/device.crt"), old_id);
+    assert_eq!(read(d, "dev/robot-1/previous/device.key"), old_key);
+    assert_ne!(read(d, "dev/robot-1/device.key"), old_key);
+    for key in ["dev/robot-1/device.key", "dev/robot-1/previous/device.key"] {
+        assert_eq!(mode(&d.join(key)), 0o600, "{key}");
+    }
+    let bundle = read(d, "dev/robot-1/device-and-ca.crt");
+    assert!(bundle.starts_with(&read(d, "dev/robot-1/device.crt")));
+    assert!(bundle.ends_with(&read(d, "int/chain.pem")));
+    // Same subject; openssl verifies the successor against the chain.
+    let subject = |cert: &str| {
+        openssl(
+            d,
+            &[
+                "x509", "-in", cert, "-noout", "-subject", "-nameopt", "RFC2253",
+            ],
+        )
+        .success()
+        .trim()
+        .to_string()
+    };
+    assert_eq!(
+        subject("dev/robot-1/device.crt"),
+        subject("dev/robot-1/previous/device.crt")
+    );
+    assert!(subject("dev/robot-1/device.crt").contains("CN=robot-1,O=Acme"));
+    openssl(
+        d,
+        &[
+            "verify",
+            "-CAfile",
+            "root/ca.crt",
+            "-untrusted",
+            "int/ca.crt",
+            "dev/robot-1/device.crt",
+        ],
+    )
+    .success();
+    // The manifest records both, and which is current.
+    let rows = manifest(&d.join("dev"));
+    let robot1: Vec<_> = rows.iter().filter(|r| r["name"] == "robot-1").collect();
+    assert_eq!(robot1.len(), 2, "{rows:?}");
+    assert_eq!(robot1[0]["role"], "current");
+    assert_eq!(robot1[0]["certificate_id"], new_id);
+    assert_eq!(robot1[1]["role"], "previous");
+    assert_eq!(robot1[1]["certificate_id"], old_id);
+    assert_eq!(robot1[1]["cert_path"], "robot-1/previous/device.crt");
+
+    // Again: refused (the device may still use its predecessor), nothing changed.
+    let err = jitr(
+        d,
+        &[
+            "device", "rotate", "--ca", "int", "--out", "dev", "--name", "robot-1",
+        ],
+    );
+    let msg = err.failure();
+    assert!(
+        msg.contains("dev/robot-1: was rotated before") && msg.contains("--force"),
+        "{msg}"
+    );
+    assert_eq!(certificate_id(d, "dev/robot-1/device.crt"), new_id);
+    // --all stops on the same device before rotating any.
+    jitr(
+        d,
+        &["device", "rotate", "--ca", "int", "--out", "dev", "--all"],
+    )
+    .failure();
+    assert_eq!(
+        manifest(&d.join("dev"))
+            .iter()
+            .filter(|r| r["name"] == "robot-2")
+            .count(),
+        1
+    );
+    // With --force: one previous/ only, the newest predecessor.
+    jitr(
+        d,
+        &[
+            "device", "rotate", "--ca", "int", "--out", "dev", "--all", "--force",
+        ],
+    )
+    .success();
+    assert_eq!(certificate_id(d, "dev/robot-1/previous/device.crt"), new_id);
+    assert!(d.join("dev/robot-2/previous/device.crt").exists());
+    assert!(!d.join("dev/robot-1/previous/previous").exists());
+    let hidden: Vec<String> = jitr_tests::list_dir(&d.join("dev"))
+        .into_iter()
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "staging left behind: {hidden:?}");
+
+    // From a device-made CSR: no key written, the predecessor's key kept aside.
+    ec_csr(d, "r2.key", "r2.csr", "/CN=ignored");
+    jitr(
+        d,
+        &[
+            "device", "rotate", "--ca", "int", "--out", "dev", "--name", "robot-2", "--csr",
+            "r2.csr", "--force",
+        ],
+    )
+    .success();
+    assert!(!d.join("dev/robot-2/device.key").exists());
+    assert!(d.join("dev/robot-2/previous/device.key").exists());
+    assert!(subject("dev/robot-2/device.crt").contains("CN=robot-2"));
+    let pubkey = |args: &[&str]| openssl(d, args).success().to_string();
+    assert_eq!(
+        pubkey(&["x509", "-in", "dev/robot-2/device.crt", "-noout", "-pubkey"]),
+        pubkey(&["pkey", "-in", "r2.key", "-pubout"])
+    );
+
+    // Bad input: unknown device, another CA's device; nothing changes.
+    let before = read(d, "dev/manifest.csv");
+    let msg = jitr(
+        d,
+        &[
+            "device", "rotate", "--ca", "int", "--out", "dev", "--name", "nope",
+        ],
+    );
+    assert!(
+        msg.failure()
+            .contains("--name nope: no device \"nope\" in dev"),
+        "{}",
+        msg.stderr
+    );
+    jitr(d, &["ca", "create", "other", "--subject", "CN=Other"]).success();
+    let msg = jitr(
+        d,
+        &[
+            "device", "rotate", "--ca", "other", "--out", "dev", "--name", "robot-1",
+        ],
+    );
+    assert!(
+        msg.failure().contains("was not issued by the CA other"),
+        "{}",
+        msg.stderr
+    );
+    assert_eq!(read(d, "dev/manifest.csv"), before);
+}
+
+#[test]
+fn check_warns_thirty_days_before_expiry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    for (name, days) in [("soon", "10"), ("later", "365")] {
+        jitr(
+            d,
+            &[
+                "device", "issue", "--ca", "root", "--out", "dev", "--name", name, "--days", days,
+            ],
+        )
+        .success();
+    }
+    let out = jitr(d, &["check", "dev/soon/device-and-ca.crt"]);
+    let text = out.success();
+    assert!(
+        text.contains("WARN expiry") && text.contains("in 9 days"),
+        "{text}"
+    );
+    assert!(text.contains("jitr device rotate"), "{text}");
+    let text = jitr(d, &["check", "dev/later/device-and-ca.crt"])
+        .success()
+        .to_string();
+    assert!(!text.contains("WARN"), "{text}");
+    let report = jitr(d, &["--json", "check", "dev/soon/device-and-ca.crt"]).json();
+    assert_eq!(
+        report[0]["warnings"].as_array().unwrap().len(),
+        1,
+        "{report}"
+    );
+}
+
+/// Devices `names` issued by CA `root` into `dev`, registered ACTIVE with
+/// AWS IoT, each with its thing and the policy `p`, as the function would.
+fn provisioned(ms: &Ministack, d: &Path, names: &[&str]) {
+    ms.boto3(
+        "iot",
+        "create_policy",
+        json!({"policyName": "p", "policyDocument": r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#}),
+    );
+    for name in names {
+        issue_device(d, "root", "dev", name);
+        let cert = format!("dev/{name}/device.crt");
+        ms.jitr(
+            d,
+            &["device", "register", &cert, "--ca", "root", "--activate"],
+        )
+        .success();
+        let arn = cert_arn(&certificate_id(d, &cert));
+        ms.boto3("iot", "create_thing", json!({"thingName": name}));
+        ms.boto3(
+            "iot",
+            "attach_thing_principal",
+            json!({"thingName": name, "principal": arn}),
+        );
+        ms.boto3(
+            "iot",
+            "attach_policy",
+            json!({"policyName": "p", "target": arn}),
+        );
+    }
+}
+
+fn status(ms: &Ministack, id: &str) -> String {
+    let d = ms.boto3("iot", "describe_certificate", json!({"certificateId": id}));
+    d["certificateDescription"]["status"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| d["Error"].as_str().unwrap_or_default().to_string())
+}
+
+fn principals(ms: &Ministack, thing: &str) -> Option<usize> {
+    let d = ms.boto3("iot", "list_thing_principals", json!({"thingName": thing}));
+    d["principals"].as_array().map(Vec::len)
+}
+
+fn policies(ms: &Ministack, id: &str) -> usize {
+    let d = ms.boto3(
+        "iot",
+        "list_attached_policies",
+        json!({"target": cert_arn(id)}),
+    );
+    d["policies"].as_array().unwrap().len()
+}
+
+#[test]
+fn revoke_by_name_id_and_file_then_the_crl_lists_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ms = Ministack::start_iot();
+    jitr(d, &["ca", "create", "root"]).success();
+    ms.jitr(d, &["ca", "register", "root"]).success();
+    provisioned(&ms, d, &["a", "b", "c", "keep"]);
+    let id = |n: &str| certificate_id(d, &format!("dev/{n}/device.crt"));
+
+    // Bad input first: nothing may change.
+    jitr(d, &["ca", "create", "other", "--subject", "CN=Other"]).success();
+    jitr(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "other",
+            "--out",
+            "elsewhere",
+            "--name",
+            "x",
+        ],
+    )
+    .success();
+    let bad = [
+        (vec!["keep", "nope"], "no device \"nope\" in dev"),
+        (
+            vec!["keep", "elsewhere/x/device.crt"],
+            "was not issued by the CA in root",
+        ),
+        (
+            vec!["keep", &"0".repeat(64)],
+            "no such certificate in AWS IoT",
+        ),
+        (vec!["keep", "root/ca.crt"], "is a CA certificate"),
+    ];
+    for (items, words) in bad {
+        let mut args = vec!["device", "revoke", "--ca", "root", "--out", "dev"];
+        args.extend(items);
+        let out = ms.jitr(d, &args);
+        assert!(out.failure().contains(words), "{words}: {}", out.stderr);
+    }
+    assert_eq!(status(&ms, &id("keep")), "ACTIVE");
+    assert!(!d.join("root/revoked.json").exists());
+    let msg = ms.jitr(d, &["device", "revoke", "--ca", "root", "a"]);
+    assert!(
+        msg.failure().contains("a device name needs --out OUTDIR"),
+        "{}",
+        msg.stderr
+    );
+
+    // By name, by id, by file (with --delete-thing).
+    let b_id = id("b");
+    let out = ms.jitr(
+        d,
+        &[
+            "--json", "device", "revoke", "--ca", "root", "--out", "dev", "a", &b_id,
+        ],
+    );
+    let report = out.json();
+    assert_eq!(out.code, Some(0), "{report} {}", out.stderr);
+    assert_eq!(report[0]["outcome"], "revoked", "{report}");
+    assert_eq!(report[1]["outcome"], "revoked", "{report}");
+    assert_eq!(
+        report[0]["changes"],
+        json!(["REVOKED", "policy p detached", "thing a detached"])
+    );
+    let out = ms.jitr(
+        d,
+        &[
+            "--json",
+            "device",
+            "revoke",
+            "--ca",
+            "root",
+            "dev/c/device-and-ca.crt",
+            "--delete-thing",
+        ],
+    );
+    let report = out.json();
+    assert_eq!(report[0]["outcome"], "revoked", "{report} {}", out.stderr);
+    assert_eq!(report[0]["changes"][3], "thing c deleted", "{report}");
+    for n in ["a", "b", "c"] {
+        assert_eq!(status(&ms, &id(n)), "REVOKED", "{n}");
+        assert_eq!(policies(&ms, &id(n)), 0, "{n}");
+    }
+    assert_eq!(principals(&ms, "a"), Some(0), "thing a kept, empty");
+    assert_eq!(principals(&ms, "b"), Some(0));
+    assert_eq!(principals(&ms, "c"), None, "thing c deleted");
+    assert_eq!(status(&ms, &id("keep")), "ACTIVE");
+    assert_eq!(principals(&ms, "keep"), Some(1));
+
+    // Again: already revoked, nothing changed; --delete-thing later still
+    // finds the emptied thing by the certificate's CN.
+    let out = ms.jitr(
+        d,
+        &[
+            "--json", "device", "revoke", "--ca", "root", "--out", "dev", "a", &b_id, "c",
+        ],
+    );
+    let report = out.json();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    for i in 0..3 {
+        assert_eq!(report[i]["outcome"], "already revoked", "{report}");
+        assert_eq!(report[i]["changes"], json!([]), "{report}");
+    }
+    let out = ms.jitr(
+        d,
+        &[
+            "--json",
+            "device",
+            "revoke",
+            "--ca",
+            "root",
+            "--out",
+            "dev",
+            "a",
+            "--delete-thing",
+        ],
+    );
+    assert_eq!(
+        out.json()[0]["changes"],
+        json!(["thing a deleted"]),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(principals(&ms, "a"), None);
+
+    // A certificate AWS IoT never saw is registered REVOKED: it can never come in.
+    issue_device(d, "root", "dev", "never");
+    let out = ms.jitr(
+        d,
+        &[
+            "--json", "device", "revoke", "--ca", "root", "--out", "dev", "never",
+        ],
+    );
+    assert_eq!(
+        out.json()[0]["outcome"],
+        "registered as revoked",
+        "{} {}",
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(status(&ms, &id("never")), "REVOKED");
+
+    // The records: the CA's list (for the CRL) and the manifest.
+    let rows = manifest(&d.join("dev"));
+    for r in &rows {
+        let revoked = ["a", "b", "c", "never"].contains(&r["name"].as_str());
+        assert_eq!(!r["revoked_at"].is_empty(), revoked, "{r:?}");
+    }
+    let list: serde_json::Value = serde_json::from_str(&read(d, "root/revoked.json")).unwrap();
+    assert_eq!(list["revoked"].as_array().unwrap().len(), 4, "{list}");
+
+    // The CRL: signed by the CA, listing exactly those serials.
+    let out = jitr(d, &["--json", "ca", "crl", "root", "--days", "7"]);
+    assert_eq!(out.json()["revoked"], 4, "{}", out.stderr);
+    let verified = openssl(
+        d,
+        &[
+            "crl",
+            "-in",
+            "root/crl.pem",
+            "-CAfile",
+            "root/ca.crt",
+            "-noout",
+        ],
+    );
+    assert!(
+        verified.ok() && verified.stderr.contains("verify OK"),
+        "{verified:?}"
+    );
+    let text = openssl(d, &["crl", "-in", "root/crl.pem", "-noout", "-text"])
+        .success()
+        .to_lowercase();
+    for n in ["a", "b", "c", "never"] {
+        assert!(
+            text.contains(&serial(d, &format!("dev/{n}/device.crt"))),
+            "{n}: {text}"
+        );
+    }
+    assert!(!text.contains(&serial(d, "dev/keep/device.crt")));
+    let verify = |cert: &str| {
+        openssl(
+            d,
+            &[
+                "verify",
+                "-crl_check",
+                "-CAfile",
+                "root/ca.crt",
+                "-CRLfile",
+                "root/crl.pem",
+                cert,
+            ],
+        )
+    };
+    let refused = verify("dev/a/device.crt");
+    assert!(
+        !refused.ok() && refused.stdout.contains("certificate revoked")
+            || refused.stderr.contains("certificate revoked"),
+        "{refused:?}"
+    );
+    verify("dev/keep/device.crt").success();
+    // Another CA's CRL does not verify under root.
+    jitr(d, &["ca", "crl", "other", "--out", "other.crl"]).success();
+    assert!(!openssl(
+        d,
+        &[
+            "crl",
+            "-in",
+            "other.crl",
+            "-CAfile",
+            "root/ca.crt",
+            "-noout"
+        ]
+    )
+    .ok());
+}
+
+#[test]
+fn fleet_status_counts_what_the_test_made() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ms = Ministack::start_iot();
+    jitr(d, &["ca", "create", "root"]).success();
+    let ca_id = ms.jitr(d, &["--json", "ca", "register", "root"]).json()["certificate_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    provisioned(&ms, d, &["ok-1", "ok-2", "gone"]);
+    // One expiring soon, ACTIVE; one INACTIVE; one revoked (thing left empty).
+    jitr(
+        d,
+        &[
+            "device", "issue", "--ca", "root", "--out", "dev", "--name", "soon", "--days", "10",
+        ],
+    )
+    .success();
+    ms.jitr(
+        d,
+        &[
+            "device",
+            "register",
+            "dev/soon/device.crt",
+            "--ca",
+            "root",
+            "--activate",
+        ],
+    )
+    .success();
+    issue_device(d, "root", "dev", "off");
+    ms.jitr(
+        d,
+        &["device", "register", "dev/off/device.crt", "--ca", "root"],
+    )
+    .success();
+    ms.jitr(
+        d,
+        &["device", "revoke", "--ca", "root", "--out", "dev", "gone"],
+    )
+    .success();
+    // One PENDING_ACTIVATION: connected through JITR, no function to provision it.
+    issue_device(d, "root", "dev", "pending");
+    ms.boto3(
+        "iot",
+        "update_ca_certificate",
+        json!({"certificateId": ca_id, "newAutoRegistrationStatus": "ENABLE"}),
+    );
+    let server_ca = d.join("server-ca.pem");
+    ms.write_server_ca(&server_ca);
+    let endpoint = format!("127.0.0.1:{}", ms.mqtt_port.unwrap());
+    ms.jitr(
+        d,
+        &[
+            "connect",
+            "dev/pending",
+            "--endpoint",
+            &endpoint,
+            "--ca-file",
+            server_ca.to_str().unwrap(),
+            "--timeout",
+            "3",
+        ],
+    );
+    let pending_id = certificate_id(d, "dev/pending/device.crt");
+    assert_eq!(
+        status(&ms, &pending_id),
+        "PENDING_ACTIVATION",
+        "{}",
+        ms.log()
+    );
+
+    let out = ms.jitr(
+        d,
+        &[
+            "--json",
+            "fleet",
+            "status",
+            "--ca",
+            "root",
+            "--pending-older-than",
+            "0",
+            "--rate",
+            "10",
+        ],
+    );
+    let s = out.json();
+    assert_eq!(out.code, Some(0), "{s} {}", out.stderr);
+    assert_eq!(s["ca_certificate_id"], ca_id.as_str());
+    assert_eq!(s["certificates"], 6, "{s}");
+    assert_eq!(
+        s["by_status"],
+        json!({"ACTIVE": 3, "INACTIVE": 1, "REVOKED": 1, "PENDING_ACTIVATION": 1}),
+        "{s}"
+    );
+    let things = |key: &str| -> Vec<String> {
+        s[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["thing"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(things("expiring"), ["soon"], "{s}");
+    assert_eq!(
+        s["expiring"][0]["fix"],
+        "jitr device rotate --ca root --out OUTDIR --name soon"
+    );
+    assert_eq!(things("pending"), ["pending"], "{s}");
+    assert_eq!(s["pending"][0]["fix"], "jitr reconcile --ca root");
+    assert_eq!(things("things_without_certificates"), ["gone"], "{s}");
+    // The text names the same, and a longer window finds nothing more.
+    let text = ms
+        .jitr(d, &["fleet", "status", "--ca", &ca_id])
+        .success()
+        .to_string();
+    assert!(
+        text.contains("6 certificate(s): 3 ACTIVE, 1 INACTIVE, 1 PENDING_ACTIVATION, 1 REVOKED"),
+        "{text}"
+    );
+    assert!(text.contains("pending longer than 10 minutes: 0"), "{text}");
+    let bad = ms.jitr(d, &["fleet", "status", "--ca", "nope"]);
+    assert!(
+        bad.failure().contains("nope: is neither a CA directory"),
+        "{}",
+        bad.stderr
+    );
+}
