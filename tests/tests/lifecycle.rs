@@ -355,10 +355,7 @@ fn revoke_by_name_id_and_file_then_the_crl_lists_them() {
             vec!["keep", "elsewhere/x/device.crt"],
             "was not issued by the CA in root",
         ),
-        (
-            vec!["keep", &zeros],
-            "no such certificate in AWS IoT",
-        ),
+        (vec!["keep", &zeros], "no such certificate in AWS IoT"),
         (vec!["keep", "root/ca.crt"], "is a CA certificate"),
     ];
     for (items, words) in bad {
@@ -596,7 +593,7 @@ fn fleet_status_counts_what_the_test_made() {
     let server_ca = d.join("server-ca.pem");
     ms.write_server_ca(&server_ca);
     let endpoint = format!("127.0.0.1:{}", ms.mqtt_port.unwrap());
-    ms.jitr(
+    let connected = ms.jitr(
         d,
         &[
             "connect",
@@ -606,14 +603,14 @@ fn fleet_status_counts_what_the_test_made() {
             "--ca-file",
             server_ca.to_str().unwrap(),
             "--timeout",
-            "3",
+            "10",
         ],
     );
     let pending_id = certificate_id(d, "dev/pending/device.crt");
     assert_eq!(
         status(&ms, &pending_id),
         "PENDING_ACTIVATION",
-        "{}",
+        "{connected:?}\n{}",
         ms.log()
     );
 
