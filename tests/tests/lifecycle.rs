@@ -275,7 +275,7 @@ fn provisioned(ms: &Ministack, d: &Path, names: &[&str]) {
     ms.boto3(
         "iot",
         "create_policy",
-        json!({"policyName": "p", "policyDocument": r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#}),
+        json!({"policyName": "p", "policyDocument": r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iot:Connect","iot:Publish"],"Resource":"*"}]}"#}),
     );
     for name in names {
         issue_device(d, "root", "dev", name);
@@ -669,4 +669,192 @@ fn fleet_status_counts_what_the_test_made() {
         "{}",
         bad.stderr
     );
+}
+
+#[test]
+fn a_rotated_device_connects_with_its_successor_and_its_revoked_predecessor_cannot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ms = Ministack::start_iot();
+    jitr(d, &["ca", "create", "root"]).success();
+    ms.jitr(d, &["ca", "register", "root", "--no-auto-registration"])
+        .success();
+    provisioned(&ms, d, &["r"]);
+    let server_ca = d.join("server-ca.pem");
+    ms.write_server_ca(&server_ca);
+    let endpoint = format!("127.0.0.1:{}", ms.mqtt_port.unwrap());
+    let connect = |args: &[&str]| {
+        let mut all = vec!["--json", "connect"];
+        all.extend(args);
+        all.extend([
+            "--endpoint",
+            &endpoint,
+            "--ca-file",
+            server_ca.to_str().unwrap(),
+        ]);
+        all.extend(["--timeout", "10"]);
+        ms.jitr(d, &all)
+    };
+    let out = connect(&["dev/r"]);
+    assert_eq!(out.code, Some(0), "{} {}", out.stdout, out.stderr);
+    let old_id = certificate_id(d, "dev/r/device.crt");
+
+    jitr(
+        d,
+        &[
+            "device", "rotate", "--ca", "root", "--out", "dev", "--name", "r",
+        ],
+    )
+    .success();
+    let new_id = certificate_id(d, "dev/r/device.crt");
+    // AWS IoT learns of the successor (here registered as the function would
+    // leave it: ACTIVE, on the same thing, with the device policy).
+    ms.jitr(
+        d,
+        &[
+            "device",
+            "register",
+            "dev/r/device.crt",
+            "--ca",
+            "root",
+            "--activate",
+        ],
+    )
+    .success();
+    let arn = cert_arn(&new_id);
+    ms.boto3(
+        "iot",
+        "attach_thing_principal",
+        json!({"thingName": "r", "principal": arn}),
+    );
+    ms.boto3(
+        "iot",
+        "attach_policy",
+        json!({"policyName": "p", "target": arn}),
+    );
+    let out = connect(&["dev/r", "--message", "from the successor"]);
+    assert_eq!(out.code, Some(0), "{} {}", out.stdout, out.stderr);
+
+    // Revoking the predecessor keeps the thing: its successor is attached.
+    let out = ms.jitr(
+        d,
+        &[
+            "--json",
+            "device",
+            "revoke",
+            "--ca",
+            "root",
+            "dev/r/previous/device.crt",
+            "--delete-thing",
+        ],
+    );
+    let report = out.json();
+    assert_eq!(report[0]["outcome"], "revoked", "{report} {}", out.stderr);
+    assert_eq!(report[0]["certificate_id"], old_id.as_str());
+    assert_eq!(
+        report[0]["kept_things"],
+        json!(["thing r: 1 other principal(s) attached"])
+    );
+    assert_eq!(principals(&ms, "r"), Some(1));
+    let refused = connect(&[
+        "--cert",
+        "dev/r/previous/device-and-ca.crt",
+        "--key",
+        "dev/r/previous/device.key",
+        "--client-id",
+        "r",
+    ]);
+    assert_ne!(
+        refused.code,
+        Some(0),
+        "{} {}",
+        refused.stdout,
+        refused.stderr
+    );
+    let out = connect(&["dev/r", "--message", "still in"]);
+    assert_eq!(out.code, Some(0), "{} {}", out.stdout, out.stderr);
+}
+
+#[test]
+fn concurrent_rotations_take_turns_and_leave_whole_devices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    jitr(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "dev",
+            "--count",
+            "20",
+            "--name-template",
+            "d-{n:02}",
+        ],
+    )
+    .success();
+    let spawn = || {
+        std::process::Command::new(jitr_tests::bin("jitr"))
+            .args([
+                "--json", "device", "rotate", "--ca", "root", "--out", "dev", "--all", "--force",
+            ])
+            .current_dir(d)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let runs: Vec<_> = (0..3).map(|_| spawn()).collect();
+    let mut chains: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for run in runs {
+        let out = run.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for r in report["rotated"].as_array().unwrap() {
+            chains
+                .entry(r["name"].as_str().unwrap().to_string())
+                .or_default()
+                .push((
+                    r["previous_certificate_id"].as_str().unwrap().to_string(),
+                    r["certificate_id"].as_str().unwrap().to_string(),
+                ));
+        }
+    }
+    let rows = manifest(&d.join("dev"));
+    assert_eq!(rows.len(), 40, "a current and a previous row per device");
+    for i in 1..=20 {
+        let name = format!("d-{i:02}");
+        // Three rotations, one after another: each run's predecessor is the
+        // successor of the run before it.
+        let steps = &chains[&name];
+        assert_eq!(steps.len(), 3, "{name}: {steps:?}");
+        let current = certificate_id(d, &format!("dev/{name}/device.crt"));
+        let previous = certificate_id(d, &format!("dev/{name}/previous/device.crt"));
+        assert!(
+            steps.iter().any(|(p, n)| *p == previous && *n == current),
+            "{name}: {steps:?}"
+        );
+        let linked = steps
+            .iter()
+            .filter(|(p, _)| steps.iter().any(|(_, n)| n == p))
+            .count();
+        assert_eq!(linked, 2, "{name}: a chain of three rotations {steps:?}");
+        assert_eq!(mode(&d.join(format!("dev/{name}/device.key"))), 0o600);
+        assert_eq!(
+            mode(&d.join(format!("dev/{name}/previous/device.key"))),
+            0o600
+        );
+    }
+    let hidden: Vec<String> = jitr_tests::list_dir(&d.join("dev"))
+        .into_iter()
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
 }
