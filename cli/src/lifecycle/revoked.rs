@@ -99,7 +99,13 @@ mod tests {
     #[test]
     fn merging_keeps_the_first_revocation_of_each_certificate() {
         // (already listed, new, expected ids and times, added)
-        let cases: [(Vec<Revoked>, Vec<Revoked>, Vec<(&str, &str)>, usize); 4] = [
+        type Case = (
+            Vec<Revoked>,
+            Vec<Revoked>,
+            Vec<(&'static str, &'static str)>,
+            usize,
+        );
+        let cases: [Case; 4] = [
             (vec![], vec![r("a", "t1")], vec![("a", "t1")], 1),
             (vec![r("a", "t1")], vec![r("a", "t2")], vec![("a", "t1")], 0),
             (

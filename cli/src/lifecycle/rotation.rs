@@ -132,7 +132,8 @@ mod tests {
             d("x", false, false),
         ];
         // (selection, force, rotated, left to another CA, or the error's words)
-        let cases: [(Selection, bool, Result<(&[&str], &[&str]), &str>); 8] = [
+        type Expected = Result<(&'static [&'static str], &'static [&'static str]), &'static str>;
+        let cases: [(Selection, bool, Expected); 8] = [
             (names(&["a"]), false, Ok((&["a"], &[]))),
             (names(&["b"]), false, Err("pass --force to drop that one")),
             (names(&["b"]), true, Ok((&["b"], &[]))),
