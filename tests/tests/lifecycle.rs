@@ -858,3 +858,92 @@ fn concurrent_rotations_take_turns_and_leave_whole_devices() {
         .collect();
     assert!(hidden.is_empty(), "{hidden:?}");
 }
+
+#[test]
+fn a_rotation_killed_at_any_point_leaves_each_device_all_old_or_all_new() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    jitr(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "dev",
+            "--count",
+            "200",
+            "--name-template",
+            "k{n:03}",
+        ],
+    )
+    .success();
+    let name = |i: u32| format!("k{i:03}");
+    let original: Vec<String> = (1..=200)
+        .map(|i| certificate_id(d, &format!("dev/{}/device.crt", name(i))))
+        .collect();
+    // RSA-3072 keys: slow enough that the run is killed midway.
+    let mut run = std::process::Command::new(jitr_tests::bin("jitr"))
+        .args([
+            "device", "rotate", "--ca", "root", "--out", "dev", "--all", "--key", "rsa-3072",
+        ])
+        .current_dir(d)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while !d.join("dev/k002/previous").exists() {
+        assert!(run.try_wait().unwrap().is_none(), "the run ended too soon");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    run.kill().unwrap(); // SIGKILL
+    run.wait().unwrap();
+
+    let mut rotated = 0;
+    for i in 1..=200 {
+        let n = name(i);
+        let current = certificate_id(d, &format!("dev/{n}/device.crt"));
+        if d.join(format!("dev/{n}/previous")).exists() {
+            rotated += 1;
+            let previous = certificate_id(d, &format!("dev/{n}/previous/device.crt"));
+            assert_eq!(previous, original[i as usize - 1], "{n}");
+            assert_ne!(current, previous, "{n}");
+            // The new key is the new certificate's.
+            let key = |args: &[&str]| openssl(d, args).success().to_string();
+            assert_eq!(
+                key(&[
+                    "x509",
+                    "-in",
+                    &format!("dev/{n}/device.crt"),
+                    "-noout",
+                    "-pubkey"
+                ]),
+                key(&["pkey", "-in", &format!("dev/{n}/device.key"), "-pubout"]),
+                "{n}"
+            );
+        } else {
+            assert_eq!(current, original[i as usize - 1], "{n} untouched");
+        }
+    }
+    assert!(
+        (2..200).contains(&rotated),
+        "killed midway: {rotated} rotated"
+    );
+    // The next run cleans up after the killed one and records the disk.
+    jitr(
+        d,
+        &[
+            "device", "rotate", "--ca", "root", "--out", "dev", "--name", "k200",
+        ],
+    )
+    .success();
+    let hidden: Vec<String> = jitr_tests::list_dir(&d.join("dev"))
+        .into_iter()
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
+    let rows = manifest(&d.join("dev"));
+    assert_eq!(rows.len(), 200 + rotated + 1, "{rotated}");
+}
