@@ -947,3 +947,138 @@ fn a_rotation_killed_at_any_point_leaves_each_device_all_old_or_all_new() {
     let rows = manifest(&d.join("dev"));
     assert_eq!(rows.len(), 200 + rotated + 1, "{rotated}");
 }
+
+/// Writes `CA/revoked.json` listing `cert`, as `jitr device revoke` would.
+fn list_as_revoked(d: &Path, ca: &str, cert: &str) {
+    let pem = std::fs::read(d.join(cert)).unwrap();
+    let facts = jitr_core::CertFacts::from_pem(&pem).unwrap();
+    let list = json!({"revoked": [{
+        "certificate_id": facts.certificate_id,
+        "serial": facts.serial_hex,
+        "name": "x",
+        "revoked_at": "2026-01-02T03:04:05Z",
+    }]});
+    std::fs::write(d.join(ca).join("revoked.json"), list.to_string()).unwrap();
+}
+
+/// The CRL of `ca` verifies under its certificate and refuses `revoked`.
+fn crl_refuses(d: &Path, ca: &str, revoked: &str, good: &str) {
+    let crl = format!("{ca}/crl.pem");
+    let cafile = format!("{ca}/ca.crt");
+    let verified = openssl(d, &["crl", "-in", &crl, "-CAfile", &cafile, "-noout"]);
+    assert!(
+        verified.ok() && verified.stderr.contains("verify OK"),
+        "{verified:?}"
+    );
+    let verify = |cert: &str| {
+        openssl(
+            d,
+            &[
+                "verify",
+                "-crl_check",
+                "-CAfile",
+                &cafile,
+                "-CRLfile",
+                &crl,
+                cert,
+            ],
+        )
+    };
+    let refused = verify(revoked);
+    assert!(
+        !refused.ok()
+            && format!("{}{}", refused.stdout, refused.stderr).contains("certificate revoked"),
+        "{refused:?}"
+    );
+    verify(good).success();
+}
+
+#[test]
+fn the_crl_is_signed_through_the_cas_key_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // An encrypted file store: the passphrase from a file.
+    std::fs::write(d.join("pw"), "correct horse battery staple\n").unwrap();
+    std::fs::write(d.join("wrong"), "wrong\n").unwrap();
+    jitr(
+        d,
+        &[
+            "ca",
+            "create",
+            "enc",
+            "--key",
+            "rsa-2048",
+            "--encrypt",
+            "--password-file",
+            "pw",
+        ],
+    )
+    .success();
+    for n in ["e1", "e2"] {
+        jitr(
+            d,
+            &[
+                "device",
+                "issue",
+                "--ca",
+                "enc",
+                "--out",
+                "dev",
+                "--name",
+                n,
+                "--password-file",
+                "pw",
+            ],
+        )
+        .success();
+    }
+    list_as_revoked(d, "enc", "dev/e1/device.crt");
+    let err = jitr(d, &["ca", "crl", "enc", "--password-file", "wrong"]);
+    err.failure();
+    assert!(
+        !d.join("enc/crl.pem").exists(),
+        "nothing written with a wrong passphrase"
+    );
+    jitr(d, &["ca", "crl", "enc", "--password-file", "pw"]).success();
+    crl_refuses(d, "enc", "dev/e1/device.crt", "dev/e2/device.crt");
+
+    // A KMS key on the emulator.
+    let ms = Ministack::start();
+    ms.jitr(
+        d,
+        &[
+            "ca",
+            "create",
+            "kms",
+            "--key-store",
+            "kms",
+            "--subject",
+            "CN=KMS Root",
+        ],
+    )
+    .success();
+    for n in ["k1", "k2"] {
+        ms.jitr(
+            d,
+            &[
+                "device", "issue", "--ca", "kms", "--out", "dev", "--name", n,
+            ],
+        )
+        .success();
+    }
+    list_as_revoked(d, "kms", "dev/k1/device.crt");
+    let report = ms
+        .jitr(d, &["--json", "ca", "crl", "kms", "--days", "1"])
+        .json();
+    assert_eq!(report["revoked"], 1, "{report}");
+    crl_refuses(d, "kms", "dev/k1/device.crt", "dev/k2/device.crt");
+    // A revocation list jitr did not write is named.
+    std::fs::write(d.join("kms/revoked.json"), "{}").unwrap();
+    let err = ms.jitr(d, &["ca", "crl", "kms"]);
+    assert!(
+        err.failure()
+            .contains("kms/revoked.json: not a revocation list"),
+        "{}",
+        err.stderr
+    );
+}
