@@ -84,7 +84,7 @@ impl Row {
 }
 
 /// Rewrites the manifest of `out` atomically from the device directories
-/// on disk; returns the number of rows written. Callers hold the lock on
+/// on disk; returns the number of devices (rows of current certificates). Callers hold the lock on
 /// `out`, so concurrent runs write it one after the other.
 pub fn update(out: &Path) -> Result<usize, CliError> {
     let path = out.join(FILE);
@@ -136,7 +136,7 @@ pub fn update(out: &Path) -> Result<usize, CliError> {
         .into_inner()
         .map_err(|e| CliError::write(&path, std::io::Error::other(e.to_string())))?;
     files::write_all(&[NewFile::public(path, bytes)], true)?;
-    Ok(rows.len())
+    Ok(rows.iter().filter(|r| r.role == Role::Current).count())
 }
 
 /// Reads a manifest; an unreadable one is treated as empty (it is rebuilt from disk).
