@@ -234,6 +234,15 @@ fn rotation_keeps_one_predecessor_and_the_successor_verifies() {
         msg.stderr
     );
     assert_eq!(read(d, "dev/manifest.csv"), before);
+    // Issuing counts devices, not their predecessors' rows.
+    let report = jitr(
+        d,
+        &[
+            "--json", "device", "issue", "--ca", "int", "--out", "dev", "--name", "robot-3",
+        ],
+    )
+    .json();
+    assert_eq!(report["manifest_rows"], 3, "{report}");
 }
 
 #[test]
