@@ -113,6 +113,12 @@ pub enum Command {
   jitr doctor devices/robot-0001 --ca issuing-ca --stack jitr
   jitr doctor --cert device-and-ca.crt --key device.key --json")]
     Doctor(DoctorArgs),
+    /// A CA's device certificates in AWS IoT: what needs rotating or reconciling.
+    #[command(subcommand)]
+    #[command(after_help = "Examples:
+  jitr fleet status --ca my-ca --expiring-within 60
+  jitr fleet status --ca 3f1c...e9 --json")]
+    Fleet(FleetCommand),
     /// Print a shell completion script on stdout.
     #[command(after_help = "Examples:
   jitr completions bash > ~/.local/share/bash-completion/completions/jitr
@@ -285,6 +291,11 @@ pub enum CaCommand {
   jitr ca auto-registration enable my-ca
   jitr ca auto-registration disable 3f1c...e9")]
     AutoRegistration(AutoRegistrationArgs),
+    /// Write a CRL signed by the CA, listing the certificates `jitr device revoke` revoked.
+    #[command(after_help = "Examples:
+  jitr ca crl my-ca
+  jitr ca crl my-ca --out /srv/pki/my-ca.crl.pem --days 7")]
+    Crl(CaCrlArgs),
     /// Deactivate and delete a registered CA (device certificates are unaffected).
     #[command(after_help = "Examples:
   jitr ca deregister my-ca")]
@@ -475,6 +486,113 @@ pub enum DeviceCommand {
   jitr device register devices/*/device.crt --ca my-ca --activate
   jitr device register robot-1.crt --without-ca")]
     Register(DeviceRegisterArgs),
+    /// Give devices a successor certificate (same subject, new key or a CSR's);
+    /// the predecessor moves to NAME/previous/.
+    #[command(after_help = "Examples:
+  jitr device rotate --ca my-ca --out devices --name robot-1
+  jitr device rotate --ca my-ca --out devices --all --days 365
+  jitr device rotate --ca my-ca --out devices --name robot-7 --csr robot-7.csr")]
+    Rotate(Box<DeviceRotateArgs>),
+    /// Revoke device certificates in AWS IoT: REVOKED, policies and things
+    /// detached; recorded for `jitr ca crl`.
+    #[command(after_help = "Examples:
+  jitr device revoke robot-1 --ca my-ca --out devices
+  jitr device revoke devices/robot-2/device.crt 3f1c...e9 --ca my-ca --delete-thing")]
+    Revoke(DeviceRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["name", "names", "all"]))]
+pub struct DeviceRotateArgs {
+    /// The CA directory that signs the successors (and issued the devices).
+    #[arg(long, value_name = "DIR")]
+    pub ca: PathBuf,
+    /// The output directory of `jitr device issue` that holds the devices.
+    #[arg(long, value_name = "OUTDIR")]
+    pub out: PathBuf,
+    /// One device.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Devices, one name per line (or CSV with a `name` column).
+    #[arg(long, value_name = "FILE")]
+    pub names: Option<PathBuf>,
+    /// Every device in OUTDIR issued by the CA.
+    #[arg(long)]
+    pub all: bool,
+    /// Sign this device-generated CSR as the successor (with --name); no key is written.
+    #[arg(long, value_name = "FILE", requires = "name")]
+    pub csr: Option<PathBuf>,
+    /// Key type of the new keys (default: the predecessor's).
+    #[arg(long, value_enum, conflicts_with = "csr")]
+    pub key: Option<KeyAlg>,
+    /// Validity in days (never beyond the CA's own expiry).
+    #[arg(long, default_value_t = 3650, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub days: u32,
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
+    /// Rotate a device that still holds a predecessor in previous/ (that one is dropped).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeviceRevokeArgs {
+    /// Device names (in --out), certificate ids (64 hex digits) or certificate files.
+    #[arg(required = true, value_name = "NAME|CERT_ID|CERT_FILE")]
+    pub items: Vec<String>,
+    /// The CA directory that issued them: certificates of other CAs are refused,
+    /// and the revocations are recorded in DIR/revoked.json for `jitr ca crl`.
+    #[arg(long, value_name = "DIR")]
+    pub ca: PathBuf,
+    /// The output directory the devices are in (NAME items; the manifest records the revocation).
+    #[arg(long, value_name = "OUTDIR")]
+    pub out: Option<PathBuf>,
+    /// Delete each certificate's thing once it has no principal left.
+    #[arg(long)]
+    pub delete_thing: bool,
+    /// Certificates revoked per second (UpdateCertificate allows 10/s per account).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub rate: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Per CA: certificates by status, things without certificates, certificates
+    /// expiring soon, pending ones stranded, each with the command that fixes it.
+    #[command(after_help = "Examples:
+  jitr fleet status --ca my-ca
+  jitr fleet status --ca my-ca --expiring-within 90 --pending-older-than 30 --json")]
+    Status(FleetStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FleetStatusArgs {
+    /// The CA: a CA directory or its certificate id.
+    #[arg(long, value_name = "DIR|ID")]
+    pub ca: String,
+    /// Report ACTIVE certificates that expire within this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub expiring_within: u32,
+    /// Report PENDING_ACTIVATION certificates older than this (events lost).
+    #[arg(long, value_name = "MINUTES", default_value_t = 10)]
+    pub pending_older_than: u32,
+    /// DescribeCertificate calls per second (AWS allows 10/s per account).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub rate: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct CaCrlArgs {
+    /// The CA directory (its key signs the CRL; its revoked.json lists the serials).
+    pub dir: PathBuf,
+    /// Where to write the CRL (PEM; default: DIR/crl.pem). Replaced if it exists.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Days until nextUpdate: relying parties fetch a new CRL by then.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub days: u32,
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
 }
 
 #[derive(Debug, Args)]

@@ -8,12 +8,13 @@ pub mod doctor;
 pub mod error;
 pub mod files;
 pub mod issue;
+pub mod lifecycle;
 pub mod lint;
 pub mod mqtt;
 pub mod pki;
 pub mod report;
 
-use args::{CaCommand, Cli, Command, DeviceCommand};
+use args::{CaCommand, Cli, Command, DeviceCommand, FleetCommand};
 pub use error::CliError;
 
 /// Runs one parsed command line; printing is done here, exit codes by the caller.
@@ -34,11 +35,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Ca(CaCommand::AutoRegistration(a)) => {
             commands::ca_aws::auto_registration(&a, g, &out)
         }
+        Command::Ca(CaCommand::Crl(a)) => commands::crl::crl(&a, g, &out),
         Command::Ca(CaCommand::Deregister(t)) => commands::ca_aws::deregister(&t, g, &out),
         Command::Device(DeviceCommand::Issue(a)) => commands::device::issue(&a, g, &out),
         Command::Device(DeviceCommand::Register(a)) => {
             commands::device_register::register(&a, g, &out)
         }
+        Command::Device(DeviceCommand::Rotate(a)) => commands::rotate::rotate(&a, g, &out),
+        Command::Device(DeviceCommand::Revoke(a)) => commands::revoke::revoke(&a, g, &out),
+        Command::Fleet(FleetCommand::Status(a)) => commands::fleet::status(&a, g, &out),
         Command::Check(a) => commands::check::check(&a, &out),
         Command::Endpoint => commands::endpoint::endpoint(g, &out),
         Command::Connect(a) => commands::connect::connect(&a, g, &out),

@@ -18,6 +18,7 @@ pub struct Cloud {
 }
 
 pub mod deployment;
+pub mod lifecycle;
 
 impl Cloud {
     /// Resolves region and credentials (one clear sentence if either is

@@ -16,6 +16,31 @@ struct FileReport {
     certificate_id: String,
     pass: bool,
     rules: Vec<RuleResult>,
+    /// Not failures: e.g. the certificate expires within 30 days.
+    warnings: Vec<String>,
+}
+
+/// Days before expiry from which `jitr check` warns (time to rotate).
+const EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// The warning for a certificate valid until `not_after` (unix seconds) at
+/// `now`: within [`EXPIRY_WARNING_DAYS`] of expiry, not yet expired (that is
+/// the validity rule's failure).
+fn expiry_warning(not_after: i64, now: i64, device: bool) -> Option<String> {
+    let left = not_after - now;
+    if left <= 0 || left > EXPIRY_WARNING_DAYS * 86_400 {
+        return None;
+    }
+    let fix = if device {
+        "; rotate it: jitr device rotate --ca DIR --out OUTDIR --name NAME"
+    } else {
+        ""
+    };
+    Some(format!(
+        "expires {} (in {} days, within {EXPIRY_WARNING_DAYS}){fix}",
+        jitr_core::facts::rfc3339(not_after),
+        left / 86_400
+    ))
 }
 
 /// Lints every file; prints a pass/fail line per rule; fails if any rule failed.
@@ -39,6 +64,9 @@ pub fn check(a: &CheckArgs, out: &Output) -> Result<(), CliError> {
             certificate_id: facts.certificate_id.clone(),
             pass: rules.iter().all(|r| r.pass),
             rules,
+            warnings: expiry_warning(facts.not_after, now, !facts.is_ca())
+                .into_iter()
+                .collect(),
         });
     }
     let failures: usize = reports
@@ -57,6 +85,9 @@ pub fn check(a: &CheckArgs, out: &Output) -> Result<(), CliError> {
                     rule.rule,
                     rule.detail
                 );
+            }
+            for w in &r.warnings {
+                text += &format!("  WARN {:<18} {w}\n", "expiry");
             }
         }
         text
@@ -80,4 +111,28 @@ fn ca_anchors(dir: &std::path::Path) -> Result<Vec<Vec<u8>>, CliError> {
         anchors.extend(rest.into_iter().skip(1));
     }
     Ok(anchors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warns_within_thirty_days_of_expiry() {
+        const DAY: i64 = 86_400;
+        let now = 1_000 * DAY;
+        // (days left, warned)
+        for (left, warned) in [(-1, false), (0, false), (1, true), (30, true), (31, false)] {
+            let got = expiry_warning(now + left * DAY, now, true);
+            assert_eq!(got.is_some(), warned, "{left}: {got:?}");
+        }
+        let w = expiry_warning(now + 10 * DAY, now, true).unwrap();
+        assert!(
+            w.contains("in 10 days") && w.contains("jitr device rotate"),
+            "{w}"
+        );
+        assert!(!expiry_warning(now + DAY, now, false)
+            .unwrap()
+            .contains("rotate"));
+    }
 }

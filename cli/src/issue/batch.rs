@@ -198,20 +198,14 @@ impl Batch<'_> {
         }
         let placed = staging.place(&spec.name, &contents, self.force)?;
 
-        let rel = |file: &str| format!("{}/{file}", spec.name);
-        let row = Row {
-            name: spec.name.clone(),
-            certificate_id: facts.certificate_id,
-            serial: facts.serial_hex,
-            not_after: jitr_core::facts::rfc3339(facts.not_after),
-            key_path: if key_pem.is_some() {
-                rel(f.key)
-            } else {
-                String::new()
-            },
-            cert_path: rel(f.cert),
-            bundle_path: rel(f.bundle),
-        };
+        let row = Row::new(
+            &spec.name,
+            &spec.name,
+            &facts,
+            f,
+            key_pem.is_some(),
+            manifest::Role::Current,
+        );
         Ok((placed, row))
     }
 }

@@ -2,6 +2,8 @@
 //! rebuilt after every run from the disk alone (each row read from the
 //! device's certificate), so it matches the disk even after a crash, a
 //! killed `--force` run or concurrent runs: the disk is the truth.
+//! A rotated device has two rows: its current certificate and its
+//! predecessor in `NAME/previous/`; revocations come from `OUTDIR/revoked.json`.
 
 use std::path::Path;
 
@@ -10,7 +12,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::CliError;
 use crate::files::{self, NewFile};
-use crate::issue::layout::Layout;
+use crate::issue::layout::{Files, Layout};
+use crate::lifecycle::revoked;
+
+/// The subdirectory of a device that holds its predecessor after `jitr device rotate`.
+pub const PREVIOUS_DIR: &str = "previous";
+
+/// Which of a device's certificates a row is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The files in `NAME/`: what the device is flashed with.
+    #[default]
+    Current,
+    /// The predecessor in `NAME/previous/`, kept while the device may still use it.
+    Previous,
+}
 
 pub const FILE: &str = "manifest.csv";
 
@@ -28,10 +45,46 @@ pub struct Row {
     pub key_path: String,
     pub cert_path: String,
     pub bundle_path: String,
+    /// current, or previous (the predecessor after a rotation).
+    #[serde(default)]
+    pub role: Role,
+    /// When it was revoked through `jitr device revoke` (RFC 3339); empty if not.
+    #[serde(default)]
+    pub revoked_at: String,
+}
+
+impl Row {
+    /// The one place a manifest row is built: device `name`, its files in
+    /// `rel_dir` (relative to OUTDIR), named by `files`, read as `facts`.
+    pub fn new(
+        name: &str,
+        rel_dir: &str,
+        facts: &jitr_core::CertFacts,
+        files: &Files,
+        has_key: bool,
+        role: Role,
+    ) -> Row {
+        let rel = |file: &str| format!("{rel_dir}/{file}");
+        Row {
+            name: name.to_string(),
+            certificate_id: facts.certificate_id.clone(),
+            serial: facts.serial_hex.clone(),
+            not_after: jitr_core::facts::rfc3339(facts.not_after),
+            key_path: if has_key {
+                rel(files.key)
+            } else {
+                String::new()
+            },
+            cert_path: rel(files.cert),
+            bundle_path: rel(files.bundle),
+            role,
+            revoked_at: String::new(),
+        }
+    }
 }
 
 /// Rewrites the manifest of `out` atomically from the device directories
-/// on disk; returns the number of rows written. Callers hold the lock on
+/// on disk; returns the number of devices (rows of current certificates). Callers hold the lock on
 /// `out`, so concurrent runs write it one after the other.
 pub fn update(out: &Path) -> Result<usize, CliError> {
     let path = out.join(FILE);
@@ -46,9 +99,18 @@ pub fn update(out: &Path) -> Result<usize, CliError> {
     }
     let mut rows: Vec<Row> = names
         .par_iter()
-        .filter_map(|name| row_from_disk(out, name))
+        .flat_map_iter(|name| {
+            let previous = format!("{name}/{PREVIOUS_DIR}");
+            let current = row_from_disk(out, name, name, Role::Current);
+            let before = current
+                .as_ref()
+                .and_then(|_| row_from_disk(out, name, &previous, Role::Previous));
+            current.into_iter().chain(before)
+        })
         .collect();
-    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    rows.sort_by(|a, b| (&a.name, a.role as u8).cmp(&(&b.name, b.role as u8)));
+    let revoked = revoked::read(&out.join(revoked::FILE))?;
+    mark_revoked(&mut rows, &revoked);
     let mut writer = csv::Writer::from_writer(Vec::new());
     for row in &rows {
         writer
@@ -65,6 +127,8 @@ pub fn update(out: &Path) -> Result<usize, CliError> {
                 "key_path",
                 "cert_path",
                 "bundle_path",
+                "role",
+                "revoked_at",
             ])
             .map_err(|e| CliError::write(&path, std::io::Error::other(e)))?;
     }
@@ -72,7 +136,7 @@ pub fn update(out: &Path) -> Result<usize, CliError> {
         .into_inner()
         .map_err(|e| CliError::write(&path, std::io::Error::other(e.to_string())))?;
     files::write_all(&[NewFile::public(path, bytes)], true)?;
-    Ok(rows.len())
+    Ok(rows.iter().filter(|r| r.role == Role::Current).count())
 }
 
 /// Reads a manifest; an unreadable one is treated as empty (it is rebuilt from disk).
@@ -83,27 +147,44 @@ pub fn read(path: &Path) -> Vec<Row> {
     }
 }
 
-/// The row of a device directory, read from its certificate (`None` when
-/// it holds no readable certificate: not a device).
-pub fn row_from_disk(out: &Path, name: &str) -> Option<Row> {
-    let dir = out.join(name);
+/// Fills `revoked_at` of the rows whose certificate `revoked` lists.
+fn mark_revoked(rows: &mut [Row], revoked: &[revoked::Revoked]) {
+    for row in rows {
+        if let Some(r) = revoked
+            .iter()
+            .find(|r| r.certificate_id == row.certificate_id)
+        {
+            row.revoked_at = r.revoked_at.clone();
+        }
+    }
+}
+
+/// The row of device `name` whose files are in `OUTDIR/rel_dir`, read from
+/// its certificate (`None` when it holds no readable certificate: not a device).
+pub fn row_from_disk(out: &Path, name: &str, rel_dir: &str, role: Role) -> Option<Row> {
+    let dir = out.join(rel_dir);
+    let (layout, _, facts) = read_device(&dir)?;
+    let f = layout.files();
+    Some(Row::new(
+        name,
+        rel_dir,
+        &facts,
+        &f,
+        dir.join(f.key).exists(),
+        role,
+    ))
+}
+
+/// The layout, certificate (DER) and its facts of the device files in
+/// `dir` (`None`: no readable device certificate there).
+pub fn read_device(dir: &Path) -> Option<(Layout, Vec<u8>, jitr_core::CertFacts)> {
     Layout::all().into_iter().find_map(|layout| {
-        let f = layout.files();
-        let bytes = files::read_limited(&dir.join(f.cert), files::MAX_PEM).ok()?;
-        let facts = jitr_core::CertFacts::from_pem(&bytes).ok()?;
-        let rel = |file: &str| format!("{name}/{file}");
-        Some(Row {
-            name: name.to_string(),
-            certificate_id: facts.certificate_id.clone(),
-            serial: facts.serial_hex.clone(),
-            not_after: jitr_core::facts::rfc3339(facts.not_after),
-            key_path: if dir.join(f.key).exists() {
-                rel(f.key)
-            } else {
-                String::new()
-            },
-            cert_path: rel(f.cert),
-            bundle_path: rel(f.bundle),
-        })
+        let bytes = files::read_limited(&dir.join(layout.files().cert), files::MAX_PEM).ok()?;
+        let der = jitr_core::pem::certificates(&bytes)
+            .ok()?
+            .into_iter()
+            .next()?;
+        let facts = jitr_core::CertFacts::from_der(&der).ok()?;
+        Some((layout, der, facts))
     })
 }

@@ -68,6 +68,13 @@ impl Staging {
         contents: &[(&str, &[u8], u32)],
         force: bool,
     ) -> Result<Placed, CliError> {
+        let staged = self.stage(name, contents)?;
+        self.commit(name, &staged, force)
+    }
+
+    /// Writes a device's files into a fresh directory here and returns it,
+    /// for the caller to add to before [`Staging::commit`].
+    pub fn stage(&self, name: &str, contents: &[(&str, &[u8], u32)]) -> Result<PathBuf, CliError> {
         let staged = self.root.join(name);
         let target = self.out.join(name);
         let fail = |path: &Path, e| {
@@ -82,11 +89,23 @@ impl Staging {
             files::write_new(&staged.join(file), bytes, *mode)
                 .map_err(|e| fail(&target.join(file), e))?;
         }
+        Ok(staged)
+    }
+
+    /// Moves a staged device to `OUTDIR/NAME`: without `force` only if no
+    /// such device exists at that instant; with `force` swapping it for the
+    /// existing one.
+    pub fn commit(&self, name: &str, staged: &Path, force: bool) -> Result<Placed, CliError> {
+        let target = self.out.join(name);
+        let fail = |path: &Path, e| {
+            let _ = fs::remove_dir_all(staged);
+            CliError::write(path, e)
+        };
         if !force {
-            return match files::rename_noreplace(&staged, &target) {
+            return match files::rename_noreplace(staged, &target) {
                 Ok(()) => Ok(Placed::New),
                 Err(e) if files::is_exists(&e) => {
-                    let _ = fs::remove_dir_all(&staged);
+                    let _ = fs::remove_dir_all(staged);
                     Ok(Placed::Existed)
                 }
                 Err(e) => Err(fail(&target, e)),
@@ -95,19 +114,19 @@ impl Staging {
         // --force: swap with the existing device (then `staged` holds the old
         // one), or place it when there is none; retry if one appears between.
         for _ in 0..16 {
-            match files::exchange(&staged, &target) {
+            match files::exchange(staged, &target) {
                 Ok(()) => {
-                    let _ = fs::remove_dir_all(&staged);
+                    let _ = fs::remove_dir_all(staged);
                     return Ok(Placed::Replaced);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    match files::rename_noreplace(&staged, &target) {
+                    match files::rename_noreplace(staged, &target) {
                         Ok(()) => return Ok(Placed::New),
                         Err(e) if files::is_exists(&e) => continue,
                         Err(e) => return Err(fail(&target, e)),
                     }
                 }
-                Err(e) if files::unsupported(&e) => return self.replace_fallback(name, &staged),
+                Err(e) if files::unsupported(&e) => return self.replace_fallback(name, staged),
                 Err(e) => return Err(fail(&target, e)),
             }
         }

@@ -20,7 +20,14 @@ use crate::files::{self, DirLock, NewFile};
 /// What `DIR/aws.json` records after `ca register`.
 pub const AWS_FILE: &str = "aws.json";
 /// Files that describe one CA: a new CA never inherits the old one's.
-const CA_OWNED: [&str; 5] = [KEY_FILE, REF_FILE, CERT_FILE, CHAIN_FILE, AWS_FILE];
+const CA_OWNED: [&str; 6] = [
+    KEY_FILE,
+    REF_FILE,
+    CERT_FILE,
+    CHAIN_FILE,
+    AWS_FILE,
+    crate::lifecycle::revoked::FILE,
+];
 /// Between DIR's name and the random part of its staging siblings' names.
 const STAGING_TAG: &str = ".jitr-ca-";
 /// Length of the random part of a staging directory's name.
@@ -93,6 +100,34 @@ pub(crate) fn record(
             _ => Ok(()),
         },
     }
+}
+
+/// Adds revocations to `DIR/revoked.json` (what `jitr ca crl` signs) under
+/// DIR's lock, only while `DIR/ca.crt` is still the CA `certificate_id`
+/// names; returns how many were new.
+pub(crate) fn record_revoked(
+    dir: &Path,
+    certificate_id: &str,
+    new: &[crate::lifecycle::revoked::Revoked],
+) -> Result<usize, CliError> {
+    let real = fs::canonicalize(dir).map_err(|e| CliError::read(dir, e))?;
+    let _lock = DirLock::acquire_current(&real)?;
+    tidy(&real);
+    let cert_path = dir.join(CERT_FILE);
+    let (_, facts) = ca_dir::read_ca_certificate(
+        &files::read_limited(&cert_path, files::MAX_PEM)?,
+        &cert_path,
+    )?;
+    if facts.certificate_id != certificate_id {
+        return Err(CliError::invalid(
+            cert_path.display(),
+            format!(
+                "was replaced meanwhile (it is now certificate {}, not {certificate_id}); revocations not recorded",
+                facts.certificate_id
+            ),
+        ));
+    }
+    crate::lifecycle::revoked::add_to(&real, new)
 }
 
 /// Locks the CA in `dir` for reading its files, so they all come from one

@@ -1,0 +1,130 @@
+//! `jitr ca crl DIR [--out FILE] [--days N]`: a CRL signed by the CA, through
+//! its key store (file, encrypted, pkcs11 or kms: whatever signs its
+//! certificates), listing the serials `jitr device revoke` recorded in
+//! `DIR/revoked.json`, for relying parties other than AWS IoT.
+
+use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+use crate::args::{CaCrlArgs, Global};
+use crate::error::CliError;
+use crate::files::{self, NewFile};
+use crate::lifecycle::revoked::{self, Revoked};
+use crate::pki::ca_dir::CaDir;
+use crate::report::Output;
+
+#[derive(Debug, Serialize)]
+struct Report {
+    file: String,
+    revoked: usize,
+    crl_number: String,
+    this_update: String,
+    next_update: String,
+}
+
+pub fn crl(a: &CaCrlArgs, g: &Global, out: &Output) -> Result<(), CliError> {
+    let list_path = a.dir.join(revoked::FILE);
+    let list = revoked::read(&list_path)?;
+    let entries = entries(&list, &list_path.display().to_string())?;
+    let ca = CaDir::load(&a.dir, "DIR", &a.unlock.unlock(g))?;
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("zero nanoseconds");
+    // Seconds since the epoch: increases with every CRL of this CA.
+    let number = now.unix_timestamp();
+    let params = CertificateRevocationListParams {
+        this_update: now,
+        next_update: now + Duration::days(a.days.into()),
+        crl_number: SerialNumber::from_slice(minimal(&number.to_be_bytes())),
+        issuing_distribution_point: None,
+        revoked_certs: entries,
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    let crl = params.signed_by(&ca.issuer).map_err(|e| {
+        CliError::Crypto(format!(
+            "signing the CRL of {} failed: {}",
+            a.dir.display(),
+            ca.issuer.key().explain(&e)
+        ))
+    })?;
+    let pem = crl
+        .pem()
+        .map_err(|e| CliError::Crypto(format!("encoding the CRL: {e}")))?;
+    let path = a.out.clone().unwrap_or_else(|| a.dir.join("crl.pem"));
+    files::write_all(&[NewFile::public(path.clone(), pem)], true)?;
+    let report = Report {
+        file: path.display().to_string(),
+        revoked: list.len(),
+        crl_number: number.to_string(),
+        this_update: jitr_core::facts::rfc3339(now.unix_timestamp()),
+        next_update: jitr_core::facts::rfc3339(
+            (now + Duration::days(a.days.into())).unix_timestamp(),
+        ),
+    };
+    out.result(&report, || {
+        format!(
+            "wrote {}: {} revoked certificate(s), CRL number {}, next update {}\n",
+            report.file, report.revoked, report.crl_number, report.next_update
+        )
+    });
+    Ok(())
+}
+
+/// A big-endian integer without its leading zero bytes (DER is minimal).
+fn minimal(bytes: &[u8]) -> &[u8] {
+    let first = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(bytes.len() - 1);
+    &bytes[first..]
+}
+
+/// The CRL entries of the revocation list; `what` names the file in errors.
+fn entries(list: &[Revoked], what: &str) -> Result<Vec<RevokedCertParams>, CliError> {
+    list.iter()
+        .map(|r| {
+            let serial = hex::decode(&r.serial).map_err(|_| {
+                CliError::invalid(what, format!("serial \"{}\" is not hex", r.serial))
+            })?;
+            let at = OffsetDateTime::parse(&r.revoked_at, &Rfc3339).map_err(|e| {
+                CliError::invalid(
+                    what,
+                    format!("revoked_at \"{}\" is not RFC 3339: {e}", r.revoked_at),
+                )
+            })?;
+            Ok(RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&serial),
+                revocation_time: at,
+                reason_code: None,
+                invalidity_date: None,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_come_from_the_list_and_bad_ones_are_named() {
+        let r = |serial: &str, at: &str| Revoked {
+            certificate_id: "x".into(),
+            serial: serial.into(),
+            name: "d".into(),
+            revoked_at: at.into(),
+        };
+        let got = entries(&[r("01ab", "2026-11-23T05:00:00Z")], "f").unwrap();
+        assert_eq!(got[0].serial_number.to_bytes(), [0x01, 0xab]);
+        assert_eq!(got[0].revocation_time.unix_timestamp(), 1_795_410_000);
+        let err = entries(&[r("zz", "2026-11-23T05:00:00Z")], "f").unwrap_err();
+        assert!(
+            err.to_string().contains("f: serial \"zz\" is not hex"),
+            "{err}"
+        );
+        let err = entries(&[r("01", "yesterday")], "f").unwrap_err();
+        assert!(err.to_string().contains("is not RFC 3339"), "{err}");
+    }
+}

@@ -1,0 +1,353 @@
+//! `jitr device revoke (NAME | CERT_ID | CERT_FILE)... --ca DIR [--out OUTDIR]
+//! [--delete-thing] [--rate N]`. Every item is resolved and checked (known
+//! device, registered certificate, issued by the CA) and AWS IoT is read
+//! before anything changes; then each certificate is revoked, its policies
+//! and things detached (and emptied things deleted with --delete-thing), at
+//! --rate certificates per second. The revocations are recorded in
+//! `DIR/revoked.json` (for `jitr ca crl`) and, with --out, in
+//! `OUTDIR/revoked.json` (the manifest's `revoked_at`).
+
+use std::path::Path;
+
+use jitr_core::aws::AwsError;
+use serde::Serialize;
+
+use crate::args::{DeviceRevokeArgs, Global};
+use crate::cloud::lifecycle::DeviceCert;
+use crate::cloud::Cloud;
+use crate::error::CliError;
+use crate::files::{self, DirLock};
+use crate::issue::manifest;
+use crate::issue::pace::Pacer;
+use crate::lifecycle::revocation::{self, Found, Plan, Target};
+use crate::lifecycle::revoked::{self, Revoked};
+use crate::pki::{ca_dir, ca_write};
+use crate::report::Output;
+
+/// One certificate to revoke, resolved from the command line.
+struct Item {
+    /// The command-line item.
+    arg: String,
+    certificate_id: String,
+    /// The certificate, when known locally (a file or a device in OUTDIR).
+    der: Option<Vec<u8>>,
+}
+
+/// An item with what AWS IoT holds of it, ready to act on.
+struct Checked {
+    item: Item,
+    serial: String,
+    thing: String,
+    pem: String,
+    /// `None`: AWS IoT has never registered it.
+    found: Option<Found>,
+}
+
+/// One certificate's outcome.
+#[derive(Debug, Serialize)]
+struct Outcome {
+    item: String,
+    certificate_id: String,
+    serial: String,
+    name: String,
+    /// revoked | already revoked | registered as revoked | failed
+    outcome: &'static str,
+    /// What this run changed, in order.
+    changes: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    kept_things: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+pub fn revoke(a: &DeviceRevokeArgs, g: &Global, out: &Output) -> Result<(), CliError> {
+    let ca_cert_path = a.ca.join(ca_dir::CERT_FILE);
+    let (ca_der, ca_facts) =
+        ca_dir::read_ca_certificate(&files::read(&ca_cert_path)?, &ca_cert_path)?;
+    let ca_pem = jitr_core::pem::encode_certificate(&ca_der);
+    let items = resolve(a)?;
+    let cloud = Cloud::connect(&g.aws())?;
+    let mut checked = Vec::new();
+    for item in items {
+        checked.push(check(&cloud, item, &ca_der, a)?);
+    }
+
+    let pacer = Pacer::new(a.rate);
+    let outcomes: Vec<Outcome> = checked
+        .iter()
+        .map(|c| {
+            pacer.wait();
+            act(&cloud, c, &ca_pem, a.delete_thing)
+        })
+        .collect();
+
+    let now = jitr_core::facts::rfc3339(time::OffsetDateTime::now_utc().unix_timestamp());
+    let records: Vec<Revoked> = outcomes
+        .iter()
+        .filter(|o| o.outcome != "failed")
+        .map(|o| Revoked {
+            certificate_id: o.certificate_id.clone(),
+            serial: o.serial.clone(),
+            name: o.name.clone(),
+            revoked_at: now.clone(),
+        })
+        .collect();
+    ca_write::record_revoked(&a.ca, &ca_facts.certificate_id, &records)?;
+    if let Some(outdir) = &a.out {
+        let _lock = DirLock::acquire(outdir)?;
+        revoked::add_to(outdir, &records)?;
+        manifest::update(outdir)?;
+    }
+
+    let count = |o: &str| outcomes.iter().filter(|x| x.outcome == o).count();
+    let failed = count("failed");
+    out.result(&outcomes, || {
+        let mut text = String::new();
+        for o in &outcomes {
+            text += &format!(
+                "  {:<22} {}  {}{}{}\n",
+                o.outcome,
+                o.certificate_id,
+                o.item,
+                if o.changes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", o.changes.join(", "))
+                },
+                o.error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
+            for kept in &o.kept_things {
+                text += &format!("      kept {kept}\n");
+            }
+        }
+        text + &format!(
+            "{} revoked, {} already revoked, {} registered as revoked, {failed} failed; recorded in {} for `jitr ca crl`\n",
+            count("revoked"),
+            count("already revoked"),
+            count("registered as revoked"),
+            a.ca.join(revoked::FILE).display()
+        )
+    });
+    if failed > 0 {
+        return Err(CliError::Partial(format!(
+            "{failed} of {} certificate(s) failed; run again to finish them",
+            outcomes.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Resolves the command-line items to certificates (ids, and the certificate
+/// itself when it is on disk), without AWS; duplicates counted once.
+fn resolve(a: &DeviceRevokeArgs) -> Result<Vec<Item>, CliError> {
+    let mut items: Vec<Item> = Vec::new();
+    for arg in &a.items {
+        let path = Path::new(arg);
+        let item = match revocation::target(arg, path.is_file()) {
+            Target::File => {
+                let ders =
+                    jitr_core::pem::certificates(&files::read_limited(path, files::MAX_PEM)?)
+                        .map_err(|e| CliError::invalid(arg, e))?;
+                let der = ders.into_iter().next().expect("at least one certificate");
+                Item {
+                    arg: arg.clone(),
+                    certificate_id: jitr_core::facts::certificate_id(&der),
+                    der: Some(der),
+                }
+            }
+            Target::Id => Item {
+                arg: arg.clone(),
+                certificate_id: arg.to_ascii_lowercase(),
+                der: None,
+            },
+            Target::Name => {
+                let Some(outdir) = &a.out else {
+                    return Err(CliError::invalid(
+                        arg,
+                        "is neither a certificate file nor a certificate id (64 hex digits); a device name needs --out OUTDIR",
+                    ));
+                };
+                let (_, der, facts) =
+                    manifest::read_device(&outdir.join(arg)).ok_or_else(|| {
+                        CliError::invalid(
+                            arg,
+                            format!(
+                                "no device \"{arg}\" in {} (and not a certificate file or id)",
+                                outdir.display()
+                            ),
+                        )
+                    })?;
+                Item {
+                    arg: arg.clone(),
+                    certificate_id: facts.certificate_id,
+                    der: Some(der),
+                }
+            }
+        };
+        if !items
+            .iter()
+            .any(|i| i.certificate_id == item.certificate_id)
+        {
+            items.push(item);
+        }
+    }
+    Ok(items)
+}
+
+/// Reads what AWS IoT holds of an item and checks the CA issued it; any
+/// problem stops the run before a change.
+fn check(
+    cloud: &Cloud,
+    item: Item,
+    ca_der: &[u8],
+    a: &DeviceRevokeArgs,
+) -> Result<Checked, CliError> {
+    let aws =
+        |e: AwsError| CliError::aws(format!("reading certificate {}", item.certificate_id), e);
+    let described: Option<DeviceCert> = cloud
+        .device_certificate(&item.certificate_id)
+        .map_err(aws)?;
+    let der = match (&item.der, &described) {
+        (Some(der), _) => der.clone(),
+        (None, Some(d)) => jitr_core::pem::certificates(d.pem.as_bytes())
+            .map_err(|e| CliError::invalid(&item.arg, format!("AWS IoT's PEM of it: {e}")))?
+            .remove(0),
+        (None, None) => {
+            return Err(CliError::invalid(
+                &item.arg,
+                format!(
+                    "no such certificate in AWS IoT ({}); nothing was changed",
+                    cloud.region
+                ),
+            ))
+        }
+    };
+    let facts =
+        jitr_core::CertFacts::from_der(&der).map_err(|e| CliError::invalid(&item.arg, e))?;
+    if facts.is_ca() {
+        return Err(CliError::invalid(
+            &item.arg,
+            "is a CA certificate, not a device's",
+        ));
+    }
+    if let Err(why) = jitr_core::facts::verify_issued_by(&der, ca_der) {
+        return Err(CliError::invalid(
+            &item.arg,
+            format!(
+                "\"{}\" (issuer \"{}\") was not issued by the CA in {} ({why}); nothing was changed",
+                facts.subject_text,
+                facts.issuer_text,
+                a.ca.display()
+            ),
+        ));
+    }
+    let thing = facts.common_name().unwrap_or_default().to_string();
+    let found = match described {
+        None => None,
+        Some(d) => {
+            let (things, policies) = cloud.attachments(&d.arn).map_err(aws)?;
+            let mut thing_principals = Vec::new();
+            if a.delete_thing {
+                let mut candidates = things.clone();
+                if !thing.is_empty() && !candidates.contains(&thing) {
+                    candidates.push(thing.clone());
+                }
+                for t in candidates {
+                    if let Some(p) = cloud.thing_principals(&t).map_err(aws)? {
+                        thing_principals.push((t, p));
+                    }
+                }
+            }
+            Some(Found {
+                status: d.status,
+                arn: d.arn,
+                things,
+                policies,
+                thing_principals,
+            })
+        }
+    };
+    Ok(Checked {
+        serial: facts.serial_hex,
+        pem: jitr_core::pem::encode_certificate(&der),
+        thing,
+        found,
+        item,
+    })
+}
+
+/// Makes the changes for one certificate; a failure is its outcome.
+fn act(cloud: &Cloud, c: &Checked, ca_pem: &str, delete_thing: bool) -> Outcome {
+    let mut outcome = Outcome {
+        item: c.item.arg.clone(),
+        certificate_id: c.item.certificate_id.clone(),
+        serial: c.serial.clone(),
+        name: c.thing.clone(),
+        outcome: "failed",
+        changes: Vec::new(),
+        kept_things: Vec::new(),
+        error: None,
+    };
+    let Some(found) = &c.found else {
+        match cloud.register_revoked(&c.pem, ca_pem) {
+            Ok(()) => {
+                outcome.outcome = "registered as revoked";
+                outcome.changes.push("registered REVOKED".into());
+            }
+            Err(e) => outcome.error = Some(e.to_string()),
+        }
+        return outcome;
+    };
+    let plan = revocation::plan(found, delete_thing);
+    outcome.kept_things = plan
+        .kept_things
+        .iter()
+        .map(|(t, n)| format!("thing {t}: {n} other principal(s) attached"))
+        .collect();
+    if plan.changes_nothing() {
+        outcome.outcome = "already revoked";
+        return outcome;
+    }
+    match apply(
+        cloud,
+        &plan,
+        &c.item.certificate_id,
+        &found.arn,
+        &mut outcome.changes,
+    ) {
+        Ok(()) => outcome.outcome = "revoked",
+        Err(e) => outcome.error = Some(e.to_string()),
+    }
+    outcome
+}
+
+/// Revoke first (the certificate is useless from then on), then detach,
+/// then delete emptied things.
+fn apply(
+    cloud: &Cloud,
+    plan: &Plan,
+    id: &str,
+    arn: &str,
+    changes: &mut Vec<String>,
+) -> Result<(), AwsError> {
+    if plan.set_revoked {
+        cloud.revoke_certificate(id)?;
+        changes.push("REVOKED".into());
+    }
+    for policy in &plan.detach_policies {
+        cloud.detach_policy(policy, arn)?;
+        changes.push(format!("policy {policy} detached"));
+    }
+    for thing in &plan.detach_things {
+        cloud.detach_thing(thing, arn)?;
+        changes.push(format!("thing {thing} detached"));
+    }
+    for thing in &plan.delete_things {
+        cloud.delete_thing(thing)?;
+        changes.push(format!("thing {thing} deleted"));
+    }
+    Ok(())
+}
