@@ -17,8 +17,43 @@ pub struct Observed {
     /// ACTIVE, INACTIVE, REVOKED, PENDING_ACTIVATION, ...
     pub status: String,
     pub ca_certificate_id: Option<String>,
-    /// Parsed from the certificate PEM AWS holds.
-    pub facts: CertFacts,
+    /// Parsed from the certificate PEM AWS holds; why not, when AWS holds
+    /// something we cannot parse (refused like any bad certificate).
+    pub facts: Result<CertFacts, String>,
+}
+
+/// How provisioning one certificate ended: the outcome of the log line and
+/// the name of its metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Kind {
+    /// Thing, policy and principal in place; certificate now ACTIVE.
+    Activated,
+    /// It was ACTIVE already (a duplicate event).
+    AlreadyActive,
+    /// Left alone (REVOKED, PENDING_TRANSFER, ...).
+    Skipped,
+    /// Refused admission (and REVOKED unless JITR_ON_REJECT=ignore).
+    Rejected,
+    /// An AWS call failed: the platform should retry.
+    Failed,
+    /// Cut short before the invocation's deadline: the platform should
+    /// retry (safe: the certificate is activated last).
+    Unfinished,
+}
+
+impl Kind {
+    /// The outcome's name in logs, responses and metrics: a wire format
+    /// (dashboards and alarms name these), so never derived from `Debug`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Activated => "Activated",
+            Kind::AlreadyActive => "AlreadyActive",
+            Kind::Skipped => "Skipped",
+            Kind::Rejected => "Rejected",
+            Kind::Failed => "Failed",
+            Kind::Unfinished => "Unfinished",
+        }
+    }
 }
 
 /// What to do with one certificate.
@@ -27,8 +62,13 @@ pub struct Observed {
 pub enum Plan {
     /// Create the thing, attach the policy and principal, then activate.
     Activate(Activation),
-    /// Nothing to do (already active, or deliberately inactive or revoked).
-    Skip { status: String, reason: String },
+    /// Nothing to do (already active, or deliberately inactive or revoked);
+    /// `outcome` names which.
+    Skip {
+        status: String,
+        reason: String,
+        outcome: Kind,
+    },
     /// Refuse admission; `revoke` sets the certificate REVOKED.
     Reject { reason: String, revoke: bool },
 }
@@ -72,31 +112,26 @@ fn attribute_value(value: &str) -> String {
 
 /// Decides what to do with a certificate; `now` is Unix seconds.
 pub fn decide(observed: &Observed, config: &Config, now: i64) -> Plan {
+    let skip = |outcome: Kind, reason: String| Plan::Skip {
+        status: observed.status.clone(),
+        reason,
+        outcome,
+    };
     match observed.status.as_str() {
         "PENDING_ACTIVATION" => {}
-        "ACTIVE" => {
-            return Plan::Skip {
-                status: observed.status.clone(),
-                reason: "already active".into(),
-            }
-        }
-        "REVOKED" => {
-            return Plan::Skip {
-                status: observed.status.clone(),
-                reason: "revoked: never reactivated".into(),
-            }
-        }
+        "ACTIVE" => return skip(Kind::AlreadyActive, "already active".into()),
+        "REVOKED" => return skip(Kind::Skipped, "revoked: never reactivated".into()),
         "INACTIVE" => {
-            return Plan::Skip {
-                status: observed.status.clone(),
-                reason: "deactivated by an administrator: left alone".into(),
-            }
+            return skip(
+                Kind::Skipped,
+                "deactivated by an administrator: left alone".into(),
+            )
         }
         other => {
-            return Plan::Skip {
-                status: other.to_string(),
-                reason: format!("status {other}: not ours to change"),
-            }
+            return skip(
+                Kind::Skipped,
+                format!("status {other}: not ours to change"),
+            )
         }
     }
     match admit(observed, config, now) {
@@ -109,7 +144,10 @@ pub fn decide(observed: &Observed, config: &Config, now: i64) -> Plan {
 }
 
 fn admit(observed: &Observed, config: &Config, now: i64) -> Result<Activation, String> {
-    let facts = &observed.facts;
+    let facts = observed
+        .facts
+        .as_ref()
+        .map_err(|e| format!("certificate cannot be parsed: {e}"))?;
     if !config.allowed_ca_ids.is_empty() {
         match &observed.ca_certificate_id {
             Some(ca) if config.allowed_ca_ids.contains(&ca.to_ascii_lowercase()) => {}
@@ -271,7 +309,7 @@ mod tests {
             certificate_arn: "arn".into(),
             status: status.into(),
             ca_certificate_id: Some(CA.into()),
-            facts,
+            facts: Ok(facts),
         }
     }
 
@@ -338,6 +376,64 @@ mod tests {
                 "{status} {subject:?} {vars:?}: {plan:?}"
             );
         }
+    }
+
+    /// Every outcome the decision alone reaches, named by the plan (not
+    /// worked out by the caller from the status).
+    #[test]
+    fn the_plan_names_its_outcome() {
+        let f = facts(
+            &[(DnType::CommonName, "robot-1")],
+            (NOW - 1, NOW + 1),
+            &KeyPair::generate().unwrap(),
+        );
+        for (status, expected) in [
+            ("ACTIVE", Kind::AlreadyActive),
+            ("INACTIVE", Kind::Skipped),
+            ("REVOKED", Kind::Skipped),
+            ("PENDING_TRANSFER", Kind::Skipped),
+        ] {
+            let plan = decide(&observed(status, f.clone()), &config(&[]), NOW);
+            let Plan::Skip { outcome, .. } = plan else {
+                panic!("{status}: {plan:?}")
+            };
+            assert_eq!(outcome, expected, "{status}");
+        }
+        // AWS holds something we cannot parse: refused like any bad certificate.
+        let mut garbage = observed("PENDING_ACTIVATION", f);
+        garbage.facts = Err("not a DER X.509 certificate: junk".into());
+        let plan = decide(&garbage, &config(&[]), NOW);
+        assert_eq!(
+            short(&plan),
+            "revoke: certificate cannot be parsed: not a DER X.509 certificate: junk"
+        );
+        let plan = decide(&garbage, &config(&[("JITR_ON_REJECT", "ignore")]), NOW);
+        assert!(short(&plan).starts_with("reject: certificate cannot be parsed"));
+    }
+
+    /// Metric names are a wire format: these strings never change.
+    #[test]
+    fn outcome_names_are_pinned() {
+        let names: Vec<&str> = [
+            Kind::Activated,
+            Kind::AlreadyActive,
+            Kind::Skipped,
+            Kind::Rejected,
+            Kind::Failed,
+            Kind::Unfinished,
+        ]
+        .into_iter()
+        .map(Kind::name)
+        .collect();
+        assert_eq!(
+            names,
+            ["Activated", "AlreadyActive", "Skipped", "Rejected", "Failed", "Unfinished"]
+        );
+        // The JSON response spells them the same way.
+        assert_eq!(
+            serde_json::to_value(Kind::AlreadyActive).unwrap(),
+            "AlreadyActive"
+        );
     }
 
     #[test]

@@ -17,24 +17,7 @@ use crate::deadline::Deadline;
 use crate::facts::CertFacts;
 use crate::iot::IotApi;
 use crate::plan::{self, Observed, Plan, Principal};
-
-/// How provisioning one certificate ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Kind {
-    /// Thing, policy and principal in place; certificate now ACTIVE.
-    Activated,
-    /// It was ACTIVE already (a duplicate event).
-    AlreadyActive,
-    /// Left alone (INACTIVE, REVOKED, ...).
-    Skipped,
-    /// Refused admission (and REVOKED unless JITR_ON_REJECT=ignore).
-    Rejected,
-    /// An AWS call failed: the platform should retry.
-    Failed,
-    /// Cut short before the invocation's deadline: the platform should
-    /// retry (safe: the certificate is activated last).
-    Unfinished,
-}
+pub use crate::plan::Kind;
 
 /// The outcome for one certificate: one log line, one metric, one entry of the response.
 #[derive(Debug, Clone, Serialize)]
@@ -171,14 +154,9 @@ async fn run<A: IotApi>(
                 Err(e) => (thing, Err(("UpdateCertificate", e))),
             }
         }
-        Plan::Skip { status, reason } => {
-            let kind = if status == "ACTIVE" {
-                Kind::AlreadyActive
-            } else {
-                Kind::Skipped
-            };
-            (None, Ok((kind, Some(reason))))
-        }
+        Plan::Skip {
+            reason, outcome, ..
+        } => (None, Ok((outcome, Some(reason)))),
         Plan::Reject { reason, revoke } => (None, reject(api, id, reason, revoke).await),
     }
 }
@@ -195,17 +173,7 @@ async fn describe_and_decide<A: IotApi>(
         .describe_certificate(id)
         .await
         .map_err(|e| ("DescribeCertificate", e))?;
-    let facts = match CertFacts::from_pem(d.certificate_pem.as_bytes()) {
-        Ok(facts) => facts,
-        // AWS holds something we cannot parse: refuse it like any bad certificate.
-        Err(e) => {
-            let plan = Plan::Reject {
-                reason: format!("certificate cannot be parsed: {e}"),
-                revoke: config.on_reject == crate::config::OnReject::Revoke,
-            };
-            return Ok((d.certificate_arn, plan));
-        }
-    };
+    let facts = CertFacts::from_pem(d.certificate_pem.as_bytes()).map_err(|e| e.to_string());
     let observed = Observed {
         certificate_id: id.into(),
         certificate_arn: d.certificate_arn.clone(),
@@ -289,7 +257,7 @@ async fn reject<A: IotApi>(api: &A, id: &str, reason: String, revoke: bool) -> S
 /// A CloudWatch Embedded Metric Format line counting one outcome
 /// (namespace `jitr`, metric named after the outcome; no API call).
 pub fn emf_line(outcome: &Outcome, timestamp_ms: u128) -> String {
-    let name = format!("{:?}", outcome.outcome);
+    let name = outcome.outcome.name();
     serde_json::json!({
         "_aws": {
             "Timestamp": timestamp_ms as u64,
