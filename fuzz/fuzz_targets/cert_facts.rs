@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
                 status: "PENDING_ACTIVATION".into(),
                 ca_certificate_id: None,
                 facts: Ok(facts),
+                created_ms: None,
             };
             let _ = decide(&observed, jitr_fuzz::config(), 1_700_000_000);
         }
