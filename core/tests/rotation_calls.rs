@@ -307,3 +307,58 @@ async fn a_failed_retirement_is_reported_after_the_activation() {
         "the new one was activated first"
     );
 }
+
+/// What reaches the wire: a capturing HTTP server on 127.0.0.1 answers
+/// one request `{}` and hands back its request line.
+fn capture_one() -> (u16, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut request_line = String::new();
+        reader.read_line(&mut request_line).unwrap();
+        // Headers, then the (empty) body.
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap() > 2 {
+            line.clear();
+        }
+        let mut stream = stream;
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+            .unwrap();
+        request_line.trim().to_string()
+    });
+    (port, server)
+}
+
+#[tokio::test]
+async fn the_exclusive_type_is_on_the_wire() {
+    use jitr_core::iot::IotApi;
+    for (exclusive, expected) in [
+        (
+            true,
+            "PUT /things/robot-7/principals?thingPrincipalType=EXCLUSIVE_THING HTTP/1.1",
+        ),
+        (false, "PUT /things/robot-7/principals HTTP/1.1"),
+    ] {
+        let (port, server) = capture_one();
+        let config = aws_sdk_iot::Config::builder()
+            .behavior_version(aws_sdk_iot::config::BehaviorVersion::latest())
+            .region(aws_sdk_iot::config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_iot::config::Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            ))
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .build();
+        let api = SdkIot {
+            client: Client::from_conf(config),
+            endpoint: "capture".into(),
+        };
+        api.attach_thing_principal("robot-7", &arn(NEW), exclusive)
+            .await
+            .unwrap();
+        assert_eq!(server.join().unwrap(), expected);
+    }
+}

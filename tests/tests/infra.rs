@@ -216,8 +216,16 @@ fn assert_guarantees(t: &Value) {
     // Rotation and exclusive attachment: the function's defaults, and only
     // the values its configuration accepts.
     for (param, default, allowed) in [
-        ("OnRotation", "keep", serde_json::json!(["keep", "retire-previous"])),
-        ("ExclusiveThing", "false", serde_json::json!(["true", "false"])),
+        (
+            "OnRotation",
+            "keep",
+            serde_json::json!(["keep", "retire-previous"]),
+        ),
+        (
+            "ExclusiveThing",
+            "false",
+            serde_json::json!(["true", "false"]),
+        ),
     ] {
         let p = &t["Parameters"][param];
         assert_eq!(p["Type"], "String", "{param}");

@@ -75,6 +75,13 @@ fn retire_previous_deactivates_the_old_certificate_after_the_new_one_is_active_a
             ..Options::default()
         },
     );
+    let function = r.ms.boto3(
+        "lambda",
+        "get_function_configuration",
+        json!({ "FunctionName": r.output("FunctionName") }),
+    );
+    let env = &function["Environment"]["Variables"];
+    assert_eq!(env["JITR_ON_ROTATION"], "retire-previous", "{function}");
     let (old, new) = device_with_successor(&r);
 
     // The successor connects; meanwhile the statuses are sampled: the old
@@ -113,9 +120,8 @@ fn retire_previous_deactivates_the_old_certificate_after_the_new_one_is_active_a
     // The function said which certificate it retired.
     let lines = function_lines(&r, &new);
     assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("Activated") && l.contains(&format!("retired the previous certificate(s) {old}"))),
+        lines.iter().any(|l| l.contains("Activated")
+            && l.contains(&format!("retired the previous certificate(s) {old}"))),
         "{lines:#?}"
     );
 
@@ -170,4 +176,36 @@ fn retire_previous_deactivates_the_old_certificate_after_the_new_one_is_active_a
     assert_eq!(before, expected);
     let still = r.connect(&["new/robot-1"], "10");
     assert_eq!(still.code, Some(0), "{}", still.stderr);
+}
+
+/// `ExclusiveThing=true` reaches the function, and a device still gets in:
+/// the function attaches with `thingPrincipalType=EXCLUSIVE_THING` (the
+/// request is checked on the wire in core/tests/rotation_calls.rs), which
+/// ministack 1.5.33 accepts and ignores (it does not enforce exclusivity).
+#[test]
+fn exclusive_thing_reaches_the_function_and_devices_get_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let parameters = [("ExclusiveThing", "true")];
+    let r = Rehearsal::start(
+        d,
+        Options {
+            parameters: &parameters,
+            ..Options::default()
+        },
+    );
+    let function = r.ms.boto3(
+        "lambda",
+        "get_function_configuration",
+        json!({ "FunctionName": r.output("FunctionName") }),
+    );
+    let env = &function["Environment"]["Variables"];
+    assert_eq!(env["JITR_EXCLUSIVE_THING"], "true", "{function}");
+    assert_eq!(env["JITR_ON_ROTATION"], "keep", "{function}");
+    issue_device(d, "root", "dev", "robot-1");
+    let id = certificate_id(d, "dev/robot-1/device.crt");
+    let out = r.connect(&["dev/robot-1"], "60");
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stderr, r.ms.log());
+    assert_eq!(r.status(&id), "ACTIVE");
+    assert_eq!(r.thing_principals("robot-1"), [cert_arn(&id)]);
 }
