@@ -26,6 +26,17 @@ pub enum OnReject {
     Ignore,
 }
 
+/// What a new certificate does to the thing's other ACTIVE certificates
+/// (of the same CA: a thing never takes another CA's certificate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRotation {
+    /// Attach the new one beside them; they stay ACTIVE.
+    Keep,
+    /// Once the new one is ACTIVE, set the older ones INACTIVE (the device
+    /// proved it holds the new key by connecting with it).
+    RetirePrevious,
+}
+
 /// The provisioning configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -39,6 +50,10 @@ pub struct Config {
     pub thing_type: Option<String>,
     pub thing_groups: Vec<String>,
     pub on_reject: OnReject,
+    pub on_rotation: OnRotation,
+    /// Attach certificates as the thing's exclusive principal (AWS IoT's
+    /// `EXCLUSIVE_THING`): a certificate can never serve two things.
+    pub exclusive_thing: bool,
     /// How far a certificate's notBefore may lie ahead of this clock and
     /// still be admitted (a factory's clock a few minutes fast), seconds.
     pub clock_skew_seconds: i64,
@@ -158,6 +173,26 @@ impl Config {
                 ))
             }
         };
+        let on_rotation = match get("JITR_ON_ROTATION").as_deref() {
+            None | Some("keep") => OnRotation::Keep,
+            Some("retire-previous") => OnRotation::RetirePrevious,
+            Some(other) => {
+                return Err(err(
+                    "JITR_ON_ROTATION",
+                    format!("\"{other}\" is not one of keep, retire-previous"),
+                ))
+            }
+        };
+        let exclusive_thing = match get("JITR_EXCLUSIVE_THING").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(err(
+                    "JITR_EXCLUSIVE_THING",
+                    format!("\"{other}\" is not one of true, false"),
+                ))
+            }
+        };
         let clock_skew_seconds = match get("JITR_CLOCK_SKEW_SECONDS") {
             None => DEFAULT_CLOCK_SKEW_SECONDS,
             Some(v) => v
@@ -197,6 +232,8 @@ impl Config {
             thing_type,
             thing_groups,
             on_reject,
+            on_rotation,
+            exclusive_thing,
             clock_skew_seconds,
         })
     }
@@ -221,6 +258,8 @@ mod tests {
         let c = config(&[("JITR_POLICY_NAME", "jitr-device")]).unwrap();
         assert_eq!(c.thing_name_source, NameSource::CommonName);
         assert_eq!(c.on_reject, OnReject::Revoke);
+        assert_eq!(c.on_rotation, OnRotation::Keep);
+        assert!(!c.exclusive_thing);
         assert!(c.allowed_ca_ids.is_empty() && c.thing_groups.is_empty() && c.thing_type.is_none());
         assert!(c.thing_name_pattern.is_match("robot-00001"));
         assert!(!c.thing_name_pattern.is_match("robot 1"));
@@ -240,6 +279,8 @@ mod tests {
             ("JITR_THING_TYPE", "robot"),
             ("JITR_THING_GROUPS", "fleet, line-4"),
             ("JITR_ON_REJECT", "ignore"),
+            ("JITR_ON_ROTATION", "retire-previous"),
+            ("JITR_EXCLUSIVE_THING", "true"),
             ("JITR_CLOCK_SKEW_SECONDS", "0"),
             ("JITR_API_RATES", "DescribeCertificate=40"),
             ("JITR_MAX_CONCURRENCY", "20"),
@@ -254,6 +295,8 @@ mod tests {
         assert_eq!(c.allowed_ca_ids, [ca]);
         assert_eq!(c.thing_groups, ["fleet", "line-4"]);
         assert_eq!(c.on_reject, OnReject::Ignore);
+        assert_eq!(c.on_rotation, OnRotation::RetirePrevious);
+        assert!(c.exclusive_thing);
         assert_eq!(c.clock_skew_seconds, 0);
         assert_eq!(c.max_concurrency, 20);
         use crate::pacing::Op;
@@ -281,6 +324,14 @@ mod tests {
             (
                 vec![("JITR_POLICY_NAME", "p"), ("JITR_ON_REJECT", "delete")],
                 "JITR_ON_REJECT",
+            ),
+            (
+                vec![("JITR_POLICY_NAME", "p"), ("JITR_ON_ROTATION", "retire")],
+                "JITR_ON_ROTATION",
+            ),
+            (
+                vec![("JITR_POLICY_NAME", "p"), ("JITR_EXCLUSIVE_THING", "yes")],
+                "JITR_EXCLUSIVE_THING",
             ),
             (
                 vec![("JITR_POLICY_NAME", "p"), ("JITR_CLOCK_SKEW_SECONDS", "5m")],

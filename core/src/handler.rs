@@ -134,7 +134,7 @@ async fn handle_batch<A: IotApi>(
 
 /// One structured log line and one EMF metric line per certificate.
 fn report(o: &Outcome) {
-    let outcome = format!("{:?}", o.outcome);
+    let outcome = o.outcome.name();
     if o.failed() {
         tracing::error!(certificateId = %o.certificate_id, thing = o.thing.as_deref(), outcome, reason = o.reason.as_deref(), duration_ms = o.duration_ms, "certificate");
     } else {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use aws_sdk_iot::types::{AttributePayload, CertificateStatus};
+use aws_sdk_iot::types::{AttributePayload, CertificateStatus, ThingPrincipalType};
 
 use crate::aws::AwsError;
 
@@ -15,6 +15,8 @@ pub struct Described {
     pub status: String,
     pub ca_certificate_id: Option<String>,
     pub certificate_pem: String,
+    /// When AWS registered it, epoch milliseconds.
+    pub created_ms: Option<i64>,
 }
 
 /// The AWS IoT operations of provisioning. Each either succeeds or fails
@@ -36,10 +38,13 @@ pub trait IotApi: Sync {
         policy: &str,
         target_arn: &str,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// `exclusive`: as the thing's exclusive principal (`EXCLUSIVE_THING`),
+    /// so the certificate can never be attached to another thing.
     fn attach_thing_principal(
         &self,
         thing: &str,
         principal_arn: &str,
+        exclusive: bool,
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
     fn add_thing_to_thing_group(
         &self,
@@ -102,6 +107,7 @@ impl IotApi for SdkIot {
                     .unwrap_or_default(),
                 ca_certificate_id: d.ca_certificate_id().map(str::to_string),
                 certificate_pem: d.certificate_pem().unwrap_or_default().to_string(),
+                created_ms: d.creation_date().and_then(|t| t.to_millis().ok()),
             })
         }
     }
@@ -141,12 +147,14 @@ impl IotApi for SdkIot {
         &self,
         thing: &str,
         principal_arn: &str,
+        exclusive: bool,
     ) -> impl Future<Output = Result<(), AwsError>> + Send {
         let call = self
             .client
             .attach_thing_principal()
             .thing_name(thing)
-            .principal(principal_arn);
+            .principal(principal_arn)
+            .set_thing_principal_type(exclusive.then_some(ThingPrincipalType::ExclusiveThing));
         async move { call.send().await.map(|_| ()).map_err(|e| self.err(e)) }
     }
 

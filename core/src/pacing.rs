@@ -189,9 +189,16 @@ impl<A: IotApi + Send> IotApi for Paced<A> {
         self.slot(Op::AttachPolicy).await;
         self.inner.attach_policy(policy, target_arn).await
     }
-    async fn attach_thing_principal(&self, thing: &str, principal: &str) -> Result<(), AwsError> {
+    async fn attach_thing_principal(
+        &self,
+        thing: &str,
+        principal: &str,
+        exclusive: bool,
+    ) -> Result<(), AwsError> {
         self.slot(Op::AttachThingPrincipal).await;
-        self.inner.attach_thing_principal(thing, principal).await
+        self.inner
+            .attach_thing_principal(thing, principal, exclusive)
+            .await
     }
     async fn add_thing_to_thing_group(&self, thing: &str, group: &str) -> Result<(), AwsError> {
         self.slot(Op::AddThingToThingGroup).await;
@@ -282,7 +289,7 @@ mod tests {
             self.note("AttachPolicy");
             Ok(())
         }
-        async fn attach_thing_principal(&self, _: &str, _: &str) -> Result<(), AwsError> {
+        async fn attach_thing_principal(&self, _: &str, _: &str, _: bool) -> Result<(), AwsError> {
             self.note("AttachThingPrincipal");
             Ok(())
         }

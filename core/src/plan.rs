@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::config::{Config, NameSource, OnReject};
+use crate::config::{Config, NameSource, OnReject, OnRotation};
 use crate::facts::CertFacts;
 use crate::rules;
 
@@ -17,8 +17,54 @@ pub struct Observed {
     /// ACTIVE, INACTIVE, REVOKED, PENDING_ACTIVATION, ...
     pub status: String,
     pub ca_certificate_id: Option<String>,
-    /// Parsed from the certificate PEM AWS holds.
-    pub facts: CertFacts,
+    /// Parsed from the certificate PEM AWS holds; why not, when AWS holds
+    /// something we cannot parse (refused like any bad certificate).
+    pub facts: Result<CertFacts, String>,
+    /// When AWS registered it (epoch milliseconds): under JITR, the device's
+    /// first connect with it. Orders a thing's certificates for rotation.
+    pub created_ms: Option<i64>,
+}
+
+/// How provisioning one certificate ended: the outcome of the log line and
+/// the name of its metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Kind {
+    /// Thing, policy and principal in place; certificate now ACTIVE.
+    Activated,
+    /// It was ACTIVE already (a duplicate event).
+    AlreadyActive,
+    /// Left alone (REVOKED, PENDING_TRANSFER, ...).
+    Skipped,
+    /// INACTIVE (retired by a rotation, or by an administrator): left alone,
+    /// never reactivated, and it retires nothing.
+    Inactive,
+    /// Left pending: a certificate registered later is ACTIVE on the thing
+    /// (JITR_ON_ROTATION=retire-previous), so this one is a predecessor.
+    Superseded,
+    /// Refused admission (and REVOKED unless JITR_ON_REJECT=ignore).
+    Rejected,
+    /// An AWS call failed: the platform should retry.
+    Failed,
+    /// Cut short before the invocation's deadline: the platform should
+    /// retry (safe: the certificate is activated last).
+    Unfinished,
+}
+
+impl Kind {
+    /// The outcome's name in logs, responses and metrics: a wire format
+    /// (dashboards and alarms name these), so never derived from `Debug`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Activated => "Activated",
+            Kind::AlreadyActive => "AlreadyActive",
+            Kind::Skipped => "Skipped",
+            Kind::Inactive => "Inactive",
+            Kind::Superseded => "Superseded",
+            Kind::Rejected => "Rejected",
+            Kind::Failed => "Failed",
+            Kind::Unfinished => "Unfinished",
+        }
+    }
 }
 
 /// What to do with one certificate.
@@ -27,8 +73,13 @@ pub struct Observed {
 pub enum Plan {
     /// Create the thing, attach the policy and principal, then activate.
     Activate(Activation),
-    /// Nothing to do (already active, or deliberately inactive or revoked).
-    Skip { status: String, reason: String },
+    /// Nothing to do (already active, or deliberately inactive or revoked);
+    /// `outcome` names which.
+    Skip {
+        status: String,
+        reason: String,
+        outcome: Kind,
+    },
     /// Refuse admission; `revoke` sets the certificate REVOKED.
     Reject { reason: String, revoke: bool },
 }
@@ -41,6 +92,10 @@ pub struct Activation {
     pub thing_type: Option<String>,
     pub thing_groups: Vec<String>,
     pub policy_name: String,
+    /// The thing's older ACTIVE certificates to set INACTIVE once this one
+    /// is ACTIVE (JITR_ON_ROTATION=retire-previous; filled by [`claim`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retire: Vec<String>,
 }
 
 /// Subject fields copied into thing attributes, in priority order: a thing
@@ -72,32 +127,22 @@ fn attribute_value(value: &str) -> String {
 
 /// Decides what to do with a certificate; `now` is Unix seconds.
 pub fn decide(observed: &Observed, config: &Config, now: i64) -> Plan {
+    let skip = |outcome: Kind, reason: String| Plan::Skip {
+        status: observed.status.clone(),
+        reason,
+        outcome,
+    };
     match observed.status.as_str() {
         "PENDING_ACTIVATION" => {}
-        "ACTIVE" => {
-            return Plan::Skip {
-                status: observed.status.clone(),
-                reason: "already active".into(),
-            }
-        }
-        "REVOKED" => {
-            return Plan::Skip {
-                status: observed.status.clone(),
-                reason: "revoked: never reactivated".into(),
-            }
-        }
+        "ACTIVE" => return skip(Kind::AlreadyActive, "already active".into()),
+        "REVOKED" => return skip(Kind::Skipped, "revoked: never reactivated".into()),
         "INACTIVE" => {
-            return Plan::Skip {
-                status: observed.status.clone(),
-                reason: "deactivated by an administrator: left alone".into(),
-            }
+            return skip(
+                Kind::Inactive,
+                "inactive (retired by a rotation or by an administrator): left alone".into(),
+            )
         }
-        other => {
-            return Plan::Skip {
-                status: other.to_string(),
-                reason: format!("status {other}: not ours to change"),
-            }
-        }
+        other => return skip(Kind::Skipped, format!("status {other}: not ours to change")),
     }
     match admit(observed, config, now) {
         Ok(activation) => Plan::Activate(activation),
@@ -109,7 +154,10 @@ pub fn decide(observed: &Observed, config: &Config, now: i64) -> Plan {
 }
 
 fn admit(observed: &Observed, config: &Config, now: i64) -> Result<Activation, String> {
-    let facts = &observed.facts;
+    let facts = observed
+        .facts
+        .as_ref()
+        .map_err(|e| format!("certificate cannot be parsed: {e}"))?;
     if !config.allowed_ca_ids.is_empty() {
         match &observed.ca_certificate_id {
             Some(ca) if config.allowed_ca_ids.contains(&ca.to_ascii_lowercase()) => {}
@@ -132,6 +180,34 @@ fn admit(observed: &Observed, config: &Config, now: i64) -> Result<Activation, S
     if let Some(problem) = rules::key_problem(&facts.key) {
         return Err(problem);
     }
+    let thing_name = thing_name(observed, facts, config)?;
+    let limit = if config.thing_type.is_some() {
+        ATTRIBUTES.len()
+    } else {
+        MAX_ATTRIBUTES_WITHOUT_TYPE
+    };
+    let attributes = ATTRIBUTES
+        .iter()
+        .filter_map(|(field, attribute)| {
+            facts
+                .subject_attr(field)
+                .map(|v| (attribute.to_string(), attribute_value(v)))
+        })
+        .take(limit)
+        .collect();
+    Ok(Activation {
+        thing_name,
+        attributes,
+        thing_type: config.thing_type.clone(),
+        thing_groups: config.thing_groups.clone(),
+        policy_name: config.policy_name.clone(),
+        retire: Vec::new(),
+    })
+}
+
+/// The thing a certificate belongs to, by JITR_THING_NAME_SOURCE, checked
+/// against JITR_THING_NAME_PATTERN and AWS's rules.
+fn thing_name(observed: &Observed, facts: &CertFacts, config: &Config) -> Result<String, String> {
     let thing_name = match config.thing_name_source {
         NameSource::CommonName => facts
             .common_name()
@@ -154,27 +230,7 @@ fn admit(observed: &Observed, config: &Config, now: i64) -> Result<Activation, S
             "\"{thing_name}\" is not a valid thing name (1-128 of a-z A-Z 0-9 : _ -)"
         ));
     }
-    let limit = if config.thing_type.is_some() {
-        ATTRIBUTES.len()
-    } else {
-        MAX_ATTRIBUTES_WITHOUT_TYPE
-    };
-    let attributes = ATTRIBUTES
-        .iter()
-        .filter_map(|(field, attribute)| {
-            facts
-                .subject_attr(field)
-                .map(|v| (attribute.to_string(), attribute_value(v)))
-        })
-        .take(limit)
-        .collect();
-    Ok(Activation {
-        thing_name,
-        attributes,
-        thing_type: config.thing_type.clone(),
-        thing_groups: config.thing_groups.clone(),
-        policy_name: config.policy_name.clone(),
-    })
+    Ok(thing_name)
 }
 
 /// Why a certificate whose validity starts at `not_before` is not admitted
@@ -199,6 +255,10 @@ pub struct Principal {
     /// The CA that issued that certificate (None: registered without a CA,
     /// or not a certificate).
     pub ca_certificate_id: Option<String>,
+    /// That certificate's status (None: not a certificate).
+    pub status: Option<String>,
+    /// When AWS registered that certificate, epoch milliseconds.
+    pub created_ms: Option<i64>,
 }
 
 /// The certificate id in a certificate ARN (`arn:...:cert/<id>`).
@@ -213,16 +273,113 @@ pub fn certificate_id_of(arn: &str) -> Option<&str> {
 /// CA with the same name would share the thing's identity and policy.
 pub fn claim(
     observed: &Observed,
-    activation: Activation,
+    mut activation: Activation,
     principals: &[Principal],
     config: &Config,
 ) -> Plan {
-    match foreign_owner(observed, principals) {
-        None => Plan::Activate(activation),
-        Some(owner) => Plan::Reject {
+    if let Some(owner) = foreign_owner(observed, principals) {
+        return Plan::Reject {
             reason: format!("thing {} belongs to {owner}", activation.thing_name),
             revoke: config.on_reject == OnReject::Revoke,
+        };
+    }
+    match rotation(observed, principals, config.on_rotation) {
+        Rotation::Retire(ids) => {
+            activation.retire = ids;
+            Plan::Activate(activation)
+        }
+        Rotation::SupersededBy(newer) => Plan::Skip {
+            status: observed.status.clone(),
+            reason: format!(
+                "superseded: certificate {newer}, registered later, is ACTIVE on thing {} \
+                 (JITR_ON_ROTATION=retire-previous): left pending",
+                activation.thing_name
+            ),
+            outcome: Kind::Superseded,
         },
+    }
+}
+
+/// What a certificate means for the thing's other certificates of its CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// These (older, ACTIVE) go INACTIVE once this one is ACTIVE; none under `keep`.
+    Retire(Vec<String>),
+    /// A certificate registered later is ACTIVE: this one is a predecessor.
+    SupersededBy(String),
+}
+
+/// The rotation decision. Under `retire-previous`, a certificate retires
+/// the thing's ACTIVE certificates of its CA registered before it, and is
+/// itself superseded by one registered after it. Order is AWS's
+/// registration time (the device's first connect with that certificate);
+/// when it cannot tell (equal or unknown), neither retires the other. So a
+/// replayed event of a predecessor never retires its successor, and the
+/// successor's event may be replayed at will.
+pub fn rotation(
+    observed: &Observed,
+    principals: &[Principal],
+    on_rotation: OnRotation,
+) -> Rotation {
+    if on_rotation == OnRotation::Keep {
+        return Rotation::Retire(Vec::new());
+    }
+    let ours = observed
+        .ca_certificate_id
+        .as_deref()
+        .map(str::to_ascii_lowercase);
+    let mut retire = Vec::new();
+    for p in principals {
+        let Some(id) = &p.certificate_id else {
+            continue;
+        };
+        let same_ca =
+            ours.is_some() && p.ca_certificate_id.as_deref().map(str::to_ascii_lowercase) == ours;
+        if id.eq_ignore_ascii_case(&observed.certificate_id)
+            || !same_ca
+            || p.status.as_deref() != Some("ACTIVE")
+        {
+            continue;
+        }
+        match (p.created_ms, observed.created_ms) {
+            (Some(theirs), Some(mine)) if theirs < mine => retire.push(id.clone()),
+            (Some(theirs), Some(mine)) if theirs > mine => {
+                return Rotation::SupersededBy(id.clone())
+            }
+            _ => {}
+        }
+    }
+    Rotation::Retire(retire)
+}
+
+/// The thing whose older certificates an ACTIVE certificate's event may
+/// still have to retire (a rotation interrupted after the activation, then
+/// retried): only under `retire-previous`, for a readable certificate that
+/// names a thing. None: nothing to look at.
+pub fn rotation_thing(observed: &Observed, config: &Config) -> Option<String> {
+    if config.on_rotation != OnRotation::RetirePrevious || observed.status != "ACTIVE" {
+        return None;
+    }
+    let facts = observed.facts.as_ref().ok()?;
+    thing_name(observed, facts, config).ok()
+}
+
+/// For an ACTIVE certificate attached to the thing (see [`rotation_thing`]):
+/// the older certificates still to retire. Not attached: nothing (it is
+/// not the thing's certificate, whatever its name says).
+pub fn still_to_retire(
+    observed: &Observed,
+    principals: &[Principal],
+    config: &Config,
+) -> Vec<String> {
+    let attached = principals.iter().any(|p| {
+        p.certificate_id
+            .as_deref()
+            .is_some_and(|id| id.eq_ignore_ascii_case(&observed.certificate_id))
+    });
+    match rotation(observed, principals, config.on_rotation) {
+        Rotation::Retire(ids) if attached => ids,
+        _ => Vec::new(),
     }
 }
 
@@ -271,7 +428,8 @@ mod tests {
             certificate_arn: "arn".into(),
             status: status.into(),
             ca_certificate_id: Some(CA.into()),
-            facts,
+            facts: Ok(facts),
+            created_ms: Some(NOW * 1000),
         }
     }
 
@@ -307,7 +465,7 @@ mod tests {
             ("PENDING_ACTIVATION", cn("robot-1"), ok, &p384, vec![], "activate robot-1"),
             ("ACTIVE", cn("robot-1"), ok, &p256, vec![], "skip: already active"),
             ("REVOKED", cn("robot-1"), ok, &p256, vec![], "skip: revoked: never reactivated"),
-            ("INACTIVE", cn("robot-1"), ok, &p256, vec![], "skip: deactivated by an administrator: left alone"),
+            ("INACTIVE", cn("robot-1"), ok, &p256, vec![], "skip: inactive (retired by a rotation or by an administrator): left alone"),
             ("PENDING_TRANSFER", cn("robot-1"), ok, &p256, vec![], "skip: status PENDING_TRANSFER: not ours to change"),
             ("PENDING_ACTIVATION", cn("robot 1"), ok, &p256, vec![], "revoke: thing name \"robot 1\" does not match"),
             ("PENDING_ACTIVATION", vec![(DnType::OrganizationName, "Acme")], ok, &p256, vec![], "revoke: subject has no CN"),
@@ -338,6 +496,75 @@ mod tests {
                 "{status} {subject:?} {vars:?}: {plan:?}"
             );
         }
+    }
+
+    /// Every outcome the decision alone reaches, named by the plan (not
+    /// worked out by the caller from the status).
+    #[test]
+    fn the_plan_names_its_outcome() {
+        let f = facts(
+            &[(DnType::CommonName, "robot-1")],
+            (NOW - 1, NOW + 1),
+            &KeyPair::generate().unwrap(),
+        );
+        for (status, expected) in [
+            ("ACTIVE", Kind::AlreadyActive),
+            ("INACTIVE", Kind::Inactive),
+            ("REVOKED", Kind::Skipped),
+            ("PENDING_TRANSFER", Kind::Skipped),
+        ] {
+            let plan = decide(&observed(status, f.clone()), &config(&[]), NOW);
+            let Plan::Skip { outcome, .. } = plan else {
+                panic!("{status}: {plan:?}")
+            };
+            assert_eq!(outcome, expected, "{status}");
+        }
+        // AWS holds something we cannot parse: refused like any bad certificate.
+        let mut garbage = observed("PENDING_ACTIVATION", f);
+        garbage.facts = Err("not a DER X.509 certificate: junk".into());
+        let plan = decide(&garbage, &config(&[]), NOW);
+        assert_eq!(
+            short(&plan),
+            "revoke: certificate cannot be parsed: not a DER X.509 certificate: junk"
+        );
+        let plan = decide(&garbage, &config(&[("JITR_ON_REJECT", "ignore")]), NOW);
+        assert!(short(&plan).starts_with("reject: certificate cannot be parsed"));
+    }
+
+    /// Metric names are a wire format: these strings never change.
+    #[test]
+    fn outcome_names_are_pinned() {
+        let names: Vec<&str> = [
+            Kind::Activated,
+            Kind::AlreadyActive,
+            Kind::Skipped,
+            Kind::Inactive,
+            Kind::Superseded,
+            Kind::Rejected,
+            Kind::Failed,
+            Kind::Unfinished,
+        ]
+        .into_iter()
+        .map(Kind::name)
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "Activated",
+                "AlreadyActive",
+                "Skipped",
+                "Inactive",
+                "Superseded",
+                "Rejected",
+                "Failed",
+                "Unfinished"
+            ]
+        );
+        // The JSON response spells them the same way.
+        assert_eq!(
+            serde_json::to_value(Kind::AlreadyActive).unwrap(),
+            "AlreadyActive"
+        );
     }
 
     #[test]
@@ -405,11 +632,15 @@ mod tests {
             arn: format!("arn:aws:iot:eu-west-1:123456789012:cert/{id}"),
             certificate_id: Some(id.to_string()),
             ca_certificate_id: ca.map(str::to_string),
+            status: Some("ACTIVE".into()),
+            created_ms: Some(NOW * 1000 - 1),
         };
         let cognito = Principal {
             arn: "eu-west-1:1234-abcd".into(),
             certificate_id: None,
             ca_certificate_id: None,
+            status: None,
+            created_ms: None,
         };
         let upper = CA.to_uppercase();
         #[rustfmt::skip]
@@ -447,6 +678,190 @@ mod tests {
             short(&plan),
             format!("revoke: thing robot-1 belongs to CA {CA}")
         );
+    }
+
+    /// A thing's certificate of CA `ca`, in `status`, registered at `created` ms.
+    fn principal(id: &str, ca: &str, status: &str, created: Option<i64>) -> Principal {
+        Principal {
+            arn: format!("arn:aws:iot:eu-west-1:123456789012:cert/{id}"),
+            certificate_id: Some(id.to_string()),
+            ca_certificate_id: Some(ca.to_string()),
+            status: Some(status.to_string()),
+            created_ms: created,
+        }
+    }
+
+    /// A certificate of robot-1 registered at `created` ms, in `status`.
+    fn robot(status: &str, created: Option<i64>) -> Observed {
+        let f = facts(
+            &[(DnType::CommonName, "robot-1")],
+            (NOW - 1, NOW + 1),
+            &KeyPair::generate().unwrap(),
+        );
+        let mut o = observed(status, f);
+        o.created_ms = created;
+        o
+    }
+
+    /// The rotation decision for a new (pending) certificate registered at
+    /// T, against the thing's other certificates.
+    #[test]
+    fn rotation_table() {
+        const T: i64 = NOW * 1000;
+        let (old, older, newer) = ("01".repeat(32), "02".repeat(32), "03".repeat(32));
+        let own = "ab".repeat(32);
+        let other_ca = "0".repeat(64);
+        let retire =
+            |ids: &[&String]| Rotation::Retire(ids.iter().map(|s| s.to_string()).collect());
+        #[rustfmt::skip]
+        let table: Vec<(OnRotation, Vec<Principal>, Rotation)> = vec![
+            // on_rotation, the thing's certificates, expected
+            (OnRotation::Keep, vec![principal(&old, CA, "ACTIVE", Some(T - 5))], retire(&[])),
+            (OnRotation::RetirePrevious, vec![], retire(&[])),
+            (OnRotation::RetirePrevious, vec![principal(&old, CA, "ACTIVE", Some(T - 5))], retire(&[&old])),
+            // Upper-case CA ids are the same CA.
+            (OnRotation::RetirePrevious, vec![principal(&old, &CA.to_uppercase(), "ACTIVE", Some(T - 5))], retire(&[&old])),
+            (OnRotation::RetirePrevious, vec![principal(&old, CA, "ACTIVE", Some(T - 5)), principal(&older, CA, "ACTIVE", Some(T - 9))], retire(&[&old, &older])),
+            // Only ACTIVE ones are retired: INACTIVE, REVOKED and pending ones are left alone.
+            (OnRotation::RetirePrevious, vec![principal(&old, CA, "INACTIVE", Some(T - 5)), principal(&older, CA, "REVOKED", Some(T - 9))], retire(&[])),
+            (OnRotation::RetirePrevious, vec![principal(&old, CA, "PENDING_ACTIVATION", Some(T - 5))], retire(&[])),
+            // This very certificate (attached by an interrupted attempt) is never retired.
+            (OnRotation::RetirePrevious, vec![principal(&own, CA, "ACTIVE", Some(T))], retire(&[])),
+            // Another CA's certificate is not ours to retire (claim refuses such a thing anyway).
+            (OnRotation::RetirePrevious, vec![principal(&old, &other_ca, "ACTIVE", Some(T - 5))], retire(&[])),
+            // Registered later and ACTIVE: this one is the predecessor (a replayed old event).
+            (OnRotation::RetirePrevious, vec![principal(&newer, CA, "ACTIVE", Some(T + 5))], Rotation::SupersededBy(newer.clone())),
+            (OnRotation::RetirePrevious, vec![principal(&old, CA, "ACTIVE", Some(T - 5)), principal(&newer, CA, "ACTIVE", Some(T + 5))], Rotation::SupersededBy(newer.clone())),
+            // Registered later but not ACTIVE: no successor yet.
+            (OnRotation::RetirePrevious, vec![principal(&newer, CA, "PENDING_ACTIVATION", Some(T + 5))], retire(&[])),
+            // Order unknown or equal: neither retires the other.
+            (OnRotation::RetirePrevious, vec![principal(&old, CA, "ACTIVE", Some(T))], retire(&[])),
+            (OnRotation::RetirePrevious, vec![principal(&old, CA, "ACTIVE", None)], retire(&[])),
+        ];
+        let ours = robot("PENDING_ACTIVATION", Some(T));
+        for (on_rotation, principals, expected) in table {
+            assert_eq!(
+                rotation(&ours, &principals, on_rotation),
+                expected,
+                "{on_rotation:?} {principals:?}"
+            );
+        }
+        let mut unknown = ours.clone();
+        unknown.created_ms = None;
+        let principals = [principal(&old, CA, "ACTIVE", Some(T - 5))];
+        assert_eq!(
+            rotation(&unknown, &principals, OnRotation::RetirePrevious),
+            retire(&[])
+        );
+    }
+
+    /// The whole decision for each event a rotation produces, replayed:
+    /// old certificate A (registered at T) and its successor B (T + 5 s).
+    #[test]
+    fn a_rotation_replayed_changes_nothing_twice() {
+        const T: i64 = NOW * 1000;
+        let (a, b) = ("0a".repeat(32), "0b".repeat(32));
+        let retire = config(&[("JITR_ON_ROTATION", "retire-previous")]);
+        let keep = config(&[]);
+        let event = |id: &str, status: &str, created: i64| {
+            let mut o = robot(status, Some(created));
+            o.certificate_id = id.to_string();
+            o
+        };
+        // B's first event, A ACTIVE on the thing: B activates and retires A.
+        let b_pending = event(&b, "PENDING_ACTIVATION", T + 5000);
+        let before = [principal(&a, CA, "ACTIVE", Some(T))];
+        let Plan::Activate(activation) = decide(&b_pending, &retire, NOW) else {
+            panic!()
+        };
+        let Plan::Activate(planned) = claim(&b_pending, activation.clone(), &before, &retire)
+        else {
+            panic!()
+        };
+        assert_eq!(planned.retire, [a.clone()]);
+        // Under keep, B joins A.
+        let Plan::Activate(kept) = claim(&b_pending, activation, &before, &keep) else {
+            panic!()
+        };
+        assert!(kept.retire.is_empty());
+
+        // After: A INACTIVE, B ACTIVE, both attached.
+        let after = [
+            principal(&a, CA, "INACTIVE", Some(T)),
+            principal(&b, CA, "ACTIVE", Some(T + 5000)),
+        ];
+        // B replayed: already active, nothing left to retire.
+        let b_active = event(&b, "ACTIVE", T + 5000);
+        let plan = decide(&b_active, &retire, NOW);
+        assert!(
+            matches!(
+                plan,
+                Plan::Skip {
+                    outcome: Kind::AlreadyActive,
+                    ..
+                }
+            ),
+            "{plan:?}"
+        );
+        assert_eq!(
+            rotation_thing(&b_active, &retire).as_deref(),
+            Some("robot-1")
+        );
+        assert!(still_to_retire(&b_active, &after, &retire).is_empty());
+        // A replayed: INACTIVE is a no-op with its own name, never reactivated.
+        let a_inactive = event(&a, "INACTIVE", T);
+        let plan = decide(&a_inactive, &retire, NOW);
+        assert!(
+            matches!(
+                plan,
+                Plan::Skip {
+                    outcome: Kind::Inactive,
+                    ..
+                }
+            ),
+            "{plan:?}"
+        );
+        assert_eq!(rotation_thing(&a_inactive, &retire), None);
+
+        // Interrupted after B's activation (A still ACTIVE): B's retried
+        // event finishes the rotation; A's event, were A still ACTIVE,
+        // never retires B.
+        let interrupted = [
+            principal(&a, CA, "ACTIVE", Some(T)),
+            principal(&b, CA, "ACTIVE", Some(T + 5000)),
+        ];
+        assert_eq!(
+            still_to_retire(&b_active, &interrupted, &retire),
+            [a.clone()]
+        );
+        let a_active = event(&a, "ACTIVE", T);
+        assert!(still_to_retire(&a_active, &interrupted, &retire).is_empty());
+        // Under keep, an ACTIVE certificate's event looks at nothing.
+        assert_eq!(rotation_thing(&b_active, &keep), None);
+        // An ACTIVE certificate not attached to the thing its name gives retires nothing.
+        let stranger = event(&"0c".repeat(32), "ACTIVE", T + 9000);
+        assert!(still_to_retire(&stranger, &interrupted, &retire).is_empty());
+
+        // A's first event arriving late (A still pending, B ACTIVE): A is
+        // superseded, left pending, and B stays.
+        let a_pending = event(&a, "PENDING_ACTIVATION", T);
+        let Plan::Activate(activation) = decide(&a_pending, &retire, NOW) else {
+            panic!()
+        };
+        let plan = claim(
+            &a_pending,
+            activation,
+            &[principal(&b, CA, "ACTIVE", Some(T + 5000))],
+            &retire,
+        );
+        let Plan::Skip {
+            outcome, reason, ..
+        } = plan
+        else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(outcome, Kind::Superseded);
+        assert!(reason.contains(&b), "{reason}");
     }
 
     #[test]

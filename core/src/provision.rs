@@ -3,7 +3,9 @@
 //! has principals, their DescribeCertificate: is it another CA's thing?);
 //! CreateThing and AttachPolicy together; AttachThingPrincipal (with
 //! AddThingToThingGroup alongside); UpdateCertificate ACTIVE last. Five
-//! sequential round trips for a new thing.
+//! sequential round trips for a new thing; a rotation under
+//! JITR_ON_ROTATION=retire-previous adds one: the thing's older
+//! certificates INACTIVE, only after the new one is ACTIVE.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -16,25 +18,8 @@ use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::facts::CertFacts;
 use crate::iot::IotApi;
+pub use crate::plan::Kind;
 use crate::plan::{self, Observed, Plan, Principal};
-
-/// How provisioning one certificate ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Kind {
-    /// Thing, policy and principal in place; certificate now ACTIVE.
-    Activated,
-    /// It was ACTIVE already (a duplicate event).
-    AlreadyActive,
-    /// Left alone (INACTIVE, REVOKED, ...).
-    Skipped,
-    /// Refused admission (and REVOKED unless JITR_ON_REJECT=ignore).
-    Rejected,
-    /// An AWS call failed: the platform should retry.
-    Failed,
-    /// Cut short before the invocation's deadline: the platform should
-    /// retry (safe: the certificate is activated last).
-    Unfinished,
-}
 
 /// The outcome for one certificate: one log line, one metric, one entry of the response.
 #[derive(Debug, Clone, Serialize)]
@@ -44,6 +29,10 @@ pub struct Outcome {
     pub thing: Option<String>,
     pub outcome: Kind,
     pub reason: Option<String>,
+    /// Previous certificates of the thing this run set INACTIVE
+    /// (JITR_ON_ROTATION=retire-previous).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
     pub duration_ms: u64,
     /// Whether retrying may help (set for Failed).
     #[serde(skip)]
@@ -68,6 +57,7 @@ impl Outcome {
                  safe to retry (the certificate is activated last)",
                 elapsed.as_millis()
             )),
+            retired: Vec::new(),
             duration_ms: elapsed.as_millis() as u64,
             transient: true,
         }
@@ -109,21 +99,46 @@ pub async fn provision<A: IotApi>(
 ) -> Outcome {
     let started = Instant::now();
     let (thing, result) = run(api, config, certificate_id, now).await;
-    let (outcome, reason, transient) = match result {
-        Ok((kind, reason)) => (kind, reason, false),
-        Err((step, e)) => (Kind::Failed, Some(format!("{step}: {e}")), e.is_transient()),
+    let (done, transient) = match result {
+        Ok(done) => (done, false),
+        Err((step, e)) => {
+            let transient = e.is_transient();
+            (
+                Done::new(Kind::Failed, Some(format!("{step}: {e}"))),
+                transient,
+            )
+        }
     };
     Outcome {
         certificate_id: certificate_id.to_string(),
         thing,
-        outcome,
-        reason,
+        outcome: done.kind,
+        reason: done.reason,
+        retired: done.retired,
         duration_ms: started.elapsed().as_millis() as u64,
         transient,
     }
 }
 
-type StepResult = Result<(Kind, Option<String>), (&'static str, AwsError)>;
+/// How the steps ended, short of a failure.
+struct Done {
+    kind: Kind,
+    reason: Option<String>,
+    /// Previous certificates set INACTIVE.
+    retired: Vec<String>,
+}
+
+impl Done {
+    fn new(kind: Kind, reason: Option<String>) -> Self {
+        Done {
+            kind,
+            reason,
+            retired: Vec::new(),
+        }
+    }
+}
+
+type StepResult = Result<Done, (&'static str, AwsError)>;
 
 async fn run<A: IotApi>(
     api: &A,
@@ -131,100 +146,157 @@ async fn run<A: IotApi>(
     id: &str,
     now: i64,
 ) -> (Option<String>, StepResult) {
-    let (arn, plan) = match describe_and_decide(api, config, id, now).await {
+    let decided = match describe_and_decide(api, config, id, now).await {
         Ok(answer) => answer,
         Err(failed) => return (None, Err(failed)),
     };
-    match plan {
+    match decided.plan {
         Plan::Activate(a) => {
             let thing = Some(a.thing_name.clone());
-            let attributes: HashMap<String, String> = a.attributes.clone().into_iter().collect();
-            // Round trip 2: the thing and the policy, together.
-            let (thing_made, policy_attached) = tokio::join!(
-                api.create_thing(&a.thing_name, a.thing_type.as_deref(), &attributes),
-                api.attach_policy(&a.policy_name, &arn),
-            );
-            if let Err(e) = tolerate_existing(thing_made) {
-                return (thing, Err(("CreateThing", e)));
-            }
-            if let Err(e) = tolerate_existing(policy_attached) {
-                return (thing, Err(("AttachPolicy", e)));
-            }
-            // Round trip 3: the principal, and the groups alongside.
-            let groups = async {
-                for g in &a.thing_groups {
-                    tolerate_existing(api.add_thing_to_thing_group(&a.thing_name, g).await)?;
-                }
-                Ok::<(), AwsError>(())
-            };
-            let (principal, grouped) =
-                tokio::join!(api.attach_thing_principal(&a.thing_name, &arn), groups);
-            if let Err(e) = tolerate_existing(principal) {
-                return (thing, Err(("AttachThingPrincipal", e)));
-            }
-            if let Err(e) = grouped {
-                return (thing, Err(("AddThingToThingGroup", e)));
-            }
-            // Round trip 4: activation, last.
-            match api.update_certificate(id, CertificateStatus::Active).await {
-                Ok(()) => (thing, Ok((Kind::Activated, None))),
-                Err(e) => (thing, Err(("UpdateCertificate", e))),
-            }
+            let activated = activate(api, config, id, &decided.arn, &a).await;
+            (thing, activated)
         }
-        Plan::Skip { status, reason } => {
-            let kind = if status == "ACTIVE" {
-                Kind::AlreadyActive
-            } else {
-                Kind::Skipped
-            };
-            (None, Ok((kind, Some(reason))))
-        }
+        Plan::Skip {
+            reason, outcome, ..
+        } => match decided.finish_rotation {
+            // An ACTIVE certificate whose rotation was interrupted before
+            // the previous certificates were retired: finish it.
+            Some((thing, previous)) if !previous.is_empty() => {
+                let retired = retire(api, previous).await;
+                let result = retired.map(|ids| Done {
+                    reason: Some(format!("{reason}; {}", retired_reason(&ids))),
+                    retired: ids,
+                    kind: outcome,
+                });
+                (Some(thing), result)
+            }
+            _ => (None, Ok(Done::new(outcome, Some(reason)))),
+        },
         Plan::Reject { reason, revoke } => (None, reject(api, id, reason, revoke).await),
     }
 }
 
-/// DescribeCertificate, then the decision, then (for an activation) who
-/// owns the thing already: the certificate's ARN and the plan.
+/// The activation: thing and policy, principal and groups, ACTIVE last;
+/// then, under retire-previous, the previous certificates INACTIVE.
+async fn activate<A: IotApi>(
+    api: &A,
+    config: &Config,
+    id: &str,
+    arn: &str,
+    a: &plan::Activation,
+) -> StepResult {
+    let attributes: HashMap<String, String> = a.attributes.clone().into_iter().collect();
+    // Round trip 2: the thing and the policy, together.
+    let (thing_made, policy_attached) = tokio::join!(
+        api.create_thing(&a.thing_name, a.thing_type.as_deref(), &attributes),
+        api.attach_policy(&a.policy_name, arn),
+    );
+    tolerate_existing(thing_made).map_err(|e| ("CreateThing", e))?;
+    tolerate_existing(policy_attached).map_err(|e| ("AttachPolicy", e))?;
+    // Round trip 3: the principal, and the groups alongside.
+    let groups = async {
+        for g in &a.thing_groups {
+            tolerate_existing(api.add_thing_to_thing_group(&a.thing_name, g).await)?;
+        }
+        Ok::<(), AwsError>(())
+    };
+    let (principal, grouped) = tokio::join!(
+        api.attach_thing_principal(&a.thing_name, arn, config.exclusive_thing),
+        groups
+    );
+    tolerate_existing(principal).map_err(|e| ("AttachThingPrincipal", e))?;
+    grouped.map_err(|e| ("AddThingToThingGroup", e))?;
+    // Round trip 4: activation, last.
+    api.update_certificate(id, CertificateStatus::Active)
+        .await
+        .map_err(|e| ("UpdateCertificate", e))?;
+    // Round trip 5 (rotation): the device connected with the new key, so
+    // the previous certificates go. A failure here is retried through the
+    // event, which then finds this certificate ACTIVE and finishes.
+    let retired = retire(api, a.retire.clone()).await?;
+    let reason = (!retired.is_empty()).then(|| retired_reason(&retired));
+    Ok(Done {
+        kind: Kind::Activated,
+        reason,
+        retired,
+    })
+}
+
+/// Sets each certificate INACTIVE; the ids, once all are.
+async fn retire<A: IotApi>(
+    api: &A,
+    ids: Vec<String>,
+) -> Result<Vec<String>, (&'static str, AwsError)> {
+    let calls = ids
+        .iter()
+        .map(|id| api.update_certificate(id, CertificateStatus::Inactive));
+    futures::future::try_join_all(calls)
+        .await
+        .map_err(|e| ("UpdateCertificate INACTIVE (previous certificate)", e))?;
+    Ok(ids)
+}
+
+fn retired_reason(ids: &[String]) -> String {
+    format!(
+        "retired the previous certificate(s) {} (now INACTIVE, JITR_ON_ROTATION=retire-previous)",
+        ids.join(", ")
+    )
+}
+
+/// What [`describe_and_decide`] found.
+struct Decided {
+    arn: String,
+    plan: Plan,
+    /// For an ACTIVE certificate under retire-previous: its thing and the
+    /// older certificates still ACTIVE on it.
+    finish_rotation: Option<(String, Vec<String>)>,
+}
+
+/// DescribeCertificate, then the decision, then (for an activation, or an
+/// ACTIVE certificate under retire-previous) the thing's principals.
 async fn describe_and_decide<A: IotApi>(
     api: &A,
     config: &Config,
     id: &str,
     now: i64,
-) -> Result<(String, Plan), (&'static str, AwsError)> {
+) -> Result<Decided, (&'static str, AwsError)> {
     let d = api
         .describe_certificate(id)
         .await
         .map_err(|e| ("DescribeCertificate", e))?;
-    let facts = match CertFacts::from_pem(d.certificate_pem.as_bytes()) {
-        Ok(facts) => facts,
-        // AWS holds something we cannot parse: refuse it like any bad certificate.
-        Err(e) => {
-            let plan = Plan::Reject {
-                reason: format!("certificate cannot be parsed: {e}"),
-                revoke: config.on_reject == crate::config::OnReject::Revoke,
-            };
-            return Ok((d.certificate_arn, plan));
-        }
-    };
     let observed = Observed {
         certificate_id: id.into(),
         certificate_arn: d.certificate_arn.clone(),
         status: d.status,
         ca_certificate_id: d.ca_certificate_id,
-        facts,
+        facts: CertFacts::from_pem(d.certificate_pem.as_bytes()).map_err(|e| e.to_string()),
+        created_ms: d.created_ms,
     };
+    let mut finish_rotation = None;
     let plan = match plan::decide(&observed, config, now) {
         Plan::Activate(a) => {
             let principals = thing_principals(api, &observed, &a.thing_name).await?;
             plan::claim(&observed, a, &principals, config)
         }
-        other => other,
+        other => {
+            if let Some(thing) = plan::rotation_thing(&observed, config) {
+                let principals = thing_principals(api, &observed, &thing).await?;
+                let previous = plan::still_to_retire(&observed, &principals, config);
+                finish_rotation = Some((thing, previous));
+            }
+            other
+        }
     };
-    Ok((d.certificate_arn, plan))
+    Ok(Decided {
+        arn: d.certificate_arn,
+        plan,
+        finish_rotation,
+    })
 }
 
 /// The principals already attached to `thing` (none if it does not exist),
-/// each with the CA of its certificate: the facts [`plan::claim`] decides on.
+/// each with the CA, status and registration time of its certificate: the
+/// facts [`plan::claim`] and [`plan::rotation`] decide on.
 async fn thing_principals<A: IotApi>(
     api: &A,
     observed: &Observed,
@@ -241,22 +313,28 @@ async fn thing_principals<A: IotApi>(
                 arn,
                 certificate_id: None,
                 ca_certificate_id: None,
+                status: None,
+                created_ms: None,
             }));
         };
-        let ca_certificate_id = if cert.eq_ignore_ascii_case(&observed.certificate_id) {
-            observed.ca_certificate_id.clone()
-        } else {
-            match api.describe_certificate(&cert).await {
-                Ok(d) => d.ca_certificate_id,
-                // Deleted since it was listed: it no longer owns anything.
-                Err(AwsError::NotFound(_)) => return Ok(None),
-                Err(e) => return Err(("DescribeCertificate (thing principal)", e)),
-            }
-        };
+        let (ca_certificate_id, status, created_ms) =
+            if cert.eq_ignore_ascii_case(&observed.certificate_id) {
+                let o = observed;
+                (o.ca_certificate_id.clone(), o.status.clone(), o.created_ms)
+            } else {
+                match api.describe_certificate(&cert).await {
+                    Ok(d) => (d.ca_certificate_id, d.status, d.created_ms),
+                    // Deleted since it was listed: it no longer owns anything.
+                    Err(AwsError::NotFound(_)) => return Ok(None),
+                    Err(e) => return Err(("DescribeCertificate (thing principal)", e)),
+                }
+            };
         Ok(Some(Principal {
             arn,
             certificate_id: Some(cert),
             ca_certificate_id,
+            status: Some(status),
+            created_ms,
         }))
     });
     let principals = futures::future::try_join_all(described).await?;
@@ -272,7 +350,7 @@ pub async fn dry_run<A: IotApi>(
 ) -> Result<Plan, AwsError> {
     describe_and_decide(api, config, id, now)
         .await
-        .map(|(_, plan)| plan)
+        .map(|decided| decided.plan)
         .map_err(|(_, e)| e)
 }
 
@@ -283,13 +361,13 @@ async fn reject<A: IotApi>(api: &A, id: &str, reason: String, revoke: bool) -> S
             return Err(("UpdateCertificate REVOKED", e));
         }
     }
-    Ok((Kind::Rejected, Some(reason)))
+    Ok(Done::new(Kind::Rejected, Some(reason)))
 }
 
 /// A CloudWatch Embedded Metric Format line counting one outcome
 /// (namespace `jitr`, metric named after the outcome; no API call).
 pub fn emf_line(outcome: &Outcome, timestamp_ms: u128) -> String {
-    let name = format!("{:?}", outcome.outcome);
+    let name = outcome.outcome.name();
     serde_json::json!({
         "_aws": {
             "Timestamp": timestamp_ms as u64,

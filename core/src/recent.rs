@@ -73,11 +73,15 @@ impl<A: IotApi + Send> IotApi for Recent<A> {
     ) -> Result<(), AwsError> {
         let activate = status == CertificateStatus::Active;
         self.inner.update_certificate(id, status).await?;
+        let mut seen = self.seen.lock().unwrap();
         if activate {
-            if let Some((d, at)) = self.seen.lock().unwrap().get_mut(id) {
+            if let Some((d, at)) = seen.get_mut(id) {
                 d.status = "ACTIVE".into();
                 *at = Some(Instant::now());
             }
+        } else {
+            // Retired or revoked by this instance: no longer answered ACTIVE.
+            seen.remove(id);
         }
         Ok(())
     }
@@ -92,8 +96,15 @@ impl<A: IotApi + Send> IotApi for Recent<A> {
     async fn attach_policy(&self, policy: &str, target_arn: &str) -> Result<(), AwsError> {
         self.inner.attach_policy(policy, target_arn).await
     }
-    async fn attach_thing_principal(&self, thing: &str, principal: &str) -> Result<(), AwsError> {
-        self.inner.attach_thing_principal(thing, principal).await
+    async fn attach_thing_principal(
+        &self,
+        thing: &str,
+        principal: &str,
+        exclusive: bool,
+    ) -> Result<(), AwsError> {
+        self.inner
+            .attach_thing_principal(thing, principal, exclusive)
+            .await
     }
     async fn add_thing_to_thing_group(&self, thing: &str, group: &str) -> Result<(), AwsError> {
         self.inner.add_thing_to_thing_group(thing, group).await
@@ -124,6 +135,7 @@ mod tests {
                 status: "PENDING_ACTIVATION".into(),
                 ca_certificate_id: None,
                 certificate_pem: String::new(),
+                created_ms: None,
             })
         }
         async fn create_thing(
@@ -137,7 +149,7 @@ mod tests {
         async fn attach_policy(&self, _: &str, _: &str) -> Result<(), AwsError> {
             Ok(())
         }
-        async fn attach_thing_principal(&self, _: &str, _: &str) -> Result<(), AwsError> {
+        async fn attach_thing_principal(&self, _: &str, _: &str, _: bool) -> Result<(), AwsError> {
             Ok(())
         }
         async fn add_thing_to_thing_group(&self, _: &str, _: &str) -> Result<(), AwsError> {

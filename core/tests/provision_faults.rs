@@ -331,7 +331,7 @@ async fn handler_answers_sqs_batches_with_partial_failures_and_refuses_malformed
     for bad in [
         json!([]),
         json!({ "certificateId": null }),
-        json!({ "certificateId": ID, "timestamp": {} }),
+        json!({ "certificateId": "not-an-id" }),
     ] {
         let err = jitr_core::handler::handle(&api, &config(), bad.clone(), now(), Deadline::none())
             .await

@@ -29,7 +29,8 @@ fuzz_target!(|data: &[u8]| {
                 certificate_arn: "arn:aws:iot:eu-west-1:123456789012:cert/x".into(),
                 status: "PENDING_ACTIVATION".into(),
                 ca_certificate_id: None,
-                facts,
+                facts: Ok(facts),
+                created_ms: None,
             };
             let _ = decide(&observed, jitr_fuzz::config(), 1_700_000_000);
         }

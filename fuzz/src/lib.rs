@@ -51,6 +51,7 @@ impl IotApi for NoCertificates {
         &self,
         _: &str,
         _: &str,
+        _: bool,
     ) -> impl Future<Output = Result<(), AwsError>> + Send {
         ready(unreachable_call("AttachThingPrincipal"))
     }
@@ -69,6 +70,12 @@ impl IotApi for NoCertificates {
         ready(unreachable_call("UpdateCertificate"))
     }
     fn list_pending_certificates(
+        &self,
+        _: &str,
+    ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send {
+        ready(Ok(Vec::new()))
+    }
+    fn list_thing_principals(
         &self,
         _: &str,
     ) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send {

@@ -204,6 +204,8 @@ fn assert_guarantees(t: &Value) {
         ("JITR_THING_NAME_PATTERN", "ThingNamePattern"),
         ("JITR_ALLOWED_CA_IDS", "AllowedCaIds"),
         ("JITR_ON_REJECT", "OnReject"),
+        ("JITR_ON_ROTATION", "OnRotation"),
+        ("JITR_EXCLUSIVE_THING", "ExclusiveThing"),
         ("JITR_CLOCK_SKEW_SECONDS", "ClockSkewSeconds"),
         ("JITR_MAX_CONCURRENCY", "MaxConcurrency"),
         ("JITR_API_RATES", "ApiRates"),
@@ -211,6 +213,25 @@ fn assert_guarantees(t: &Value) {
         assert_eq!(env[var]["Ref"], param, "{var}");
     }
     assert_eq!(t["Parameters"]["ClockSkewSeconds"]["Default"], 300);
+    // Rotation and exclusive attachment: the function's defaults, and only
+    // the values its configuration accepts.
+    for (param, default, allowed) in [
+        (
+            "OnRotation",
+            "keep",
+            serde_json::json!(["keep", "retire-previous"]),
+        ),
+        (
+            "ExclusiveThing",
+            "false",
+            serde_json::json!(["true", "false"]),
+        ),
+    ] {
+        let p = &t["Parameters"][param];
+        assert_eq!(p["Type"], "String", "{param}");
+        assert_eq!(p["Default"], default, "{param}");
+        assert_eq!(p["AllowedValues"], allowed, "{param}");
+    }
     let max = &t["Parameters"]["MaxConcurrency"];
     assert_eq!(
         (max["MinValue"].as_u64(), max["MaxValue"].as_u64()),
@@ -270,11 +291,25 @@ fn assert_guarantees(t: &Value) {
             .flat_map(|s| as_list(&s["Resource"]))
             .collect()
     };
+    // Every IoT action the function calls (a rotation describes the thing's
+    // other certificates and sets them INACTIVE: DescribeCertificate and
+    // UpdateCertificate on any certificate of the account).
+    let on_certificates = |action: &str| {
+        allows(action)
+            .iter()
+            .filter_map(|r| r["Fn::Sub"].as_str().map(str::to_string))
+            .any(|r| r.ends_with(":cert/*"))
+    };
+    assert!(on_certificates("iot:DescribeCertificate"));
+    assert!(on_certificates("iot:UpdateCertificate"));
     for needed in [
         "iot:DescribeCertificate",
         "iot:UpdateCertificate",
+        "iot:ListThingPrincipals",
         "iot:CreateThing",
         "iot:AttachThingPrincipal",
+        "iot:AttachPolicy",
+        "iot:AddThingToThingGroup",
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "logs:PutLogEvents",
@@ -352,4 +387,42 @@ fn both_templates_create_the_same_kinds_of_resources() {
     let (sam, cdk) = (kinds(&sam()), kinds(&cdk()));
     assert_eq!(sam, cdk);
     assert!(sam.len() >= 10, "{sam:?}");
+}
+
+/// The same parameters, with the same types, defaults and allowed values,
+/// in both templates (CDK adds only its BootstrapVersion).
+#[test]
+fn both_templates_take_the_same_parameters() {
+    let (sam, cdk) = (sam(), cdk());
+    let names = |t: &Value| -> Vec<String> {
+        let mut n: Vec<String> = t["Parameters"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| *k != "BootstrapVersion")
+            .cloned()
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&sam), names(&cdk));
+    assert!(names(&sam).contains(&"OnRotation".to_string()));
+    assert!(names(&sam).contains(&"ExclusiveThing".to_string()));
+    // CloudFormation passes parameter values as strings: 30 and "30" are one value.
+    fn text(v: &Value) -> Value {
+        match v {
+            Value::Number(n) => Value::from(n.to_string()),
+            Value::Array(a) => Value::Array(a.iter().map(text).collect()),
+            other => other.clone(),
+        }
+    }
+    for name in names(&sam) {
+        for field in ["Type", "Default", "AllowedValues", "MinValue", "MaxValue"] {
+            assert_eq!(
+                text(&sam["Parameters"][&name][field]),
+                text(&cdk["Parameters"][&name][field]),
+                "{name}.{field}"
+            );
+        }
+    }
 }

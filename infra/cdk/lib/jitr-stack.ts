@@ -53,6 +53,20 @@ export class JitrStack extends cdk.Stack {
       default: 'revoke',
       allowedValues: ['revoke', 'ignore'],
     });
+    const onRotation = new cdk.CfnParameter(this, 'OnRotation', {
+      type: 'String',
+      default: 'keep',
+      allowedValues: ['keep', 'retire-previous'],
+      description:
+        'A new certificate for a thing with ACTIVE certificates of the same CA either joins them (keep) or, once ACTIVE, sets the older ones INACTIVE (retire-previous).',
+    });
+    const exclusiveThing = new cdk.CfnParameter(this, 'ExclusiveThing', {
+      type: 'String',
+      default: 'false',
+      allowedValues: ['true', 'false'],
+      description:
+        "Attach certificates as the thing's exclusive principal (EXCLUSIVE_THING), so a certificate can never serve two things.",
+    });
     const maxConcurrency = new cdk.CfnParameter(this, 'MaxConcurrency', {
       type: 'Number',
       default: 2,
@@ -272,6 +286,8 @@ export class JitrStack extends cdk.Stack {
         JITR_THING_TYPE: thingType.valueAsString,
         JITR_THING_GROUPS: thingGroups.valueAsString,
         JITR_ON_REJECT: onReject.valueAsString,
+        JITR_ON_ROTATION: onRotation.valueAsString,
+        JITR_EXCLUSIVE_THING: exclusiveThing.valueAsString,
         JITR_CLOCK_SKEW_SECONDS: clockSkewSeconds.valueAsString,
         JITR_MAX_CONCURRENCY: maxConcurrency.valueAsString,
         JITR_API_RATES: apiRates.valueAsString,

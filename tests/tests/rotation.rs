@@ -1,0 +1,211 @@
+//! Certificate rotation through the deployed function, on the ministack
+//! emulator with IAM enforced: a device's successor certificate (same CN,
+//! same CA, new key) connects; under `OnRotation=keep` both stay ACTIVE,
+//! under `retire-previous` the predecessor goes INACTIVE only after the
+//! successor is ACTIVE, and replayed events of both change nothing.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use jitr_tests::issue_device;
+use jitr_tests::rehearsal::{cert_arn, Options, Rehearsal};
+use serde_json::json;
+
+fn certificate_id(dir: &std::path::Path, cert: &str) -> String {
+    let pem = std::fs::read(dir.join(cert)).unwrap();
+    jitr_core::CertFacts::from_pem(&pem).unwrap().certificate_id
+}
+
+/// robot-1 online with its first certificate (old/robot-1), then a
+/// successor issued into another directory (new/robot-1): their ids.
+fn device_with_successor(r: &Rehearsal) -> (String, String) {
+    let d = &r.dir;
+    issue_device(d, "root", "old", "robot-1");
+    issue_device(d, "root", "new", "robot-1");
+    let (old, new) = (
+        certificate_id(d, "old/robot-1/device.crt"),
+        certificate_id(d, "new/robot-1/device.crt"),
+    );
+    assert_ne!(old, new);
+    let first = r.connect(&["old/robot-1"], "60");
+    assert_eq!(first.code, Some(0), "{}\n{}", first.stderr, r.ms.log());
+    assert_eq!(r.status(&old), "ACTIVE");
+    (old, new)
+}
+
+/// The function's log lines about a certificate.
+fn function_lines(r: &Rehearsal, id: &str) -> Vec<String> {
+    r.ms.log()
+        .lines()
+        .filter(|l| l.contains(id) && l.contains("outcome"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn keep_leaves_both_certificates_active_on_the_thing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = Rehearsal::start(tmp.path(), Options::default());
+    let (old, new) = device_with_successor(&r);
+
+    let out = r.connect(&["new/robot-1", "--message", "successor"], "60");
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stderr, r.ms.log());
+    assert_eq!(r.status(&new), "ACTIVE");
+    assert_eq!(r.status(&old), "ACTIVE");
+    let mut principals = r.thing_principals("robot-1");
+    principals.sort();
+    let mut both = vec![cert_arn(&old), cert_arn(&new)];
+    both.sort();
+    assert_eq!(principals, both);
+    assert_eq!(r.policies_of(&cert_arn(&new)), ["jitr-device"]);
+    // The predecessor still gets in.
+    let again = r.connect(&["old/robot-1"], "10");
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+}
+
+#[test]
+fn retire_previous_deactivates_the_old_certificate_after_the_new_one_is_active_and_replays_change_nothing(
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let parameters = [("OnRotation", "retire-previous")];
+    let r = Rehearsal::start(
+        tmp.path(),
+        Options {
+            parameters: &parameters,
+            ..Options::default()
+        },
+    );
+    let function = r.ms.boto3(
+        "lambda",
+        "get_function_configuration",
+        json!({ "FunctionName": r.output("FunctionName") }),
+    );
+    let env = &function["Environment"]["Variables"];
+    assert_eq!(env["JITR_ON_ROTATION"], "retire-previous", "{function}");
+    let (old, new) = device_with_successor(&r);
+
+    // The successor connects; meanwhile the statuses are sampled: the old
+    // certificate is never INACTIVE while the new one is not yet ACTIVE.
+    let mut child = r
+        .connect_command(&["new/robot-1", "--message", "via successor"], "60")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut samples = Vec::new();
+    while child.try_wait().unwrap().is_none() {
+        samples.push((r.status(&old), r.status(&new)));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        r.ms.log()
+    );
+    assert!(
+        r.eventually(Duration::from_secs(10), || r.status(&old) == "INACTIVE"),
+        "{}\n{}",
+        r.status(&old),
+        r.ms.log()
+    );
+    samples.push((r.status(&old), r.status(&new)));
+    assert!(
+        samples
+            .iter()
+            .all(|(o, n)| o != "INACTIVE" || n == "ACTIVE"),
+        "old INACTIVE before new ACTIVE: {samples:?}"
+    );
+    eprintln!("statuses (old, new) sampled during the rotation: {samples:?}");
+    // The function said which certificate it retired.
+    let lines = function_lines(&r, &new);
+    assert!(
+        lines.iter().any(|l| l.contains("Activated")
+            && l.contains(&format!("retired the previous certificate(s) {old}"))),
+        "{lines:#?}"
+    );
+
+    // The device is online through the new certificate; the old one is refused.
+    assert!(r.eventually(Duration::from_secs(5), || r
+        .received()
+        .contains("things/robot-1/hello via successor")));
+    let again = r.connect(&["new/robot-1", "--message", "still here"], "10");
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    let refused = r.connect(&["old/robot-1"], "3");
+    assert_eq!(refused.code, Some(1), "{}", refused.stdout);
+
+    // Replaying both certificates' events changes nothing.
+    let before = r.things_report();
+    let queue = r.output("EventQueueUrl");
+    for id in [&old, &new] {
+        let event = json!({ "certificateId": id, "caCertificateId": r.ca_id,
+            "certificateStatus": "PENDING_ACTIVATION", "timestamp": 1_700_000_000_000_i64 });
+        for _ in 0..2 {
+            let sent = r.ms.boto3(
+                "sqs",
+                "send_message",
+                json!({ "QueueUrl": queue, "MessageBody": event.to_string() }),
+            );
+            assert!(sent.get("Error").is_none(), "{sent}");
+        }
+    }
+    let replayed = r.eventually(Duration::from_secs(60), || {
+        let inactive = function_lines(&r, &old)
+            .iter()
+            .filter(|l| l.contains("Inactive"))
+            .count();
+        let active = function_lines(&r, &new)
+            .iter()
+            .filter(|l| l.contains("AlreadyActive"))
+            .count();
+        inactive >= 2 && active >= 2
+    });
+    assert!(
+        replayed,
+        "{:#?}\n{:#?}",
+        function_lines(&r, &old),
+        function_lines(&r, &new)
+    );
+    assert_eq!(r.things_report(), before);
+    assert_eq!(r.status(&old), "INACTIVE");
+    assert_eq!(r.status(&new), "ACTIVE");
+    let expected = json!({ "robot-1": [
+        { "arn": cert_arn(&old), "status": "INACTIVE", "policies": ["jitr-device"] },
+        { "arn": cert_arn(&new), "status": "ACTIVE", "policies": ["jitr-device"] },
+    ]});
+    assert_eq!(before, expected);
+    let still = r.connect(&["new/robot-1"], "10");
+    assert_eq!(still.code, Some(0), "{}", still.stderr);
+}
+
+/// `ExclusiveThing=true` reaches the function, and a device still gets in:
+/// the function attaches with `thingPrincipalType=EXCLUSIVE_THING` (the
+/// request is checked on the wire in core/tests/rotation_calls.rs), which
+/// ministack 1.5.33 accepts and ignores (it does not enforce exclusivity).
+#[test]
+fn exclusive_thing_reaches_the_function_and_devices_get_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let parameters = [("ExclusiveThing", "true")];
+    let r = Rehearsal::start(
+        d,
+        Options {
+            parameters: &parameters,
+            ..Options::default()
+        },
+    );
+    let function = r.ms.boto3(
+        "lambda",
+        "get_function_configuration",
+        json!({ "FunctionName": r.output("FunctionName") }),
+    );
+    let env = &function["Environment"]["Variables"];
+    assert_eq!(env["JITR_EXCLUSIVE_THING"], "true", "{function}");
+    assert_eq!(env["JITR_ON_ROTATION"], "keep", "{function}");
+    issue_device(d, "root", "dev", "robot-1");
+    let id = certificate_id(d, "dev/robot-1/device.crt");
+    let out = r.connect(&["dev/robot-1"], "60");
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stderr, r.ms.log());
+    assert_eq!(r.status(&id), "ACTIVE");
+    assert_eq!(r.thing_principals("robot-1"), [cert_arn(&id)]);
+}
