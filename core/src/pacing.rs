@@ -153,10 +153,9 @@ impl ApiRates {
 /// A uniform number in [0, 1), different in every process (std's hash
 /// keys are seeded randomly per process): jitter, not cryptography.
 fn random_phase(op: Op) -> f64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    op.index().hash(&mut h);
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+    use std::hash::BuildHasher;
+    let h = std::collections::hash_map::RandomState::new().hash_one(op.index());
+    (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// An [`IotApi`] whose calls wait for their operation's slot: at most the
