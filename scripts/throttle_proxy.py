@@ -15,7 +15,10 @@ X-Amz-Target; other requests (SQS, Lambda, ...) pass through unlimited.
 --error-rate answers that fraction of IoT calls with a 500
 InternalFailureException, half before forwarding and half after the upstream
 did the work (as a real 5xx can); --drop-rate closes that fraction of
-connections without an answer. Counts per operation: GET /__proxy/stats.
+connections without an answer. Counts per operation (and the Unix time of
+the first and last call answered by the upstream): GET /__proxy/stats.
+PUT /__proxy/faults?error_rate=F&drop_rate=F changes the faults while it runs
+(a window of 100% 5xx, say).
 Listens on 127.0.0.1 only.
 """
 import argparse
@@ -101,6 +104,10 @@ class State:
         with self.lock:
             s = self.stats.setdefault(op, {"calls": 0, "passed": 0, "throttled": 0, "errors": 0, "dropped": 0})
             s[what] += 1
+            if what == "passed":
+                now = time.time()
+                s.setdefault("first_passed_at", now)
+                s["last_passed_at"] = now
 
     def roll(self):
         with self.lock:
@@ -142,7 +149,16 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         if self.path == "/__proxy/stats":
-            self.answer(200, [("Content-Type", "application/json")], json.dumps(st.stats).encode())
+            with st.lock:
+                stats = json.dumps(st.stats).encode()
+            self.answer(200, [("Content-Type", "application/json")], stats)
+            return
+        if self.path.startswith("/__proxy/faults"):
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            with st.lock:
+                st.error_rate = float(query.get("error_rate", [st.error_rate])[0])
+                st.drop_rate = float(query.get("drop_rate", [st.drop_rate])[0])
+            self.answer(200, [("Content-Type", "application/json")], b"{}")
             return
         op = operation(self.command, self.path, self.headers)
         if op is None:
@@ -154,18 +170,20 @@ class Handler(BaseHTTPRequestHandler):
             self.error(429, "ThrottlingException", "Rate exceeded")
             return
         roll = st.roll()
-        if roll < st.drop_rate:
+        with st.lock:
+            drop_rate, error_rate = st.drop_rate, st.error_rate
+        if roll < drop_rate:
             st.count(op, "dropped")
             self.close_connection = True
             self.connection.shutdown(2)
             return
-        roll -= st.drop_rate
-        if roll < st.error_rate / 2:
+        roll -= drop_rate
+        if roll < error_rate / 2:
             st.count(op, "errors")
             self.error(500, "InternalFailureException", "Internal failure (injected before the upstream)")
             return
         status, headers, data = self.forward(body)
-        if roll < st.error_rate:
+        if roll < error_rate:
             st.count(op, "errors")
             self.error(500, "InternalFailureException", "Internal failure (injected after the upstream)")
             return

@@ -11,9 +11,11 @@ use crate::event::{EventError, RegisteredEvent};
 use crate::iot::IotApi;
 use crate::provision::{self, Kind, Outcome};
 
-/// Certificates of one SQS batch provisioned at once (the event source
-/// mapping's maximum concurrency caps the functions).
-const BATCH_CONCURRENCY: usize = 5;
+/// Certificates of one SQS batch provisioned at once: the whole batch (the
+/// templates' BatchSize is 10). The pacer keeps the calls under the quotas;
+/// concurrency only has to cover the calls' latency (six sequential calls a
+/// certificate), so that the rate, not the round trips, binds.
+const BATCH_CONCURRENCY: usize = 10;
 
 /// Why an invocation failed (so Lambda retries it, or routes it to the
 /// on-failure destination).
@@ -91,9 +93,40 @@ fn is_sqs(payload: &Value) -> bool {
         })
 }
 
-/// Provisions every record; a record that fails (or cannot be parsed) is a
-/// batch item failure, so only it is redelivered (and ends in the DLQ if
-/// it keeps failing).
+/// The records of one batch for one certificate: a device retrying while
+/// its certificate is pending causes one registered event per attempt, and
+/// several can land in one batch. Provisioned once; every record of it is
+/// acknowledged or failed together.
+#[derive(Debug, PartialEq)]
+struct Work {
+    certificate_id: String,
+    message_ids: Vec<String>,
+}
+
+/// Groups a batch's records (message id, certificate id or why the body is
+/// malformed) by certificate, in order of first appearance; malformed
+/// records are returned apart (batch item failures, no AWS call).
+fn group<E>(records: Vec<(String, Result<String, E>)>) -> (Vec<Work>, Vec<(String, E)>) {
+    let mut work: Vec<Work> = Vec::new();
+    let mut malformed = Vec::new();
+    for (message_id, certificate) in records {
+        match certificate {
+            Err(e) => malformed.push((message_id, e)),
+            Ok(id) => match work.iter_mut().find(|w| w.certificate_id == id) {
+                Some(w) => w.message_ids.push(message_id),
+                None => work.push(Work {
+                    certificate_id: id,
+                    message_ids: vec![message_id],
+                }),
+            },
+        }
+    }
+    (work, malformed)
+}
+
+/// Provisions every certificate of the batch once; the records of one that
+/// fails (and malformed records) are batch item failures, so only they are
+/// redelivered (and end in the DLQ if they keep failing).
 async fn handle_batch<A: IotApi>(
     api: &A,
     config: &Config,
@@ -102,33 +135,47 @@ async fn handle_batch<A: IotApi>(
     deadline: Deadline,
 ) -> SqsBatchResponse {
     use futures::stream::{self, StreamExt};
-    let failures: Vec<BatchItemFailure> = stream::iter(batch.records)
-        .map(|record| async move {
-            let id = record.message_id.clone().unwrap_or_default();
-            let event = match RegisteredEvent::parse_text(record.body.as_deref().unwrap_or("")) {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::error!(message_id = %id, error = %e, "malformed record: no AWS call made");
-                    return Some(id);
-                }
-            };
+    let records = batch
+        .records
+        .into_iter()
+        .map(|record| {
+            let id = record.message_id.unwrap_or_default();
+            let event = RegisteredEvent::parse_text(record.body.as_deref().unwrap_or(""));
+            (id, event.map(|e| e.certificate_id))
+        })
+        .collect();
+    let (work, malformed) = group(records);
+    let mut failed: Vec<String> = malformed
+        .into_iter()
+        .map(|(id, e)| {
+            tracing::error!(message_id = %id, error = %e, "malformed record: no AWS call made");
+            id
+        })
+        .collect();
+    let unfinished: Vec<Vec<String>> = stream::iter(work)
+        .map(|w| async move {
             let outcome =
-                provision::provision_within(api, config, &event.certificate_id, now, deadline)
-                    .await;
+                provision::provision_within(api, config, &w.certificate_id, now, deadline).await;
             report(&outcome);
-            outcome.failed().then_some(id)
+            if w.message_ids.len() > 1 {
+                tracing::info!(certificateId = %w.certificate_id, records = w.message_ids.len(), "duplicate records merged");
+            }
+            outcome.failed().then_some(w.message_ids)
         })
         .buffer_unordered(BATCH_CONCURRENCY)
         .filter_map(|failed| async move { failed })
+        .collect()
+        .await;
+    failed.extend(unfinished.into_iter().flatten());
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
         .map(|id| {
             let mut f = BatchItemFailure::default();
             f.item_identifier = id;
             f
         })
-        .collect()
-        .await;
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failures;
+        .collect();
     response
 }
 
@@ -145,4 +192,38 @@ fn report(o: &Outcome) {
         .map(|d| d.as_millis())
         .unwrap_or(0);
     println!("{}", provision::emf_line(o, ms));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_group_by_certificate_in_order_of_first_appearance() {
+        let ok = |m: &str, c: &str| (m.to_string(), Ok::<_, &str>(c.to_string()));
+        let bad = |m: &str| (m.to_string(), Err::<String, _>("malformed"));
+        let w = |c: &str, ms: &[&str]| Work {
+            certificate_id: c.into(),
+            message_ids: ms.iter().map(|m| m.to_string()).collect(),
+        };
+        for (records, want_work, want_malformed) in [
+            (vec![], vec![], vec![]),
+            (vec![ok("1", "a")], vec![w("a", &["1"])], vec![]),
+            (
+                vec![ok("1", "a"), ok("2", "b"), ok("3", "a"), ok("4", "a")],
+                vec![w("a", &["1", "3", "4"]), w("b", &["2"])],
+                vec![],
+            ),
+            (
+                vec![bad("1"), ok("2", "b"), bad("3"), ok("4", "b")],
+                vec![w("b", &["2", "4"])],
+                vec!["1", "3"],
+            ),
+        ] {
+            let (work, malformed) = group(records);
+            assert_eq!(work, want_work);
+            let ids: Vec<_> = malformed.iter().map(|(m, _)| m.as_str()).collect();
+            assert_eq!(ids, want_malformed);
+        }
+    }
 }

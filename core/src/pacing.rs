@@ -150,6 +150,14 @@ impl ApiRates {
     }
 }
 
+/// A uniform number in [0, 1), different in every process (std's hash
+/// keys are seeded randomly per process): jitter, not cryptography.
+fn random_phase(op: Op) -> f64 {
+    use std::hash::BuildHasher;
+    let h = std::collections::hash_map::RandomState::new().hash_one(op.index());
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// An [`IotApi`] whose calls wait for their operation's slot: at most the
 /// given rate per operation leaves this process.
 pub struct Paced<A> {
@@ -158,11 +166,19 @@ pub struct Paced<A> {
 }
 
 impl<A: IotApi> Paced<A> {
-    /// Paces `inner` at `rates` (already this instance's share).
+    /// Paces `inner` at `rates` (already this instance's share), each
+    /// operation's first slot at a random point of its first interval, so
+    /// instances starting together do not all call at once.
     pub fn new(inner: A, rates: &ApiRates) -> Self {
+        Self::with_phase(inner, rates, random_phase)
+    }
+
+    /// Paces `inner` at `rates`, each operation's first slot `phase(op)` (0
+    /// to 1) of an interval from now.
+    pub fn with_phase(inner: A, rates: &ApiRates, phase: impl Fn(Op) -> f64) -> Self {
         Paced {
             inner,
-            limiters: Op::ALL.map(|op| RateLimiter::per_second(rates.get(op))),
+            limiters: Op::ALL.map(|op| RateLimiter::per_second_from(rates.get(op), phase(op))),
         }
     }
 
@@ -315,7 +331,7 @@ mod tests {
     async fn each_operation_keeps_to_its_share_independently() {
         // 10/s and 15/s shared by 5 instances: 2/s and 3/s for this one.
         let clock = Clock(Default::default(), Some(tokio::time::Instant::now()));
-        let paced = Paced::new(clock, &ApiRates::default().share(5));
+        let paced = Paced::with_phase(clock, &ApiRates::default().share(5), |_| 0.0);
         let calls = (0..5).map(|_| async {
             let _ = paced.describe_certificate("c").await;
             let _ = paced.create_thing("t", None, &HashMap::new()).await;
@@ -334,6 +350,31 @@ mod tests {
         let things = at("CreateThing");
         assert_eq!(things.len(), 5);
         assert!(things.windows(2).all(|w| w[1] - w[0] >= 333), "{things:?}");
+    }
+
+    #[test]
+    fn random_phases_are_in_range_and_vary() {
+        let phases: Vec<f64> = (0..50).map(|_| random_phase(Op::CreateThing)).collect();
+        assert!(phases.iter().all(|p| (0.0..1.0).contains(p)), "{phases:?}");
+        assert!(phases.iter().any(|p| *p != phases[0]), "{phases:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn instances_starting_together_spread_their_first_calls() {
+        // 4 instances at a quarter of 10/s each (2.5/s, 400 ms apart),
+        // phases 0, 1/4, 2/4, 3/4: their first DescribeCertificate calls
+        // 100 ms apart, as one 10/s caller would make them.
+        let start = tokio::time::Instant::now();
+        let firsts = futures::future::join_all((0..4).map(|i| async move {
+            let clock = Clock(Default::default(), Some(start));
+            let paced =
+                Paced::with_phase(clock, &ApiRates::default().share(4), |_| f64::from(i) / 4.0);
+            let _ = paced.describe_certificate("c").await;
+            let at = paced.inner.0.lock().unwrap()[0].1.as_millis();
+            at
+        }))
+        .await;
+        assert_eq!(firsts, [0, 100, 200, 300]);
     }
 
     #[test]

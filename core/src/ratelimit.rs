@@ -36,6 +36,20 @@ impl RateLimiter {
         }
     }
 
+    /// Like [`RateLimiter::per_second`], the first slot `phase` (0 to 1) of
+    /// an interval from now: instances that start together at a share of
+    /// one quota (20 instances at 0.5/s of a 10/s quota) then spread their
+    /// first calls over the interval instead of all calling at once, which
+    /// the quota's one-second bucket would throttle.
+    pub fn per_second_from(rate: f64, phase: f64) -> Self {
+        let limiter = Self::per_second(rate);
+        let offset = limiter.interval.mul_f64(phase.clamp(0.0, 1.0));
+        RateLimiter {
+            next: Mutex::new(Instant::now() + offset),
+            ..limiter
+        }
+    }
+
     /// Waits for this caller's slot.
     pub async fn acquire(&self) {
         let slot = {
@@ -89,6 +103,33 @@ mod tests {
         }
         // 21 calls at 10/s: the first immediately, the last 2 s later (virtual time).
         assert_eq!(start.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_phase_delays_the_first_slot_by_that_part_of_an_interval() {
+        for (rate, phase, first_ms, third_ms) in [
+            (0.5, 0.0, 0, 4000),
+            (0.5, 0.25, 500, 4500),
+            (0.5, 1.0, 2000, 6000),
+            (10.0, 0.5, 50, 250),
+            (10.0, 7.0, 100, 300),
+        ] {
+            let limiter = RateLimiter::per_second_from(rate, phase);
+            let start = Instant::now();
+            limiter.acquire().await;
+            assert_eq!(
+                start.elapsed().as_millis(),
+                first_ms,
+                "{rate}/s from {phase}"
+            );
+            limiter.acquire().await;
+            limiter.acquire().await;
+            assert_eq!(
+                start.elapsed().as_millis(),
+                third_ms,
+                "{rate}/s from {phase}"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]

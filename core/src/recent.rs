@@ -1,9 +1,12 @@
-//! Remembering the certificates this instance activated. Devices retry
-//! while their certificate is pending, and every registered event they
-//! cause costs a DescribeCertificate, the scarcest quota (10/s per account).
-//! An instance that activated a certificate a moment ago knows the answer:
-//! it is ACTIVE (the plan skips it). If an administrator changed it since,
-//! skipping is still right: the function changes only pending certificates.
+//! Remembering the certificates this instance knows to be ACTIVE (it
+//! activated them, or DescribeCertificate said so). Devices retry while
+//! their certificate is pending, and every registered event they cause
+//! costs a DescribeCertificate, the scarcest quota (10/s per account); the
+//! events of one attempt burst often reach the same instance after the
+//! certificate was activated (by it or by another instance). An instance
+//! that saw a certificate ACTIVE a moment ago knows the answer: the plan
+//! skips it. If an administrator changed it since, skipping is still right:
+//! the function changes only pending certificates.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,11 +23,12 @@ const REMEMBER: Duration = Duration::from_secs(600);
 const CAPACITY: usize = 20_000;
 
 /// An [`IotApi`] that answers DescribeCertificate itself for certificates
-/// it activated within the last ten minutes; every other call goes through.
+/// it saw ACTIVE (activated, or described) within the last ten minutes;
+/// every other call goes through.
 pub struct Recent<A> {
     inner: A,
     /// Described answers seen, by certificate id, and when this instance
-    /// activated the certificate (None: not activated by it).
+    /// last saw the certificate ACTIVE (None: not seen ACTIVE).
     seen: Mutex<HashMap<String, (Described, Option<Instant>)>>,
 }
 
@@ -61,9 +65,10 @@ impl<A: IotApi + Send> IotApi for Recent<A> {
             return Ok(d);
         }
         let d = self.inner.describe_certificate(id).await?;
+        let active = (d.status == "ACTIVE").then(Instant::now);
         let mut seen = self.seen.lock().unwrap();
         Self::forget_old(&mut seen);
-        seen.insert(id.to_string(), (d.clone(), None));
+        seen.insert(id.to_string(), (d.clone(), active));
         Ok(d)
     }
     async fn update_certificate(
@@ -123,16 +128,22 @@ mod tests {
 
     use super::*;
 
-    /// Counts DescribeCertificate calls; every certificate is pending.
+    /// Counts DescribeCertificate calls; every certificate is pending,
+    /// except those whose id starts with "active".
     #[derive(Default)]
     struct Counting(AtomicUsize);
 
     impl IotApi for Counting {
         async fn describe_certificate(&self, id: &str) -> Result<Described, AwsError> {
             self.0.fetch_add(1, Ordering::SeqCst);
+            let status = if id.starts_with("active") {
+                "ACTIVE"
+            } else {
+                "PENDING_ACTIVATION"
+            };
             Ok(Described {
                 certificate_arn: format!("arn:aws:iot:eu-west-1:1:cert/{id}"),
-                status: "PENDING_ACTIVATION".into(),
+                status: status.into(),
                 ca_certificate_id: None,
                 certificate_pem: String::new(),
                 created_ms: None,
@@ -197,5 +208,22 @@ mod tests {
         // Another certificate is asked.
         api.describe_certificate("b").await.unwrap();
         assert_eq!(api.inner.0.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_certificate_described_active_is_answered_without_a_second_call() {
+        // Activated by another instance: the first duplicate asks, later ones do not.
+        let api = Recent::new(Counting::default());
+        for _ in 0..3 {
+            assert_eq!(
+                api.describe_certificate("active-1").await.unwrap().status,
+                "ACTIVE"
+            );
+        }
+        assert_eq!(api.inner.0.load(Ordering::SeqCst), 1);
+        // A pending one is asked every time.
+        api.describe_certificate("p").await.unwrap();
+        api.describe_certificate("p").await.unwrap();
+        assert_eq!(api.inner.0.load(Ordering::SeqCst), 3);
     }
 }

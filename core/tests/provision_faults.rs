@@ -354,6 +354,79 @@ async fn handler_answers_sqs_batches_with_partial_failures_and_refuses_malformed
     assert_eq!(ok["results"][0]["outcome"], "Activated");
 }
 
+/// The item identifiers an SQS batch answer reports as failed, sorted.
+fn failures(answer: &serde_json::Value) -> Vec<String> {
+    let mut failed: Vec<String> = answer["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
+        .collect();
+    failed.sort();
+    failed
+}
+
+/// One SQS batch: each (message id, certificate id) a registered event.
+fn batch_of(records: &[(&str, &str)]) -> serde_json::Value {
+    let records: Vec<_> = records
+        .iter()
+        .map(|(m, c)| {
+            let body = json!({ "certificateId": c, "certificateStatus": "PENDING_ACTIVATION" });
+            json!({ "messageId": m, "body": body.to_string(), "eventSource": "aws:sqs" })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+#[tokio::test]
+async fn duplicate_records_of_one_certificate_in_a_batch_cost_one_provisioning() {
+    let log: Log = Default::default();
+    let describe = describe_rule(&log, "robot-7", CertificateStatus::PendingActivation);
+    let rules = happy_rules(&log);
+    let mut all: Vec<&Rule> = vec![&describe];
+    all.extend(rules.iter());
+    let api = client(&all);
+    let batch = batch_of(&[("m1", ID), ("m2", ID), ("m3", ID)]);
+    let answer = jitr_core::handler::handle(&api, &config(), batch, now(), Deadline::none())
+        .await
+        .unwrap();
+    assert!(failures(&answer).is_empty(), "{answer}");
+    assert_eq!(describe.num_calls(), 1, "{:?}", log.lock().unwrap());
+    assert_eq!(rules[0].num_calls(), 1, "one CreateThing");
+    assert_eq!(rules[3].num_calls(), 1, "one UpdateCertificate");
+}
+
+#[tokio::test]
+async fn every_record_of_a_certificate_that_fails_is_a_batch_item_failure() {
+    let log: Log = Default::default();
+    let describe = describe_rule(&log, "robot-7", CertificateStatus::PendingActivation);
+    let rules = happy_rules(&log);
+    let refused = mock!(Client::attach_thing_principal).then_error(|| {
+        AttachThingPrincipalError::InvalidRequestException(
+            InvalidRequestException::builder()
+                .message("bad principal")
+                .meta(
+                    ErrorMetadata::builder()
+                        .code("InvalidRequestException")
+                        .message("bad principal")
+                        .build(),
+                )
+                .build(),
+        )
+    });
+    let all: Vec<&Rule> = vec![
+        &describe, &refused, &rules[0], &rules[1], &rules[3], &rules[4],
+    ];
+    let api = client(&all);
+    let batch = batch_of(&[("m1", ID), ("m2", ID), ("m3", ID)]);
+    let answer = jitr_core::handler::handle(&api, &config(), batch, now(), Deadline::none())
+        .await
+        .unwrap();
+    assert_eq!(failures(&answer), ["m1", "m2", "m3"]);
+    assert_eq!(describe.num_calls(), 1);
+    assert_eq!(refused.num_calls(), 1);
+}
+
 const CA_1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 const CA_2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 const EARLIER: &str = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";

@@ -36,13 +36,15 @@ impl Default for Faults {
 }
 
 /// Calls seen by the proxy for one operation.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Counts {
     pub calls: u64,
     pub passed: u64,
     pub throttled: u64,
     pub errors: u64,
     pub dropped: u64,
+    /// Unix time (seconds) of the last call the upstream answered.
+    pub last_passed_at: Option<f64>,
 }
 
 /// A running proxy on 127.0.0.1; stopped on drop.
@@ -75,15 +77,29 @@ impl ThrottleProxy {
         }
     }
 
-    /// Counts per IoT operation so far.
-    pub fn stats(&self) -> BTreeMap<String, Counts> {
+    /// The proxy's answer to a control request (`/__proxy/...`).
+    fn control(&self, method: &str, path: &str) -> Value {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.write_all(b"GET /__proxy/stats HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n")
-            .unwrap();
+        let request =
+            format!("{method} {path} HTTP/1.1\r\nHost: proxy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        s.write_all(request.as_bytes()).unwrap();
         let mut text = String::new();
         s.read_to_string(&mut text).unwrap();
         let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"));
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    /// Changes the injected faults from now on (e.g. a window of 100% 5xx).
+    pub fn set_faults(&self, error_rate: f64, drop_rate: f64) {
+        self.control(
+            "PUT",
+            &format!("/__proxy/faults?error_rate={error_rate}&drop_rate={drop_rate}"),
+        );
+    }
+
+    /// Counts per IoT operation so far.
+    pub fn stats(&self) -> BTreeMap<String, Counts> {
+        let v = self.control("GET", "/__proxy/stats");
         v.as_object()
             .unwrap()
             .iter()
@@ -97,6 +113,7 @@ impl ThrottleProxy {
                         throttled: n("throttled"),
                         errors: n("errors"),
                         dropped: n("dropped"),
+                        last_passed_at: c["last_passed_at"].as_f64(),
                     },
                 )
             })

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use jitr_tests::rehearsal::{Options, Rehearsal};
 use jitr_tests::throttle_proxy::{api_rates, Faults, ThrottleProxy};
 use jitr_tests::{free_port, jitr};
+
+const FLEET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/fleet.py");
 use serde_json::json;
 
 /// How a burst is set up.
@@ -41,6 +43,13 @@ struct Outcome {
     binding: f64,
     /// Devices that connected (and published) in the end.
     connected: usize,
+    /// CONNECTs the fleet sent that were refused (each one while pending
+    /// publishes a registered event).
+    refused: u64,
+    /// Function instances the emulator started.
+    instances: usize,
+    /// When the last device got in (its backoff may end after the last activation).
+    last_connect_s: f64,
 }
 
 impl Outcome {
@@ -59,15 +68,19 @@ impl Outcome {
     }
     fn table(&self) -> String {
         format!(
-            "| devices | wall time | devices/s | binding limit | % of limit | DescribeCertificate calls/s, % of quota | throttled % of calls | 5xx injected | redeliveries | dead-lettered | activated exactly once |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|\n\
-             | {} | {:.1} s | {:.2} | {:.0}/s | {:.0}% | {:.0}% | {:.2}% | {} | {} | {} | {} |",
+            "| devices | wall time | devices/s | binding limit | % of limit | DescribeCertificate calls/s, % of quota | DescribeCertificate per device | events per device | instances | last device in | throttled % of calls | 5xx injected | redeliveries | dead-lettered | activated exactly once |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n\
+             | {} | {:.1} s | {:.2} | {:.0}/s | {:.0}% | {:.0}% | {:.2} | {:.2} | {} | {:.1} s | {:.2}% | {} | {} | {} | {} |",
             self.devices,
             self.wall_s,
             self.rate(),
             self.binding,
             100.0 * self.rate() / self.binding,
             self.describe_use_pct(),
+            self.describes as f64 / self.devices as f64,
+            self.refused as f64 / self.devices as f64,
+            self.instances,
+            self.last_connect_s,
             self.throttled_pct(),
             self.errors,
             self.redeliveries,
@@ -100,7 +113,48 @@ for page in c.get_paginator("list_certificates").paginate(pageSize=250):
 print(json.dumps(out))
 "#;
 
-fn run(b: &Burst) -> (Outcome, Rehearsal, tempfile::TempDir) {
+/// Power-on: every device of `fleet` connects at once and reconnects as the
+/// AWS IoT Device SDKs do while its certificate is pending (1 s doubling to
+/// 120 s, full jitter), for up to `patience`: scripts/fleet.py, one process
+/// for the fleet. Its summary (connected, attempts, refused, ...).
+fn power_on(r: &Rehearsal, fleet: &std::path::Path, patience: Duration) -> serde_json::Value {
+    let out = std::process::Command::new("python3")
+        .arg(FLEET)
+        .args(["--endpoint", &r.endpoint, "--ca-file"])
+        .arg(&r.server_ca)
+        .args(["--timeout", &patience.as_secs().to_string()])
+        .arg(fleet)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("fleet.py: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn issue_fleet(d: &std::path::Path, devices: usize) {
+    let count = devices.to_string();
+    jitr(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "fleet",
+            "--count",
+            &count,
+            "--name-template",
+            "robot-{n:05}",
+        ],
+    )
+    .success();
+}
+
+/// The SAM stack deployed on ministack, its function's IoT calls through
+/// the proxy (quotas x `b.scale`, `b.error_rate` 5xx), and a fleet issued.
+fn deploy(b: &Burst) -> (tempfile::TempDir, Rehearsal, ThrottleProxy) {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let proxy_port = free_port();
@@ -127,66 +181,40 @@ fn run(b: &Burst) -> (Outcome, Rehearsal, tempfile::TempDir) {
             ..Faults::default()
         },
     );
-    let count = b.devices.to_string();
-    jitr(
-        d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "fleet",
-            "--count",
-            &count,
-            "--name-template",
-            "robot-{n:05}",
-        ],
-    )
-    .success();
+    issue_fleet(d, b.devices);
+    (tmp, r, proxy)
+}
 
-    // Power-on: every device connects and retries until it is in, as a
-    // fleet does (AWS IoT registers its certificate on the first attempt and
-    // publishes the event; attempts are refused while it is pending). At
-    // most 100 devices connect at a time, so this machine keeps up.
-    let started = Instant::now();
-    let names: Vec<String> = (1..=b.devices).map(|n| format!("robot-{n:05}")).collect();
-    let timeout = b.patience.as_secs().to_string();
-    let mut waiting = names.iter();
-    let mut running: Vec<std::process::Child> = Vec::new();
-    let mut connected = 0;
-    loop {
-        while running.len() < 100 {
-            let Some(name) = waiting.next() else { break };
-            let child = r
-                .connect_command(&[&format!("fleet/{name}")], &timeout)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            running.push(child);
-        }
-        if running.is_empty() {
-            break;
-        }
-        running.retain_mut(|c| match c.try_wait().unwrap() {
-            Some(status) => {
-                connected += usize::from(status.success());
-                false
-            }
-            None => true,
-        });
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn run(b: &Burst) -> (Outcome, Rehearsal, tempfile::TempDir) {
+    let (tmp, r, proxy) = deploy(b);
+    let d = tmp.path();
+    let started = std::time::SystemTime::now();
+    let clock = Instant::now();
+    // Devices keep trying past the patience by one capped backoff (120 s),
+    // so one activated late still gets in.
+    let summary = power_on(&r, &d.join("fleet"), b.patience + Duration::from_secs(120));
+    let connected = summary["connected"].as_u64().unwrap_or(0) as usize;
     let mut active = 0;
     r.eventually(b.patience, || {
         let counts = r.ms.python(STATUS_COUNTS, &[]).json();
         active = counts["ACTIVE"].as_u64().unwrap_or(0) as usize;
         active >= b.devices
     });
-    let wall_s = started.elapsed().as_secs_f64();
-
     let stats = proxy.stats();
+    // The clock stops at the last activation (the proxy's last answered
+    // UpdateCertificate), not when the slowest device's backoff ends.
+    let since_start = |at: f64| {
+        at - started
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let wall_s = stats
+        .get("UpdateCertificate")
+        .and_then(|c| c.last_passed_at)
+        .map(since_start)
+        .unwrap_or_else(|| clock.elapsed().as_secs_f64());
+
     let (calls, throttled, errors) = stats.values().fold((0, 0, 0), |(c, t, e), s| {
         (c + s.calls, t + s.throttled, e + s.errors + s.dropped)
     });
@@ -207,6 +235,7 @@ fn run(b: &Burst) -> (Outcome, Rehearsal, tempfile::TempDir) {
         .filter_map(|(head, _)| head.rsplit_once('(')?.1.trim().parse::<usize>().ok())
         .sum();
     let timed_out = log.matches("Task timed out").count();
+    let instances = log.matches("(cold start)").count();
     let report = r.things_report();
     let things = report.as_object().unwrap();
     let good = |rows: &serde_json::Value| {
@@ -231,7 +260,11 @@ fn run(b: &Burst) -> (Outcome, Rehearsal, tempfile::TempDir) {
         timed_out,
         binding: 10.0 * b.scale,
         connected,
+        refused: summary["refused"].as_u64().unwrap_or(0),
+        instances,
+        last_connect_s: summary["last_connect_s"].as_f64().unwrap_or(0.0),
     };
+    eprintln!("fleet: {summary}");
     drop(proxy);
     (outcome, r, tmp)
 }
@@ -295,6 +328,129 @@ fn with_thirty_percent_5xx_nothing_is_lost_and_reconcile_recovers_the_rest() {
                 && a[0]["policies"] == json!(["jitr-device"]))),
         "{report}"
     );
+}
+
+/// An SQS queue attribute, as a number.
+fn queue_count(r: &Rehearsal, url: &str, attribute: &str) -> u64 {
+    let attrs = r.ms.boto3(
+        "sqs",
+        "get_queue_attributes",
+        json!({ "QueueUrl": url, "AttributeNames": [attribute] }),
+    );
+    attrs["Attributes"][attribute]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{attribute}: {attrs}"))
+}
+
+/// A window in which AWS IoT answers every call with a 500 while a fleet
+/// powers on: the function cannot provision anything, every event is
+/// received, fails and, after the queue's maxReceiveCount, is moved to the
+/// dead-letter queue. Once the fault is gone, `jitr reconcile` (as README's
+/// "Deploying" says) provisions every certificate left pending: each device
+/// ends ACTIVE exactly once; the dead-lettered events then all name ACTIVE
+/// certificates, and purging the DLQ (the documented last step) empties it.
+#[test]
+fn events_dead_lettered_in_a_window_of_5xx_are_recovered_by_reconcile() {
+    let devices = 20;
+    let (tmp, r, proxy) = deploy(&Burst {
+        devices,
+        scale: 2.0,
+        max_concurrency: 2,
+        error_rate: 1.0,
+        patience: Duration::from_secs(20),
+    });
+    // Time compression, test-only: two receives 2 s apart instead of the
+    // template's ten, 360 s apart (an hour).
+    let queue = r.output("EventQueueUrl");
+    let dlq = r.output("DeadLetterQueueUrl");
+    let dlq_arn = r.ms.boto3(
+        "sqs",
+        "get_queue_attributes",
+        json!({ "QueueUrl": dlq, "AttributeNames": ["QueueArn"] }),
+    )["Attributes"]["QueueArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let redrive = json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2 }).to_string();
+    let set = r.ms.boto3(
+        "sqs",
+        "set_queue_attributes",
+        json!({ "QueueUrl": queue, "Attributes": { "VisibilityTimeout": "2", "RedrivePolicy": redrive } }),
+    );
+    assert!(set.get("Error").is_none(), "{set}");
+
+    // The devices try for 20 s and are refused throughout.
+    let summary = power_on(&r, &tmp.path().join("fleet"), Duration::from_secs(20));
+    assert_eq!(summary["connected"], 0, "{summary}");
+    let drained = r.eventually(Duration::from_secs(180), || {
+        queue_count(&r, &queue, "ApproximateNumberOfMessages") == 0
+            && queue_count(&r, &queue, "ApproximateNumberOfMessagesNotVisible") == 0
+    });
+    assert!(drained, "the event queue never drained");
+    let dead = queue_count(&r, &dlq, "ApproximateNumberOfMessages");
+    let stats = proxy.stats();
+    assert!(dead > 0, "nothing dead-lettered: {stats:?}");
+    assert_eq!(
+        stats.get("UpdateCertificate").map_or(0, |c| c.passed),
+        0,
+        "nothing activated during the window: {stats:?}"
+    );
+    let counts = r.ms.python(STATUS_COUNTS, &[]).json();
+    assert_eq!(counts["PENDING_ACTIVATION"], devices, "{counts}");
+
+    // The fault is gone; reconcile recovers what was dead-lettered.
+    proxy.set_faults(0.0, 0.0);
+    let out =
+        r.ms.jitr(
+            tmp.path(),
+            &["reconcile", "--ca", "root", "--policy", "jitr-device"],
+        )
+        .success()
+        .to_string();
+    assert!(out.contains(" 0 failed"), "{out}");
+    eprintln!("{dead} events of {devices} devices dead-lettered; then {out}");
+    let report = r.things_report();
+    let things = report.as_object().unwrap();
+    assert_eq!(things.len(), devices, "{out}\n{report}");
+    assert!(
+        things
+            .values()
+            .all(|rows| rows.as_array().is_some_and(|a| a.len() == 1
+                && a[0]["status"] == "ACTIVE"
+                && a[0]["policies"] == json!(["jitr-device"]))),
+        "{report}"
+    );
+    // Every dead-lettered event names a certificate that is ACTIVE now:
+    // nothing is left for them to do, and purging the DLQ clears its alarm.
+    let active: std::collections::BTreeSet<String> = things
+        .values()
+        .filter_map(|rows| {
+            rows[0]["arn"]
+                .as_str()?
+                .rsplit('/')
+                .next()
+                .map(str::to_string)
+        })
+        .collect();
+    let received = r.ms.boto3(
+        "sqs",
+        "receive_message",
+        json!({ "QueueUrl": dlq, "MaxNumberOfMessages": 10 }),
+    );
+    let messages = received["Messages"].as_array().cloned().unwrap_or_default();
+    assert!(!messages.is_empty(), "{received}");
+    for m in &messages {
+        let body: serde_json::Value = serde_json::from_str(m["Body"].as_str().unwrap()).unwrap();
+        let id = body["certificateId"].as_str().unwrap();
+        assert!(active.contains(id), "{id} not ACTIVE: {report}");
+    }
+    r.ms.boto3("sqs", "purge_queue", json!({ "QueueUrl": dlq }));
+    assert!(r.eventually(Duration::from_secs(30), || {
+        queue_count(&r, &dlq, "ApproximateNumberOfMessages")
+            + queue_count(&r, &dlq, "ApproximateNumberOfMessagesNotVisible")
+            == 0
+    }));
 }
 
 /// `make bench-burst`: BURST_DEVICES (default 2000), BURST_SCALE (quota
