@@ -8,5 +8,7 @@ pub mod connect;
 pub mod device;
 pub mod device_register;
 pub mod doctor;
+mod doctor_deployment;
+mod doctor_endpoint;
 pub mod endpoint;
 pub mod provision;
