@@ -38,9 +38,23 @@ pub fn rejection_reason(lines: &[String]) -> Option<String> {
         }
         let rejected = line.contains("outcome=\"Rejected\"") || line.contains("outcome=Rejected");
         let at = line.find("reason=\"")? + 8;
-        let end = line[at..].find('"')? + at;
-        rejected.then(|| line[at..end].to_string())
+        rejected.then(|| quoted(&line[at..])).flatten()
     })
+}
+
+/// The text up to the first unescaped `"`, with `\"` and `\\` unescaped
+/// (how tracing's text format writes a string field).
+fn quoted(text: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => out.push(chars.next()?),
+            c => out.push(c),
+        }
+    }
+    None
 }
 
 /// The device certificate's state in AWS IoT (ACTIVE needs a thing and a
@@ -183,6 +197,12 @@ mod tests {
                     r#"ERROR certificate certificateId=ab outcome="Rejected" reason="CA not allowed" duration_ms=3"#.into(),
                 ]),
                 "REVOKED: the function rejected it: CA not allowed",
+            ),
+            (
+                lines(&[
+                    r#"ERROR certificate certificateId=ab outcome="Rejected" reason="thing name \"robot-4\" does not match \\d" duration_ms=3"#.into(),
+                ]),
+                "REVOKED: the function rejected it: thing name \"robot-4\" does not match \\d",
             ),
             (
                 lines(&[json("Activated", "")]),
