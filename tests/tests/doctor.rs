@@ -269,7 +269,11 @@ fn doctor_names_each_fault_by_its_own_check() {
     let mut broken = env.clone();
     broken["JITR_POLICY_NAME"] = json!("no-such-policy");
     set_function_env(&r, &function, &broken);
-    expect(&doctor(&r, &["dev/robot-1"]), &[("device policy", "FAIL")]);
+    // The function's role may attach the stack's policy only: that fails too.
+    expect(
+        &doctor(&r, &["dev/robot-1"]),
+        &[("device policy", "FAIL"), ("function may provision", "FAIL")],
+    );
     set_function_env(&r, &function, &env);
 
     // An event in the dead-letter queue: a warning with the count and reconcile.
