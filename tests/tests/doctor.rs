@@ -272,7 +272,10 @@ fn doctor_names_each_fault_by_its_own_check() {
     // The function's role may attach the stack's policy only: that fails too.
     expect(
         &doctor(&r, &["dev/robot-1"]),
-        &[("device policy", "FAIL"), ("function may provision", "FAIL")],
+        &[
+            ("device policy", "FAIL"),
+            ("function may provision", "FAIL"),
+        ],
     );
     set_function_env(&r, &function, &env);
 
@@ -338,6 +341,28 @@ fn doctor_reads_permissions_logs_account_and_stack() {
     ] {
         status_of(&healthy, name);
     }
+
+    // Without --stack, the deployment is found from the rule on the registration topic.
+    let found = r.ms.jitr(
+        d,
+        &[
+            "--json",
+            "doctor",
+            "dev/robot-1",
+            "--endpoint",
+            &r.endpoint,
+            "--ca-file",
+            r.server_ca.to_str().unwrap(),
+        ],
+    );
+    let report: Value = serde_json::from_str(&found.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", found.stdout, found.stderr));
+    expect(&(report.clone(), found.ok()), &[]);
+    assert_eq!(
+        report["checks"].as_array().unwrap().len(),
+        healthy.0["checks"].as_array().unwrap().len(),
+        "{report:#}"
+    );
 
     // The rule's role loses its permission to send to the queue, then gets it back.
     let role = rule_role(&r, &rule);
