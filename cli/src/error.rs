@@ -42,6 +42,9 @@ pub enum CliError {
     /// `jitr connect` gave up (its attempts already reported).
     #[error("{0}")]
     NotConnected(String),
+    /// AWS accepted a change but does not show it done (read back afterwards).
+    #[error("{0}")]
+    Unconfirmed(String),
     /// Some items of a batch failed (already reported one by one).
     #[error("{0}")]
     Partial(String),

@@ -140,6 +140,12 @@ pub fn ec_csr(cwd: &Path, key: &str, csr: &str, subject: &str) {
     .success();
 }
 
+/// The certificate id (SHA-256 of the DER) of the first certificate in `cwd/file`.
+pub fn certificate_id(cwd: &Path, file: &str) -> String {
+    let pem = std::fs::read(cwd.join(file)).unwrap();
+    jitr_core::CertFacts::from_pem(&pem).unwrap().certificate_id
+}
+
 /// Issues device `name` with `jitr device issue --ca CA --out OUT --name NAME`, which must succeed.
 pub fn issue_device(cwd: &Path, ca: &str, out: &str, name: &str) {
     jitr(

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use jitr_tests::rehearsal::{Options, Rehearsal};
-use jitr_tests::{issue_device, jitr};
+use jitr_tests::{certificate_id, issue_device, jitr};
 use serde_json::{json, Value};
 
 /// `jitr --json doctor ARGS` against the rehearsal; the report and the exit status.
@@ -269,7 +269,14 @@ fn doctor_names_each_fault_by_its_own_check() {
     let mut broken = env.clone();
     broken["JITR_POLICY_NAME"] = json!("no-such-policy");
     set_function_env(&r, &function, &broken);
-    expect(&doctor(&r, &["dev/robot-1"]), &[("device policy", "FAIL")]);
+    // The function's role may attach the stack's policy only: that fails too.
+    expect(
+        &doctor(&r, &["dev/robot-1"]),
+        &[
+            ("device policy", "FAIL"),
+            ("function may provision", "FAIL"),
+        ],
+    );
     set_function_env(&r, &function, &env);
 
     // An event in the dead-letter queue: a warning with the count and reconcile.
@@ -289,4 +296,170 @@ fn doctor_names_each_fault_by_its_own_check() {
         dl["fix"].as_str().unwrap().contains("jitr reconcile"),
         "{dl}"
     );
+}
+
+/// The inline policy `name` of `role`, as boto3 returns it (decoded).
+fn role_policy(r: &Rehearsal, role: &str, name: &str) -> Value {
+    let out = r.ms.boto3(
+        "iam",
+        "get_role_policy",
+        json!({ "RoleName": role, "PolicyName": name }),
+    );
+    assert!(out.get("Error").is_none(), "{out}");
+    out["PolicyDocument"].clone()
+}
+
+/// The role an SQS action of the rule sends with (its name).
+fn rule_role(r: &Rehearsal, rule: &str) -> String {
+    let rule = r.iot("get_topic_rule", json!({ "ruleName": rule }));
+    let arn = rule["rule"]["actions"][0]["sqs"]["roleArn"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{rule}"))
+        .to_string();
+    arn.rsplit('/').next().unwrap().to_string()
+}
+
+#[test]
+fn doctor_reads_permissions_logs_account_and_stack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let r = Rehearsal::start(d, Options::default());
+    let rule = r.output("TopicRuleName");
+    let function = r.output("FunctionName");
+
+    // Healthy: the permission and account checks run, and pass.
+    issue_device(d, "root", "dev", "robot-1");
+    let connected = r.connect(&["dev/robot-1"], "60");
+    assert!(connected.ok(), "{}\n{}", connected.stdout, connected.stderr);
+    let healthy = doctor(&r, &["dev/robot-1", "--ca", "root"]);
+    expect(&healthy, &[]);
+    for name in [
+        "ca account and region",
+        "rule may send to queue",
+        "function may read queue",
+        "function may provision",
+    ] {
+        status_of(&healthy, name);
+    }
+
+    // Without --stack, the deployment is found from the rule on the registration topic.
+    let found = r.ms.jitr(
+        d,
+        &[
+            "--json",
+            "doctor",
+            "dev/robot-1",
+            "--endpoint",
+            &r.endpoint,
+            "--ca-file",
+            r.server_ca.to_str().unwrap(),
+        ],
+    );
+    let report: Value = serde_json::from_str(&found.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", found.stdout, found.stderr));
+    expect(&(report.clone(), found.ok()), &[]);
+    assert_eq!(
+        report["checks"].as_array().unwrap().len(),
+        healthy.0["checks"].as_array().unwrap().len(),
+        "{report:#}"
+    );
+
+    // The rule's role loses its permission to send to the queue, then gets it back.
+    let role = rule_role(&r, &rule);
+    const POLICY: &str = "enqueue-registration-events";
+    let document = role_policy(&r, &role, POLICY);
+    let deleted = r.ms.boto3(
+        "iam",
+        "delete_role_policy",
+        json!({ "RoleName": role, "PolicyName": POLICY }),
+    );
+    assert!(deleted.get("Error").is_none(), "{deleted}");
+    let report = doctor(&r, &["dev/robot-1"]);
+    expect(&report, &[("rule may send to queue", "FAIL")]);
+    let check = status_of(&report, "rule may send to queue");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not allow sqs:SendMessage"),
+        "{check}"
+    );
+    assert!(
+        check["fix"].as_str().unwrap().contains("sqs:SendMessage"),
+        "{check}"
+    );
+    let restored = r.ms.boto3(
+        "iam",
+        "put_role_policy",
+        json!({ "RoleName": role, "PolicyName": POLICY, "PolicyDocument": document.to_string() }),
+    );
+    assert!(restored.get("Error").is_none(), "{restored}");
+    expect(&doctor(&r, &["dev/robot-1"]), &[]);
+
+    // A device the function rejects (its pattern changed meanwhile) is
+    // REVOKED, and doctor names the reason the function logged.
+    let env = function_env(&r, &function);
+    let mut strict = env.clone();
+    strict["JITR_THING_NAME_PATTERN"] = json!("^sensor-[0-9]+$");
+    set_function_env(&r, &function, &strict);
+    issue_device(d, "root", "dev4", "robot-4");
+    let _refused = r.connect(&["dev4/robot-4"], "5");
+    set_function_env(&r, &function, &env);
+    let id = certificate_id(d, "dev4/robot-4/device-and-ca.crt");
+    assert!(
+        r.eventually(Duration::from_secs(60), || r.status(&id) == "REVOKED"),
+        "{}",
+        r.status(&id)
+    );
+    let report = doctor(&r, &["dev4/robot-4"]);
+    expect(&report, &[("device certificate", "FAIL")]);
+    let detail = status_of(&report, "device certificate")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.starts_with("REVOKED: the function rejected it: ") && detail.contains("sensor"),
+        "{detail}"
+    );
+
+    // The profile points at another region: the CA is not registered there,
+    // and its aws.json says where it is.
+    let elsewhere = doctor(&r, &["--ca", "root", "--region", "us-west-2"]);
+    let place = status_of(&elsewhere, "ca account and region");
+    assert_eq!(place["status"], "FAIL", "{:#}", elsewhere.0);
+    assert!(
+        place["fix"]
+            .as_str()
+            .unwrap()
+            .contains("--region eu-west-1"),
+        "{place}"
+    );
+    assert!(!elsewhere.1);
+
+    // --stack names no stack: one check says so.
+    let run = r.ms.jitr(
+        d,
+        &[
+            "--json",
+            "doctor",
+            "--ca",
+            "root",
+            "--stack",
+            "no-such-stack",
+            "--endpoint",
+            &r.endpoint,
+            "--ca-file",
+            r.server_ca.to_str().unwrap(),
+        ],
+    );
+    let v: Value =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stderr));
+    let stack = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "stack")
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(stack["status"], "FAIL", "{v:#}");
+    assert!(!run.ok());
 }

@@ -1,8 +1,8 @@
 //! The deployed JITR stack (`infra/`), read back from the services that run
 //! it: the topic rule, the event queue and its dead-letter queue, the event
-//! source mapping and the function. Found from the stack name (the templates
-//! name the function `<stack>-jitr`) or from the rule that listens on the
-//! registration topic.
+//! source mapping and the function. Found from the CloudFormation stack's
+//! resources (`--stack`, see `stack.rs`) or from the rule that listens on
+//! the registration topic.
 
 use std::collections::BTreeMap;
 
@@ -16,11 +16,14 @@ pub const REGISTERED_TOPIC: &str = "$aws/events/certificates/registered/";
 #[derive(Debug, Clone, Default)]
 pub struct RuleView {
     pub name: String,
+    pub arn: String,
     /// The topic the rule's SQL selects from.
     pub topic: String,
     pub disabled: bool,
     pub queue_urls: Vec<String>,
     pub function_arns: Vec<String>,
+    /// The roles its SQS actions send with.
+    pub role_arns: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -42,6 +45,11 @@ pub struct MappingView {
 #[derive(Debug, Clone, Default)]
 pub struct FunctionView {
     pub name: String,
+    pub arn: String,
+    /// The execution role's ARN.
+    pub role: String,
+    /// Where its logs go (LoggingConfig, else `/aws/lambda/NAME`).
+    pub log_group: String,
     pub env: BTreeMap<String, String>,
 }
 
@@ -55,6 +63,8 @@ pub struct Deployment {
     pub dead_letter: Option<QueueView>,
     pub mapping: Option<MappingView>,
     pub function: Option<FunctionView>,
+    /// The device policy the stack created, when found through the stack.
+    pub policy: Option<String>,
 }
 
 /// The SQS queue name in a queue URL or ARN (the last `/` or `:` part).
@@ -82,57 +92,55 @@ impl Cloud {
 
     /// Every topic rule listening on the registration topic, in full.
     pub fn registration_rules(&self) -> Result<Vec<RuleView>, AwsError> {
-        let mut names = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+        let names = self.all_pages(|token| async move {
             let page = self
-                .block_on(
-                    self.iot
-                        .list_topic_rules()
-                        .set_next_token(token.clone())
-                        .send(),
-                )
+                .iot
+                .list_topic_rules()
+                .set_next_token(token)
+                .send()
+                .await
                 .map_err(|e| self.error(e))?;
-            names.extend(
-                page.rules()
-                    .iter()
-                    .filter_map(|r| r.rule_name().map(str::to_string)),
-            );
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
-            if token.is_none() {
-                break;
-            }
-        }
+            let names = page
+                .rules()
+                .iter()
+                .filter_map(|r| r.rule_name().map(str::to_string))
+                .collect();
+            Ok((names, page.next_token().map(str::to_string)))
+        })?;
         let mut rules = Vec::new();
         for name in names {
-            let out = self
-                .block_on(self.iot.get_topic_rule().rule_name(&name).send())
-                .map_err(|e| self.error(e))?;
-            let Some(rule) = out.rule() else { continue };
-            let topic = topic_of(rule.sql().unwrap_or_default());
-            if !topic.starts_with("$aws/events/") {
-                continue;
+            if let Some(rule) = self.rule(&name)? {
+                if rule.topic.starts_with("$aws/events/") {
+                    rules.push(rule);
+                }
             }
-            rules.push(RuleView {
-                name,
-                topic,
-                disabled: rule.rule_disabled().unwrap_or(false),
-                queue_urls: rule
-                    .actions()
-                    .iter()
-                    .filter_map(|a| a.sqs().map(|s| s.queue_url().to_string()))
-                    .collect(),
-                function_arns: rule
-                    .actions()
-                    .iter()
-                    .filter_map(|a| a.lambda().map(|l| l.function_arn().to_string()))
-                    .collect(),
-            });
         }
         Ok(rules)
+    }
+
+    /// One topic rule by name; `None` if it does not exist.
+    pub fn rule(&self, name: &str) -> Result<Option<RuleView>, AwsError> {
+        let answer = self.block_on(self.iot.get_topic_rule().rule_name(name).send());
+        let Some(out) = self.found(answer)? else {
+            return Ok(None);
+        };
+        let Some(rule) = out.rule() else {
+            return Ok(None);
+        };
+        let sqs = || rule.actions().iter().filter_map(|a| a.sqs());
+        Ok(Some(RuleView {
+            name: name.to_string(),
+            arn: out.rule_arn().unwrap_or_default().to_string(),
+            topic: topic_of(rule.sql().unwrap_or_default()),
+            disabled: rule.rule_disabled().unwrap_or(false),
+            queue_urls: sqs().map(|s| s.queue_url().to_string()).collect(),
+            role_arns: sqs().map(|s| s.role_arn().to_string()).collect(),
+            function_arns: rule
+                .actions()
+                .iter()
+                .filter_map(|a| a.lambda().map(|l| l.function_arn().to_string()))
+                .collect(),
+        }))
     }
 
     /// The queue's URL, ARN, dead-letter target and depth; `None` if it does not exist.
@@ -197,8 +205,16 @@ impl Cloud {
             .and_then(|e| e.variables())
             .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
+        let name = out.function_name().unwrap_or(name).to_string();
         Ok(Some(FunctionView {
-            name: out.function_name().unwrap_or(name).to_string(),
+            arn: out.function_arn().unwrap_or_default().to_string(),
+            role: out.role().unwrap_or_default().to_string(),
+            log_group: out
+                .logging_config()
+                .and_then(|l| l.log_group())
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("/aws/lambda/{name}")),
+            name,
             env,
         }))
     }
@@ -230,38 +246,44 @@ impl Cloud {
             .collect())
     }
 
-    /// The deployment: from the stack's function when `stack` is given, else
-    /// from the registration rule that covers `ca_id` (or any such rule).
+    /// The deployment: from the stack's resources when `stack` is given
+    /// (`None` if there is no such stack), else from the registration rule
+    /// that covers `ca_id` (or any such rule).
     pub fn deployment(
         &self,
         stack: Option<&str>,
         ca_id: Option<&str>,
-    ) -> Result<Deployment, AwsError> {
-        let rules = self.registration_rules()?;
+    ) -> Result<Option<Deployment>, AwsError> {
         let mut d = Deployment::default();
         if let Some(stack) = stack {
-            let name = format!("{stack}-jitr");
-            d.found_by = format!("stack {stack} (function {name})");
-            d.function = self.function(&name)?;
-            if d.function.is_some() {
-                d.mapping = self.mappings(Some(&name), None)?.into_iter().next();
+            let Some(parts) = self.stack_parts(stack)? else {
+                return Ok(None);
+            };
+            d.found_by = format!("stack {stack}");
+            d.policy = parts.policy;
+            if let Some(name) = &parts.rule {
+                d.rule = self.rule(name)?;
             }
-            if let Some(m) = &d.mapping {
-                d.queue = self.queue(&m.queue_arn)?;
+            // The event queue is the one with a dead-letter target.
+            for url in &parts.queues {
+                match self.queue(url)? {
+                    Some(q) if q.dead_letter_arn.is_some() => d.queue = Some(q),
+                    _ => {}
+                }
             }
-            let queue = d.queue.as_ref().map(|q| queue_name(&q.url).to_string());
-            d.rule = rules
-                .iter()
-                .find(|r| {
-                    r.queue_urls
-                        .iter()
-                        .any(|u| Some(queue_name(u)) == queue.as_deref())
-                        || r.function_arns
-                            .iter()
-                            .any(|f| f.ends_with(&format!(":{name}")))
-                })
-                .cloned();
+            if d.queue.is_none() {
+                if let Some(url) = d.rule.as_ref().and_then(|r| r.queue_urls.first()) {
+                    d.queue = self.queue(url)?;
+                }
+            }
+            if let Some(name) = &parts.function {
+                d.function = self.function(name)?;
+            }
+            if let Some(f) = &d.function {
+                d.mapping = self.mappings(Some(&f.name), None)?.into_iter().next();
+            }
         } else {
+            let rules = self.registration_rules()?;
             let pick = rules
                 .iter()
                 .find(|r| ca_id.is_some_and(|id| covers(&r.topic, id)))
@@ -285,7 +307,7 @@ impl Cloud {
         if let Some(arn) = d.queue.as_ref().and_then(|q| q.dead_letter_arn.clone()) {
             d.dead_letter = self.queue(&arn)?;
         }
-        Ok(d)
+        Ok(Some(d))
     }
 }
 

@@ -3,11 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use aws_sdk_iot::types::{AutoRegistrationStatus, CaCertificateStatus, CertificateMode};
-use jitr_core::aws::AwsError;
 use serde::{Deserialize, Serialize};
 
 use crate::args::{AutoRegistrationArgs, CaRegisterArgs, CaTarget, Global, OnOff, RegisterMode};
+use crate::cloud::ca::{auto_registration_name, status_name, CaRegistration, Registered};
 use crate::cloud::Cloud;
 use crate::error::CliError;
 use crate::files;
@@ -66,40 +65,22 @@ fn describe(cloud: &Cloud, id: &str) -> Result<Option<CaState>, CliError> {
     }))
 }
 
-/// UpdateCACertificate with whichever of status and auto-registration is given.
+/// UpdateCACertificate with whichever of status (active?) and auto-registration is given.
 fn update(
     cloud: &Cloud,
     id: &str,
-    status: Option<CaCertificateStatus>,
-    auto: Option<AutoRegistrationStatus>,
+    active: Option<bool>,
+    auto: Option<bool>,
 ) -> Result<(), CliError> {
-    let mut call = cloud.iot.update_ca_certificate().certificate_id(id);
-    if let Some(s) = status {
-        call = call.new_status(s);
-    }
-    if let Some(a) = auto {
-        call = call.new_auto_registration_status(a);
-    }
     cloud
-        .block_on(call.send())
-        .map(|_| ())
-        .map_err(|e| CliError::aws(format!("updating CA {id}"), cloud.error(e)))
+        .update_ca(id, active, auto)
+        .map_err(|e| CliError::aws(format!("updating CA {id}"), e))
 }
 
-fn wanted_status(inactive: bool) -> CaCertificateStatus {
-    if inactive {
-        CaCertificateStatus::Inactive
-    } else {
-        CaCertificateStatus::Active
-    }
-}
-
-fn wanted_auto(enable: bool) -> AutoRegistrationStatus {
-    if enable {
-        AutoRegistrationStatus::Enable
-    } else {
-        AutoRegistrationStatus::Disable
-    }
+/// AWS IoT did not confirm a change it accepted (the CA vanished, or
+/// another run changed it meanwhile).
+fn unconfirmed(id: &str, problem: impl std::fmt::Display) -> CliError {
+    CliError::Unconfirmed(format!("registering CA {id}: {problem}"))
 }
 
 /// Refuses a CA AWS IoT or TLS peers would refuse, before any API call.
@@ -151,77 +132,55 @@ pub fn register(a: &CaRegisterArgs, global: &Global, out: &Output) -> Result<(),
             "was replaced while being read (another run wrote this CA directory); run again",
         ));
     }
-    let status = wanted_status(a.inactive);
-    let auto = wanted_auto(!a.no_auto_registration);
+    let (active, auto) = (!a.inactive, !a.no_auto_registration);
+    let (status, auto_name) = (status_name(active), auto_registration_name(auto));
     let id = facts.certificate_id.clone();
 
     let cloud = Cloud::connect(&global.aws())?;
     let outcome = match describe(&cloud, &id)? {
         Some(_) => "already registered",
         None => {
-            let pem = jitr_core::pem::encode_certificate(&der);
-            let mut call = cloud
-                .iot
-                .register_ca_certificate()
-                .ca_certificate(pem)
-                .set_as_active(status == CaCertificateStatus::Active)
-                .allow_auto_registration(auto == AutoRegistrationStatus::Enable);
             // `ca` (the key, for the proof) is loaded in default mode only.
-            call = match &ca {
+            let verification = match &ca {
                 Some(ca) => {
                     let code = cloud
-                        .block_on(cloud.iot.get_registration_code().send())
-                        .map_err(|e| {
-                            CliError::aws("getting the registration code", cloud.error(e))
-                        })?;
-                    let code = code.registration_code().unwrap_or_default().to_string();
-                    let verification = super::ca::verification_certificate(ca, &code)?;
-                    call.verification_certificate(verification)
-                        .certificate_mode(CertificateMode::Default)
+                        .registration_code()
+                        .map_err(|e| CliError::aws("getting the registration code", e))?;
+                    Some(super::ca::verification_certificate(ca, &code)?)
                 }
-                None => call.certificate_mode(CertificateMode::SniOnly),
+                None => None,
             };
-            match cloud.block_on(call.send()) {
-                Ok(_) => "registered",
-                Err(e) => match cloud.error(e) {
-                    // Registered meanwhile (another run): bring it to the requested state below.
-                    AwsError::AlreadyExists { .. } => "already registered",
-                    e => {
-                        return Err(CliError::aws(
-                            format!("registering {}", cert_path.display()),
-                            e,
-                        ))
-                    }
-                },
+            let registration = CaRegistration {
+                pem: &jitr_core::pem::encode_certificate(&der),
+                verification,
+                active,
+                auto_registration: auto,
+            };
+            // Registered meanwhile (another run): brought to the requested state below.
+            match cloud
+                .register_ca(&registration)
+                .map_err(|e| CliError::aws(format!("registering {}", cert_path.display()), e))?
+            {
+                Registered::New => "registered",
+                Registered::Already => "already registered",
             }
         }
     };
 
     // Bring it to the requested state and confirm what AWS reports.
-    let mut state = describe(&cloud, &id)?.ok_or_else(|| {
-        CliError::aws(
-            "registering",
-            AwsError::NotFound(format!("CA {id} vanished after registration")),
-        )
-    })?;
-    if state.status != status.as_str() || state.auto_registration != auto.as_str() {
-        update(&cloud, &id, Some(status.clone()), Some(auto.clone()))?;
-        state = describe(&cloud, &id)?
-            .ok_or_else(|| CliError::aws("registering", AwsError::NotFound(format!("CA {id}"))))?;
+    let vanished = || unconfirmed(&id, "AWS IoT does not describe it after registration");
+    let mut state = describe(&cloud, &id)?.ok_or_else(vanished)?;
+    if state.status != status || state.auto_registration != auto_name {
+        update(&cloud, &id, Some(active), Some(auto))?;
+        state = describe(&cloud, &id)?.ok_or_else(vanished)?;
     }
-    if state.status != status.as_str() || state.auto_registration != auto.as_str() {
-        return Err(CliError::aws(
-            format!("registering CA {id}"),
-            AwsError::Refused {
-                code: "StateMismatch".into(),
-                message: format!(
-                    "AWS reports {} / auto-registration {}, expected {} / {}",
-                    state.status,
-                    state.auto_registration,
-                    status.as_str(),
-                    auto.as_str()
-                ),
-            },
+    if state.status != status || state.auto_registration != auto_name {
+        return Err(unconfirmed(
+            &id,
+            format!(
+                "AWS reports {} / auto-registration {}, expected {status} / {auto_name}",
+                state.status, state.auto_registration
+            ),
         ));
     }
     state.record(&a.dir)?;
@@ -320,7 +279,7 @@ pub fn set_status(
     global: &Global,
     out: &Output,
 ) -> Result<(), CliError> {
-    change(t, global, out, Some(wanted_status(!active)), None)
+    change(t, global, out, Some(active), None)
 }
 
 /// `jitr ca auto-registration enable|disable DIR|ID`.
@@ -329,31 +288,23 @@ pub fn auto_registration(
     global: &Global,
     out: &Output,
 ) -> Result<(), CliError> {
-    change(
-        &a.ca,
-        global,
-        out,
-        None,
-        Some(wanted_auto(a.state == OnOff::Enable)),
-    )
+    change(&a.ca, global, out, None, Some(a.state == OnOff::Enable))
 }
 
 fn change(
     t: &CaTarget,
     global: &Global,
     out: &Output,
-    status: Option<CaCertificateStatus>,
-    auto: Option<AutoRegistrationStatus>,
+    active: Option<bool>,
+    auto: Option<bool>,
 ) -> Result<(), CliError> {
     let (id, dir) = resolve(t)?;
     let cloud = Cloud::connect(&global.aws())?;
     let before = registered(&cloud, &id)?;
-    let differs = status.as_ref().is_some_and(|s| s.as_str() != before.status)
-        || auto
-            .as_ref()
-            .is_some_and(|a| a.as_str() != before.auto_registration);
+    let differs = active.is_some_and(|a| status_name(a) != before.status)
+        || auto.is_some_and(|a| auto_registration_name(a) != before.auto_registration);
     if differs {
-        update(&cloud, &id, status, auto)?;
+        update(&cloud, &id, active, auto)?;
     }
     let after = registered(&cloud, &id)?;
     if let Some(dir) = dir.filter(|d| d.join(AWS_FILE).exists()) {
@@ -380,15 +331,15 @@ pub fn deregister(t: &CaTarget, global: &Global, out: &Output) -> Result<(), Cli
     let outcome = match describe(&cloud, &id)? {
         None => "was not registered",
         Some(state) => {
-            if state.status == CaCertificateStatus::Active.as_str() {
-                update(&cloud, &id, Some(CaCertificateStatus::Inactive), None)?;
+            if state.status == status_name(true) {
+                update(&cloud, &id, Some(false), None)?;
             }
-            match cloud.block_on(cloud.iot.delete_ca_certificate().certificate_id(&id).send()) {
-                Ok(_) => "deregistered",
-                Err(e) => match cloud.error(e) {
-                    AwsError::NotFound(_) => "was not registered",
-                    e => return Err(CliError::aws(format!("deleting CA {id}"), e)),
-                },
+            match cloud
+                .delete_ca(&id)
+                .map_err(|e| CliError::aws(format!("deleting CA {id}"), e))?
+            {
+                true => "deregistered",
+                false => "was not registered",
             }
         }
     };

@@ -2,12 +2,12 @@
 //! registering device certificates directly, the path without JITR.
 //! Requests are spaced to the API limit; each file gets an outcome.
 
-use aws_sdk_iot::types::CertificateStatus;
-use jitr_core::aws::AwsError;
 use jitr_core::ratelimit::RateLimiter;
 use serde::Serialize;
 
 use crate::args::{DeviceRegisterArgs, Global};
+use crate::cloud::ca::Registered as Registration;
+use crate::cloud::certificate::{certificate_status_name, DeviceRegistration};
 use crate::cloud::Cloud;
 use crate::error::CliError;
 use crate::files;
@@ -62,11 +62,6 @@ pub fn register(a: &DeviceRegisterArgs, global: &Global, out: &Output) -> Result
     }
 
     let cloud = Cloud::connect(&global.aws())?;
-    let status = if a.activate {
-        CertificateStatus::Active
-    } else {
-        CertificateStatus::Inactive
-    };
     let limiter = RateLimiter::new(a.rate);
     let results: Vec<Registered> = cloud.block_on(limiter.run_all(&items, |item| {
         register_one(
@@ -74,7 +69,7 @@ pub fn register(a: &DeviceRegisterArgs, global: &Global, out: &Output) -> Result
             item,
             ca_pem.as_deref(),
             a.without_ca,
-            &status,
+            a.activate,
             &limiter,
         )
     }));
@@ -116,27 +111,14 @@ async fn register_one(
     item: &Item,
     ca_pem: Option<&str>,
     without_ca: bool,
-    status: &CertificateStatus,
+    activate: bool,
     limiter: &RateLimiter,
 ) -> Registered {
-    let iot = &cloud.iot;
-    let answer = if without_ca {
-        iot.register_certificate_without_ca()
-            .certificate_pem(&item.pem)
-            .status(status.clone())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| cloud.error(e))
-    } else {
-        iot.register_certificate()
-            .certificate_pem(&item.pem)
-            .set_ca_certificate_pem(ca_pem.map(str::to_string))
-            .status(status.clone())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| cloud.error(e))
+    let registration = DeviceRegistration {
+        pem: &item.pem,
+        ca_pem,
+        without_ca,
+        active: activate,
     };
     let done = |outcome, status: &str, error: Option<String>| Registered {
         file: item.file.clone(),
@@ -145,37 +127,19 @@ async fn register_one(
         status: status.to_string(),
         error,
     };
-    match answer {
-        Ok(()) => done("registered", status.as_str(), None),
-        Err(AwsError::AlreadyExists { .. }) => {
+    match cloud.register_certificate(&registration).await {
+        Ok(Registration::New) => done("registered", certificate_status_name(activate), None),
+        Ok(Registration::Already) => {
             // Already there: bring it to the requested state if --activate asked for more.
-            if *status == CertificateStatus::Active {
+            if activate {
                 limiter.acquire().await;
-                if let Err(e) = iot
-                    .update_certificate()
-                    .certificate_id(&item.id)
-                    .new_status(status.clone())
-                    .send()
-                    .await
-                {
-                    return done("failed", "", Some(cloud.error(e).to_string()));
+                if let Err(e) = cloud.activate_certificate(&item.id).await {
+                    return done("failed", "", Some(e.to_string()));
                 }
             }
-            match iot
-                .describe_certificate()
-                .certificate_id(&item.id)
-                .send()
-                .await
-            {
-                Ok(d) => {
-                    let s = d
-                        .certificate_description()
-                        .and_then(|c| c.status())
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default();
-                    done("already registered", &s, None)
-                }
-                Err(e) => done("failed", "", Some(cloud.error(e).to_string())),
+            match cloud.certificate_status(&item.id).await {
+                Ok(s) => done("already registered", &s, None),
+                Err(e) => done("failed", "", Some(e.to_string())),
             }
         }
         Err(e) => done("failed", "", Some(e.to_string())),

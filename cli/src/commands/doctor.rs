@@ -1,21 +1,20 @@
 //! `jitr doctor`: why a device did not register. Reads the device's files,
 //! the issuing CA and the device's certificate in AWS IoT, the deployed
 //! stack and the data endpoint, and prints one line per check (the checks
-//! themselves are pure, in `crate::doctor`).
+//! themselves are pure, in `crate::doctor`; the deployment's are gathered
+//! in `doctor_deployment.rs`, the TLS probe is `doctor_endpoint.rs`).
 
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
-use jitr_core::config::Config;
 use jitr_core::CertFacts;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use serde::Serialize;
 
+use super::doctor_deployment::{self, Deployed};
+use super::doctor_endpoint::endpoint_check;
 use crate::args::{CaTarget, DoctorArgs, Global};
 use crate::cloud::{CaView, Cloud};
-use crate::doctor::cloud::{ca_checks, certificate_check, deployment_checks, CaSeen};
+use crate::doctor::ca::{ca_checks, CaSeen};
+use crate::doctor::certificate::{certificate_check, LogReading};
 use crate::doctor::device::{self, issued, DeviceFiles};
 use crate::doctor::{Check, Status};
 use crate::error::CliError;
@@ -24,9 +23,6 @@ use crate::issue::layout::Layout;
 use crate::pki::{amazon, ca_dir, keys};
 use crate::report::Output;
 
-/// How long one TLS probe may take.
-const PROBE_LIMIT: Duration = Duration::from_secs(10);
-
 #[derive(Serialize)]
 struct Report {
     checks: Vec<Check>,
@@ -34,11 +30,22 @@ struct Report {
 }
 
 /// The device as read from disk.
-struct Device {
-    bundle: String,
-    chain: Vec<CertFacts>,
-    ders: Vec<Vec<u8>>,
-    key: Option<(rcgen::KeyPair, bool)>,
+pub(super) struct Device {
+    pub bundle: String,
+    pub chain: Vec<CertFacts>,
+    pub ders: Vec<Vec<u8>>,
+    pub key: Option<(rcgen::KeyPair, bool)>,
+}
+
+/// The issuing CA as found.
+struct Issuer {
+    id: String,
+    /// The `DIR|ID` fixes name.
+    target: String,
+    validity: Option<(i64, i64)>,
+    view: Option<CaView>,
+    /// The CA directory, when --ca named one.
+    dir: Option<PathBuf>,
 }
 
 /// The bundle and key paths from DEVICE_DIR or --cert/--key.
@@ -100,13 +107,17 @@ fn now() -> i64 {
 }
 
 /// The issuing CA: from --ca, else the bundle's second certificate, else the
-/// registered CA whose certificate issued the device's. Returns id, target, validity.
+/// registered CA whose certificate issued the device's.
 fn issuing_ca(
     a: &DoctorArgs,
     dev: Option<&Device>,
     cloud: &Cloud,
-) -> Result<Option<(String, String, Option<(i64, i64)>, Option<CaView>)>, CliError> {
-    let aws = |what: &str, e| CliError::aws(what.to_string(), e);
+) -> Result<Option<Issuer>, CliError> {
+    let describe = |id: &str| {
+        cloud
+            .describe_ca(id)
+            .map_err(|e| CliError::aws(format!("describing CA {id}"), e))
+    };
     if let Some(t) = &a.ca {
         let (id, dir) = super::ca_aws::resolve(&CaTarget { target: t.clone() })?;
         let validity = match &dir {
@@ -117,43 +128,41 @@ fn issuing_ca(
             }
             None => None,
         };
-        let view = cloud
-            .describe_ca(&id)
-            .map_err(|e| aws("describing the CA", e))?;
-        return Ok(Some((id, t.clone(), validity, view)));
+        let view = describe(&id)?;
+        return Ok(Some(Issuer {
+            id,
+            target: t.clone(),
+            validity,
+            view,
+            dir,
+        }));
     }
-    let Some(dev) = dev else { return Ok(None) };
-    if dev.ders.is_empty() {
+    let Some(dev) = dev.filter(|d| !d.ders.is_empty()) else {
         return Ok(None);
-    }
+    };
+    let found = |id: &str, facts: &CertFacts, view| Issuer {
+        id: id.to_string(),
+        target: id.to_string(),
+        validity: Some((facts.not_before, facts.not_after)),
+        view,
+        dir: None,
+    };
     if let Some(ca) = dev
         .chain
         .get(1)
         .filter(|_| issued(&dev.ders[0], &dev.ders[1]))
     {
-        let view = cloud
-            .describe_ca(&ca.certificate_id)
-            .map_err(|e| aws("describing the CA", e))?;
-        let id = ca.certificate_id.clone();
-        return Ok(Some((
-            id.clone(),
-            id,
-            Some((ca.not_before, ca.not_after)),
-            view,
+        return Ok(Some(found(
+            &ca.certificate_id,
+            ca,
+            describe(&ca.certificate_id)?,
         )));
     }
-    for id in cloud
+    let listed = cloud
         .list_cas()
-        .map_err(|e| aws("listing CA certificates", e))?
-        .into_iter()
-        .map(|c| c.certificate_id)
-    {
-        let Some(view) = cloud
-            .describe_ca(&id)
-            .map_err(|e| aws("describing a CA", e))?
-        else {
-            continue;
-        };
+        .map_err(|e| CliError::aws("listing CA certificates", e))?;
+    for id in listed.into_iter().map(|c| c.certificate_id) {
+        let Some(view) = describe(&id)? else { continue };
         let Some(der) = jitr_core::pem::certificates(view.pem.as_bytes())
             .ok()
             .and_then(|c| c.into_iter().next())
@@ -164,242 +173,173 @@ fn issuing_ca(
             continue;
         };
         if issued(&dev.ders[0], &der) {
-            return Ok(Some((
-                id.clone(),
-                id,
-                Some((f.not_before, f.not_after)),
-                Some(view),
-            )));
+            return Ok(Some(found(&id, &f, Some(view))));
         }
     }
     Ok(None)
 }
 
-/// TLS to the data endpoint: the broker's certificate must verify with `roots`.
-fn endpoint_check(
-    host: &str,
-    port: u16,
-    roots: Vec<Vec<u8>>,
-    client: Option<(&Device, &rcgen::KeyPair)>,
-) -> Check {
-    const NAME: &str = "endpoint";
-    let fail = |detail: String, fix: &str| Check::fail(NAME, detail, fix);
-    let mut store = rustls::RootCertStore::empty();
-    for r in roots {
-        let _ = store.add(CertificateDer::from(r));
+/// (account, region) the CA directory's `aws.json` records, if it has one.
+fn recorded_place(dir: Option<&PathBuf>) -> Option<(String, String)> {
+    let text = std::fs::read(dir?.join(super::ca_aws::AWS_FILE)).ok()?;
+    let state: super::ca_aws::CaState = serde_json::from_slice(&text).ok()?;
+    Some((state.account, state.region))
+}
+
+/// The CA's checks, with registered CAs above it in the device's chain.
+fn ca_lines(
+    issuer: &Issuer,
+    dev: Option<&Device>,
+    cloud: &Cloud,
+    account: Option<&str>,
+    now: i64,
+) -> Result<Vec<Check>, CliError> {
+    let mut above = Vec::new();
+    for ca in dev.iter().flat_map(|d| d.chain.iter().skip(2)) {
+        if cloud
+            .describe_ca(&ca.certificate_id)
+            .map_err(|e| CliError::aws("describing a CA", e))?
+            .is_some()
+        {
+            above.push(ca.certificate_id.clone());
+        }
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = match rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-    {
-        Ok(b) => b.with_root_certificates(store),
-        Err(e) => return fail(format!("TLS setup: {e}"), "report this as a jitr bug"),
-    };
-    let config = match client {
-        Some((dev, key)) => builder
-            .with_client_auth_cert(
-                dev.ders.iter().cloned().map(CertificateDer::from).collect(),
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-            )
-            .unwrap_or_else(|_| {
-                rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::aws_lc_rs::default_provider(),
+    let recorded = recorded_place(issuer.dir.as_ref());
+    Ok(ca_checks(
+        &CaSeen {
+            id: &issuer.id,
+            target: &issuer.target,
+            view: issuer.view.as_ref(),
+            validity: issuer.validity,
+            registered_above: &above,
+            region: &cloud.region,
+            account,
+            recorded: recorded.as_ref().map(|(a, r)| (a.as_str(), r.as_str())),
+        },
+        now,
+    ))
+}
+
+/// What the function logged about a certificate (read only when it is REVOKED).
+fn function_logs(cloud: &Cloud, group: &str, id: &str) -> LogReading {
+    match cloud.log_lines(group, id) {
+        Ok(Some(lines)) => LogReading::Lines {
+            group: group.to_string(),
+            lines,
+        },
+        Ok(None) => LogReading::NoGroup(group.to_string()),
+        Err(e) => LogReading::Unreadable(e.to_string()),
+    }
+}
+
+/// The endpoint check: --endpoint, else the account's iot:Data-ATS endpoint.
+fn endpoint_line(a: &DoctorArgs, dev: Option<&Device>, cloud: &Cloud) -> Result<Check, CliError> {
+    let (host, port) = match &a.endpoint {
+        Some(e) => super::connect::parse_endpoint(e)?,
+        None => match cloud.data_endpoint() {
+            Ok(host) => (host, 8883),
+            Err(e) => {
+                return Ok(Check::fail(
+                    "endpoint",
+                    format!("describing iot:Data-ATS: {e}"),
+                    "pass --endpoint HOST[:PORT]",
                 ))
-                .with_safe_default_protocol_versions()
-                .expect("default versions")
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth()
-            }),
-        None => builder.with_no_client_auth(),
+            }
+        },
     };
-    let address = format!("{host}:{port}");
-    let Ok(name) = ServerName::try_from(host.to_string()) else {
-        return fail(
-            format!("{host} is not a host name"),
-            "pass --endpoint HOST[:PORT]",
-        );
+    let roots = match &a.ca_file {
+        Some(p) => jitr_core::pem::certificates(&read(p)?)
+            .map_err(|e| CliError::invalid(p.display(), e))?,
+        None => amazon::roots(),
     };
-    let Some(addr) = (host, port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-    else {
-        return fail(
-            format!("{host} does not resolve"),
-            "check the name (jitr endpoint prints the account's)",
-        );
-    };
-    let mut sock = match TcpStream::connect_timeout(&addr, PROBE_LIMIT) {
-        Ok(s) => s,
-        Err(e) => {
-            return fail(
-                format!("cannot connect to {address}: {e}"),
-                "check the address, the port (8883) and the network path",
-            )
-        }
-    };
-    let _ = sock.set_read_timeout(Some(PROBE_LIMIT));
-    let mut conn = match rustls::ClientConnection::new(Arc::new(config), name) {
-        Ok(c) => c,
-        Err(e) => return fail(format!("TLS setup: {e}"), "report this as a jitr bug"),
-    };
-    while conn.is_handshaking() {
-        if let Err(e) = conn.complete_io(&mut sock) {
-            let text = e.to_string();
-            return if text.contains("invalid peer certificate") || text.contains("UnknownIssuer") {
-                fail(format!("{address}: the broker's certificate does not verify: {text}"), "connect to the account's iot:Data-ATS endpoint (jitr endpoint), or pass --ca-file with the broker's CA")
-            } else {
-                Check::warn(
-                    NAME,
-                    format!("{address}: TLS ended during the handshake: {text}"),
-                    "run jitr connect for the broker's own answer",
-                )
-            };
-        }
+    let client = dev.and_then(|d| d.key.as_ref().filter(|(_, m)| *m).map(|(k, _)| (d, k)));
+    Ok(endpoint_check(&host, port, roots, client))
+}
+
+/// Every check that needs AWS, in report order after the device's.
+fn cloud_checks(
+    a: &DoctorArgs,
+    dev: Option<&Device>,
+    cloud: &Cloud,
+    now: i64,
+) -> Result<(Vec<Check>, Deployed), CliError> {
+    let mut checks = Vec::new();
+    // STS may be denied to the caller: then the account is not compared.
+    let account = cloud.account().ok();
+    let issuer = issuing_ca(a, dev, cloud)?;
+    match &issuer {
+        Some(issuer) => checks.extend(ca_lines(issuer, dev, cloud, account.as_deref(), now)?),
+        None if dev.is_some() => checks.push(Check::fail(
+            "ca registered",
+            "no registered CA issued the device certificate",
+            "jitr ca register CA_DIR (the CA that signed the device)",
+        )),
+        None => {}
     }
-    Check::pass(
-        NAME,
-        format!("{address} accepts TLS; its certificate verifies"),
-    )
+    let leaf = dev.and_then(|d| d.chain.first());
+    let deployed = doctor_deployment::gather(
+        cloud,
+        a.stack.as_deref(),
+        issuer.as_ref().map(|i| i.id.as_str()),
+        leaf,
+    )?;
+    if let Some(leaf) = leaf {
+        let id = &leaf.certificate_id;
+        let view = cloud
+            .describe_certificate(id)
+            .map_err(|e| CliError::aws("describing the device certificate", e))?;
+        let logs = match (&view, &deployed.function) {
+            (Some(v), Some(f)) if v.status == "REVOKED" => {
+                Some(function_logs(cloud, &f.log_group, id))
+            }
+            _ => None,
+        };
+        let target = issuer.as_ref().map_or("CA_DIR|ID", |i| i.target.as_str());
+        checks.push(certificate_check(
+            id,
+            target,
+            view.as_ref(),
+            now,
+            a.stranded_after as i64,
+            logs.as_ref(),
+        ));
+    }
+    Ok((checks, deployed))
 }
 
 pub fn doctor(a: &DoctorArgs, global: &Global, out: &Output) -> Result<(), CliError> {
     let now = now();
     let dev = read_device(a)?;
     let mut checks = Vec::new();
-    let cloud = match Cloud::connect(&global.aws()) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            checks.push(Check::fail(
-                "aws access",
-                e.to_string(),
-                "set AWS_PROFILE/--profile and --region (aws sts get-caller-identity must work)",
-            ));
-            None
+    let mut aws_lines = Vec::new();
+    let mut pattern = None;
+    match Cloud::connect(&global.aws()) {
+        Ok(cloud) => {
+            let (lines, deployed) = cloud_checks(a, dev.as_ref(), &cloud, now)?;
+            aws_lines = lines;
+            aws_lines.extend(deployed.checks);
+            aws_lines.push(endpoint_line(a, dev.as_ref(), &cloud)?);
+            pattern = deployed
+                .config
+                .and_then(|c| c.ok())
+                .map(|c| c.thing_name_pattern);
         }
-    };
-    let mut ca_id = None;
-    let mut ca_lines = Vec::new();
-    let mut cert_line = None;
-    let mut deploy_lines = Vec::new();
-    let mut config: Option<Result<Config, String>> = None;
-    let mut endpoint_line = None;
-    if let Some(cloud) = &cloud {
-        match issuing_ca(a, dev.as_ref(), cloud)? {
-            Some((id, target, validity, view)) => {
-                let mut above = Vec::new();
-                for ca in dev.iter().flat_map(|d| d.chain.iter().skip(2)) {
-                    if cloud
-                        .describe_ca(&ca.certificate_id)
-                        .map_err(|e| CliError::aws("describing a CA", e))?
-                        .is_some()
-                    {
-                        above.push(ca.certificate_id.clone());
-                    }
-                }
-                ca_lines = ca_checks(
-                    &CaSeen {
-                        id: &id,
-                        target: &target,
-                        view: view.as_ref(),
-                        validity,
-                        registered_above: &above,
-                        region: &cloud.region,
-                    },
-                    now,
-                );
-                ca_id = Some((id, target));
-            }
-            None if dev.is_some() => ca_lines.push(Check::fail(
-                "ca registered",
-                "no registered CA issued the device certificate",
-                "jitr ca register CA_DIR (the CA that signed the device)",
-            )),
-            None => {}
-        }
-        let d = cloud
-            .deployment(
-                a.stack.as_deref(),
-                ca_id.as_ref().map(|(id, _)| id.as_str()),
-            )
-            .map_err(|e| CliError::aws("reading the deployment", e))?;
-        config = d
-            .function
-            .as_ref()
-            .map(|f| Config::from_lookup(|k| f.env.get(k).cloned()).map_err(|e| e.to_string()));
-        let policy_exists = match &config {
-            Some(Ok(c)) => Some(
-                cloud
-                    .policy_exists(&c.policy_name)
-                    .map_err(|e| CliError::aws("reading the device policy", e))?,
-            ),
-            _ => None,
-        };
-        deploy_lines = deployment_checks(
-            &d,
-            ca_id.as_ref().map(|(id, _)| id.as_str()),
-            config.as_ref(),
-            policy_exists,
-        );
-        if let Some(leaf) = dev.as_ref().and_then(|d| d.chain.first()) {
-            let view = cloud
-                .describe_certificate(&leaf.certificate_id)
-                .map_err(|e| CliError::aws("describing the device certificate", e))?;
-            let target = ca_id
-                .as_ref()
-                .map(|(_, t)| t.as_str())
-                .unwrap_or("CA_DIR|ID");
-            cert_line = Some(certificate_check(
-                &leaf.certificate_id,
-                target,
-                view.as_ref(),
-                now,
-                a.stranded_after as i64,
-            ));
-        }
-        let endpoint = match &a.endpoint {
-            Some(e) => Some(super::connect::parse_endpoint(e)?),
-            None => match cloud.data_endpoint() {
-                Ok(host) => Some((host, 8883)),
-                Err(e) => {
-                    endpoint_line = Some(Check::fail(
-                        "endpoint",
-                        format!("describing iot:Data-ATS: {e}"),
-                        "pass --endpoint HOST[:PORT]",
-                    ));
-                    None
-                }
-            },
-        };
-        if let Some((host, port)) = endpoint {
-            let roots = match &a.ca_file {
-                Some(p) => jitr_core::pem::certificates(&read(p)?)
-                    .map_err(|e| CliError::invalid(p.display(), e))?,
-                None => amazon::roots(),
-            };
-            let client = dev
-                .as_ref()
-                .and_then(|d| d.key.as_ref().filter(|(_, m)| *m).map(|(k, _)| (d, k)));
-            endpoint_line = Some(endpoint_check(&host, port, roots, client));
-        }
+        Err(e) => checks.push(Check::fail(
+            "aws access",
+            e.to_string(),
+            "set AWS_PROFILE/--profile and --region (aws sts get-caller-identity must work)",
+        )),
     }
     if let Some(d) = &dev {
-        let pattern = config
-            .as_ref()
-            .and_then(|c| c.as_ref().ok())
-            .map(|c| &c.thing_name_pattern);
         let files = DeviceFiles {
             bundle: &d.bundle,
             chain: &d.chain,
             ders: &d.ders,
             key_matches: d.key.as_ref().map(|(_, m)| *m),
         };
-        checks.extend(device::checks(&files, now, pattern));
+        checks.extend(device::checks(&files, now, pattern.as_ref()));
     }
-    checks.extend(ca_lines);
-    checks.extend(cert_line);
-    checks.extend(deploy_lines);
-    checks.extend(endpoint_line);
+    checks.extend(aws_lines);
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
     let report = Report {
         ok: failed == 0,

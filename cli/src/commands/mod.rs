@@ -9,6 +9,8 @@ pub mod crl;
 pub mod device;
 pub mod device_register;
 pub mod doctor;
+mod doctor_deployment;
+mod doctor_endpoint;
 pub mod endpoint;
 pub mod fleet;
 pub mod provision;

@@ -2,7 +2,7 @@
 //! Lambda's provisioning (jitr-core), run from an administrator's machine.
 
 use jitr_core::config::Config;
-use jitr_core::iot::{IotApi, SdkIot};
+use jitr_core::iot::IotApi;
 use jitr_core::pacing::Paced;
 use jitr_core::plan::Plan;
 use jitr_core::provision::{self, Kind, Outcome};
@@ -36,13 +36,6 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn api(cloud: &Cloud) -> SdkIot {
-    SdkIot {
-        client: cloud.iot.clone(),
-        endpoint: cloud.endpoint.clone(),
-    }
-}
-
 fn outcome_line(o: &Outcome) -> String {
     format!(
         "  {:<14} {}  {}{}\n",
@@ -70,7 +63,12 @@ pub fn provision(a: &ProvisionArgs, global: &Global, out: &Output) -> Result<(),
     }
     let config = config(&a.settings)?;
     let cloud = Cloud::connect(&global.aws())?;
-    let outcome = cloud.block_on(provision::provision(&api(&cloud), &config, &id, now()));
+    let outcome = cloud.block_on(provision::provision(
+        &cloud.provisioning_api(),
+        &config,
+        &id,
+        now(),
+    ));
     out.result(&outcome, || outcome_line(&outcome));
     if outcome.failed() {
         return Err(CliError::Partial(format!(
@@ -90,7 +88,7 @@ pub fn reconcile(a: &ReconcileArgs, global: &Global, out: &Output) -> Result<(),
     let cloud = Cloud::connect(&global.aws())?;
     // Each operation kept under the account's quota (JITR_API_RATES, AWS's
     // defaults otherwise), on top of --rate certificates per second.
-    let api = Paced::new(api(&cloud), &config.api_rates);
+    let api = Paced::new(cloud.provisioning_api(), &config.api_rates);
     let pending = cloud
         .block_on(api.list_pending_certificates(&ca_id))
         .map_err(|e| CliError::aws(format!("listing the certificates of CA {ca_id}"), e))?;

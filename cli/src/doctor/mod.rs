@@ -2,8 +2,12 @@
 //! returns [`Check`]s (PASS, WARN or FAIL, what it saw, the fix). The
 //! command (`commands/doctor.rs`) gathers the observations.
 
-pub mod cloud;
+pub mod ca;
+pub mod certificate;
+pub mod deployment;
 pub mod device;
+pub mod permissions;
+pub mod policy;
 
 use serde::Serialize;
 

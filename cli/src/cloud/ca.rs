@@ -1,0 +1,170 @@
+//! CA certificates in AWS IoT: describe, list, register, update, delete.
+
+use aws_sdk_iot::types::{AutoRegistrationStatus, CaCertificateStatus, CertificateMode};
+use jitr_core::aws::AwsError;
+
+use super::Cloud;
+
+/// A CA certificate as AWS IoT describes it.
+#[derive(Debug, Clone)]
+pub struct CaView {
+    pub certificate_id: String,
+    pub arn: String,
+    pub status: String,
+    pub auto_registration: String,
+    pub mode: String,
+    /// The CA's PEM, as registered.
+    pub pem: String,
+}
+
+/// One row of ListCACertificates.
+#[derive(Debug, Clone)]
+pub struct CaSummary {
+    pub certificate_id: String,
+    pub arn: String,
+    pub status: String,
+    /// When it was registered, as AWS IoT formats it.
+    pub created: String,
+}
+
+/// What RegisterCACertificate is asked to do.
+pub struct CaRegistration<'a> {
+    pub pem: &'a str,
+    /// The proof of possession; `None` registers in SNI_ONLY mode.
+    pub verification: Option<String>,
+    pub active: bool,
+    pub auto_registration: bool,
+}
+
+/// A registration's outcome: new, or there already (registering twice is no error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    New,
+    Already,
+}
+
+/// AWS IoT's name of a CA status.
+pub fn status_name(active: bool) -> &'static str {
+    if active {
+        CaCertificateStatus::Active.as_str()
+    } else {
+        CaCertificateStatus::Inactive.as_str()
+    }
+}
+
+/// AWS IoT's name of an auto-registration setting.
+pub fn auto_registration_name(enable: bool) -> &'static str {
+    if enable {
+        AutoRegistrationStatus::Enable.as_str()
+    } else {
+        AutoRegistrationStatus::Disable.as_str()
+    }
+}
+
+impl Cloud {
+    /// DescribeCACertificate; `None` when the CA is not registered here.
+    pub fn describe_ca(&self, id: &str) -> Result<Option<CaView>, AwsError> {
+        let answer = self.block_on(self.iot.describe_ca_certificate().certificate_id(id).send());
+        let Some(d) = self
+            .found(answer)?
+            .and_then(|out| out.certificate_description)
+        else {
+            return Ok(None);
+        };
+        let name = |s: Option<&str>| s.unwrap_or_default().to_string();
+        Ok(Some(CaView {
+            certificate_id: d.certificate_id().unwrap_or(id).to_string(),
+            arn: name(d.certificate_arn()),
+            status: name(d.status().map(|s| s.as_str())),
+            auto_registration: name(d.auto_registration_status().map(|s| s.as_str())),
+            mode: d
+                .certificate_mode()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "DEFAULT".into()),
+            pem: name(d.certificate_pem()),
+        }))
+    }
+
+    /// ListCACertificates, every page.
+    pub fn list_cas(&self) -> Result<Vec<CaSummary>, AwsError> {
+        self.all_pages(|marker| async move {
+            let page = self
+                .iot
+                .list_ca_certificates()
+                .set_marker(marker)
+                .page_size(100)
+                .send()
+                .await
+                .map_err(|e| self.error(e))?;
+            let rows = page
+                .certificates()
+                .iter()
+                .map(|c| CaSummary {
+                    certificate_id: c.certificate_id().unwrap_or_default().to_string(),
+                    arn: c.certificate_arn().unwrap_or_default().to_string(),
+                    status: c
+                        .status()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    created: c.creation_date().map(|d| d.to_string()).unwrap_or_default(),
+                })
+                .collect();
+            Ok((rows, page.next_marker().map(str::to_string)))
+        })
+    }
+
+    /// GetRegistrationCode: the common name a proof of possession must carry.
+    pub fn registration_code(&self) -> Result<String, AwsError> {
+        let out = self
+            .block_on(self.iot.get_registration_code().send())
+            .map_err(|e| self.error(e))?;
+        Ok(out.registration_code().unwrap_or_default().to_string())
+    }
+
+    /// RegisterCACertificate; a CA registered meanwhile (by another run) is `Already`.
+    pub fn register_ca(&self, r: &CaRegistration) -> Result<Registered, AwsError> {
+        let call = self
+            .iot
+            .register_ca_certificate()
+            .ca_certificate(r.pem)
+            .set_as_active(r.active)
+            .allow_auto_registration(r.auto_registration);
+        let call = match &r.verification {
+            Some(proof) => call
+                .verification_certificate(proof)
+                .certificate_mode(CertificateMode::Default),
+            None => call.certificate_mode(CertificateMode::SniOnly),
+        };
+        match self.block_on(call.send()).map_err(|e| self.error(e)) {
+            Ok(_) => Ok(Registered::New),
+            Err(AwsError::AlreadyExists { .. }) => Ok(Registered::Already),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// UpdateCACertificate with whichever of status and auto-registration is given.
+    pub fn update_ca(
+        &self,
+        id: &str,
+        active: Option<bool>,
+        auto_registration: Option<bool>,
+    ) -> Result<(), AwsError> {
+        let call = self
+            .iot
+            .update_ca_certificate()
+            .certificate_id(id)
+            .set_new_status(active.map(|a| status_name(a).into()))
+            .set_new_auto_registration_status(
+                auto_registration.map(|a| auto_registration_name(a).into()),
+            );
+        self.block_on(call.send())
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// DeleteCACertificate; `false` when it was not registered.
+    pub fn delete_ca(&self, id: &str) -> Result<bool, AwsError> {
+        let answer = self.block_on(self.iot.delete_ca_certificate().certificate_id(id).send());
+        Ok(self.found(answer)?.is_some())
+    }
+}

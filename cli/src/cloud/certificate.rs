@@ -1,0 +1,156 @@
+//! Device certificates in AWS IoT: register, describe, activate; the data
+//! endpoint devices connect to; whether an IoT policy exists.
+
+use aws_sdk_iot::types::CertificateStatus;
+use jitr_core::aws::AwsError;
+
+use super::ca::Registered;
+use super::Cloud;
+
+/// A device certificate as AWS IoT describes it, with what is attached to it.
+#[derive(Debug, Clone)]
+pub struct CertView {
+    pub arn: String,
+    pub status: String,
+    /// Seconds since the epoch AWS IoT registered it.
+    pub created: i64,
+    pub things: Vec<String>,
+    pub policies: Vec<String>,
+}
+
+/// What RegisterCertificate(WithoutCA) is asked to do.
+pub struct DeviceRegistration<'a> {
+    pub pem: &'a str,
+    /// The issuing CA's PEM; `None` lets AWS IoT find the registered CA.
+    pub ca_pem: Option<&'a str>,
+    /// RegisterCertificateWithoutCA (multi-account registration).
+    pub without_ca: bool,
+    pub active: bool,
+}
+
+/// AWS IoT's name of a device certificate status.
+pub fn certificate_status_name(active: bool) -> &'static str {
+    if active {
+        CertificateStatus::Active.as_str()
+    } else {
+        CertificateStatus::Inactive.as_str()
+    }
+}
+
+impl Cloud {
+    /// DescribeCertificate with its things and policies; `None` when AWS IoT
+    /// has never registered it.
+    pub fn describe_certificate(&self, id: &str) -> Result<Option<CertView>, AwsError> {
+        let answer = self.block_on(self.iot.describe_certificate().certificate_id(id).send());
+        let Some(d) = self
+            .found(answer)?
+            .and_then(|out| out.certificate_description)
+        else {
+            return Ok(None);
+        };
+        let arn = d.certificate_arn().unwrap_or_default().to_string();
+        let things = self
+            .block_on(self.iot.list_principal_things().principal(&arn).send())
+            .map_err(|e| self.error(e))?
+            .things()
+            .to_vec();
+        let policies = self
+            .block_on(self.iot.list_attached_policies().target(&arn).send())
+            .map_err(|e| self.error(e))?
+            .policies()
+            .iter()
+            .filter_map(|p| p.policy_name().map(str::to_string))
+            .collect();
+        Ok(Some(CertView {
+            status: d
+                .status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            created: d.creation_date().map(|t| t.secs()).unwrap_or_default(),
+            arn,
+            things,
+            policies,
+        }))
+    }
+
+    /// RegisterCertificate (or RegisterCertificateWithoutCA); one already registered is `Already`. Async: batches run it
+    /// under a rate limiter.
+    pub async fn register_certificate(
+        &self,
+        r: &DeviceRegistration<'_>,
+    ) -> Result<Registered, AwsError> {
+        let status = CertificateStatus::from(certificate_status_name(r.active));
+        let answer = if r.without_ca {
+            self.iot
+                .register_certificate_without_ca()
+                .certificate_pem(r.pem)
+                .status(status)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| self.error(e))
+        } else {
+            self.iot
+                .register_certificate()
+                .certificate_pem(r.pem)
+                .set_ca_certificate_pem(r.ca_pem.map(str::to_string))
+                .status(status)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| self.error(e))
+        };
+        match answer {
+            Ok(()) => Ok(Registered::New),
+            Err(AwsError::AlreadyExists { .. }) => Ok(Registered::Already),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// UpdateCertificate to ACTIVE.
+    pub async fn activate_certificate(&self, id: &str) -> Result<(), AwsError> {
+        self.iot
+            .update_certificate()
+            .certificate_id(id)
+            .new_status(CertificateStatus::Active)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// A certificate's status alone (DescribeCertificate, no attachments).
+    pub async fn certificate_status(&self, id: &str) -> Result<String, AwsError> {
+        let out = self
+            .iot
+            .describe_certificate()
+            .certificate_id(id)
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(out
+            .certificate_description()
+            .and_then(|c| c.status())
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default())
+    }
+
+    /// DescribeEndpoint(iot:Data-ATS): where devices connect.
+    pub fn data_endpoint(&self) -> Result<String, AwsError> {
+        let answer = self
+            .block_on(
+                self.iot
+                    .describe_endpoint()
+                    .endpoint_type("iot:Data-ATS")
+                    .send(),
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(answer.endpoint_address().unwrap_or_default().to_string())
+    }
+
+    /// Whether the IoT policy `name` exists.
+    pub fn policy_exists(&self, name: &str) -> Result<bool, AwsError> {
+        let answer = self.block_on(self.iot.get_policy().policy_name(name).send());
+        Ok(self.found(answer)?.is_some())
+    }
+}

@@ -1,0 +1,222 @@
+//! The device's certificate in AWS IoT: unknown, pending (or stranded),
+//! active with thing and policy, revoked and why (from the function's
+//! logs). Pure: the command passes in what it read.
+
+use super::ca::or_unknown;
+use super::{duration, Check};
+use crate::cloud::CertView;
+
+/// What the function's log group said about the certificate.
+#[derive(Debug, Clone)]
+pub enum LogReading {
+    /// The group's lines that mention the certificate.
+    Lines { group: String, lines: Vec<String> },
+    /// The group does not exist (the function never logged, or logs elsewhere).
+    NoGroup(String),
+    /// Reading failed (e.g. no logs:FilterLogEvents permission).
+    Unreadable(String),
+}
+
+/// The reason of the newest "Rejected" outcome the function logged for a
+/// certificate (`core/src/handler.rs` logs one JSON line per certificate:
+/// `fields.outcome`, `fields.reason`; plain text `outcome=... reason="..."`
+/// when the function logs text).
+pub fn rejection_reason(lines: &[String]) -> Option<String> {
+    lines.iter().rev().find_map(|line| {
+        let json = line
+            .find('{')
+            .and_then(|at| serde_json::from_str::<serde_json::Value>(&line[at..]).ok());
+        if let Some(v) = json {
+            let f = if v["fields"].is_object() {
+                &v["fields"]
+            } else {
+                &v
+            };
+            return (f["outcome"] == "Rejected")
+                .then(|| f["reason"].as_str().map(str::to_string))
+                .flatten();
+        }
+        let rejected = line.contains("outcome=\"Rejected\"") || line.contains("outcome=Rejected");
+        let at = line.find("reason=\"")? + 8;
+        rejected.then(|| quoted(&line[at..])).flatten()
+    })
+}
+
+/// The text up to the first unescaped `"`, with `\"` and `\\` unescaped
+/// (how tracing's text format writes a string field).
+fn quoted(text: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => out.push(chars.next()?),
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// The device certificate's state in AWS IoT (ACTIVE needs a thing and a
+/// policy attached; REVOKED says why, from the function's logs when read).
+pub fn certificate_check(
+    id: &str,
+    ca_target: &str,
+    cert: Option<&CertView>,
+    now: i64,
+    stranded_after: i64,
+    logs: Option<&LogReading>,
+) -> Check {
+    const NAME: &str = "device certificate";
+    let Some(c) = cert else {
+        return Check::warn(NAME, format!("{id} is unknown to AWS IoT: the device has not connected, or its connection did not reach registration"), "connect it (jitr connect DEVICE_DIR) and run jitr doctor again");
+    };
+    let age = now - c.created;
+    let attached = format!(
+        "thing [{}], policy [{}]",
+        c.things.join(", "),
+        c.policies.join(", ")
+    );
+    match c.status.as_str() {
+        "PENDING_ACTIVATION" if age > stranded_after => Check::fail(
+            NAME,
+            format!(
+                "PENDING_ACTIVATION for {} (stranded: the function never activated it)",
+                duration(age)
+            ),
+            format!("jitr reconcile --ca {ca_target}"),
+        ),
+        "PENDING_ACTIVATION" => Check::warn(
+            NAME,
+            format!(
+                "PENDING_ACTIVATION for {}: the function should activate it shortly",
+                duration(age)
+            ),
+            "wait a few seconds and run jitr doctor again",
+        ),
+        "ACTIVE" if c.things.is_empty() || c.policies.is_empty() => Check::fail(
+            NAME,
+            format!("ACTIVE but {attached}"),
+            format!("jitr provision {id}"),
+        ),
+        "ACTIVE" => Check::pass(NAME, format!("ACTIVE, {attached}")),
+        "REVOKED" => Check::fail(
+            NAME,
+            format!("REVOKED: {}", revoked_because(logs)),
+            "issue a new certificate that the function's rules admit (jitr device issue)",
+        ),
+        other => Check::fail(NAME, or_unknown(other), format!("jitr provision {id}")),
+    }
+}
+
+fn revoked_because(logs: Option<&LogReading>) -> String {
+    match logs {
+        None => "the function revokes certificates it rejects (no function found to read its logs)"
+            .into(),
+        Some(LogReading::Lines { group, lines }) => match rejection_reason(lines) {
+            Some(reason) => format!("the function rejected it: {reason}"),
+            None => format!("no reason found in the function's logs ({group})"),
+        },
+        Some(LogReading::NoGroup(group)) => {
+            format!("no reason found in the function's logs ({group} does not exist)")
+        }
+        Some(LogReading::Unreadable(e)) => {
+            format!("the function's logs could not be read for the reason: {e}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Status::*;
+    use super::*;
+
+    #[test]
+    fn certificate_states_read_as_pass_warn_or_fail() {
+        let view = |status: &str, things: &[&str], policies: &[&str]| CertView {
+            arn: "a".into(),
+            status: status.into(),
+            created: 1000,
+            things: things.iter().map(|s| s.to_string()).collect(),
+            policies: policies.iter().map(|s| s.to_string()).collect(),
+        };
+        let cases = [
+            (None, 1010, Warn),
+            (Some(view("PENDING_ACTIVATION", &[], &[])), 1010, Warn),
+            (Some(view("PENDING_ACTIVATION", &[], &[])), 2000, Fail),
+            (Some(view("ACTIVE", &["t"], &["p"])), 2000, Pass),
+            (Some(view("ACTIVE", &["t"], &[])), 2000, Fail),
+            (Some(view("REVOKED", &[], &[])), 2000, Fail),
+            (Some(view("INACTIVE", &["t"], &["p"])), 2000, Fail),
+        ];
+        for (cert, now, status) in cases {
+            let c = certificate_check("id", "root", cert.as_ref(), now, 300, None);
+            assert_eq!(c.status, status, "{cert:?} at {now}: {}", c.line());
+        }
+        let stranded = certificate_check(
+            "id",
+            "root",
+            Some(&view("PENDING_ACTIVATION", &[], &[])),
+            2000,
+            300,
+            None,
+        );
+        assert_eq!(stranded.fix.as_deref(), Some("jitr reconcile --ca root"));
+    }
+
+    #[test]
+    fn a_revoked_certificate_says_why_from_the_function_logs() {
+        let json = |outcome: &str, reason: &str| {
+            format!(
+                r#"{{"level":"INFO","fields":{{"message":"certificate","certificateId":"ab","outcome":"{outcome}","reason":"{reason}"}}}}"#
+            )
+        };
+        let lines = |l: &[String]| LogReading::Lines {
+            group: "/aws/lambda/jitr-jitr".into(),
+            lines: l.to_vec(),
+        };
+        let revoked = CertView {
+            arn: "a".into(),
+            status: "REVOKED".into(),
+            created: 0,
+            things: vec![],
+            policies: vec![],
+        };
+        let cases = [
+            (
+                lines(&[json("Rejected", "common name robot_1 does not match ^robot-[0-9]+$")]),
+                "REVOKED: the function rejected it: common name robot_1 does not match ^robot-[0-9]+$",
+            ),
+            (
+                // The newest line decides.
+                lines(&[json("Rejected", "old"), "START RequestId: x".into(), json("Rejected", "new")]),
+                "REVOKED: the function rejected it: new",
+            ),
+            (
+                lines(&[
+                    r#"ERROR certificate certificateId=ab outcome="Rejected" reason="CA not allowed" duration_ms=3"#.into(),
+                ]),
+                "REVOKED: the function rejected it: CA not allowed",
+            ),
+            (
+                lines(&[
+                    r#"ERROR certificate certificateId=ab outcome="Rejected" reason="thing name \"robot-4\" does not match \\d" duration_ms=3"#.into(),
+                ]),
+                "REVOKED: the function rejected it: thing name \"robot-4\" does not match \\d",
+            ),
+            (
+                lines(&[json("Activated", "")]),
+                "REVOKED: no reason found in the function's logs (/aws/lambda/jitr-jitr)",
+            ),
+            (
+                LogReading::NoGroup("/aws/lambda/x".into()),
+                "REVOKED: no reason found in the function's logs (/aws/lambda/x does not exist)",
+            ),
+        ];
+        for (logs, detail) in cases {
+            let c = certificate_check("ab", "root", Some(&revoked), 10, 300, Some(&logs));
+            assert_eq!(c.status, Fail);
+            assert_eq!(c.detail, detail, "{logs:?}");
+        }
+    }
+}
