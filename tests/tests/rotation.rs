@@ -1,14 +1,14 @@
 //! Certificate rotation through the deployed function, on the ministack
-//! emulator with IAM enforced: a device's successor certificate (same CN,
-//! same CA, new key) connects; under `OnRotation=keep` both stay ACTIVE,
+//! emulator with IAM enforced: a device rotated with `jitr device rotate`
+//! (same CN, same CA, new key) connects with its successor; under `OnRotation=keep` both stay ACTIVE,
 //! under `retire-previous` the predecessor goes INACTIVE only after the
 //! successor is ACTIVE, and replayed events of both change nothing.
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use jitr_tests::issue_device;
 use jitr_tests::rehearsal::{cert_arn, Options, Rehearsal};
+use jitr_tests::{issue_device, jitr};
 use serde_json::json;
 
 fn certificate_id(dir: &std::path::Path, cert: &str) -> String {
@@ -16,22 +16,33 @@ fn certificate_id(dir: &std::path::Path, cert: &str) -> String {
     jitr_core::CertFacts::from_pem(&pem).unwrap().certificate_id
 }
 
-/// robot-1 online with its first certificate (old/robot-1), then a
-/// successor issued into another directory (new/robot-1): their ids.
+/// robot-1 online with its first certificate, then rotated with
+/// `jitr device rotate`: the successor in fleet/robot-1, the predecessor in
+/// fleet/robot-1/previous. Their ids.
 fn device_with_successor(r: &Rehearsal) -> (String, String) {
     let d = &r.dir;
-    issue_device(d, "root", "old", "robot-1");
-    issue_device(d, "root", "new", "robot-1");
-    let (old, new) = (
-        certificate_id(d, "old/robot-1/device.crt"),
-        certificate_id(d, "new/robot-1/device.crt"),
-    );
-    assert_ne!(old, new);
-    let first = r.connect(&["old/robot-1"], "60");
+    issue_device(d, "root", "fleet", "robot-1");
+    let old = certificate_id(d, "fleet/robot-1/device.crt");
+    // Before the rotation, fleet/robot-1 holds the first certificate.
+    let first = r.connect(&[NEW], "60");
     assert_eq!(first.code, Some(0), "{}\n{}", first.stderr, r.ms.log());
     assert_eq!(r.status(&old), "ACTIVE");
+    jitr(
+        d,
+        &[
+            "device", "rotate", "--ca", "root", "--out", "fleet", "--name", "robot-1",
+        ],
+    )
+    .success();
+    assert_eq!(certificate_id(d, "fleet/robot-1/previous/device.crt"), old);
+    let new = certificate_id(d, "fleet/robot-1/device.crt");
+    assert_ne!(old, new);
     (old, new)
 }
+
+/// The device directory after rotation (the successor) and its predecessor.
+const NEW: &str = "fleet/robot-1";
+const OLD: &str = "fleet/robot-1/previous";
 
 /// The function's log lines about a certificate.
 fn function_lines(r: &Rehearsal, id: &str) -> Vec<String> {
@@ -48,7 +59,7 @@ fn keep_leaves_both_certificates_active_on_the_thing() {
     let r = Rehearsal::start(tmp.path(), Options::default());
     let (old, new) = device_with_successor(&r);
 
-    let out = r.connect(&["new/robot-1", "--message", "successor"], "60");
+    let out = r.connect(&[NEW, "--message", "successor"], "60");
     assert_eq!(out.code, Some(0), "{}\n{}", out.stderr, r.ms.log());
     assert_eq!(r.status(&new), "ACTIVE");
     assert_eq!(r.status(&old), "ACTIVE");
@@ -59,7 +70,7 @@ fn keep_leaves_both_certificates_active_on_the_thing() {
     assert_eq!(principals, both);
     assert_eq!(r.policies_of(&cert_arn(&new)), ["jitr-device"]);
     // The predecessor still gets in.
-    let again = r.connect(&["old/robot-1"], "10");
+    let again = r.connect(&[OLD], "10");
     assert_eq!(again.code, Some(0), "{}", again.stderr);
 }
 
@@ -87,7 +98,7 @@ fn retire_previous_deactivates_the_old_certificate_after_the_new_one_is_active_a
     // The successor connects; meanwhile the statuses are sampled: the old
     // certificate is never INACTIVE while the new one is not yet ACTIVE.
     let mut child = r
-        .connect_command(&["new/robot-1", "--message", "via successor"], "60")
+        .connect_command(&[NEW, "--message", "via successor"], "60")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -129,9 +140,9 @@ fn retire_previous_deactivates_the_old_certificate_after_the_new_one_is_active_a
     assert!(r.eventually(Duration::from_secs(5), || r
         .received()
         .contains("things/robot-1/hello via successor")));
-    let again = r.connect(&["new/robot-1", "--message", "still here"], "10");
+    let again = r.connect(&[NEW, "--message", "still here"], "10");
     assert_eq!(again.code, Some(0), "{}", again.stderr);
-    let refused = r.connect(&["old/robot-1"], "3");
+    let refused = r.connect(&[OLD], "3");
     assert_eq!(refused.code, Some(1), "{}", refused.stdout);
 
     // Replaying both certificates' events changes nothing.
@@ -174,7 +185,7 @@ fn retire_previous_deactivates_the_old_certificate_after_the_new_one_is_active_a
         { "arn": cert_arn(&new), "status": "ACTIVE", "policies": ["jitr-device"] },
     ]});
     assert_eq!(before, expected);
-    let still = r.connect(&["new/robot-1"], "10");
+    let still = r.connect(&[NEW], "10");
     assert_eq!(still.code, Some(0), "{}", still.stderr);
 }
 
