@@ -1,5 +1,5 @@
 //! Test support: run the real `jitr` binary, openssl as an independent
-//! verifier, and servers (mosquitto, later moto) on free loopback ports,
+//! verifier, and servers (mosquitto, moto, ministack, the Lambda runtime API) on free loopback ports,
 //! stopped when their guard is dropped.
 
 use std::net::{TcpListener, TcpStream};

@@ -98,7 +98,7 @@ fn registers_root_and_intermediate_idempotently() {
     );
     assert_eq!(described["certificateDescription"]["status"], "ACTIVE");
 
-    // The intermediate too (seed 004), here SNI-only and inactive, without auto-registration.
+    // The intermediate too, here SNI-only and inactive, without auto-registration.
     let inter = aws
         .jitr(
             d,

@@ -27,7 +27,7 @@ impl Cloud {
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|e| CliError::Crypto(format!("cannot start the async runtime: {e}")))?;
+            .map_err(|e| CliError::startup("the async runtime", e))?;
         let config = rt
             .block_on(aws::load(opts))
             .map_err(|e| CliError::aws("AWS configuration", e))?;

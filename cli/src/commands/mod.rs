@@ -1,12 +1,12 @@
 //! One module per command group.
 
-pub mod ca;
-pub mod ca_aws;
-pub mod check;
-pub mod completions;
-pub mod connect;
-pub mod device;
-pub mod device_register;
-pub mod doctor;
-pub mod endpoint;
-pub mod provision;
+pub(crate) mod ca;
+pub(crate) mod ca_aws;
+pub(crate) mod check;
+pub(crate) mod completions;
+pub(crate) mod connect;
+pub(crate) mod device;
+pub(crate) mod device_register;
+pub(crate) mod doctor;
+pub(crate) mod endpoint;
+pub(crate) mod provision;
