@@ -214,21 +214,9 @@ fn device_certificates_register_with_and_without_activation() {
     let d = tmp.path();
     jitr(d, &["ca", "create", "root"]).success();
     aws.jitr(d, &["ca", "register", "root"]).success();
-    let issued = jitr(
+    let issued = jitr_args(
         d,
-        &[
-            "--json",
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "dev",
-            "--count",
-            "12",
-            "--name-template",
-            "d{n:02}",
-        ],
+        "--json device issue --ca root --out dev --count 12 --name-template d{n:02}",
     )
     .json();
     let id_of = |name: &str| {

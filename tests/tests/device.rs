@@ -192,26 +192,7 @@ fn bulk_run_is_parallel_complete_and_safe_to_rerun() {
     let d = tmp.path();
     root(d);
     let out = d.join("fleet");
-    let report = jitr(
-        d,
-        &[
-            "--json",
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "fleet",
-            "--count",
-            "50",
-            "--name-template",
-            "robot-{n:05}",
-            "--start",
-            "7",
-            "--jobs",
-            "2",
-        ],
-    )
+    let report = jitr_args(d, "--json device issue --ca root --out fleet --count 50 --name-template robot-{n:05} --start 7 --jobs 2")
     .json();
     assert_eq!(report["issued"].as_array().unwrap().len(), 50);
     let dirs = device_dirs(&out);
@@ -232,24 +213,7 @@ fn bulk_run_is_parallel_complete_and_safe_to_rerun() {
 
     // A re-run skips what exists and reports it; nothing changes on disk.
     let before = std::fs::read(out.join("robot-00010/device.crt")).unwrap();
-    let again = jitr(
-        d,
-        &[
-            "--json",
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "fleet",
-            "--count",
-            "52",
-            "--name-template",
-            "robot-{n:05}",
-            "--start",
-            "7",
-        ],
-    )
+    let again = jitr_args(d, "--json device issue --ca root --out fleet --count 52 --name-template robot-{n:05} --start 7")
     .json();
     assert_eq!(again["issued"].as_array().unwrap().len(), 2);
     assert_eq!(again["skipped"].as_array().unwrap().len(), 50);
@@ -413,14 +377,7 @@ fn bad_input_is_refused_before_anything_is_written() {
         (&["--ca", "missing", "--name", "x"], "missing"),
         (&["--ca", "leaf/leaf-1", "--name", "x"], "--ca"),
         (
-            &[
-                "--ca",
-                "root",
-                "--count",
-                "3",
-                "--name-template",
-                "robot-{m}",
-            ],
+            &words("--ca root --count 3 --name-template robot-{m}"),
             "--name-template",
         ),
         (
@@ -616,41 +573,15 @@ fn concurrent_runs_never_replace_each_others_devices() {
     // covering names it will reach later: one single device, one range.
     let mut long = spawn_jitr(
         d,
-        &[
-            "--json",
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "o",
-            "--count",
-            "3000",
-            "--name-template",
-            "r{n:05}",
-            "--jobs",
-            "1",
-        ],
+        &words(
+            "--json device issue --ca root --out o --count 3000 --name-template r{n:05} --jobs 1",
+        ),
     );
     wait_for_devices(&out, 20, &mut long);
     let single = jitr_args(d, "--json device issue --ca root --out o --name r02999").json();
-    let range = jitr(
+    let range = jitr_args(
         d,
-        &[
-            "--json",
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "o",
-            "--count",
-            "300",
-            "--name-template",
-            "r{n:05}",
-            "--start",
-            "2500",
-        ],
+        "--json device issue --ca root --out o --count 300 --name-template r{n:05} --start 2500",
     )
     .json();
     let long_out = long.wait_with_output().unwrap();
@@ -914,23 +845,7 @@ fn smaller_input_defects_are_refused_or_accepted_as_they_should() {
     let d = tmp.path();
     root(d);
     // A run may end at the largest number.
-    jitr(
-        d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "big",
-            "--count",
-            "2",
-            "--name-template",
-            "n{n}",
-            "--start",
-            "18446744073709551614",
-        ],
-    )
+    jitr_args(d, "device issue --ca root --out big --count 2 --name-template n{n} --start 18446744073709551614")
     .success();
     assert_eq!(
         device_dirs(&d.join("big")),

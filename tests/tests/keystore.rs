@@ -128,18 +128,7 @@ fn encrypted_file_ca_is_openssl_readable_and_signs_devices() {
     .success();
     jitr_env(
         d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "dev",
-            "--count",
-            "3",
-            "--name-template",
-            "b{n}",
-        ],
+        &words("device issue --ca root --out dev --count 3 --name-template b{n}"),
         &[("JITR_CA_PASSWORD", PASSPHRASE)],
     )
     .success();
@@ -437,18 +426,7 @@ fn pkcs11_root_and_intermediate_on_a_token_sign_devices() {
     .success();
     hsm.jitr(
         d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "intr",
-            "--out",
-            "devr",
-            "--count",
-            "25",
-            "--name-template",
-            "r{n:02}",
-        ],
+        &words("device issue --ca intr --out devr --count 25 --name-template r{n:02}"),
         &env,
     )
     .success();
@@ -753,19 +731,7 @@ fn kms_creates_and_adopts_keys_that_sign_devices_and_register() {
     kms::jitr(
         &ms,
         d,
-        &[
-            "--json",
-            "device",
-            "issue",
-            "--ca",
-            "intr",
-            "--out",
-            "dev",
-            "--count",
-            "20",
-            "--name-template",
-            "k{n:02}",
-        ],
+        &words("--json device issue --ca intr --out dev --count 20 --name-template k{n:02}"),
     )
     .json();
     jitr_tests::ec_csr(d, "csr.key", "dev.csr", "/CN=from-csr");
