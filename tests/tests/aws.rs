@@ -403,9 +403,7 @@ fn aws_failures_are_one_clear_sentence() {
     .failure()
     .to_string();
     assert!(err.contains("AWS rejected the credentials"), "{err}");
-    for e in [&err] {
-        assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
-    }
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     assert!(!d.join("root/aws.json").exists());
 }
 

@@ -1048,9 +1048,15 @@ fn pkcs11_adopts_key_pairs_made_by_other_tools() {
         ("EC:secp384r1", "ext p384", "42"),
         ("rsa:3072", "ext rsa", "43"),
     ] {
-        hsm.tool(&words(&format!(
-            "--keypairgen --key-type {kind} --label {label} --id {id}"
-        )))
+        hsm.tool(&[
+            "--keypairgen",
+            "--key-type",
+            kind,
+            "--label",
+            label,
+            "--id",
+            id,
+        ])
         .success();
     }
     let store = hsm.store_args();
