@@ -1,5 +1,6 @@
-//! The `jitr` command line: argument types in [`args`], one module per
-//! command group in [`commands`], offline PKI in [`pki`].
+//! The `jitr` command line: argument types in `args`, one module per
+//! command group in `commands`, offline PKI in [`pki`]. Crate-private but
+//! for [`main`] and the parsers the fuzz targets drive.
 
 pub(crate) mod args;
 pub(crate) mod cloud;
