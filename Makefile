@@ -58,10 +58,13 @@ clean-demo:
 	rm -rf .demo
 
 # The function for Lambda (provided.al2023, arm64, the templates' default):
-# <target dir>/lambda/jitr-lambda/bootstrap. cargo-lambda adds the rustup
-# target and cross-links with zig; no test code is in it (aws-sdk-iot's
-# test-util is enabled for core's tests only).
-build-lambda:
+# <target dir>/lambda/jitr-lambda/bootstrap. cargo-lambda cross-links with
+# zig; `deps.sh --cross` installs zig (PyPI's ziglang, in .venv/tools) and the
+# rustup target first. No test code is in it (aws-sdk-iot's test-util is
+# enabled for core's tests only). Not part of `make test`: a cold cross build
+# takes long (see README).
+build-lambda: deps
+	./scripts/deps.sh --cross
 	cargo lambda build --release --arm64 -p jitr-lambda
 
 # The same for x86_64 functions (Architectures: x86_64), into <target dir>/lambda-x86_64/.

@@ -7,16 +7,51 @@
 #   .venv/tools      moto server, cfn-lint, cargo-lambda (the Makefile puts its
 #                    bin/ first on PATH for every target)
 #   .venv/ministack  the AWS emulator, alone: it pins its own botocore
+#
+# `deps.sh --cross` installs only what cross-building the function for arm64
+# needs (`make build-lambda`): cargo-lambda, zig (PyPI's ziglang, which
+# cargo-lambda finds as `python3 -m ziglang`) and the rustup target.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=$ROOT/.venv
 
 # Exact versions: a new release of any of these must be a deliberate change.
 TOOLS_PIP=("moto[server]==5.2.1" "cfn-lint==1.51.0" "cargo-lambda==1.9.2")
+ZIG_PIP="ziglang==0.17.1"
+CROSS_TARGET=aarch64-unknown-linux-gnu
 MINISTACK_PIP=("ministack==1.5.33" "cryptography" "aws-sam-translator")
 
 SYS_PY=/usr/bin/python3
 [ -x "$SYS_PY" ] || SYS_PY=$(command -v python3)
+
+# venv NAME PKG...: creates .venv/NAME if missing and installs PKG...
+# unless the requirement list is the one installed last time (.jitr-requirements).
+venv() {
+    local name=$1; shift
+    local dir=$VENV/$name want
+    want=$(printf '%s\n' "$@")
+    if [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.jitr-requirements" 2>/dev/null)" = "$want" ]; then
+        return 0
+    fi
+    echo "deps: pip install into .venv/$name: $*"
+    [ -x "$dir/bin/python" ] || "$SYS_PY" -m venv "$dir"
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@"
+    printf '%s\n' "$want" >"$dir/.jitr-requirements"
+}
+
+if [ "${1:-}" = "--cross" ]; then
+    venv tools "${TOOLS_PIP[@]}"
+    if ! "$VENV/tools/bin/python" -m pip show -q "${ZIG_PIP%%==*}" >/dev/null 2>&1; then
+        echo "deps: pip install into .venv/tools: $ZIG_PIP"
+        "$VENV/tools/bin/python" -m pip install -q --disable-pip-version-check "$ZIG_PIP"
+    fi
+    if ! rustup target list --installed | grep -qx "$CROSS_TARGET"; then
+        echo "deps: rustup target add $CROSS_TARGET"
+        rustup target add "$CROSS_TARGET"
+    fi
+    echo "deps: cross build ready (zig $("$VENV/tools/bin/python" -m ziglang version), rust target $CROSS_TARGET)"
+    exit 0
+fi
 
 need_apt=()
 command -v openssl >/dev/null || need_apt+=(openssl)
@@ -35,20 +70,6 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-# venv NAME PKG...: creates .venv/NAME if missing and installs PKG...
-# unless the requirement list is the one installed last time (.jitr-requirements).
-venv() {
-    local name=$1; shift
-    local dir=$VENV/$name want
-    want=$(printf '%s\n' "$@")
-    if [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.jitr-requirements" 2>/dev/null)" = "$want" ]; then
-        return 0
-    fi
-    echo "deps: pip install into .venv/$name: $*"
-    [ -x "$dir/bin/python" ] || "$SYS_PY" -m venv "$dir"
-    "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@"
-    printf '%s\n' "$want" >"$dir/.jitr-requirements"
-}
 venv tools "${TOOLS_PIP[@]}"
 venv ministack "${MINISTACK_PIP[@]}"
 

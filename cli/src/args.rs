@@ -32,33 +32,33 @@ const VERSION: &str = concat!(
 
 Shell completions: jitr completions bash|zsh|fish|powershell; man pages: jitr man DIR"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
-    pub global: Global,
+    pub(crate) global: Global,
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// Options every command takes.
 #[derive(Debug, Args)]
-pub struct Global {
+pub(crate) struct Global {
     /// Print machine-readable JSON on stdout instead of text.
     #[arg(long, global = true)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// AWS profile from ~/.aws/config (default: AWS_PROFILE or "default").
     #[arg(long, global = true, value_name = "NAME")]
-    pub profile: Option<String>,
+    pub(crate) profile: Option<String>,
     /// AWS region (default: AWS_REGION or the profile's region).
     #[arg(long, global = true)]
-    pub region: Option<String>,
+    pub(crate) region: Option<String>,
     /// AWS IoT endpoint to call instead of AWS's (default: AWS_ENDPOINT_URL), e.g. a local moto server.
     #[arg(long, global = true, value_name = "URL")]
-    pub endpoint_url: Option<String>,
+    pub(crate) endpoint_url: Option<String>,
 }
 
 impl Global {
     /// The AWS options these flags select.
-    pub fn aws(&self) -> jitr_core::aws::AwsOptions {
+    pub(crate) fn aws(&self) -> jitr_core::aws::AwsOptions {
         jitr_core::aws::AwsOptions {
             profile: self.profile.clone(),
             region: self.region.clone(),
@@ -68,7 +68,7 @@ impl Global {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Create, import and use certificate authorities.
     #[command(subcommand)]
     #[command(after_help = "Examples:
@@ -133,78 +133,78 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
+    pub(crate) shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
-pub struct ManArgs {
+pub(crate) struct ManArgs {
     /// Directory to write the pages into (created if missing).
     #[arg(value_name = "DIR")]
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
-pub struct DoctorArgs {
+pub(crate) struct DoctorArgs {
     /// A device directory from `jitr device issue` (its bundle and key, any layout).
     #[arg(value_name = "DEVICE_DIR", conflicts_with = "cert")]
-    pub device: Option<PathBuf>,
+    pub(crate) device: Option<PathBuf>,
     /// The device's certificate bundle (the certificate followed by its CA chain).
     #[arg(long, value_name = "FILE")]
-    pub cert: Option<PathBuf>,
+    pub(crate) cert: Option<PathBuf>,
     /// The device's private key (checked against the certificate).
     #[arg(long, value_name = "FILE", requires = "cert")]
-    pub key: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
     /// The CA that issued the device (default: the bundle's second certificate,
     /// else the registered CA that signed it).
     #[arg(long, value_name = "DIR|ID")]
-    pub ca: Option<String>,
+    pub(crate) ca: Option<String>,
     /// The CloudFormation stack of infra/ (its function is STACK-jitr; default:
     /// found from the topic rule on the registration topic).
     #[arg(long, value_name = "NAME")]
-    pub stack: Option<String>,
+    pub(crate) stack: Option<String>,
     /// The broker, HOST or HOST:PORT (default: the account's iot:Data-ATS endpoint, port 8883).
     #[arg(long, value_name = "HOST[:PORT]")]
-    pub endpoint: Option<String>,
+    pub(crate) endpoint: Option<String>,
     /// PEM file of the CA(s) that verify the broker (default: Amazon Root CA 1 to 4).
     #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// A certificate PENDING_ACTIVATION longer than this is stranded (FAIL).
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
-    pub stranded_after: u64,
+    pub(crate) stranded_after: u64,
 }
 
 #[derive(Debug, Args)]
-pub struct ConnectArgs {
+pub(crate) struct ConnectArgs {
     /// A device directory from `jitr device issue` (its bundle and key, any layout).
     #[arg(value_name = "DEVICE_DIR", required_unless_present_all = ["cert", "key"])]
-    pub device: Option<PathBuf>,
+    pub(crate) device: Option<PathBuf>,
     /// The certificate to present: the device certificate followed by its CA chain.
     #[arg(long, value_name = "FILE")]
-    pub cert: Option<PathBuf>,
+    pub(crate) cert: Option<PathBuf>,
     /// The device's private key.
     #[arg(long, value_name = "FILE")]
-    pub key: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
     /// The broker, HOST or HOST:PORT (default: the account's iot:Data-ATS endpoint, port 8883).
     #[arg(long, value_name = "HOST[:PORT]")]
-    pub endpoint: Option<String>,
+    pub(crate) endpoint: Option<String>,
     /// PEM file of the CA(s) that verify the broker (default: Amazon Root CA 1 to 4).
     #[arg(long, value_name = "FILE")]
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// MQTT client id (default: the certificate's CN, which is the thing name).
     #[arg(long, value_name = "ID")]
-    pub client_id: Option<String>,
+    pub(crate) client_id: Option<String>,
     /// Topic to publish on (default: things/<client id>/hello).
     #[arg(long)]
-    pub topic: Option<String>,
+    pub(crate) topic: Option<String>,
     /// The message to publish (QoS 1).
     #[arg(long, default_value = "hello from jitr connect")]
-    pub message: String,
+    pub(crate) message: String,
     /// Seconds to keep retrying before giving up.
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = positive_seconds)]
-    pub timeout: f64,
+    pub(crate) timeout: f64,
 }
 
 fn positive_seconds(text: &str) -> Result<f64, String> {
@@ -218,37 +218,37 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
 
 /// The Lambda's settings, from JITR_* environment variables; flags override.
 #[derive(Debug, Args)]
-pub struct ProvisioningSettings {
+pub(crate) struct ProvisioningSettings {
     /// The device policy to attach (default: JITR_POLICY_NAME).
     #[arg(long, value_name = "NAME")]
-    pub policy: Option<String>,
+    pub(crate) policy: Option<String>,
 }
 
 #[derive(Debug, Args)]
-pub struct ProvisionArgs {
+pub(crate) struct ProvisionArgs {
     /// The certificate id (64 hex digits).
-    pub certificate_id: String,
+    pub(crate) certificate_id: String,
     #[command(flatten)]
-    pub settings: ProvisioningSettings,
+    pub(crate) settings: ProvisioningSettings,
 }
 
 #[derive(Debug, Args)]
-pub struct ReconcileArgs {
+pub(crate) struct ReconcileArgs {
     /// The CA: a CA directory or its certificate id.
     #[arg(long, value_name = "DIR|ID")]
-    pub ca: String,
+    pub(crate) ca: String,
     /// Show what would be done; change nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Certificates provisioned per second (UpdateCertificate allows 10/s per account).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10))]
-    pub rate: u32,
+    pub(crate) rate: u32,
     #[command(flatten)]
-    pub settings: ProvisioningSettings,
+    pub(crate) settings: ProvisioningSettings,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CaCommand {
+pub(crate) enum CaCommand {
     /// Create a root CA, or with --issuer an intermediate CA.
     #[command(after_help = "Examples:
   jitr ca create root --subject \"CN=Acme Root CA,O=Acme,C=DE\" --encrypt
@@ -304,7 +304,7 @@ pub enum CaCommand {
 
 /// How AWS IoT is told the CA is ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RegisterMode {
+pub(crate) enum RegisterMode {
     /// Proof of possession: a verification certificate with the registration code as CN.
     Default,
     /// No proof of possession; devices must send SNI (the CA may be in several accounts).
@@ -312,59 +312,59 @@ pub enum RegisterMode {
 }
 
 #[derive(Debug, Args)]
-pub struct CaRegisterArgs {
+pub(crate) struct CaRegisterArgs {
     /// The CA directory (ca.crt, and ca.key for the verification certificate).
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     #[arg(long, value_enum, default_value_t = RegisterMode::Default)]
-    pub mode: RegisterMode,
+    pub(crate) mode: RegisterMode,
     /// Leave auto-registration (JITR) off.
     #[arg(long)]
-    pub no_auto_registration: bool,
+    pub(crate) no_auto_registration: bool,
     /// Register the CA INACTIVE.
     #[arg(long)]
-    pub inactive: bool,
+    pub(crate) inactive: bool,
     #[command(flatten)]
-    pub unlock: UnlockArgs,
+    pub(crate) unlock: UnlockArgs,
 }
 
 /// A registered CA: a CA directory, or a certificate id (64 hex digits).
 #[derive(Debug, Args)]
-pub struct CaTarget {
+pub(crate) struct CaTarget {
     /// CA directory or certificate id.
     #[arg(value_name = "DIR|ID")]
-    pub target: String,
+    pub(crate) target: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OnOff {
+pub(crate) enum OnOff {
     Enable,
     Disable,
 }
 
 #[derive(Debug, Args)]
-pub struct AutoRegistrationArgs {
+pub(crate) struct AutoRegistrationArgs {
     #[arg(value_enum)]
-    pub state: OnOff,
+    pub(crate) state: OnOff,
     #[command(flatten)]
-    pub ca: CaTarget,
+    pub(crate) ca: CaTarget,
 }
 
 /// Where the secrets of a CA's key store come from (never from an argument).
 #[derive(Debug, Clone, Default, Args)]
-pub struct UnlockArgs {
+pub(crate) struct UnlockArgs {
     /// File whose first line is the passphrase of an encrypted CA key
     /// (default: JITR_CA_PASSWORD, else a prompt on a terminal).
     #[arg(long, value_name = "FILE")]
-    pub password_file: Option<PathBuf>,
+    pub(crate) password_file: Option<PathBuf>,
     /// File whose first line is the PKCS#11 user PIN
     /// (default: JITR_PKCS11_PIN, else a prompt on a terminal).
     #[arg(long, value_name = "FILE")]
-    pub pin_file: Option<PathBuf>,
+    pub(crate) pin_file: Option<PathBuf>,
 }
 
 impl UnlockArgs {
     /// The secret sources, and the AWS options KMS is reached with.
-    pub fn unlock(&self, global: &Global) -> Unlock {
+    pub(crate) fn unlock(&self, global: &Global) -> Unlock {
         Unlock {
             password_file: self.password_file.clone(),
             pin_file: self.pin_file.clone(),
@@ -375,107 +375,107 @@ impl UnlockArgs {
 
 /// Where a new CA key is kept.
 #[derive(Debug, Args)]
-pub struct KeyStoreArgs {
+pub(crate) struct KeyStoreArgs {
     /// Key store: file (ca.key in DIR), pkcs11 (an HSM token) or kms (AWS KMS); the
     /// last two keep only a reference, key.json, in DIR.
     #[arg(long, value_enum, default_value_t = StoreKind::File)]
-    pub key_store: StoreKind,
+    pub(crate) key_store: StoreKind,
     /// Encrypt ca.key with a passphrase (file store): PKCS#8, scrypt + AES-256-CBC.
     #[arg(long)]
-    pub encrypt: bool,
+    pub(crate) encrypt: bool,
     /// The token's PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so.
     #[arg(long, value_name = "PATH")]
-    pub pkcs11_module: Option<PathBuf>,
+    pub(crate) pkcs11_module: Option<PathBuf>,
     /// The token's label.
     #[arg(long, value_name = "LABEL")]
-    pub pkcs11_token: Option<String>,
+    pub(crate) pkcs11_token: Option<String>,
     /// The key's label on the token: an existing key is adopted, else one is generated
     /// (default: the CA's CN; a new key only).
     #[arg(long, value_name = "LABEL")]
-    pub pkcs11_key_label: Option<String>,
+    pub(crate) pkcs11_key_label: Option<String>,
     /// Adopt this KMS key (key id, ARN or alias/NAME; spec must match --key, usage
     /// SIGN_VERIFY); default: create one with the alias alias/jitr/<CA CN>.
     #[arg(long, value_name = "ID|ARN|ALIAS")]
-    pub kms_key_id: Option<String>,
+    pub(crate) kms_key_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
-pub struct CaCreateArgs {
+pub(crate) struct CaCreateArgs {
     /// Directory to write ca.crt, chain.pem and ca.key (or key.json) into.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Key type.
     #[arg(long, value_enum, default_value_t = KeyAlg::EcP256)]
-    pub key: KeyAlg,
+    pub(crate) key: KeyAlg,
     #[command(flatten)]
-    pub store: KeyStoreArgs,
+    pub(crate) store: KeyStoreArgs,
     #[command(flatten)]
-    pub unlock: UnlockArgs,
+    pub(crate) unlock: UnlockArgs,
     /// Passphrase file of the --issuer's encrypted key (default: --password-file's sources).
     #[arg(long, value_name = "FILE", requires = "issuer")]
-    pub issuer_password_file: Option<PathBuf>,
+    pub(crate) issuer_password_file: Option<PathBuf>,
     /// PIN file of the --issuer's token (default: --pin-file's sources).
     #[arg(long, value_name = "FILE", requires = "issuer")]
-    pub issuer_pin_file: Option<PathBuf>,
+    pub(crate) issuer_pin_file: Option<PathBuf>,
     /// Subject, e.g. "CN=Acme Root CA,O=Acme,C=DE" (escape commas in values as \,).
     #[arg(long)]
-    pub subject: Option<String>,
+    pub(crate) subject: Option<String>,
     /// Validity in days.
     #[arg(long, default_value_t = 3650, value_parser = clap::value_parser!(u32).range(1..=36500))]
-    pub days: u32,
+    pub(crate) days: u32,
     /// Sign with this CA directory (creates an intermediate CA).
     #[arg(long, value_name = "ROOT_DIR")]
-    pub issuer: Option<PathBuf>,
+    pub(crate) issuer: Option<PathBuf>,
     /// basicConstraints pathLenConstraint.
     #[arg(long, value_name = "N")]
-    pub path_len: Option<u8>,
+    pub(crate) path_len: Option<u8>,
     /// Replace an existing CA in DIR.
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct CaImportArgs {
+pub(crate) struct CaImportArgs {
     /// Directory to write ca.crt, ca.key and chain.pem into.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// The CA certificate (PEM or DER); further PEM blocks are taken as its issuers.
     #[arg(long, value_name = "FILE")]
-    pub cert: PathBuf,
+    pub(crate) cert: PathBuf,
     /// The CA private key: PKCS#8 (plain or ENCRYPTED), PKCS#1 (RSA PRIVATE KEY) or
     /// SEC1 (EC PRIVATE KEY) PEM. An encrypted key is kept encrypted as given.
     #[arg(long, value_name = "FILE")]
-    pub key: PathBuf,
+    pub(crate) key: PathBuf,
     /// Store ca.key encrypted with a passphrase (re-encrypts an encrypted key).
     #[arg(long)]
-    pub encrypt: bool,
+    pub(crate) encrypt: bool,
     #[command(flatten)]
-    pub unlock: UnlockArgs,
+    pub(crate) unlock: UnlockArgs,
     /// The issuers of an intermediate CA, up to the root (PEM).
     #[arg(long, value_name = "FILE")]
-    pub chain: Option<PathBuf>,
+    pub(crate) chain: Option<PathBuf>,
     /// Replace an existing CA in DIR.
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct VerificationCertArgs {
+pub(crate) struct VerificationCertArgs {
     /// The CA directory.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// The account's registration code (aws iot get-registration-code).
     #[arg(long)]
-    pub code: String,
+    pub(crate) code: String,
     /// Where to write the verification certificate (PEM).
     #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     #[command(flatten)]
-    pub unlock: UnlockArgs,
+    pub(crate) unlock: UnlockArgs,
     /// Replace an existing FILE.
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum DeviceCommand {
+pub(crate) enum DeviceCommand {
     /// Issue device certificates: one, a numbered run, a list, or from a CSR.
     #[command(after_help = "Examples:
   jitr device issue --ca my-ca --out devices --count 1000 --name-template 'robot-{n:05}'
@@ -597,83 +597,83 @@ pub struct CaCrlArgs {
 
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("ca_source").args(["ca", "without_ca"]))]
-pub struct DeviceRegisterArgs {
+pub(crate) struct DeviceRegisterArgs {
     /// Device certificate files (device.crt or a bundle; the first certificate is registered).
     #[arg(required = true, value_name = "CERT")]
-    pub certs: Vec<PathBuf>,
+    pub(crate) certs: Vec<PathBuf>,
     /// The CA directory that issued them (its certificate is sent along).
     #[arg(long, value_name = "DIR")]
-    pub ca: Option<PathBuf>,
+    pub(crate) ca: Option<PathBuf>,
     /// Register without a CA (multi-account registration).
     #[arg(long)]
-    pub without_ca: bool,
+    pub(crate) without_ca: bool,
     /// Register them ACTIVE (default: INACTIVE).
     #[arg(long)]
-    pub activate: bool,
+    pub(crate) activate: bool,
     /// Requests per second (default: 10, the RegisterCertificate limit).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub rate: u32,
+    pub(crate) rate: u32,
 }
 
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("source").required(true).args(["name", "count", "names"]))]
-pub struct DeviceIssueArgs {
+pub(crate) struct DeviceIssueArgs {
     /// The CA directory that signs.
     #[arg(long, value_name = "DIR")]
-    pub ca: PathBuf,
+    pub(crate) ca: PathBuf,
     /// Output directory: one subdirectory per device, plus manifest.csv.
     #[arg(long, value_name = "OUTDIR")]
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// One device (the subject CN and future thing name).
     #[arg(long)]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// A numbered run of N devices named by --name-template.
     #[arg(long, value_name = "N", requires = "name_template", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
-    pub count: Option<u64>,
+    pub(crate) count: Option<u64>,
     /// Name template for --count, e.g. 'robot-{n:05}'.
     #[arg(long, value_name = "TEMPLATE")]
-    pub name_template: Option<String>,
+    pub(crate) name_template: Option<String>,
     /// First number for --count.
     #[arg(long, default_value_t = 1)]
-    pub start: u64,
+    pub(crate) start: u64,
     /// Names, one per line, or CSV with a `name` column and optional subject columns.
     #[arg(long, value_name = "FILE", conflicts_with = "csr")]
-    pub names: Option<PathBuf>,
+    pub(crate) names: Option<PathBuf>,
     /// Sign a device-generated CSR (with --name); the key never leaves the device.
     #[arg(long, value_name = "FILE", requires = "name")]
-    pub csr: Option<PathBuf>,
+    pub(crate) csr: Option<PathBuf>,
     /// Key type of generated device keys.
     #[arg(long, value_enum, default_value_t = KeyAlg::EcP256)]
-    pub key: KeyAlg,
+    pub(crate) key: KeyAlg,
     /// Validity in days (never beyond the CA's own expiry).
     #[arg(long, default_value_t = 3650, value_parser = clap::value_parser!(u32).range(1..=36500))]
-    pub days: u32,
+    pub(crate) days: u32,
     /// Subject attributes added to every device, e.g. "O=Acme,OU=Line 3".
     #[arg(long, value_name = "SUBJECT")]
-    pub subject_extra: Option<String>,
+    pub(crate) subject_extra: Option<String>,
     /// File names written per device.
     #[arg(long, value_enum, default_value_t = Layout::Default)]
-    pub layout: Layout,
+    pub(crate) layout: Layout,
     /// Worker threads (default: all cores; with a kms CA, enough to reach --sign-rate).
     #[arg(long, value_name = "N")]
-    pub jobs: Option<usize>,
+    pub(crate) jobs: Option<usize>,
     /// CA signatures per second at most (default: the store's limit, 300/s for
     /// ECC and 500/s for RSA keys in KMS; none for file and pkcs11).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub sign_rate: Option<u32>,
+    pub(crate) sign_rate: Option<u32>,
     #[command(flatten)]
-    pub unlock: UnlockArgs,
+    pub(crate) unlock: UnlockArgs,
     /// Re-issue devices that already exist.
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Certificate files (PEM or DER); a bundle is checked as leaf + chain.
     #[arg(required = true)]
-    pub files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
     /// Also check that each certificate chains to this CA directory.
     #[arg(long, value_name = "DIR")]
-    pub ca: Option<PathBuf>,
+    pub(crate) ca: Option<PathBuf>,
 }

@@ -20,8 +20,13 @@ pub enum CliError {
     /// Bad input: `what` is the file or flag, `problem` what was wrong with it.
     #[error("{what}: {problem}")]
     Invalid { what: String, problem: String },
-    #[error("{0}")]
-    Crypto(String),
+    /// A key could not be generated (the algorithm's implementation failed).
+    #[error("key generation failed: {0}")]
+    KeyGeneration(String),
+    /// The CA key (or the new key) could not sign `what`; `reason` says why,
+    /// in the key store's terms.
+    #[error("signing {what} failed: {reason}")]
+    Signing { what: String, reason: String },
     /// The process could not start what a command runs on (threads, the async runtime).
     #[error("cannot start {what}: {source}")]
     Startup {
@@ -51,25 +56,25 @@ pub enum CliError {
 }
 
 impl CliError {
-    pub fn read(path: &Path, source: std::io::Error) -> Self {
+    pub(crate) fn read(path: &Path, source: std::io::Error) -> Self {
         CliError::Read {
             path: path.to_path_buf(),
             source,
         }
     }
-    pub fn write(path: &Path, source: std::io::Error) -> Self {
+    pub(crate) fn write(path: &Path, source: std::io::Error) -> Self {
         CliError::Write {
             path: path.to_path_buf(),
             source,
         }
     }
-    pub fn invalid(what: impl std::fmt::Display, problem: impl std::fmt::Display) -> Self {
+    pub(crate) fn invalid(what: impl std::fmt::Display, problem: impl std::fmt::Display) -> Self {
         CliError::Invalid {
             what: what.to_string(),
             problem: problem.to_string(),
         }
     }
-    pub fn startup(
+    pub(crate) fn startup(
         what: &'static str,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
@@ -78,14 +83,20 @@ impl CliError {
             source: source.into(),
         }
     }
-    pub fn aws(action: impl Into<String>, source: jitr_core::aws::AwsError) -> Self {
+    pub(crate) fn signing(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        CliError::Signing {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+    pub(crate) fn aws(action: impl Into<String>, source: jitr_core::aws::AwsError) -> Self {
         CliError::Aws {
             action: action.into(),
             source,
         }
     }
     /// The process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             CliError::Interrupted => 130,
             _ => 1,

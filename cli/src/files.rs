@@ -13,32 +13,32 @@ use std::path::{Path, PathBuf};
 use crate::error::CliError;
 
 /// Mode of private key files.
-pub const SECRET: u32 = 0o600;
+pub(crate) const SECRET: u32 = 0o600;
 /// Mode of certificates and other public files.
-pub const PUBLIC: u32 = 0o644;
+pub(crate) const PUBLIC: u32 = 0o644;
 /// Prefix of the temporary files [`write_all`] stages beside their targets.
-pub const TEMP_PREFIX: &str = ".jitr-tmp-";
+pub(crate) const TEMP_PREFIX: &str = ".jitr-tmp-";
 /// The most [`read`] reads: names files of millions of devices fit.
-pub const MAX_READ: u64 = 256 << 20;
+pub(crate) const MAX_READ: u64 = 256 << 20;
 /// The most a key, certificate or chain file may hold.
-pub const MAX_PEM: u64 = 1 << 20;
+pub(crate) const MAX_PEM: u64 = 1 << 20;
 
 /// One file to be written: where, what, and with which mode.
-pub struct NewFile {
-    pub path: PathBuf,
-    pub contents: Vec<u8>,
-    pub mode: u32,
+pub(crate) struct NewFile {
+    pub(crate) path: PathBuf,
+    pub(crate) contents: Vec<u8>,
+    pub(crate) mode: u32,
 }
 
 impl NewFile {
-    pub fn secret(path: PathBuf, contents: impl Into<Vec<u8>>) -> Self {
+    pub(crate) fn secret(path: PathBuf, contents: impl Into<Vec<u8>>) -> Self {
         NewFile {
             path,
             contents: contents.into(),
             mode: SECRET,
         }
     }
-    pub fn public(path: PathBuf, contents: impl Into<Vec<u8>>) -> Self {
+    pub(crate) fn public(path: PathBuf, contents: impl Into<Vec<u8>>) -> Self {
         NewFile {
             path,
             contents: contents.into(),
@@ -52,7 +52,7 @@ impl NewFile {
 /// Without `force`, an existing target is refused: checked first, and again
 /// at each rename (no-replace), undoing the renames already done when a
 /// target appeared meanwhile.
-pub fn write_all(files: &[NewFile], force: bool) -> Result<(), CliError> {
+pub(crate) fn write_all(files: &[NewFile], force: bool) -> Result<(), CliError> {
     if !force {
         if let Some(existing) = files.iter().find(|f| f.path.exists()) {
             return Err(CliError::Exists {
@@ -105,14 +105,14 @@ pub fn write_all(files: &[NewFile], force: bool) -> Result<(), CliError> {
 
 /// Whether a rename failed because the target exists (a non-empty directory
 /// reports ENOTEMPTY).
-pub fn is_exists(e: &io::Error) -> bool {
+pub(crate) fn is_exists(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOTEMPTY))
 }
 
 /// Renames `from` to `to` unless `to` exists (EEXIST), atomically.
 /// Filesystems without `renameat2` get link + unlink for files and a plain
 /// rename for directories (which never replaces a non-empty directory).
-pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     match renameat2(from, to, libc::RENAME_NOREPLACE) {
         Err(e) if unsupported(&e) => {
             if fs::symlink_metadata(from)?.is_dir() {
@@ -131,12 +131,12 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
 
 /// Swaps `a` and `b` atomically (both must exist: ENOENT otherwise).
 /// Filesystems without it report [`unsupported`] errors.
-pub fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+pub(crate) fn exchange(a: &Path, b: &Path) -> io::Result<()> {
     renameat2(a, b, libc::RENAME_EXCHANGE)
 }
 
 /// Whether the filesystem or kernel lacks `renameat2` flags.
-pub fn unsupported(e: &io::Error) -> bool {
+pub(crate) fn unsupported(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS))
 }
 
@@ -167,18 +167,18 @@ fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
 /// An exclusive `flock` on a directory, released when dropped (or when the
 /// process dies, even by SIGKILL): what a live run holds, instead of a PID
 /// that another container or a recycled PID could claim.
-pub struct DirLock(#[allow(dead_code)] fs::File);
+pub(crate) struct DirLock(#[allow(dead_code)] fs::File);
 
 impl DirLock {
     /// Waits for the lock on `dir`.
-    pub fn acquire(dir: &Path) -> Result<Self, CliError> {
+    pub(crate) fn acquire(dir: &Path) -> Result<Self, CliError> {
         let f = fs::File::open(dir).map_err(|e| CliError::read(dir, e))?;
         f.lock().map_err(|e| CliError::write(dir, e))?;
         Ok(DirLock(f))
     }
 
     /// The lock on `dir` if nobody holds it; `None` while a live run does.
-    pub fn try_acquire(dir: &Path) -> Option<Self> {
+    pub(crate) fn try_acquire(dir: &Path) -> Option<Self> {
         let f = fs::File::open(dir).ok()?;
         f.try_lock().ok()?;
         Some(DirLock(f))
@@ -187,7 +187,7 @@ impl DirLock {
     /// Waits for the lock on the directory that is at `dir` once locked: a
     /// writer that swaps a new directory in (RENAME_EXCHANGE) leaves its
     /// waiters holding the old one, so they lock again.
-    pub fn acquire_current(dir: &Path) -> Result<Self, CliError> {
+    pub(crate) fn acquire_current(dir: &Path) -> Result<Self, CliError> {
         loop {
             let lock = Self::acquire(dir)?;
             if lock.is_at(dir) {
@@ -198,7 +198,7 @@ impl DirLock {
 
     /// Waits for a shared lock on the directory at `dir`: readers share it,
     /// and wait while a writer holds the lock exclusively.
-    pub fn acquire_shared_current(dir: &Path) -> Result<Self, CliError> {
+    pub(crate) fn acquire_shared_current(dir: &Path) -> Result<Self, CliError> {
         loop {
             let f = fs::File::open(dir).map_err(|e| CliError::read(dir, e))?;
             f.lock_shared().map_err(|e| CliError::read(dir, e))?;
@@ -211,7 +211,7 @@ impl DirLock {
 
     /// [`DirLock::try_acquire`] of the directory at `dir`; `None` while a live
     /// run holds it (or has just swapped it).
-    pub fn try_acquire_current(dir: &Path) -> Option<Self> {
+    pub(crate) fn try_acquire_current(dir: &Path) -> Option<Self> {
         Self::try_acquire(dir).filter(|lock| lock.is_at(dir))
     }
 
@@ -227,7 +227,7 @@ impl DirLock {
 
 /// Removes [`write_all`]'s temp files left in `dir` by a killed run. Only
 /// safe while holding the [`DirLock`] every writer of `dir` takes.
-pub fn remove_stale_temps(dir: &Path) {
+pub(crate) fn remove_stale_temps(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -244,7 +244,7 @@ pub fn remove_stale_temps(dir: &Path) {
 }
 
 /// Creates `dir` (and parents) when missing; new directories get `mode`.
-pub fn ensure_dir(dir: &Path, mode: u32) -> Result<(), CliError> {
+pub(crate) fn ensure_dir(dir: &Path, mode: u32) -> Result<(), CliError> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -257,7 +257,7 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> Result<(), CliError> {
 
 /// Writes one file into a directory that nobody else sees yet (a staging
 /// directory): a plain create, with the mode set at creation.
-pub fn write_new(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+pub(crate) fn write_new(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -267,13 +267,13 @@ pub fn write_new(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()>
 }
 
 /// Reads a whole regular file (up to [`MAX_READ`]), naming it in the error.
-pub fn read(path: &Path) -> Result<Vec<u8>, CliError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, CliError> {
     read_limited(path, MAX_READ)
 }
 
 /// Reads a whole file of at most `limit` bytes. Only regular files: a FIFO
 /// would block forever and a device such as /dev/urandom never ends.
-pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> {
+pub(crate) fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, CliError> {
     let mut f = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)

@@ -1,24 +1,42 @@
-//! The `jitr` command line: argument types in [`args`], one module per
-//! command group in [`commands`], offline PKI in [`pki`].
+//! The `jitr` command line: argument types in `args`, one module per
+//! command group in `commands`, offline PKI in [`pki`]. Crate-private but
+//! for [`main`] and the parsers the fuzz targets drive.
 
-pub mod args;
-pub mod cloud;
-pub mod commands;
-pub mod doctor;
-pub mod error;
-pub mod files;
+pub(crate) mod args;
+pub(crate) mod cloud;
+pub(crate) mod commands;
+pub(crate) mod doctor;
+pub(crate) mod error;
+pub(crate) mod files;
 pub mod issue;
-pub mod lifecycle;
-pub mod lint;
-pub mod mqtt;
+pub(crate) mod lifecycle;
+pub(crate) mod lint;
+pub(crate) mod mqtt;
 pub mod pki;
-pub mod report;
+pub(crate) mod report;
+
+use std::process::ExitCode;
 
 use args::{CaCommand, Cli, Command, DeviceCommand, FleetCommand};
+use clap::Parser;
 pub use error::CliError;
 
+/// The `jitr` binary: parses argv, runs the command, reports an error and
+/// turns it into the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.global.json;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            report::error(&err, json);
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
 /// Runs one parsed command line; printing is done here, exit codes by the caller.
-pub fn run(cli: Cli) -> Result<(), CliError> {
+fn run(cli: Cli) -> Result<(), CliError> {
     let out = report::Output {
         json: cli.global.json,
     };

@@ -7,10 +7,10 @@ use serde::Serialize;
 
 /// The outcome of one rule.
 #[derive(Debug, Clone, Serialize)]
-pub struct RuleResult {
-    pub rule: &'static str,
-    pub pass: bool,
-    pub detail: String,
+pub(crate) struct RuleResult {
+    pub(crate) rule: &'static str,
+    pub(crate) pass: bool,
+    pub(crate) detail: String,
 }
 
 fn rule(rule: &'static str, pass: bool, detail: impl Into<String>) -> RuleResult {
@@ -25,7 +25,7 @@ fn rule(rule: &'static str, pass: bool, detail: impl Into<String>) -> RuleResult
 /// a device bundle). `anchors` are the CA directory's chain when `--ca` was
 /// given: the certificate must then chain to the first of them. `now` is
 /// Unix seconds.
-pub fn lint(
+pub(crate) fn lint(
     chain: &[Vec<u8>],
     anchors: Option<&[Vec<u8>]>,
     now: i64,
@@ -45,7 +45,7 @@ pub fn lint(
     if facts.is_ca() {
         results.extend(ca_rules(&facts));
     } else if facts.self_issued {
-        // Meant as a CA (seed 002's recipe), but nothing says so.
+        // Self-signed, so meant as a CA, but nothing says so.
         results.push(rule(
             "basic-constraints",
             false,
@@ -256,7 +256,8 @@ mod tests {
         let (ca, key) = make_ca();
         let (other, _) = make_ca();
         // (CN, window, anchors) -> the rules that fail
-        let cases: Vec<(Option<&str>, (i64, i64), bool, Vec<&str>)> = vec![
+        type Case = (Option<&'static str>, (i64, i64), bool, Vec<&'static str>);
+        let cases: Vec<Case> = vec![
             (
                 Some("robot-1"),
                 (NOW - 20, NOW - 10),

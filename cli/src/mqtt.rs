@@ -13,36 +13,36 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct};
 
 /// What a session needs, prepared once and reused by every attempt.
-pub struct Session {
-    pub host: String,
-    pub port: u16,
-    pub client_id: String,
-    pub tls: Arc<rustls::ClientConfig>,
+pub(crate) struct Session {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) client_id: String,
+    pub(crate) tls: Arc<rustls::ClientConfig>,
 }
 
 /// Why an attempt did not deliver the message.
 #[derive(Debug)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// Retrying cannot help (the broker's certificate is not trusted).
-    pub fatal: bool,
-    pub reason: String,
+    pub(crate) fatal: bool,
+    pub(crate) reason: String,
 }
 
 /// The ALPN protocol AWS IoT requires for MQTT over TLS on port 443.
 const AWS_IOT_MQTT_ALPN: &[u8] = b"x-amzn-mqtt-ca";
 
 /// How the broker is trusted.
-pub struct BrokerTrust {
+pub(crate) struct BrokerTrust {
     /// Trust anchors the broker's chain must lead to.
-    pub roots: Vec<CertificateDer<'static>>,
+    pub(crate) roots: Vec<CertificateDer<'static>>,
     /// Whether a broker that presents exactly one of `roots` as its own
     /// certificate is accepted (a `--ca-file` the user pinned; never Amazon's roots).
-    pub pin_exact: bool,
+    pub(crate) pin_exact: bool,
 }
 
 /// The TLS configuration: `trust` verifies the broker, `chain` + `key` are
 /// presented; on port 443 it offers the ALPN protocol AWS IoT expects there.
-pub fn tls_config(
+pub(crate) fn tls_config(
     trust: BrokerTrust,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
@@ -178,7 +178,7 @@ fn verify_pinned(
 impl Session {
     /// Connects, publishes `payload` on `topic` with QoS 1, waits for the
     /// PUBACK and disconnects, all within `limit`.
-    pub async fn publish_once(
+    pub(crate) async fn publish_once(
         &self,
         topic: &str,
         payload: &[u8],

@@ -6,13 +6,13 @@ use serde::Serialize;
 use crate::error::CliError;
 
 /// Where a command's result goes.
-pub struct Output {
-    pub json: bool,
+pub(crate) struct Output {
+    pub(crate) json: bool,
 }
 
 impl Output {
     /// Prints the result: `value` as JSON with --json, else `text()`.
-    pub fn result<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
+    pub(crate) fn result<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
         if self.json {
             println!(
                 "{}",
@@ -28,13 +28,13 @@ impl Output {
     }
 
     /// Whether progress and narration may go to stderr.
-    pub fn chatty(&self) -> bool {
+    pub(crate) fn chatty(&self) -> bool {
         !self.json
     }
 }
 
 /// Prints an error: one sentence on stderr (and a JSON object on stdout with --json).
-pub fn error(err: &CliError, json: bool) {
+pub(crate) fn error(err: &CliError, json: bool) {
     if json && !matches!(err, CliError::ChecksFailed(_) | CliError::NotConnected(_)) {
         println!("{}", serde_json::json!({ "error": err.to_string() }));
     }

@@ -122,12 +122,6 @@ pub struct CertFacts {
     pub authority_key_id: Option<String>,
     /// Issuer and subject are the same name (a root, or a self-issued certificate).
     pub self_issued: bool,
-    #[serde(skip)]
-    pub raw_subject: Vec<u8>,
-    #[serde(skip)]
-    pub raw_issuer: Vec<u8>,
-    #[serde(skip)]
-    pub spki_der: Vec<u8>,
     /// The subjectPublicKey bits (RSAPublicKey DER, or the EC point).
     #[serde(skip)]
     pub public_key: Vec<u8>,
@@ -168,9 +162,6 @@ impl CertFacts {
             subject_key_id: None,
             authority_key_id: None,
             self_issued: cert.subject().as_raw() == cert.issuer().as_raw(),
-            raw_subject: cert.subject().as_raw().to_vec(),
-            raw_issuer: cert.issuer().as_raw().to_vec(),
-            spki_der: cert.public_key().raw.to_vec(),
             public_key: cert.public_key().subject_public_key.data.to_vec(),
         };
         for ext in cert.extensions() {

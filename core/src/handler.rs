@@ -187,11 +187,7 @@ fn report(o: &Outcome) {
     } else {
         tracing::info!(certificateId = %o.certificate_id, thing = o.thing.as_deref(), outcome, reason = o.reason.as_deref(), duration_ms = o.duration_ms, "certificate");
     }
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    println!("{}", provision::emf_line(o, ms));
+    println!("{}", provision::emf_line(o, crate::clock::unix_millis()));
 }
 
 #[cfg(test)]

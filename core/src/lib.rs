@@ -14,6 +14,7 @@
 //!   [`recent`]: certificates the instance activated, not described again.
 
 pub mod aws;
+pub mod clock;
 pub mod config;
 pub mod deadline;
 pub mod event;

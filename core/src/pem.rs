@@ -36,13 +36,20 @@ pub fn certificates(input: &[u8]) -> Result<Vec<Vec<u8>>, PemError> {
 
 /// Encodes DER as one PEM `CERTIFICATE` block (64-column lines, `\n` endings).
 pub fn encode_certificate(der: &[u8]) -> String {
+    encode("CERTIFICATE", der)
+}
+
+/// Encodes DER as one PEM block labelled `label` (64-column lines, `\n`
+/// endings, as openssl writes them).
+pub fn encode(label: &str, der: &[u8]) -> String {
     ::pem::encode_config(
-        &::pem::Pem::new("CERTIFICATE", der.to_vec()),
+        &::pem::Pem::new(label, der.to_vec()),
         ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
     )
 }
 
-fn looks_like_pem(input: &[u8]) -> bool {
+/// Whether `input` holds a PEM block (anything else is taken as DER).
+pub fn looks_like_pem(input: &[u8]) -> bool {
     input.windows(11).any(|w| w == b"-----BEGIN ")
 }
 

@@ -1,5 +1,5 @@
 //! Test support: run the real `jitr` binary, openssl as an independent
-//! verifier, and servers (mosquitto, later moto) on free loopback ports,
+//! verifier, and servers (mosquitto, moto, ministack, the Lambda runtime API) on free loopback ports,
 //! stopped when their guard is dropped.
 
 use std::net::{TcpListener, TcpStream};
@@ -113,6 +113,18 @@ pub fn jitr(cwd: &Path, args: &[&str]) -> Run {
 }
 
 /// Runs `openssl ARGS` in `cwd`.
+/// The arguments of a command line written as one string, split on
+/// whitespace: `words("device issue --ca root --out f --count 200")`. An
+/// argument with spaces needs the array form (`&["--subject", "CN=A B"]`).
+pub fn words(command: &str) -> Vec<&str> {
+    command.split_whitespace().collect()
+}
+
+/// Runs `jitr` with its arguments as one command line (see [`words`]).
+pub fn jitr_args(cwd: &Path, command: &str) -> Run {
+    jitr(cwd, &words(command))
+}
+
 pub fn openssl(cwd: &Path, args: &[&str]) -> Run {
     run(Command::new("openssl").args(args).current_dir(cwd))
 }

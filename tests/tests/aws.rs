@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use jitr_tests::ministack::Ministack;
-use jitr_tests::{bin, free_port, jitr, openssl, run, until_waiting_for_flock};
+use jitr_tests::{bin, free_port, jitr, jitr_args, openssl, run, until_waiting_for_flock, words};
 use serde_json::json;
 
 /// The emulator, for AWS IoT's control plane (no MQTT listener).
@@ -34,13 +34,7 @@ fn registers_root_and_intermediate_idempotently() {
         .as_str()
         .unwrap()
         .to_string();
-    jitr(
-        d,
-        &[
-            "ca", "create", "inter", "--issuer", "root", "--key", "rsa-2048",
-        ],
-    )
-    .success();
+    jitr_args(d, "ca create inter --issuer root --key rsa-2048").success();
 
     // Default mode: the stand-in only accepts a verification certificate whose
     // CN is a registration code it issued and which the CA signed.
@@ -98,20 +92,11 @@ fn registers_root_and_intermediate_idempotently() {
     );
     assert_eq!(described["certificateDescription"]["status"], "ACTIVE");
 
-    // The intermediate too (seed 004), here SNI-only and inactive, without auto-registration.
+    // The intermediate too, here SNI-only and inactive, without auto-registration.
     let inter = aws
         .jitr(
             d,
-            &[
-                "--json",
-                "ca",
-                "register",
-                "inter",
-                "--mode",
-                "sni-only",
-                "--inactive",
-                "--no-auto-registration",
-            ],
+            &words("--json ca register inter --mode sni-only --inactive --no-auto-registration"),
         )
         .json();
     assert_eq!(
@@ -142,17 +127,9 @@ fn the_emulator_refuses_a_wrong_proof_of_possession() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     jitr(d, &["ca", "create", "root"]).success();
-    jitr(
+    jitr_args(
         d,
-        &[
-            "ca",
-            "verification-cert",
-            "root",
-            "--code",
-            "0123456789abcdef",
-            "--out",
-            "verify.crt",
-        ],
+        "ca verification-cert root --code 0123456789abcdef --out verify.crt",
     )
     .success();
     let ca = std::fs::read_to_string(d.join("root/ca.crt")).unwrap();
@@ -205,14 +182,7 @@ fn lifecycle_commands_by_directory_and_by_id() {
     jitr_tests::issue_device(d, "root", "dev", "d1");
     aws.jitr(
         d,
-        &[
-            "device",
-            "register",
-            "dev/d1/device.crt",
-            "--ca",
-            "root",
-            "--activate",
-        ],
+        &words("device register dev/d1/device.crt --ca root --activate"),
     )
     .success();
     assert_eq!(
@@ -244,21 +214,9 @@ fn device_certificates_register_with_and_without_activation() {
     let d = tmp.path();
     jitr(d, &["ca", "create", "root"]).success();
     aws.jitr(d, &["ca", "register", "root"]).success();
-    let issued = jitr(
+    let issued = jitr_args(
         d,
-        &[
-            "--json",
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "dev",
-            "--count",
-            "12",
-            "--name-template",
-            "d{n:02}",
-        ],
+        "--json device issue --ca root --out dev --count 12 --name-template d{n:02}",
     )
     .json();
     let id_of = |name: &str| {
@@ -296,15 +254,7 @@ fn device_certificates_register_with_and_without_activation() {
     let text = aws
         .jitr(
             d,
-            &[
-                "device",
-                "register",
-                "--ca",
-                "root",
-                "--activate",
-                "dev/d03/device.crt",
-                "dev/d11/device.crt",
-            ],
+            &words("device register --ca root --activate dev/d03/device.crt dev/d11/device.crt"),
         )
         .success()
         .to_string();
@@ -373,22 +323,7 @@ fn a_ca_aws_iot_would_refuse_is_refused_before_any_call() {
     std::fs::create_dir(d.join("weak")).unwrap();
     openssl(
         d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:1024",
-            "-nodes",
-            "-keyout",
-            "weak/ca.key",
-            "-out",
-            "weak/ca.crt",
-            "-subj",
-            "/CN=Weak",
-            "-days",
-            "10",
-            "-sha1",
-        ],
+        &words("req -x509 -newkey rsa:1024 -nodes -keyout weak/ca.key -out weak/ca.crt -subj /CN=Weak -days 10 -sha1"),
     )
     .success();
     let err = aws
@@ -468,9 +403,7 @@ fn aws_failures_are_one_clear_sentence() {
     .failure()
     .to_string();
     assert!(err.contains("AWS rejected the credentials"), "{err}");
-    for e in [&err] {
-        assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
-    }
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     assert!(!d.join("root/aws.json").exists());
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use jitr_tests::{bin, jitr, list_dir, mode, openssl, x509_text};
+use jitr_tests::{bin, jitr, jitr_args, list_dir, mode, openssl, words, x509_text};
 
 #[test]
 fn root_ca_has_the_extensions_aws_iot_and_tls_peers_require() {
@@ -76,14 +76,7 @@ fn root_ca_has_the_extensions_aws_iot_and_tls_peers_require() {
         // The certificate id is the SHA-256 of the DER, as openssl computes it.
         let fp = openssl(
             d,
-            &[
-                "x509",
-                "-in",
-                "root/ca.crt",
-                "-noout",
-                "-fingerprint",
-                "-sha256",
-            ],
+            &words("x509 -in root/ca.crt -noout -fingerprint -sha256"),
         )
         .success()
         .to_string();
@@ -229,15 +222,7 @@ fn imports_openssl_made_cas_with_pkcs1_and_sec1_keys() {
     .success();
     openssl(
         d,
-        &[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            "ec.key",
-        ],
+        &words("ecparam -name prime256v1 -genkey -noout -out ec.key"),
     )
     .success();
     assert!(std::fs::read_to_string(d.join("ec.key"))
@@ -328,19 +313,7 @@ fn imports_openssl_made_cas_with_pkcs1_and_sec1_keys() {
     );
     openssl(
         d,
-        &[
-            "req",
-            "-x509",
-            "-new",
-            "-key",
-            "ec.key",
-            "-subj",
-            "/CN=leaf",
-            "-addext",
-            "basicConstraints=CA:FALSE",
-            "-out",
-            "leaf.crt",
-        ],
+        &words("req -x509 -new -key ec.key -subj /CN=leaf -addext basicConstraints=CA:FALSE -out leaf.crt"),
     )
     .success();
     let err = jitr(
@@ -353,20 +326,9 @@ fn imports_openssl_made_cas_with_pkcs1_and_sec1_keys() {
         err.contains("leaf.crt: \"CN=leaf\" is not a CA certificate"),
         "{err}"
     );
-    let err = jitr(
-        d,
-        &[
-            "ca",
-            "import",
-            "x",
-            "--cert",
-            "missing.crt",
-            "--key",
-            "ec.key",
-        ],
-    )
-    .failure()
-    .to_string();
+    let err = jitr_args(d, "ca import x --cert missing.crt --key ec.key")
+        .failure()
+        .to_string();
     assert!(err.contains("cannot read missing.crt"), "{err}");
     assert!(!d.join("x").exists());
 }
@@ -377,19 +339,9 @@ fn imports_an_intermediate_with_its_chain() {
     let d = tmp.path();
     jitr(d, &["ca", "create", "root"]).success();
     jitr(d, &["ca", "create", "inter", "--issuer", "root"]).success();
-    jitr(
+    jitr_args(
         d,
-        &[
-            "ca",
-            "import",
-            "copy",
-            "--cert",
-            "inter/ca.crt",
-            "--key",
-            "inter/ca.key",
-            "--chain",
-            "root/ca.crt",
-        ],
+        "ca import copy --cert inter/ca.crt --key inter/ca.key --chain root/ca.crt",
     )
     .success();
     assert_eq!(
@@ -398,19 +350,9 @@ fn imports_an_intermediate_with_its_chain() {
     );
     // A chain that does not belong is refused.
     jitr(d, &["ca", "create", "other"]).success();
-    let err = jitr(
+    let err = jitr_args(
         d,
-        &[
-            "ca",
-            "import",
-            "bad",
-            "--cert",
-            "inter/ca.crt",
-            "--key",
-            "inter/ca.key",
-            "--chain",
-            "other/ca.crt",
-        ],
+        "ca import bad --cert inter/ca.crt --key inter/ca.key --chain other/ca.crt",
     )
     .failure()
     .to_string();
@@ -424,17 +366,9 @@ fn verification_certificate_carries_the_code_and_chains_to_the_ca() {
     let d = tmp.path();
     jitr(d, &["ca", "create", "root", "--key", "ec-p384"]).success();
     let code = "3a9f1c0d5b7e2f8a6c4d0e1b9a7f5c3e2d1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f";
-    jitr(
+    jitr_args(
         d,
-        &[
-            "ca",
-            "verification-cert",
-            "root",
-            "--code",
-            code,
-            "--out",
-            "verify.crt",
-        ],
+        &format!("ca verification-cert root --code {code} --out verify.crt"),
     )
     .success();
     let subject = openssl(d, &["x509", "-in", "verify.crt", "-noout", "-subject"])
@@ -675,11 +609,9 @@ fn a_ca_loaded_to_sign_sweeps_what_a_killed_run_left_unless_a_live_run_holds_it(
     let held = std::fs::File::open(d.join("root")).unwrap();
     held.lock_shared().unwrap();
     let issue = |name: &str| {
-        jitr(
+        jitr_args(
             d,
-            &[
-                "device", "issue", "--ca", "root", "--out", "out", "--name", name,
-            ],
+            &format!("device issue --ca root --out out --name {name}"),
         )
         .success();
     };

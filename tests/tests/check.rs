@@ -1,7 +1,7 @@
 //! `jitr check` against certificates made by jitr and by openssl's classic
 //! recipes (the subtle mistakes of the how-tos we replace).
 
-use jitr_tests::{jitr, openssl};
+use jitr_tests::{jitr, jitr_args, openssl, words};
 
 fn failing_rules(report: &serde_json::Value) -> Vec<String> {
     report["rules"]
@@ -18,24 +18,11 @@ fn jitr_made_certificates_pass_every_rule() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     jitr(d, &["ca", "create", "root"]).success();
-    jitr(
-        d,
-        &[
-            "ca", "create", "inter", "--issuer", "root", "--key", "rsa-3072",
-        ],
-    )
-    .success();
+    jitr_args(d, "ca create inter --issuer root --key rsa-3072").success();
     jitr_tests::issue_device(d, "inter", "dev", "robot-1");
-    let out = jitr(
+    let out = jitr_args(
         d,
-        &[
-            "check",
-            "root/ca.crt",
-            "inter/ca.crt",
-            "dev/robot-1/device-and-ca.crt",
-            "--ca",
-            "root",
-        ],
+        "check root/ca.crt inter/ca.crt dev/robot-1/device-and-ca.crt --ca root",
     );
     let text = out.success();
     assert!(!text.contains("FAIL"), "{text}");
@@ -79,10 +66,7 @@ fn classic_openssl_mistakes_fail_with_the_rule_named() {
     .success();
     openssl(
         d,
-        &[
-            "req", "-x509", "-newkey", "rsa:1024", "-nodes", "-keyout", "weak.key", "-out",
-            "weak.crt", "-subj", "/CN=Weak", "-days", "10", "-sha1",
-        ],
+        &words("req -x509 -newkey rsa:1024 -nodes -keyout weak.key -out weak.crt -subj /CN=Weak -days 10 -sha1"),
     )
     .success();
     jitr(d, &["ca", "create", "root"]).success();

@@ -2,7 +2,7 @@
 //! certificates, against an untrusted broker and nothing at all, and with bad input.
 
 use jitr_tests::mosquitto::Broker;
-use jitr_tests::{bin, free_port, issue_device, jitr, run};
+use jitr_tests::{bin, free_port, issue_device, jitr, run, words};
 use std::process::Command;
 
 fn connect(cwd: &std::path::Path, args: &[&str]) -> jitr_tests::Run {
@@ -207,14 +207,7 @@ fn bad_input_is_named_before_any_connection() {
 
     let out = connect(
         d,
-        &[
-            "--cert",
-            "dev/robot-1/device-and-ca.crt",
-            "--key",
-            "dev/robot-2/device.key",
-            "--endpoint",
-            &endpoint,
-        ],
+        &words(&format!("--cert dev/robot-1/device-and-ca.crt --key dev/robot-2/device.key --endpoint {endpoint}")),
     );
     assert_eq!(out.code, Some(1));
     assert!(
@@ -235,13 +228,9 @@ fn bad_input_is_named_before_any_connection() {
 
     let out = connect(
         d,
-        &[
-            "dev/robot-1",
-            "--endpoint",
-            &endpoint,
-            "--ca-file",
-            "root/ca.key",
-        ],
+        &words(&format!(
+            "dev/robot-1 --endpoint {endpoint} --ca-file root/ca.key"
+        )),
     );
     assert_eq!(out.code, Some(1));
     assert!(out.stderr.contains("root/ca.key"), "{}", out.stderr);

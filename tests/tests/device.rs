@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use jitr_tests::{bin, jitr, list_dir, mode, openssl, x509_text};
+use jitr_tests::{bin, jitr, jitr_args, list_dir, mode, openssl, words, x509_text};
 
 /// A root CA in `d/root`.
 fn root(d: &Path) {
@@ -86,14 +86,7 @@ fn one_device_has_the_client_profile_and_verifies() {
     assert_eq!(mode(&d.join("devices/sensor-1/device.key")), 0o600);
     openssl(
         d,
-        &[
-            "verify",
-            "-CAfile",
-            "root/ca.crt",
-            "-purpose",
-            "sslclient",
-            "devices/sensor-1/device.crt",
-        ],
+        &words("verify -CAfile root/ca.crt -purpose sslclient devices/sensor-1/device.crt"),
     )
     .success();
     let text = x509_text(d, "devices/sensor-1/device.crt");
@@ -140,27 +133,14 @@ fn rsa_devices_under_an_intermediate_carry_the_whole_chain() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     root(d);
-    jitr(
+    jitr_args(
         d,
-        &[
-            "ca",
-            "create",
-            "inter",
-            "--issuer",
-            "root",
-            "--key",
-            "rsa-2048",
-            "--subject",
-            "CN=Issuing",
-        ],
+        "ca create inter --issuer root --key rsa-2048 --subject CN=Issuing",
     )
     .success();
-    jitr(
+    jitr_args(
         d,
-        &[
-            "device", "issue", "--ca", "inter", "--out", "out", "--name", "gw-1", "--key",
-            "rsa-2048", "--days", "30",
-        ],
+        "device issue --ca inter --out out --name gw-1 --key rsa-2048 --days 30",
     )
     .success();
     let text = x509_text(d, "out/gw-1/device.crt");
@@ -172,14 +152,9 @@ fn rsa_devices_under_an_intermediate_carry_the_whole_chain() {
     // openssl verifies the leaf against the root with the bundle's intermediates.
     openssl(
         d,
-        &[
-            "verify",
-            "-CAfile",
-            "root/ca.crt",
-            "-untrusted",
-            "out/gw-1/device-and-ca.crt",
-            "out/gw-1/device.crt",
-        ],
+        &words(
+            "verify -CAfile root/ca.crt -untrusted out/gw-1/device-and-ca.crt out/gw-1/device.crt",
+        ),
     )
     .success();
     let bundle = std::fs::read_to_string(d.join("out/gw-1/device-and-ca.crt")).unwrap();
@@ -217,26 +192,7 @@ fn bulk_run_is_parallel_complete_and_safe_to_rerun() {
     let d = tmp.path();
     root(d);
     let out = d.join("fleet");
-    let report = jitr(
-        d,
-        &[
-            "--json",
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "fleet",
-            "--count",
-            "50",
-            "--name-template",
-            "robot-{n:05}",
-            "--start",
-            "7",
-            "--jobs",
-            "2",
-        ],
-    )
+    let report = jitr_args(d, "--json device issue --ca root --out fleet --count 50 --name-template robot-{n:05} --start 7 --jobs 2")
     .json();
     assert_eq!(report["issued"].as_array().unwrap().len(), 50);
     let dirs = device_dirs(&out);
@@ -257,24 +213,7 @@ fn bulk_run_is_parallel_complete_and_safe_to_rerun() {
 
     // A re-run skips what exists and reports it; nothing changes on disk.
     let before = std::fs::read(out.join("robot-00010/device.crt")).unwrap();
-    let again = jitr(
-        d,
-        &[
-            "--json",
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "fleet",
-            "--count",
-            "52",
-            "--name-template",
-            "robot-{n:05}",
-            "--start",
-            "7",
-        ],
-    )
+    let again = jitr_args(d, "--json device issue --ca root --out fleet --count 52 --name-template robot-{n:05} --start 7")
     .json();
     assert_eq!(again["issued"].as_array().unwrap().len(), 2);
     assert_eq!(again["skipped"].as_array().unwrap().len(), 50);
@@ -283,40 +222,18 @@ fn bulk_run_is_parallel_complete_and_safe_to_rerun() {
         before
     );
     assert_eq!(manifest(&out).len(), 52);
-    let text = jitr(
-        d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "fleet",
-            "--name",
-            "robot-00010",
-        ],
-    )
-    .success()
-    .to_string();
+    let text = jitr_args(d, "device issue --ca root --out fleet --name robot-00010")
+        .success()
+        .to_string();
     assert!(
         text.contains("skipped 1 already present (robot-00010; --force re-issues)"),
         "{text}"
     );
 
     // --force re-issues: a new certificate and key, and the manifest follows.
-    jitr(
+    jitr_args(
         d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "fleet",
-            "--name",
-            "robot-00010",
-            "--force",
-        ],
+        "device issue --ca root --out fleet --name robot-00010 --force",
     )
     .success();
     assert_ne!(
@@ -344,20 +261,7 @@ fn names_come_from_plain_and_csv_files() {
     let d = tmp.path();
     root(d);
     std::fs::write(d.join("names.txt"), "# line 4\npump-a\n\npump-b\n").unwrap();
-    jitr(
-        d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "plain",
-            "--names",
-            "names.txt",
-        ],
-    )
-    .success();
+    jitr_args(d, "device issue --ca root --out plain --names names.txt").success();
     assert_eq!(device_dirs(&d.join("plain")), ["pump-a", "pump-b"]);
 
     std::fs::write(
@@ -365,20 +269,7 @@ fn names_come_from_plain_and_csv_files() {
         "name,O,serialNumber\nvalve-1,\"Acme, Inc.\",SN-1\nvalve-2,,SN-2\n",
     )
     .unwrap();
-    jitr(
-        d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "csv",
-            "--names",
-            "fleet.csv",
-        ],
-    )
-    .success();
+    jitr_args(d, "device issue --ca root --out csv --names fleet.csv").success();
     let text = x509_text(d, "csv/valve-1/device.crt");
     assert!(
         text.contains("Subject: O = \"Acme, Inc.\", serialNumber = SN-1, CN = valve-1"),
@@ -397,20 +288,9 @@ fn a_device_csr_is_signed_and_its_key_never_written() {
     let d = tmp.path();
     root(d);
     jitr_tests::ec_csr(d, "device-own.key", "device.csr", "/CN=ignored");
-    jitr(
+    jitr_args(
         d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "out",
-            "--csr",
-            "device.csr",
-            "--name",
-            "meter-9",
-        ],
+        "device issue --ca root --out out --csr device.csr --name meter-9",
     )
     .success();
     assert_eq!(
@@ -444,12 +324,9 @@ fn a_device_csr_is_signed_and_its_key_never_written() {
     der[last] ^= 0x01; // inside the signature's BIT STRING
     block = pem::Pem::new("CERTIFICATE REQUEST", der);
     std::fs::write(d.join("bad.csr"), pem::encode(&block)).unwrap();
-    let err = jitr(
+    let err = jitr_args(
         d,
-        &[
-            "device", "issue", "--ca", "root", "--out", "out2", "--csr", "bad.csr", "--name",
-            "meter-10",
-        ],
+        "device issue --ca root --out out2 --csr bad.csr --name meter-10",
     )
     .failure()
     .to_string();
@@ -465,12 +342,9 @@ fn esp_idf_layout_uses_the_example_file_names() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     root(d);
-    jitr(
+    jitr_args(
         d,
-        &[
-            "device", "issue", "--ca", "root", "--out", "esp", "--name", "esp32-1", "--layout",
-            "esp-idf",
-        ],
+        "device issue --ca root --out esp --name esp32-1 --layout esp-idf",
     )
     .success();
     assert_eq!(
@@ -486,12 +360,7 @@ fn esp_idf_layout_uses_the_example_file_names() {
     );
     openssl(
         d,
-        &[
-            "verify",
-            "-CAfile",
-            "root/ca.crt",
-            "esp/esp32-1/certificate.pem.crt",
-        ],
+        &words("verify -CAfile root/ca.crt esp/esp32-1/certificate.pem.crt"),
     )
     .success();
     assert!(x509_text(d, "esp/esp32-1/aws-root-ca.pem")
@@ -508,14 +377,7 @@ fn bad_input_is_refused_before_anything_is_written() {
         (&["--ca", "missing", "--name", "x"], "missing"),
         (&["--ca", "leaf/leaf-1", "--name", "x"], "--ca"),
         (
-            &[
-                "--ca",
-                "root",
-                "--count",
-                "3",
-                "--name-template",
-                "robot-{m}",
-            ],
+            &words("--ca root --count 3 --name-template robot-{m}"),
             "--name-template",
         ),
         (
@@ -528,14 +390,7 @@ fn bad_input_is_refused_before_anything_is_written() {
             "--subject-extra",
         ),
         (
-            &[
-                "--ca",
-                "root",
-                "--name",
-                "ok",
-                "--subject-extra",
-                "CN=other",
-            ],
+            &words("--ca root --name ok --subject-extra CN=other"),
             "--subject-extra",
         ),
         (&["--ca", "root", "--names", "nope.txt"], "nope.txt"),
@@ -718,47 +573,15 @@ fn concurrent_runs_never_replace_each_others_devices() {
     // covering names it will reach later: one single device, one range.
     let mut long = spawn_jitr(
         d,
-        &[
-            "--json",
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "o",
-            "--count",
-            "3000",
-            "--name-template",
-            "r{n:05}",
-            "--jobs",
-            "1",
-        ],
+        &words(
+            "--json device issue --ca root --out o --count 3000 --name-template r{n:05} --jobs 1",
+        ),
     );
     wait_for_devices(&out, 20, &mut long);
-    let single = jitr(
+    let single = jitr_args(d, "--json device issue --ca root --out o --name r02999").json();
+    let range = jitr_args(
         d,
-        &[
-            "--json", "device", "issue", "--ca", "root", "--out", "o", "--name", "r02999",
-        ],
-    )
-    .json();
-    let range = jitr(
-        d,
-        &[
-            "--json",
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "o",
-            "--count",
-            "300",
-            "--name-template",
-            "r{n:05}",
-            "--start",
-            "2500",
-        ],
+        "--json device issue --ca root --out o --count 300 --name-template r{n:05} --start 2500",
     )
     .json();
     let long_out = long.wait_with_output().unwrap();
@@ -976,14 +799,9 @@ fn a_chain_pem_that_is_not_the_cas_chain_is_refused() {
         ),
     ] {
         std::fs::write(d.join("int/chain.pem"), &chain).unwrap();
-        let err = jitr(
-            d,
-            &[
-                "device", "issue", "--ca", "int", "--out", "o", "--name", "x",
-            ],
-        )
-        .failure()
-        .to_string();
+        let err = jitr_args(d, "device issue --ca int --out o --name x")
+            .failure()
+            .to_string();
         assert!(
             err.contains("int/chain.pem") && err.contains(needle),
             "{err}"
@@ -1027,23 +845,7 @@ fn smaller_input_defects_are_refused_or_accepted_as_they_should() {
     let d = tmp.path();
     root(d);
     // A run may end at the largest number.
-    jitr(
-        d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "big",
-            "--count",
-            "2",
-            "--name-template",
-            "n{n}",
-            "--start",
-            "18446744073709551614",
-        ],
-    )
+    jitr_args(d, "device issue --ca root --out big --count 2 --name-template n{n} --start 18446744073709551614")
     .success();
     assert_eq!(
         device_dirs(&d.join("big")),
@@ -1051,36 +853,17 @@ fn smaller_input_defects_are_refused_or_accepted_as_they_should() {
     );
     // Excel's CSV: a byte order mark and CRLF.
     std::fs::write(d.join("excel.csv"), "\u{feff}name,O\r\nbom-1,Acme\r\n").unwrap();
-    jitr(
-        d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "x",
-            "--names",
-            "excel.csv",
-        ],
-    )
-    .success();
+    jitr_args(d, "device issue --ca root --out x --names excel.csv").success();
     assert!(x509_text(d, "x/bom-1/device.crt").contains("O = Acme, CN = bom-1"));
     // An RSA-1024 CSR is too weak, not "a bad signature".
     openssl(
         d,
-        &[
-            "req", "-new", "-newkey", "rsa:1024", "-nodes", "-keyout", "weak.key", "-out",
-            "weak.csr", "-subj", "/CN=weak",
-        ],
+        &words("req -new -newkey rsa:1024 -nodes -keyout weak.key -out weak.csr -subj /CN=weak"),
     )
     .success();
-    let err = jitr(
+    let err = jitr_args(
         d,
-        &[
-            "device", "issue", "--ca", "root", "--out", "never", "--csr", "weak.csr", "--name",
-            "weak",
-        ],
+        "device issue --ca root --out never --csr weak.csr --name weak",
     )
     .failure()
     .to_string();

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use jitr_tests::ministack::Ministack;
 use jitr_tests::softhsm::{SoftHsm, PIN};
-use jitr_tests::{bin, kms, list_dir, mode, openssl, run, Run};
+use jitr_tests::{bin, kms, list_dir, mode, openssl, run, words, Run};
 use serde_json::json;
 
 const PASSPHRASE: &str = "correct horse battery";
@@ -90,17 +90,7 @@ fn encrypted_file_ca_is_openssl_readable_and_signs_devices() {
     write(d, "pw", &format!("{PASSPHRASE}\n"));
     let created = jitr_env(
         d,
-        &[
-            "--json",
-            "ca",
-            "create",
-            "root",
-            "--key",
-            "ec-p384",
-            "--encrypt",
-            "--password-file",
-            "pw",
-        ],
+        &words("--json ca create root --key ec-p384 --encrypt --password-file pw"),
         &[],
     );
     let report = created.json();
@@ -122,66 +112,23 @@ fn encrypted_file_ca_is_openssl_readable_and_signs_devices() {
         asn1.contains("PBES2") && asn1.contains(":scrypt") && asn1.contains("aes-256-cbc"),
         "{asn1}"
     );
-    let from_key = public_key_of(
-        d,
-        &[
-            "pkey",
-            "-in",
-            "root/ca.key",
-            "-passin",
-            "file:pw",
-            "-pubout",
-        ],
-    );
+    let from_key = public_key_of(d, &words("pkey -in root/ca.key -passin file:pw -pubout"));
     let from_cert = public_key_of(d, &["x509", "-in", "root/ca.crt", "-pubkey", "-noout"]);
     assert_eq!(from_key, from_cert);
     // ... and not without it.
     write(d, "wrong", "Correct horse battery\n");
-    openssl(
-        d,
-        &[
-            "pkey",
-            "-in",
-            "root/ca.key",
-            "-passin",
-            "file:wrong",
-            "-noout",
-        ],
-    )
-    .failure();
+    openssl(d, &words("pkey -in root/ca.key -passin file:wrong -noout")).failure();
 
     // Every signing command takes the same sources: file, environment.
     jitr_env(
         d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "dev",
-            "--name",
-            "d1",
-            "--password-file",
-            "pw",
-        ],
+        &words("device issue --ca root --out dev --name d1 --password-file pw"),
         &[],
     )
     .success();
     jitr_env(
         d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "dev",
-            "--count",
-            "3",
-            "--name-template",
-            "b{n}",
-        ],
+        &words("device issue --ca root --out dev --count 3 --name-template b{n}"),
         &[("JITR_CA_PASSWORD", PASSPHRASE)],
     )
     .success();
@@ -190,34 +137,15 @@ fn encrypted_file_ca_is_openssl_readable_and_signs_devices() {
     }
     jitr_env(
         d,
-        &[
-            "ca",
-            "create",
-            "int",
-            "--issuer",
-            "root",
-            "--issuer-password-file",
-            "pw",
-            "--encrypt",
-            "--password-file",
-            "pw",
-        ],
+        &words(
+            "ca create int --issuer root --issuer-password-file pw --encrypt --password-file pw",
+        ),
         &[],
     )
     .success();
     jitr_env(
         d,
-        &[
-            "ca",
-            "verification-cert",
-            "int",
-            "--code",
-            "abc123",
-            "--out",
-            "v.crt",
-            "--password-file",
-            "pw",
-        ],
+        &words("ca verification-cert int --code abc123 --out v.crt --password-file pw"),
         &[],
     )
     .success();
@@ -240,18 +168,7 @@ fn wrong_or_missing_passphrase_fails_in_one_sentence_and_writes_nothing() {
     write(d, "wrong", "hunter2-wrong");
     let run = jitr_env(
         d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "dev",
-            "--name",
-            "x",
-            "--password-file",
-            "wrong",
-        ],
+        &words("device issue --ca root --out dev --name x --password-file wrong"),
         &[],
     );
     let err = run.failure();
@@ -267,9 +184,7 @@ fn wrong_or_missing_passphrase_fails_in_one_sentence_and_writes_nothing() {
 
     let run = jitr_env(
         d,
-        &[
-            "device", "issue", "--ca", "root", "--out", "dev", "--name", "x",
-        ],
+        &words("device issue --ca root --out dev --name x"),
         &[("JITR_CA_PASSWORD", "hunter2-wrong")],
     );
     assert!(
@@ -282,15 +197,7 @@ fn wrong_or_missing_passphrase_fails_in_one_sentence_and_writes_nothing() {
     // No source and stdin is not a terminal: no prompt, one sentence.
     let err = jitr_env(
         d,
-        &[
-            "ca",
-            "verification-cert",
-            "root",
-            "--code",
-            "abc",
-            "--out",
-            "v.crt",
-        ],
+        &words("ca verification-cert root --code abc --out v.crt"),
         &[],
     )
     .failure()
@@ -332,31 +239,12 @@ fn import_takes_openssl_encrypted_keys_and_reencrypts_on_request() {
     // A vendor's CA: key encrypted by openssl (PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC).
     openssl(
         d,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "plain.key",
-        ],
+        &words("genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out plain.key"),
     )
     .success();
     openssl(
         d,
-        &[
-            "pkcs8",
-            "-topk8",
-            "-in",
-            "plain.key",
-            "-v2",
-            "aes-256-cbc",
-            "-passout",
-            "file:pw",
-            "-out",
-            "vendor.key",
-        ],
+        &words("pkcs8 -topk8 -in plain.key -v2 aes-256-cbc -passout file:pw -out vendor.key"),
     )
     .success();
     openssl(
@@ -386,15 +274,7 @@ fn import_takes_openssl_encrypted_keys_and_reencrypts_on_request() {
     // Without a passphrase source: refused, nothing written.
     let err = jitr_env(
         d,
-        &[
-            "ca",
-            "import",
-            "kept",
-            "--cert",
-            "vendor.crt",
-            "--key",
-            "vendor.key",
-        ],
+        &words("ca import kept --cert vendor.crt --key vendor.key"),
         &[],
     )
     .failure()
@@ -405,18 +285,7 @@ fn import_takes_openssl_encrypted_keys_and_reencrypts_on_request() {
     // Imported as given: still encrypted, byte for byte.
     let report = jitr_env(
         d,
-        &[
-            "--json",
-            "ca",
-            "import",
-            "kept",
-            "--cert",
-            "vendor.crt",
-            "--key",
-            "vendor.key",
-            "--password-file",
-            "pw",
-        ],
+        &words("--json ca import kept --cert vendor.crt --key vendor.key --password-file pw"),
         &[],
     )
     .json();
@@ -427,18 +296,7 @@ fn import_takes_openssl_encrypted_keys_and_reencrypts_on_request() {
     );
     jitr_env(
         d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "kept",
-            "--out",
-            "dev",
-            "--name",
-            "k1",
-            "--password-file",
-            "pw",
-        ],
+        &words("device issue --ca kept --out dev --name k1 --password-file pw"),
         &[],
     )
     .success();
@@ -447,18 +305,7 @@ fn import_takes_openssl_encrypted_keys_and_reencrypts_on_request() {
     // --encrypt re-encrypts (scrypt) under the same passphrase.
     jitr_env(
         d,
-        &[
-            "ca",
-            "import",
-            "re",
-            "--cert",
-            "vendor.crt",
-            "--key",
-            "vendor.key",
-            "--password-file",
-            "pw",
-            "--encrypt",
-        ],
+        &words("ca import re --cert vendor.crt --key vendor.key --password-file pw --encrypt"),
         &[],
     )
     .success();
@@ -478,16 +325,7 @@ fn import_takes_openssl_encrypted_keys_and_reencrypts_on_request() {
     // A plaintext key imported with --encrypt is stored encrypted.
     jitr_env(
         d,
-        &[
-            "ca",
-            "import",
-            "enc",
-            "--cert",
-            "vendor.crt",
-            "--key",
-            "plain.key",
-            "--encrypt",
-        ],
+        &words("ca import enc --cert vendor.crt --key plain.key --encrypt"),
         &[("JITR_CA_PASSWORD", PASSPHRASE)],
     )
     .success();
@@ -506,17 +344,7 @@ fn import_takes_openssl_encrypted_keys_and_reencrypts_on_request() {
     write(d, "wrong", "nope-nope");
     let run = jitr_env(
         d,
-        &[
-            "ca",
-            "import",
-            "bad",
-            "--cert",
-            "vendor.crt",
-            "--key",
-            "vendor.key",
-            "--password-file",
-            "wrong",
-        ],
+        &words("ca import bad --cert vendor.crt --key vendor.key --password-file wrong"),
         &[],
     );
     assert!(
@@ -592,36 +420,20 @@ fn pkcs11_root_and_intermediate_on_a_token_sign_devices() {
     let env = [("JITR_PKCS11_PIN", PIN)];
     hsm.jitr(
         d,
-        &[
-            "device", "issue", "--ca", "int", "--out", "dev", "--name", "one",
-        ],
+        &words("device issue --ca int --out dev --name one"),
         &env,
     )
     .success();
     hsm.jitr(
         d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "intr",
-            "--out",
-            "devr",
-            "--count",
-            "25",
-            "--name-template",
-            "r{n:02}",
-        ],
+        &words("device issue --ca intr --out devr --count 25 --name-template r{n:02}"),
         &env,
     )
     .success();
     jitr_tests::ec_csr(d, "csr.key", "dev.csr", "/CN=from-csr");
     hsm.jitr(
         d,
-        &[
-            "device", "issue", "--ca", "int", "--out", "dev", "--name", "from-csr", "--csr",
-            "dev.csr",
-        ],
+        &words("device issue --ca int --out dev --name from-csr --csr dev.csr"),
         &env,
     )
     .success();
@@ -642,15 +454,7 @@ fn pkcs11_root_and_intermediate_on_a_token_sign_devices() {
     }
     hsm.jitr(
         d,
-        &[
-            "ca",
-            "verification-cert",
-            "intr",
-            "--code",
-            "abc",
-            "--out",
-            "v.crt",
-        ],
+        &words("ca verification-cert intr --code abc --out v.crt"),
         &env,
     )
     .success();
@@ -711,9 +515,7 @@ fn stores_mix_root_in_an_encrypted_file_intermediate_on_a_token() {
     assert!(!d.join("int/ca.key").exists());
     hsm.jitr(
         d,
-        &[
-            "device", "issue", "--ca", "int", "--out", "dev", "--name", "m",
-        ],
+        &words("device issue --ca int --out dev --name m"),
         &[("JITR_PKCS11_PIN", PIN)],
     )
     .success();
@@ -744,9 +546,7 @@ fn pkcs11_bad_input_is_one_sentence_and_changes_nothing() {
     assert!(!run.stderr.contains("999999"));
     let run = hsm.jitr(
         d,
-        &[
-            "device", "issue", "--ca", "root", "--out", "dev", "--name", "a",
-        ],
+        &words("device issue --ca root --out dev --name a"),
         &[("JITR_PKCS11_PIN", "999999")],
     );
     assert!(run.failure().contains("refused the PIN"), "{}", run.stderr);
@@ -931,29 +731,14 @@ fn kms_creates_and_adopts_keys_that_sign_devices_and_register() {
     kms::jitr(
         &ms,
         d,
-        &[
-            "--json",
-            "device",
-            "issue",
-            "--ca",
-            "intr",
-            "--out",
-            "dev",
-            "--count",
-            "20",
-            "--name-template",
-            "k{n:02}",
-        ],
+        &words("--json device issue --ca intr --out dev --count 20 --name-template k{n:02}"),
     )
     .json();
     jitr_tests::ec_csr(d, "csr.key", "dev.csr", "/CN=from-csr");
     kms::jitr(
         &ms,
         d,
-        &[
-            "device", "issue", "--ca", "int", "--out", "dev", "--name", "from-csr", "--csr",
-            "dev.csr",
-        ],
+        &words("device issue --ca int --out dev --name from-csr --csr dev.csr"),
     )
     .success();
     for n in 1..=20 {
@@ -977,15 +762,7 @@ fn kms_creates_and_adopts_keys_that_sign_devices_and_register() {
     kms::jitr(
         &ms,
         d,
-        &[
-            "ca",
-            "verification-cert",
-            "int",
-            "--code",
-            "abc123",
-            "--out",
-            "v.crt",
-        ],
+        &words("ca verification-cert int --code abc123 --out v.crt"),
     )
     .success();
     verify(d, "root/ca.crt", Some("int/ca.crt"), "v.crt");
@@ -1000,17 +777,9 @@ fn kms_keys_of_the_wrong_kind_or_state_are_refused_and_nothing_is_written() {
         kms::jitr(
             &ms,
             d,
-            &[
-                "ca",
-                "create",
-                dir,
-                "--key-store",
-                "kms",
-                "--kms-key-id",
-                key_id,
-                "--key",
-                key,
-            ],
+            &words(&format!(
+                "ca create {dir} --key-store kms --kms-key-id {key_id} --key {key}"
+            )),
         )
     };
     let rsa = kms::create_key(&ms, "RSA_2048", "SIGN_VERIFY");
@@ -1056,15 +825,9 @@ fn kms_keys_of_the_wrong_kind_or_state_are_refused_and_nothing_is_written() {
     let reference: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("root/key.json")).unwrap()).unwrap();
     kms::call(&ms, "disable_key", json!({ "KeyId": reference["key_id"] }));
-    let err = kms::jitr(
-        &ms,
-        d,
-        &[
-            "device", "issue", "--ca", "root", "--out", "dev", "--name", "x",
-        ],
-    )
-    .failure()
-    .to_string();
+    let err = kms::jitr(&ms, d, &words("device issue --ca root --out dev --name x"))
+        .failure()
+        .to_string();
     assert!(
         err.contains("key store kms") && err.contains("Disabled"),
         "{err}"
@@ -1216,9 +979,7 @@ fn on_a_terminal_the_passphrase_is_prompted_twice_on_create_and_never_echoed() {
     // Using the CA asks once.
     let (shown, code) = on_terminal(
         d,
-        &[
-            "device", "issue", "--ca", "root", "--out", "dev", "--name", "t",
-        ],
+        &words("device issue --ca root --out dev --name t"),
         &["typed-secret-1"],
     );
     assert_eq!(code, 0, "{shown}");
@@ -1325,14 +1086,8 @@ fn pkcs11_adopts_key_pairs_made_by_other_tools() {
     let reference: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("int/key.json")).unwrap()).unwrap();
     assert_eq!(reference["key_id"], "43", "the key's CKA_ID is recorded");
-    hsm.jitr(
-        d,
-        &[
-            "device", "issue", "--ca", "int", "--out", "dev", "--name", "z",
-        ],
-        &env,
-    )
-    .success();
+    hsm.jitr(d, &words("device issue --ca int --out dev --name z"), &env)
+        .success();
     verify(d, "root/ca.crt", Some("int/ca.crt"), "dev/z/device.crt");
     // The certificate carries the token's public key, as pkcs11-tool reads it.
     let der = d.join("pub.der").display().to_string();

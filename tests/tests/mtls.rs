@@ -2,29 +2,20 @@
 //! certificates accepts devices of its CA (root or intermediate) and refuses
 //! others.
 
-use jitr_tests::jitr;
 use jitr_tests::mosquitto::Broker;
+use jitr_tests::{jitr, jitr_args};
 
 #[test]
 fn mosquitto_accepts_devices_of_its_ca_and_refuses_others() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     jitr(d, &["ca", "create", "root", "--key", "ec-p384"]).success();
-    jitr(
-        d,
-        &[
-            "ca", "create", "inter", "--issuer", "root", "--key", "rsa-2048",
-        ],
-    )
-    .success();
+    jitr_args(d, "ca create inter --issuer root --key rsa-2048").success();
     jitr(d, &["ca", "create", "stranger"]).success();
     jitr_tests::issue_device(d, "root", "dev", "by-root");
-    jitr(
+    jitr_args(
         d,
-        &[
-            "device", "issue", "--ca", "inter", "--out", "dev", "--name", "by-inter", "--key",
-            "rsa-2048",
-        ],
+        "device issue --ca inter --out dev --name by-inter --key rsa-2048",
     )
     .success();
     jitr_tests::issue_device(d, "stranger", "dev", "by-stranger");

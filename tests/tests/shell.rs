@@ -120,3 +120,28 @@ fn every_subcommand_help_ends_with_examples() {
         );
     }
 }
+
+/// `make build-lambda` installs the cross tools (zig, the rustup target) before
+/// it cross-builds for arm64. The build itself is too long for the test suite;
+/// `make -n` shows the wiring without running it.
+#[test]
+fn make_build_lambda_installs_the_cross_tools_then_builds_for_arm64() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new("make")
+        .args(["-n", "build-lambda"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let plan = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = plan.lines().collect();
+    let at = |cmd: &str| {
+        lines
+            .iter()
+            .position(|l| l.trim() == cmd)
+            .unwrap_or_else(|| panic!("`{cmd}` not in make build-lambda:\n{plan}"))
+    };
+    let cross = at("./scripts/deps.sh --cross");
+    let build = at("cargo lambda build --release --arm64 -p jitr-lambda");
+    assert!(cross < build, "{plan}");
+}

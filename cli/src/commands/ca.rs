@@ -63,7 +63,7 @@ impl CaReport {
 }
 
 /// `jitr ca create DIR`.
-pub fn create(a: &CaCreateArgs, g: &Global, out: &Output) -> Result<(), CliError> {
+pub(crate) fn create(a: &CaCreateArgs, g: &Global, out: &Output) -> Result<(), CliError> {
     let unlock = a.unlock.unlock(g);
     let issuer_unlock = Unlock {
         password_file: a
@@ -119,12 +119,7 @@ pub fn create(a: &CaCreateArgs, g: &Global, out: &Output) -> Result<(), CliError
             ),
             None => (params.self_signed(&new.key), &new.key),
         };
-        let cert = cert.map_err(|e| {
-            CliError::Crypto(format!(
-                "signing the CA certificate failed: {}",
-                signer.explain(&e)
-            ))
-        })?;
+        let cert = cert.map_err(|e| CliError::signing("the CA certificate", signer.explain(&e)))?;
         let cert_pem = cert.pem();
         let chain_pem = match &issuer {
             Some(parent) => format!("{cert_pem}{}", parent.chain_pem),
@@ -136,7 +131,12 @@ pub fn create(a: &CaCreateArgs, g: &Global, out: &Output) -> Result<(), CliError
             mode: new.file.mode,
         };
         write_ca_dir(&a.dir, &cert_pem, key_file, &chain_pem, a.force)?;
-        CertFacts::from_der(cert.der()).map_err(|e| CliError::Crypto(e.to_string()))
+        CertFacts::from_der(cert.der()).map_err(|e| {
+            CliError::signing(
+                "the CA certificate",
+                format!("the result does not parse: {e}"),
+            )
+        })
     })();
     let facts = match written {
         Ok(facts) => facts,
@@ -214,7 +214,7 @@ fn new_key_spec(a: &KeyStoreArgs, cn: &str) -> Result<NewKeySpec, CliError> {
 }
 
 /// `jitr ca import DIR --cert FILE --key FILE [--chain FILE]`.
-pub fn import(a: &CaImportArgs, g: &Global, out: &Output) -> Result<(), CliError> {
+pub(crate) fn import(a: &CaImportArgs, g: &Global, out: &Output) -> Result<(), CliError> {
     let cert_bytes = files::read(&a.cert)?;
     let (cert_der, facts) = ca_dir::read_ca_certificate(&cert_bytes, &a.cert)?;
     let key_what = a.key.display().to_string();
@@ -282,7 +282,7 @@ pub fn import(a: &CaImportArgs, g: &Global, out: &Output) -> Result<(), CliError
 }
 
 /// `jitr ca verification-cert DIR --code CODE --out FILE`.
-pub fn verification_cert(
+pub(crate) fn verification_cert(
     a: &VerificationCertArgs,
     g: &Global,
     out: &Output,
@@ -314,7 +314,7 @@ pub fn verification_cert(
 
 /// A verification certificate for `code`, signed by the CA with a fresh,
 /// discarded key. Part of `ca register` too.
-pub fn verification_certificate(ca: &CaDir, code: &str) -> Result<String, CliError> {
+pub(crate) fn verification_certificate(ca: &CaDir, code: &str) -> Result<String, CliError> {
     if code.is_empty()
         || code.len() > 64
         || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
@@ -328,10 +328,7 @@ pub fn verification_certificate(ca: &CaDir, code: &str) -> Result<String, CliErr
     let cert = profile::verification(code, Some(ca.not_after()))
         .signed_by(&key, &ca.issuer)
         .map_err(|e| {
-            CliError::Crypto(format!(
-                "signing the verification certificate failed: {}",
-                ca.issuer.key().explain(&e)
-            ))
+            CliError::signing("the verification certificate", ca.issuer.key().explain(&e))
         })?;
     Ok(cert.pem())
 }

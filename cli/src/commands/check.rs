@@ -44,12 +44,12 @@ fn expiry_warning(not_after: i64, now: i64, device: bool) -> Option<String> {
 }
 
 /// Lints every file; prints a pass/fail line per rule; fails if any rule failed.
-pub fn check(a: &CheckArgs, out: &Output) -> Result<(), CliError> {
+pub(crate) fn check(a: &CheckArgs, out: &Output) -> Result<(), CliError> {
     let anchors = match &a.ca {
         Some(dir) => Some(ca_anchors(dir)?),
         None => None,
     };
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = jitr_core::clock::unix_seconds();
     let mut reports = Vec::new();
     for path in &a.files {
         let bytes = crate::files::read(path)?;

@@ -11,7 +11,7 @@ use crate::files::{ensure_dir, write_all, NewFile};
 use crate::report::Output;
 
 /// Prints the completion script for one shell on stdout.
-pub fn completions(args: &CompletionsArgs) -> Result<(), CliError> {
+pub(crate) fn completions(args: &CompletionsArgs) -> Result<(), CliError> {
     let mut cmd = Cli::command();
     clap_complete::generate(args.shell, &mut cmd, "jitr", &mut std::io::stdout());
     Ok(())
@@ -19,7 +19,7 @@ pub fn completions(args: &CompletionsArgs) -> Result<(), CliError> {
 
 /// Writes jitr.1 and one page per subcommand (jitr-ca-create.1, ...) into
 /// the directory, all or none; pages from an earlier run are replaced.
-pub fn man(args: &ManArgs, out: &Output) -> Result<(), CliError> {
+pub(crate) fn man(args: &ManArgs, out: &Output) -> Result<(), CliError> {
     let pages = pages(&args.dir).map_err(|e| CliError::invalid("man pages", e))?;
     ensure_dir(&args.dir, 0o755)?;
     write_all(&pages, true)?;

@@ -73,7 +73,7 @@ fn credentials(args: &ConnectArgs) -> Result<(PathBuf, PathBuf), CliError> {
 }
 
 /// `HOST[:PORT]` split, with AWS IoT's port by default.
-pub fn parse_endpoint(text: &str) -> Result<(String, u16), CliError> {
+pub(crate) fn parse_endpoint(text: &str) -> Result<(String, u16), CliError> {
     let bad = |problem: &str| {
         CliError::invalid(
             "--endpoint",
@@ -94,7 +94,7 @@ pub fn parse_endpoint(text: &str) -> Result<(String, u16), CliError> {
 
 /// The delay before retry `n` (1-based): exponential, capped, with half of it
 /// random ("equal jitter") so a fleet does not retry in step.
-pub fn backoff(n: u32, random: f64) -> Duration {
+pub(crate) fn backoff(n: u32, random: f64) -> Duration {
     let full = FIRST_DELAY
         .saturating_mul(1u32 << (n - 1).min(16))
         .min(MAX_DELAY);
@@ -168,7 +168,7 @@ fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, String, usiz
 /// What the local facts suggest when the broker kept refusing: a bundle
 /// without its chain, the refused first connect of a certificate AWS IoT is
 /// registering; and where to look next.
-pub fn hints(chain_len: usize, device: Option<&str>) -> Vec<String> {
+pub(crate) fn hints(chain_len: usize, device: Option<&str>) -> Vec<String> {
     let mut out = Vec::new();
     if chain_len < 2 {
         out.push("the bundle holds the device certificate alone: without SNI, AWS IoT needs the issuing CA's certificate after it".to_string());
@@ -238,7 +238,7 @@ async fn retry(
     attempts
 }
 
-pub fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Result<(), CliError> {
+pub(crate) fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Result<(), CliError> {
     let (session, certificate_id, chain_len) = session(args, global)?;
     let topic = args
         .topic

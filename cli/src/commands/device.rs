@@ -11,7 +11,7 @@ use crate::pki::subject;
 use crate::report::Output;
 
 /// `jitr device issue --ca DIR --out OUTDIR (--name | --count | --names | --csr)`.
-pub fn issue(a: &DeviceIssueArgs, g: &Global, out: &Output) -> Result<(), CliError> {
+pub(crate) fn issue(a: &DeviceIssueArgs, g: &Global, out: &Output) -> Result<(), CliError> {
     // Everything is validated before the first file is written.
     let subject_extra = match &a.subject_extra {
         Some(text) => subject::parse(text).map_err(|e| CliError::invalid("--subject-extra", e))?,

@@ -6,7 +6,7 @@ use crate::error::CliError;
 use crate::report::Output;
 
 /// DescribeEndpoint(iot:Data-ATS): the address and the region it is in.
-pub fn describe(global: &Global) -> Result<(String, String), CliError> {
+pub(crate) fn describe(global: &Global) -> Result<(String, String), CliError> {
     let cloud = Cloud::connect(&global.aws())?;
     let address = cloud
         .data_endpoint()
@@ -14,7 +14,7 @@ pub fn describe(global: &Global) -> Result<(String, String), CliError> {
     Ok((address, cloud.region.clone()))
 }
 
-pub fn endpoint(global: &Global, out: &Output) -> Result<(), CliError> {
+pub(crate) fn endpoint(global: &Global, out: &Output) -> Result<(), CliError> {
     let (address, region) = describe(global)?;
     let report =
         serde_json::json!({ "endpoint": address, "type": "iot:Data-ATS", "region": region });

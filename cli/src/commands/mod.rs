@@ -1,18 +1,18 @@
 //! One module per command group.
 
-pub mod ca;
-pub mod ca_aws;
-pub mod check;
-pub mod completions;
-pub mod connect;
-pub mod crl;
-pub mod device;
-pub mod device_register;
-pub mod doctor;
+pub(crate) mod ca;
+pub(crate) mod ca_aws;
+pub(crate) mod check;
+pub(crate) mod completions;
+pub(crate) mod connect;
+pub(crate) mod crl;
+pub(crate) mod device;
+pub(crate) mod device_register;
+pub(crate) mod doctor;
 mod doctor_deployment;
 mod doctor_endpoint;
-pub mod endpoint;
-pub mod fleet;
-pub mod provision;
-pub mod revoke;
-pub mod rotate;
+pub(crate) mod endpoint;
+pub(crate) mod fleet;
+pub(crate) mod provision;
+pub(crate) mod revoke;
+pub(crate) mod rotate;

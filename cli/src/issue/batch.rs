@@ -29,7 +29,7 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static HANDLER: Once = Once::new();
 
 /// Where each device's key comes from.
-pub enum KeySource {
+pub(crate) enum KeySource {
     /// A fresh key per device, written beside its certificate.
     Generate(KeyAlg),
     /// The public key of a device-generated CSR; no key file is written.
@@ -37,42 +37,42 @@ pub enum KeySource {
 }
 
 /// One issuance run: the CA, the output directory and the per-device options.
-pub struct Batch<'a> {
-    pub ca: &'a CaDir,
-    pub out: &'a Path,
-    pub keys: KeySource,
-    pub days: u32,
-    pub subject_extra: Vec<Attribute>,
-    pub layout: Layout,
-    pub force: bool,
-    pub jobs: usize,
-    pub progress: bool,
+pub(crate) struct Batch<'a> {
+    pub(crate) ca: &'a CaDir,
+    pub(crate) out: &'a Path,
+    pub(crate) keys: KeySource,
+    pub(crate) days: u32,
+    pub(crate) subject_extra: Vec<Attribute>,
+    pub(crate) layout: Layout,
+    pub(crate) force: bool,
+    pub(crate) jobs: usize,
+    pub(crate) progress: bool,
     /// CA signatures per second at most (a remote key store's quota).
-    pub sign_rate: Option<u32>,
+    pub(crate) sign_rate: Option<u32>,
 }
 
 /// What a run did.
 #[derive(Debug, serde::Serialize)]
-pub struct Outcome {
-    pub issued: Vec<Row>,
+pub(crate) struct Outcome {
+    pub(crate) issued: Vec<Row>,
     /// Devices that already existed and were left alone (no --force).
-    pub skipped: Vec<String>,
+    pub(crate) skipped: Vec<String>,
     /// Devices another run placed while this one was issuing them; theirs
     /// were kept and this run's copies discarded (no --force).
-    pub made_by_another_run: Vec<String>,
+    pub(crate) made_by_another_run: Vec<String>,
     /// Rows in the manifest after the run.
-    pub manifest_rows: usize,
-    pub manifest: String,
-    pub seconds: f64,
-    pub interrupted: bool,
+    pub(crate) manifest_rows: usize,
+    pub(crate) manifest: String,
+    pub(crate) seconds: f64,
+    pub(crate) interrupted: bool,
     /// The store that signed (file, pkcs11, kms) and the rate it was held to.
-    pub key_store: crate::pki::store::StoreKind,
-    pub sign_rate: Option<u32>,
+    pub(crate) key_store: crate::pki::store::StoreKind,
+    pub(crate) sign_rate: Option<u32>,
 }
 
 impl Batch<'_> {
     /// Issues every device of `specs` not already on disk (all with --force).
-    pub fn run(&self, specs: Vec<DeviceSpec>) -> Result<Outcome, CliError> {
+    pub(crate) fn run(&self, specs: Vec<DeviceSpec>) -> Result<Outcome, CliError> {
         let started = Instant::now();
         files::ensure_dir(self.out, 0o755)?;
         let staging = Staging::open(self.out)?;
@@ -172,15 +172,11 @@ impl Batch<'_> {
                 (params.signed_by(&csr.spki, &self.ca.issuer), None)
             }
         };
-        let cert = cert.map_err(|e| {
-            CliError::Crypto(format!(
-                "signing {} failed: {}",
-                spec.name,
-                self.ca.issuer.key().explain(&e)
-            ))
+        let cert =
+            cert.map_err(|e| CliError::signing(&spec.name, self.ca.issuer.key().explain(&e)))?;
+        let facts = jitr_core::CertFacts::from_der(cert.der()).map_err(|e| {
+            CliError::signing(&spec.name, format!("the result does not parse: {e}"))
         })?;
-        let facts = jitr_core::CertFacts::from_der(cert.der())
-            .map_err(|e| CliError::Crypto(e.to_string()))?;
         let cert_pem = cert.pem();
         let bundle = format!("{cert_pem}{}", self.ca.chain_pem);
 

@@ -11,20 +11,20 @@ use crate::error::CliError;
 /// The public key of a verified CSR.
 pub struct CsrKey {
     /// SubjectPublicKeyInfo DER, as rcgen signs it.
-    pub spki: rcgen::SubjectPublicKeyInfo,
+    pub(crate) spki: rcgen::SubjectPublicKeyInfo,
     pub is_rsa: bool,
 }
 
 /// Reads `path` (PEM or DER), verifies the CSR's self-signature and checks
 /// the key is one AWS IoT accepts.
-pub fn read(path: &Path) -> Result<CsrKey, CliError> {
+pub(crate) fn read(path: &Path) -> Result<CsrKey, CliError> {
     let bytes = crate::files::read_limited(path, crate::files::MAX_PEM)?;
     parse(&bytes, &path.display().to_string())
 }
 
 /// Parses and checks CSR bytes (PEM or DER); `what` names them in errors.
 pub fn parse(bytes: &[u8], what: &str) -> Result<CsrKey, CliError> {
-    let der = if bytes.starts_with(b"-----") || bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+    let der = if jitr_core::pem::looks_like_pem(bytes) {
         let blocks =
             pem::parse_many(bytes).map_err(|e| CliError::invalid(what, format!("not PEM: {e}")))?;
         blocks

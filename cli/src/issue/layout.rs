@@ -2,7 +2,7 @@
 
 /// File names written per device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Layout {
+pub(crate) enum Layout {
     /// device.key, device.crt, device-and-ca.crt
     Default,
     /// private.pem.key, certificate.pem.crt (device + CA chain), aws-root-ca.pem (ESP-IDF examples)
@@ -10,21 +10,21 @@ pub enum Layout {
 }
 
 /// The names of one device's files, relative to its directory.
-pub struct Files {
+pub(crate) struct Files {
     /// Private key (absent when signing a CSR).
-    pub key: &'static str,
+    pub(crate) key: &'static str,
     /// The device certificate (first block of `bundle` when they are one file).
-    pub cert: &'static str,
+    pub(crate) cert: &'static str,
     /// Device certificate followed by the issuing chain: what a device
     /// presents on first connect.
-    pub bundle: &'static str,
+    pub(crate) bundle: &'static str,
     /// Amazon's root CA for verifying the AWS IoT endpoint, when the layout wants it.
-    pub server_root: Option<&'static str>,
+    pub(crate) server_root: Option<&'static str>,
 }
 
 impl Layout {
     /// The file names of this layout.
-    pub fn files(self) -> Files {
+    pub(crate) fn files(self) -> Files {
         match self {
             Layout::Default => Files {
                 key: "device.key",
@@ -46,7 +46,7 @@ impl Layout {
     }
 
     /// Every layout, to recognise device directories written by any of them.
-    pub fn all() -> [Layout; 2] {
+    pub(crate) fn all() -> [Layout; 2] {
         [Layout::Default, Layout::EspIdf]
     }
 }

@@ -3,10 +3,10 @@
 //! is on disk ([`manifest`]); devices are built in a run's [`staging`]
 //! directory; [`pace`] keeps signing under the key store's rate.
 
-pub mod batch;
+pub(crate) mod batch;
 pub mod csr;
-pub mod layout;
-pub mod manifest;
+pub(crate) mod layout;
+pub(crate) mod manifest;
 pub mod names;
-pub mod pace;
-pub mod staging;
+pub(crate) mod pace;
+pub(crate) mod staging;

@@ -14,7 +14,7 @@ pub struct DeviceSpec {
 }
 
 impl DeviceSpec {
-    pub fn named(name: impl Into<String>) -> Self {
+    pub(crate) fn named(name: impl Into<String>) -> Self {
         DeviceSpec {
             name: name.into(),
             subject: Vec::new(),
@@ -23,7 +23,7 @@ impl DeviceSpec {
 }
 
 /// Checks a device name: it becomes the thing name, so it must be one.
-pub fn check_name(name: &str, what: &str) -> Result<(), CliError> {
+pub(crate) fn check_name(name: &str, what: &str) -> Result<(), CliError> {
     if jitr_core::rules::is_thing_name(name) {
         Ok(())
     } else {
@@ -84,7 +84,7 @@ impl Template {
     }
 
     /// The name for number `n`.
-    pub fn render(&self, n: u64) -> String {
+    pub(crate) fn render(&self, n: u64) -> String {
         format!(
             "{}{:0width$}{}",
             self.prefix,
@@ -125,7 +125,7 @@ pub fn from_template(
 /// Reads `--names FILE`: one name per line (blank lines and `#` comments
 /// skipped), or CSV whose header has a `name` column and optional subject
 /// columns (O, OU, C, ST, L, serialNumber, dnQualifier).
-pub fn from_file(path: &Path) -> Result<Vec<DeviceSpec>, CliError> {
+pub(crate) fn from_file(path: &Path) -> Result<Vec<DeviceSpec>, CliError> {
     let text = String::from_utf8(crate::files::read(path)?)
         .map_err(|_| CliError::invalid(path.display(), "not UTF-8 text"))?;
     from_text(&text, path)

@@ -6,13 +6,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Hands out start times `1/rate` apart; callers sleep until theirs.
-pub struct Pacer {
+pub(crate) struct Pacer {
     interval: Duration,
     next: Mutex<Instant>,
 }
 
 impl Pacer {
-    pub fn new(per_second: u32) -> Self {
+    pub(crate) fn new(per_second: u32) -> Self {
         Pacer {
             interval: Duration::from_secs(1) / per_second.max(1),
             next: Mutex::new(Instant::now()),
@@ -28,7 +28,7 @@ impl Pacer {
     }
 
     /// Waits for this caller's slot.
-    pub fn wait(&self) {
+    pub(crate) fn wait(&self) {
         let slot = self.reserve(Instant::now());
         let now = Instant::now();
         if slot > now {

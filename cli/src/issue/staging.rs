@@ -19,11 +19,11 @@ const RETIRED_PREFIX: &str = ".old-";
 /// Left by versions before run directories; `NAME` is after the second dash.
 const LEGACY_RETIRED: &str = ".jitr-old-";
 /// Mode of device directories, whatever the umask: readable, not writable, by others.
-pub const DEVICE_DIR_MODE: u32 = 0o755;
+pub(crate) const DEVICE_DIR_MODE: u32 = 0o755;
 
 /// What placing a device did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placed {
+pub(crate) enum Placed {
     /// There was no device of that name.
     New,
     /// An existing device was replaced (`--force`).
@@ -33,7 +33,7 @@ pub enum Placed {
 }
 
 /// This run's staging directory and the lock that says it is alive.
-pub struct Staging {
+pub(crate) struct Staging {
     out: PathBuf,
     root: PathBuf,
     _alive: DirLock,
@@ -43,7 +43,7 @@ impl Staging {
     /// Cleans up after killed runs, then creates this run's directory in
     /// `out`; both under the lock on `out`, so no other run can take the new
     /// directory for a dead one before its lock is held.
-    pub fn open(out: &Path) -> Result<Self, CliError> {
+    pub(crate) fn open(out: &Path) -> Result<Self, CliError> {
         let _out_lock = DirLock::acquire(out)?;
         recover(out);
         let root = tempfile::Builder::new()
@@ -62,7 +62,7 @@ impl Staging {
     /// Writes a device's files into a fresh directory here, then moves it to
     /// `OUTDIR/NAME`: without `force` only if no such device exists at that
     /// instant; with `force` swapping it for the existing one.
-    pub fn place(
+    pub(crate) fn place(
         &self,
         name: &str,
         contents: &[(&str, &[u8], u32)],

@@ -2,7 +2,7 @@
 //! Mozilla root store compiled in.
 
 /// Amazon Root CA 1 to 4 (DER), in that order.
-pub fn roots() -> Vec<Vec<u8>> {
+pub(crate) fn roots() -> Vec<Vec<u8>> {
     let mut roots: Vec<(String, Vec<u8>)> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
         .iter()
         .filter_map(|der| {
@@ -17,7 +17,7 @@ pub fn roots() -> Vec<Vec<u8>> {
 }
 
 /// Amazon Root CA 1 (PEM), for devices that verify the endpoint from a file.
-pub fn root_ca_1_pem() -> String {
+pub(crate) fn root_ca_1_pem() -> String {
     let first = roots()
         .into_iter()
         .next()

@@ -13,26 +13,25 @@ use super::store::{self, CaKey, Unlock};
 use crate::error::CliError;
 use crate::files::{self, NewFile};
 
-pub const CERT_FILE: &str = "ca.crt";
-pub const KEY_FILE: &str = store::KEY_FILE;
-pub const CHAIN_FILE: &str = "chain.pem";
+pub(crate) const CERT_FILE: &str = "ca.crt";
+pub(crate) const KEY_FILE: &str = store::KEY_FILE;
+pub(crate) const CHAIN_FILE: &str = "chain.pem";
 
 /// A CA loaded from disk, ready to sign.
-pub struct CaDir {
-    pub dir: PathBuf,
-    pub cert_der: Vec<u8>,
-    pub cert_pem: String,
+pub(crate) struct CaDir {
+    pub(crate) dir: PathBuf,
+    pub(crate) cert_der: Vec<u8>,
     /// This CA followed by its issuers, PEM.
-    pub chain_pem: String,
-    pub facts: CertFacts,
-    pub issuer: Issuer<'static, CaKey>,
+    pub(crate) chain_pem: String,
+    pub(crate) facts: CertFacts,
+    pub(crate) issuer: Issuer<'static, CaKey>,
 }
 
 impl CaDir {
     /// Loads and checks the CA in `dir`, opening its key store with the
     /// secrets `unlock` names; `flag` (e.g. `--ca`) names where the
     /// directory came from in errors.
-    pub fn load(dir: &Path, flag: &str, unlock: &Unlock) -> Result<Self, CliError> {
+    pub(crate) fn load(dir: &Path, flag: &str, unlock: &Unlock) -> Result<Self, CliError> {
         let _reading = super::ca_write::lock_for_reading(dir);
         let cert_path = dir.join(CERT_FILE);
         if !dir.is_dir() || !cert_path.exists() {
@@ -62,9 +61,8 @@ impl CaDir {
             ));
         }
         let chain_path = dir.join(CHAIN_FILE);
-        let cert_pem = jitr_core::pem::encode_certificate(&cert_der);
         let chain_pem = match chain_path.try_exists() {
-            Ok(false) => cert_pem.clone(),
+            Ok(false) => jitr_core::pem::encode_certificate(&cert_der),
             _ => validate_chain(&cert_der, &chain_path)?,
         };
         let issuer = Issuer::from_ca_cert_der(&cert_der.clone().into(), key).map_err(|e| {
@@ -76,7 +74,6 @@ impl CaDir {
         Ok(CaDir {
             dir: dir.to_path_buf(),
             cert_der,
-            cert_pem,
             chain_pem,
             facts,
             issuer,
@@ -84,7 +81,7 @@ impl CaDir {
     }
 
     /// The CA's not-after, the latest any certificate it issues may expire.
-    pub fn not_after(&self) -> OffsetDateTime {
+    pub(crate) fn not_after(&self) -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(self.facts.not_after)
             .unwrap_or(OffsetDateTime::now_utc())
     }
@@ -92,8 +89,8 @@ impl CaDir {
     /// Refuses a CA that cannot issue now: expired or not yet valid (what it
     /// signed would have notAfter before notBefore, or be unusable).
     /// `flag` names where the CA came from (e.g. `--ca`).
-    pub fn check_valid_now(&self, flag: &str) -> Result<(), CliError> {
-        let now = OffsetDateTime::now_utc().unix_timestamp();
+    pub(crate) fn check_valid_now(&self, flag: &str) -> Result<(), CliError> {
+        let now = jitr_core::clock::unix_seconds();
         let problem = validity_problem(self.facts.not_before, self.facts.not_after, now);
         match problem {
             None => Ok(()),
@@ -108,7 +105,7 @@ impl CaDir {
     }
 
     /// The certificate id AWS IoT gives this CA.
-    pub fn certificate_id(&self) -> &str {
+    pub(crate) fn certificate_id(&self) -> &str {
         &self.facts.certificate_id
     }
 }
@@ -139,7 +136,7 @@ pub(crate) fn validity_problem(not_before: i64, not_after: i64, now: i64) -> Opt
 /// Reads `chain.pem` and checks it is this CA's chain: its first
 /// certificate is `ca.crt` (`cert_der`) and each is issued by the next.
 /// Returns the chain as PEM, re-encoded from what was verified.
-pub fn validate_chain(cert_der: &[u8], chain_path: &Path) -> Result<String, CliError> {
+pub(crate) fn validate_chain(cert_der: &[u8], chain_path: &Path) -> Result<String, CliError> {
     let bytes = files::read_limited(chain_path, files::MAX_PEM)?;
     let bad = |problem: String| {
         CliError::invalid(
@@ -172,7 +169,10 @@ pub fn validate_chain(cert_der: &[u8], chain_path: &Path) -> Result<String, CliE
 }
 
 /// Reads a certificate file and insists it is a CA (basicConstraints CA:TRUE).
-pub fn read_ca_certificate(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, CertFacts), CliError> {
+pub(crate) fn read_ca_certificate(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<(Vec<u8>, CertFacts), CliError> {
     let ders =
         jitr_core::pem::certificates(bytes).map_err(|e| CliError::invalid(path.display(), e))?;
     let facts = CertFacts::from_der(&ders[0]).map_err(|e| CliError::invalid(path.display(), e))?;
@@ -190,7 +190,7 @@ pub fn read_ca_certificate(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, CertFa
 
 /// The files of a CA directory, ready for [`files::write_all`]; `key` is
 /// what the key store keeps in the directory (`ca.key` or `key.json`).
-pub fn files(dir: &Path, cert_pem: &str, key: NewFile, chain_pem: &str) -> Vec<NewFile> {
+pub(crate) fn files(dir: &Path, cert_pem: &str, key: NewFile, chain_pem: &str) -> Vec<NewFile> {
     vec![
         key,
         NewFile::public(dir.join(CERT_FILE), cert_pem),

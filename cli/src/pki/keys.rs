@@ -14,7 +14,7 @@ use crate::pki::store::{encrypted, secret::Secret};
 
 /// The key types jitr generates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-pub enum KeyAlg {
+pub(crate) enum KeyAlg {
     #[value(name = "ec-p256")]
     EcP256,
     #[value(name = "ec-p384")]
@@ -29,7 +29,7 @@ pub enum KeyAlg {
 
 impl KeyAlg {
     /// Generates a fresh key pair of this type.
-    pub fn generate(self) -> Result<KeyPair, CliError> {
+    pub(crate) fn generate(self) -> Result<KeyPair, CliError> {
         let rsa = |size| KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size);
         match self {
             KeyAlg::EcP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
@@ -38,16 +38,16 @@ impl KeyAlg {
             KeyAlg::Rsa3072 => rsa(RsaKeySize::_3072),
             KeyAlg::Rsa4096 => rsa(RsaKeySize::_4096),
         }
-        .map_err(|e| CliError::Crypto(format!("key generation failed: {e}")))
+        .map_err(|e| CliError::KeyGeneration(e.to_string()))
     }
 
     /// Whether this is an RSA key (device certificates then also get keyEncipherment).
-    pub fn is_rsa(self) -> bool {
+    pub(crate) fn is_rsa(self) -> bool {
         matches!(self, KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096)
     }
 
     /// The name `--key` takes.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             KeyAlg::EcP256 => "ec-p256",
             KeyAlg::EcP384 => "ec-p384",
@@ -58,7 +58,7 @@ impl KeyAlg {
     }
 
     /// The modulus size of an RSA kind.
-    pub fn rsa_bits(self) -> Option<u32> {
+    pub(crate) fn rsa_bits(self) -> Option<u32> {
         match self {
             KeyAlg::Rsa2048 => Some(2048),
             KeyAlg::Rsa3072 => Some(3072),
@@ -68,7 +68,7 @@ impl KeyAlg {
     }
 
     /// The RSA kind of a modulus size.
-    pub fn from_rsa_bits(bits: usize) -> Option<Self> {
+    pub(crate) fn from_rsa_bits(bits: usize) -> Option<Self> {
         match bits {
             2048 => Some(KeyAlg::Rsa2048),
             3072 => Some(KeyAlg::Rsa3072),
@@ -78,7 +78,7 @@ impl KeyAlg {
     }
 
     /// How a CA key of this kind signs (as generated keys do).
-    pub fn signature_algorithm(self) -> &'static SignatureAlgorithm {
+    pub(crate) fn signature_algorithm(self) -> &'static SignatureAlgorithm {
         match self {
             KeyAlg::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
             KeyAlg::EcP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
@@ -87,17 +87,10 @@ impl KeyAlg {
     }
 }
 
-/// Whether a loaded key pair is RSA.
-pub fn is_rsa(key: &KeyPair) -> bool {
-    key.algorithm() == &rcgen::PKCS_RSA_SHA256
-        || key.algorithm() == &rcgen::PKCS_RSA_SHA384
-        || key.algorithm() == &rcgen::PKCS_RSA_SHA512
-}
-
 /// Loads a private key from PEM text, whatever of PKCS#8, PKCS#1 or SEC1 it
 /// is, and returns it with its PKCS#8 PEM encoding. `what` names the source
 /// (a file path) in errors. Encrypted keys are refused.
-pub fn load_private_key(pem_text: &[u8], what: &str) -> Result<(KeyPair, String), CliError> {
+pub(crate) fn load_private_key(pem_text: &[u8], what: &str) -> Result<(KeyPair, String), CliError> {
     load_private_key_unlocking(pem_text, what, || {
         Err(CliError::invalid(
             what,
@@ -110,7 +103,7 @@ pub fn load_private_key(pem_text: &[u8], what: &str) -> Result<(KeyPair, String)
 /// Like [`load_private_key`], but an `ENCRYPTED PRIVATE KEY` is decrypted
 /// with the passphrase `passphrase` supplies (asked only then). Also says
 /// whether the key was encrypted. The decrypted DER is wiped after use.
-pub fn load_private_key_unlocking(
+pub(crate) fn load_private_key_unlocking(
     pem_text: &[u8],
     what: &str,
     passphrase: impl FnOnce() -> Result<Secret, CliError>,
@@ -169,7 +162,7 @@ fn sec1_to_pkcs8(sec1: &[u8]) -> Option<Vec<u8>> {
 
 /// Whether `key` is the private half of the certificate's public key
 /// (`public_key` is the certificate's subjectPublicKey bits).
-pub fn matches_certificate(key: &impl PublicKeyData, public_key: &[u8]) -> bool {
+pub(crate) fn matches_certificate(key: &impl PublicKeyData, public_key: &[u8]) -> bool {
     key.der_bytes() == public_key
 }
 
@@ -186,7 +179,6 @@ mod tests {
             let (back, pem2) = load_private_key(pem.as_bytes(), "k").unwrap();
             assert_eq!(back.der_bytes(), key.der_bytes());
             assert_eq!(pem, pem2);
-            assert_eq!(is_rsa(&key), alg.is_rsa());
         }
     }
 

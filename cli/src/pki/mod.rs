@@ -1,9 +1,9 @@
 //! Offline PKI: keys, subjects, certificate profiles and the CA directory.
 
-pub mod amazon;
-pub mod ca_dir;
-pub mod ca_write;
-pub mod keys;
-pub mod profile;
-pub mod store;
+pub(crate) mod amazon;
+pub(crate) mod ca_dir;
+pub(crate) mod ca_write;
+pub(crate) mod keys;
+pub(crate) mod profile;
+pub(crate) mod store;
 pub mod subject;

@@ -13,7 +13,7 @@ use super::subject::{to_distinguished_name, Attribute};
 const BACKDATE: Duration = Duration::minutes(5);
 
 /// A random, positive, 16-byte serial number.
-pub fn random_serial() -> SerialNumber {
+pub(crate) fn random_serial() -> SerialNumber {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).expect("system random number generator");
     bytes[0] &= 0x7f; // positive
@@ -23,7 +23,7 @@ pub fn random_serial() -> SerialNumber {
 
 /// Validity starting now (minus skew) for `days`, never past `cap` (the
 /// issuer's own not-after, so no certificate outlives its CA).
-pub fn validity(days: u32, cap: Option<OffsetDateTime>) -> (OffsetDateTime, OffsetDateTime) {
+pub(crate) fn validity(days: u32, cap: Option<OffsetDateTime>) -> (OffsetDateTime, OffsetDateTime) {
     let now = OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .expect("zero is a valid nanosecond");
@@ -34,7 +34,7 @@ pub fn validity(days: u32, cap: Option<OffsetDateTime>) -> (OffsetDateTime, Offs
 
 /// A CA: basicConstraints critical CA:TRUE (with pathlen when given),
 /// keyUsage critical keyCertSign + cRLSign, SKI and AKI.
-pub fn ca(
+pub(crate) fn ca(
     subject: &[Attribute],
     days: u32,
     path_len: Option<u8>,
@@ -51,7 +51,7 @@ pub fn ca(
 
 /// A device: CA:FALSE, digitalSignature (+ keyEncipherment for RSA),
 /// extendedKeyUsage clientAuth, SKI and AKI.
-pub fn device(
+pub(crate) fn device(
     subject: &[Attribute],
     days: u32,
     rsa: bool,
@@ -68,7 +68,7 @@ pub fn device(
 }
 
 /// AWS IoT's proof of possession: subject CN = the registration code.
-pub fn verification(code: &str, cap: Option<OffsetDateTime>) -> CertificateParams {
+pub(crate) fn verification(code: &str, cap: Option<OffsetDateTime>) -> CertificateParams {
     let cn = super::subject::validated("CN", code).expect("registration code validated by caller");
     let mut p = base(&[cn], 7, cap);
     p.is_ca = IsCa::ExplicitNoCa;

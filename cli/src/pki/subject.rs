@@ -83,7 +83,7 @@ pub fn validated(name: &'static str, value: &str) -> Result<Attribute, String> {
 }
 
 /// Replaces or appends `attr` (one value per attribute name).
-pub fn set(attrs: &mut Vec<Attribute>, attr: Attribute) {
+pub(crate) fn set(attrs: &mut Vec<Attribute>, attr: Attribute) {
     match attrs.iter_mut().find(|a| a.name == attr.name) {
         Some(slot) => *slot = attr,
         None => attrs.push(attr),

@@ -4,7 +4,7 @@
 use crate::pki::keys::KeyAlg;
 
 /// The DER-encoded named-curve OID of an EC key kind (empty for RSA).
-pub fn curve_oid(alg: KeyAlg) -> &'static [u8] {
+pub(crate) fn curve_oid(alg: KeyAlg) -> &'static [u8] {
     match alg {
         // 1.2.840.10045.3.1.7 (prime256v1)
         KeyAlg::EcP256 => &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07],
@@ -48,7 +48,7 @@ fn integer(magnitude: &[u8]) -> Vec<u8> {
 
 /// Converts a raw `r || s` ECDSA signature (PKCS#11, P1363) to the DER
 /// `Ecdsa-Sig-Value` X.509 certificates carry.
-pub fn ecdsa_signature(raw: &[u8]) -> Vec<u8> {
+pub(crate) fn ecdsa_signature(raw: &[u8]) -> Vec<u8> {
     let (r, s) = raw.split_at(raw.len() / 2);
     let mut content = integer(r);
     content.extend(integer(s));
@@ -56,7 +56,7 @@ pub fn ecdsa_signature(raw: &[u8]) -> Vec<u8> {
 }
 
 /// `RSAPublicKey ::= SEQUENCE { modulus, publicExponent }`.
-pub fn rsa_public_key(n: &[u8], e: &[u8]) -> Vec<u8> {
+pub(crate) fn rsa_public_key(n: &[u8], e: &[u8]) -> Vec<u8> {
     let mut content = integer(n);
     content.extend(integer(e));
     tlv(0x30, &content)
@@ -64,7 +64,7 @@ pub fn rsa_public_key(n: &[u8], e: &[u8]) -> Vec<u8> {
 
 /// The contents of a DER OCTET STRING, or the input when it is not one
 /// (tokens differ in whether CKA_EC_POINT is wrapped).
-pub fn unwrap_octet_string(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn unwrap_octet_string(bytes: &[u8]) -> Vec<u8> {
     if bytes.len() > 2 && bytes[0] == 0x04 {
         let (len, start) = match bytes[1] {
             l if l < 0x80 => (l as usize, 2),

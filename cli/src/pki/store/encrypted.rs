@@ -8,7 +8,7 @@ use pkcs8::EncryptedPrivateKeyInfoRef;
 use zeroize::Zeroizing;
 
 /// PEM label of encrypted PKCS#8.
-pub const LABEL: &str = "ENCRYPTED PRIVATE KEY";
+pub(crate) const LABEL: &str = "ENCRYPTED PRIVATE KEY";
 
 /// scrypt cost: N = 2^14, r = 8, p = 1 (16 MiB), what `openssl pkcs8 -scrypt`
 /// uses; larger N exceeds OpenSSL's default scrypt memory limit.
@@ -16,7 +16,7 @@ const SCRYPT_LOG_N: u8 = 14;
 
 /// Why a key could not be encrypted or decrypted.
 #[derive(Debug, thiserror::Error)]
-pub enum CryptError {
+pub(crate) enum CryptError {
     #[error("the passphrase is wrong (or the file is damaged)")]
     WrongPassphrase,
     #[error("not an encrypted PKCS#8 key: {0}")]
@@ -28,7 +28,7 @@ pub enum CryptError {
 }
 
 /// Encrypts a PKCS#8 DER private key with `passphrase`; returns PEM.
-pub fn encrypt(pkcs8_der: &[u8], passphrase: &str) -> Result<Zeroizing<String>, CryptError> {
+pub(crate) fn encrypt(pkcs8_der: &[u8], passphrase: &str) -> Result<Zeroizing<String>, CryptError> {
     let mut salt = [0u8; 16];
     let mut iv = [0u8; 16];
     aws_lc_rs::rand::fill(&mut salt).map_err(|_| CryptError::Encrypt("no randomness".into()))?;
@@ -48,15 +48,11 @@ pub fn encrypt(pkcs8_der: &[u8], passphrase: &str) -> Result<Zeroizing<String>, 
     let der = info
         .to_der()
         .map_err(|e| CryptError::Encrypt(e.to_string()))?;
-    let pem = pem::encode_config(
-        &pem::Pem::new(LABEL, der),
-        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
-    );
-    Ok(Zeroizing::new(pem))
+    Ok(Zeroizing::new(jitr_core::pem::encode(LABEL, &der)))
 }
 
 /// Decrypts the DER contents of an `ENCRYPTED PRIVATE KEY` block to PKCS#8 DER.
-pub fn decrypt(der: &[u8], passphrase: &str) -> Result<Zeroizing<Vec<u8>>, CryptError> {
+pub(crate) fn decrypt(der: &[u8], passphrase: &str) -> Result<Zeroizing<Vec<u8>>, CryptError> {
     let info = EncryptedPrivateKeyInfoRef::from_der(der)
         .map_err(|e| CryptError::Malformed(e.to_string()))?;
     let scheme = info.encryption_algorithm.pbes2().ok_or_else(|| {

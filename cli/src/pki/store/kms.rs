@@ -13,15 +13,15 @@ use crate::pki::keys::KeyAlg;
 
 /// What `key.json` records for a KMS key (no secret).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct KmsKeyRef {
+pub(crate) struct KmsKeyRef {
     /// The key's ARN.
-    pub key_id: String,
-    pub key_spec: String,
+    pub(crate) key_id: String,
+    pub(crate) key_spec: String,
 }
 
 /// What went wrong with KMS; shown after "key store kms: ".
 #[derive(Debug, thiserror::Error)]
-pub enum KmsError {
+pub(crate) enum KmsError {
     #[error("{0}")]
     Aws(String),
     #[error("KMS key {key} is {found}, expected {expected} (--key)")]
@@ -41,7 +41,7 @@ pub enum KmsError {
 }
 
 /// The KMS key spec of a key kind.
-pub fn key_spec(alg: KeyAlg) -> KeySpec {
+pub(crate) fn key_spec(alg: KeyAlg) -> KeySpec {
     match alg {
         KeyAlg::EcP256 => KeySpec::EccNistP256,
         KeyAlg::EcP384 => KeySpec::EccNistP384,
@@ -105,7 +105,7 @@ where
 }
 
 /// A KMS key ready to sign, with the client and runtime that reach it.
-pub struct KmsSigner {
+pub(crate) struct KmsSigner {
     client: aws_sdk_kms::Client,
     rt: tokio::runtime::Runtime,
     endpoint: String,
@@ -158,7 +158,7 @@ fn arn_region(key_id: &str) -> Option<&str> {
 
 impl KmsSigner {
     /// Opens the key a `key.json` refers to.
-    pub fn open(reference: &KmsKeyRef, opts: &AwsOptions) -> Result<Self, KmsError> {
+    pub(crate) fn open(reference: &KmsKeyRef, opts: &AwsOptions) -> Result<Self, KmsError> {
         let (client, rt, endpoint) = connect(opts, arn_region(&reference.key_id))?;
         Self::adopt(client, rt, endpoint, &reference.key_id, None)
     }
@@ -166,7 +166,7 @@ impl KmsSigner {
     /// Adopts `key_id` (id, ARN or alias/NAME) when given, checking its spec
     /// against `alg`; else creates a key of kind `alg` with the alias
     /// `alias/jitr/<name>`.
-    pub fn create(
+    pub(crate) fn create(
         opts: &AwsOptions,
         key_id: Option<&str>,
         alg: KeyAlg,
@@ -290,21 +290,21 @@ impl KmsSigner {
         })
     }
 
-    pub fn public_key_der(&self) -> &[u8] {
+    pub(crate) fn public_key_der(&self) -> &[u8] {
         &self.public_der
     }
 
-    pub fn algorithm(&self) -> &'static SignatureAlgorithm {
+    pub(crate) fn algorithm(&self) -> &'static SignatureAlgorithm {
         self.kind.signature_algorithm()
     }
 
-    pub fn kind(&self) -> KeyAlg {
+    pub(crate) fn kind(&self) -> KeyAlg {
         self.kind
     }
 
     /// Signs `msg`: the digest is computed here, the signature made in KMS
     /// (DER for ECDSA, as X.509 wants).
-    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KmsError> {
+    pub(crate) fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KmsError> {
         let out = self
             .rt
             .block_on(
@@ -326,7 +326,7 @@ impl KmsSigner {
 
     /// Undoes a key this run created: the alias goes, the key is scheduled
     /// for deletion (KMS's shortest window, 7 days).
-    pub fn destroy(&self) {
+    pub(crate) fn destroy(&self) {
         if let Some((arn, alias)) = &self.created {
             let _ = self
                 .rt
@@ -343,7 +343,7 @@ impl KmsSigner {
 }
 
 /// `alias/jitr/<name>` with characters KMS does not allow replaced by `-`.
-pub fn alias_for(name: &str) -> String {
+pub(crate) fn alias_for(name: &str) -> String {
     let clean: String = name
         .chars()
         .map(|c| {

@@ -4,11 +4,11 @@
 //! and the directory only holds a reference (`key.json`, no secret). Every command that signs goes through
 //! [`CaKey`], which rcgen signs with like any key pair.
 
-pub mod der;
-pub mod encrypted;
-pub mod kms;
-pub mod pkcs11;
-pub mod secret;
+pub(crate) mod der;
+pub(crate) mod encrypted;
+pub(crate) mod kms;
+pub(crate) mod pkcs11;
+pub(crate) mod secret;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -24,14 +24,14 @@ use crate::files::NewFile;
 use crate::pki::keys::{self, KeyAlg};
 
 /// The file of a `file` store.
-pub const KEY_FILE: &str = "ca.key";
+pub(crate) const KEY_FILE: &str = "ca.key";
 /// The reference file of a remote store (no secret in it).
-pub const REF_FILE: &str = "key.json";
+pub(crate) const REF_FILE: &str = "key.json";
 
 /// Which store holds a CA key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum StoreKind {
+pub(crate) enum StoreKind {
     /// A PKCS#8 file in the CA directory (ca.key), optionally encrypted.
     File,
     /// A PKCS#11 token (HSM); the directory keeps key.json.
@@ -42,7 +42,7 @@ pub enum StoreKind {
 
 impl StoreKind {
     /// The name `--key-store` takes.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             StoreKind::File => "file",
             StoreKind::Pkcs11 => "pkcs11",
@@ -53,11 +53,11 @@ impl StoreKind {
 
 /// Where the secrets that unlock a CA key come from (never argv).
 #[derive(Debug, Clone, Default)]
-pub struct Unlock {
-    pub password_file: Option<PathBuf>,
-    pub pin_file: Option<PathBuf>,
+pub(crate) struct Unlock {
+    pub(crate) password_file: Option<PathBuf>,
+    pub(crate) pin_file: Option<PathBuf>,
     /// How to reach KMS (the global --profile/--region/--endpoint-url).
-    pub aws: jitr_core::aws::AwsOptions,
+    pub(crate) aws: jitr_core::aws::AwsOptions,
 }
 
 impl Unlock {
@@ -79,7 +79,7 @@ enum KeyRef {
 
 /// A CA's signing key, wherever it lives.
 #[derive(Debug)]
-pub enum CaKey {
+pub(crate) enum CaKey {
     /// Decrypted in memory from a `file` store.
     File(KeyPair),
     /// On a PKCS#11 token.
@@ -126,7 +126,7 @@ fn remember(why: String) -> rcgen::Error {
 
 impl CaKey {
     /// The store's name, as `--key-store` spells it.
-    pub fn store(&self) -> StoreKind {
+    pub(crate) fn store(&self) -> StoreKind {
         match self {
             CaKey::File(_) => StoreKind::File,
             CaKey::Token(_) => StoreKind::Pkcs11,
@@ -136,7 +136,7 @@ impl CaKey {
 
     /// Signatures per second the store allows by default (KMS's account
     /// quota: 300/s for ECC keys, 500/s for RSA), `None` for no limit.
-    pub fn default_sign_rate(&self) -> Option<u32> {
+    pub(crate) fn default_sign_rate(&self) -> Option<u32> {
         match self {
             CaKey::Kms(k) if k.kind().is_rsa() => Some(500),
             CaKey::Kms(_) => Some(300),
@@ -145,7 +145,7 @@ impl CaKey {
     }
 
     /// A signing failure in words, with the store's reason when rcgen lost it.
-    pub fn explain(&self, e: &rcgen::Error) -> String {
+    pub(crate) fn explain(&self, e: &rcgen::Error) -> String {
         if let rcgen::Error::RemoteKeyError = e {
             if let Some(why) = LAST_SIGN_ERROR.lock().expect("error slot").clone() {
                 let store = if self.store() == StoreKind::Kms {
@@ -162,7 +162,7 @@ impl CaKey {
 
 /// How a new CA key is to be kept (`ca create`).
 #[derive(Debug, Clone)]
-pub enum NewKeySpec {
+pub(crate) enum NewKeySpec {
     File {
         encrypt: bool,
     },
@@ -181,16 +181,16 @@ pub enum NewKeySpec {
 }
 
 /// A new CA key and the file that records it in the CA directory.
-pub struct NewKey {
-    pub key: CaKey,
-    pub file: NewFile,
+pub(crate) struct NewKey {
+    pub(crate) key: CaKey,
+    pub(crate) file: NewFile,
     /// The key was generated on a token by this run (undone by [`NewKey::discard`]).
     generated: bool,
 }
 
 impl NewKey {
     /// Undoes what creating the key changed outside the CA directory.
-    pub fn discard(&self) {
+    pub(crate) fn discard(&self) {
         match (self.generated, &self.key) {
             (true, CaKey::Token(t)) => t.destroy(),
             (true, CaKey::Kms(k)) => k.destroy(),
@@ -204,7 +204,7 @@ fn store_error(store: &str, e: impl std::fmt::Display) -> CliError {
 }
 
 /// Makes (or on a token, adopts by label) the key of a new CA in `dir`.
-pub fn create(
+pub(crate) fn create(
     spec: &NewKeySpec,
     alg: KeyAlg,
     dir: &Path,
@@ -263,7 +263,7 @@ pub fn create(
 
 /// Opens the key of the CA in `dir`: `key.json` names a remote store, else
 /// `ca.key` is the file store.
-pub fn open(dir: &Path, unlock: &Unlock) -> Result<CaKey, CliError> {
+pub(crate) fn open(dir: &Path, unlock: &Unlock) -> Result<CaKey, CliError> {
     let ref_path = dir.join(REF_FILE);
     if ref_path.exists() {
         let text = crate::files::read_limited(&ref_path, crate::files::MAX_PEM)?;
@@ -299,7 +299,7 @@ pub fn open(dir: &Path, unlock: &Unlock) -> Result<CaKey, CliError> {
 
 /// The files of a CA directory that another store's key would shadow,
 /// removed after a `--force` replacement.
-pub fn stale_files(dir: &Path, kept: &NewFile) -> Vec<PathBuf> {
+pub(crate) fn stale_files(dir: &Path, kept: &NewFile) -> Vec<PathBuf> {
     [KEY_FILE, REF_FILE]
         .into_iter()
         .map(|name| dir.join(name))

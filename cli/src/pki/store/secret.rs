@@ -9,26 +9,26 @@ use zeroize::Zeroizing;
 use crate::error::CliError;
 
 /// A passphrase or PIN, wiped from memory when dropped.
-pub type Secret = Zeroizing<String>;
+pub(crate) type Secret = Zeroizing<String>;
 
 /// Environment variable with the passphrase of encrypted CA key files.
-pub const PASSWORD_ENV: &str = "JITR_CA_PASSWORD";
+pub(crate) const PASSWORD_ENV: &str = "JITR_CA_PASSWORD";
 /// Environment variable with the PIN of a PKCS#11 token.
-pub const PIN_ENV: &str = "JITR_PKCS11_PIN";
+pub(crate) const PIN_ENV: &str = "JITR_PKCS11_PIN";
 
 /// One kind of secret and its sources, as the user gave them.
 #[derive(Debug, Clone)]
-pub struct SecretSource {
+pub(crate) struct SecretSource {
     /// What the secret unlocks, for prompts and errors ("passphrase of the CA key").
-    pub what: &'static str,
+    pub(crate) what: &'static str,
     /// The file flag and its value (`--password-file`).
-    pub file_flag: &'static str,
-    pub file: Option<PathBuf>,
-    pub env: &'static str,
+    pub(crate) file_flag: &'static str,
+    pub(crate) file: Option<PathBuf>,
+    pub(crate) env: &'static str,
 }
 
 impl SecretSource {
-    pub fn password(file: Option<PathBuf>) -> Self {
+    pub(crate) fn password(file: Option<PathBuf>) -> Self {
         SecretSource {
             what: "passphrase of the CA key",
             file_flag: "--password-file",
@@ -37,7 +37,7 @@ impl SecretSource {
         }
     }
 
-    pub fn pin(file: Option<PathBuf>) -> Self {
+    pub(crate) fn pin(file: Option<PathBuf>) -> Self {
         SecretSource {
             what: "PIN of the PKCS#11 token",
             file_flag: "--pin-file",
@@ -48,7 +48,7 @@ impl SecretSource {
 
     /// Reads the secret: the file first, then the environment, then a prompt
     /// (asked twice when `confirm`, as when a new key is encrypted).
-    pub fn read(&self, store: &str, confirm: bool) -> Result<Secret, CliError> {
+    pub(crate) fn read(&self, store: &str, confirm: bool) -> Result<Secret, CliError> {
         if let Some(path) = &self.file {
             return from_file(path, self.file_flag);
         }

@@ -23,17 +23,17 @@ use crate::pki::keys::KeyAlg;
 
 /// Where a CA key lives on a token: what `key.json` records (no secret).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct TokenKeyRef {
-    pub module: PathBuf,
-    pub token: String,
-    pub key_label: String,
+pub(crate) struct TokenKeyRef {
+    pub(crate) module: PathBuf,
+    pub(crate) token: String,
+    pub(crate) key_label: String,
     /// CKA_ID, hex.
-    pub key_id: String,
+    pub(crate) key_id: String,
 }
 
 /// What went wrong talking to the token; shown after "key store pkcs11: ".
 #[derive(Debug, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     #[error("cannot load the PKCS#11 module {path}: {reason}")]
     Module { path: String, reason: String },
     #[error("no initialised token labelled \"{token}\" in {module} (tokens present: {present})")]
@@ -65,7 +65,7 @@ pub enum TokenError {
 
 /// An open, logged-in token with the CA's key pair: signs through sessions
 /// taken from a pool, so worker threads sign in parallel.
-pub struct TokenSigner {
+pub(crate) struct TokenSigner {
     ctx: Pkcs11,
     slot: Slot,
     token: String,
@@ -158,7 +158,7 @@ fn open_token(
 
 impl TokenSigner {
     /// Opens the key a `key.json` refers to.
-    pub fn open(reference: &TokenKeyRef, pin: &Secret) -> Result<Self, TokenError> {
+    pub(crate) fn open(reference: &TokenKeyRef, pin: &Secret) -> Result<Self, TokenError> {
         let (ctx, slot, session) = open_token(&reference.module, &reference.token, pin)?;
         let id = hex::decode(&reference.key_id).unwrap_or_default();
         let (private, public) =
@@ -173,7 +173,7 @@ impl TokenSigner {
 
     /// Adopts the key labelled `label` when the token has one and `adopt`
     /// (it must be of kind `alg`), else generates a new key pair there.
-    pub fn create(
+    pub(crate) fn create(
         module: &Path,
         token: &str,
         label: &str,
@@ -269,36 +269,16 @@ impl TokenSigner {
         })
     }
 
-    pub fn public_key_der(&self) -> &[u8] {
+    pub(crate) fn public_key_der(&self) -> &[u8] {
         &self.public_der
     }
 
-    pub fn algorithm(&self) -> &'static SignatureAlgorithm {
+    pub(crate) fn algorithm(&self) -> &'static SignatureAlgorithm {
         self.alg
     }
 
-    pub fn kind(&self) -> KeyAlg {
-        self.kind
-    }
-
-    /// Whether the token reports the private key as sensitive and never extractable.
-    pub fn is_locked_in(&self) -> bool {
-        let Ok(session) = self.session() else {
-            return false;
-        };
-        let attrs = session
-            .get_attributes(
-                self.private,
-                &[AttributeType::Sensitive, AttributeType::Extractable],
-            )
-            .unwrap_or_default();
-        self.put_back(session);
-        attrs.contains(&Attribute::Sensitive(true))
-            && attrs.contains(&Attribute::Extractable(false))
-    }
-
     /// Removes a key pair this run generated (a later step failed).
-    pub fn destroy(&self) {
+    pub(crate) fn destroy(&self) {
         if let Ok(session) = self.session() {
             let _ = session.destroy_object(self.private);
             if let Some(public) = self.public {
@@ -323,7 +303,7 @@ impl TokenSigner {
     }
 
     /// Signs `msg` with the CA's algorithm; the signature in X.509 form.
-    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, TokenError> {
+    pub(crate) fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, TokenError> {
         let session = self.session()?;
         let result = if self.kind.is_rsa() {
             session.sign(&Mechanism::Sha256RsaPkcs, self.private, msg)
