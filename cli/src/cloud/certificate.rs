@@ -10,7 +10,6 @@ use super::Cloud;
 /// A device certificate as AWS IoT describes it, with what is attached to it.
 #[derive(Debug, Clone)]
 pub struct CertView {
-    pub arn: String,
     pub status: String,
     /// Seconds since the epoch AWS IoT registered it.
     pub created: i64,
@@ -41,33 +40,13 @@ impl Cloud {
     /// DescribeCertificate with its things and policies; `None` when AWS IoT
     /// has never registered it.
     pub fn describe_certificate(&self, id: &str) -> Result<Option<CertView>, AwsError> {
-        let answer = self.block_on(self.iot.describe_certificate().certificate_id(id).send());
-        let Some(d) = self
-            .found(answer)?
-            .and_then(|out| out.certificate_description)
-        else {
+        let Some(d) = self.device_certificate(id)? else {
             return Ok(None);
         };
-        let arn = d.certificate_arn().unwrap_or_default().to_string();
-        let things = self
-            .block_on(self.iot.list_principal_things().principal(&arn).send())
-            .map_err(|e| self.error(e))?
-            .things()
-            .to_vec();
-        let policies = self
-            .block_on(self.iot.list_attached_policies().target(&arn).send())
-            .map_err(|e| self.error(e))?
-            .policies()
-            .iter()
-            .filter_map(|p| p.policy_name().map(str::to_string))
-            .collect();
+        let (things, policies) = self.attachments(&d.arn)?;
         Ok(Some(CertView {
-            status: d
-                .status()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default(),
-            created: d.creation_date().map(|t| t.secs()).unwrap_or_default(),
-            arn,
+            status: d.status,
+            created: d.created,
             things,
             policies,
         }))

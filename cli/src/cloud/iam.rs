@@ -8,7 +8,6 @@ use super::Cloud;
 /// A role's policy documents, each with its name.
 #[derive(Debug, Clone, Default)]
 pub struct RolePolicies {
-    pub role_name: String,
     pub documents: Vec<(String, serde_json::Value)>,
 }
 
@@ -136,10 +135,7 @@ impl Cloud {
                 .and_then(policy_document);
             documents.extend(document.map(|d| (arn, d)));
         }
-        Ok(Some(RolePolicies {
-            role_name: name.to_string(),
-            documents,
-        }))
+        Ok(Some(RolePolicies { documents }))
     }
 
     /// The function's resource policy (Lambda GetPolicy); `None` when it has none.

@@ -13,7 +13,6 @@ use super::Cloud;
 pub struct DeviceCert {
     pub arn: String,
     pub status: String,
-    pub ca_certificate_id: Option<String>,
     pub pem: String,
     /// Seconds since the epoch AWS IoT registered it.
     pub created: i64,
@@ -40,7 +39,6 @@ impl Cloud {
                 .status()
                 .map(|s| s.as_str().to_string())
                 .unwrap_or_default(),
-            ca_certificate_id: d.ca_certificate_id().map(str::to_string),
             pem: d.certificate_pem().unwrap_or_default().to_string(),
             created: d.creation_date().map(|t| t.secs()).unwrap_or_default(),
         }))

@@ -17,7 +17,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod stack;
 
-pub use ca::{CaSummary, CaView};
+pub use ca::CaView;
 pub use certificate::CertView;
 
 /// An AWS IoT client ready to call, with the runtime that drives it.

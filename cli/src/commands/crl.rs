@@ -43,15 +43,14 @@ pub fn crl(a: &CaCrlArgs, g: &Global, out: &Output) -> Result<(), CliError> {
         key_identifier_method: KeyIdMethod::Sha256,
     };
     let crl = params.signed_by(&ca.issuer).map_err(|e| {
-        CliError::Crypto(format!(
-            "signing the CRL of {} failed: {}",
-            a.dir.display(),
-            ca.issuer.key().explain(&e)
-        ))
+        CliError::signing(
+            format!("the CRL of {}", a.dir.display()),
+            ca.issuer.key().explain(&e),
+        )
     })?;
     let pem = crl
         .pem()
-        .map_err(|e| CliError::Crypto(format!("encoding the CRL: {e}")))?;
+        .map_err(|e| CliError::signing("the CRL (PEM encoding)", e))?;
     let path = a.out.clone().unwrap_or_else(|| a.dir.join("crl.pem"));
     files::write_all(&[NewFile::public(path.clone(), pem)], true)?;
     let report = Report {

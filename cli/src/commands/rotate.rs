@@ -235,14 +235,13 @@ fn rotate_one(
             )
         }
     };
-    let cert = cert.map_err(|e| {
-        CliError::Crypto(format!(
-            "signing {name} failed: {}",
-            ca.issuer.key().explain(&e)
-        ))
+    let cert = cert.map_err(|e| CliError::signing(name, ca.issuer.key().explain(&e)))?;
+    let facts = jitr_core::CertFacts::from_der(cert.der()).map_err(|e| {
+        CliError::signing(
+            name,
+            format!("the certificate made cannot be read back: {e}"),
+        )
     })?;
-    let facts =
-        jitr_core::CertFacts::from_der(cert.der()).map_err(|e| CliError::Crypto(e.to_string()))?;
     let cert_pem = cert.pem();
     let bundle = format!("{cert_pem}{}", ca.chain_pem);
     let f = old.layout.files();

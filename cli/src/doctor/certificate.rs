@@ -134,7 +134,6 @@ mod tests {
     #[test]
     fn certificate_states_read_as_pass_warn_or_fail() {
         let view = |status: &str, things: &[&str], policies: &[&str]| CertView {
-            arn: "a".into(),
             status: status.into(),
             created: 1000,
             things: things.iter().map(|s| s.to_string()).collect(),
@@ -176,7 +175,6 @@ mod tests {
             lines: l.to_vec(),
         };
         let revoked = CertView {
-            arn: "a".into(),
             status: "REVOKED".into(),
             created: 0,
             things: vec![],

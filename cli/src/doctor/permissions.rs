@@ -237,7 +237,6 @@ mod tests {
 
     fn role(statements: Value) -> Read<RolePolicies> {
         Ok(Some(RolePolicies {
-            role_name: "r".into(),
             documents: vec![("p".into(), json!({ "Statement": statements }))],
         }))
     }

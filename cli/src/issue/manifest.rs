@@ -139,14 +139,6 @@ pub fn update(out: &Path) -> Result<usize, CliError> {
     Ok(rows.iter().filter(|r| r.role == Role::Current).count())
 }
 
-/// Reads a manifest; an unreadable one is treated as empty (it is rebuilt from disk).
-pub fn read(path: &Path) -> Vec<Row> {
-    match csv::Reader::from_path(path) {
-        Ok(mut r) => r.deserialize().filter_map(Result::ok).collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
 /// Fills `revoked_at` of the rows whose certificate `revoked` lists.
 fn mark_revoked(rows: &mut [Row], revoked: &[revoked::Revoked]) {
     for row in rows {
