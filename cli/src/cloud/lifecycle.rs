@@ -47,52 +47,36 @@ impl Cloud {
     /// The things (ListPrincipalThings) and policies (ListAttachedPolicies)
     /// attached to a certificate ARN, every page.
     pub fn attachments(&self, arn: &str) -> Result<(Vec<String>, Vec<String>), AwsError> {
-        let mut things = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+        let things = self.all_pages(|token| async move {
             let page = self
-                .block_on(
-                    self.iot
-                        .list_principal_things()
-                        .principal(arn)
-                        .set_next_token(token.clone())
-                        .send(),
-                )
+                .iot
+                .list_principal_things()
+                .principal(arn)
+                .set_next_token(token)
+                .send()
+                .await
                 .map_err(|e| self.error(e))?;
-            things.extend(page.things().iter().cloned());
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
-            if token.is_none() {
-                break;
-            }
-        }
-        let mut policies = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
+            Ok((
+                page.things().to_vec(),
+                page.next_token().map(str::to_string),
+            ))
+        })?;
+        let policies = self.all_pages(|marker| async move {
             let page = self
-                .block_on(
-                    self.iot
-                        .list_attached_policies()
-                        .target(arn)
-                        .set_marker(marker.clone())
-                        .send(),
-                )
+                .iot
+                .list_attached_policies()
+                .target(arn)
+                .set_marker(marker)
+                .send()
+                .await
                 .map_err(|e| self.error(e))?;
-            policies.extend(
-                page.policies()
-                    .iter()
-                    .filter_map(|p| p.policy_name().map(str::to_string)),
-            );
-            marker = page
-                .next_marker()
-                .filter(|m| !m.is_empty())
-                .map(str::to_string);
-            if marker.is_none() {
-                break;
-            }
-        }
+            let names = page
+                .policies()
+                .iter()
+                .filter_map(|p| p.policy_name().map(str::to_string))
+                .collect();
+            Ok((names, page.next_marker().map(str::to_string)))
+        })?;
         Ok((things, policies))
     }
 
@@ -183,36 +167,29 @@ impl Cloud {
 
     /// ListCertificatesByCA, every page, every status.
     pub fn certificates_of_ca(&self, ca_id: &str) -> Result<Vec<Listed>, AwsError> {
-        let mut certs = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
+        self.all_pages(|marker| async move {
             let page = self
-                .block_on(
-                    self.iot
-                        .list_certificates_by_ca()
-                        .ca_certificate_id(ca_id)
-                        .set_marker(marker.clone())
-                        .page_size(250)
-                        .send(),
-                )
+                .iot
+                .list_certificates_by_ca()
+                .ca_certificate_id(ca_id)
+                .set_marker(marker)
+                .page_size(250)
+                .send()
+                .await
                 .map_err(|e| self.error(e))?;
-            certs.extend(page.certificates().iter().map(|c| {
-                Listed {
+            let rows = page
+                .certificates()
+                .iter()
+                .map(|c| Listed {
                     certificate_id: c.certificate_id().unwrap_or_default().to_string(),
                     status: c
                         .status()
                         .map(|s| s.as_str().to_string())
                         .unwrap_or_default(),
                     created: c.creation_date().map(|t| t.secs()).unwrap_or_default(),
-                }
-            }));
-            marker = page
-                .next_marker()
-                .filter(|m| !m.is_empty())
-                .map(str::to_string);
-            if marker.is_none() {
-                return Ok(certs);
-            }
-        }
+                })
+                .collect();
+            Ok((rows, page.next_marker().map(str::to_string)))
+        })
     }
 }

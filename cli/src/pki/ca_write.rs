@@ -75,31 +75,17 @@ pub(crate) fn record(
     certificate_id: &str,
     contents: Option<Vec<u8>>,
 ) -> Result<(), CliError> {
-    let real = fs::canonicalize(dir).map_err(|e| CliError::read(dir, e))?;
-    let _lock = DirLock::acquire_current(&real)?;
-    tidy(&real);
-    let cert_path = dir.join(CERT_FILE);
-    let (_, facts) = ca_dir::read_ca_certificate(
-        &files::read_limited(&cert_path, files::MAX_PEM)?,
-        &cert_path,
-    )?;
-    if facts.certificate_id != certificate_id {
-        return Err(CliError::invalid(
-            cert_path.display(),
-            format!(
-                "was replaced meanwhile (it is now certificate {}, not {certificate_id}); {AWS_FILE} left as it was",
-                facts.certificate_id
-            ),
-        ));
-    }
-    let path = dir.join(AWS_FILE);
-    match contents {
-        Some(bytes) => files::write_all(&[NewFile::public(path, bytes)], true),
-        None => match fs::remove_file(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(CliError::write(&path, e)),
-            _ => Ok(()),
-        },
-    }
+    let left = format!("{AWS_FILE} left as it was");
+    under_same_ca(dir, certificate_id, &left, |_| {
+        let path = dir.join(AWS_FILE);
+        match contents {
+            Some(bytes) => files::write_all(&[NewFile::public(path, bytes)], true),
+            None => match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(CliError::write(&path, e)),
+                _ => Ok(()),
+            },
+        }
+    })
 }
 
 /// Adds revocations to `DIR/revoked.json` (what `jitr ca crl` signs) under
@@ -110,6 +96,20 @@ pub(crate) fn record_revoked(
     certificate_id: &str,
     new: &[crate::lifecycle::revoked::Revoked],
 ) -> Result<usize, CliError> {
+    under_same_ca(dir, certificate_id, "revocations not recorded", |real| {
+        crate::lifecycle::revoked::add_to(real, new)
+    })
+}
+
+/// Runs `change` (given DIR's real path) under DIR's lock, only while
+/// `DIR/ca.crt` is still the CA `certificate_id` names; otherwise an error
+/// that ends with `left` (what was not done).
+fn under_same_ca<T>(
+    dir: &Path,
+    certificate_id: &str,
+    left: &str,
+    change: impl FnOnce(&Path) -> Result<T, CliError>,
+) -> Result<T, CliError> {
     let real = fs::canonicalize(dir).map_err(|e| CliError::read(dir, e))?;
     let _lock = DirLock::acquire_current(&real)?;
     tidy(&real);
@@ -122,12 +122,12 @@ pub(crate) fn record_revoked(
         return Err(CliError::invalid(
             cert_path.display(),
             format!(
-                "was replaced meanwhile (it is now certificate {}, not {certificate_id}); revocations not recorded",
+                "was replaced meanwhile (it is now certificate {}, not {certificate_id}); {left}",
                 facts.certificate_id
             ),
         ));
     }
-    crate::lifecycle::revoked::add_to(&real, new)
+    change(&real)
 }
 
 /// Locks the CA in `dir` for reading its files, so they all come from one
