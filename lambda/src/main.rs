@@ -30,7 +30,7 @@ async fn main() -> Result<(), Error> {
     let api = Recent::new(Paced::new(sdk_api, &config.instance_rates()));
     let (api, config) = (&api, &config);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let now = time_now();
+        let now = jitr_core::clock::unix_seconds();
         // Work stops a margin before Lambda's deadline, so the answer (with
         // what is unfinished) always gets out.
         let deadline = Deadline::from_lambda(event.context.deadline, SystemTime::now());
@@ -52,13 +52,6 @@ fn diagnostic(e: HandlerError) -> Diagnostic {
         error_type: error_type.into(),
         error_message: e.to_string(),
     }
-}
-
-fn time_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// JSON or text logs as Lambda's advanced logging controls ask

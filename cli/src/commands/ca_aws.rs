@@ -85,7 +85,7 @@ fn unconfirmed(id: &str, problem: impl std::fmt::Display) -> CliError {
 
 /// Refuses a CA AWS IoT or TLS peers would refuse, before any API call.
 fn check_locally(der: &[u8], path: &Path) -> Result<(), CliError> {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = jitr_core::clock::unix_seconds();
     let (_, results) = crate::lint::lint(&[der.to_vec()], None, now)
         .map_err(|e| CliError::invalid(path.display(), e))?;
     let failures: Vec<String> = results

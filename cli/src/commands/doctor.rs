@@ -99,13 +99,6 @@ fn read_device(a: &DoctorArgs) -> Result<Option<Device>, CliError> {
     }))
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// The issuing CA: from --ca, else the bundle's second certificate, else the
 /// registered CA whose certificate issued the device's.
 fn issuing_ca(
@@ -308,7 +301,7 @@ fn cloud_checks(
 }
 
 pub fn doctor(a: &DoctorArgs, global: &Global, out: &Output) -> Result<(), CliError> {
-    let now = now();
+    let now = jitr_core::clock::unix_seconds();
     let dev = read_device(a)?;
     let mut checks = Vec::new();
     let mut aws_lines = Vec::new();

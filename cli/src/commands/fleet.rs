@@ -54,7 +54,7 @@ pub fn status(a: &FleetStatusArgs, g: &Global, out: &Output) -> Result<(), CliEr
         }
     }
     let window = Window {
-        now: time::OffsetDateTime::now_utc().unix_timestamp(),
+        now: jitr_core::clock::unix_seconds(),
         expiring_within_days: a.expiring_within,
         pending_older_than_minutes: a.pending_older_than,
         ca: a.ca.clone(),

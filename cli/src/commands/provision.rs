@@ -32,14 +32,10 @@ fn config(s: &ProvisioningSettings) -> Result<Config, CliError> {
     })
 }
 
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 fn outcome_line(o: &Outcome) -> String {
     format!(
         "  {:<14} {}  {}{}\n",
-        format!("{:?}", o.outcome),
+        o.outcome.name(),
         o.certificate_id,
         o.thing.as_deref().unwrap_or("-"),
         o.reason
@@ -67,7 +63,7 @@ pub fn provision(a: &ProvisionArgs, global: &Global, out: &Output) -> Result<(),
         &cloud.provisioning_api(),
         &config,
         &id,
-        now(),
+        jitr_core::clock::unix_seconds(),
     ));
     out.result(&outcome, || outcome_line(&outcome));
     if outcome.failed() {
@@ -92,7 +88,7 @@ pub fn reconcile(a: &ReconcileArgs, global: &Global, out: &Output) -> Result<(),
     let pending = cloud
         .block_on(api.list_pending_certificates(&ca_id))
         .map_err(|e| CliError::aws(format!("listing the certificates of CA {ca_id}"), e))?;
-    let now = now();
+    let now = jitr_core::clock::unix_seconds();
 
     if a.dry_run {
         let mut plans: Vec<(String, Plan)> = Vec::new();

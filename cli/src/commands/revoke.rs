@@ -81,7 +81,7 @@ pub fn revoke(a: &DeviceRevokeArgs, g: &Global, out: &Output) -> Result<(), CliE
         })
         .collect();
 
-    let now = jitr_core::facts::rfc3339(time::OffsetDateTime::now_utc().unix_timestamp());
+    let now = jitr_core::facts::rfc3339(jitr_core::clock::unix_seconds());
     let records: Vec<Revoked> = outcomes
         .iter()
         .filter(|o| o.outcome != "failed")
