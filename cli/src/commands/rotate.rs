@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::args::{DeviceRotateArgs, Global};
 use crate::error::CliError;
-use crate::files::{self, DirLock, PUBLIC, SECRET};
+use crate::files::{self, DirLock};
 use crate::issue::csr::{self, CsrKey};
 use crate::issue::layout::Layout;
 use crate::issue::manifest::{self, PREVIOUS_DIR};
@@ -246,17 +246,12 @@ fn rotate_one(
     let bundle = format!("{cert_pem}{}", ca.chain_pem);
     let f = old.layout.files();
     let server_root = f.server_root.map(|_| crate::pki::amazon::root_ca_1_pem());
-    let mut contents: Vec<(&str, &[u8], u32)> = Vec::with_capacity(4);
-    if let Some(key_pem) = &key_pem {
-        contents.push((f.key, key_pem.as_bytes(), SECRET));
-    }
-    if f.cert != f.bundle {
-        contents.push((f.cert, cert_pem.as_bytes(), PUBLIC));
-    }
-    contents.push((f.bundle, bundle.as_bytes(), PUBLIC));
-    if let (Some(file), Some(pem)) = (f.server_root, &server_root) {
-        contents.push((file, pem.as_bytes(), PUBLIC));
-    }
+    let contents = f.contents(
+        key_pem.as_deref(),
+        &cert_pem,
+        &bundle,
+        server_root.as_deref(),
+    );
     let staged = staging.stage(name, &contents)?;
     let dropped = read_current(&dir.join(PREVIOUS_DIR)).map(|c| c.facts.certificate_id);
     if let Err(e) = copy_device_files(&dir, &staged.join(PREVIOUS_DIR)) {

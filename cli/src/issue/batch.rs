@@ -18,7 +18,7 @@ use super::manifest::{self, Row};
 use super::names::DeviceSpec;
 use super::staging::{Placed, Staging};
 use crate::error::CliError;
-use crate::files::{self, DirLock, PUBLIC, SECRET};
+use crate::files::{self, DirLock};
 use crate::issue::layout::Layout;
 use crate::pki::ca_dir::CaDir;
 use crate::pki::keys::KeyAlg;
@@ -181,17 +181,12 @@ impl Batch<'_> {
         let bundle = format!("{cert_pem}{}", self.ca.chain_pem);
 
         let f = &shared.files;
-        let mut contents: Vec<(&str, &[u8], u32)> = Vec::with_capacity(4);
-        if let Some(key_pem) = &key_pem {
-            contents.push((f.key, key_pem.as_bytes(), SECRET));
-        }
-        if f.cert != f.bundle {
-            contents.push((f.cert, cert_pem.as_bytes(), PUBLIC));
-        }
-        contents.push((f.bundle, bundle.as_bytes(), PUBLIC));
-        if let (Some(name), Some(pem)) = (f.server_root, &shared.server_root) {
-            contents.push((name, pem.as_bytes(), PUBLIC));
-        }
+        let contents = f.contents(
+            key_pem.as_deref(),
+            &cert_pem,
+            &bundle,
+            shared.server_root.as_deref(),
+        );
         let placed = staging.place(&spec.name, &contents, self.force)?;
 
         let row = Row::new(

@@ -1,5 +1,7 @@
 //! The file names written for each device.
 
+use crate::files::{PUBLIC, SECRET};
+
 /// File names written per device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Layout {
@@ -20,6 +22,32 @@ pub(crate) struct Files {
     pub(crate) bundle: &'static str,
     /// Amazon's root CA for verifying the AWS IoT endpoint, when the layout wants it.
     pub(crate) server_root: Option<&'static str>,
+}
+
+impl Files {
+    /// What one device's directory holds, each file with its mode: the key
+    /// (when there is one), the certificate (when it is not the bundle), the
+    /// bundle, and the server root (when the layout wants it).
+    pub(crate) fn contents<'a>(
+        &self,
+        key_pem: Option<&'a str>,
+        cert_pem: &'a str,
+        bundle: &'a str,
+        server_root: Option<&'a str>,
+    ) -> Vec<(&'static str, &'a [u8], u32)> {
+        let mut contents = Vec::with_capacity(4);
+        if let Some(key_pem) = key_pem {
+            contents.push((self.key, key_pem.as_bytes(), SECRET));
+        }
+        if self.cert != self.bundle {
+            contents.push((self.cert, cert_pem.as_bytes(), PUBLIC));
+        }
+        contents.push((self.bundle, bundle.as_bytes(), PUBLIC));
+        if let (Some(file), Some(pem)) = (self.server_root, server_root) {
+            contents.push((file, pem.as_bytes(), PUBLIC));
+        }
+        contents
+    }
 }
 
 impl Layout {
