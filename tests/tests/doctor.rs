@@ -120,11 +120,24 @@ fn doctor_names_each_fault_by_its_own_check() {
     let function = r.output("FunctionName");
     let dlq = r.output("DeadLetterQueueUrl");
 
-    // Healthy: a device of CA root connected, provisioned, every check passes.
+    step_healthy_device_passes_every_check(&r, d);
+    step_healthy_text_report_is_one_line_per_check(&r, d);
+    step_chainless_bundle_fails_device_chain(&r, d);
+    step_unregistered_intermediate_fails_ca_and_rule_topic(&r, d);
+    step_auto_registration_off_fails_its_check(&r, d);
+    step_inactive_ca_fails_ca_status(&r, d);
+    step_disabled_rule_fails_topic_rule_and_strands_devices(&r, d, &rule);
+    step_rule_topic_on_another_ca_fails_rule_topic(&r, &rule);
+    step_missing_policy_fails_device_policy_and_provisioning(&r, &function);
+    step_dead_letter_event_warns_with_count_and_reconcile(&r, &dlq);
+}
+
+/// Healthy: a device of CA root connected, provisioned, every check passes.
+fn step_healthy_device_passes_every_check(r: &Rehearsal, d: &Path) {
     issue_device(d, "root", "dev", "robot-1");
     let connected = r.connect(&["dev/robot-1"], "60");
     assert!(connected.ok(), "{}\n{}", connected.stdout, connected.stderr);
-    let healthy = doctor(&r, &["dev/robot-1"]);
+    let healthy = doctor(r, &["dev/robot-1"]);
     expect(&healthy, &[]);
     assert!(
         status_of(&healthy, "device certificate")["detail"]
@@ -134,7 +147,10 @@ fn doctor_names_each_fault_by_its_own_check() {
         "{:#}",
         healthy.0
     );
-    // Text: one line per check, exit 0.
+}
+
+/// Text: one line per check, exit 0.
+fn step_healthy_text_report_is_one_line_per_check(r: &Rehearsal, d: &Path) {
     let text = r.ms.jitr(
         d,
         &[
@@ -156,12 +172,14 @@ fn doctor_names_each_fault_by_its_own_check() {
         "{}",
         text.stdout
     );
+}
 
-    // The bundle without its chain.
+/// The bundle without its chain fails the device chain check, with or without --ca.
+fn step_chainless_bundle_fails_device_chain(r: &Rehearsal, d: &Path) {
     leaf_only(d, "dev/robot-1/device-and-ca.crt", "leaf.crt");
     expect(
         &doctor(
-            &r,
+            r,
             &[
                 "--cert",
                 "leaf.crt",
@@ -175,16 +193,18 @@ fn doctor_names_each_fault_by_its_own_check() {
     );
     // Without --ca, the chain-less leaf's CA is still found among the registered ones.
     expect(
-        &doctor(&r, &["--cert", "leaf.crt"]),
+        &doctor(r, &["--cert", "leaf.crt"]),
         &[("device chain", "FAIL")],
     );
+}
 
-    // A device of an intermediate that is not registered (only its root is):
-    // the CA check says so, the rule (on root's topic) does not cover it,
-    // and AWS IoT never saw the device.
+/// A device of an intermediate that is not registered (only its root is):
+/// the CA check says so, the rule (on root's topic) does not cover it,
+/// and AWS IoT never saw the device.
+fn step_unregistered_intermediate_fails_ca_and_rule_topic(r: &Rehearsal, d: &Path) {
     jitr(d, &["ca", "create", "int", "--issuer", "root"]).success();
     issue_device(d, "int", "dev2", "robot-2");
-    let report = doctor(&r, &["dev2/robot-2"]);
+    let report = doctor(r, &["dev2/robot-2"]);
     expect(
         &report,
         &[
@@ -201,25 +221,32 @@ fn doctor_names_each_fault_by_its_own_check() {
         detail.contains(&r.ca_id),
         "names the registered root: {detail}"
     );
+}
 
-    // Auto-registration off, then back on.
+/// Auto-registration off fails its check; then back on.
+fn step_auto_registration_off_fails_its_check(r: &Rehearsal, d: &Path) {
     r.ms.jitr(d, &["ca", "auto-registration", "disable", "root"])
         .success();
     expect(
-        &doctor(&r, &["dev/robot-1"]),
+        &doctor(r, &["dev/robot-1"]),
         &[("ca auto-registration", "FAIL")],
     );
     r.ms.jitr(d, &["ca", "auto-registration", "enable", "root"])
         .success();
+}
 
-    // The CA inactive, then active again.
+/// The CA inactive fails the CA status check; then active again.
+fn step_inactive_ca_fails_ca_status(r: &Rehearsal, d: &Path) {
     r.ms.jitr(d, &["ca", "deactivate", "root"]).success();
-    expect(&doctor(&r, &["dev/robot-1"]), &[("ca status", "FAIL")]);
+    expect(&doctor(r, &["dev/robot-1"]), &[("ca status", "FAIL")]);
     r.ms.jitr(d, &["ca", "activate", "root"]).success();
+}
 
-    // The rule disabled; a device connecting meanwhile stays PENDING_ACTIVATION.
+/// The rule disabled fails its check; a device connecting meanwhile stays
+/// PENDING_ACTIVATION: a warning at first, stranded past the threshold.
+fn step_disabled_rule_fails_topic_rule_and_strands_devices(r: &Rehearsal, d: &Path, rule: &str) {
     r.iot("disable_topic_rule", json!({ "ruleName": rule }));
-    expect(&doctor(&r, &["dev/robot-1"]), &[("topic rule", "FAIL")]);
+    expect(&doctor(r, &["dev/robot-1"]), &[("topic rule", "FAIL")]);
     issue_device(d, "root", "dev3", "robot-3");
     let refused = r.connect(&["dev3/robot-3"], "3");
     assert!(!refused.ok(), "{}", refused.stdout);
@@ -233,11 +260,11 @@ fn doctor_names_each_fault_by_its_own_check() {
     r.iot("enable_topic_rule", json!({ "ruleName": rule }));
     // Pending a moment: a warning; pending past the threshold: stranded.
     expect(
-        &doctor(&r, &["dev3/robot-3"]),
+        &doctor(r, &["dev3/robot-3"]),
         &[("device certificate", "WARN")],
     );
     std::thread::sleep(Duration::from_secs(2));
-    let stranded = doctor(&r, &["dev3/robot-3", "--stranded-after", "1"]);
+    let stranded = doctor(r, &["dev3/robot-3", "--stranded-after", "1"]);
     expect(&stranded, &[("device certificate", "FAIL")]);
     assert!(
         status_of(&stranded, "device certificate")["fix"]
@@ -247,45 +274,52 @@ fn doctor_names_each_fault_by_its_own_check() {
         "{:#}",
         stranded.0
     );
+}
 
-    // The rule's topic on another CA, then restored.
+/// The rule's topic on another CA fails the rule topic check; then restored.
+fn step_rule_topic_on_another_ca_fails_rule_topic(r: &Rehearsal, rule: &str) {
     let sql = format!(
         "SELECT * FROM '$aws/events/certificates/registered/{}'",
         r.ca_id
     );
     set_rule_sql(
-        &r,
-        &rule,
+        r,
+        rule,
         &format!(
             "SELECT * FROM '$aws/events/certificates/registered/{}'",
             "0".repeat(64)
         ),
     );
-    expect(&doctor(&r, &["dev/robot-1"]), &[("rule topic", "FAIL")]);
-    set_rule_sql(&r, &rule, &sql);
+    expect(&doctor(r, &["dev/robot-1"]), &[("rule topic", "FAIL")]);
+    set_rule_sql(r, rule, &sql);
+}
 
-    // The function's policy name does not exist, then restored.
-    let env = function_env(&r, &function);
+/// The function's policy name does not exist: the policy and provisioning
+/// checks fail; then restored.
+fn step_missing_policy_fails_device_policy_and_provisioning(r: &Rehearsal, function: &str) {
+    let env = function_env(r, function);
     let mut broken = env.clone();
     broken["JITR_POLICY_NAME"] = json!("no-such-policy");
-    set_function_env(&r, &function, &broken);
+    set_function_env(r, function, &broken);
     // The function's role may attach the stack's policy only: that fails too.
     expect(
-        &doctor(&r, &["dev/robot-1"]),
+        &doctor(r, &["dev/robot-1"]),
         &[
             ("device policy", "FAIL"),
             ("function may provision", "FAIL"),
         ],
     );
-    set_function_env(&r, &function, &env);
+    set_function_env(r, function, &env);
+}
 
-    // An event in the dead-letter queue: a warning with the count and reconcile.
+/// An event in the dead-letter queue: a warning with the count and reconcile.
+fn step_dead_letter_event_warns_with_count_and_reconcile(r: &Rehearsal, dlq: &str) {
     r.ms.boto3(
         "sqs",
         "send_message",
         json!({ "QueueUrl": dlq, "MessageBody": "{}" }),
     );
-    let report = doctor(&r, &["dev/robot-1"]);
+    let report = doctor(r, &["dev/robot-1"]);
     expect(&report, &[("dead-letter queue", "WARN")]);
     let dl = status_of(&report, "dead-letter queue");
     assert!(

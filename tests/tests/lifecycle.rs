@@ -10,7 +10,7 @@ use std::path::Path;
 
 use jitr_tests::ministack::Ministack;
 use jitr_tests::rehearsal::cert_arn;
-use jitr_tests::{ec_csr, issue_device, jitr, mode, openssl};
+use jitr_tests::{ec_csr, issue_device, jitr, jitr_args, mode, openssl, words};
 use serde_json::json;
 
 fn certificate_id(dir: &Path, cert: &str) -> String {
@@ -47,6 +47,22 @@ fn read(d: &Path, file: &str) -> String {
 fn rotation_keeps_one_predecessor_and_the_successor_verifies() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
+    step_two_devices_of_an_intermediate(d);
+    let old_id = certificate_id(d, "dev/robot-1/device.crt");
+    let old_key = read(d, "dev/robot-1/device.key");
+
+    let new_id = step_rotate_moves_the_predecessor_aside(d, &old_id, &old_key);
+    step_successor_keeps_the_subject_and_verifies(d);
+    step_manifest_records_current_and_previous(d, &new_id, &old_id);
+    step_second_rotation_is_refused_without_force(d, &new_id);
+    step_force_keeps_only_the_newest_predecessor(d, &new_id);
+    step_csr_rotation_writes_no_key(d);
+    step_bad_rotation_input_changes_nothing(d);
+    step_issue_counts_devices_not_predecessors(d);
+}
+
+/// Setup: CAs root and int, robot-1 (with O=Acme) and robot-2 issued by int into dev.
+fn step_two_devices_of_an_intermediate(d: &Path) {
     jitr(d, &["ca", "create", "root", "--subject", "CN=Test Root"]).success();
     jitr(
         d,
@@ -61,40 +77,23 @@ fn rotation_keeps_one_predecessor_and_the_successor_verifies() {
         ],
     )
     .success();
-    jitr(
+    jitr_args(
         d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "int",
-            "--out",
-            "dev",
-            "--name",
-            "robot-1",
-            "--subject-extra",
-            "O=Acme",
-        ],
+        "device issue --ca int --out dev --name robot-1 --subject-extra O=Acme",
     )
     .success();
     issue_device(d, "int", "dev", "robot-2");
-    let old_id = certificate_id(d, "dev/robot-1/device.crt");
-    let old_key = read(d, "dev/robot-1/device.key");
+}
 
-    let out = jitr(
-        d,
-        &[
-            "--json", "device", "rotate", "--ca", "int", "--out", "dev", "--name", "robot-1",
-        ],
-    );
+/// Rotating reports both ids; the predecessor, whole, in previous/; the
+/// successor under today's names. Returns the successor's id.
+fn step_rotate_moves_the_predecessor_aside(d: &Path, old_id: &str, old_key: &str) -> String {
+    let out = jitr_args(d, "--json device rotate --ca int --out dev --name robot-1");
     let report = out.json();
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let new_id = certificate_id(d, "dev/robot-1/device.crt");
     assert_ne!(new_id, old_id);
-    assert_eq!(
-        report["rotated"][0]["previous_certificate_id"],
-        old_id.as_str()
-    );
+    assert_eq!(report["rotated"][0]["previous_certificate_id"], old_id);
     assert_eq!(report["rotated"][0]["certificate_id"], new_id.as_str());
     // The predecessor, whole, in previous/; the successor under today's names.
     assert_eq!(certificate_id(d, "dev/robot-1/previous/device.crt"), old_id);
@@ -106,23 +105,29 @@ fn rotation_keeps_one_predecessor_and_the_successor_verifies() {
     let bundle = read(d, "dev/robot-1/device-and-ca.crt");
     assert!(bundle.starts_with(&read(d, "dev/robot-1/device.crt")));
     assert!(bundle.ends_with(&read(d, "int/chain.pem")));
-    // Same subject; openssl verifies the successor against the chain.
-    let subject = |cert: &str| {
-        openssl(
-            d,
-            &[
-                "x509", "-in", cert, "-noout", "-subject", "-nameopt", "RFC2253",
-            ],
-        )
-        .success()
-        .trim()
-        .to_string()
-    };
+    new_id
+}
+
+/// The certificate's subject, RFC 2253, as openssl prints it.
+fn subject(d: &Path, cert: &str) -> String {
+    openssl(
+        d,
+        &[
+            "x509", "-in", cert, "-noout", "-subject", "-nameopt", "RFC2253",
+        ],
+    )
+    .success()
+    .trim()
+    .to_string()
+}
+
+/// Same subject; openssl verifies the successor against the chain.
+fn step_successor_keeps_the_subject_and_verifies(d: &Path) {
     assert_eq!(
-        subject("dev/robot-1/device.crt"),
-        subject("dev/robot-1/previous/device.crt")
+        subject(d, "dev/robot-1/device.crt"),
+        subject(d, "dev/robot-1/previous/device.crt")
     );
-    assert!(subject("dev/robot-1/device.crt").contains("CN=robot-1,O=Acme"));
+    assert!(subject(d, "dev/robot-1/device.crt").contains("CN=robot-1,O=Acme"));
     openssl(
         d,
         &[
@@ -135,7 +140,10 @@ fn rotation_keeps_one_predecessor_and_the_successor_verifies() {
         ],
     )
     .success();
-    // The manifest records both, and which is current.
+}
+
+/// The manifest records both, and which is current.
+fn step_manifest_records_current_and_previous(d: &Path, new_id: &str, old_id: &str) {
     let rows = manifest(&d.join("dev"));
     let robot1: Vec<_> = rows.iter().filter(|r| r["name"] == "robot-1").collect();
     assert_eq!(robot1.len(), 2, "{rows:?}");
@@ -144,14 +152,12 @@ fn rotation_keeps_one_predecessor_and_the_successor_verifies() {
     assert_eq!(robot1[1]["role"], "previous");
     assert_eq!(robot1[1]["certificate_id"], old_id);
     assert_eq!(robot1[1]["cert_path"], "robot-1/previous/device.crt");
+}
 
-    // Again: refused (the device may still use its predecessor), nothing changed.
-    let err = jitr(
-        d,
-        &[
-            "device", "rotate", "--ca", "int", "--out", "dev", "--name", "robot-1",
-        ],
-    );
+/// Again: refused (the device may still use its predecessor), nothing
+/// changed; --all stops on the same device before rotating any.
+fn step_second_rotation_is_refused_without_force(d: &Path, new_id: &str) {
+    let err = jitr_args(d, "device rotate --ca int --out dev --name robot-1");
     let msg = err.failure();
     assert!(
         msg.contains("dev/robot-1: was rotated before") && msg.contains("--force"),
@@ -159,11 +165,7 @@ fn rotation_keeps_one_predecessor_and_the_successor_verifies() {
     );
     assert_eq!(certificate_id(d, "dev/robot-1/device.crt"), new_id);
     // --all stops on the same device before rotating any.
-    jitr(
-        d,
-        &["device", "rotate", "--ca", "int", "--out", "dev", "--all"],
-    )
-    .failure();
+    jitr_args(d, "device rotate --ca int --out dev --all").failure();
     assert_eq!(
         manifest(&d.join("dev"))
             .iter()
@@ -171,14 +173,11 @@ fn rotation_keeps_one_predecessor_and_the_successor_verifies() {
             .count(),
         1
     );
-    // With --force: one previous/ only, the newest predecessor.
-    jitr(
-        d,
-        &[
-            "device", "rotate", "--ca", "int", "--out", "dev", "--all", "--force",
-        ],
-    )
-    .success();
+}
+
+/// With --force: one previous/ only, the newest predecessor; no staging left.
+fn step_force_keeps_only_the_newest_predecessor(d: &Path, new_id: &str) {
+    jitr_args(d, "device rotate --ca int --out dev --all --force").success();
     assert_eq!(certificate_id(d, "dev/robot-1/previous/device.crt"), new_id);
     assert!(d.join("dev/robot-2/previous/device.crt").exists());
     assert!(!d.join("dev/robot-1/previous/previous").exists());
@@ -187,34 +186,30 @@ fn rotation_keeps_one_predecessor_and_the_successor_verifies() {
         .filter(|n| n.starts_with('.'))
         .collect();
     assert!(hidden.is_empty(), "staging left behind: {hidden:?}");
+}
 
-    // From a device-made CSR: no key written, the predecessor's key kept aside.
+/// From a device-made CSR: no key written, the predecessor's key kept aside.
+fn step_csr_rotation_writes_no_key(d: &Path) {
     ec_csr(d, "r2.key", "r2.csr", "/CN=ignored");
-    jitr(
+    jitr_args(
         d,
-        &[
-            "device", "rotate", "--ca", "int", "--out", "dev", "--name", "robot-2", "--csr",
-            "r2.csr", "--force",
-        ],
+        "device rotate --ca int --out dev --name robot-2 --csr r2.csr --force",
     )
     .success();
     assert!(!d.join("dev/robot-2/device.key").exists());
     assert!(d.join("dev/robot-2/previous/device.key").exists());
-    assert!(subject("dev/robot-2/device.crt").contains("CN=robot-2"));
+    assert!(subject(d, "dev/robot-2/device.crt").contains("CN=robot-2"));
     let pubkey = |args: &[&str]| openssl(d, args).success().to_string();
     assert_eq!(
         pubkey(&["x509", "-in", "dev/robot-2/device.crt", "-noout", "-pubkey"]),
         pubkey(&["pkey", "-in", "r2.key", "-pubout"])
     );
+}
 
-    // Bad input: unknown device, another CA's device; nothing changes.
+/// Bad input: unknown device, another CA's device; nothing changes.
+fn step_bad_rotation_input_changes_nothing(d: &Path) {
     let before = read(d, "dev/manifest.csv");
-    let msg = jitr(
-        d,
-        &[
-            "device", "rotate", "--ca", "int", "--out", "dev", "--name", "nope",
-        ],
-    );
+    let msg = jitr_args(d, "device rotate --ca int --out dev --name nope");
     assert!(
         msg.failure()
             .contains("--name nope: no device \"nope\" in dev"),
@@ -222,26 +217,18 @@ fn rotation_keeps_one_predecessor_and_the_successor_verifies() {
         msg.stderr
     );
     jitr(d, &["ca", "create", "other", "--subject", "CN=Other"]).success();
-    let msg = jitr(
-        d,
-        &[
-            "device", "rotate", "--ca", "other", "--out", "dev", "--name", "robot-1",
-        ],
-    );
+    let msg = jitr_args(d, "device rotate --ca other --out dev --name robot-1");
     assert!(
         msg.failure().contains("was not issued by the CA other"),
         "{}",
         msg.stderr
     );
     assert_eq!(read(d, "dev/manifest.csv"), before);
-    // Issuing counts devices, not their predecessors' rows.
-    let report = jitr(
-        d,
-        &[
-            "--json", "device", "issue", "--ca", "int", "--out", "dev", "--name", "robot-3",
-        ],
-    )
-    .json();
+}
+
+/// Issuing counts devices, not their predecessors' rows.
+fn step_issue_counts_devices_not_predecessors(d: &Path) {
+    let report = jitr_args(d, "--json device issue --ca int --out dev --name robot-3").json();
     assert_eq!(report["manifest_rows"], 3, "{report}");
 }
 
@@ -339,24 +326,25 @@ fn revoke_by_name_id_and_file_then_the_crl_lists_them() {
     jitr(d, &["ca", "create", "root"]).success();
     ms.jitr(d, &["ca", "register", "root"]).success();
     provisioned(&ms, d, &["a", "b", "c", "keep"]);
-    let id = |n: &str| certificate_id(d, &format!("dev/{n}/device.crt"));
 
-    // Bad input first: nothing may change.
+    step_bad_revoke_input_changes_nothing(&ms, d);
+    step_revoke_by_name_id_and_file(&ms, d);
+    step_revoking_again_changes_nothing_but_can_delete_the_thing(&ms, d);
+    step_unseen_certificate_is_registered_revoked(&ms, d);
+    step_revoked_list_and_manifest_record_them(d);
+    step_crl_is_signed_and_lists_exactly_the_revoked(d);
+}
+
+/// The id of device `name`'s certificate in dev.
+fn device_id(d: &Path, name: &str) -> String {
+    certificate_id(d, &format!("dev/{name}/device.crt"))
+}
+
+/// Bad input first (unknown name, another CA's device, an unknown id, a CA
+/// certificate, a name without --out): nothing may change.
+fn step_bad_revoke_input_changes_nothing(ms: &Ministack, d: &Path) {
     jitr(d, &["ca", "create", "other", "--subject", "CN=Other"]).success();
-    jitr(
-        d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "other",
-            "--out",
-            "elsewhere",
-            "--name",
-            "x",
-        ],
-    )
-    .success();
+    jitr_args(d, "device issue --ca other --out elsewhere --name x").success();
     let zeros = "0".repeat(64);
     let bad = [
         (vec!["keep", "nope"], "no device \"nope\" in dev"),
@@ -373,7 +361,7 @@ fn revoke_by_name_id_and_file_then_the_crl_lists_them() {
         let out = ms.jitr(d, &args);
         assert!(out.failure().contains(words), "{words}: {}", out.stderr);
     }
-    assert_eq!(status(&ms, &id("keep")), "ACTIVE");
+    assert_eq!(status(ms, &device_id(d, "keep")), "ACTIVE");
     assert!(!d.join("root/revoked.json").exists());
     let msg = ms.jitr(d, &["device", "revoke", "--ca", "root", "a"]);
     assert!(
@@ -381,9 +369,12 @@ fn revoke_by_name_id_and_file_then_the_crl_lists_them() {
         "{}",
         msg.stderr
     );
+}
 
-    // By name, by id, by file (with --delete-thing).
-    let b_id = id("b");
+/// By name, by id, by file (with --delete-thing): revoked, policies and
+/// things detached, c's thing deleted, keep untouched.
+fn step_revoke_by_name_id_and_file(ms: &Ministack, d: &Path) {
+    let b_id = device_id(d, "b");
     let out = ms.jitr(
         d,
         &[
@@ -400,31 +391,26 @@ fn revoke_by_name_id_and_file_then_the_crl_lists_them() {
     );
     let out = ms.jitr(
         d,
-        &[
-            "--json",
-            "device",
-            "revoke",
-            "--ca",
-            "root",
-            "dev/c/device-and-ca.crt",
-            "--delete-thing",
-        ],
+        &words("--json device revoke --ca root dev/c/device-and-ca.crt --delete-thing"),
     );
     let report = out.json();
     assert_eq!(report[0]["outcome"], "revoked", "{report} {}", out.stderr);
     assert_eq!(report[0]["changes"][3], "thing c deleted", "{report}");
     for n in ["a", "b", "c"] {
-        assert_eq!(status(&ms, &id(n)), "REVOKED", "{n}");
-        assert_eq!(policies(&ms, &id(n)), 0, "{n}");
+        assert_eq!(status(ms, &device_id(d, n)), "REVOKED", "{n}");
+        assert_eq!(policies(ms, &device_id(d, n)), 0, "{n}");
     }
-    assert_eq!(principals(&ms, "a"), Some(0), "thing a kept, empty");
-    assert_eq!(principals(&ms, "b"), Some(0));
-    assert_eq!(principals(&ms, "c"), None, "thing c deleted");
-    assert_eq!(status(&ms, &id("keep")), "ACTIVE");
-    assert_eq!(principals(&ms, "keep"), Some(1));
+    assert_eq!(principals(ms, "a"), Some(0), "thing a kept, empty");
+    assert_eq!(principals(ms, "b"), Some(0));
+    assert_eq!(principals(ms, "c"), None, "thing c deleted");
+    assert_eq!(status(ms, &device_id(d, "keep")), "ACTIVE");
+    assert_eq!(principals(ms, "keep"), Some(1));
+}
 
-    // Again: already revoked, nothing changed; --delete-thing later still
-    // finds the emptied thing by the certificate's CN.
+/// Again: already revoked, nothing changed; --delete-thing later still
+/// finds the emptied thing by the certificate's CN.
+fn step_revoking_again_changes_nothing_but_can_delete_the_thing(ms: &Ministack, d: &Path) {
+    let b_id = device_id(d, "b");
     let out = ms.jitr(
         d,
         &[
@@ -439,17 +425,7 @@ fn revoke_by_name_id_and_file_then_the_crl_lists_them() {
     }
     let out = ms.jitr(
         d,
-        &[
-            "--json",
-            "device",
-            "revoke",
-            "--ca",
-            "root",
-            "--out",
-            "dev",
-            "a",
-            "--delete-thing",
-        ],
+        &words("--json device revoke --ca root --out dev a --delete-thing"),
     );
     assert_eq!(
         out.json()[0]["changes"],
@@ -457,16 +433,13 @@ fn revoke_by_name_id_and_file_then_the_crl_lists_them() {
         "{}",
         out.stdout
     );
-    assert_eq!(principals(&ms, "a"), None);
+    assert_eq!(principals(ms, "a"), None);
+}
 
-    // A certificate AWS IoT never saw is registered REVOKED: it can never come in.
+/// A certificate AWS IoT never saw is registered REVOKED: it can never come in.
+fn step_unseen_certificate_is_registered_revoked(ms: &Ministack, d: &Path) {
     issue_device(d, "root", "dev", "never");
-    let out = ms.jitr(
-        d,
-        &[
-            "--json", "device", "revoke", "--ca", "root", "--out", "dev", "never",
-        ],
-    );
+    let out = ms.jitr(d, &words("--json device revoke --ca root --out dev never"));
     assert_eq!(
         out.json()[0]["outcome"],
         "registered as revoked",
@@ -474,9 +447,11 @@ fn revoke_by_name_id_and_file_then_the_crl_lists_them() {
         out.stdout,
         out.stderr
     );
-    assert_eq!(status(&ms, &id("never")), "REVOKED");
+    assert_eq!(status(ms, &device_id(d, "never")), "REVOKED");
+}
 
-    // The records: the CA's list (for the CRL) and the manifest.
+/// The records: the CA's list (for the CRL) and the manifest.
+fn step_revoked_list_and_manifest_record_them(d: &Path) {
     let rows = manifest(&d.join("dev"));
     for r in &rows {
         let revoked = ["a", "b", "c", "never"].contains(&r["name"].as_str());
@@ -484,21 +459,15 @@ fn revoke_by_name_id_and_file_then_the_crl_lists_them() {
     }
     let list: serde_json::Value = serde_json::from_str(&read(d, "root/revoked.json")).unwrap();
     assert_eq!(list["revoked"].as_array().unwrap().len(), 4, "{list}");
+}
 
-    // The CRL: signed by the CA, listing exactly those serials.
-    let out = jitr(d, &["--json", "ca", "crl", "root", "--days", "7"]);
+/// The CRL: signed by the CA, listing exactly those serials; openssl refuses
+/// a revoked device with it and accepts keep; another CA's CRL does not
+/// verify under root.
+fn step_crl_is_signed_and_lists_exactly_the_revoked(d: &Path) {
+    let out = jitr_args(d, "--json ca crl root --days 7");
     assert_eq!(out.json()["revoked"], 4, "{}", out.stderr);
-    let verified = openssl(
-        d,
-        &[
-            "crl",
-            "-in",
-            "root/crl.pem",
-            "-CAfile",
-            "root/ca.crt",
-            "-noout",
-        ],
-    );
+    let verified = openssl(d, &words("crl -in root/crl.pem -CAfile root/ca.crt -noout"));
     assert!(
         verified.ok() && verified.stderr.contains("verify OK"),
         "{verified:?}"
@@ -535,19 +504,8 @@ fn revoke_by_name_id_and_file_then_the_crl_lists_them() {
     );
     verify("dev/keep/device.crt").success();
     // Another CA's CRL does not verify under root.
-    jitr(d, &["ca", "crl", "other", "--out", "other.crl"]).success();
-    assert!(!openssl(
-        d,
-        &[
-            "crl",
-            "-in",
-            "other.crl",
-            "-CAfile",
-            "root/ca.crt",
-            "-noout"
-        ]
-    )
-    .ok());
+    jitr_args(d, "ca crl other --out other.crl").success();
+    assert!(!openssl(d, &words("crl -in other.crl -CAfile root/ca.crt -noout")).ok());
 }
 
 #[test]
