@@ -1,9 +1,12 @@
 //! The Lambda's entry point with any JSON payload: a direct event or an SQS
 //! batch. Against an AWS IoT that knows no certificate, a direct event is an
 //! error and every record of a batch is a batch item failure, reported once;
-//! only well-formed events reach DescribeCertificate.
+//! only well-formed events reach DescribeCertificate, once per certificate.
 #![no_main]
 
+use std::collections::HashSet;
+
+use jitr_core::deadline::Deadline;
 use jitr_core::event::RegisteredEvent;
 use jitr_core::handler::handle;
 use jitr_fuzz::{config, NoCertificates};
@@ -15,8 +18,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let api = NoCertificates::default();
-    let answer =
-        futures::executor::block_on(handle(&api, config(), payload.clone(), 1_700_000_000));
+    let answer = futures::executor::block_on(handle(
+        &api,
+        config(),
+        payload.clone(),
+        1_700_000_000,
+        Deadline::none(),
+    ));
     let describes = api.describes.load(std::sync::atomic::Ordering::Relaxed);
     match answer {
         Ok(response) => {
@@ -26,15 +34,17 @@ fuzz_target!(|data: &[u8]| {
                 .as_array()
                 .expect("batchItemFailures");
             assert_eq!(failures.len(), records.len(), "{response}");
-            let parsed = records
+            // Records of one certificate are looked up once.
+            let certificates: HashSet<String> = records
                 .iter()
-                .filter(|r| {
-                    r["body"]
-                        .as_str()
-                        .is_some_and(|b| RegisteredEvent::parse_text(b).is_ok())
-                })
-                .count();
-            assert_eq!(describes, parsed, "only parsed records reach AWS");
+                .filter_map(|r| RegisteredEvent::parse_text(r["body"].as_str()?).ok())
+                .map(|e| e.certificate_id)
+                .collect();
+            assert_eq!(
+                describes,
+                certificates.len(),
+                "only parsed records reach AWS, once per certificate"
+            );
         }
         Err(e) => {
             assert!(!e.to_string().is_empty());
