@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use jitr_tests::rehearsal::{Options, Rehearsal};
-use jitr_tests::{certificate_id, issue_device, jitr};
+use jitr_tests::{certificate_id, issue_device, jitr_args, words};
 use serde_json::{json, Value};
 
 /// `jitr --json doctor ARGS` against the rehearsal; the report and the exit status.
@@ -202,7 +202,7 @@ fn step_chainless_bundle_fails_device_chain(r: &Rehearsal, d: &Path) {
 /// the CA check says so, the rule (on root's topic) does not cover it,
 /// and AWS IoT never saw the device.
 fn step_unregistered_intermediate_fails_ca_and_rule_topic(r: &Rehearsal, d: &Path) {
-    jitr(d, &["ca", "create", "int", "--issuer", "root"]).success();
+    jitr_args(d, "ca create int --issuer root").success();
     issue_device(d, "int", "dev2", "robot-2");
     let report = doctor(r, &["dev2/robot-2"]);
     expect(
@@ -225,13 +225,13 @@ fn step_unregistered_intermediate_fails_ca_and_rule_topic(r: &Rehearsal, d: &Pat
 
 /// Auto-registration off fails its check; then back on.
 fn step_auto_registration_off_fails_its_check(r: &Rehearsal, d: &Path) {
-    r.ms.jitr(d, &["ca", "auto-registration", "disable", "root"])
+    r.ms.jitr(d, &words("ca auto-registration disable root"))
         .success();
     expect(
         &doctor(r, &["dev/robot-1"]),
         &[("ca auto-registration", "FAIL")],
     );
-    r.ms.jitr(d, &["ca", "auto-registration", "enable", "root"])
+    r.ms.jitr(d, &words("ca auto-registration enable root"))
         .success();
 }
 

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use jitr_tests::rehearsal::{cert_arn, Options, Rehearsal, Template, DEPLOY};
-use jitr_tests::{issue_device, jitr, run};
+use jitr_tests::{issue_device, jitr, jitr_args, run, words};
 use serde_json::json;
 
 fn certificate_id(dir: &std::path::Path, cert: &str) -> String {
@@ -252,7 +252,7 @@ fn devices_of_a_ca_with_auto_registration_off_are_not_registered_until_it_is_on(
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let r = Rehearsal::start(d, Options::default());
-    r.ms.jitr(d, &["ca", "auto-registration", "disable", "root"])
+    r.ms.jitr(d, &words("ca auto-registration disable root"))
         .success();
     issue_device(d, "root", "dev", "robot-8");
     let id = certificate_id(d, "dev/robot-8/device.crt");
@@ -263,7 +263,7 @@ fn devices_of_a_ca_with_auto_registration_off_are_not_registered_until_it_is_on(
     assert_eq!(r.events_published(&id), 0);
 
     // Turned back on, the same device registers on its next connect.
-    r.ms.jitr(d, &["ca", "auto-registration", "enable", "root"])
+    r.ms.jitr(d, &words("ca auto-registration enable root"))
         .success();
     let out = r.connect(&["dev/robot-8"], "60");
     assert_eq!(out.code, Some(0), "{}", out.stderr);
@@ -374,20 +374,9 @@ fn two_hundred_devices_connecting_at_once_all_end_active_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let r = Rehearsal::start(d, Options::default());
-    jitr(
+    jitr_args(
         d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "fleet",
-            "--count",
-            "200",
-            "--name-template",
-            "robot-{n:03}",
-        ],
+        "device issue --ca root --out fleet --count 200 --name-template robot-{n:03}",
     )
     .success();
     let names: Vec<String> = (1..=N).map(|n| format!("robot-{n:03}")).collect();

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use jitr_tests::jitr;
 use jitr_tests::lambda::Watch;
 use jitr_tests::moto::Moto;
 use jitr_tests::runtime_api::{function_env, runtime_api};
+use jitr_tests::{jitr, words};
 use serde_json::json;
 
 const ARN_PREFIX: &str = "arn:aws:iot:eu-west-1:123456789012:cert/";
@@ -254,15 +254,7 @@ fn reconcile_provisions_what_events_missed() {
     let plans = moto
         .jitr(
             d,
-            &[
-                "--json",
-                "reconcile",
-                "--ca",
-                "root",
-                "--dry-run",
-                "--policy",
-                "jitr-device",
-            ],
+            &words("--json reconcile --ca root --dry-run --policy jitr-device"),
         )
         .json();
     assert_eq!(plans.as_array().unwrap().len(), 5);
@@ -274,7 +266,7 @@ fn reconcile_provisions_what_events_missed() {
     assert!(ids.iter().all(|id| moto.status(id) == "PENDING_ACTIVATION"));
 
     let text = moto
-        .jitr(d, &["reconcile", "--ca", "root", "--policy", "jitr-device"])
+        .jitr(d, &words("reconcile --ca root --policy jitr-device"))
         .success()
         .to_string();
     assert!(text.contains("4 activated, 1 rejected, 0 failed"), "{text}");
@@ -282,7 +274,7 @@ fn reconcile_provisions_what_events_missed() {
     assert_eq!(moto.status(&bad), "REVOKED");
     // Nothing pending any more; provisioning one again is an idempotent success.
     let text = moto
-        .jitr(d, &["reconcile", "--ca", "root", "--policy", "jitr-device"])
+        .jitr(d, &words("reconcile --ca root --policy jitr-device"))
         .success()
         .to_string();
     assert!(text.starts_with("0 PENDING_ACTIVATION"), "{text}");
@@ -325,7 +317,7 @@ fn a_device_of_a_second_ca_does_not_take_over_an_existing_thing() {
     let d = tmp.path();
     let first_ca = moto.jitr_setup(d);
     jitr(d, &["ca", "create", "second", "--subject", "CN=Second CA"]).success();
-    let second_ca = moto.jitr(d, &["--json", "ca", "register", "second"]).json()["certificate_id"]
+    let second_ca = moto.jitr(d, &words("--json ca register second")).json()["certificate_id"]
         .as_str()
         .unwrap()
         .to_string();

@@ -216,7 +216,7 @@ fn step_bad_rotation_input_changes_nothing(d: &Path) {
         "{}",
         msg.stderr
     );
-    jitr(d, &["ca", "create", "other", "--subject", "CN=Other"]).success();
+    jitr_args(d, "ca create other --subject CN=Other").success();
     let msg = jitr_args(d, "device rotate --ca other --out dev --name robot-1");
     assert!(
         msg.failure().contains("was not issued by the CA other"),
@@ -343,7 +343,7 @@ fn device_id(d: &Path, name: &str) -> String {
 /// Bad input first (unknown name, another CA's device, an unknown id, a CA
 /// certificate, a name without --out): nothing may change.
 fn step_bad_revoke_input_changes_nothing(ms: &Ministack, d: &Path) {
-    jitr(d, &["ca", "create", "other", "--subject", "CN=Other"]).success();
+    jitr_args(d, "ca create other --subject CN=Other").success();
     jitr_args(d, "device issue --ca other --out elsewhere --name x").success();
     let zeros = "0".repeat(64);
     let bad = [
@@ -363,7 +363,7 @@ fn step_bad_revoke_input_changes_nothing(ms: &Ministack, d: &Path) {
     }
     assert_eq!(status(ms, &device_id(d, "keep")), "ACTIVE");
     assert!(!d.join("root/revoked.json").exists());
-    let msg = ms.jitr(d, &["device", "revoke", "--ca", "root", "a"]);
+    let msg = ms.jitr(d, &words("device revoke --ca root a"));
     assert!(
         msg.failure().contains("a device name needs --out OUTDIR"),
         "{}",
@@ -514,42 +514,23 @@ fn fleet_status_counts_what_the_test_made() {
     let d = tmp.path();
     let ms = Ministack::start_iot();
     jitr(d, &["ca", "create", "root"]).success();
-    let ca_id = ms.jitr(d, &["--json", "ca", "register", "root"]).json()["certificate_id"]
+    let ca_id = ms.jitr(d, &words("--json ca register root")).json()["certificate_id"]
         .as_str()
         .unwrap()
         .to_string();
     provisioned(&ms, d, &["ok-1", "ok-2", "gone"]);
     // One expiring soon, ACTIVE; one INACTIVE; one revoked (thing left empty).
-    jitr(
-        d,
-        &[
-            "device", "issue", "--ca", "root", "--out", "dev", "--name", "soon", "--days", "10",
-        ],
-    )
-    .success();
+    jitr_args(d, "device issue --ca root --out dev --name soon --days 10").success();
     ms.jitr(
         d,
-        &[
-            "device",
-            "register",
-            "dev/soon/device.crt",
-            "--ca",
-            "root",
-            "--activate",
-        ],
+        &words("device register dev/soon/device.crt --ca root --activate"),
     )
     .success();
     issue_device(d, "root", "dev", "off");
-    ms.jitr(
-        d,
-        &["device", "register", "dev/off/device.crt", "--ca", "root"],
-    )
-    .success();
-    ms.jitr(
-        d,
-        &["device", "revoke", "--ca", "root", "--out", "dev", "gone"],
-    )
-    .success();
+    ms.jitr(d, &words("device register dev/off/device.crt --ca root"))
+        .success();
+    ms.jitr(d, &words("device revoke --ca root --out dev gone"))
+        .success();
     // One PENDING_ACTIVATION: connected through JITR, no function to provision it.
     issue_device(d, "root", "dev", "pending");
     ms.boto3(
@@ -583,17 +564,7 @@ fn fleet_status_counts_what_the_test_made() {
 
     let out = ms.jitr(
         d,
-        &[
-            "--json",
-            "fleet",
-            "status",
-            "--ca",
-            "root",
-            "--pending-older-than",
-            "0",
-            "--rate",
-            "10",
-        ],
+        &words("--json fleet status --ca root --pending-older-than 0 --rate 10"),
     );
     let s = out.json();
     assert_eq!(out.code, Some(0), "{s} {}", out.stderr);
@@ -630,7 +601,7 @@ fn fleet_status_counts_what_the_test_made() {
         "{text}"
     );
     assert!(text.contains("pending longer than 10 minutes: 0"), "{text}");
-    let bad = ms.jitr(d, &["fleet", "status", "--ca", "nope"]);
+    let bad = ms.jitr(d, &words("fleet status --ca nope"));
     assert!(
         bad.failure().contains("nope: is neither a CA directory"),
         "{}",
@@ -644,7 +615,7 @@ fn a_rotated_device_connects_with_its_successor_and_its_revoked_predecessor_cann
     let d = tmp.path();
     let ms = Ministack::start_iot();
     jitr(d, &["ca", "create", "root"]).success();
-    ms.jitr(d, &["ca", "register", "root", "--no-auto-registration"])
+    ms.jitr(d, &words("ca register root --no-auto-registration"))
         .success();
     provisioned(&ms, d, &["r"]);
     let server_ca = d.join("server-ca.pem");
@@ -666,26 +637,13 @@ fn a_rotated_device_connects_with_its_successor_and_its_revoked_predecessor_cann
     assert_eq!(out.code, Some(0), "{} {}", out.stdout, out.stderr);
     let old_id = certificate_id(d, "dev/r/device.crt");
 
-    jitr(
-        d,
-        &[
-            "device", "rotate", "--ca", "root", "--out", "dev", "--name", "r",
-        ],
-    )
-    .success();
+    jitr_args(d, "device rotate --ca root --out dev --name r").success();
     let new_id = certificate_id(d, "dev/r/device.crt");
     // AWS IoT learns of the successor (here registered as the function would
     // leave it: ACTIVE, on the same thing, with the device policy).
     ms.jitr(
         d,
-        &[
-            "device",
-            "register",
-            "dev/r/device.crt",
-            "--ca",
-            "root",
-            "--activate",
-        ],
+        &words("device register dev/r/device.crt --ca root --activate"),
     )
     .success();
     let arn = cert_arn(&new_id);
@@ -705,15 +663,7 @@ fn a_rotated_device_connects_with_its_successor_and_its_revoked_predecessor_cann
     // Revoking the predecessor keeps the thing: its successor is attached.
     let out = ms.jitr(
         d,
-        &[
-            "--json",
-            "device",
-            "revoke",
-            "--ca",
-            "root",
-            "dev/r/previous/device.crt",
-            "--delete-thing",
-        ],
+        &words("--json device revoke --ca root dev/r/previous/device.crt --delete-thing"),
     );
     let report = out.json();
     assert_eq!(report[0]["outcome"], "revoked", "{report} {}", out.stderr);
@@ -747,20 +697,9 @@ fn concurrent_rotations_take_turns_and_leave_whole_devices() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     jitr(d, &["ca", "create", "root"]).success();
-    jitr(
+    jitr_args(
         d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "dev",
-            "--count",
-            "20",
-            "--name-template",
-            "d-{n:02}",
-        ],
+        "device issue --ca root --out dev --count 20 --name-template d-{n:02}",
     )
     .success();
     let spawn = || {
@@ -831,20 +770,9 @@ fn a_rotation_killed_at_any_point_leaves_each_device_all_old_or_all_new() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     jitr(d, &["ca", "create", "root"]).success();
-    jitr(
+    jitr_args(
         d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "dev",
-            "--count",
-            "200",
-            "--name-template",
-            "k{n:03}",
-        ],
+        "device issue --ca root --out dev --count 200 --name-template k{n:03}",
     )
     .success();
     let name = |i: u32| format!("k{i:03}");
@@ -899,13 +827,7 @@ fn a_rotation_killed_at_any_point_leaves_each_device_all_old_or_all_new() {
         "killed midway: {rotated} rotated"
     );
     // The next run cleans up after the killed one and records the disk.
-    jitr(
-        d,
-        &[
-            "device", "rotate", "--ca", "root", "--out", "dev", "--name", "k200",
-        ],
-    )
-    .success();
+    jitr_args(d, "device rotate --ca root --out dev --name k200").success();
     let hidden: Vec<String> = jitr_tests::list_dir(&d.join("dev"))
         .into_iter()
         .filter(|n| n.starts_with('.'))
@@ -967,18 +889,9 @@ fn the_crl_is_signed_through_the_cas_key_store() {
     // An encrypted file store: the passphrase from a file.
     std::fs::write(d.join("pw"), "correct horse battery staple\n").unwrap();
     std::fs::write(d.join("wrong"), "wrong\n").unwrap();
-    jitr(
+    jitr_args(
         d,
-        &[
-            "ca",
-            "create",
-            "enc",
-            "--key",
-            "rsa-2048",
-            "--encrypt",
-            "--password-file",
-            "pw",
-        ],
+        "ca create enc --key rsa-2048 --encrypt --password-file pw",
     )
     .success();
     for n in ["e1", "e2"] {
@@ -1000,13 +913,13 @@ fn the_crl_is_signed_through_the_cas_key_store() {
         .success();
     }
     list_as_revoked(d, "enc", "dev/e1/device.crt");
-    let err = jitr(d, &["ca", "crl", "enc", "--password-file", "wrong"]);
+    let err = jitr_args(d, "ca crl enc --password-file wrong");
     err.failure();
     assert!(
         !d.join("enc/crl.pem").exists(),
         "nothing written with a wrong passphrase"
     );
-    jitr(d, &["ca", "crl", "enc", "--password-file", "pw"]).success();
+    jitr_args(d, "ca crl enc --password-file pw").success();
     crl_refuses(d, "enc", "dev/e1/device.crt", "dev/e2/device.crt");
 
     // A KMS key on the emulator.
@@ -1034,9 +947,7 @@ fn the_crl_is_signed_through_the_cas_key_store() {
         .success();
     }
     list_as_revoked(d, "kms", "dev/k1/device.crt");
-    let report = ms
-        .jitr(d, &["--json", "ca", "crl", "kms", "--days", "1"])
-        .json();
+    let report = ms.jitr(d, &words("--json ca crl kms --days 1")).json();
     assert_eq!(report["revoked"], 1, "{report}");
     crl_refuses(d, "kms", "dev/k1/device.crt", "dev/k2/device.crt");
     // A revocation list jitr did not write is named.

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use jitr_tests::rehearsal::{cert_arn, Options, Rehearsal};
-use jitr_tests::{issue_device, jitr};
+use jitr_tests::{issue_device, jitr_args};
 use serde_json::json;
 
 fn certificate_id(dir: &std::path::Path, cert: &str) -> String {
@@ -27,13 +27,7 @@ fn device_with_successor(r: &Rehearsal) -> (String, String) {
     let first = r.connect(&[NEW], "60");
     assert_eq!(first.code, Some(0), "{}\n{}", first.stderr, r.ms.log());
     assert_eq!(r.status(&old), "ACTIVE");
-    jitr(
-        d,
-        &[
-            "device", "rotate", "--ca", "root", "--out", "fleet", "--name", "robot-1",
-        ],
-    )
-    .success();
+    jitr_args(d, "device rotate --ca root --out fleet --name robot-1").success();
     assert_eq!(certificate_id(d, "fleet/robot-1/previous/device.crt"), old);
     let new = certificate_id(d, "fleet/robot-1/device.crt");
     assert_ne!(old, new);
