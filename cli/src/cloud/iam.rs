@@ -9,6 +9,9 @@ use super::Cloud;
 #[derive(Debug, Clone, Default)]
 pub struct RolePolicies {
     pub documents: Vec<(String, serde_json::Value)>,
+    /// The ARN of the role's permissions boundary, if it has one: it can
+    /// deny what the documents allow, and is not evaluated here.
+    pub boundary: Option<String>,
 }
 
 /// A role's name in its ARN (`arn:aws:iam::ACCOUNT:role/PATH/NAME`).
@@ -66,9 +69,14 @@ impl Cloud {
         let role = self
             .block_on(iam.get_role().role_name(name).send())
             .map_err(|e| self.error(e));
-        if found(role)?.is_none() {
+        let Some(role) = found(role)? else {
             return Ok(None);
-        }
+        };
+        let boundary = role
+            .role()
+            .and_then(|r| r.permissions_boundary())
+            .and_then(|b| b.permissions_boundary_arn())
+            .map(str::to_string);
         let mut documents = Vec::new();
         let inline = self.all_pages(|marker| {
             let iam = iam.clone();
@@ -135,7 +143,10 @@ impl Cloud {
                 .and_then(policy_document);
             documents.extend(document.map(|d| (arn, d)));
         }
-        Ok(Some(RolePolicies { documents }))
+        Ok(Some(RolePolicies {
+            documents,
+            boundary,
+        }))
     }
 
     /// The function's resource policy (Lambda GetPolicy); `None` when it has none.

@@ -346,6 +346,19 @@ fn apply(
         changes.push(format!("thing {thing} detached"));
     }
     for thing in &plan.delete_things {
+        // Read again: a successor may have attached since the plan was made.
+        let others = cloud
+            .thing_principals(thing)?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p != arn)
+            .count();
+        if others > 0 {
+            changes.push(format!(
+                "thing {thing} kept: {others} other certificate(s) attached"
+            ));
+            continue;
+        }
         cloud.delete_thing(thing)?;
         changes.push(format!("thing {thing} deleted"));
     }

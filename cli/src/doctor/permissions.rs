@@ -71,6 +71,19 @@ pub fn role_check(
         .map(|(a, r)| format!("{a} on {r}"))
         .collect::<Vec<_>>();
     match shortfall(policies, needs) {
+        // A permissions boundary can deny what the policies allow: never PASS then.
+        Ok(()) if policies.boundary.is_some() => Check::warn(
+            name,
+            format!(
+                "role {role}'s policies allow {}, but its permissions boundary {} is not evaluated",
+                what.join(", "),
+                policies.boundary.as_deref().unwrap_or_default()
+            ),
+            format!(
+                "check that the boundary of role {role} also allows {}",
+                what.join(", ")
+            ),
+        ),
         Ok(()) => Check::pass(name, format!("role {role} allows {}", what.join(", "))),
         Err(Verdict::Unknown(why)) => Check::warn(
             name,
@@ -238,7 +251,18 @@ mod tests {
     fn role(statements: Value) -> Read<RolePolicies> {
         Ok(Some(RolePolicies {
             documents: vec![("p".into(), json!({ "Statement": statements }))],
+            boundary: None,
         }))
+    }
+
+    /// The same role with a permissions boundary.
+    fn bounded(statements: Value) -> Read<RolePolicies> {
+        role(statements).map(|r| {
+            r.map(|p| RolePolicies {
+                boundary: Some("arn:aws:iam::1:policy/boundary".into()),
+                ..p
+            })
+        })
     }
 
     fn allow(action: Value, resource: Value) -> Value {
@@ -257,6 +281,12 @@ mod tests {
                 Fail,
             ),
             (role(json!([])), Fail),
+            // Allowed, but a boundary may deny it: never PASS.
+            (
+                bounded(allow(json!("sqs:SendMessage"), json!([QUEUE]))),
+                Warn,
+            ),
+            (bounded(json!([])), Fail),
             (Ok(None), Fail),
             (Err("AccessDenied".to_string()), Warn),
             (
