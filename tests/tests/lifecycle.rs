@@ -960,3 +960,32 @@ fn the_crl_is_signed_through_the_cas_key_store() {
         err.stderr
     );
 }
+
+#[test]
+fn a_key_jitr_cannot_generate_refuses_the_whole_rotation_before_any_device_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    issue_device(d, "root", "dev", "a-1");
+    issue_device(d, "root", "dev", "z-1");
+    // z-1 now holds a certificate for an RSA-2560 key made by the device.
+    openssl(
+        d,
+        &words("req -new -newkey rsa:2560 -nodes -keyout z.key -out z.csr -subj /CN=x"),
+    )
+    .success();
+    jitr_args(
+        d,
+        "device rotate --ca root --out dev --name z-1 --csr z.csr",
+    )
+    .success();
+    let before = std::fs::read(d.join("dev/a-1/device.crt")).unwrap();
+
+    let err = jitr_args(d, "device rotate --ca root --out dev --all --force");
+    err.failure();
+    assert!(err.stderr.contains("dev/z-1"), "{}", err.stderr);
+    assert!(err.stderr.contains("--key"), "{}", err.stderr);
+    // a-1 comes first and was not touched.
+    assert_eq!(std::fs::read(d.join("dev/a-1/device.crt")).unwrap(), before);
+    assert!(!d.join("dev/a-1/previous").exists());
+}

@@ -81,6 +81,16 @@ pub fn rotate(a: &DeviceRotateArgs, g: &Global, out: &Output) -> Result<(), CliE
         &a.out.display().to_string(),
         &a.ca.display().to_string(),
     )?;
+    // What can refuse a device is checked for all of them before the first changes.
+    if csr.is_none() {
+        for name in &plan.rotate {
+            let dir = a.out.join(name);
+            let old = read_current(&dir).ok_or_else(|| {
+                CliError::invalid(dir.display(), "holds no readable device certificate")
+            })?;
+            successor_key(a.key, &dir, &old.facts.key)?;
+        }
+    }
     let mut rotated = Vec::new();
     let mut failed = None;
     for name in &plan.rotate {
@@ -215,18 +225,7 @@ fn rotate_one(
             (params.signed_by(&csr.spki, &ca.issuer), None)
         }
         None => {
-            let alg = match a.key {
-                Some(alg) => alg,
-                None => rotation::same_key(&old.facts.key).ok_or_else(|| {
-                    CliError::invalid(
-                        dir.display(),
-                        format!(
-                            "its key is {}, which jitr does not generate; choose one with --key",
-                            old.facts.key
-                        ),
-                    )
-                })?,
-            };
+            let alg = successor_key(a.key, &dir, &old.facts.key)?;
             let key = KeyAlg::generate(alg)?;
             let params = profile::device(&subject, a.days, alg.is_rsa(), cap);
             (
@@ -290,4 +289,22 @@ fn copy_device_files(from: &Path, to: &Path) -> Result<(), CliError> {
         files::write_new(&target, &bytes, mode).map_err(|e| CliError::write(&target, e))?;
     }
     Ok(())
+}
+
+/// The successor's key type: `--key`, else the predecessor's when jitr
+/// generates that kind.
+fn successor_key(
+    chosen: Option<KeyAlg>,
+    dir: &Path,
+    old: &jitr_core::facts::KeyKind,
+) -> Result<KeyAlg, CliError> {
+    match chosen {
+        Some(alg) => Ok(alg),
+        None => rotation::same_key(old).ok_or_else(|| {
+            CliError::invalid(
+                dir.display(),
+                format!("its key is {old}, which jitr does not generate; choose one with --key"),
+            )
+        }),
+    }
 }
