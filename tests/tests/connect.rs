@@ -12,6 +12,27 @@ fn connect(cwd: &std::path::Path, args: &[&str]) -> jitr_tests::Run {
         .current_dir(cwd))
 }
 
+/// `jitr connect dev/robot-1` to `endpoint`, trusting only `ca_file`.
+fn connect_pinned(
+    cwd: &std::path::Path,
+    endpoint: &str,
+    ca_file: &str,
+    timeout: &str,
+) -> jitr_tests::Run {
+    connect(
+        cwd,
+        &[
+            "dev/robot-1",
+            "--endpoint",
+            endpoint,
+            "--ca-file",
+            ca_file,
+            "--timeout",
+            timeout,
+        ],
+    )
+}
+
 /// A temp dir with CA `root` and device `dev/robot-1`.
 fn one_device() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
@@ -75,18 +96,7 @@ fn an_untrusted_broker_fails_at_once_and_a_closed_port_after_the_timeout() {
 
     // Nothing listening: retried with backoff until the timeout, then exit 1.
     let closed = format!("127.0.0.1:{}", free_port());
-    let out = connect(
-        d,
-        &[
-            "dev/robot-1",
-            "--endpoint",
-            &closed,
-            "--ca-file",
-            &broker.server_ca,
-            "--timeout",
-            "2",
-        ],
-    );
+    let out = connect_pinned(d, &closed, &broker.server_ca, "2");
     assert_eq!(out.code, Some(1));
     let retries = out.stderr.matches("retrying in").count();
     assert!(retries >= 2, "{}", out.stderr);
@@ -116,18 +126,7 @@ fn a_pinned_self_signed_ca_true_broker_certificate_is_accepted() {
         .success();
     // ... and so does jitr connect, when it is the pinned --ca-file.
     let endpoint = format!("127.0.0.1:{}", broker.port);
-    let out = connect(
-        d,
-        &[
-            "dev/robot-1",
-            "--endpoint",
-            &endpoint,
-            "--ca-file",
-            &broker.server_ca,
-            "--timeout",
-            "20",
-        ],
-    );
+    let out = connect_pinned(d, &endpoint, &broker.server_ca, "20");
     assert_eq!(out.code, Some(0), "{}", out.stderr);
 
     // Pinning is exact: with another self-signed certificate for the same
@@ -137,18 +136,7 @@ fn a_pinned_self_signed_ca_true_broker_certificate_is_accepted() {
         &d.join("root/ca.crt"),
         Some("IP:127.0.0.1"),
     );
-    let out = connect(
-        d,
-        &[
-            "dev/robot-1",
-            "--endpoint",
-            &endpoint,
-            "--ca-file",
-            &other.server_ca,
-            "--timeout",
-            "20",
-        ],
-    );
+    let out = connect_pinned(d, &endpoint, &other.server_ca, "20");
     assert_eq!(out.code, Some(1));
     assert!(
         out.stderr
@@ -169,18 +157,7 @@ fn a_pinned_broker_certificate_without_the_host_in_its_san_is_named_as_such() {
     // The bare one-liner: CN=localhost, no subjectAltName.
     let broker = Broker::start_self_signed(&d.join("broker"), &d.join("root/ca.crt"), None);
     let endpoint = format!("127.0.0.1:{}", broker.port);
-    let out = connect(
-        d,
-        &[
-            "dev/robot-1",
-            "--endpoint",
-            &endpoint,
-            "--ca-file",
-            &broker.server_ca,
-            "--timeout",
-            "20",
-        ],
-    );
+    let out = connect_pinned(d, &endpoint, &broker.server_ca, "20");
     assert_eq!(out.code, Some(1));
     assert!(
         out.stderr.contains("does not name the host") && out.stderr.contains("subjectAltName="),

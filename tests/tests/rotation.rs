@@ -38,6 +38,28 @@ fn device_with_successor(r: &Rehearsal) -> (String, String) {
 const NEW: &str = "fleet/robot-1";
 const OLD: &str = "fleet/robot-1/previous";
 
+/// The stack deployed with these template parameters, and the deployed
+/// function's environment variables.
+fn deployed_with(
+    dir: &std::path::Path,
+    parameters: &[(&str, &str)],
+) -> (Rehearsal, serde_json::Value) {
+    let r = Rehearsal::start(
+        dir,
+        Options {
+            parameters,
+            ..Options::default()
+        },
+    );
+    let function = r.ms.boto3(
+        "lambda",
+        "get_function_configuration",
+        json!({ "FunctionName": r.output("FunctionName") }),
+    );
+    let env = function["Environment"]["Variables"].clone();
+    (r, env)
+}
+
 /// The function's log lines about a certificate.
 fn function_lines(r: &Rehearsal, id: &str) -> Vec<String> {
     r.ms.log()
@@ -72,21 +94,8 @@ fn keep_leaves_both_certificates_active_on_the_thing() {
 fn retire_previous_deactivates_the_old_certificate_after_the_new_one_is_active_and_replays_change_nothing(
 ) {
     let tmp = tempfile::tempdir().unwrap();
-    let parameters = [("OnRotation", "retire-previous")];
-    let r = Rehearsal::start(
-        tmp.path(),
-        Options {
-            parameters: &parameters,
-            ..Options::default()
-        },
-    );
-    let function = r.ms.boto3(
-        "lambda",
-        "get_function_configuration",
-        json!({ "FunctionName": r.output("FunctionName") }),
-    );
-    let env = &function["Environment"]["Variables"];
-    assert_eq!(env["JITR_ON_ROTATION"], "retire-previous", "{function}");
+    let (r, env) = deployed_with(tmp.path(), &[("OnRotation", "retire-previous")]);
+    assert_eq!(env["JITR_ON_ROTATION"], "retire-previous", "{env}");
     let (old, new) = device_with_successor(&r);
 
     // The successor connects; meanwhile the statuses are sampled: the old
@@ -191,22 +200,9 @@ fn retire_previous_deactivates_the_old_certificate_after_the_new_one_is_active_a
 fn exclusive_thing_reaches_the_function_and_devices_get_in() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let parameters = [("ExclusiveThing", "true")];
-    let r = Rehearsal::start(
-        d,
-        Options {
-            parameters: &parameters,
-            ..Options::default()
-        },
-    );
-    let function = r.ms.boto3(
-        "lambda",
-        "get_function_configuration",
-        json!({ "FunctionName": r.output("FunctionName") }),
-    );
-    let env = &function["Environment"]["Variables"];
-    assert_eq!(env["JITR_EXCLUSIVE_THING"], "true", "{function}");
-    assert_eq!(env["JITR_ON_ROTATION"], "keep", "{function}");
+    let (r, env) = deployed_with(d, &[("ExclusiveThing", "true")]);
+    assert_eq!(env["JITR_EXCLUSIVE_THING"], "true", "{env}");
+    assert_eq!(env["JITR_ON_ROTATION"], "keep", "{env}");
     issue_device(d, "root", "dev", "robot-1");
     let id = certificate_id(d, "dev/robot-1/device.crt");
     let out = r.connect(&["dev/robot-1"], "60");
