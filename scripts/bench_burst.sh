@@ -11,6 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export BURST_DEVICES="${BURST_DEVICES:-2000}" BURST_SCALE="${BURST_SCALE:-1}"
 export BURST_MAX_CONCURRENCY="${BURST_MAX_CONCURRENCY:-2}" BURST_ERROR_RATE="${BURST_ERROR_RATE:-0}"
-cargo build --workspace --bins
+cargo build --workspace --bins --tests
 cargo test -p jitr-tests --test burst -- --ignored --exact bench_burst --nocapture 2>&1 \
     | grep -E '^\||^burst:|panicked|proxy:|fleet:'

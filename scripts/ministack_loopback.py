@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Runs ministack 1.5.33 on loopback only, with one IAM authorisation bug corrected.
+"""Runs ministack 1.5.33 on loopback only, with one IAM authorisation bug
+corrected and SQS event source mappings' batches up to their BatchSize.
 
 ministack 1.5.33 honours BIND_HOST for its gateway but binds its IoT MQTT/TLS
 listener (services/iot.py, `_mtls_start_locked`) on host "0.0.0.0", which
@@ -53,6 +54,25 @@ def _iot_resource_arns_with_attach_policy(method, path, body, region, account_id
 
 
 iam_actions.iot_resource_arns = _iot_resource_arns_with_attach_policy
+
+from ministack.services import sqs as _sqs  # noqa: E402
+
+
+def _receive_messages_for_esm_up_to_batch_size(queue_url, max_number):
+    """ministack 1.5.33 hands an SQS event source mapping at most 10 messages
+    a batch whatever its BatchSize; AWS delivers up to BatchSize (up to 10,000
+    on a standard queue with a batching window). The same receive as
+    ministack's (`sqs._receive_messages_for_esm`), up to BatchSize."""
+    with _sqs._queues_lock:
+        q = _sqs._get_q(queue_url)
+        max_n = min(int(max_number or 1), 10000)
+        vis = int(q["attributes"].get("VisibilityTimeout", "30"))
+        _sqs._expire_retained(q)
+        _sqs._dlq_sweep(q)
+        return _sqs._collect_msgs(q, max_n, vis)
+
+
+_sqs._receive_messages_for_esm = _receive_messages_for_esm_up_to_batch_size
 
 from ministack.app import main  # noqa: E402  (after the patches, on purpose)
 

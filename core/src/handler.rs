@@ -5,17 +5,19 @@
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use serde_json::Value;
 
+use crate::claims::{self, Claims};
 use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::event::{EventError, RegisteredEvent};
 use crate::iot::IotApi;
 use crate::provision::{self, Kind, Outcome};
 
-/// Certificates of one SQS batch provisioned at once: the whole batch (the
-/// templates' BatchSize is 10). The pacer keeps the calls under the quotas;
-/// concurrency only has to cover the calls' latency (six sequential calls a
-/// certificate), so that the rate, not the round trips, binds.
-const BATCH_CONCURRENCY: usize = 10;
+/// Certificates of one SQS batch in flight at once (the templates' batches
+/// hold 100 to 1000 records); as one finishes the next starts, so the
+/// calls' round trips (six sequential calls a certificate) overlap until
+/// the batch ends. The pacer keeps the calls under the quotas; this only
+/// has to cover the latency, so that the rate, not the round trips, binds.
+const BATCH_CONCURRENCY: usize = 100;
 
 /// Why an invocation failed (so Lambda retries it, or routes it to the
 /// on-failure destination).
@@ -37,9 +39,11 @@ pub enum HandlerError {
 
 /// Handles one invocation; `now` is Unix seconds. Every certificate either
 /// finishes or is reported unfinished (a batch item failure, or the direct
-/// invocation's error) before `deadline`.
-pub async fn handle<A: IotApi>(
+/// invocation's error) before `deadline`; an SQS record whose certificate
+/// another record settled (`claims`) is acknowledged without an IoT call.
+pub async fn handle<A: IotApi, C: Claims>(
     api: &A,
+    claims: &C,
     config: &Config,
     payload: Value,
     now: i64,
@@ -52,11 +56,13 @@ pub async fn handle<A: IotApi>(
                 expected: "an SQS batch",
                 got: e.to_string(),
             })?;
-        let response = handle_batch(api, config, batch, now, deadline).await;
+        let response = handle_batch(api, claims, config, batch, now, deadline).await;
         return Ok(serde_json::to_value(response).expect("serialisable"));
     }
     let event = RegisteredEvent::parse(&payload)
         .inspect_err(|e| tracing::error!(error = %e, "malformed event: no AWS call made"))?;
+    // No claims here: a direct invocation's retry is not queued behind a
+    // claimant, so acknowledging it as a duplicate could lose it.
     let outcome =
         provision::provision_within(api, config, &event.certificate_id, now, deadline).await;
     report(&outcome);
@@ -127,8 +133,9 @@ fn group<E>(records: Vec<(String, Result<String, E>)>) -> (Vec<Work>, Vec<(Strin
 /// Provisions every certificate of the batch once; the records of one that
 /// fails (and malformed records) are batch item failures, so only they are
 /// redelivered (and end in the DLQ if they keep failing).
-async fn handle_batch<A: IotApi>(
+async fn handle_batch<A: IotApi, C: Claims>(
     api: &A,
+    claims: &C,
     config: &Config,
     batch: SqsEvent,
     now: i64,
@@ -154,8 +161,15 @@ async fn handle_batch<A: IotApi>(
         .collect();
     let unfinished: Vec<Vec<String>> = stream::iter(work)
         .map(|w| async move {
-            let outcome =
-                provision::provision_within(api, config, &w.certificate_id, now, deadline).await;
+            let outcome = claims::provision_claimed(
+                api,
+                claims,
+                config,
+                &w.certificate_id,
+                now,
+                deadline,
+            )
+            .await;
             report(&outcome);
             if w.message_ids.len() > 1 {
                 tracing::info!(certificateId = %w.certificate_id, records = w.message_ids.len(), "duplicate records merged");

@@ -11,9 +11,13 @@
 //!   invocations), [`deadline`] (work stops before the invocation's).
 //! - [`aws`]: SDK configuration and errors; [`ratelimit`]: API rate limits;
 //!   [`pacing`]: calls kept to the instance's share of the account's quotas;
-//!   [`recent`]: certificates the instance activated, not described again.
+//!   [`recent`]: certificates the instance activated, not described again;
+//!   [`claims`]: one instance provisions a certificate, the others
+//!   acknowledge its duplicate events ([`claims_table`]: in DynamoDB).
 
 pub mod aws;
+pub mod claims;
+pub mod claims_table;
 pub mod clock;
 pub mod config;
 pub mod deadline;

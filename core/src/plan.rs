@@ -48,6 +48,12 @@ pub enum Kind {
     /// Cut short before the invocation's deadline: the platform should
     /// retry (safe: the certificate is activated last).
     Unfinished,
+    /// Another event for it was handled a moment ago (the shared claims):
+    /// acknowledged without an IoT call.
+    Duplicate,
+    /// Another instance is provisioning it now (the shared claims):
+    /// acknowledged without an IoT call.
+    ClaimedElsewhere,
 }
 
 impl Kind {
@@ -63,6 +69,8 @@ impl Kind {
             Kind::Rejected => "Rejected",
             Kind::Failed => "Failed",
             Kind::Unfinished => "Unfinished",
+            Kind::Duplicate => "Duplicate",
+            Kind::ClaimedElsewhere => "ClaimedElsewhere",
         }
     }
 }
@@ -543,6 +551,8 @@ mod tests {
             Kind::Rejected,
             Kind::Failed,
             Kind::Unfinished,
+            Kind::Duplicate,
+            Kind::ClaimedElsewhere,
         ]
         .into_iter()
         .map(Kind::name)
@@ -557,7 +567,9 @@ mod tests {
                 "Superseded",
                 "Rejected",
                 "Failed",
-                "Unfinished"
+                "Unfinished",
+                "Duplicate",
+                "ClaimedElsewhere"
             ]
         );
         // The JSON response spells them the same way.

@@ -45,6 +45,19 @@ impl Outcome {
         matches!(self.outcome, Kind::Failed | Kind::Unfinished)
     }
 
+    /// An event settled without an IoT call (a duplicate), for `reason`.
+    pub(crate) fn without_calls(certificate_id: &str, outcome: Kind, reason: &str) -> Outcome {
+        Outcome {
+            certificate_id: certificate_id.to_string(),
+            thing: None,
+            outcome,
+            reason: Some(reason.to_string()),
+            retired: Vec::new(),
+            duration_ms: 0,
+            transient: false,
+        }
+    }
+
     /// A certificate whose provisioning was stopped after `elapsed`, before
     /// the invocation's deadline.
     pub fn unfinished(certificate_id: &str, elapsed: std::time::Duration) -> Outcome {

@@ -17,8 +17,9 @@ use aws_sdk_iot::types::CertificateStatus;
 use crate::aws::AwsError;
 use crate::iot::{Described, IotApi};
 
-/// How long an activation is remembered.
-const REMEMBER: Duration = Duration::from_secs(600);
+/// How long an activation is remembered: as long as the shared claims
+/// remember a certificate done.
+const REMEMBER: Duration = Duration::from_secs(crate::claims::REMEMBER_SECONDS as u64);
 /// At most this many remembered (the oldest forgotten first).
 const CAPACITY: usize = 20_000;
 

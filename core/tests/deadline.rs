@@ -112,6 +112,7 @@ async fn a_stalled_batch_is_answered_before_the_deadline_naming_every_record() {
     let started = Instant::now();
     let answer = handle(
         &api,
+        &jitr_core::claims::NoClaims,
         &config(),
         json!({ "Records": records }),
         now(),
@@ -150,6 +151,7 @@ async fn a_stalled_direct_event_fails_before_the_deadline_naming_the_certificate
     let started = Instant::now();
     let err = handle(
         &api,
+        &jitr_core::claims::NoClaims,
         &config(),
         json!({ "certificateId": id }),
         now(),
@@ -184,6 +186,7 @@ async fn a_deadline_already_past_starts_nothing() {
     let api = function_client(&format!("http://127.0.0.1:{}", stall.port));
     let err = handle(
         &api,
+        &jitr_core::claims::NoClaims,
         &config(),
         json!({ "certificateId": certificate_id(1) }),
         now(),

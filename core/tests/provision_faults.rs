@@ -22,6 +22,7 @@ use aws_sdk_iot::types::error::{
 use aws_sdk_iot::types::{CertificateDescription, CertificateStatus};
 use aws_sdk_iot::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use jitr_core::claims::{Claim, Claims, ClaimsError};
 use jitr_core::config::Config;
 use jitr_core::deadline::Deadline;
 use jitr_core::iot::SdkIot;
@@ -238,19 +239,7 @@ async fn a_hard_failure_stops_before_activation_and_is_reported() {
     let log: Log = Default::default();
     let describe = describe_rule(&log, "robot-7", CertificateStatus::PendingActivation);
     let rules = happy_rules(&log);
-    let refused = mock!(Client::attach_thing_principal).then_error(|| {
-        AttachThingPrincipalError::InvalidRequestException(
-            InvalidRequestException::builder()
-                .message("bad principal")
-                .meta(
-                    ErrorMetadata::builder()
-                        .code("InvalidRequestException")
-                        .message("bad principal")
-                        .build(),
-                )
-                .build(),
-        )
-    });
+    let refused = refused_principal();
     let all: Vec<&Rule> = vec![
         &describe, &refused, &rules[0], &rules[1], &rules[3], &rules[4],
     ];
@@ -314,9 +303,16 @@ async fn handler_answers_sqs_batches_with_partial_failures_and_refuses_malformed
         { "messageId": "m-bad", "body": "{\"certificateId\": 7}", "eventSource": "aws:sqs" },
         { "messageId": "m-junk", "body": "not json", "eventSource": "aws:sqs" },
     ]});
-    let answer = jitr_core::handler::handle(&api, &config(), batch, now(), Deadline::none())
-        .await
-        .unwrap();
+    let answer = jitr_core::handler::handle(
+        &api,
+        &jitr_core::claims::NoClaims,
+        &config(),
+        batch,
+        now(),
+        Deadline::none(),
+    )
+    .await
+    .unwrap();
     let mut failed: Vec<&str> = answer["batchItemFailures"]
         .as_array()
         .unwrap()
@@ -333,9 +329,16 @@ async fn handler_answers_sqs_batches_with_partial_failures_and_refuses_malformed
         json!({ "certificateId": null }),
         json!({ "certificateId": "not-an-id" }),
     ] {
-        let err = jitr_core::handler::handle(&api, &config(), bad.clone(), now(), Deadline::none())
-            .await
-            .unwrap_err();
+        let err = jitr_core::handler::handle(
+            &api,
+            &jitr_core::claims::NoClaims,
+            &config(),
+            bad.clone(),
+            now(),
+            Deadline::none(),
+        )
+        .await
+        .unwrap_err();
         assert!(
             err.to_string().starts_with("malformed event: "),
             "{bad}: {err}"
@@ -344,6 +347,7 @@ async fn handler_answers_sqs_batches_with_partial_failures_and_refuses_malformed
     assert_eq!(describe.num_calls(), 1);
     let ok = jitr_core::handler::handle(
         &api,
+        &jitr_core::claims::NoClaims,
         &config(),
         json!({ "certificateId": ID }),
         now(),
@@ -387,21 +391,25 @@ async fn duplicate_records_of_one_certificate_in_a_batch_cost_one_provisioning()
     all.extend(rules.iter());
     let api = client(&all);
     let batch = batch_of(&[("m1", ID), ("m2", ID), ("m3", ID)]);
-    let answer = jitr_core::handler::handle(&api, &config(), batch, now(), Deadline::none())
-        .await
-        .unwrap();
+    let answer = jitr_core::handler::handle(
+        &api,
+        &jitr_core::claims::NoClaims,
+        &config(),
+        batch,
+        now(),
+        Deadline::none(),
+    )
+    .await
+    .unwrap();
     assert!(failures(&answer).is_empty(), "{answer}");
     assert_eq!(describe.num_calls(), 1, "{:?}", log.lock().unwrap());
     assert_eq!(rules[0].num_calls(), 1, "one CreateThing");
     assert_eq!(rules[3].num_calls(), 1, "one UpdateCertificate");
 }
 
-#[tokio::test]
-async fn every_record_of_a_certificate_that_fails_is_a_batch_item_failure() {
-    let log: Log = Default::default();
-    let describe = describe_rule(&log, "robot-7", CertificateStatus::PendingActivation);
-    let rules = happy_rules(&log);
-    let refused = mock!(Client::attach_thing_principal).then_error(|| {
+/// AttachThingPrincipal refused for good (a failure no retry mends).
+fn refused_principal() -> Rule {
+    mock!(Client::attach_thing_principal).then_error(|| {
         AttachThingPrincipalError::InvalidRequestException(
             InvalidRequestException::builder()
                 .message("bad principal")
@@ -413,15 +421,30 @@ async fn every_record_of_a_certificate_that_fails_is_a_batch_item_failure() {
                 )
                 .build(),
         )
-    });
+    })
+}
+
+#[tokio::test]
+async fn every_record_of_a_certificate_that_fails_is_a_batch_item_failure() {
+    let log: Log = Default::default();
+    let describe = describe_rule(&log, "robot-7", CertificateStatus::PendingActivation);
+    let rules = happy_rules(&log);
+    let refused = refused_principal();
     let all: Vec<&Rule> = vec![
         &describe, &refused, &rules[0], &rules[1], &rules[3], &rules[4],
     ];
     let api = client(&all);
     let batch = batch_of(&[("m1", ID), ("m2", ID), ("m3", ID)]);
-    let answer = jitr_core::handler::handle(&api, &config(), batch, now(), Deadline::none())
-        .await
-        .unwrap();
+    let answer = jitr_core::handler::handle(
+        &api,
+        &jitr_core::claims::NoClaims,
+        &config(),
+        batch,
+        now(),
+        Deadline::none(),
+    )
+    .await
+    .unwrap();
     assert_eq!(failures(&answer), ["m1", "m2", "m3"]);
     assert_eq!(describe.num_calls(), 1);
     assert_eq!(refused.num_calls(), 1);
@@ -507,4 +530,205 @@ async fn a_thing_of_the_same_ca_takes_a_new_certificate() {
     assert_eq!(revoke.num_calls(), 0);
     assert_eq!(rules[2].num_calls(), 1, "AttachThingPrincipal");
     assert_eq!(rules[3].num_calls(), 1, "UpdateCertificate ACTIVE");
+}
+
+/// Claims in memory, shared by "instances" (one `Memory` each, one map):
+/// the semantics of the function's DynamoDB table.
+#[derive(Clone)]
+struct Memory {
+    items: Arc<Mutex<std::collections::HashMap<String, (&'static str, &'static str, i64)>>>,
+    owner: &'static str,
+}
+
+impl Memory {
+    fn instance(&self, owner: &'static str) -> Memory {
+        Memory {
+            items: self.items.clone(),
+            owner,
+        }
+    }
+    fn state(&self, id: &str) -> Option<&'static str> {
+        self.items.lock().unwrap().get(id).map(|(s, _, _)| *s)
+    }
+    /// Every claim lapses, as after ten minutes.
+    fn lapse(&self) {
+        for (_, _, expires) in self.items.lock().unwrap().values_mut() {
+            *expires = 0;
+        }
+    }
+}
+
+impl Claims for Memory {
+    async fn claim(&self, id: &str, now: i64, until: i64) -> Result<Claim, ClaimsError> {
+        let mut items = self.items.lock().unwrap();
+        match items.get(id) {
+            Some((state, owner, expires))
+                if *expires >= now && !(*state == "claimed" && *owner == self.owner) =>
+            {
+                Ok(if *state == "done" {
+                    Claim::Done
+                } else {
+                    Claim::Elsewhere
+                })
+            }
+            _ => {
+                items.insert(id.to_string(), ("claimed", self.owner, until));
+                Ok(Claim::Mine)
+            }
+        }
+    }
+    async fn finish(&self, id: &str, until: i64) -> Result<(), ClaimsError> {
+        let mut items = self.items.lock().unwrap();
+        items.insert(id.to_string(), ("done", self.owner, until));
+        Ok(())
+    }
+    async fn release(&self, id: &str) -> Result<(), ClaimsError> {
+        let mut items = self.items.lock().unwrap();
+        if items
+            .get(id)
+            .is_some_and(|(s, o, _)| *s == "claimed" && *o == self.owner)
+        {
+            items.remove(id);
+        }
+        Ok(())
+    }
+}
+
+/// A claims table that cannot be reached.
+struct Unreachable;
+
+impl Claims for Unreachable {
+    async fn claim(&self, _: &str, _: i64, _: i64) -> Result<Claim, ClaimsError> {
+        Err(ClaimsError {
+            table: "t".into(),
+            reason: "unreachable".into(),
+        })
+    }
+    async fn finish(&self, _: &str, _: i64) -> Result<(), ClaimsError> {
+        self.claim("", 0, 0).await.map(|_| ())
+    }
+    async fn release(&self, _: &str) -> Result<(), ClaimsError> {
+        self.claim("", 0, 0).await.map(|_| ())
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_another_instance_provisioned_costs_no_iot_call() {
+    let log: Log = Default::default();
+    let describe = describe_rule(&log, "robot-7", CertificateStatus::PendingActivation);
+    let rules = happy_rules(&log);
+    let mut all: Vec<&Rule> = vec![&describe];
+    all.extend(rules.iter());
+    let api = client(&all);
+    let a = Memory {
+        items: Default::default(),
+        owner: "a",
+    };
+    let handle = |claims: Memory, batch| {
+        let api = &api;
+        async move {
+            jitr_core::handler::handle(api, &claims, &config(), batch, now(), Deadline::none())
+                .await
+                .unwrap()
+        }
+    };
+    let answer = handle(a.clone(), batch_of(&[("m1", ID)])).await;
+    assert!(failures(&answer).is_empty(), "{answer}");
+    assert_eq!(rules[3].num_calls(), 1, "activated");
+    assert_eq!(a.state(ID), Some("done"));
+    // The duplicates reach another instance: acknowledged, no IoT call.
+    let answer = handle(a.instance("b"), batch_of(&[("m2", ID), ("m3", ID)])).await;
+    assert!(failures(&answer).is_empty(), "{answer}");
+    assert_eq!(describe.num_calls(), 1, "{:?}", log.lock().unwrap());
+    assert_eq!(rules[3].num_calls(), 1, "one UpdateCertificate");
+    // Once the claim has lapsed (ten minutes), an event is described again.
+    a.lapse();
+    let answer = handle(a.instance("b"), batch_of(&[("m4", ID)])).await;
+    assert!(failures(&answer).is_empty(), "{answer}");
+    assert_eq!(describe.num_calls(), 2);
+    // A direct invocation (no queue keeps a claimant's event) ignores the claims.
+    let direct = jitr_core::handler::handle(
+        &api,
+        &a.instance("c"),
+        &config(),
+        json!({ "certificateId": ID }),
+        now(),
+        Deadline::none(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        direct["results"][0]["outcome"], "Activated",
+        "the mock answers pending"
+    );
+    assert_eq!(describe.num_calls(), 3);
+}
+
+#[tokio::test]
+async fn a_certificate_claimed_elsewhere_is_acknowledged_and_a_failure_gives_its_claim_up() {
+    let log: Log = Default::default();
+    let describe = describe_rule(&log, "robot-7", CertificateStatus::PendingActivation);
+    let rules = happy_rules(&log);
+    let refused = refused_principal();
+    let all: Vec<&Rule> = vec![
+        &describe, &refused, &rules[0], &rules[1], &rules[3], &rules[4],
+    ];
+    let api = client(&all);
+    let a = Memory {
+        items: Default::default(),
+        owner: "a",
+    };
+    // Instance a holds the claim (its work in progress): b acknowledges.
+    assert_eq!(a.claim(ID, now(), now() + 60).await.unwrap(), Claim::Mine);
+    let b = a.instance("b");
+    let answer = jitr_core::handler::handle(
+        &api,
+        &b,
+        &config(),
+        batch_of(&[("m1", ID)]),
+        now(),
+        Deadline::none(),
+    )
+    .await
+    .unwrap();
+    assert!(failures(&answer).is_empty(), "{answer}");
+    assert_eq!(describe.num_calls(), 0);
+    // a's work fails: its claim is given up, so b's next event provisions
+    // (and, failing too, is a batch item failure, its claim given up again).
+    a.release(ID).await.unwrap();
+    let answer = jitr_core::handler::handle(
+        &api,
+        &b,
+        &config(),
+        batch_of(&[("m2", ID)]),
+        now(),
+        Deadline::none(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(failures(&answer), ["m2"]);
+    assert_eq!(describe.num_calls(), 1);
+    assert_eq!(a.state(ID), None, "the failed claim was given up");
+}
+
+#[tokio::test]
+async fn without_its_claims_table_the_function_still_provisions() {
+    let log: Log = Default::default();
+    let describe = describe_rule(&log, "robot-7", CertificateStatus::PendingActivation);
+    let rules = happy_rules(&log);
+    let mut all: Vec<&Rule> = vec![&describe];
+    all.extend(rules.iter());
+    let api = client(&all);
+    let answer = jitr_core::handler::handle(
+        &api,
+        &Unreachable,
+        &config(),
+        batch_of(&[("m1", ID)]),
+        now(),
+        Deadline::none(),
+    )
+    .await
+    .unwrap();
+    assert!(failures(&answer).is_empty(), "{answer}");
+    assert_eq!(rules[3].num_calls(), 1, "activated");
 }

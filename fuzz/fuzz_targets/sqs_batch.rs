@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let api = NoCertificates::default();
     let answer = futures::executor::block_on(handle(
         &api,
+        &jitr_core::claims::NoClaims,
         config(),
         payload.clone(),
         1_700_000_000,

@@ -28,13 +28,16 @@ async fn main() -> Result<(), Error> {
     // Certificates it activated are not described again (devices retrying
     // while pending cause duplicate events).
     let api = Recent::new(Paced::new(sdk_api, &config.instance_rates()));
-    let (api, config) = (&api, &config);
+    // Claims shared with the other instances: one provisions a certificate,
+    // the others acknowledge its duplicate events without an IoT call.
+    let claims = jitr_core::claims_table::ClaimsTable::from_env(&sdk);
+    let (api, claims, config) = (&api, &claims, &config);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now = jitr_core::clock::unix_seconds();
         // Work stops a margin before Lambda's deadline, so the answer (with
         // what is unfinished) always gets out.
         let deadline = Deadline::from_lambda(event.context.deadline, SystemTime::now());
-        jitr_core::handler::handle(api, config, event.payload, now, deadline)
+        jitr_core::handler::handle(api, claims, config, event.payload, now, deadline)
             .await
             .map_err(diagnostic)
     }))

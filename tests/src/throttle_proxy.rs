@@ -43,7 +43,8 @@ pub struct Counts {
     pub throttled: u64,
     pub errors: u64,
     pub dropped: u64,
-    /// Unix time (seconds) of the last call the upstream answered.
+    /// Unix time (seconds) of the first and the last call the upstream answered.
+    pub first_passed_at: Option<f64>,
     pub last_passed_at: Option<f64>,
 }
 
@@ -113,6 +114,7 @@ impl ThrottleProxy {
                         throttled: n("throttled"),
                         errors: n("errors"),
                         dropped: n("dropped"),
+                        first_passed_at: c["first_passed_at"].as_f64(),
                         last_passed_at: c["last_passed_at"].as_f64(),
                     },
                 )

@@ -312,8 +312,8 @@ fn an_event_that_keeps_failing_reaches_the_dead_letter_queue_after_ten_receives(
     let r = Rehearsal::start(d, Options::default());
     let queue = r.output("EventQueueUrl");
     let dlq = r.output("DeadLetterQueueUrl");
-    // Time compression, test-only: the template's 360 s visibility timeout
-    // would make ten receives take an hour.
+    // Time compression, test-only: the template's 2700 s visibility timeout
+    // would make ten receives take 7.5 hours.
     let set = r.ms.boto3(
         "sqs",
         "set_queue_attributes",

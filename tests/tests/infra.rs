@@ -238,17 +238,26 @@ fn assert_guarantees(t: &Value) {
         (Some(2), Some(20))
     );
 
-    // Batch, timeouts and redrive chosen together from the quotas: a full
-    // batch at the smallest share (10/s over 20 instances) fits the
-    // function's timeout with room, the visibility timeout is six times
+    // Batch, timeouts and redrive chosen together from the quotas: at every
+    // MaxConcurrency, a full batch of new certificates at the instance's
+    // share (10/s over MaxConcurrency) fits the function's timeout twice,
+    // and holds at least 100 records (most of a burst's records are
+    // duplicates the claims settle); the visibility timeout is six times
     // the timeout, and a record gets ten deliveries before the DLQ.
     let timeout = props["Timeout"].as_u64().unwrap();
-    let batch = mapping["BatchSize"].as_u64().unwrap();
-    let share = 10.0 / max["MaxValue"].as_f64().unwrap();
-    assert!(
-        (batch as f64 / share) * 2.0 <= timeout as f64,
-        "a batch of {batch} at {share}/s does not fit twice in {timeout} s"
-    );
+    let lookup = &mapping["BatchSize"]["Fn::FindInMap"];
+    assert_eq!(lookup[1]["Ref"], "MaxConcurrency", "{lookup}");
+    let sizes = &t["Mappings"][lookup[0].as_str().unwrap()];
+    for concurrency in 2..=20u64 {
+        let batch = sizes[concurrency.to_string()][lookup[2].as_str().unwrap()]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no batch size for MaxConcurrency {concurrency}"));
+        let share = 10.0 / concurrency as f64;
+        assert!(
+            (batch as f64 / share) * 2.0 <= timeout as f64 && batch >= 100,
+            "a batch of {batch} at {share}/s does not fit twice in {timeout} s"
+        );
+    }
     let visibility = t["Resources"][queue]["Properties"]["VisibilityTimeout"]
         .as_u64()
         .unwrap();
@@ -329,6 +338,46 @@ fn assert_guarantees(t: &Value) {
     );
     assert_eq!(target(&allows("sqs:ReceiveMessage")[0]), queue);
 
+    // The claims the instances share: a table keyed by certificate id whose
+    // items expire by themselves, named to the function, which may write
+    // items of that table and nothing else of DynamoDB.
+    let (table_id, table) = single(t, "AWS::DynamoDB::Table");
+    let table = &table["Properties"];
+    assert_eq!(
+        table["KeySchema"],
+        serde_json::json!([{ "AttributeName": "certificateId", "KeyType": "HASH" }])
+    );
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(
+        table["TimeToLiveSpecification"],
+        serde_json::json!({ "AttributeName": "expiresAt", "Enabled": true })
+    );
+    assert_eq!(
+        props["Environment"]["Variables"]["JITR_CLAIMS_TABLE"]["Ref"],
+        table_id
+    );
+    let dynamodb: Vec<&Value> = all
+        .iter()
+        .filter(|s| {
+            as_list(&s["Action"])
+                .iter()
+                .any(|a| a.as_str().is_some_and(|a| a.starts_with("dynamodb:")))
+        })
+        .collect();
+    assert_eq!(dynamodb.len(), 1, "{dynamodb:?}");
+    assert_eq!(
+        as_list(&dynamodb[0]["Action"]),
+        [
+            "dynamodb:UpdateItem",
+            "dynamodb:PutItem",
+            "dynamodb:DeleteItem"
+        ]
+        .map(Value::from)
+    );
+    let resources = as_list(&dynamodb[0]["Resource"]);
+    assert_eq!(resources.len(), 1, "{resources:?}");
+    assert_eq!(target(&resources[0]), table_id);
+
     // The device policy: connect only as its own thing; topics under the thing's prefix and shadow.
     let statements = as_list(&policy["Properties"]["PolicyDocument"]["Statement"]);
     assert_eq!(statements.len(), 3);
@@ -406,6 +455,11 @@ fn both_templates_take_the_same_parameters() {
         n
     };
     assert_eq!(names(&sam), names(&cdk));
+    // The batch size each MaxConcurrency gets.
+    assert_eq!(
+        sam["Mappings"]["BatchSizeByConcurrency"],
+        cdk["Mappings"]["BatchSizeByConcurrency"]
+    );
     assert!(names(&sam).contains(&"OnRotation".to_string()));
     assert!(names(&sam).contains(&"ExclusiveThing".to_string()));
     // CloudFormation passes parameter values as strings: 30 and "30" are one value.

@@ -210,6 +210,7 @@ fn the_handler_in_process_honours_type_groups_and_allowed_cas() {
     let answer = rt
         .block_on(jitr_core::handler::handle(
             &api,
+            &jitr_core::claims::NoClaims,
             &config(Some(("JITR_ALLOWED_CA_IDS", &other))),
             Moto::event(&id, &ca),
             now,
@@ -223,6 +224,7 @@ fn the_handler_in_process_honours_type_groups_and_allowed_cas() {
     let answer = rt
         .block_on(jitr_core::handler::handle(
             &api,
+            &jitr_core::claims::NoClaims,
             &config(Some(("JITR_ALLOWED_CA_IDS", &ca))),
             Moto::event(&id, &ca),
             now,
@@ -344,6 +346,7 @@ fn a_device_of_a_second_ca_does_not_take_over_an_existing_thing() {
     let handle = |id: &str, ca: &str| {
         rt.block_on(jitr_core::handler::handle(
             &api,
+            &jitr_core::claims::NoClaims,
             &config,
             Moto::event(id, ca),
             now,

@@ -4,11 +4,13 @@
 // Topic rule -> SQS queue -> function (capped concurrency, partial batch
 // failures), dead-letter queue after 10 receives and for the rule's errors,
 // an alarm on the DLQ, least-privilege IAM with inline policies only, the
-// device policy, and the function's log group.
+// device policy, the function's log group, and the claims table its
+// instances share.
 import * as path from 'path';
 import * as cdk from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as iot from 'aws-cdk-lib/aws-iot';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -69,9 +71,11 @@ export class JitrStack extends cdk.Stack {
     });
     const maxConcurrency = new cdk.CfnParameter(this, 'MaxConcurrency', {
       type: 'Number',
-      default: 2,
+      default: '2',
       minValue: 2,
       maxValue: 20,
+      // Whole numbers only: each is a key of BatchSizeByConcurrency.
+      allowedValues: Array.from({ length: 19 }, (_, i) => String(i + 2)),
       description:
         "Concurrent function instances; each keeps to 1/MaxConcurrency of the account's IoT API quotas (DescribeCertificate and UpdateCertificate allow 10/s per account).",
     });
@@ -110,6 +114,17 @@ export class JitrStack extends cdk.Stack {
       default: 'arm64',
       allowedValues: ['arm64', 'x86_64'],
       description: 'The instruction set the function zip was built for (cargo lambda build --arm64 or --x86-64).',
+    });
+
+    // Records per batch by MaxConcurrency, as in the SAM template: 2000 /
+    // MaxConcurrency, so a batch of new certificates is 200 s of an
+    // instance's share of DescribeCertificate's 10/s at any concurrency.
+    const batchSizes: Record<string, Record<string, number>> = {};
+    for (let n = 2; n <= 20; n++) {
+      batchSizes[String(n)] = { BatchSize: Math.floor(2000 / n) };
+    }
+    const batchSizeByConcurrency = new cdk.CfnMapping(this, 'BatchSizeByConcurrency', {
+      mapping: batchSizes,
     });
 
     const allCas = new cdk.CfnCondition(this, 'AllCas', {
@@ -156,14 +171,23 @@ export class JitrStack extends cdk.Stack {
       retentionPeriod: cdk.Duration.days(14),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
     });
-    // Chosen together from the quotas, as in the SAM template: a batch of 10
-    // at an instance's share (0.5/s at MaxConcurrency 20) takes about 20 s,
-    // inside the 60 s timeout; visibility six times the timeout; ten
-    // deliveries before the dead-letter queue.
+    // Chosen together from the quotas, as in the SAM template: a batch of
+    // new certificates at an instance's share (BatchSizeByConcurrency) takes
+    // about 200 s, inside the 450 s timeout; visibility six times the
+    // timeout; ten deliveries before the dead-letter queue.
     const eventQueue = new sqs.Queue(this, 'EventQueue', {
-      visibilityTimeout: cdk.Duration.seconds(360),
+      visibilityTimeout: cdk.Duration.seconds(2700),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: 10 },
+    });
+
+    // Claims shared by the function's instances, as in the SAM template: a
+    // duplicate event costs no IoT call. Items expire by themselves.
+    const claimsTable = new dynamodb.CfnTable(this, 'ClaimsTable', {
+      billingMode: 'PAY_PER_REQUEST',
+      attributeDefinitions: [{ attributeName: 'certificateId', attributeType: 'S' }],
+      keySchema: [{ attributeName: 'certificateId', keyType: 'HASH' }],
+      timeToLiveSpecification: { attributeName: 'expiresAt', enabled: true },
     });
 
     // The role the topic rule assumes to enqueue events; only this rule may assume it.
@@ -256,6 +280,14 @@ export class JitrStack extends cdk.Stack {
             }),
           ],
         }),
+        'share-claims': new iam.PolicyDocument({
+          statements: [
+            new iam.PolicyStatement({
+              actions: ['dynamodb:UpdateItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
+              resources: [claimsTable.attrArn],
+            }),
+          ],
+        }),
         'write-logs': new iam.PolicyDocument({
           statements: [
             new iam.PolicyStatement({
@@ -274,7 +306,7 @@ export class JitrStack extends cdk.Stack {
       architecture: lambda.Architecture.ARM_64,
       functionName: cdk.Fn.sub('${AWS::StackName}-jitr'),
       memorySize: 128,
-      timeout: cdk.Duration.seconds(60),
+      timeout: cdk.Duration.seconds(450),
       role: functionRole,
       logGroup: logs.LogGroup.fromLogGroupName(this, 'FunctionLogs', logGroup.ref),
       loggingFormat: lambda.LoggingFormat.JSON,
@@ -291,6 +323,7 @@ export class JitrStack extends cdk.Stack {
         JITR_CLOCK_SKEW_SECONDS: clockSkewSeconds.valueAsString,
         JITR_MAX_CONCURRENCY: maxConcurrency.valueAsString,
         JITR_API_RATES: apiRates.valueAsString,
+        JITR_CLAIMS_TABLE: claimsTable.ref,
       },
     });
 
@@ -305,7 +338,7 @@ export class JitrStack extends cdk.Stack {
     new lambda.EventSourceMapping(this, 'Registered', {
       target: fn,
       eventSourceArn: eventQueue.queueArn,
-      batchSize: 10,
+      batchSize: cdk.Token.asNumber(batchSizeByConcurrency.findInMap(maxConcurrency.valueAsString, 'BatchSize')),
       maxBatchingWindow: cdk.Duration.seconds(1),
       reportBatchItemFailures: true,
       maxConcurrency: maxConcurrency.valueAsNumber,
@@ -333,5 +366,6 @@ export class JitrStack extends cdk.Stack {
     new cdk.CfnOutput(this, 'DeadLetterQueueUrl', { value: deadLetterQueue.queueUrl });
     new cdk.CfnOutput(this, 'DevicePolicyName', { value: devicePolicy.ref });
     new cdk.CfnOutput(this, 'TopicRuleName', { value: rule.ref });
+    new cdk.CfnOutput(this, 'ClaimsTableName', { value: claimsTable.ref });
   }
 }

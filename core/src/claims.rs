@@ -1,0 +1,225 @@
+//! Claims on certificates, shared by every instance of the function.
+//!
+//! A device retries while its certificate is pending, and AWS IoT publishes
+//! the registered event again on every attempt: a fleet powering on sends
+//! several events per device, spread over the function's instances. Each
+//! costs a DescribeCertificate (10/s per account, the scarcest quota) unless
+//! the instance knows the answer. An instance's own memory
+//! ([`crate::recent`]) cannot know what another instance did; a claim can:
+//! the first event to claim a certificate provisions it, and every other
+//! event for it is acknowledged without an IoT call, while the claim is
+//! held ([`Claim::Elsewhere`]) and for ten minutes after it was done
+//! ([`Claim::Done`]).
+//!
+//! Acknowledging a duplicate loses nothing: the claimant's own record stays
+//! in the queue until its work is done. A claimant that fails gives the
+//! claim up (or its claim expires at its deadline), so the next event, or
+//! the claimant's record when it comes back, claims it again. The claims
+//! save quota; they are never needed for correctness: when the table
+//! cannot be reached the function provisions without a claim.
+
+use std::future::Future;
+
+use crate::clock;
+use crate::config::Config;
+use crate::deadline::Deadline;
+use crate::iot::IotApi;
+use crate::provision::{self, Kind, Outcome};
+
+/// How long a certificate found done stays done (as [`crate::recent`]
+/// remembers it): a certificate deleted and registered again within this
+/// time waits for it, or for `jitr provision`.
+pub const REMEMBER_SECONDS: i64 = 600;
+
+/// The longest a claim is held without a deadline (the CLI has none).
+const CLAIM_WITHOUT_DEADLINE_SECONDS: i64 = 300;
+
+/// What the claims say about a certificate an event names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This instance holds the claim: provision it.
+    Mine,
+    /// Another event for it was handled a moment ago: nothing to do.
+    Done,
+    /// Another instance is provisioning it now: nothing to do here.
+    Elsewhere,
+}
+
+/// Why the claims could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("claims table {table}: {reason}")]
+pub struct ClaimsError {
+    pub table: String,
+    pub reason: String,
+}
+
+/// The shared claims (a DynamoDB table in the deployed function).
+pub trait Claims: Sync {
+    /// Claims `certificate_id` for this instance until `until` (Unix
+    /// seconds), unless another event for it was done or is claimed and
+    /// neither has expired at `now`.
+    fn claim(
+        &self,
+        certificate_id: &str,
+        now: i64,
+        until: i64,
+    ) -> impl Future<Output = Result<Claim, ClaimsError>> + Send;
+    /// The certificate needs nothing more: done until `until`.
+    fn finish(
+        &self,
+        certificate_id: &str,
+        until: i64,
+    ) -> impl Future<Output = Result<(), ClaimsError>> + Send;
+    /// Gives this instance's claim up: the work failed or was cut short.
+    fn release(&self, certificate_id: &str)
+        -> impl Future<Output = Result<(), ClaimsError>> + Send;
+}
+
+/// No shared claims (the CLI, tests): every event is provisioned.
+pub struct NoClaims;
+
+impl Claims for NoClaims {
+    async fn claim(&self, _: &str, _: i64, _: i64) -> Result<Claim, ClaimsError> {
+        Ok(Claim::Mine)
+    }
+    async fn finish(&self, _: &str, _: i64) -> Result<(), ClaimsError> {
+        Ok(())
+    }
+    async fn release(&self, _: &str) -> Result<(), ClaimsError> {
+        Ok(())
+    }
+}
+
+/// Claims when configured, none otherwise (the function without a table).
+impl<C: Claims> Claims for Option<C> {
+    async fn claim(&self, id: &str, now: i64, until: i64) -> Result<Claim, ClaimsError> {
+        match self {
+            Some(c) => c.claim(id, now, until).await,
+            None => Ok(Claim::Mine),
+        }
+    }
+    async fn finish(&self, id: &str, until: i64) -> Result<(), ClaimsError> {
+        match self {
+            Some(c) => c.finish(id, until).await,
+            None => Ok(()),
+        }
+    }
+    async fn release(&self, id: &str) -> Result<(), ClaimsError> {
+        match self {
+            Some(c) => c.release(id).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Until when a claim made at `now` holds: the invocation's cutoff, a
+/// margin before its deadline (rounded down: a claim never outlives the
+/// invocation, so the claimant's own record, back after the queue's
+/// visibility timeout, never finds it held).
+fn claim_until(now: i64, deadline: &Deadline) -> i64 {
+    match deadline.remaining() {
+        Some(left) => now + left.as_secs() as i64,
+        None => now + CLAIM_WITHOUT_DEADLINE_SECONDS,
+    }
+}
+
+/// What a certificate's event comes to when the claims say `claim`: its
+/// outcome without an IoT call, or None (provision it).
+fn settled_without_work(certificate_id: &str, claim: Claim) -> Option<Outcome> {
+    let (kind, reason) = match claim {
+        Claim::Mine => return None,
+        Claim::Done => (
+            Kind::Duplicate,
+            "another event for this certificate was handled in the last ten minutes",
+        ),
+        Claim::Elsewhere => (
+            Kind::ClaimedElsewhere,
+            "another instance is provisioning this certificate; its event stays queued until it is done",
+        ),
+    };
+    Some(Outcome::without_calls(certificate_id, kind, reason))
+}
+
+/// Provisions `certificate_id` unless the claims say another event for it
+/// was, or is being, handled; `now` is the invocation's start (Unix
+/// seconds), as the certificate checks take it. A claims error is logged
+/// and the certificate provisioned anyway. For SQS records only: a
+/// duplicate is acknowledged because the claimant's record stays queued.
+pub async fn provision_claimed<A: IotApi, C: Claims>(
+    api: &A,
+    claims: &C,
+    config: &Config,
+    certificate_id: &str,
+    now: i64,
+    deadline: Deadline,
+) -> Outcome {
+    let started = std::time::Instant::now();
+    // Claims are timed by the clock when they are made: a record may start
+    // minutes into a long batch.
+    let claimed_at = clock::unix_seconds();
+    let claim = claims.claim(
+        certificate_id,
+        claimed_at,
+        claim_until(claimed_at, &deadline),
+    );
+    match deadline.run(claim).await {
+        Some(Ok(claim)) => {
+            if let Some(outcome) = settled_without_work(certificate_id, claim) {
+                return outcome;
+            }
+        }
+        Some(Err(e)) => {
+            tracing::warn!(certificateId = %certificate_id, error = %e, "provisioning without a claim")
+        }
+        None => return Outcome::unfinished(certificate_id, started.elapsed()),
+    }
+    let outcome = provision::provision_within(api, config, certificate_id, now, deadline).await;
+    let settle = async {
+        if outcome.failed() {
+            claims.release(certificate_id).await
+        } else {
+            let done_until = clock::unix_seconds() + REMEMBER_SECONDS;
+            claims.finish(certificate_id, done_until).await
+        }
+    };
+    // Only before the cutoff: a claim left behind lapses at it anyway.
+    match deadline.run(settle).await {
+        Some(Ok(())) => {}
+        Some(Err(e)) => {
+            tracing::warn!(certificateId = %certificate_id, error = %e, "claim not settled")
+        }
+        None => {
+            tracing::warn!(certificateId = %certificate_id, "claim left to lapse at the deadline")
+        }
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_claim_of_ones_own_is_provisioned() {
+        for (claim, want) in [
+            (Claim::Mine, None),
+            (Claim::Done, Some(Kind::Duplicate)),
+            (Claim::Elsewhere, Some(Kind::ClaimedElsewhere)),
+        ] {
+            let got = settled_without_work("c", claim);
+            assert_eq!(got.as_ref().map(|o| o.outcome), want, "{claim:?}");
+            if let Some(o) = got {
+                assert!(!o.failed(), "a duplicate is acknowledged, never retried");
+                assert_eq!(o.certificate_id, "c");
+            }
+        }
+    }
+
+    #[test]
+    fn a_claim_lasts_until_the_deadline() {
+        assert_eq!(claim_until(1000, &Deadline::none()), 1300);
+        let d = Deadline::after(std::time::Duration::from_secs(60));
+        // 60 s less the 2 s margin, rounded down: never past the deadline.
+        assert_eq!(claim_until(1000, &d), 1057);
+    }
+}

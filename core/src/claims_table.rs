@@ -1,0 +1,171 @@
+//! The shared claims ([`crate::claims`]) in a DynamoDB table: one item per
+//! certificate, `certificateId` (key), `state` ("claimed" or "done"),
+//! `owner` (the claiming instance) and `expiresAt` (Unix seconds, also the
+//! table's TTL attribute, so old items go away by themselves). Every
+//! decision is one conditional write, so two instances never both hold a
+//! claim.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::Client;
+use tokio::sync::Semaphore;
+
+use crate::claims::{Claim, Claims, ClaimsError};
+
+const CLAIMED: &str = "claimed";
+const DONE: &str = "done";
+
+/// Claims in a table (`JITR_CLAIMS_TABLE` in the function).
+pub struct ClaimsTable {
+    client: Client,
+    table: String,
+    /// This instance, as the `owner` of its claims.
+    owner: String,
+    /// Requests in flight at once: a batch starts a hundred certificates
+    /// together, and a hundred simultaneous requests would wait on each
+    /// other past their timeouts instead of queueing here.
+    in_flight: Semaphore,
+}
+
+/// Table requests one instance has in flight at once.
+const IN_FLIGHT: usize = 16;
+
+impl ClaimsTable {
+    /// The table named by `JITR_CLAIMS_TABLE`, or None when it is unset or empty.
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Option<Self> {
+        let table = std::env::var("JITR_CLAIMS_TABLE").ok()?;
+        let table = table.trim();
+        (!table.is_empty()).then(|| Self::new(sdk, table, &instance_token()))
+    }
+
+    /// Claims in `table` for the instance named `owner`. The client gives
+    /// up within seconds (three attempts, 5 s in all), not the IoT client's
+    /// 20 s: the claims only save quota, and a certificate is provisioned
+    /// without one rather than late.
+    pub fn new(sdk: &aws_config::SdkConfig, table: &str, owner: &str) -> Self {
+        let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(1))
+                    .operation_attempt_timeout(Duration::from_secs(2))
+                    .operation_timeout(Duration::from_secs(5))
+                    .build(),
+            )
+            .build();
+        ClaimsTable {
+            client: Client::from_conf(config),
+            table: table.to_string(),
+            owner: owner.to_string(),
+            in_flight: Semaphore::new(IN_FLIGHT),
+        }
+    }
+
+    fn error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        &self,
+        e: SdkError<E>,
+    ) -> ClaimsError {
+        ClaimsError {
+            table: self.table.clone(),
+            reason: DisplayErrorContext(e).to_string(),
+        }
+    }
+}
+
+fn key(id: &str) -> AttributeValue {
+    AttributeValue::S(id.to_string())
+}
+
+/// A token naming this instance: random per process.
+fn instance_token() -> String {
+    use std::hash::BuildHasher;
+    let h = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    format!("{h:016x}")
+}
+
+impl Claims for ClaimsTable {
+    async fn claim(&self, id: &str, now: i64, until: i64) -> Result<Claim, ClaimsError> {
+        let _turn = self.in_flight.acquire().await.expect("never closed");
+        let answer = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("certificateId", key(id))
+            .update_expression("SET #state = :claimed, #owner = :me, expiresAt = :until")
+            .condition_expression(
+                "attribute_not_exists(certificateId) OR expiresAt < :now \
+                 OR (#state = :claimed AND #owner = :me)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":claimed", AttributeValue::S(CLAIMED.into()))
+            .expression_attribute_values(":me", AttributeValue::S(self.owner.clone()))
+            .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match answer {
+            Ok(_) => Ok(Claim::Mine),
+            Err(SdkError::ServiceError(e)) => match e.err() {
+                // Held by another claim: which kind, from the item as it was.
+                UpdateItemError::ConditionalCheckFailedException(held) => {
+                    let state = held
+                        .item()
+                        .and_then(|item| item.get("state"))
+                        .and_then(|v| v.as_s().ok());
+                    Ok(match state.map(String::as_str) {
+                        Some(DONE) => Claim::Done,
+                        _ => Claim::Elsewhere,
+                    })
+                }
+                _ => Err(self.error(SdkError::ServiceError(e))),
+            },
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    async fn finish(&self, id: &str, until: i64) -> Result<(), ClaimsError> {
+        let _turn = self.in_flight.acquire().await.expect("never closed");
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("certificateId", key(id))
+            .item("state", AttributeValue::S(DONE.into()))
+            .item("owner", AttributeValue::S(self.owner.clone()))
+            .item("expiresAt", AttributeValue::N(until.to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    async fn release(&self, id: &str) -> Result<(), ClaimsError> {
+        let _turn = self.in_flight.acquire().await.expect("never closed");
+        let answer = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("certificateId", key(id))
+            .condition_expression("#state = :claimed AND #owner = :me")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":claimed", AttributeValue::S(CLAIMED.into()))
+            .expression_attribute_values(":me", AttributeValue::S(self.owner.clone()))
+            .send()
+            .await;
+        match answer {
+            Ok(_) => Ok(()),
+            // Not ours any more (it lapsed and was claimed again, or is done): leave it.
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(())
+            }
+            Err(e) => Err(self.error(e)),
+        }
+    }
+}
