@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Runs ministack 1.5.33 on loopback only, with one IAM authorisation bug
-corrected and SQS event source mappings' batches up to their BatchSize.
+corrected, SQS event source mappings' batches up to their BatchSize, and the
+MQTT listener's certificate lookup indexed (it scanned every certificate).
 
 ministack 1.5.33 honours BIND_HOST for its gateway but binds its IoT MQTT/TLS
 listener (services/iot.py, `_mtls_start_locked`) on host "0.0.0.0", which
@@ -73,6 +74,86 @@ def _receive_messages_for_esm_up_to_batch_size(queue_url, max_number):
 
 
 _sqs._receive_messages_for_esm = _receive_messages_for_esm_up_to_batch_size
+
+from ministack.services import iot as _iot  # noqa: E402
+
+
+class _IndexedByCertificateId(dict):
+    """`_certificates._data` ((account, region, certificate id) -> record),
+    which also keeps the keys holding each certificate id."""
+
+    def __init__(self, items=()):
+        super().__init__()
+        self.by_id = {}
+        self.update(items)
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self.by_id.setdefault(key[-1], set()).add(key)
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        self.by_id.get(key[-1], set()).discard(key)
+
+    def pop(self, key, *default):
+        if key in self:
+            self.by_id.get(key[-1], set()).discard(key)
+        return super().pop(key, *default)
+
+    def popitem(self):
+        key, value = super().popitem()
+        self.by_id.get(key[-1], set()).discard(key)
+        return key, value
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def update(self, *args, **kwargs):
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def clear(self):
+        super().clear()
+        self.by_id.clear()
+
+
+_iot._certificates._data = _IndexedByCertificateId(_iot._certificates._data)
+_scan_registrations = _iot._mtls_active_registrations
+
+
+def _registrations_by_index(cert_id, status="ACTIVE"):
+    """ministack 1.5.33 finds the registrations of a certificate presented to
+    its MQTT listener by scanning every registered certificate, on every
+    CONNECT (twice when it refuses one): with 10,000 devices reconnecting
+    while pending the emulator spends its time scanning and stops answering
+    (a fleet powering on, tests/tests/burst.rs). The same answer, from an
+    index of the certificates by id."""
+    data = _iot._certificates._data
+    if not isinstance(data, _IndexedByCertificateId):
+        return _scan_registrations(cert_id, status)
+    found = []
+    for key in list(data.by_id.get(cert_id, ())):
+        record = data.get(key)
+        if isinstance(record, dict) and (status is None or record.get("status") == status):
+            found.append((key[0], key[1], record))
+    return found
+
+
+def _refusal_reason_by_index(cert_id):
+    """`_mtls_refusal_reason` (why a certificate was refused), from the index."""
+    active = _registrations_by_index(cert_id)
+    if len(active) > 1:
+        scopes = ", ".join(f"{a}/{r}" for a, r, _record in sorted(active, key=lambda m: m[:2]))
+        return f"registered ACTIVE in {len(active)} scopes ({scopes}); owner is ambiguous"
+    for _account, _region, record in _registrations_by_index(cert_id, None):
+        return f"status {record.get('status')!r}"
+    return "not registered"
+
+
+_iot._mtls_active_registrations = _registrations_by_index
+_iot._mtls_refusal_reason = _refusal_reason_by_index
 
 from ministack.app import main  # noqa: E402  (after the patches, on purpose)
 
