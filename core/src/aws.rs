@@ -283,6 +283,16 @@ pub fn iot_client(config: &SdkConfig) -> aws_sdk_iot::Client {
     aws_sdk_iot::Client::new(config)
 }
 
+/// An AWS IoT client that makes each call once: for a caller that retries
+/// through its pacer ([`crate::pacing::Paced::retrying`]), so retries, too,
+/// keep to the quota.
+pub fn iot_client_without_retries(config: &SdkConfig) -> aws_sdk_iot::Client {
+    let config = aws_sdk_iot::config::Builder::from(config)
+        .retry_config(RetryConfig::disabled())
+        .build();
+    aws_sdk_iot::Client::from_conf(config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -159,10 +159,13 @@ fn random_phase(op: Op) -> f64 {
 }
 
 /// An [`IotApi`] whose calls wait for their operation's slot: at most the
-/// given rate per operation leaves this process.
+/// given rate per operation leaves this process, retries included.
 pub struct Paced<A> {
     inner: A,
     limiters: [RateLimiter; 8],
+    /// Transient failures (throttling, 5xx, timeouts) retried, each retry
+    /// in a slot of its own.
+    retries: u32,
 }
 
 impl<A: IotApi> Paced<A> {
@@ -179,18 +182,46 @@ impl<A: IotApi> Paced<A> {
         Paced {
             inner,
             limiters: Op::ALL.map(|op| RateLimiter::per_second_from(rates.get(op), phase(op))),
+            retries: 0,
         }
     }
 
-    async fn slot(&self, op: Op) {
-        self.limiters[op.index()].acquire().await;
+    /// Retries a transient failure up to `retries` times, each retry in its
+    /// own slot. For a client whose own retries are off (the function's):
+    /// a client retrying a throttled call by itself sends it unpaced, on top
+    /// of the paced calls, into a quota that is already spent, and is
+    /// throttled again.
+    pub fn retrying(self, retries: u32) -> Self {
+        Paced { retries, ..self }
+    }
+
+    /// `call` in `op`'s slots: once, and again for each transient failure
+    /// while retries remain.
+    async fn paced<T, F, Fut>(&self, op: Op, call: F) -> Result<T, AwsError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, AwsError>>,
+    {
+        let mut retries = self.retries;
+        loop {
+            self.limiters[op.index()].acquire().await;
+            match call().await {
+                Err(e) if e.is_transient() && retries > 0 => {
+                    retries -= 1;
+                    tracing::debug!(operation = op.name(), error = %e, "retrying in the next slot");
+                }
+                answer => return answer,
+            }
+        }
     }
 }
 
 impl<A: IotApi + Send> IotApi for Paced<A> {
     async fn describe_certificate(&self, id: &str) -> Result<Described, AwsError> {
-        self.slot(Op::DescribeCertificate).await;
-        self.inner.describe_certificate(id).await
+        self.paced(Op::DescribeCertificate, || {
+            self.inner.describe_certificate(id)
+        })
+        .await
     }
     async fn create_thing(
         &self,
@@ -198,12 +229,16 @@ impl<A: IotApi + Send> IotApi for Paced<A> {
         thing_type: Option<&str>,
         attributes: &HashMap<String, String>,
     ) -> Result<(), AwsError> {
-        self.slot(Op::CreateThing).await;
-        self.inner.create_thing(name, thing_type, attributes).await
+        self.paced(Op::CreateThing, || {
+            self.inner.create_thing(name, thing_type, attributes)
+        })
+        .await
     }
     async fn attach_policy(&self, policy: &str, target_arn: &str) -> Result<(), AwsError> {
-        self.slot(Op::AttachPolicy).await;
-        self.inner.attach_policy(policy, target_arn).await
+        self.paced(Op::AttachPolicy, || {
+            self.inner.attach_policy(policy, target_arn)
+        })
+        .await
     }
     async fn attach_thing_principal(
         &self,
@@ -211,30 +246,39 @@ impl<A: IotApi + Send> IotApi for Paced<A> {
         principal: &str,
         exclusive: bool,
     ) -> Result<(), AwsError> {
-        self.slot(Op::AttachThingPrincipal).await;
-        self.inner
-            .attach_thing_principal(thing, principal, exclusive)
-            .await
+        self.paced(Op::AttachThingPrincipal, || {
+            self.inner
+                .attach_thing_principal(thing, principal, exclusive)
+        })
+        .await
     }
     async fn add_thing_to_thing_group(&self, thing: &str, group: &str) -> Result<(), AwsError> {
-        self.slot(Op::AddThingToThingGroup).await;
-        self.inner.add_thing_to_thing_group(thing, group).await
+        self.paced(Op::AddThingToThingGroup, || {
+            self.inner.add_thing_to_thing_group(thing, group)
+        })
+        .await
     }
     async fn update_certificate(
         &self,
         id: &str,
         status: CertificateStatus,
     ) -> Result<(), AwsError> {
-        self.slot(Op::UpdateCertificate).await;
-        self.inner.update_certificate(id, status).await
+        self.paced(Op::UpdateCertificate, || {
+            self.inner.update_certificate(id, status.clone())
+        })
+        .await
     }
     async fn list_pending_certificates(&self, ca_id: &str) -> Result<Vec<String>, AwsError> {
-        self.slot(Op::ListCertificatesByCA).await;
-        self.inner.list_pending_certificates(ca_id).await
+        self.paced(Op::ListCertificatesByCA, || {
+            self.inner.list_pending_certificates(ca_id)
+        })
+        .await
     }
     async fn list_thing_principals(&self, thing: &str) -> Result<Vec<String>, AwsError> {
-        self.slot(Op::ListThingPrincipals).await;
-        self.inner.list_thing_principals(thing).await
+        self.paced(Op::ListThingPrincipals, || {
+            self.inner.list_thing_principals(thing)
+        })
+        .await
     }
 }
 
@@ -375,6 +419,90 @@ mod tests {
         }))
         .await;
         assert_eq!(firsts, [0, 100, 200, 300]);
+    }
+
+    /// DescribeCertificate throttled the first `throttled` times.
+    struct Throttled(std::sync::atomic::AtomicU32, Clock);
+
+    impl IotApi for Throttled {
+        async fn describe_certificate(&self, _: &str) -> Result<Described, AwsError> {
+            self.1.note("DescribeCertificate");
+            let left = self.0.load(std::sync::atomic::Ordering::SeqCst);
+            if left > 0 {
+                self.0.store(left - 1, std::sync::atomic::Ordering::SeqCst);
+                return Err(AwsError::Throttled {
+                    code: "ThrottlingException".into(),
+                    message: "Rate exceeded".into(),
+                });
+            }
+            Err(AwsError::NotFound("fake".into()))
+        }
+        async fn create_thing(
+            &self,
+            n: &str,
+            t: Option<&str>,
+            a: &HashMap<String, String>,
+        ) -> Result<(), AwsError> {
+            self.1.create_thing(n, t, a).await
+        }
+        async fn attach_policy(&self, p: &str, t: &str) -> Result<(), AwsError> {
+            self.1.attach_policy(p, t).await
+        }
+        async fn attach_thing_principal(&self, t: &str, p: &str, e: bool) -> Result<(), AwsError> {
+            self.1.attach_thing_principal(t, p, e).await
+        }
+        async fn add_thing_to_thing_group(&self, t: &str, g: &str) -> Result<(), AwsError> {
+            self.1.add_thing_to_thing_group(t, g).await
+        }
+        async fn update_certificate(&self, i: &str, s: CertificateStatus) -> Result<(), AwsError> {
+            self.1.update_certificate(i, s).await
+        }
+        async fn list_pending_certificates(&self, c: &str) -> Result<Vec<String>, AwsError> {
+            self.1.list_pending_certificates(c).await
+        }
+        async fn list_thing_principals(&self, t: &str) -> Result<Vec<String>, AwsError> {
+            self.1.list_thing_principals(t).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_call_is_retried_in_a_slot_of_its_own() {
+        // 2/s: slots 500 ms apart. Throttled twice: three calls, 0, 500 and
+        // 1000 ms, never closer than a slot (the quota is not hit harder).
+        let start = Some(tokio::time::Instant::now());
+        let api = Throttled(2.into(), Clock(Default::default(), start));
+        let rates = ApiRates::parse("DescribeCertificate=2").unwrap();
+        let paced = Paced::with_phase(api, &rates, |_| 0.0).retrying(3);
+        let answer = paced.describe_certificate("c").await;
+        assert!(
+            matches!(answer, Err(AwsError::NotFound(_))),
+            "the fake's answer: {answer:?}"
+        );
+        let at: Vec<u128> = paced
+            .inner
+            .1
+             .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, t)| t.as_millis())
+            .collect();
+        assert_eq!(at, [0, 500, 1000]);
+        // Without retries (the CLI: its client retries) the first answer stands.
+        let api = Throttled(2.into(), Clock(Default::default(), start));
+        let paced = Paced::with_phase(api, &rates, |_| 0.0);
+        assert!(matches!(
+            paced.describe_certificate("c").await,
+            Err(AwsError::Throttled { .. })
+        ));
+        // Retries run out: the throttling is the answer.
+        let api = Throttled(5.into(), Clock(Default::default(), start));
+        let paced = Paced::with_phase(api, &rates, |_| 0.0).retrying(2);
+        assert!(matches!(
+            paced.describe_certificate("c").await,
+            Err(AwsError::Throttled { .. })
+        ));
+        assert_eq!(paced.inner.1 .0.lock().unwrap().len(), 3);
     }
 
     #[test]

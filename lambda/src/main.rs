@@ -12,6 +12,9 @@ use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use serde_json::Value;
 use std::time::SystemTime;
 
+/// Transient failures retried per call (the CLI's client makes 8 attempts).
+const RETRIES: u32 = 7;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_logging();
@@ -19,15 +22,17 @@ async fn main() -> Result<(), Error> {
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let sdk = aws::load_with(&AwsOptions::default(), aws::function_timeouts()).await?;
+    // The client sends each call once; the pacer retries transient failures
+    // in slots of their own, so retries keep to the quota too.
     let sdk_api = SdkIot {
-        client: aws::iot_client(&sdk),
+        client: aws::iot_client_without_retries(&sdk),
         endpoint: aws::endpoint_of(&sdk),
     };
     // This instance's share of the account's quotas, shared by every
     // invocation the instance serves.
     // Certificates it activated are not described again (devices retrying
     // while pending cause duplicate events).
-    let api = Recent::new(Paced::new(sdk_api, &config.instance_rates()));
+    let api = Recent::new(Paced::new(sdk_api, &config.instance_rates()).retrying(RETRIES));
     // Claims shared with the other instances: one provisions a certificate,
     // the others acknowledge its duplicate events without an IoT call.
     let claims = jitr_core::claims_table::ClaimsTable::from_env(&sdk);
