@@ -112,6 +112,60 @@ impl<C: Claims> Claims for Option<C> {
     }
 }
 
+/// How long this instance trusts a `Done` answer it got from the table.
+const TRUST_DONE_SECONDS: i64 = 60;
+/// At most this many certificates remembered done (all forgotten beyond).
+const REMEMBERED_AT_MOST: usize = 20_000;
+
+/// Claims that remember, in this instance, the certificates found done: a
+/// certificate's duplicates often reach the same instance again, and each
+/// would otherwise cost a request to the table.
+pub struct RememberDone<C> {
+    inner: C,
+    /// Certificate id -> done until (Unix seconds).
+    done: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+impl<C: Claims> RememberDone<C> {
+    pub fn new(inner: C) -> Self {
+        RememberDone {
+            inner,
+            done: Default::default(),
+        }
+    }
+
+    fn remember(&self, id: &str, until: i64) {
+        let mut done = self.done.lock().unwrap();
+        if done.len() >= REMEMBERED_AT_MOST {
+            done.clear();
+        }
+        done.insert(id.to_string(), until);
+    }
+}
+
+impl<C: Claims> Claims for RememberDone<C> {
+    async fn claim(&self, id: &str, now: i64, until: i64) -> Result<Claim, ClaimsError> {
+        let known = self.done.lock().unwrap().get(id).copied();
+        if known.is_some_and(|done_until| done_until >= now) {
+            return Ok(Claim::Done);
+        }
+        let claim = self.inner.claim(id, now, until).await?;
+        if claim == Claim::Done {
+            self.remember(id, now + TRUST_DONE_SECONDS);
+        }
+        Ok(claim)
+    }
+    async fn finish(&self, id: &str, until: i64) -> Result<(), ClaimsError> {
+        self.inner.finish(id, until).await?;
+        self.remember(id, until);
+        Ok(())
+    }
+    async fn release(&self, id: &str) -> Result<(), ClaimsError> {
+        self.done.lock().unwrap().remove(id);
+        self.inner.release(id).await
+    }
+}
+
 /// Until when a claim made at `now` holds: the invocation's cutoff, a
 /// margin before its deadline (rounded down: a claim never outlives the
 /// invocation, so the claimant's own record, back after the queue's
@@ -213,6 +267,56 @@ mod tests {
                 assert_eq!(o.certificate_id, "c");
             }
         }
+    }
+
+    /// Counts claims; answers `Done` for ids starting with "done".
+    #[derive(Default)]
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl Claims for Counting {
+        async fn claim(&self, id: &str, _: i64, _: i64) -> Result<Claim, ClaimsError> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(if id.starts_with("done") {
+                Claim::Done
+            } else {
+                Claim::Mine
+            })
+        }
+        async fn finish(&self, _: &str, _: i64) -> Result<(), ClaimsError> {
+            Ok(())
+        }
+        async fn release(&self, _: &str) -> Result<(), ClaimsError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_instance_asks_the_table_once_about_a_certificate_it_knows_done() {
+        let claims = RememberDone::new(Counting::default());
+        let asked = || claims.inner.0.load(std::sync::atomic::Ordering::SeqCst);
+        // Done elsewhere: asked once, then trusted for a minute.
+        for _ in 0..3 {
+            assert_eq!(
+                claims.claim("done-1", 1000, 1060).await.unwrap(),
+                Claim::Done
+            );
+        }
+        assert_eq!(asked(), 1);
+        assert_eq!(
+            claims.claim("done-1", 1061, 1120).await.unwrap(),
+            Claim::Done
+        );
+        assert_eq!(asked(), 2, "asked again after a minute");
+        // Finished here: done until the given time, without asking.
+        assert_eq!(claims.claim("a", 1000, 1060).await.unwrap(), Claim::Mine);
+        claims.finish("a", 1600).await.unwrap();
+        assert_eq!(claims.claim("a", 1599, 1660).await.unwrap(), Claim::Done);
+        assert_eq!(asked(), 3);
+        assert_eq!(claims.claim("a", 1601, 1660).await.unwrap(), Claim::Mine);
+        // Given up: never answered from memory.
+        claims.finish("b", 1600).await.unwrap();
+        claims.release("b").await.unwrap();
+        assert_eq!(claims.claim("b", 1000, 1060).await.unwrap(), Claim::Mine);
     }
 
     #[test]

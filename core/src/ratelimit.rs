@@ -12,7 +12,10 @@ use tokio::time::Instant;
 /// Spaces out callers so at most `per_second` pass each second.
 pub struct RateLimiter {
     interval: Duration,
-    next: Mutex<Instant>,
+    /// The next free slot; None until the first call.
+    next: Mutex<Option<Instant>>,
+    /// How far into its first interval the first call goes out.
+    first_offset: Duration,
 }
 
 impl RateLimiter {
@@ -32,20 +35,21 @@ impl RateLimiter {
         };
         RateLimiter {
             interval: Duration::from_secs_f64(1.0 / rate),
-            next: Mutex::new(Instant::now()),
+            next: Mutex::new(None),
+            first_offset: Duration::ZERO,
         }
     }
 
     /// Like [`RateLimiter::per_second`], the first slot `phase` (0 to 1) of
-    /// an interval from now: instances that start together at a share of
-    /// one quota (20 instances at 0.5/s of a 10/s quota) then spread their
-    /// first calls over the interval instead of all calling at once, which
-    /// the quota's one-second bucket would throttle.
+    /// an interval after the first call: instances that start together at a
+    /// share of one quota (20 instances at 0.5/s of a 10/s quota) then
+    /// spread their first calls over the interval instead of all calling at
+    /// once, which the quota's one-second bucket would throttle.
     pub fn per_second_from(rate: f64, phase: f64) -> Self {
         let limiter = Self::per_second(rate);
-        let offset = limiter.interval.mul_f64(phase.clamp(0.0, 1.0));
+        let first_offset = limiter.interval.mul_f64(phase.clamp(0.0, 1.0));
         RateLimiter {
-            next: Mutex::new(Instant::now() + offset),
+            first_offset,
             ..limiter
         }
     }
@@ -55,8 +59,11 @@ impl RateLimiter {
         let slot = {
             let mut next = self.next.lock().await;
             let now = Instant::now();
-            let slot = (*next).max(now);
-            *next = slot + self.interval;
+            let slot = match *next {
+                Some(free) => free.max(now),
+                None => now + self.first_offset,
+            };
+            *next = Some(slot + self.interval);
             slot
         };
         tokio::time::sleep_until(slot).await;
@@ -130,6 +137,17 @@ mod tests {
                 "{rate}/s from {phase}"
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_phase_counts_from_the_first_call_not_from_creation() {
+        // An instance started long before its first update: the update
+        // still goes out a quarter interval (500 ms of 2 s) after it is asked.
+        let limiter = RateLimiter::per_second_from(0.5, 0.25);
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let asked = Instant::now();
+        limiter.acquire().await;
+        assert_eq!(asked.elapsed(), Duration::from_millis(500));
     }
 
     #[tokio::test(start_paused = true)]

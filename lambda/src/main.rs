@@ -35,7 +35,8 @@ async fn main() -> Result<(), Error> {
     let api = Recent::new(Paced::new(sdk_api, &config.instance_rates()).retrying(RETRIES));
     // Claims shared with the other instances: one provisions a certificate,
     // the others acknowledge its duplicate events without an IoT call.
-    let claims = jitr_core::claims_table::ClaimsTable::from_env(&sdk);
+    let claims = jitr_core::claims_table::ClaimsTable::from_env(&sdk)
+        .map(jitr_core::claims::RememberDone::new);
     let (api, claims, config) = (&api, &claims, &config);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now = jitr_core::clock::unix_seconds();
