@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Runs ministack 1.5.33 on loopback only, with one IAM authorisation bug
 corrected, SQS event source mappings' batches up to their BatchSize, and the
-MQTT listener's certificate lookup indexed (it scanned every certificate).
+MQTT listener's certificate lookups indexed (it scanned every certificate on
+every handshake).
 
 ministack 1.5.33 honours BIND_HOST for its gateway but binds its IoT MQTT/TLS
 listener (services/iot.py, `_mtls_start_locked`) on host "0.0.0.0", which
@@ -75,6 +76,9 @@ def _receive_messages_for_esm_up_to_batch_size(queue_url, max_number):
 
 _sqs._receive_messages_for_esm = _receive_messages_for_esm_up_to_batch_size
 
+import collections  # noqa: E402
+import hashlib  # noqa: E402
+
 from ministack.services import iot as _iot  # noqa: E402
 
 
@@ -85,11 +89,14 @@ class _IndexedByCertificateId(dict):
     def __init__(self, items=()):
         super().__init__()
         self.by_id = {}
+        # Keys set since the MQTT listener last looked (its trust anchors).
+        self.added = collections.deque()
         self.update(items)
 
     def __setitem__(self, key, value):
         super().__setitem__(key, value)
         self.by_id.setdefault(key[-1], set()).add(key)
+        self.added.append(key)
 
     def __delitem__(self, key):
         super().__delitem__(key)
@@ -152,6 +159,33 @@ def _refusal_reason_by_index(cert_id):
     return "not registered"
 
 
+_scan_trust_anchors = _iot._mtls_trust_anchors
+
+
+def _new_trust_anchors():
+    """ministack 1.5.33 gathers the PEM of every registered certificate on
+    every TLS handshake (`_mtls_trust_anchors`, called from the ClientHello
+    hook) to load the ones its context lacks: with 10,000 devices that scan
+    was most of the emulator's time. The same anchors for the hook to load:
+    the local CA and the CA certificates (few) as before, and of the device
+    certificates only those registered since the last handshake."""
+    data = _iot._certificates._data
+    if not isinstance(data, _IndexedByCertificateId):
+        return _scan_trust_anchors()
+    local = _iot.get_ca_cert_pem()
+    anchors = [(hashlib.sha256(local.encode("utf-8")).hexdigest(), local)]
+    records = list(_iot._ca_certificates._data.values())
+    while data.added:
+        records.append(data.get(data.added.popleft()))
+    for record in records:
+        pem = record.get("certificatePem") if isinstance(record, dict) else None
+        if isinstance(pem, str) and pem.strip():
+            anchor_id = record.get("certificateId") or hashlib.sha256(pem.encode("utf-8")).hexdigest()
+            anchors.append((anchor_id, pem))
+    return anchors
+
+
+_iot._mtls_trust_anchors = _new_trust_anchors
 _iot._mtls_active_registrations = _registrations_by_index
 _iot._mtls_refusal_reason = _refusal_reason_by_index
 
