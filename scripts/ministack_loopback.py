@@ -124,6 +124,7 @@ class _IndexedByCertificateId(dict):
     def clear(self):
         super().clear()
         self.by_id.clear()
+        self.added.clear()
 
 
 _iot._certificates._data = _IndexedByCertificateId(_iot._certificates._data)
@@ -170,13 +171,19 @@ def _new_trust_anchors():
     the local CA and the CA certificates (few) as before, and of the device
     certificates only those registered since the last handshake."""
     data = _iot._certificates._data
-    if not isinstance(data, _IndexedByCertificateId):
+    if not isinstance(data, _IndexedByCertificateId) or not _iot._mtls_loaded_anchors:
+        # A new SSL context (none loaded yet): every anchor, as ministack does.
+        if isinstance(data, _IndexedByCertificateId):
+            data.added.clear()
         return _scan_trust_anchors()
     local = _iot.get_ca_cert_pem()
     anchors = [(hashlib.sha256(local.encode("utf-8")).hexdigest(), local)]
     records = list(_iot._ca_certificates._data.values())
-    while data.added:
-        records.append(data.get(data.added.popleft()))
+    while True:
+        try:
+            records.append(data.get(data.added.popleft()))
+        except IndexError:
+            break
     for record in records:
         pem = record.get("certificatePem") if isinstance(record, dict) else None
         if isinstance(pem, str) and pem.strip():

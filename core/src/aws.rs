@@ -96,6 +96,11 @@ impl AwsError {
                 let code = code.unwrap_or_else(|| "Unknown".into());
                 classify(code, message, s.raw().status().as_u16())
             }
+            // The request could not be built: no retry mends that.
+            SdkError::ConstructionFailure(_) => AwsError::Refused {
+                code: "Client".into(),
+                message: innermost(&err),
+            },
             _ => {
                 let text = innermost(&err);
                 if text.to_lowercase().contains("credential") {
@@ -116,6 +121,8 @@ pub fn classify(code: String, message: String, status: u16) -> AwsError {
     match code.as_str() {
         "ThrottlingException"
         | "Throttling"
+        | "ThrottledException"
+        | "RequestThrottledException"
         | "TooManyRequestsException"
         | "LimitExceededException"
         | "RequestLimitExceeded" => AwsError::Throttled { code, message },
@@ -131,9 +138,12 @@ pub fn classify(code: String, message: String, status: u16) -> AwsError {
         | "AccessDenied" => AwsError::AccessDenied { code, message },
         "ResourceNotFoundException" => AwsError::NotFound(message),
         "ResourceAlreadyExistsException" => AwsError::AlreadyExists { message },
-        "InternalFailureException" | "InternalException" | "ServiceUnavailableException" => {
-            AwsError::Service { code, message }
-        }
+        "InternalFailureException"
+        | "InternalException"
+        | "ServiceUnavailableException"
+        | "RequestTimeout"
+        | "RequestTimeoutException"
+        | "PriorRequestNotComplete" => AwsError::Service { code, message },
         _ if status >= 500 => AwsError::Service { code, message },
         _ if status == 403 => AwsError::AccessDenied { code, message },
         _ => AwsError::Refused { code, message },

@@ -158,6 +158,11 @@ fn random_phase(op: Op) -> f64 {
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// The first wait before a retry, doubled for each one after it.
+const RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+/// The longest wait before a retry.
+const RETRY_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// An [`IotApi`] whose calls wait for their operation's slot: at most the
 /// given rate per operation leaves this process, retries included.
 pub struct Paced<A> {
@@ -177,7 +182,7 @@ impl<A: IotApi> Paced<A> {
     }
 
     /// Paces `inner` at `rates`, each operation's first slot `phase(op)` (0
-    /// to 1) of an interval from now.
+    /// to 1) of an interval after its first call (and after each idle spell).
     pub fn with_phase(inner: A, rates: &ApiRates, phase: impl Fn(Op) -> f64) -> Self {
         Paced {
             inner,
@@ -202,13 +207,18 @@ impl<A: IotApi> Paced<A> {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, AwsError>>,
     {
-        let mut retries = self.retries;
+        let mut retried = 0;
         loop {
             self.limiters[op.index()].acquire().await;
             match call().await {
-                Err(e) if e.is_transient() && retries > 0 => {
-                    retries -= 1;
-                    tracing::debug!(operation = op.name(), error = %e, "retrying in the next slot");
+                Err(e) if e.is_transient() && retried < self.retries => {
+                    // A short spell of errors is waited out, not spent in
+                    // back-to-back slots: 100 ms doubling to 5 s, then the
+                    // next slot (the invocation's deadline bounds it all).
+                    let backoff = RETRY_BACKOFF.saturating_mul(1 << retried.min(6));
+                    retried += 1;
+                    tracing::debug!(operation = op.name(), error = %e, "retrying in a later slot");
+                    tokio::time::sleep(backoff.min(RETRY_BACKOFF_MAX)).await;
                 }
                 answer => return answer,
             }

@@ -41,7 +41,7 @@ impl RateLimiter {
     }
 
     /// Like [`RateLimiter::per_second`], the first slot `phase` (0 to 1) of
-    /// an interval after the first call: instances that start together at a
+    /// an interval after the first call (and after an idle spell): instances that start together at a
     /// share of one quota (20 instances at 0.5/s of a 10/s quota) then
     /// spread their first calls over the interval instead of all calling at
     /// once, which the quota's one-second bucket would throttle.
@@ -59,9 +59,12 @@ impl RateLimiter {
         let slot = {
             let mut next = self.next.lock().await;
             let now = Instant::now();
+            // After an idle spell (no call for a whole interval) the phase
+            // applies again: warm instances meeting a new burst together do
+            // not all call at once either.
             let slot = match *next {
-                Some(free) => free.max(now),
-                None => now + self.first_offset,
+                Some(free) if free + self.interval >= now => free.max(now),
+                _ => now + self.first_offset,
             };
             *next = Some(slot + self.interval);
             slot
@@ -148,6 +151,15 @@ mod tests {
         let asked = Instant::now();
         limiter.acquire().await;
         assert_eq!(asked.elapsed(), Duration::from_millis(500));
+        // Idle again for longer than an interval: the phase applies again.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let asked = Instant::now();
+        limiter.acquire().await;
+        assert_eq!(asked.elapsed(), Duration::from_millis(500));
+        // Busy: the next slot an interval after the last.
+        let asked = Instant::now();
+        limiter.acquire().await;
+        assert_eq!(asked.elapsed(), Duration::from_secs(2));
     }
 
     #[tokio::test(start_paused = true)]
