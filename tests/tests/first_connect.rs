@@ -73,7 +73,8 @@ fn first_connect_through(template: Template) -> (tempfile::TempDir, Rehearsal) {
         mapping["ScalingConfig"]["MaximumConcurrency"], 2,
         "{mapping}"
     );
-    assert_eq!(mapping["BatchSize"], 10, "{mapping}");
+    // BatchSizeByConcurrency: 2000 / MaxConcurrency records a batch.
+    assert_eq!(mapping["BatchSize"], 1000, "{mapping}");
     assert_eq!(
         mapping["FunctionResponseTypes"],
         json!(["ReportBatchItemFailures"]),
