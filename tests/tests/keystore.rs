@@ -893,7 +893,7 @@ fn kms_throttling_is_retried_and_every_device_is_signed() {
 /// prompt; returns what the terminal showed and the exit code.
 fn on_terminal(cwd: &Path, args: &[&str], answers: &[&str]) -> (String, i32) {
     const SCRIPT: &str = r#"
-import json, os, pty, sys, time
+import json, os, pty, sys, termios, time
 args, answers = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 pid, fd = pty.fork()
 if pid == 0:
@@ -907,9 +907,16 @@ def read_until(marker):
             out += os.read(fd, 4096)
         except OSError:
             break
+def echo_off():
+    # The prompt can be out before the program turns echo off: typing
+    # then would echo (a race in the test, not the program).
+    deadline = time.time() + 5
+    while time.time() < deadline and termios.tcgetattr(fd)[3] & termios.ECHO:
+        time.sleep(0.01)
 for n, answer in enumerate(answers):
     read_until(b": ")
     out = out.replace(b": ", b":\n", 1)
+    echo_off()
     os.write(fd, answer.encode() + b"\n")
 while True:
     try:
