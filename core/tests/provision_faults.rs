@@ -303,16 +303,7 @@ async fn handler_answers_sqs_batches_with_partial_failures_and_refuses_malformed
         { "messageId": "m-bad", "body": "{\"certificateId\": 7}", "eventSource": "aws:sqs" },
         { "messageId": "m-junk", "body": "not json", "eventSource": "aws:sqs" },
     ]});
-    let answer = jitr_core::handler::handle(
-        &api,
-        &jitr_core::claims::NoClaims,
-        &config(),
-        batch,
-        now(),
-        Deadline::none(),
-    )
-    .await
-    .unwrap();
+    let answer = handled(&api, &jitr_core::claims::NoClaims, batch).await;
     let mut failed: Vec<&str> = answer["batchItemFailures"]
         .as_array()
         .unwrap()
@@ -382,22 +373,15 @@ fn batch_of(records: &[(&str, &str)]) -> serde_json::Value {
     json!({ "Records": records })
 }
 
-/// The handler's answer to one SQS batch of `records` (message id, certificate id).
+/// The handler's answer to one SQS `batch` (no deadline).
 async fn handled<C: Claims>(
     api: &SdkIot,
     claims: &C,
-    records: &[(&str, &str)],
+    batch: serde_json::Value,
 ) -> serde_json::Value {
-    jitr_core::handler::handle(
-        api,
-        claims,
-        &config(),
-        batch_of(records),
-        now(),
-        Deadline::none(),
-    )
-    .await
-    .unwrap()
+    jitr_core::handler::handle(api, claims, &config(), batch, now(), Deadline::none())
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -409,16 +393,7 @@ async fn duplicate_records_of_one_certificate_in_a_batch_cost_one_provisioning()
     all.extend(rules.iter());
     let api = client(&all);
     let batch = batch_of(&[("m1", ID), ("m2", ID), ("m3", ID)]);
-    let answer = jitr_core::handler::handle(
-        &api,
-        &jitr_core::claims::NoClaims,
-        &config(),
-        batch,
-        now(),
-        Deadline::none(),
-    )
-    .await
-    .unwrap();
+    let answer = handled(&api, &jitr_core::claims::NoClaims, batch).await;
     assert!(failures(&answer).is_empty(), "{answer}");
     assert_eq!(describe.num_calls(), 1, "{:?}", log.lock().unwrap());
     assert_eq!(rules[0].num_calls(), 1, "one CreateThing");
@@ -453,16 +428,7 @@ async fn every_record_of_a_certificate_that_fails_is_a_batch_item_failure() {
     ];
     let api = client(&all);
     let batch = batch_of(&[("m1", ID), ("m2", ID), ("m3", ID)]);
-    let answer = jitr_core::handler::handle(
-        &api,
-        &jitr_core::claims::NoClaims,
-        &config(),
-        batch,
-        now(),
-        Deadline::none(),
-    )
-    .await
-    .unwrap();
+    let answer = handled(&api, &jitr_core::claims::NoClaims, batch).await;
     assert_eq!(failures(&answer), ["m1", "m2", "m3"]);
     assert_eq!(describe.num_calls(), 1);
     assert_eq!(refused.num_calls(), 1);
@@ -642,18 +608,18 @@ async fn a_certificate_another_instance_provisioned_costs_no_iot_call() {
         items: Default::default(),
         owner: "a",
     };
-    let answer = handled(&api, &a, &[("m1", ID)]).await;
+    let answer = handled(&api, &a, batch_of(&[("m1", ID)])).await;
     assert!(failures(&answer).is_empty(), "{answer}");
     assert_eq!(rules[3].num_calls(), 1, "activated");
     assert_eq!(a.state(ID), Some("done"));
     // The duplicates reach another instance: acknowledged, no IoT call.
-    let answer = handled(&api, &a.instance("b"), &[("m2", ID), ("m3", ID)]).await;
+    let answer = handled(&api, &a.instance("b"), batch_of(&[("m2", ID), ("m3", ID)])).await;
     assert!(failures(&answer).is_empty(), "{answer}");
     assert_eq!(describe.num_calls(), 1, "{:?}", log.lock().unwrap());
     assert_eq!(rules[3].num_calls(), 1, "one UpdateCertificate");
     // Once the claim has lapsed (ten minutes), an event is described again.
     a.lapse();
-    let answer = handled(&api, &a.instance("b"), &[("m4", ID)]).await;
+    let answer = handled(&api, &a.instance("b"), batch_of(&[("m4", ID)])).await;
     assert!(failures(&answer).is_empty(), "{answer}");
     assert_eq!(describe.num_calls(), 2);
     // A direct invocation (no queue keeps a claimant's event) ignores the claims.
@@ -691,13 +657,13 @@ async fn a_certificate_claimed_elsewhere_is_acknowledged_and_a_failure_gives_its
     // Instance a holds the claim (its work in progress): b acknowledges.
     assert_eq!(a.claim(ID, now(), now() + 60).await.unwrap(), Claim::Mine);
     let b = a.instance("b");
-    let answer = handled(&api, &b, &[("m1", ID)]).await;
+    let answer = handled(&api, &b, batch_of(&[("m1", ID)])).await;
     assert!(failures(&answer).is_empty(), "{answer}");
     assert_eq!(describe.num_calls(), 0);
     // a's work fails: its claim is given up, so b's next event provisions
     // (and, failing too, is a batch item failure, its claim given up again).
     a.release(ID).await.unwrap();
-    let answer = handled(&api, &b, &[("m2", ID)]).await;
+    let answer = handled(&api, &b, batch_of(&[("m2", ID)])).await;
     assert_eq!(failures(&answer), ["m2"]);
     assert_eq!(describe.num_calls(), 1);
     assert_eq!(a.state(ID), None, "the failed claim was given up");
@@ -711,7 +677,7 @@ async fn without_its_claims_table_the_function_still_provisions() {
     let mut all: Vec<&Rule> = vec![&describe];
     all.extend(rules.iter());
     let api = client(&all);
-    let answer = handled(&api, &Unreachable, &[("m1", ID)]).await;
+    let answer = handled(&api, &Unreachable, batch_of(&[("m1", ID)])).await;
     assert!(failures(&answer).is_empty(), "{answer}");
     assert_eq!(rules[3].num_calls(), 1, "activated");
 }
