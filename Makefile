@@ -31,9 +31,12 @@ HOST_LAMBDA_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),--arm64,--x86
 TARGET_DIR = cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'
 
 # Every test: unit tests, then end-to-end tests against openssl, mosquitto,
-# ministack (the deployed templates), moto server and cargo-lambda on loopback.
+# ministack (the deployed templates), moto server and cargo-lambda on loopback;
+# then how many of the emulators' requests AWS's API models checked (README, Tests).
 test: deps build
+	rm -rf "$$($(TARGET_DIR))/model-check"
 	cargo test --workspace
+	.venv/ministack/bin/python scripts/model_check_server.py summary "$$($(TARGET_DIR))/model-check"
 
 # The main job end to end on the embedded default, the ministack emulator (no
 # AWS account needed): the demo builds the function with `cargo lambda build

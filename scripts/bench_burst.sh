@@ -14,3 +14,6 @@ export BURST_MAX_CONCURRENCY="${BURST_MAX_CONCURRENCY:-2}" BURST_ERROR_RATE="${B
 cargo build --workspace --bins --tests
 cargo test -p jitr-tests --test burst -- --ignored --exact bench_burst --nocapture 2>&1 \
     | grep -E '^\||^burst:|panicked|proxy:|fleet:'
+# A lone device on a quiet deployment (MaxConcurrency 20), three times.
+cargo test -p jitr-tests --test burst -- --ignored --exact bench_lone_device --nocapture 2>&1 \
+    | grep -E '^lone:|panicked'

@@ -106,7 +106,7 @@ sleep 0.5
 
 step "10. What the emulator logged: robot-0001 registered on CONNECT, the deployed function invoked from the queue"
 ID1=$(awk -F, '$1=="robot-0001"{print $2}' devices/manifest.csv)
-grep -E "certificate $ID1|ESM: Lambda jitr-jitr processed" emulator.log | sed -E 's/^[0-9-]+ //' | head -6 || true
+grep -E "certificate $ID1|ESM: Lambda [^ ]+ processed [0-9]+ SQS" emulator.log | sed -E 's/^[0-9-]+ //' | head -6 || true
 
 step "11. Result"
 "$PY" - "$FAILED" <<'PY'

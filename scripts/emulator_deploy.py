@@ -187,9 +187,10 @@ def describe(cfn, name, stack):
 
 
 def delete(args):
-    """Deletes the stack; with --device-policy also the policy the template
-    retains: detached from every certificate first, as AWS requires
-    (`aws iot list-targets-for-policy`, `detach-policy`, `delete-policy`)."""
+    """Deletes the stack; with --device-policy also the policy and the device
+    group the template retains: the policy detached from every target (the
+    group) first, as AWS requires (`aws iot list-targets-for-policy`,
+    `detach-policy`, `delete-policy`), then the group (`delete-thing-group`)."""
     cfn = client("cloudformation")
     outputs = describe(cfn, args.stack, cfn.describe_stacks(StackName=args.stack)["Stacks"][0])["outputs"]
     cfn.delete_stack(StackName=args.stack)
@@ -208,6 +209,9 @@ def delete(args):
             iot.detach_policy(policyName=policy, target=target)
         iot.delete_policy(policyName=policy)
         report["device_policy"] = {"name": policy, "detached_from": len(targets), "deleted": True}
+        group = outputs["DeviceGroupName"]
+        iot.delete_thing_group(thingGroupName=group)
+        report["device_group"] = {"name": group, "deleted": True}
     print(json.dumps(report))
 
 
@@ -227,7 +231,7 @@ def main():
         p.set_defaults(func=deploy, kind=kind)
     p = sub.add_parser("delete")
     p.add_argument("--stack", required=True)
-    p.add_argument("--device-policy", action="store_true", help="also detach and delete the retained device policy")
+    p.add_argument("--device-policy", action="store_true", help="also detach and delete the retained device policy, and delete the device group")
     p.set_defaults(func=delete)
     args = ap.parse_args()
     args.func(args)

@@ -196,6 +196,12 @@ _iot._mtls_trust_anchors = _new_trust_anchors
 _iot._mtls_active_registrations = _registrations_by_index
 _iot._mtls_refusal_reason = _refusal_reason_by_index
 
+import ministack.app as _app  # noqa: E402
+import model_check_server  # noqa: E402  (scripts/: AWS's API models checked first)
+
+_app.app = model_check_server.asgi(_app.app)
+
+import ministack_patches_groups  # noqa: E402,F401  (thing-group policies, AttachPolicy on its target)
 from ministack.app import main  # noqa: E402  (after the patches, on purpose)
 
 sys.exit(main())

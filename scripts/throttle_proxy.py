@@ -3,6 +3,7 @@
 
   throttle_proxy.py --port P --upstream http://127.0.0.1:U [--scale S]
                     [--error-rate F] [--drop-rate F] [--seed N]
+                    [--limit-exceeded OP]... [--detach-propagation SECONDS]
 
 Enforces AWS IoT's per-operation request rates as AWS does: one token bucket
 per operation (refilled at the quota, holding one second's worth), and a
@@ -15,10 +16,24 @@ X-Amz-Target; other requests (SQS, Lambda, ...) pass through unlimited.
 --error-rate answers that fraction of IoT calls with a 500
 InternalFailureException, half before forwarding and half after the upstream
 did the work (as a real 5xx can); --drop-rate closes that fraction of
-connections without an answer. Counts per operation (and the Unix time of
+connections without an answer.
+
+AWS IoT's other answers the emulators do not give:
+--limit-exceeded OP answers every OP call as AWS IoT answers a resource quota
+reached (e.g. AttachPolicy on a certificate that has 10 policies): HTTP 410,
+`x-amzn-ErrorType: LimitExceededException`, body {"message": ...}.
+--detach-propagation S: DetachThingPrincipal "is asynchronous. It might take
+several seconds for the detachment to propagate", so for S seconds after one
+reaches the upstream, DeleteThing of that thing is refused as AWS IoT refuses
+it: HTTP 400, InvalidRequestException, "Cannot delete. Thing NAME is still
+attached to one or more principals" (counted as `refused`), and
+ListThingPrincipals of that thing still lists the detached principal.
+
+Counts per operation (calls, passed, throttled, errors, dropped, refused, and the Unix time of
 the first and last call answered by the upstream): GET /__proxy/stats.
-PUT /__proxy/faults?error_rate=F&drop_rate=F changes the faults while it runs
-(a window of 100% 5xx, say).
+PUT /__proxy/faults?error_rate=F&drop_rate=F&limit_exceeded=OP,OP&detach_propagation=S
+changes the faults while it runs (a window of 100% 5xx, say; each parameter
+given replaces its setting).
 Listens on 127.0.0.1 only.
 """
 import argparse
@@ -32,17 +47,29 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-# AWS IoT's default quotas, requests per second per account and region.
+# AWS IoT's default quotas, requests per second per account and region (AWS
+# IoT Core endpoints and quotas, "AWS IoT Core API throttling limits";
+# UpdateCertificate's is not published: 10 assumed).
 QUOTAS = {
     "DescribeCertificate": 10,
     "UpdateCertificate": 10,
-    "CreateThing": 15,
+    "CreateThing": 100,
     "AttachPolicy": 15,
-    "AttachThingPrincipal": 15,
-    "AddThingToThingGroup": 60,
+    "AttachThingPrincipal": 100,
+    "AddThingToThingGroup": 100,
     "ListThingPrincipals": 10,
     "ListCertificatesByCA": 10,
 }
+
+# What AWS IoT says when an operation's resource quota is reached.
+LIMITS = {
+    "AttachPolicy": "The number of policies attached to the target exceeds the limit of 10",
+}
+
+# The calls whose AWS semantics the proxy adds (not throttled by it).
+DETACH = ("DELETE", r"^/things/([^/]+)/principals$")
+DELETE_THING = ("DELETE", r"^/things/([^/]+)$")
+LIST_PRINCIPALS = ("GET", r"^/things/([^/]+)/principals$")
 
 # (method, path pattern) -> operation, for the IoT REST API.
 ROUTES = [
@@ -67,6 +94,12 @@ def operation(method, path, headers):
         if m == method and re.match(pattern, path):
             return op
     return None
+
+
+def thing_of(route, method, path):
+    """The thing name of a call matching `route`, else None."""
+    m = method == route[0] and re.match(route[1], urllib.parse.urlsplit(path).path)
+    return urllib.parse.unquote(m.group(1)) if m else None
 
 
 class Bucket:
@@ -96,18 +129,30 @@ class State:
         self.buckets = {op: Bucket(q * args.scale) for op, q in QUOTAS.items()}
         self.error_rate = args.error_rate
         self.drop_rate = args.drop_rate
+        self.limit_exceeded = set(args.limit_exceeded)
+        self.detach_propagation = args.detach_propagation
+        # Thing name -> (monotonic time its last detachment has propagated,
+        # the principals detached meanwhile).
+        self.detaching = {}
         self.random = random.Random(args.seed)
         self.lock = threading.Lock()
         self.stats = {}
 
     def count(self, op, what):
         with self.lock:
-            s = self.stats.setdefault(op, {"calls": 0, "passed": 0, "throttled": 0, "errors": 0, "dropped": 0})
+            s = self.stats.setdefault(op, {"calls": 0, "passed": 0, "throttled": 0, "errors": 0, "dropped": 0, "refused": 0})
             s[what] += 1
             if what == "passed":
                 now = time.time()
                 s.setdefault("first_passed_at", now)
                 s["last_passed_at"] = now
+
+    def propagating(self, thing):
+        """The principals detached from `thing` whose detachment has not
+        propagated yet (empty: none)."""
+        with self.lock:
+            until, detached = self.detaching.get(thing, (0, set()))
+            return sorted(detached) if until > time.monotonic() else []
 
     def roll(self):
         with self.lock:
@@ -158,13 +203,23 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.error_rate = float(query.get("error_rate", [st.error_rate])[0])
                 st.drop_rate = float(query.get("drop_rate", [st.drop_rate])[0])
+                if "limit_exceeded" in query:
+                    st.limit_exceeded = {o for o in query["limit_exceeded"][0].split(",") if o}
+                if "detach_propagation" in query:
+                    st.detach_propagation = float(query["detach_propagation"][0])
             self.answer(200, [("Content-Type", "application/json")], b"{}")
+            return
+        if self.detachment(body):
             return
         op = operation(self.command, self.path, self.headers)
         if op is None:
             self.answer(*self.forward(body))
             return
         st.count(op, "calls")
+        if op in st.limit_exceeded:
+            st.count(op, "refused")
+            self.error(410, "LimitExceededException", LIMITS.get(op, "A limit has been exceeded."))
+            return
         if not st.buckets[op].take():
             st.count(op, "throttled")
             self.error(429, "ThrottlingException", "Rate exceeded")
@@ -188,7 +243,40 @@ class Handler(BaseHTTPRequestHandler):
             self.error(500, "InternalFailureException", "Internal failure (injected after the upstream)")
             return
         st.count(op, "passed")
+        thing = thing_of(LIST_PRINCIPALS, self.command, self.path)
+        if thing is not None and status == 200 and st.propagating(thing):
+            listed = json.loads(data)
+            listed["principals"] = sorted(set(listed.get("principals", [])) | set(st.propagating(thing)))
+            data = json.dumps(listed).encode()
         self.answer(status, headers, data)
+
+    def detachment(self, body):
+        """DetachThingPrincipal and DeleteThing with AWS's propagation delay
+        between them; whether this call was one of them (and answered)."""
+        st = self.state
+        thing = thing_of(DETACH, self.command, self.path)
+        if thing is not None:
+            st.count("DetachThingPrincipal", "calls")
+            status, headers, data = self.forward(body)
+            if status == 200:
+                principal = self.headers.get("x-amzn-principal", "")
+                with st.lock:
+                    _, detached = st.detaching.get(thing, (0, set()))
+                    st.detaching[thing] = (time.monotonic() + st.detach_propagation, detached | {principal})
+                st.count("DetachThingPrincipal", "passed")
+            self.answer(status, headers, data)
+            return True
+        thing = thing_of(DELETE_THING, self.command, self.path)
+        if thing is None:
+            return False
+        st.count("DeleteThing", "calls")
+        if st.propagating(thing):
+            st.count("DeleteThing", "refused")
+            self.error(400, "InvalidRequestException", f"Cannot delete. Thing {thing} is still attached to one or more principals")
+            return True
+        st.count("DeleteThing", "passed")
+        self.answer(*self.forward(body))
+        return True
 
     do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = handle_any
 
@@ -201,6 +289,10 @@ def main():
     p.add_argument("--error-rate", type=float, default=0.0)
     p.add_argument("--drop-rate", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--limit-exceeded", action="append", default=[], metavar="OP",
+                   help="answer every OP call 410 LimitExceededException")
+    p.add_argument("--detach-propagation", type=float, default=0.0, metavar="SECONDS",
+                   help="refuse DeleteThing this long after a DetachThingPrincipal of the thing")
     args = p.parse_args()
     Handler.state = State(args)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)

@@ -193,18 +193,72 @@ pub(crate) struct ConnectArgs {
     /// PEM file of the CA(s) that verify the broker (default: Amazon Root CA 1 to 4).
     #[arg(long, value_name = "FILE")]
     pub(crate) ca_file: Option<PathBuf>,
-    /// MQTT client id (default: the certificate's CN, which is the thing name).
-    #[arg(long, value_name = "ID")]
+    /// MQTT client id (default: the thing name the deployment gives the
+    /// certificate, see --thing-name-source; the device policy wants them equal).
+    #[arg(long, value_name = "ID", value_parser = client_id)]
     pub(crate) client_id: Option<String>,
-    /// Topic to publish on (default: things/<client id>/hello).
-    #[arg(long)]
+    /// Where the deployment takes thing names from (its ThingNameSource;
+    /// default: the --stack function's JITR_THING_NAME_SOURCE, else common-name).
+    #[arg(long, value_name = "SOURCE")]
+    pub(crate) thing_name_source: Option<ThingNameSource>,
+    /// The CloudFormation stack of infra/, to read its ThingNameSource from.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) stack: Option<String>,
+    /// Topic to publish on, no wildcards (default: things/<client id>/hello).
+    #[arg(long, value_parser = topic_name)]
     pub(crate) topic: Option<String>,
-    /// The message to publish (QoS 1).
+    /// The message to publish (QoS 1; AWS IoT takes up to 128 KiB).
     #[arg(long, default_value = "hello from jitr connect")]
     pub(crate) message: String,
+    /// Publish this file's bytes instead of --message.
+    #[arg(long, value_name = "FILE", conflicts_with = "message")]
+    pub(crate) message_file: Option<PathBuf>,
     /// Seconds to keep retrying before giving up.
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = positive_seconds)]
     pub(crate) timeout: f64,
+}
+
+/// The thing-name sources of the function's JITR_THING_NAME_SOURCE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ThingNameSource {
+    CommonName,
+    SerialNumber,
+    CertificateId,
+}
+
+impl From<ThingNameSource> for jitr_core::config::NameSource {
+    fn from(s: ThingNameSource) -> Self {
+        match s {
+            ThingNameSource::CommonName => Self::CommonName,
+            ThingNameSource::SerialNumber => Self::SerialNumber,
+            ThingNameSource::CertificateId => Self::CertificateId,
+        }
+    }
+}
+
+/// An MQTT client id: not empty (AWS IoT has no use for one).
+fn client_id(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("the client id is empty".into());
+    }
+    Ok(text.to_string())
+}
+
+/// A topic one can publish to: not empty, no `+` or `#` (those make a
+/// filter, for subscribing), no NUL, at most 65535 bytes (MQTT's rules).
+pub(crate) fn topic_name(text: &str) -> Result<String, String> {
+    let problem = if text.is_empty() {
+        "the topic is empty"
+    } else if text.contains(['+', '#']) {
+        "a topic to publish to has no wildcards (+ and # are for subscribing)"
+    } else if text.contains('\0') {
+        "the topic contains a NUL character"
+    } else if text.len() > 65_535 {
+        "the topic is longer than MQTT's 65535 bytes"
+    } else {
+        return Ok(text.to_string());
+    };
+    Err(problem.into())
 }
 
 fn positive_seconds(text: &str) -> Result<f64, String> {
@@ -294,7 +348,7 @@ pub(crate) enum CaCommand {
     /// Write a CRL signed by the CA, listing the certificates `jitr device revoke` revoked.
     #[command(after_help = "Examples:
   jitr ca crl my-ca
-  jitr ca crl my-ca --out /srv/pki/my-ca.crl.pem --days 7")]
+  jitr ca crl my-ca --out /srv/pki/my-ca.crl.pem --days 7 --force")]
     Crl(CaCrlArgs),
     /// Deactivate and delete a registered CA (device certificates are unaffected).
     #[command(after_help = "Examples:
@@ -352,8 +406,9 @@ pub(crate) struct AutoRegistrationArgs {
 /// Where the secrets of a CA's key store come from (never from an argument).
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct UnlockArgs {
-    /// File whose first line is the passphrase of an encrypted CA key
-    /// (default: JITR_CA_PASSWORD, else a prompt on a terminal).
+    /// Regular file whose first line, as `openssl -passin file:` reads it, is the
+    /// passphrase of an encrypted CA key (default: JITR_CA_PASSWORD, else a prompt
+    /// on a terminal). Refused where no key would read it.
     #[arg(long, value_name = "FILE")]
     pub(crate) password_file: Option<PathBuf>,
     /// File whose first line is the PKCS#11 user PIN
@@ -369,6 +424,7 @@ impl UnlockArgs {
             password_file: self.password_file.clone(),
             pin_file: self.pin_file.clone(),
             aws: global.aws(),
+            issuer: false,
         }
     }
 }
@@ -381,6 +437,7 @@ pub(crate) struct KeyStoreArgs {
     #[arg(long, value_enum, default_value_t = StoreKind::File)]
     pub(crate) key_store: StoreKind,
     /// Encrypt ca.key with a passphrase (file store): PKCS#8, scrypt + AES-256-CBC.
+    /// --password-file without it is refused (unless the --issuer's key reads it).
     #[arg(long)]
     pub(crate) encrypt: bool,
     /// The token's PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so.
@@ -469,7 +526,7 @@ pub(crate) struct VerificationCertArgs {
     pub(crate) out: PathBuf,
     #[command(flatten)]
     pub(crate) unlock: UnlockArgs,
-    /// Replace an existing FILE.
+    /// Replace an existing FILE (never one of a CA directory's own files).
     #[arg(long)]
     pub(crate) force: bool,
 }
@@ -520,7 +577,8 @@ pub struct DeviceRotateArgs {
     #[arg(long)]
     pub all: bool,
     /// Sign this device-generated CSR as the successor (with --name); no key is written.
-    #[arg(long, value_name = "FILE", requires = "name")]
+    // `requires` alone accepts any member of the group "which" (clap #4707).
+    #[arg(long, value_name = "FILE", requires = "name", conflicts_with_all = ["names", "all"])]
     pub csr: Option<PathBuf>,
     /// Key type of the new keys (default: the predecessor's).
     #[arg(long, value_enum, conflicts_with = "csr")]
@@ -585,7 +643,7 @@ pub struct FleetStatusArgs {
 pub struct CaCrlArgs {
     /// The CA directory (its key signs the CRL; its revoked.json lists the serials).
     pub dir: PathBuf,
-    /// Where to write the CRL (PEM; default: DIR/crl.pem). Replaced if it exists.
+    /// Where to write the CRL (PEM; default: DIR/crl.pem).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Days until nextUpdate: relying parties fetch a new CRL by then.
@@ -593,6 +651,9 @@ pub struct CaCrlArgs {
     pub days: u32,
     #[command(flatten)]
     pub unlock: UnlockArgs,
+    /// Replace an existing FILE (never one of a CA directory's own files).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -640,7 +701,8 @@ pub(crate) struct DeviceIssueArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "csr")]
     pub(crate) names: Option<PathBuf>,
     /// Sign a device-generated CSR (with --name); the key never leaves the device.
-    #[arg(long, value_name = "FILE", requires = "name")]
+    // `requires` alone accepts any member of the group "source" (clap #4707).
+    #[arg(long, value_name = "FILE", requires = "name", conflicts_with_all = ["count", "names"])]
     pub(crate) csr: Option<PathBuf>,
     /// Key type of generated device keys.
     #[arg(long, value_enum, default_value_t = KeyAlg::EcP256)]

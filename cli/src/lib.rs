@@ -22,11 +22,17 @@ use clap::Parser;
 pub use error::CliError;
 
 /// The `jitr` binary: parses argv, runs the command, reports an error and
-/// turns it into the exit code.
+/// turns it into the exit code. A stdout that cannot be written is an error
+/// only when the command itself succeeded, and never when its reader went
+/// away (`report::finish`).
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    report::catch_print_panics();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return report::clap_exit(&e),
+    };
     let json = cli.global.json;
-    match run(cli) {
+    match run(cli).and_then(|()| report::finish()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             report::error(&err, json);

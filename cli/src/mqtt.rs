@@ -28,10 +28,14 @@ pub(crate) struct Failure {
     pub(crate) reason: String,
 }
 
+/// AWS IoT's largest message payload (128 KiB).
+pub(crate) const AWS_IOT_MAX_PAYLOAD: usize = 128 * 1024;
+
 /// The ALPN protocol AWS IoT requires for MQTT over TLS on port 443.
 const AWS_IOT_MQTT_ALPN: &[u8] = b"x-amzn-mqtt-ca";
 
 /// How the broker is trusted.
+#[derive(Clone)]
 pub(crate) struct BrokerTrust {
     /// Trust anchors the broker's chain must lead to.
     pub(crate) roots: Vec<CertificateDer<'static>>,
@@ -40,23 +44,30 @@ pub(crate) struct BrokerTrust {
     pub(crate) pin_exact: bool,
 }
 
-/// The TLS configuration: `trust` verifies the broker, `chain` + `key` are
+/// A device's certificate chain and private key, presented to the broker.
+pub(crate) type ClientAuth = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// The TLS configuration of `jitr connect` and `jitr doctor`'s endpoint
+/// probe alike: `trust` verifies the broker, `client` (if any) is
 /// presented; on port 443 it offers the ALPN protocol AWS IoT expects there.
 pub(crate) fn tls_config(
     trust: BrokerTrust,
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
+    client: Option<ClientAuth>,
     port: u16,
 ) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let verifier = BrokerVerifier::new(trust, provider.clone())?;
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| format!("the certificate and key cannot be used: {e}"))?;
+        .with_custom_certificate_verifier(Arc::new(verifier));
+    let mut config = match client {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| format!("the certificate and key cannot be used: {e}"))?,
+        None => builder.with_no_client_auth(),
+    };
     if port == 443 {
         config.alpn_protocols = vec![AWS_IOT_MQTT_ALPN.to_vec()];
     }
@@ -197,6 +208,10 @@ impl Session {
         let mut options = MqttOptions::new(&self.client_id, &self.host, self.port);
         options.set_keep_alive(Duration::from_secs(30));
         options.set_clean_session(true);
+        // rumqttc's default limit is 10 KiB; AWS IoT takes 128 KiB of
+        // payload (checked before connecting), plus the topic and header.
+        let limit = AWS_IOT_MAX_PAYLOAD + topic.len() + 16;
+        options.set_max_packet_size(limit, limit);
         options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
             self.tls.clone(),
         )));
@@ -252,7 +267,7 @@ fn classify(err: ConnectionError) -> Failure {
 }
 
 /// Why the broker's certificate was refused, and what to do about it.
-fn untrusted(tls: &rustls::Error) -> String {
+pub(crate) fn untrusted(tls: &rustls::Error) -> String {
     if tls.to_string().contains("CaUsedAsEndEntity") {
         // A CA certificate (CA:TRUE) served as the broker's own, signed by
         // something other than what --ca-file holds (else it was pinned).
@@ -329,7 +344,7 @@ mod tests {
                 roots: chain.clone(),
                 pin_exact: false,
             };
-            tls_config(trust, chain, der.clone_key(), port).unwrap()
+            tls_config(trust, Some((chain, der.clone_key())), port).unwrap()
         };
         assert_eq!(config(443).alpn_protocols, vec![b"x-amzn-mqtt-ca".to_vec()]);
         assert!(config(8883).alpn_protocols.is_empty());

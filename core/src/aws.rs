@@ -35,6 +35,10 @@ pub enum AwsError {
     AccessDenied { code: String, message: String },
     #[error("throttled by AWS IoT ({code}) after retries: {message}")]
     Throttled { code: String, message: String },
+    /// A quota on resources (AWS IoT's LimitExceededException, HTTP 410: too
+    /// many policies on a target, say), not on the request rate.
+    #[error("limit exceeded ({code}): {message}; a quota on resources, so retrying cannot help: remove some or ask AWS to raise it")]
+    LimitExceeded { code: String, message: String },
     #[error("not found: {0}")]
     NotFound(String),
     #[error("already exists: {message}")]
@@ -124,8 +128,11 @@ pub fn classify(code: String, message: String, status: u16) -> AwsError {
         | "ThrottledException"
         | "RequestThrottledException"
         | "TooManyRequestsException"
-        | "LimitExceededException"
         | "RequestLimitExceeded" => AwsError::Throttled { code, message },
+        // AWS IoT's LimitExceededException is HTTP 410, a resource quota;
+        // other services answer a throttle with it as 429.
+        "LimitExceededException" if status == 429 => AwsError::Throttled { code, message },
+        "LimitExceededException" | "LimitExceeded" => AwsError::LimitExceeded { code, message },
         "UnrecognizedClientException"
         | "InvalidClientTokenId"
         | "InvalidSignatureException"
@@ -211,6 +218,36 @@ pub fn retry_config() -> RetryConfig {
         .with_max_backoff(Duration::from_secs(10))
 }
 
+/// Keeps the SDK from retrying AWS IoT's HTTP 410 answers (its
+/// LimitExceededException: a resource quota), which its standard retries
+/// take for throttling by the error code.
+#[derive(Debug)]
+struct QuotaIsNotThrottling;
+
+impl aws_sdk_iot::config::retry::ClassifyRetry for QuotaIsNotThrottling {
+    fn classify_retry(
+        &self,
+        ctx: &aws_sdk_iot::config::interceptors::InterceptorContext,
+    ) -> aws_sdk_iot::config::retry::RetryAction {
+        use aws_sdk_iot::config::retry::RetryAction;
+        match ctx.response() {
+            // Forbidden stops the classification: no later classifier retries it.
+            Some(r) if r.status().as_u16() == 410 => RetryAction::RetryForbidden,
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "AWS IoT quota (HTTP 410) is not throttling"
+    }
+}
+
+/// jitr's retry rules on an AWS IoT client configuration: a resource quota
+/// reached is answered at once, not retried as throttling.
+pub fn iot_retry_rules(config: aws_sdk_iot::config::Builder) -> aws_sdk_iot::config::Builder {
+    config.retry_classifier(QuotaIsNotThrottling)
+}
+
 /// Time bounds for the CLI: a patient administrator, a slow network.
 fn cli_timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()
@@ -290,14 +327,16 @@ pub fn endpoint_of(config: &SdkConfig) -> String {
 
 /// An AWS IoT control-plane client for `config`.
 pub fn iot_client(config: &SdkConfig) -> aws_sdk_iot::Client {
-    aws_sdk_iot::Client::new(config)
+    aws_sdk_iot::Client::from_conf(
+        iot_retry_rules(aws_sdk_iot::config::Builder::from(config)).build(),
+    )
 }
 
 /// An AWS IoT client that makes each call once: for a caller that retries
 /// through its pacer ([`crate::pacing::Paced::retrying`]), so retries, too,
 /// keep to the quota.
 pub fn iot_client_without_retries(config: &SdkConfig) -> aws_sdk_iot::Client {
-    let config = aws_sdk_iot::config::Builder::from(config)
+    let config = iot_retry_rules(aws_sdk_iot::config::Builder::from(config))
         .retry_config(RetryConfig::disabled())
         .build();
     aws_sdk_iot::Client::from_conf(config)
@@ -338,5 +377,25 @@ mod tests {
         ));
         assert!(c("ThrottlingException", 429).is_transient());
         assert!(!c("InvalidRequestException", 400).is_transient());
+    }
+
+    #[test]
+    fn a_quota_reached_is_not_throttling() {
+        // AWS IoT answers a resource quota (too many policies on a target)
+        // with LimitExceededException, HTTP 410: retrying cannot help.
+        let e = classify(
+            "LimitExceededException".into(),
+            "too many policies".into(),
+            410,
+        );
+        assert!(!e.is_transient(), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains("limit") && text.contains("too many policies"),
+            "{text}"
+        );
+        assert!(!text.contains("throttled"), "{text}");
+        // The same code answered 429 (API Gateway's throttle) stays a throttle.
+        assert!(classify("LimitExceededException".into(), "m".into(), 429).is_transient());
     }
 }

@@ -73,6 +73,44 @@ pub trait Claims: Sync {
     /// Gives this instance's claim up: the work failed or was cut short.
     fn release(&self, certificate_id: &str)
         -> impl Future<Output = Result<(), ClaimsError>> + Send;
+    /// This instance is working (`now_ms`, Unix milliseconds): counted
+    /// among the instances sharing the account's rates for [`BEAT_LEASE_MS`]
+    /// (see [`crate::pacing::Share`]). Nothing to count by default.
+    fn beat(&self, now_ms: i64) -> impl Future<Output = Result<(), ClaimsError>> + Send {
+        let _ = now_ms;
+        async { Ok(()) }
+    }
+}
+
+/// How often a working instance beats (the handler, while a batch runs).
+pub const BEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a beat counts: an instance that stops beating stops counting
+/// after this (its share goes to the others then, not before: safe).
+pub const BEAT_LEASE_MS: i64 = 3000;
+/// A beat this old is removed from the table by the next instance beating.
+pub const BEAT_FORGET_MS: i64 = 60_000;
+
+/// The instances working at `now_ms` among `beats` (owner, counted until,
+/// Unix ms), `me` always included; and the owners whose beats are old
+/// enough to remove (never `me`).
+pub fn working<'a>(
+    beats: impl IntoIterator<Item = (&'a str, i64)>,
+    me: &str,
+    now_ms: i64,
+) -> (u32, Vec<&'a str>) {
+    let mut count = 1;
+    let mut stale = Vec::new();
+    for (owner, until) in beats {
+        if owner == me {
+            continue;
+        }
+        if until >= now_ms {
+            count += 1;
+        } else if until < now_ms - BEAT_FORGET_MS {
+            stale.push(owner);
+        }
+    }
+    (count, stale)
 }
 
 /// No shared claims (the CLI, tests): every event is provisioned.
@@ -107,6 +145,12 @@ impl<C: Claims> Claims for Option<C> {
     async fn release(&self, id: &str) -> Result<(), ClaimsError> {
         match self {
             Some(c) => c.release(id).await,
+            None => Ok(()),
+        }
+    }
+    async fn beat(&self, now_ms: i64) -> Result<(), ClaimsError> {
+        match self {
+            Some(c) => c.beat(now_ms).await,
             None => Ok(()),
         }
     }
@@ -163,6 +207,9 @@ impl<C: Claims> Claims for RememberDone<C> {
     async fn release(&self, id: &str) -> Result<(), ClaimsError> {
         self.done.lock().unwrap().remove(id);
         self.inner.release(id).await
+    }
+    async fn beat(&self, now_ms: i64) -> Result<(), ClaimsError> {
+        self.inner.beat(now_ms).await
     }
 }
 
@@ -317,6 +364,25 @@ mod tests {
         claims.finish("b", 1600).await.unwrap();
         claims.release("b").await.unwrap();
         assert_eq!(claims.claim("b", 1000, 1060).await.unwrap(), Claim::Mine);
+    }
+
+    #[test]
+    fn instances_working_are_those_whose_beats_count_now() {
+        let now = 1_000_000;
+        for (beats, want, want_stale) in [
+            (vec![], 1, vec![]),
+            (vec![("me", now - 10_000)], 1, vec![]),
+            (vec![("me", now), ("a", now), ("b", now + 2999)], 3, vec![]),
+            (vec![("a", now - 1), ("b", now - 60_000)], 1, vec![]),
+            (
+                vec![("a", now - 60_001), ("b", now + 1), ("me", now - 90_000)],
+                2,
+                vec!["a"],
+            ),
+        ] {
+            let (count, stale) = working(beats.clone(), "me", now);
+            assert_eq!((count, stale), (want, want_stale), "{beats:?}");
+        }
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! `owner` (the claiming instance) and `expiresAt` (Unix seconds, also the
 //! table's TTL attribute, so old items go away by themselves). Every
 //! decision is one conditional write, so two instances never both hold a
-//! claim.
+//! claim. One more item, `certificateId` = `instances` (never a certificate
+//! id, which is 64 hex digits), holds each working instance's heartbeat
+//! (`beat_<owner>`: counted until, Unix ms), from which every instance
+//! learns how many share the account's rates.
 
 use std::time::Duration;
 
@@ -15,7 +18,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use aws_sdk_dynamodb::Client;
 use tokio::sync::Semaphore;
 
-use crate::claims::{Claim, Claims, ClaimsError};
+use crate::claims::{self, Claim, Claims, ClaimsError};
+use crate::pacing::Share;
 
 const CLAIMED: &str = "claimed";
 const DONE: &str = "done";
@@ -30,7 +34,16 @@ pub struct ClaimsTable {
     /// together, and a hundred simultaneous requests would wait on each
     /// other past their timeouts instead of queueing here.
     in_flight: Semaphore,
+    /// Set to the instances working at each beat (see [`Share`]).
+    share: Option<Share>,
+    /// Beats seen long gone at the last beat: removed at the next.
+    stale: std::sync::Mutex<Vec<String>>,
 }
+
+/// The heartbeats' item.
+const INSTANCES: &str = "instances";
+/// A heartbeat attribute's name: this prefix and the owner.
+const BEAT_PREFIX: &str = "beat_";
 
 /// Table requests one instance has in flight at once.
 const IN_FLIGHT: usize = 16;
@@ -63,6 +76,16 @@ impl ClaimsTable {
             table: table.to_string(),
             owner: owner.to_string(),
             in_flight: Semaphore::new(IN_FLIGHT),
+            share: None,
+            stale: Default::default(),
+        }
+    }
+
+    /// Keeps `share` at the count of instances working, at every beat.
+    pub fn sharing(self, share: Share) -> Self {
+        ClaimsTable {
+            share: Some(share),
+            ..self
         }
     }
 
@@ -143,6 +166,56 @@ impl Claims for ClaimsTable {
             .await
             .map(|_| ())
             .map_err(|e| self.error(e))
+    }
+
+    /// One write: this instance's beat in, long-gone beats out, every beat
+    /// back; the share follows the count.
+    async fn beat(&self, now_ms: i64) -> Result<(), ClaimsError> {
+        let _turn = self.in_flight.acquire().await.expect("never closed");
+        let stale = std::mem::take(&mut *self.stale.lock().unwrap());
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("certificateId", key(INSTANCES))
+            .expression_attribute_names("#me", format!("{BEAT_PREFIX}{}", self.owner))
+            .expression_attribute_values(
+                ":until",
+                AttributeValue::N((now_ms + claims::BEAT_LEASE_MS).to_string()),
+            )
+            // The item goes (TTL) an hour after the last beat.
+            .expression_attribute_values(
+                ":expires",
+                AttributeValue::N((now_ms / 1000 + 3600).to_string()),
+            )
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        let mut expression = "SET #me = :until, expiresAt = :expires".to_string();
+        for (i, owner) in stale.iter().enumerate() {
+            let name = format!("#s{i}");
+            expression.push_str(if i == 0 { " REMOVE " } else { ", " });
+            expression.push_str(&name);
+            update = update.expression_attribute_names(name, owner);
+        }
+        let answer = update
+            .update_expression(expression)
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        let item = answer.attributes.unwrap_or_default();
+        let beats = item.iter().filter_map(|(name, value)| {
+            let until = value.as_n().ok()?.parse::<i64>().ok()?;
+            name.starts_with(BEAT_PREFIX)
+                .then_some((name.as_str(), until))
+        });
+        let me = format!("{BEAT_PREFIX}{}", self.owner);
+        let (count, gone) = claims::working(beats, &me, now_ms);
+        // At most 20 removed at a time (an expression's size is bounded).
+        *self.stale.lock().unwrap() = gone.into_iter().take(20).map(String::from).collect();
+        if let Some(share) = &self.share {
+            share.set_working(count);
+        }
+        tracing::debug!(instances = count, "heartbeat");
+        Ok(())
     }
 
     async fn release(&self, id: &str) -> Result<(), ClaimsError> {

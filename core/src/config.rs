@@ -40,8 +40,15 @@ pub enum OnRotation {
 /// The provisioning configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The device policy (created by the infrastructure) attached to every certificate.
+    /// The device policy (created by the infrastructure). Attached to each
+    /// certificate only without `device_group`; with it, the stack attached
+    /// it to that group once and the function never attaches a policy.
     pub policy_name: String,
+    /// The thing group carrying the device policy (`JITR_DEVICE_GROUP`):
+    /// every provisioned thing joins it, so the function's role needs no
+    /// `iot:AttachPolicy`, which AWS authorises on the target only (a role
+    /// allowed it on certificates may attach any policy of the account).
+    pub device_group: Option<String>,
     pub thing_name_source: NameSource,
     /// Anchored: the whole name must match.
     pub thing_name_pattern: Regex,
@@ -89,6 +96,24 @@ fn err(variable: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError {
         variable,
         problem: problem.into(),
+    }
+}
+
+/// Checks a thing type or thing group name against AWS IoT's pattern
+/// (ThingTypeName, ThingGroupName: `[a-zA-Z0-9:_-]+`, 1 to 128): a bad one
+/// would fail every event, so it stops the function at start-up instead.
+fn aws_name(variable: &'static str, value: &str, what: &str) -> Result<(), ConfigError> {
+    let ok = (1..=128).contains(&value.len())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":_-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(err(
+            variable,
+            format!("\"{value}\" is not a {what} name (1-128 of a-z A-Z 0-9 : _ -)"),
+        ))
     }
 }
 
@@ -161,8 +186,24 @@ impl Config {
                 format!("\"{bad}\" is not a CA certificate id (64 hex digits)"),
             ));
         }
+        let device_group = get("JITR_DEVICE_GROUP");
+        if let Some(bad) = device_group
+            .as_deref()
+            .filter(|g| !crate::rules::is_thing_name(g))
+        {
+            return Err(err(
+                "JITR_DEVICE_GROUP",
+                format!("\"{bad}\" is not a thing group name (1-128 of a-z A-Z 0-9 : _ -)"),
+            ));
+        }
         let thing_type = get("JITR_THING_TYPE");
+        if let Some(t) = &thing_type {
+            aws_name("JITR_THING_TYPE", t, "thing type")?;
+        }
         let thing_groups = list(get("JITR_THING_GROUPS"));
+        for group in &thing_groups {
+            aws_name("JITR_THING_GROUPS", group, "thing group")?;
+        }
         let on_reject = match get("JITR_ON_REJECT").as_deref() {
             None | Some("revoke") => OnReject::Revoke,
             Some("ignore") => OnReject::Ignore,
@@ -226,6 +267,7 @@ impl Config {
             api_rates,
             max_concurrency,
             policy_name,
+            device_group,
             thing_name_source,
             thing_name_pattern,
             allowed_ca_ids,
@@ -302,6 +344,50 @@ mod tests {
         use crate::pacing::Op;
         assert_eq!(c.instance_rates().get(Op::DescribeCertificate), 2.0);
         assert_eq!(c.instance_rates().get(Op::UpdateCertificate), 0.5);
+    }
+
+    #[test]
+    fn thing_type_and_groups_follow_aws_name_patterns() {
+        // ThingTypeName and ThingGroupName in AWS IoT's API model: 1 to 128
+        // of [a-zA-Z0-9:_-].
+        let long = "g".repeat(128);
+        let too_long = "g".repeat(129);
+        for (variable, value, ok) in [
+            ("JITR_THING_TYPE", "robot", true),
+            ("JITR_THING_TYPE", "Robot:v2_a-1", true),
+            ("JITR_THING_TYPE", long.as_str(), true),
+            ("JITR_THING_TYPE", too_long.as_str(), false),
+            ("JITR_THING_TYPE", "robot arm", false),
+            ("JITR_THING_TYPE", "robot/arm", false),
+            ("JITR_THING_TYPE", "robot.arm", false),
+            ("JITR_THING_TYPE", "r\u{f6}bot", false),
+            ("JITR_THING_GROUPS", "fleet, line-4", true),
+            ("JITR_THING_GROUPS", "fleet:eu,line_4", true),
+            ("JITR_THING_GROUPS", "fleet,line 4", false),
+            ("JITR_THING_GROUPS", "fleet,site/berlin", false),
+            ("JITR_THING_GROUPS", too_long.as_str(), false),
+            ("JITR_POLICY_NAME", "jitr-device+v2=a,b.c@d_e", true),
+            ("JITR_POLICY_NAME", too_long.as_str(), false),
+            ("JITR_POLICY_NAME", "jitr:device", false),
+        ] {
+            let mut vars = vec![("JITR_POLICY_NAME", "p")];
+            vars.retain(|(k, _)| *k != variable);
+            vars.push((variable, value));
+            match (config(&vars), ok) {
+                (Ok(_), true) => {}
+                (Err(e), false) => {
+                    assert_eq!(e.variable, variable, "{value}: {e}");
+                    let bad = value
+                        .split(',')
+                        .map(str::trim)
+                        .find(|v| v.len() > 128 || v.contains([' ', '/', '.', ':', '\u{f6}']));
+                    let shown = bad.unwrap_or(value);
+                    assert!(e.problem.contains(&format!("\"{shown}\"")), "{e}");
+                    assert!(e.problem.contains("1-128"), "{e}");
+                }
+                (got, _) => panic!("{variable}={value}: got {got:?}"),
+            }
+        }
     }
 
     #[test]

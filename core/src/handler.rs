@@ -13,7 +13,7 @@ use crate::iot::IotApi;
 use crate::provision::{self, Kind, Outcome};
 
 /// Certificates of one SQS batch in flight at once (the templates' batches
-/// hold 100 to 1000 records); as one finishes the next starts, so the
+/// hold 10 records; a mapping may allow more); as one finishes the next starts, so the
 /// calls' round trips (six sequential calls a certificate) overlap until
 /// the batch ends. The pacer keeps the calls under the quotas; this only
 /// has to cover the latency, so that the rate, not the round trips, binds.
@@ -159,7 +159,17 @@ async fn handle_batch<A: IotApi, C: Claims>(
             id
         })
         .collect();
-    let unfinished: Vec<Vec<String>> = stream::iter(work)
+    // Counted among the instances working before the first call, so one
+    // working alone paces at the account's whole rate from its first call;
+    // then every second while the batch runs.
+    beat(claims, &deadline).await;
+    let beating = async {
+        loop {
+            tokio::time::sleep(claims::BEAT_EVERY).await;
+            beat(claims, &deadline).await;
+        }
+    };
+    let provisioning = stream::iter(work)
         .map(|w| async move {
             let outcome = claims::provision_claimed(
                 api,
@@ -178,8 +188,11 @@ async fn handle_batch<A: IotApi, C: Claims>(
         })
         .buffer_unordered(BATCH_CONCURRENCY)
         .filter_map(|failed| async move { failed })
-        .collect()
-        .await;
+        .collect::<Vec<Vec<String>>>();
+    let unfinished = tokio::select! {
+        unfinished = provisioning => unfinished,
+        _ = beating => unreachable!("the beats go on until the batch is done"),
+    };
     failed.extend(unfinished.into_iter().flatten());
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failed
@@ -191,6 +204,15 @@ async fn handle_batch<A: IotApi, C: Claims>(
         })
         .collect();
     response
+}
+
+/// This instance is working: a beat in the claims, within the deadline. A
+/// beat that fails leaves the share as it was (logged).
+async fn beat<C: Claims>(claims: &C, deadline: &Deadline) {
+    let now_ms = i64::try_from(crate::clock::unix_millis()).unwrap_or(i64::MAX);
+    if let Some(Err(e)) = deadline.run(claims.beat(now_ms)).await {
+        tracing::warn!(error = %e, "heartbeat not recorded");
+    }
 }
 
 /// One structured log line and one EMF metric line per certificate.

@@ -3,7 +3,9 @@
 //! tool using the account's IoT API) draws from it, so a function that
 //! discovers the quota by being throttled also throttles everyone else.
 //! Each instance therefore keeps to its share: the account rate divided by
-//! the instances that may run at once (the template's `MaxConcurrency`).
+//! the instances working now ([`Share`]: counted by heartbeats in the claims
+//! table, at most the template's `MaxConcurrency`), or divided by
+//! `MaxConcurrency` when nothing counts them.
 
 use std::collections::HashMap;
 
@@ -54,13 +56,13 @@ impl Op {
     }
 
     /// AWS IoT's default quota, requests per second per account and region
-    /// (the published table; UpdateCertificate's and ListThingPrincipals'
-    /// are not stated publicly: 10/s is assumed).
+    /// (AWS IoT Core endpoints and quotas, "AWS IoT Core API throttling
+    /// limits"; UpdateCertificate's is not stated publicly: 10/s is assumed).
     pub fn aws_default(self) -> f64 {
         match self {
             Op::DescribeCertificate | Op::UpdateCertificate => 10.0,
-            Op::CreateThing | Op::AttachPolicy | Op::AttachThingPrincipal => 15.0,
-            Op::AddThingToThingGroup => 60.0,
+            Op::CreateThing | Op::AttachThingPrincipal | Op::AddThingToThingGroup => 100.0,
+            Op::AttachPolicy => 15.0,
             Op::ListThingPrincipals | Op::ListCertificatesByCA => 10.0,
         }
     }
@@ -150,6 +152,36 @@ impl ApiRates {
     }
 }
 
+/// How many instances share the account's rates now: every instance's
+/// pacer divides the rates by it. Starts at the most that may run at once
+/// (`MaxConcurrency`: safe before anything is known) and follows the count
+/// of instances working, kept between 1 and that most. Shared by the pacer
+/// and what counts the instances (the claims table's heartbeats).
+#[derive(Debug, Clone)]
+pub struct Share(std::sync::Arc<(std::sync::atomic::AtomicU32, u32)>);
+
+impl Share {
+    /// At most `most` instances run at once (at least 1).
+    pub fn new(most: u32) -> Self {
+        let most = most.max(1);
+        Share(std::sync::Arc::new((most.into(), most)))
+    }
+
+    /// `working` instances draw from the rates now (this one included).
+    pub fn set_working(&self, working: u32) {
+        let (now, most) = &*self.0;
+        now.store(
+            working.clamp(1, *most),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// The instances the rates are divided among now.
+    pub fn sharers(&self) -> u32 {
+        self.0 .0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// A uniform number in [0, 1), different in every process (std's hash
 /// keys are seeded randomly per process): jitter, not cryptography.
 fn random_phase(op: Op) -> f64 {
@@ -168,6 +200,8 @@ const RETRY_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5)
 pub struct Paced<A> {
     inner: A,
     limiters: [RateLimiter; 8],
+    /// Divides the limiters' rates (1 for a pacer given its share).
+    share: Share,
     /// Transient failures (throttling, 5xx, timeouts) retried, each retry
     /// in a slot of its own.
     retries: u32,
@@ -187,8 +221,15 @@ impl<A: IotApi> Paced<A> {
         Paced {
             inner,
             limiters: Op::ALL.map(|op| RateLimiter::per_second_from(rates.get(op), phase(op))),
+            share: Share::new(1),
             retries: 0,
         }
+    }
+
+    /// Paces at the account's `rates` divided by `share`'s instances at the
+    /// time of each call: an instance working alone takes the whole rate.
+    pub fn sharing(self, share: Share) -> Self {
+        Paced { share, ..self }
     }
 
     /// Retries a transient failure up to `retries` times, each retry in its
@@ -209,7 +250,9 @@ impl<A: IotApi> Paced<A> {
     {
         let mut retried = 0;
         loop {
-            self.limiters[op.index()].acquire().await;
+            self.limiters[op.index()]
+                .acquire_one_of(self.share.sharers())
+                .await;
             match call().await {
                 Err(e) if e.is_transient() && retried < self.retries => {
                     // A short spell of errors is waited out, not spent in
@@ -300,8 +343,14 @@ mod tests {
     fn defaults_are_aws_quotas() {
         let r = ApiRates::default();
         assert_eq!(r.get(Op::DescribeCertificate), 10.0);
-        assert_eq!(r.get(Op::CreateThing), 15.0);
-        assert_eq!(r.get(Op::AddThingToThingGroup), 60.0);
+        // AWS IoT Core endpoints and quotas, "AWS IoT Core API throttling
+        // limits": 100/s for these three, 10/s for the describes and lists.
+        assert_eq!(r.get(Op::CreateThing), 100.0);
+        assert_eq!(r.get(Op::AttachThingPrincipal), 100.0);
+        assert_eq!(r.get(Op::AddThingToThingGroup), 100.0);
+        assert_eq!(r.get(Op::AttachPolicy), 15.0);
+        assert_eq!(r.get(Op::ListThingPrincipals), 10.0);
+        assert_eq!(r.get(Op::UpdateCertificate), 10.0);
         assert_eq!(r.activations_per_second(), 10.0);
     }
 
@@ -385,7 +434,8 @@ mod tests {
     async fn each_operation_keeps_to_its_share_independently() {
         // 10/s and 15/s shared by 5 instances: 2/s and 3/s for this one.
         let clock = Clock(Default::default(), Some(tokio::time::Instant::now()));
-        let paced = Paced::with_phase(clock, &ApiRates::default().share(5), |_| 0.0);
+        let rates = ApiRates::parse("CreateThing=15").unwrap();
+        let paced = Paced::with_phase(clock, &rates.share(5), |_| 0.0);
         let calls = (0..5).map(|_| async {
             let _ = paced.describe_certificate("c").await;
             let _ = paced.create_thing("t", None, &HashMap::new()).await;
@@ -513,6 +563,48 @@ mod tests {
             Err(AwsError::Throttled { .. })
         ));
         assert_eq!(paced.inner.1 .0.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_instance_working_alone_takes_the_whole_rate() {
+        // The account's 10/s, at most 20 instances: 2 s apart until the
+        // instances are counted; 100 ms apart once this one works alone; 1 s
+        // apart when ten work.
+        let start = Some(tokio::time::Instant::now());
+        let share = Share::new(20);
+        let paced = Paced::with_phase(
+            Clock(Default::default(), start),
+            &ApiRates::default(),
+            |_| 0.0,
+        )
+        .sharing(share.clone());
+        let describe = |n| {
+            let paced = &paced;
+            async move {
+                for _ in 0..n {
+                    let _ = paced.describe_certificate("c").await;
+                }
+            }
+        };
+        describe(2).await;
+        share.set_working(1);
+        describe(3).await;
+        share.set_working(10);
+        describe(2).await;
+        // Never more than the most, never fewer than one.
+        share.set_working(50);
+        assert_eq!(share.sharers(), 20);
+        share.set_working(0);
+        assert_eq!(share.sharers(), 1);
+        let at: Vec<u128> = paced
+            .inner
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, t)| t.as_millis())
+            .collect();
+        assert_eq!(at, [0, 2000, 4000, 4100, 4200, 4300, 5300]);
     }
 
     #[test]

@@ -79,7 +79,8 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Plan {
-    /// Create the thing, attach the policy and principal, then activate.
+    /// Create the thing, join its groups (the device group's policy is the
+    /// device's) and attach the principal, then activate.
     Activate(Activation),
     /// Nothing to do (already active, or deliberately inactive or revoked);
     /// `outcome` names which.
@@ -98,8 +99,13 @@ pub struct Activation {
     pub thing_name: String,
     pub attributes: BTreeMap<String, String>,
     pub thing_type: Option<String>,
+    /// The groups the thing joins: the device group (JITR_DEVICE_GROUP)
+    /// first, whose policy is the device's, then JITR_THING_GROUPS.
     pub thing_groups: Vec<String>,
-    pub policy_name: String,
+    /// The policy to attach to the certificate: only without a device
+    /// group (then whoever provisions may attach any policy of the account).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_name: Option<String>,
     /// The thing's older ACTIVE certificates to set INACTIVE once this one
     /// is ACTIVE (JITR_ON_ROTATION=retire-previous; filled by [`claim`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -207,26 +213,31 @@ fn admit(observed: &Observed, config: &Config, now: i64) -> Result<Activation, S
         thing_name,
         attributes,
         thing_type: config.thing_type.clone(),
-        thing_groups: config.thing_groups.clone(),
-        policy_name: config.policy_name.clone(),
+        thing_groups: groups(config),
+        policy_name: config
+            .device_group
+            .is_none()
+            .then(|| config.policy_name.clone()),
         retire: Vec::new(),
     })
+}
+
+/// The groups a new thing joins: the device group first (its policy is
+/// what the device may do), then the configured ones, each once.
+fn groups(config: &Config) -> Vec<String> {
+    let mut groups: Vec<String> = config.device_group.iter().cloned().collect();
+    for g in &config.thing_groups {
+        if !groups.contains(g) {
+            groups.push(g.clone());
+        }
+    }
+    groups
 }
 
 /// The thing a certificate belongs to, by JITR_THING_NAME_SOURCE, checked
 /// against JITR_THING_NAME_PATTERN and AWS's rules.
 fn thing_name(observed: &Observed, facts: &CertFacts, config: &Config) -> Result<String, String> {
-    let thing_name = match config.thing_name_source {
-        NameSource::CommonName => facts
-            .common_name()
-            .ok_or("subject has no CN to name the thing")?
-            .to_string(),
-        NameSource::SerialNumber => facts
-            .subject_attr("serialNumber")
-            .ok_or("subject has no serialNumber to name the thing")?
-            .to_string(),
-        NameSource::CertificateId => observed.certificate_id.clone(),
-    };
+    let thing_name = named_by(config.thing_name_source, facts, &observed.certificate_id)?;
     if !config.thing_name_pattern.is_match(&thing_name) {
         return Err(format!(
             "thing name \"{thing_name}\" does not match JITR_THING_NAME_PATTERN {}",
@@ -239,6 +250,27 @@ fn thing_name(observed: &Observed, facts: &CertFacts, config: &Config) -> Result
         ));
     }
     Ok(thing_name)
+}
+
+/// The thing name `source` takes from a certificate (`certificate_id` is
+/// its id), unchecked; `jitr connect` uses it too, so its client id is the
+/// name the function gives the thing.
+pub fn named_by(
+    source: NameSource,
+    facts: &CertFacts,
+    certificate_id: &str,
+) -> Result<String, &'static str> {
+    Ok(match source {
+        NameSource::CommonName => facts
+            .common_name()
+            .ok_or("subject has no CN to name the thing")?
+            .to_string(),
+        NameSource::SerialNumber => facts
+            .subject_attr("serialNumber")
+            .ok_or("subject has no serialNumber to name the thing")?
+            .to_string(),
+        NameSource::CertificateId => certificate_id.to_string(),
+    })
 }
 
 /// Why a certificate whose validity starts at `not_before` is not admitted
@@ -615,7 +647,9 @@ mod tests {
         assert_eq!(a.attributes["serialNumber"], "SN-1");
         assert_eq!(a.attributes["organization"], "Acme,_Inc.");
         assert_eq!(a.attributes["organizationalUnit"], "Line_4");
-        assert_eq!(a.policy_name, "jitr-device");
+        // Without a device group the certificate gets the policy itself.
+        assert_eq!(a.policy_name.as_deref(), Some("jitr-device"));
+        assert!(a.thing_groups.is_empty());
         let Plan::Activate(a) = decide(
             &observed("PENDING_ACTIVATION", f),
             &config(&[("JITR_THING_TYPE", "robot"), ("JITR_THING_GROUPS", "g1,g2")]),
@@ -627,6 +661,37 @@ mod tests {
         assert_eq!(a.attributes["country"], "DE");
         assert_eq!(a.thing_type.as_deref(), Some("robot"));
         assert_eq!(a.thing_groups, ["g1", "g2"]);
+    }
+
+    /// With a device group (the templates), the thing joins it, first and
+    /// once, and no policy is attached to the certificate: the function's
+    /// role holds no iot:AttachPolicy.
+    #[test]
+    fn a_device_group_replaces_the_policy_attachment() {
+        let f = facts(
+            &[(DnType::CommonName, "robot-1")],
+            (NOW - 1, NOW + 1),
+            &KeyPair::generate().unwrap(),
+        );
+        for (groups, expected) in [
+            ("", vec!["jitr-devices"]),
+            ("fleet,line-4", vec!["jitr-devices", "fleet", "line-4"]),
+            ("fleet,jitr-devices", vec!["jitr-devices", "fleet"]),
+        ] {
+            let config = config(&[
+                ("JITR_DEVICE_GROUP", "jitr-devices"),
+                ("JITR_THING_GROUPS", groups),
+            ]);
+            let Plan::Activate(a) =
+                decide(&observed("PENDING_ACTIVATION", f.clone()), &config, NOW)
+            else {
+                panic!()
+            };
+            assert_eq!(a.thing_groups, expected, "{groups}");
+            assert_eq!(a.policy_name, None, "{groups}");
+            let json = serde_json::to_value(Plan::Activate(a)).unwrap();
+            assert!(json.get("policy_name").is_none(), "{json}");
+        }
     }
 
     #[test]

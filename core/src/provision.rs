@@ -1,8 +1,10 @@
 //! Carrying out the plan against AWS IoT, in the order that keeps devices
 //! safe: DescribeCertificate; ListThingPrincipals (and, for a thing that
 //! has principals, their DescribeCertificate: is it another CA's thing?);
-//! CreateThing and AttachPolicy together; AttachThingPrincipal (with
-//! AddThingToThingGroup alongside); UpdateCertificate ACTIVE last. Five
+//! CreateThing (with AttachPolicy alongside, only without a device group);
+//! AttachThingPrincipal with AddThingToThingGroup alongside (the device
+//! group, whose policy is the device's, and JITR_THING_GROUPS);
+//! UpdateCertificate ACTIVE last. Five
 //! sequential round trips for a new thing; a rotation under
 //! JITR_ON_ROTATION=retire-previous adds one: the thing's older
 //! certificates INACTIVE, only after the new one is ACTIVE.
@@ -20,6 +22,19 @@ use crate::facts::CertFacts;
 use crate::iot::IotApi;
 pub use crate::plan::Kind;
 use crate::plan::{self, Observed, Plan, Principal};
+
+/// The AWS IoT operations provisioning calls with a device group, as the
+/// templates deploy it: what the function's role must allow, and all it
+/// may (`tests/tests/iam.rs` holds both templates to it;
+/// `core/tests/function_operations.rs` pins it to the calls made).
+pub const FUNCTION_IOT_OPERATIONS: [&str; 6] = [
+    "DescribeCertificate",
+    "ListThingPrincipals",
+    "CreateThing",
+    "AttachThingPrincipal",
+    "AddThingToThingGroup",
+    "UpdateCertificate",
+];
 
 /// The outcome for one certificate: one log line, one metric, one entry of the response.
 #[derive(Debug, Clone, Serialize)]
@@ -189,7 +204,8 @@ async fn run<A: IotApi>(
     }
 }
 
-/// The activation: thing and policy, principal and groups, ACTIVE last;
+/// The activation: thing (and, without a device group, the certificate's
+/// policy), principal and groups, ACTIVE last;
 /// then, under retire-previous, the previous certificates INACTIVE.
 async fn activate<A: IotApi>(
     api: &A,
@@ -199,14 +215,22 @@ async fn activate<A: IotApi>(
     a: &plan::Activation,
 ) -> StepResult {
     let attributes: HashMap<String, String> = a.attributes.clone().into_iter().collect();
-    // Round trip 2: the thing and the policy, together.
+    // Round trip 2: the thing (and the certificate's policy, without a
+    // device group), together.
+    let policy = async {
+        match &a.policy_name {
+            Some(policy) => api.attach_policy(policy, arn).await,
+            None => Ok(()),
+        }
+    };
     let (thing_made, policy_attached) = tokio::join!(
         api.create_thing(&a.thing_name, a.thing_type.as_deref(), &attributes),
-        api.attach_policy(&a.policy_name, arn),
+        policy,
     );
     tolerate_existing(thing_made).map_err(|e| ("CreateThing", e))?;
     tolerate_existing(policy_attached).map_err(|e| ("AttachPolicy", e))?;
-    // Round trip 3: the principal, and the groups alongside.
+    // Round trip 3: the principal, and the groups alongside (the device
+    // group first: its policy is the device's, before it is ACTIVE).
     let groups = async {
         for g in &a.thing_groups {
             tolerate_existing(api.add_thing_to_thing_group(&a.thing_name, g).await)?;

@@ -14,8 +14,8 @@ pub struct RateLimiter {
     interval: Duration,
     /// The next free slot; None until the first call.
     next: Mutex<Option<Instant>>,
-    /// How far into its first interval the first call goes out.
-    first_offset: Duration,
+    /// How far into its first interval (0 to 1) the first call goes out.
+    phase: f64,
 }
 
 impl RateLimiter {
@@ -36,7 +36,7 @@ impl RateLimiter {
         RateLimiter {
             interval: Duration::from_secs_f64(1.0 / rate),
             next: Mutex::new(None),
-            first_offset: Duration::ZERO,
+            phase: 0.0,
         }
     }
 
@@ -46,16 +46,23 @@ impl RateLimiter {
     /// spread their first calls over the interval instead of all calling at
     /// once, which the quota's one-second bucket would throttle.
     pub fn per_second_from(rate: f64, phase: f64) -> Self {
-        let limiter = Self::per_second(rate);
-        let first_offset = limiter.interval.mul_f64(phase.clamp(0.0, 1.0));
         RateLimiter {
-            first_offset,
-            ..limiter
+            phase: phase.clamp(0.0, 1.0),
+            ..Self::per_second(rate)
         }
     }
 
     /// Waits for this caller's slot.
     pub async fn acquire(&self) {
+        self.acquire_one_of(1).await
+    }
+
+    /// Waits for this caller's slot at `1/sharers` of the rate: the rate is
+    /// the account's, and `sharers` instances are drawing from it now. The
+    /// number may change between calls; each call is spaced by the interval
+    /// of the number it was made with.
+    pub async fn acquire_one_of(&self, sharers: u32) {
+        let interval = self.interval * sharers.max(1);
         let slot = {
             let mut next = self.next.lock().await;
             let now = Instant::now();
@@ -63,10 +70,10 @@ impl RateLimiter {
             // applies again: warm instances meeting a new burst together do
             // not all call at once either.
             let slot = match *next {
-                Some(free) if free + self.interval >= now => free.max(now),
-                _ => now + self.first_offset,
+                Some(free) if free + interval >= now => free.max(now),
+                _ => now + interval.mul_f64(self.phase),
             };
-            *next = Some(slot + self.interval);
+            *next = Some(slot + interval);
             slot
         };
         tokio::time::sleep_until(slot).await;

@@ -122,8 +122,9 @@ fn not_found(thing: &str) -> ListThingPrincipalsError {
 }
 
 fn client(rules: &[&Rule]) -> SdkIot {
-    let client = mock_client!(aws_sdk_iot, RuleMode::MatchAny, rules, |c| c
-        .retry_config(jitr_core::aws::retry_config()));
+    let client = mock_client!(aws_sdk_iot, RuleMode::MatchAny, rules, |c| {
+        jitr_core::aws::iot_retry_rules(c).retry_config(jitr_core::aws::retry_config())
+    });
     SdkIot {
         client,
         endpoint: "mock".into(),
@@ -680,4 +681,79 @@ async fn without_its_claims_table_the_function_still_provisions() {
     let answer = handled(&api, &Unreachable, batch_of(&[("m1", ID)])).await;
     assert!(failures(&answer).is_empty(), "{answer}");
     assert_eq!(rules[3].num_calls(), 1, "activated");
+}
+
+/// AttachPolicy answered as AWS IoT answers a resource quota reached (too
+/// many policies on the certificate): HTTP 410, `x-amzn-ErrorType:
+/// LimitExceededException`, a JSON message.
+fn limit_exceeded_policy() -> Rule {
+    mock!(Client::attach_policy).then_http_response(|| {
+        let mut r = aws_sdk_iot::config::http::HttpResponse::new(
+            410.try_into().unwrap(),
+            r#"{"message":"The number of policies attached to the target exceeds the limit of 10"}"#
+                .into(),
+        );
+        r.headers_mut().insert(
+            "x-amzn-ErrorType",
+            "LimitExceededException:http://internal.amazon.com/coral/com.amazonaws.iot/",
+        );
+        r.headers_mut().insert("Content-Type", "application/json");
+        r
+    })
+}
+
+#[tokio::test]
+async fn a_quota_reached_fails_the_certificate_at_once_naming_the_limit() {
+    // The SDK-retrying client (the CLI's): one call, no retry, no activation.
+    let log: Log = Default::default();
+    let describe = describe_rule(&log, "robot-7", CertificateStatus::PendingActivation);
+    let rules = happy_rules(&log);
+    let limit = limit_exceeded_policy();
+    let all: Vec<&Rule> = vec![
+        &describe, &limit, &rules[0], &rules[2], &rules[3], &rules[4],
+    ];
+    let outcome = provision(&client(&all), &config(), ID, now()).await;
+    assert_eq!(outcome.outcome, Kind::Failed, "{outcome:?}");
+    let reason = outcome.reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("AttachPolicy: "), "{reason}");
+    assert!(reason.contains("exceeds the limit of 10"), "{reason}");
+    assert!(!reason.contains("throttled"), "{reason}");
+    assert!(!outcome.transient, "{outcome:?}");
+    assert_eq!(limit.num_calls(), 1, "a quota is not retried");
+    assert_eq!(rules[3].num_calls(), 0, "never activated");
+}
+
+#[tokio::test]
+async fn a_quota_reached_is_a_failed_record_not_retried_by_the_function() {
+    // The function's client: each call sent once, retries by the pacer.
+    let log: Log = Default::default();
+    let describe = describe_rule(&log, "robot-7", CertificateStatus::PendingActivation);
+    let rules = happy_rules(&log);
+    let limit = limit_exceeded_policy();
+    let all: Vec<&Rule> = vec![
+        &describe, &limit, &rules[0], &rules[2], &rules[3], &rules[4],
+    ];
+    let client = mock_client!(aws_sdk_iot, RuleMode::MatchAny, &all, |c| c
+        .retry_config(aws_sdk_iot::config::retry::RetryConfig::disabled()));
+    let api = jitr_core::pacing::Paced::new(
+        SdkIot {
+            client,
+            endpoint: "mock".into(),
+        },
+        &jitr_core::pacing::ApiRates::default(),
+    )
+    .retrying(7);
+    let answer = jitr_core::handler::handle(
+        &api,
+        &jitr_core::claims::NoClaims,
+        &config(),
+        batch_of(&[("m1", ID)]),
+        now(),
+        Deadline::none(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(failures(&answer), ["m1"], "{answer}");
+    assert_eq!(limit.num_calls(), 1, "a quota is not retried");
+    assert_eq!(rules[3].num_calls(), 0, "never activated");
 }

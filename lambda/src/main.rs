@@ -1,12 +1,15 @@
 //! The JITR Lambda: wires the runtime, logging, configuration and the AWS
 //! IoT client to `jitr_core::handler`. All logic lives in jitr-core.
+// The handler's future (a batch, its heartbeats, the pacer, the claims)
+// nests deeper than the default limit when the test harness lays it out.
+#![recursion_limit = "256"]
 
 use jitr_core::aws::{self, AwsOptions};
 use jitr_core::config::Config;
 use jitr_core::deadline::Deadline;
 use jitr_core::handler::HandlerError;
 use jitr_core::iot::SdkIot;
-use jitr_core::pacing::Paced;
+use jitr_core::pacing::{Paced, Share};
 use jitr_core::recent::Recent;
 use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use serde_json::Value;
@@ -18,9 +21,12 @@ const RETRIES: u32 = 7;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_logging();
-    // A missing or invalid setting stops the function at start-up, named.
-    let config =
-        Config::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    // A missing or invalid setting stops the function at start-up, named,
+    // and is what Lambda answers the invocation with (its init error).
+    let config = Config::from_env().inspect_err(|e| {
+        tracing::error!(error = %e, "invalid configuration");
+        report_init_error("InvalidConfiguration", &e.to_string());
+    })?;
     let sdk = aws::load_with(&AwsOptions::default(), aws::function_timeouts()).await?;
     // The client sends each call once; the pacer retries transient failures
     // in slots of their own, so retries keep to the quota too.
@@ -29,14 +35,18 @@ async fn main() -> Result<(), Error> {
         endpoint: aws::endpoint_of(&sdk),
     };
     // This instance's share of the account's quotas, shared by every
-    // invocation the instance serves.
+    // invocation the instance serves: the quotas over the instances working
+    // now (their heartbeats in the claims table), over MaxConcurrency
+    // without the table.
     // Certificates it activated are not described again (devices retrying
     // while pending cause duplicate events).
-    let api = Recent::new(Paced::new(sdk_api, &config.instance_rates()).retrying(RETRIES));
+    let share = Share::new(config.max_concurrency);
+    let paced = Paced::new(sdk_api, &config.api_rates).sharing(share.clone());
+    let api = Recent::new(paced.retrying(RETRIES));
     // Claims shared with the other instances: one provisions a certificate,
     // the others acknowledge its duplicate events without an IoT call.
     let claims = jitr_core::claims_table::ClaimsTable::from_env(&sdk)
-        .map(jitr_core::claims::RememberDone::new);
+        .map(|table| jitr_core::claims::RememberDone::new(table.sharing(share)));
     let (api, claims, config) = (&api, &claims, &config);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now = jitr_core::clock::unix_seconds();
@@ -60,6 +70,31 @@ fn diagnostic(e: HandlerError) -> Diagnostic {
     Diagnostic {
         error_type: error_type.into(),
         error_message: e.to_string(),
+    }
+}
+
+/// Posts an initialization error to the Lambda Runtime API
+/// (`/runtime/init/error`), so Lambda reports `message` as the invocation's
+/// error rather than only "Runtime exited". Best effort: the process exits
+/// with the error either way.
+fn report_init_error(error_type: &str, message: &str) {
+    use std::io::{Read, Write};
+    let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API") else {
+        return;
+    };
+    let body = serde_json::json!({ "errorType": error_type, "errorMessage": message }).to_string();
+    let request = format!(
+        "POST /2018-06-01/runtime/init/error HTTP/1.1\r\nHost: {api}\r\nLambda-Runtime-Function-Error-Type: Runtime.{error_type}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let sent = std::net::TcpStream::connect(&api).and_then(|mut s| {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+        s.write_all(request.as_bytes())?;
+        // Lambda answers 202; wait for it so the report is in before exit.
+        s.read(&mut [0u8; 64]).map(|_| ())
+    });
+    if let Err(e) = sent {
+        tracing::error!(error = %e, "could not report the init error to the Runtime API");
     }
 }
 

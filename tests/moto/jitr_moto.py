@@ -147,6 +147,14 @@ responses.IoTResponse.update_ca_certificate = responses_update_ca_certificate
 responses.IoTResponse.list_ca_certificates = responses_list_ca_certificates
 
 if __name__ == "__main__":
-    from moto.server import main
+    import os
 
-    main(["-H", "127.0.0.1"] + sys.argv[1:])
+    import moto.server
+
+    # Every request checked against AWS's API models first (scripts/model_check_server.py).
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+    import model_check_server
+
+    _run_simple = moto.server.run_simple
+    moto.server.run_simple = lambda host, port, app, **kw: _run_simple(host, port, model_check_server.wsgi(app), **kw)
+    moto.server.main(["-H", "127.0.0.1"] + sys.argv[1:])

@@ -35,8 +35,9 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 /// A boto3 script printing every thing of the account with its principals,
-/// each principal's status and attached policies, in one process:
-/// `{thing: [{"arn", "status", "policies"}]}` (for moto and ministack alike).
+/// each principal's status and the policies it holds: its own and those of
+/// its thing's groups (where the stacks attach the device policy), in one
+/// process: `{thing: [{"arn", "status", "policies"}]}` (moto and ministack alike).
 pub const THINGS_REPORT_SCRIPT: &str = r#"
 import boto3, json
 c = boto3.client("iot")
@@ -44,9 +45,12 @@ out = {}
 for page in c.get_paginator("list_things").paginate():
     for t in page["things"]:
         rows = []
+        groups = c.list_thing_groups_for_thing(thingName=t["thingName"])["thingGroups"]
+        through_groups = [p["policyName"] for g in groups for p in c.list_attached_policies(target=g["groupArn"])["policies"]]
         for arn in c.list_thing_principals(thingName=t["thingName"])["principals"]:
             status = c.describe_certificate(certificateId=arn.split("/")[-1])["certificateDescription"]["status"]
-            policies = [p["policyName"] for p in c.list_attached_policies(target=arn)["policies"]]
+            own = [p["policyName"] for p in c.list_attached_policies(target=arn)["policies"]]
+            policies = list(dict.fromkeys(own + through_groups))
             rows.append({"arn": arn, "status": status, "policies": policies})
         out[t["thingName"]] = rows
 print(json.dumps(out))

@@ -19,6 +19,20 @@ pub const LAUNCHER: &str = concat!(
     "/../scripts/ministack_loopback.py"
 );
 
+/// Where the emulators record what AWS's API models say of every request
+/// they get (`scripts/model_check_server.py`): `JITR_MODEL_CHECK_DIR`, else
+/// `<target>/model-check`, shared by every test of a run.
+pub fn model_check_dir() -> PathBuf {
+    std::env::var_os("JITR_MODEL_CHECK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            crate::target_dir()
+                .parent()
+                .expect("<target>/<profile>")
+                .join("model-check")
+        })
+}
+
 /// A program installed in one of the project's virtual environments
 /// (`.venv/NAME/bin/PROGRAM`), with a message saying how to get it.
 pub fn venv_program(venv: &str, program: &str) -> PathBuf {
@@ -82,6 +96,7 @@ impl Ministack {
             .env("LOG_LEVEL", "WARNING")
             .env("TMPDIR", dir.path())
             .env("STATE_DIR", dir.path().join("state"))
+            .env("JITR_MODEL_CHECK_DIR", model_check_dir())
             .env("S3_DATA_DIR", dir.path().join("s3"))
             .envs(settings.iter().copied())
             .stdin(Stdio::null())

@@ -30,6 +30,7 @@ impl Moto {
         let port = free_port();
         let mut child = Command::new("python3")
             .args([LAUNCHER, "-p", &port.to_string()])
+            .env("JITR_MODEL_CHECK_DIR", crate::ministack::model_check_dir())
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

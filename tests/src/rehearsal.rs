@@ -41,6 +41,10 @@ pub struct Options<'a> {
     /// the emulator itself: a fault-injecting proxy the test starts there
     /// (see [`crate::throttle_proxy`]) in front of the emulator.
     pub function_endpoint_port: Option<u16>,
+    /// Runs once the emulator is up, before the stack is deployed: the
+    /// stack's own functions (the device group's policy attachment) call
+    /// `function_endpoint_port` while it deploys, so its proxy starts here.
+    pub before_deploy: Option<&'a dyn Fn(&Ministack)>,
 }
 
 impl Default for Options<'_> {
@@ -49,6 +53,7 @@ impl Default for Options<'_> {
             parameters: &[],
             template: Template::Sam,
             function_endpoint_port: None,
+            before_deploy: None,
         }
     }
 }
@@ -83,6 +88,9 @@ impl Rehearsal {
         }
         let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let ms = Ministack::start_with(&settings);
+        if let Some(before_deploy) = options.before_deploy {
+            before_deploy(&ms);
+        }
         crate::jitr(dir, &["ca", "create", "root"]).success();
         let ca_id = ms.jitr(dir, &["--json", "ca", "register", "root"]).json()["certificate_id"]
             .as_str()

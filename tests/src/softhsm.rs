@@ -99,4 +99,34 @@ impl SoftHsm {
             .args(args)
             .env("SOFTHSM2_CONF", &self.conf))
     }
+
+    /// Writes a key object from a DER file (`privkey` PKCS#8 or `pubkey`
+    /// SubjectPublicKeyInfo) under `label` and CKA_ID `id` (hex), as the
+    /// README's migration path does with the token's own tooling.
+    pub fn write_object(&self, cwd: &Path, der: &str, kind: &str, label: &str, id: &str) {
+        let der = cwd.join(der).display().to_string();
+        self.tool(&[
+            "--write-object",
+            &der,
+            "--type",
+            kind,
+            "--label",
+            label,
+            "--id",
+            id,
+        ])
+        .success();
+    }
+
+    /// How many objects of `kind` (`privkey`, `pubkey`) are labelled `label`.
+    pub fn count(&self, kind: &str, label: &str) -> usize {
+        let listed = self
+            .tool(&["--list-objects", "--type", kind])
+            .success()
+            .to_string();
+        listed
+            .lines()
+            .filter(|l| l.trim() == format!("label:      {label}"))
+            .count()
+    }
 }

@@ -1,7 +1,8 @@
 //! The fault-injecting proxy (`scripts/throttle_proxy.py`) in front of an
 //! AWS emulator: AWS IoT's per-operation quotas (times a scale factor)
 //! enforced with token buckets, optional injected 5xx and dropped
-//! connections, counts per operation.
+//! connections, AWS IoT answers the emulators do not give (a quota reached,
+//! DetachThingPrincipal's propagation delay), counts per operation.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -43,6 +44,9 @@ pub struct Counts {
     pub throttled: u64,
     pub errors: u64,
     pub dropped: u64,
+    /// Answered with an AWS refusal the proxy adds (LimitExceededException,
+    /// DeleteThing while the detachment propagates).
+    pub refused: u64,
     /// Unix time (seconds) of the first and the last call the upstream answered.
     pub first_passed_at: Option<f64>,
     pub last_passed_at: Option<f64>,
@@ -98,6 +102,24 @@ impl ThrottleProxy {
         );
     }
 
+    /// Answers every call of `operations` as AWS IoT answers a resource quota
+    /// reached: HTTP 410, LimitExceededException (none: back to normal).
+    pub fn set_limit_exceeded(&self, operations: &[&str]) {
+        self.control(
+            "PUT",
+            &format!("/__proxy/faults?limit_exceeded={}", operations.join(",")),
+        );
+    }
+
+    /// For `seconds` after each DetachThingPrincipal, DeleteThing of that
+    /// thing is refused as AWS IoT refuses it while the detachment propagates.
+    pub fn set_detach_propagation(&self, seconds: f64) {
+        self.control(
+            "PUT",
+            &format!("/__proxy/faults?detach_propagation={seconds}"),
+        );
+    }
+
     /// Counts per IoT operation so far.
     pub fn stats(&self) -> BTreeMap<String, Counts> {
         let v = self.control("GET", "/__proxy/stats");
@@ -114,6 +136,7 @@ impl ThrottleProxy {
                         throttled: n("throttled"),
                         errors: n("errors"),
                         dropped: n("dropped"),
+                        refused: n("refused"),
                         first_passed_at: c["first_passed_at"].as_f64(),
                         last_passed_at: c["last_passed_at"].as_f64(),
                     },
@@ -123,14 +146,16 @@ impl ThrottleProxy {
     }
 }
 
-/// AWS IoT's default quotas (requests/s per account), as the proxy enforces them.
+/// AWS IoT's default quotas (requests/s per account), as the proxy enforces
+/// them (AWS IoT Core endpoints and quotas, "AWS IoT Core API throttling
+/// limits"; UpdateCertificate's is not published: 10 assumed).
 pub const QUOTAS: [(&str, f64); 8] = [
     ("DescribeCertificate", 10.0),
     ("UpdateCertificate", 10.0),
-    ("CreateThing", 15.0),
+    ("CreateThing", 100.0),
     ("AttachPolicy", 15.0),
-    ("AttachThingPrincipal", 15.0),
-    ("AddThingToThingGroup", 60.0),
+    ("AttachThingPrincipal", 100.0),
+    ("AddThingToThingGroup", 100.0),
     ("ListThingPrincipals", 10.0),
     ("ListCertificatesByCA", 10.0),
 ];

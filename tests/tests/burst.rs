@@ -173,23 +173,31 @@ fn deploy(b: &Burst) -> (tempfile::TempDir, Rehearsal, ThrottleProxy) {
         ("MaxConcurrency", concurrency.as_str()),
         ("ApiRates", rates.as_str()),
     ];
+    // The proxy starts before the deployment: the stack's own functions
+    // (the device group's policy attachment) call AWS through it while it
+    // deploys. Faults are injected from the fleet's first event on only: a
+    // deployment that rolls back is not what these runs measure.
+    let proxy = std::cell::OnceCell::new();
+    let start_proxy = |ms: &jitr_tests::ministack::Ministack| {
+        let faults = Faults {
+            scale: b.scale,
+            ..Faults::default()
+        };
+        assert!(proxy
+            .set(ThrottleProxy::start_on(proxy_port, &ms.url, faults))
+            .is_ok());
+    };
     let r = Rehearsal::start(
         d,
         Options {
             parameters: &parameters,
             function_endpoint_port: Some(proxy_port),
+            before_deploy: Some(&start_proxy),
             ..Options::default()
         },
     );
-    let proxy = ThrottleProxy::start_on(
-        proxy_port,
-        &r.ms.url,
-        Faults {
-            scale: b.scale,
-            error_rate: b.error_rate,
-            ..Faults::default()
-        },
-    );
+    let proxy = proxy.into_inner().expect("started before the deployment");
+    proxy.set_faults(b.error_rate, 0.0);
     issue_fleet(d, b.devices);
     (tmp, r, proxy)
 }
@@ -254,7 +262,9 @@ fn run(b: &Burst) -> (Outcome, Rehearsal, tempfile::TempDir) {
     let things = report.as_object().unwrap();
     let good = |rows: &serde_json::Value| {
         rows.as_array().is_some_and(|a| {
-            a.len() == 1 && a[0]["status"] == "ACTIVE" && a[0]["policies"] == json!(["jitr-device"])
+            a.len() == 1
+                && a[0]["status"] == "ACTIVE"
+                && a[0]["policies"] == json!([r.output("DevicePolicyName")])
         })
     };
     let duplicates =
@@ -282,6 +292,47 @@ fn run(b: &Burst) -> (Outcome, Rehearsal, tempfile::TempDir) {
     eprintln!("fleet: {summary}");
     drop(proxy);
     (outcome, r, tmp)
+}
+
+/// A lone device on a quiet deployment (issue 23): at MaxConcurrency 20 a
+/// static share of DescribeCertificate's and UpdateCertificate's 10/s is
+/// 0.5/s, a slot up to 2 s away for each; an instance working alone takes
+/// the whole rate (its heartbeat in the claims table says it is alone).
+/// Three devices one after the other, the instances idle in between: prints
+/// each one's first CONNECT to ACTIVE (the emulator's own delivery, rule to
+/// queue to function, included; on AWS the mapping's batching window may add
+/// up to 20 s: README "Not solved: AWS's batching window"). A benchmark, not
+/// a timed test (`make bench-burst` runs it); the tests of the shared rate are
+/// `shares.rs` and `pacing.rs`'s unit tests.
+#[test]
+#[ignore = "benchmark: make bench-burst"]
+fn bench_lone_device() {
+    let b = Burst {
+        devices: 3,
+        scale: 1.0,
+        max_concurrency: 20,
+        error_rate: 0.0,
+        patience: Duration::from_secs(60),
+    };
+    let (_tmp, r, proxy) = deploy(&b);
+    let mut took = Vec::new();
+    for n in 1..=b.devices {
+        // Longer than a heartbeat's lease: the last device's instance is
+        // no longer counted working.
+        std::thread::sleep(Duration::from_secs(4));
+        let device = format!("fleet/robot-{n:05}");
+        let asked = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let out = r.connect(&[&device], "60");
+        assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+        let activated = proxy.stats()["UpdateCertificate"]
+            .last_passed_at
+            .expect("activated through the proxy");
+        took.push(activated - asked);
+    }
+    println!("lone: {} devices one at a time, first CONNECT to ACTIVE: {took:.2?} s", took.len());
 }
 
 /// Part of `make test`: a few hundred devices, quotas enforced (x2 so the
@@ -343,7 +394,13 @@ fn with_thirty_percent_5xx_nothing_is_lost_and_reconcile_recovers_the_rest() {
     let out =
         r.ms.jitr(
             tmp.path(),
-            &["reconcile", "--ca", "root", "--policy", "jitr-device"],
+            &[
+                "reconcile",
+                "--ca",
+                "root",
+                "--policy",
+                &r.output("DevicePolicyName"),
+            ],
         )
         .success()
         .to_string();
@@ -356,7 +413,7 @@ fn with_thirty_percent_5xx_nothing_is_lost_and_reconcile_recovers_the_rest() {
             .values()
             .all(|rows| rows.as_array().is_some_and(|a| a.len() == 1
                 && a[0]["status"] == "ACTIVE"
-                && a[0]["policies"] == json!(["jitr-device"]))),
+                && a[0]["policies"] == json!([r.output("DevicePolicyName")]))),
         "{report}"
     );
 }
@@ -437,7 +494,13 @@ fn events_dead_lettered_in_a_window_of_5xx_are_recovered_by_reconcile() {
     let out =
         r.ms.jitr(
             tmp.path(),
-            &["reconcile", "--ca", "root", "--policy", "jitr-device"],
+            &[
+                "reconcile",
+                "--ca",
+                "root",
+                "--policy",
+                &r.output("DevicePolicyName"),
+            ],
         )
         .success()
         .to_string();
@@ -451,7 +514,7 @@ fn events_dead_lettered_in_a_window_of_5xx_are_recovered_by_reconcile() {
             .values()
             .all(|rows| rows.as_array().is_some_and(|a| a.len() == 1
                 && a[0]["status"] == "ACTIVE"
-                && a[0]["policies"] == json!(["jitr-device"]))),
+                && a[0]["policies"] == json!([r.output("DevicePolicyName")]))),
         "{report}"
     );
     // Every dead-lettered event names a certificate that is ACTIVE now:

@@ -674,3 +674,238 @@ fn a_ca_is_read_whole_while_a_writer_replaces_it() {
     )
     .success();
 }
+
+/// The CRL number `openssl crl -text` reads from a CRL file.
+fn crl_number(d: &Path, crl: &str) -> u64 {
+    let text = openssl(d, &["crl", "-in", crl, "-noout", "-text"])
+        .success()
+        .to_string();
+    let mut lines = text.lines();
+    lines
+        .find(|l| l.contains("X509v3 CRL Number"))
+        .and_then(|_| lines.next())
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{crl}: no CRL number in\n{text}"))
+}
+
+#[test]
+fn no_output_ever_replaces_a_file_a_ca_directory_owns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    jitr(d, &["ca", "create", "other"]).success();
+    std::os::unix::fs::symlink("root", d.join("link")).unwrap();
+    let snapshot = |dir: &str| -> Vec<(String, Vec<u8>)> {
+        list_dir(&d.join(dir))
+            .into_iter()
+            .map(|n| {
+                let bytes = std::fs::read(d.join(dir).join(&n)).unwrap();
+                (n, bytes)
+            })
+            .collect()
+    };
+    let (root, other) = (snapshot("root"), snapshot("other"));
+    let code = "3a9f1c0d5b7e2f8a6c4d0e1b9a7f5c3e2d1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f";
+    for target in [
+        "root/ca.key",
+        "root/ca.crt",
+        "root/chain.pem",
+        "root/key.json",
+        "root/revoked.json",
+        "root/aws.json",
+        "root/crl-number",
+        "other/ca.key",
+        "link/ca.key",
+        "root/../root/./ca.key",
+    ] {
+        for force in [false, true] {
+            let mut crl = vec!["ca", "crl", "root", "--out", target];
+            let mut verify = vec![
+                "ca",
+                "verification-cert",
+                "root",
+                "--code",
+                code,
+                "--out",
+                target,
+            ];
+            if force {
+                crl.push("--force");
+                verify.push("--force");
+            }
+            for args in [crl, verify] {
+                let err = jitr(d, &args).failure().to_string();
+                assert!(
+                    err.contains(&format!("{target}: is the"))
+                        && err.contains("not even with --force"),
+                    "{args:?}: {err}"
+                );
+                assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+            }
+        }
+    }
+    assert_eq!(snapshot("root"), root, "root is as it was");
+    assert_eq!(snapshot("other"), other, "other is as it was");
+    assert_eq!(mode(&d.join("root/ca.key")), 0o600);
+    // Other names in a CA directory, and the same names elsewhere, are outputs like any.
+    jitr_args(
+        d,
+        &format!("ca verification-cert root --code {code} --out root/verify.crt"),
+    )
+    .success();
+    std::fs::create_dir(d.join("plain")).unwrap();
+    jitr_args(d, "ca crl root --out plain/ca.key").success();
+    // The CA still signs with its own key.
+    jitr_args(d, "ca crl root").success();
+    openssl(d, &words("crl -in root/crl.pem -CAfile root/ca.crt -noout")).success();
+}
+
+#[test]
+fn crl_and_verification_cert_refuse_an_existing_file_without_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    let code = "3a9f1c0d5b7e2f8a6c4d0e1b9a7f5c3e2d1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f";
+    let verify = format!("ca verification-cert root --code {code} --out v.crt");
+    for (first, path) in [
+        ("ca crl root".to_string(), "root/crl.pem"),
+        ("ca crl root --out c.pem".to_string(), "c.pem"),
+        (verify, "v.crt"),
+    ] {
+        jitr_args(d, &first).success();
+        let before = std::fs::read(d.join(path)).unwrap();
+        let err = jitr_args(d, &first).failure().to_string();
+        assert!(
+            err.contains(&format!("{path} already exists; pass --force")),
+            "{first}: {err}"
+        );
+        assert_eq!(std::fs::read(d.join(path)).unwrap(), before, "{first}");
+        jitr_args(d, &format!("{first} --force")).success();
+        assert_ne!(std::fs::read(d.join(path)).unwrap(), before, "{first}");
+        assert_eq!(mode(&d.join(path)), 0o644);
+    }
+    let left: Vec<String> = list_dir(d)
+        .into_iter()
+        .chain(list_dir(&d.join("root")))
+        .filter(|n| n.starts_with(".jitr-tmp"))
+        .collect();
+    assert!(left.is_empty(), "no temp files left: {left:?}");
+}
+
+#[test]
+fn crl_numbers_strictly_increase_back_to_back_and_concurrently() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    let mut numbers = Vec::new();
+    for i in 0..5 {
+        let out = format!("seq{i}.pem");
+        let report = jitr_args(d, &format!("--json ca crl root --out {out}")).json();
+        let n = crl_number(d, &out);
+        assert_eq!(
+            report["crl_number"],
+            n.to_string(),
+            "the report says {report}"
+        );
+        numbers.push(n);
+    }
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "back to back: {numbers:?}"
+    );
+    let children: Vec<_> = (0..6)
+        .map(|i| {
+            Command::new(bin("jitr"))
+                .args(["ca", "crl", "root", "--out", &format!("par{i}.pem")])
+                .current_dir(d)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut concurrent: Vec<u64> = Vec::new();
+    for (i, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        concurrent.push(crl_number(d, &format!("par{i}.pem")));
+    }
+    concurrent.sort();
+    assert!(
+        concurrent.windows(2).all(|w| w[0] < w[1]),
+        "concurrent runs share no number: {concurrent:?}"
+    );
+    assert!(
+        concurrent[0] > numbers[4],
+        "{numbers:?} then {concurrent:?}"
+    );
+    jitr_args(d, "ca crl root --out last.pem").success();
+    assert!(crl_number(d, "last.pem") > concurrent[5]);
+}
+
+#[test]
+fn a_revoked_json_entry_with_a_bad_serial_is_named_and_no_crl_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    let entry = |serial: &str| {
+        serde_json::json!({
+            "certificate_id": format!("id-{serial}"),
+            "serial": serial,
+            "name": "d",
+            "revoked_at": "2026-11-23T05:00:00Z",
+        })
+    };
+    // Zero is no serial (RFC 5280: positive), nor is one past 20 octets.
+    let long = format!("01{}", "00".repeat(20));
+    for bad in ["", "zz", "0x01", "abc", " 01", "00", "0000", long.as_str()] {
+        let list = serde_json::json!({ "revoked": [entry("01ab"), entry(bad)] });
+        std::fs::write(d.join("root/revoked.json"), list.to_string()).unwrap();
+        let err = jitr_args(d, "ca crl root").failure().to_string();
+        assert!(
+            err.contains("root/revoked.json: entry 2")
+                && err.contains(&format!("id-{bad}"))
+                && err.contains(&format!("serial \"{bad}\"")),
+            "{bad:?}: {err}"
+        );
+        assert!(
+            !d.join("root/crl.pem").exists(),
+            "{bad:?}: a CRL was written"
+        );
+    }
+    let list = serde_json::json!({ "revoked": [entry("01ab"), entry("00ff")] });
+    std::fs::write(d.join("root/revoked.json"), list.to_string()).unwrap();
+    jitr_args(d, "ca crl root").success();
+    let text = openssl(d, &words("crl -in root/crl.pem -noout -text"))
+        .success()
+        .to_string();
+    assert!(text.contains("Serial Number: 01AB"), "{text}");
+    assert!(text.contains("Serial Number: FF"), "{text}");
+}
+
+#[test]
+fn sni_only_registration_refuses_secret_files_it_would_not_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "myca"]).success();
+    std::fs::write(d.join("pw"), "secret\n").unwrap();
+    // An unreachable endpoint: reaching AWS would fail with "cannot reach".
+    for (flag, what) in [("--password-file", "passphrase"), ("--pin-file", "PIN")] {
+        let cmd = format!(
+            "ca register myca --mode sni-only {flag} pw --region us-east-1 --endpoint-url http://127.0.0.1:1"
+        );
+        let err = jitr_args(d, &cmd).failure().to_string();
+        assert!(
+            err.contains(&format!("{flag} pw: "))
+                && err.contains(&format!("reads no {what}"))
+                && err.contains("--mode sni-only")
+                && err.contains("would be ignored"),
+            "{cmd}: {err}"
+        );
+        assert!(!err.contains("reach"), "{cmd}: AWS was called: {err}");
+    }
+}

@@ -227,3 +227,441 @@ fn the_endpoint_defaults_to_the_accounts_ats_endpoint_on_port_8883() {
         "{endpoint}"
     );
 }
+
+/// `jitr connect dev/robot-1` to a closed local port with `extra` flags, for at most a second.
+fn connect_nowhere(d: &std::path::Path, extra: &[&str]) -> jitr_tests::Run {
+    let endpoint = format!("127.0.0.1:{}", free_port());
+    let mut args = vec!["dev/robot-1", "--endpoint", &endpoint, "--timeout", "1"];
+    args.extend_from_slice(extra);
+    connect(d, &args)
+}
+
+#[test]
+fn messages_up_to_aws_iot_128_kib_are_published_and_larger_refused_before_connecting() {
+    let tmp = one_device();
+    let d = tmp.path();
+    let broker = Broker::start(&d.join("broker"), &d.join("root/ca.crt"));
+    let endpoint = format!("127.0.0.1:{}", broker.port);
+    // 20 KB on the command line, 128 KiB exactly from a file: both delivered.
+    let text = "x".repeat(20_000);
+    std::fs::write(d.join("big.bin"), vec![b'y'; 128 * 1024]).unwrap();
+    for message in [["--message", text.as_str()], ["--message-file", "big.bin"]] {
+        let mut args = vec![
+            "dev/robot-1",
+            "--endpoint",
+            &endpoint,
+            "--ca-file",
+            &broker.server_ca,
+        ];
+        args.extend_from_slice(&message);
+        let out = connect(d, &args);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert!(out.stdout.contains("message delivered"), "{}", out.stdout);
+    }
+    // One byte more: refused at once, naming AWS IoT's limit, nothing attempted.
+    std::fs::write(d.join("huge.bin"), vec![b'z'; 128 * 1024 + 1]).unwrap();
+    let out = connect(
+        d,
+        &[
+            "dev/robot-1",
+            "--endpoint",
+            &endpoint,
+            "--ca-file",
+            &broker.server_ca,
+            "--message-file",
+            "huge.bin",
+        ],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("huge.bin")
+            && out.stderr.contains("131073 bytes")
+            && out.stderr.contains("AWS IoT's limit of 131072 bytes"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("attempt"), "{}", out.stderr);
+}
+
+#[test]
+fn topic_filters_empty_topics_and_empty_client_ids_are_refused_at_parse_time() {
+    let tmp = one_device();
+    let d = tmp.path();
+    for topic in ["#", "a/+/b", "things/#", ""] {
+        let out = connect_nowhere(d, &["--topic", topic]);
+        assert_eq!(out.code, Some(2), "--topic '{topic}': {}", out.stderr);
+        assert!(out.stderr.contains("--topic"), "{}", out.stderr);
+        assert!(!out.stderr.contains("attempt"), "{}", out.stderr);
+    }
+    let out = connect_nowhere(d, &["--topic", "a/+/b"]);
+    assert!(out.stderr.contains("wildcards"), "{}", out.stderr);
+    let out = connect_nowhere(d, &["--client-id", ""]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--client-id") && out.stderr.contains("empty"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_client_id_that_makes_no_default_topic_is_refused_before_connecting() {
+    let tmp = one_device();
+    let d = tmp.path();
+    for id in ["a/#", "+", "x/../y", "a/b"] {
+        let out = connect_nowhere(d, &["--client-id", id]);
+        assert_eq!(out.code, Some(1), "--client-id '{id}': {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("--client-id {id}: "))
+                && out.stderr.contains("things/")
+                && out.stderr.contains("--topic"),
+            "--client-id '{id}': {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("attempt"), "{}", out.stderr);
+    }
+    // With a topic of its own, such a client id is MQTT's business: it connects (nowhere).
+    let out = connect_nowhere(d, &["--client-id", "a/#", "--topic", "t/1"]);
+    assert!(out.stderr.contains("attempt"), "{}", out.stderr);
+}
+
+/// A device certificate of CA `root` for `name`, valid from `start` to
+/// `end` (openssl's `YYYYMMDDHHMMSSZ`), signed with `openssl ca`, in
+/// `dev/NAME/` as device-and-ca.crt + device.key.
+fn dated_device(d: &std::path::Path, name: &str, start: &str, end: &str) {
+    let work = d.join(format!(".{name}-openssl"));
+    std::fs::create_dir_all(work.join("db")).unwrap();
+    std::fs::write(work.join("db/index.txt"), "").unwrap();
+    std::fs::write(work.join("db/serial"), "01\n").unwrap();
+    std::fs::write(
+        work.join("ca.cnf"),
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = db/index.txt\nnew_certs_dir = db\nserial = db/serial\n\
+         default_md = sha256\npolicy = p\nunique_subject = no\n[p]\ncommonName = supplied\n",
+    )
+    .unwrap();
+    jitr_tests::ec_csr(&work, "device.key", "device.csr", &format!("/CN={name}"));
+    let root = d.join("root");
+    jitr_tests::openssl(
+        &work,
+        &[
+            "ca",
+            "-batch",
+            "-config",
+            "ca.cnf",
+            "-cert",
+            root.join("ca.crt").to_str().unwrap(),
+            "-keyfile",
+            root.join("ca.key").to_str().unwrap(),
+            "-in",
+            "device.csr",
+            "-out",
+            "device.crt",
+            "-notext",
+            "-startdate",
+            start,
+            "-enddate",
+            end,
+        ],
+    )
+    .success();
+    let dir = d.join("dev").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let bundle = std::fs::read_to_string(work.join("device.crt")).unwrap()
+        + &std::fs::read_to_string(root.join("ca.crt")).unwrap();
+    std::fs::write(dir.join("device-and-ca.crt"), bundle).unwrap();
+    std::fs::copy(work.join("device.key"), dir.join("device.key")).unwrap();
+}
+
+#[test]
+fn an_expired_or_not_yet_valid_certificate_is_warned_about_before_connecting() {
+    let tmp = one_device();
+    let d = tmp.path();
+    dated_device(d, "old-1", "20200101000000Z", "20210101000000Z");
+    dated_device(d, "early-1", "20990101000000Z", "21000101000000Z");
+    let endpoint = format!("127.0.0.1:{}", free_port());
+    for (name, expected) in [
+        ("old-1", "expired (notAfter 2021-01-01T00:00:00Z)"),
+        ("early-1", "not valid yet (notBefore 2099-01-01T00:00:00Z)"),
+    ] {
+        let dir = format!("dev/{name}");
+        let out = connect(d, &[&dir, "--endpoint", &endpoint, "--timeout", "1"]);
+        let warning = out.stderr.lines().next().unwrap_or_default();
+        assert!(
+            warning.starts_with("jitr: warning: ") && warning.contains(expected),
+            "{}",
+            out.stderr
+        );
+    }
+    // A valid one gets no warning.
+    let out = connect(
+        d,
+        &["dev/robot-1", "--endpoint", &endpoint, "--timeout", "1"],
+    );
+    assert!(!out.stderr.contains("warning"), "{}", out.stderr);
+}
+
+/// With each thing-name source of the deployment, the client id connect
+/// uses is the name of the thing the function's provisioning creates
+/// (`jitr provision` runs the same planner as the function), and the broker
+/// sees that client id.
+#[test]
+fn the_client_id_is_the_thing_name_under_each_naming_source() {
+    let moto = jitr_tests::moto::Moto::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    moto.jitr_setup(d);
+    let broker = Broker::start(&d.join("broker"), &d.join("root/ca.crt"));
+    let endpoint = format!("127.0.0.1:{}", broker.port);
+    for (n, source) in ["common-name", "serial-number", "certificate-id"]
+        .iter()
+        .enumerate()
+    {
+        let name = format!("robot-{n}");
+        let serial = format!("serialNumber=SN-{n}");
+        jitr(
+            d,
+            &[
+                "device",
+                "issue",
+                "--ca",
+                "root",
+                "--out",
+                "dev",
+                "--name",
+                &name,
+                "--subject-extra",
+                &serial,
+            ],
+        )
+        .success();
+        let bundle = format!("dev/{name}/device-and-ca.crt");
+        let id = moto.register_pending(d, &bundle);
+        let provisioned = run(Command::new(bin("jitr"))
+            .args(["--json", "provision", &id, "--policy", "jitr-device"])
+            .envs(moto.env())
+            .env("JITR_THING_NAME_SOURCE", source)
+            .current_dir(d));
+        provisioned.success();
+        let dir = format!("dev/{name}");
+        let out = run(Command::new(bin("jitr"))
+            .args([
+                "--json",
+                "connect",
+                &dir,
+                "--endpoint",
+                &endpoint,
+                "--ca-file",
+                &broker.server_ca,
+            ])
+            .args(["--thing-name-source", source])
+            .current_dir(d));
+        assert_eq!(out.code, Some(0), "{source}: {}", out.stderr);
+        let client_id = out.json()["client_id"].as_str().unwrap().to_string();
+        let principals = moto.thing_principals(&client_id);
+        assert!(
+            principals.iter().any(|p| p.ends_with(&id)),
+            "{source}: no thing {client_id} holding {id}: {principals:?}"
+        );
+        let expected = match *source {
+            "common-name" => name.clone(),
+            "serial-number" => format!("SN-{n}"),
+            _ => id.clone(),
+        };
+        assert_eq!(client_id, expected, "{source}");
+        let log = std::fs::read_to_string(d.join("broker/mosquitto.log")).unwrap();
+        assert!(log.contains(&format!("as {client_id}")), "{log}");
+    }
+    // A source the certificate cannot name a thing by is refused, naming it;
+    // --client-id still overrides any source.
+    jitr_tests::issue_device(d, "root", "dev", "plain-1");
+    let out = connect(
+        d,
+        &[
+            "dev/plain-1",
+            "--endpoint",
+            &endpoint,
+            "--ca-file",
+            &broker.server_ca,
+            "--thing-name-source",
+            "serial-number",
+        ],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("serialNumber") && out.stderr.contains("--client-id"),
+        "{}",
+        out.stderr
+    );
+    let out = run(Command::new(bin("jitr"))
+        .args([
+            "--json",
+            "connect",
+            "dev/plain-1",
+            "--endpoint",
+            &endpoint,
+            "--ca-file",
+            &broker.server_ca,
+        ])
+        .args([
+            "--thing-name-source",
+            "serial-number",
+            "--client-id",
+            "chosen",
+        ])
+        .current_dir(d));
+    assert_eq!(out.json()["client_id"], "chosen", "{}", out.stderr);
+}
+
+/// With --stack, the thing-name source is the stack function's
+/// JITR_THING_NAME_SOURCE (a stack of just a function, made in moto's
+/// CloudFormation); a stack that is not there is named.
+#[test]
+fn the_naming_source_is_read_from_the_stack_function() {
+    const STACK: &str = r#"
+import boto3, json
+t = {"Resources": {
+  "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}}},
+  "Fn": {"Type": "AWS::Lambda::Function", "Properties": {"Runtime": "python3.12", "Handler": "index.h",
+    "Role": {"Fn::GetAtt": ["Role", "Arn"]}, "Code": {"ZipFile": "def h(e, c): pass"},
+    "Environment": {"Variables": {"JITR_POLICY_NAME": "jitr-device", "JITR_THING_NAME_SOURCE": "serial-number"}}}}}}
+boto3.client("cloudformation").create_stack(StackName="jitr", TemplateBody=json.dumps(t))
+print("{}")
+"#;
+    let moto = jitr_tests::moto::Moto::start();
+    run(Command::new("python3").args(["-c", STACK]).envs(moto.env())).success();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    jitr(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            "dev",
+            "--name",
+            "robot-1",
+            "--subject-extra",
+            "serialNumber=SN-7",
+        ],
+    )
+    .success();
+    let endpoint = format!("127.0.0.1:{}", free_port());
+    let nowhere = ["--endpoint", endpoint.as_str(), "--timeout", "1"];
+    let mut args = vec!["--json", "connect", "dev/robot-1", "--stack", "jitr"];
+    args.extend_from_slice(&nowhere);
+    let out = moto.jitr(d, &args);
+    assert_eq!(out.json()["client_id"], "SN-7", "{}", out.stderr);
+    // The flag wins over the stack.
+    args.extend_from_slice(&["--thing-name-source", "common-name"]);
+    assert_eq!(moto.jitr(d, &args).json()["client_id"], "robot-1");
+    let mut args = vec!["connect", "dev/robot-1", "--stack", "nope"];
+    args.extend_from_slice(&nowhere);
+    let out = moto.jitr(d, &args);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("--stack") && out.stderr.contains("no stack nope"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn without_flags_the_naming_comes_from_the_function_behind_the_cas_registration_rule() {
+    // The function (serial-number naming) by a stack; the rule, its queue
+    // and the queue's mapping to the function made by hand, as doctor finds them.
+    const FUNCTION: &str = r#"
+import boto3, json
+t = {"Resources": {
+  "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}}},
+  "Fn": {"Type": "AWS::Lambda::Function", "Properties": {"FunctionName": "jitr-fn", "Runtime": "python3.12", "Handler": "index.h",
+    "Role": {"Fn::GetAtt": ["Role", "Arn"]}, "Code": {"ZipFile": "def h(e, c): pass"},
+    "Environment": {"Variables": {"JITR_POLICY_NAME": "jitr-device", "JITR_THING_NAME_SOURCE": "serial-number"}}}}}}
+boto3.client("cloudformation").create_stack(StackName="other", TemplateBody=json.dumps(t))
+"#;
+    const RULE: &str = r#"
+import boto3, hashlib, ssl, sys
+ca = hashlib.sha256(ssl.PEM_cert_to_DER_cert(open(sys.argv[1]).read())).hexdigest()
+sqs = boto3.client("sqs")
+url = sqs.create_queue(QueueName="jitr-events")["QueueUrl"]
+arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+boto3.client("lambda").create_event_source_mapping(EventSourceArn=arn, FunctionName="jitr-fn")
+boto3.client("iot").create_topic_rule(ruleName="jitr_registered", topicRulePayload={
+  "sql": "SELECT * FROM '$aws/events/certificates/registered/" + ca + "'",
+  "actions": [{"sqs": {"queueUrl": url, "roleArn": "arn:aws:iam::123456789012:role/r"}}]})
+"#;
+    let moto = jitr_tests::moto::Moto::start();
+    run(Command::new("python3")
+        .args(["-c", FUNCTION])
+        .envs(moto.env()))
+    .success();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    jitr(
+        d,
+        &words("device issue --ca root --out dev --name robot-1 --subject-extra serialNumber=SN-7"),
+    )
+    .success();
+    let endpoint = format!("127.0.0.1:{}", free_port());
+    let args = [
+        "--json",
+        "connect",
+        "dev/robot-1",
+        "--endpoint",
+        endpoint.as_str(),
+        "--timeout",
+        "1",
+    ];
+    // No rule yet: the CN, and a note saying so and how to choose.
+    let out = moto.jitr(d, &args);
+    assert_eq!(out.json()["client_id"], "robot-1", "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("note: client id from the certificate's CN")
+            && out.stderr.contains("no topic rule")
+            && out
+                .stderr
+                .contains("--thing-name-source, --stack or --client-id"),
+        "{}",
+        out.stderr
+    );
+    let ca = d.join("root/ca.crt");
+    run(Command::new("python3")
+        .args(["-c", RULE, ca.to_str().unwrap()])
+        .envs(moto.env()))
+    .success();
+    let out = moto.jitr(d, &args);
+    assert_eq!(out.json()["client_id"], "SN-7", "{}", out.stderr);
+    assert!(!out.stderr.contains("note:"), "{}", out.stderr);
+    // The flags still choose without asking AWS.
+    let mut flagged = args.to_vec();
+    flagged.extend_from_slice(&["--thing-name-source", "common-name"]);
+    assert_eq!(moto.jitr(d, &flagged).json()["client_id"], "robot-1");
+    // AWS unreachable: the CN, a note, and no long wait.
+    let started = std::time::Instant::now();
+    let out = run(Command::new(bin("jitr"))
+        .args(args)
+        .current_dir(d)
+        .envs(moto.env())
+        .env(
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", free_port()),
+        ));
+    assert_eq!(out.json()["client_id"], "robot-1", "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("note: client id from the certificate's CN"),
+        "{}",
+        out.stderr
+    );
+    assert!(started.elapsed().as_secs() < 9, "{:?}", started.elapsed());
+    // Another broker (no AWS endpoint URL): no lookup, no note.
+    let out = run(Command::new(bin("jitr")).args(args).current_dir(d));
+    assert_eq!(out.json()["client_id"], "robot-1", "{}", out.stderr);
+    assert!(!out.stderr.contains("note:"), "{}", out.stderr);
+}

@@ -899,3 +899,63 @@ fn smaller_input_defects_are_refused_or_accepted_as_they_should() {
         assert!(!d.join("never").exists(), "{args:?} wrote something");
     }
 }
+
+/// Every file under `dir` with its bytes, by path relative to `dir`.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(at) = todo.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap().display().to_string();
+                files.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// One CSR holds one public key: `--csr` with several devices (rotate
+/// --names / --all, issue --count / --names) is refused before anything is
+/// written, instead of one key in every certificate and every key deleted.
+#[test]
+fn a_csr_with_several_devices_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    root(d);
+    jitr_args(
+        d,
+        "device issue --ca root --out dev --count 3 --name-template d-{n}",
+    )
+    .success();
+    jitr_tests::ec_csr(d, "other.key", "other.csr", "/CN=other");
+    std::fs::write(d.join("list.txt"), "d-1\nd-2\n").unwrap();
+    let before = snapshot(&d.join("dev"));
+    let cases: &[&str] = &[
+        "device rotate --ca root --out dev --names list.txt --csr other.csr",
+        "device rotate --ca root --out dev --all --csr other.csr",
+        "device rotate --ca root --out dev --all --force --csr other.csr",
+        "device issue --ca root --out never --csr other.csr --count 3 --name-template ci-{n}",
+        "device issue --ca root --out never --csr other.csr --names list.txt",
+    ];
+    for command in cases {
+        let err = jitr_args(d, command).failure().to_string();
+        assert!(
+            err.contains("--csr") && err.contains("--name"),
+            "{command}: {err}"
+        );
+        assert_eq!(snapshot(&d.join("dev")), before, "{command} changed dev");
+        assert!(!d.join("never").exists(), "{command} wrote something");
+    }
+    // One device from a CSR is still fine.
+    jitr_args(
+        d,
+        "device rotate --ca root --out dev --name d-3 --csr other.csr",
+    )
+    .success();
+    assert!(!d.join("dev/d-3/device.key").exists());
+    assert!(d.join("dev/d-1/device.key").exists());
+}

@@ -1,7 +1,8 @@
 //! `jitr doctor` against one deployed stack (the rehearsal on ministack,
 //! IAM enforced): healthy, every check passes; then one fault at a time,
 //! each reported by its own check with its fix while the others pass, and
-//! undone before the next.
+//! undone before the next. The checks that need no deployment (the issuing
+//! CA, the endpoint's TLS) also run against moto and a local mosquitto.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -294,14 +295,15 @@ fn step_rule_topic_on_another_ca_fails_rule_topic(r: &Rehearsal, rule: &str) {
     set_rule_sql(r, rule, &sql);
 }
 
-/// The function's policy name does not exist: the policy and provisioning
-/// checks fail; then restored.
+/// The function's policy name does not exist, and its device group is not
+/// the stack's: the policy and provisioning checks fail; then restored.
 fn step_missing_policy_fails_device_policy_and_provisioning(r: &Rehearsal, function: &str) {
     let env = function_env(r, function);
     let mut broken = env.clone();
     broken["JITR_POLICY_NAME"] = json!("no-such-policy");
+    broken["JITR_DEVICE_GROUP"] = json!("no-such-group");
     set_function_env(r, function, &broken);
-    // The function's role may attach the stack's policy only: that fails too.
+    // The function's role may add things to the stack's device group only.
     expect(
         &doctor(r, &["dev/robot-1"]),
         &[
@@ -496,4 +498,157 @@ fn doctor_reads_permissions_logs_account_and_stack() {
         .unwrap_or_else(|| panic!("{v:#}"));
     assert_eq!(stack["status"], "FAIL", "{v:#}");
     assert!(!run.ok());
+}
+
+/// `jitr doctor`'s endpoint check alone (moto for AWS, so no deployment):
+/// the status of the "endpoint" check against `endpoint` with `ca_file`.
+fn endpoint_check(d: &Path, moto: &jitr_tests::moto::Moto, endpoint: &str, ca_file: &str) -> Value {
+    let run = moto.jitr(
+        d,
+        &[
+            "--json",
+            "doctor",
+            "dev/robot-1",
+            "--endpoint",
+            endpoint,
+            "--ca-file",
+            ca_file,
+        ],
+    );
+    let v: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "endpoint")
+        .unwrap_or_else(|| panic!("{v:#}"))
+        .clone()
+}
+
+/// The endpoint check verifies the broker as `jitr connect` does: the
+/// README's self-signed (CA:TRUE) broker pinned with --ca-file passes both;
+/// an endpoint that accepts TCP and never answers TLS is said to stall.
+#[test]
+fn the_endpoint_check_agrees_with_connect_and_names_a_stall() {
+    let moto = jitr_tests::moto::Moto::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr_tests::jitr(d, &["ca", "create", "root"]).success();
+    issue_device(d, "root", "dev", "robot-1");
+    let broker = jitr_tests::mosquitto::Broker::start_self_signed(
+        &d.join("broker"),
+        &d.join("root/ca.crt"),
+        Some("IP:127.0.0.1,DNS:localhost"),
+    );
+    let endpoint = format!("127.0.0.1:{}", broker.port);
+    let connect = jitr_tests::jitr(
+        d,
+        &[
+            "connect",
+            "dev/robot-1",
+            "--endpoint",
+            &endpoint,
+            "--ca-file",
+            &broker.server_ca,
+        ],
+    );
+    assert_eq!(connect.code, Some(0), "{}", connect.stderr);
+    let check = endpoint_check(d, &moto, &endpoint, &broker.server_ca);
+    assert_eq!(check["status"], "PASS", "{check:#}");
+
+    // Another self-signed certificate pinned: both refuse it, the same way.
+    let other = jitr_tests::mosquitto::Broker::start_self_signed(
+        &d.join("other"),
+        &d.join("root/ca.crt"),
+        Some("IP:127.0.0.1"),
+    );
+    let check = endpoint_check(d, &moto, &endpoint, &other.server_ca);
+    assert_eq!(check["status"], "FAIL", "{check:#}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("basicConstraints CA:TRUE"),
+        "{check:#}"
+    );
+
+    // Accepts the connection, never answers the handshake.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let check = endpoint_check(d, &moto, &silent, &broker.server_ca);
+    assert_eq!(check["status"], "WARN", "{check:#}");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("stalled")
+            && detail.contains("timed out during the TLS handshake after 10 s")
+            && !detail.contains("os error"),
+        "{check:#}"
+    );
+    drop(listener);
+}
+
+/// The status and detail of check `name` in `jitr --json doctor ARGS` against moto.
+fn check_of(d: &Path, moto: &jitr_tests::moto::Moto, args: &[&str], name: &str) -> Option<Value> {
+    let mut all = vec!["--json", "doctor"];
+    all.extend_from_slice(args);
+    let run = moto.jitr(d, &all);
+    let v: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout, run.stderr));
+    v["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v:#}"))
+        .iter()
+        .find(|c| c["name"] == name)
+        .cloned()
+}
+
+/// --ca names a registered, healthy CA that did not sign the device (its
+/// issuer's root, or another CA): that fails, naming both, and the CA that
+/// did sign it is what the CA checks look at.
+#[test]
+fn a_ca_that_did_not_issue_the_device_fails_naming_both() {
+    let moto = jitr_tests::moto::Moto::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let root_id = moto.jitr_setup(d);
+    jitr_args(d, "ca create int --issuer root").success();
+    issue_device(d, "int", "dev", "robot-2");
+    issue_device(d, "root", "dev", "robot-1");
+    jitr_tests::jitr(d, &["ca", "create", "other"]).success();
+    moto.jitr(d, &["ca", "register", "other"]).success();
+    let other_id = certificate_id(d, "other/ca.crt");
+
+    let cases = [
+        ("dev/robot-2", "root", &root_id),
+        ("dev/robot-1", "other", &other_id),
+    ];
+    for (device, ca, ca_id) in cases {
+        let check = check_of(d, &moto, &[device, "--ca", ca], "ca issued device")
+            .unwrap_or_else(|| panic!("{device} --ca {ca}: no \"ca issued device\" check"));
+        assert_eq!(check["status"], "FAIL", "{check:#}");
+        let detail = check["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(device)
+                && detail.contains(&format!("--ca {ca}"))
+                && detail.contains(ca_id.as_str()),
+            "{detail}"
+        );
+    }
+    // The CA checks are about the intermediate that signed robot-2: not registered.
+    let registered = check_of(d, &moto, &["dev/robot-2", "--ca", "root"], "ca registered").unwrap();
+    assert_eq!(registered["status"], "FAIL", "{registered:#}");
+    assert!(
+        registered["detail"].as_str().unwrap().contains(&root_id),
+        "{registered:#}"
+    );
+    // The CA that did sign it: no such check.
+    assert!(check_of(
+        d,
+        &moto,
+        &["dev/robot-1", "--ca", "root"],
+        "ca issued device"
+    )
+    .is_none());
+    assert!(check_of(d, &moto, &["dev/robot-2"], "ca issued device").is_none());
 }

@@ -3,7 +3,8 @@
 //! registers PENDING_ACTIVATION, publishes the event, drops) -> the deployed
 //! topic rule -> the deployed SQS queue -> the deployed event source mapping
 //! -> the deployed function (the host build, under the template's role) ->
-//! thing, policy, principal, ACTIVE -> the device gets in and publishes.
+//! thing in the device group (which carries the device policy), principal,
+//! ACTIVE -> the device gets in and publishes.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -39,6 +40,8 @@ fn first_connect_through(template: Template) -> (tempfile::TempDir, Rehearsal) {
     for kind in [
         "AWS::IoT::TopicRule",
         "AWS::IoT::Policy",
+        "AWS::IoT::ThingGroup",
+        "Custom::ThingGroupPolicyAttachment",
         "AWS::SQS::Queue",
         "AWS::Lambda::Function",
         "AWS::Lambda::EventSourceMapping",
@@ -46,8 +49,13 @@ fn first_connect_through(template: Template) -> (tempfile::TempDir, Rehearsal) {
     ] {
         assert!(kinds.contains(&kind), "{kind} missing: {kinds:?}");
     }
-    let policy = r.output("DevicePolicyName");
-    assert_eq!(policy, "jitr-device");
+    // The device policy is attached to the device group (the custom
+    // resource did it at deployment), to nothing else.
+    let (policy, group) = (r.output("DevicePolicyName"), r.output("DeviceGroupName"));
+    let group_arn = group_arn(&r, &group);
+    assert_eq!(r.policies_of(&group_arn), vec![policy.clone()]);
+    let targets = r.iot("list_targets_for_policy", json!({ "policyName": policy }));
+    assert_eq!(targets["targets"], json!([group_arn]), "{targets}");
     // The function runs under the template's own role, fed by the template's
     // mapping (MaximumConcurrency a number, as AWS stores it: see
     // scripts/emulator_deploy.py for the emulator bug this corrects).
@@ -106,7 +114,10 @@ fn first_connect_through(template: Template) -> (tempfile::TempDir, Rehearsal) {
     assert_eq!(r.status(&id), "ACTIVE");
     let arn = cert_arn(&id);
     assert_eq!(r.thing_principals("robot-1"), vec![arn.clone()]);
-    assert_eq!(r.policies_of(&arn), vec![policy]);
+    // Its rights come from the device group: the thing joined it, and no
+    // policy was attached to the certificate (the role cannot).
+    assert_eq!(groups_of(&r, "robot-1"), vec![group.clone()]);
+    assert!(r.policies_of(&arn).is_empty());
     let desc = r.iot("describe_certificate", json!({ "certificateId": id }));
     assert_eq!(
         desc["certificateDescription"]["caCertificateId"],
@@ -139,12 +150,37 @@ fn first_connect_through(template: Template) -> (tempfile::TempDir, Rehearsal) {
     (tmp, r)
 }
 
+/// The ARN of thing group `name`.
+fn group_arn(r: &Rehearsal, name: &str) -> String {
+    let g = r.iot("describe_thing_group", json!({ "thingGroupName": name }));
+    g["thingGroupArn"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{g}"))
+        .to_string()
+}
+
+/// The groups thing `name` belongs to.
+fn groups_of(r: &Rehearsal, name: &str) -> Vec<String> {
+    let g = r.iot("list_thing_groups_for_thing", json!({ "thingName": name }));
+    g["thingGroups"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{g}"))
+        .iter()
+        .map(|g| g["groupName"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn first_connect_through_the_deployed_sam_stack_then_the_stack_is_removed() {
     let (tmp, r) = first_connect_through(Template::Sam);
 
-    // Removing the deployment: the stack goes, the device policy (attached
-    // to the activated certificates) stays, so devices keep working.
+    // Removing the deployment: the stack goes; the device policy, the
+    // device group and the attachment stay, so devices keep working.
+    let (function, policy, group) = (
+        r.output("FunctionName"),
+        r.output("DevicePolicyName"),
+        r.output("DeviceGroupName"),
+    );
     let deleted = run(
         std::process::Command::new(jitr_tests::ministack::venv_program("ministack", "python"))
             .args([DEPLOY, "delete", "--stack", "jitr"])
@@ -155,11 +191,11 @@ fn first_connect_through_the_deployed_sam_stack_then_the_stack_is_removed() {
     let function = r.ms.boto3(
         "lambda",
         "get_function",
-        json!({ "FunctionName": "jitr-jitr" }),
+        json!({ "FunctionName": function }),
     );
     assert_eq!(function["Error"], "ResourceNotFoundException", "{function}");
-    let policy = r.iot("get_policy", json!({ "policyName": "jitr-device" }));
-    assert_eq!(policy["policyName"], "jitr-device", "{policy}");
+    assert_eq!(r.policies_of(&group_arn(&r, &group)), vec![policy]);
+    assert_eq!(groups_of(&r, "robot-1"), vec![group]);
     let again = r.connect(&["dev/robot-1"], "10");
     assert_eq!(again.code, Some(0), "{}", again.stderr);
     drop(tmp);
@@ -340,7 +376,7 @@ fn an_event_that_keeps_failing_reaches_the_dead_letter_queue_after_ten_receives(
         dead = r.ms.boto3(
             "sqs",
             "receive_message",
-            json!({ "QueueUrl": dlq, "AttributeNames": ["ApproximateReceiveCount"], "MessageSystemAttributeNames": ["ApproximateReceiveCount"] }),
+            json!({ "QueueUrl": dlq, "MessageSystemAttributeNames": ["ApproximateReceiveCount"] }),
         );
         dead["Messages"].as_array().is_some_and(|m| !m.is_empty())
     });
@@ -366,7 +402,8 @@ fn an_event_that_keeps_failing_reaches_the_dead_letter_queue_after_ten_receives(
 }
 
 /// A fleet powering on together: every device ends ACTIVE exactly once
-/// (one certificate, one thing, one principal, one policy), through the
+/// (one certificate, one thing, one principal, the device policy through
+/// the device group), through the
 /// deployed queue and event source mapping (batches of up to 10, the
 /// template's MaximumConcurrency 2).
 #[test]
@@ -425,10 +462,11 @@ fn two_hundred_devices_connecting_at_once_all_end_active_exactly_once() {
     let report = r.things_report();
     let things = report.as_object().unwrap();
     assert_eq!(things.len(), N);
+    // Each device holds the device policy through the device group.
+    let (policy, function) = (r.output("DevicePolicyName"), r.output("FunctionName"));
     for name in &names {
         let id = certificate_id(d, &format!("fleet/{name}/device.crt"));
-        let expected =
-            json!([{ "arn": cert_arn(&id), "status": "ACTIVE", "policies": ["jitr-device"] }]);
+        let expected = json!([{ "arn": cert_arn(&id), "status": "ACTIVE", "policies": [&policy] }]);
         assert_eq!(things[name], expected, "{name}");
     }
     let log = r.ms.log();
@@ -438,7 +476,7 @@ fn two_hundred_devices_connecting_at_once_all_end_active_exactly_once() {
         .count();
     let invocations = log
         .lines()
-        .filter(|l| l.contains("ESM: Lambda jitr-jitr processed"))
+        .filter(|l| l.contains(&format!("ESM: Lambda {function} processed")))
         .count();
     eprintln!("{N} devices: all connected in {elapsed:.1} s, {attempts} connection attempts, {events} registered events published, {invocations} batch invocations");
     assert!(events >= N);

@@ -14,19 +14,29 @@ fn sam_path() -> PathBuf {
     workspace().join("infra/sam/template.yaml")
 }
 
-/// The SAM template after the SAM transform, as JSON.
+/// The SAM template after the SAM transform (scripts/sam_transform.py), as JSON.
 fn sam() -> Value {
-    let script = "import json, sys
-from cfnlint.decode import decode
-from cfnlint.template import Template
-from cfnlint.template.transforms.transform import Transform
-template, errors = decode(sys.argv[1])
-assert not errors, errors
-cfn = Template(sys.argv[1], template, ['us-east-1'])
-matches = Transform().transform(cfn)
-assert not matches, matches
-print(json.dumps(cfn.template, default=str))";
-    run(Command::new("python3").args(["-c", script, sam_path().to_str().unwrap()])).json()
+    let script = workspace().join("scripts/sam_transform.py");
+    run(Command::new("python3").arg(script).arg(sam_path())).json()
+}
+
+/// Which of `values` the template parameter's AllowedPattern accepts (a
+/// whole-string match, as CloudFormation applies it), with Python's `re`.
+fn accepted(t: &Value, parameter: &str, values: &[&str]) -> Vec<bool> {
+    let pattern = t["Parameters"][parameter]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    let script = "import json, re, sys
+p = re.compile(sys.argv[1])
+print(json.dumps([p.fullmatch(v) is not None for v in json.loads(sys.argv[2])]))";
+    let values = serde_json::to_string(values).unwrap();
+    let out = run(Command::new("python3").args(["-c", script, pattern, &values])).json();
+    serde_json::from_value(out).unwrap()
+}
+
+/// The custom resource attaching the device policy to the device group.
+fn attachment_id(t: &Value) -> &str {
+    single(t, "Custom::ThingGroupPolicyAttachment").0
 }
 
 /// `cdk synth` of infra/cdk without building the function (offline), once
@@ -143,11 +153,17 @@ fn assert_guarantees(t: &Value) {
     assert_eq!(target(&redrive["deadLetterTargetArn"]), dlq);
     assert!(redrive["maxReceiveCount"].as_u64().unwrap() >= 3);
 
-    let (function, f) = single(t, "AWS::Lambda::Function");
+    // The function is the one the mapping invokes (the other one attaches
+    // the device policy to the device group at deployment).
     let (_, mapping) = single(t, "AWS::Lambda::EventSourceMapping");
     let mapping = &mapping["Properties"];
     assert_eq!(target(&mapping["EventSourceArn"]), queue);
-    assert_eq!(target(&mapping["FunctionName"]), function);
+    let function = target(&mapping["FunctionName"]);
+    let f = &t["Resources"][function];
+    assert_eq!(f["Type"], "AWS::Lambda::Function");
+    // Named by CloudFormation: an explicit name is at most 64 characters,
+    // which `${AWS::StackName}-jitr` exceeds for stack names over 59.
+    assert!(f["Properties"]["FunctionName"].is_null(), "{f}");
     assert!(as_list(&mapping["FunctionResponseTypes"]).contains(&"ReportBatchItemFailures".into()));
     assert_eq!(
         mapping["ScalingConfig"]["MaximumConcurrency"]["Ref"],
@@ -193,12 +209,43 @@ fn assert_guarantees(t: &Value) {
         serde_json::json!(["arm64", "x86_64"])
     );
     let (device_policy, policy) = single(t, "AWS::IoT::Policy");
-    // Deleting the stack keeps the device policy: it is attached to every
-    // activated certificate, and AWS refuses to delete an attached policy.
-    assert_eq!(policy["DeletionPolicy"], "Retain");
-    assert_eq!(policy["UpdateReplacePolicy"], "Retain");
+    let (device_group, group) = single(t, "AWS::IoT::ThingGroup");
+    let (_, attachment) = single(t, "Custom::ThingGroupPolicyAttachment");
+    // The device policy is attached to the device group, by the custom
+    // resource; no names given (CloudFormation's fit any stack name).
+    assert_eq!(attachment["Properties"]["PolicyName"]["Ref"], device_policy);
+    assert_eq!(
+        target(&attachment["Properties"]["ThingGroupArn"]),
+        device_group
+    );
+    assert!(policy["Properties"]["PolicyName"].is_null(), "{policy}");
+    assert!(group["Properties"]["ThingGroupName"].is_null(), "{group}");
+    // No event is provisioned before the group carries the policy.
+    assert_eq!(
+        as_list(&f["DependsOn"]),
+        [Value::from(attachment_id(t))],
+        "{f}"
+    );
+    // Deleting the stack keeps policy, group and attachment: devices keep working.
+    for (id, r) in [
+        (device_policy, policy),
+        (device_group, group),
+        ("attachment", attachment),
+    ] {
+        assert_eq!(r["DeletionPolicy"], "Retain", "{id}");
+        assert_eq!(r["UpdateReplacePolicy"], "Retain", "{id}");
+    }
+    // The attaching function's code is infra/shared/device_group_policy.py.
+    let token = target(&attachment["Properties"]["ServiceToken"]);
+    let code =
+        std::fs::read_to_string(workspace().join("infra/shared/device_group_policy.py")).unwrap();
+    assert_eq!(
+        t["Resources"][token]["Properties"]["Code"]["ZipFile"].as_str(),
+        Some(code.as_str())
+    );
     let env = &props["Environment"]["Variables"];
     assert_eq!(env["JITR_POLICY_NAME"]["Ref"], device_policy);
+    assert_eq!(env["JITR_DEVICE_GROUP"]["Ref"], device_group);
     for (var, param) in [
         ("JITR_THING_NAME_SOURCE", "ThingNameSource"),
         ("JITR_THING_NAME_PATTERN", "ThingNamePattern"),
@@ -209,6 +256,8 @@ fn assert_guarantees(t: &Value) {
         ("JITR_CLOCK_SKEW_SECONDS", "ClockSkewSeconds"),
         ("JITR_MAX_CONCURRENCY", "MaxConcurrency"),
         ("JITR_API_RATES", "ApiRates"),
+        ("JITR_THING_TYPE", "ThingType"),
+        ("JITR_THING_GROUPS", "ThingGroups"),
     ] {
         assert_eq!(env[var]["Ref"], param, "{var}");
     }
@@ -273,8 +322,53 @@ fn assert_guarantees(t: &Value) {
         "LogRetentionDays"
     );
 
+    // Thing type and groups as AWS names them (ThingTypeName, ThingGroupName
+    // in AWS IoT's API model: 1-128 of [a-zA-Z0-9:_-]), so a typo fails the
+    // deployment rather than every event; at most 9 groups (10 per thing,
+    // one the device group).
+    let (longest, too_long) = ("t".repeat(128), "t".repeat(129));
+    let (nine, ten) = (["g"; 9].join(","), ["g"; 10].join(","));
+    assert_eq!(
+        accepted(
+            t,
+            "ThingType",
+            &[
+                "",
+                "robot",
+                "Robot:v2_a-1",
+                &longest,
+                &too_long,
+                "robot arm",
+                "robot/arm",
+                "r\u{f6}bot"
+            ]
+        ),
+        [true, true, true, true, false, false, false, false]
+    );
+    assert_eq!(
+        accepted(
+            t,
+            "ThingGroups",
+            &[
+                "",
+                "fleet",
+                "fleet,line-4",
+                &nine,
+                &ten,
+                "fleet, line-4",
+                "fleet,",
+                ",fleet",
+                "site/berlin",
+                &too_long
+            ]
+        ),
+        [true, true, true, true, false, false, false, false, false, false]
+    );
+
     // Least privilege: inline policies only, no wildcard action, no iot:*,
-    // no Resource "*"; the function may attach the device policy and no other.
+    // no Resource "*"; the function may attach no policy at all (AWS
+    // authorises AttachPolicy on its target only). tests/tests/iam.rs checks
+    // every action and resource against AWS's IAM reference.
     for (id, role) in of_type(t, "AWS::IAM::Role") {
         let managed = &role["Properties"]["ManagedPolicyArns"];
         assert!(
@@ -317,7 +411,6 @@ fn assert_guarantees(t: &Value) {
         "iot:ListThingPrincipals",
         "iot:CreateThing",
         "iot:AttachThingPrincipal",
-        "iot:AttachPolicy",
         "iot:AddThingToThingGroup",
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
@@ -325,17 +418,22 @@ fn assert_guarantees(t: &Value) {
     ] {
         assert!(!allows(needed).is_empty(), "{needed} missing");
     }
-    let attach = allows("iot:AttachPolicy");
-    let policies: Vec<&str> = attach
-        .iter()
-        .filter_map(|r| r["Fn::Sub"].as_str())
-        .filter(|r| r.contains(":policy/"))
-        .collect();
-    assert_eq!(policies.len(), 1, "{attach:?}");
+    let function_role = target(&props["Role"]);
+    let function_statements: Vec<Value> =
+        as_list(&t["Resources"][function_role]["Properties"]["Policies"])
+            .iter()
+            .flat_map(|p| as_list(&p["PolicyDocument"]["Statement"]))
+            .collect();
     assert!(
-        policies[0].ends_with(&format!(":policy/${{{device_policy}}}")),
-        "{policies:?}"
+        !function_statements
+            .iter()
+            .any(|s| as_list(&s["Action"]).contains(&"iot:AttachPolicy".into())),
+        "the function may attach policies: {function_statements:?}"
     );
+    // Only the attaching function may, on the device group only.
+    let attach = allows("iot:AttachPolicy");
+    assert_eq!(attach.len(), 1, "{attach:?}");
+    assert_eq!(target(&attach[0]), device_group);
     assert_eq!(target(&allows("sqs:ReceiveMessage")[0]), queue);
 
     // The claims the instances share: a table keyed by certificate id whose
@@ -412,7 +510,7 @@ fn cfn_lint_passes_on_the_synthesized_cdk_template() {
 fn the_sam_template_keeps_the_guarantees() {
     let t = sam();
     assert_guarantees(&t);
-    let (_, f) = single(&t, "AWS::Lambda::Function");
+    let f = &t["Resources"]["JitrFunction"];
     assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda");
     assert_eq!(f["Metadata"]["BuildProperties"]["Binary"], "jitr-lambda");
 }
@@ -471,7 +569,14 @@ fn both_templates_take_the_same_parameters() {
         }
     }
     for name in names(&sam) {
-        for field in ["Type", "Default", "AllowedValues", "MinValue", "MaxValue"] {
+        for field in [
+            "Type",
+            "Default",
+            "AllowedValues",
+            "AllowedPattern",
+            "MinValue",
+            "MaxValue",
+        ] {
             assert_eq!(
                 text(&sam["Parameters"][&name][field]),
                 text(&cdk["Parameters"][&name][field]),

@@ -1115,3 +1115,447 @@ fn pkcs11_adopts_key_pairs_made_by_other_tools() {
         .collect();
     assert_eq!(from_token, cert_spki_base64(d, "int/ca.crt"));
 }
+
+// ---- Hardening: mismatched key pairs, migration, secrets files, labels ----
+
+/// A CA's CRL (written to DIR/crl.pem by `ca crl`) verifies under its certificate.
+fn crl_verifies(d: &Path, ca: &str) {
+    let crl = format!("{ca}/crl.pem");
+    let cafile = format!("{ca}/ca.crt");
+    let verified = openssl(d, &["crl", "-in", &crl, "-CAfile", &cafile, "-noout"]);
+    assert!(
+        verified.ok() && verified.stderr.contains("verify OK"),
+        "{verified:?}"
+    );
+}
+
+/// A P-256 key made by openssl: `NAME.pem`, its PKCS#8 DER `NAME.der` and
+/// its public key `NAME.pub.der`.
+fn openssl_key(d: &Path, name: &str) {
+    let pem = format!("{name}.pem");
+    openssl(
+        d,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            &pem,
+        ],
+    )
+    .success();
+    to_der(d, &pem, name);
+}
+
+/// `NAME.der` (PKCS#8) and `NAME.pub.der` from the PEM key `pem`.
+fn to_der(d: &Path, pem: &str, name: &str) {
+    let der = format!("{name}.der");
+    let pubder = format!("{name}.pub.der");
+    openssl(d, &["pkey", "-in", pem, "-outform", "DER", "-out", &der]).success();
+    openssl(
+        d,
+        &[
+            "pkey", "-in", pem, "-pubout", "-outform", "DER", "-out", &pubder,
+        ],
+    )
+    .success();
+}
+
+#[test]
+fn readme_migrations_of_a_file_ca_key_verify_with_openssl_and_mismatched_pairs_are_refused() {
+    let hsm = SoftHsm::start("move");
+    let ms = Ministack::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let env = [("JITR_PKCS11_PIN", PIN)];
+    let store = hsm.store_args();
+    jitr_env(d, &words("ca create old --subject CN=Old"), &[]).success();
+
+    // Encrypted file: `ca import NEWDIR --cert DIR/ca.crt --key DIR/ca.key --chain DIR/chain.pem --encrypt`.
+    write(d, "pw", &format!("{PASSPHRASE}\n"));
+    jitr_env(
+        d,
+        &words("ca import enc --cert old/ca.crt --key old/ca.key --chain old/chain.pem --encrypt --password-file pw"),
+        &[],
+    )
+    .success();
+    // PKCS#11: the key and its public key written under one label, adopted.
+    to_der(d, "old/ca.key", "old");
+    hsm.write_object(d, "old.der", "privkey", "moved", "0a");
+    hsm.write_object(d, "old.pub.der", "pubkey", "moved", "0a");
+    let args = vec![
+        "ca",
+        "create",
+        "hsm",
+        "--subject",
+        "CN=Moved",
+        "--pkcs11-key-label",
+        "moved",
+    ];
+    hsm.jitr(d, &with(args, &store), &env).success();
+    assert_eq!(
+        cert_spki_base64(d, "old/ca.crt"),
+        cert_spki_base64(d, "hsm/ca.crt"),
+        "the same key, a new certificate"
+    );
+    // KMS: a new intermediate in KMS signed by the file CA.
+    kms::jitr(
+        &ms,
+        d,
+        &words("ca create kmsint --issuer old --key-store kms --subject CN=KMS-Int"),
+    )
+    .success();
+
+    // What each migrated CA makes verifies with openssl: a device certificate and a CRL.
+    for (ca, root, untrusted) in [
+        ("enc", "enc/ca.crt", None),
+        ("hsm", "hsm/ca.crt", None),
+        ("kmsint", "old/ca.crt", Some("kmsint/ca.crt")),
+    ] {
+        let issue = format!("device issue --ca {ca} --out dev-{ca} --name d");
+        let crl = format!("ca crl {ca}");
+        let extra: Vec<&str> = match ca {
+            "enc" => vec!["--password-file", "pw"],
+            _ => vec![],
+        };
+        for cmd in [issue, crl] {
+            let mut args = words(&cmd);
+            args.extend(&extra);
+            let mut all_env: Vec<(&str, String)> = ms.env();
+            all_env.push(("JITR_PKCS11_PIN", PIN.into()));
+            run(Command::new(bin("jitr"))
+                .args(&args)
+                .current_dir(d)
+                .env("SOFTHSM2_CONF", &hsm.conf)
+                .env_remove("JITR_CA_PASSWORD")
+                .envs(all_env))
+            .success();
+        }
+        verify(d, root, untrusted, &format!("dev-{ca}/d/device.crt"));
+        crl_verifies(d, ca);
+    }
+
+    // A private and a public key object of two different pairs under one
+    // label: refused at create, with one sentence naming the mismatch.
+    openssl_key(d, "other");
+    hsm.write_object(d, "old.der", "privkey", "mixed", "0b");
+    hsm.write_object(d, "other.pub.der", "pubkey", "mixed", "0b");
+    let args = vec!["ca", "create", "mix", "--pkcs11-key-label", "mixed"];
+    let err = hsm.jitr(d, &with(args, &store), &env).failure().to_string();
+    assert!(
+        err.contains("key store pkcs11")
+            && err.contains("\"mixed\"")
+            && err.contains("does not match"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!d.join("mix").exists());
+
+    // And at open: the private key behind a working CA swapped for another.
+    hsm.tool(&["--delete-object", "--type", "privkey", "--label", "moved"])
+        .success();
+    hsm.write_object(d, "other.der", "privkey", "moved", "0a");
+    let err = hsm
+        .jitr(
+            d,
+            &words("device issue --ca hsm --out dev-bad --name d"),
+            &env,
+        )
+        .failure()
+        .to_string();
+    assert!(
+        err.contains("key store pkcs11") && err.contains("does not match"),
+        "{err}"
+    );
+    assert!(!d.join("dev-bad").exists());
+    let err = hsm
+        .jitr(d, &words("ca crl hsm --out bad.crl"), &env)
+        .failure()
+        .to_string();
+    assert!(err.contains("does not match"), "{err}");
+    assert!(!d.join("bad.crl").exists());
+}
+
+#[test]
+fn parallel_token_creates_of_one_subject_make_one_key_and_ambiguous_labels_are_refused() {
+    let hsm = SoftHsm::start("race");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let store = hsm.store_args();
+    let children: Vec<_> = (0..4)
+        .map(|n| {
+            let dir = format!("c{n}");
+            let mut args = vec!["ca", "create", dir.as_str(), "--subject", "CN=Same"];
+            args.extend(store.iter().map(String::as_str));
+            Command::new(bin("jitr"))
+                .args(&args)
+                .current_dir(d)
+                .env("SOFTHSM2_CONF", &hsm.conf)
+                .env("JITR_PKCS11_PIN", PIN)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let won: Vec<_> = outs.iter().filter(|o| o.status.success()).collect();
+    assert_eq!(won.len(), 1, "{outs:?}");
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("already holds a key labelled \"Same\""),
+            "{err}"
+        );
+    }
+    assert_eq!(hsm.count("privkey", "Same"), 1);
+    assert_eq!(hsm.count("pubkey", "Same"), 1);
+    let winner = (0..4)
+        .find(|n| d.join(format!("c{n}/key.json")).exists())
+        .unwrap();
+    let ca = format!("c{winner}");
+
+    // Several private (or public) keys under one label: adopting it would guess.
+    let adopt = |dir: &str, label: &str| {
+        let args = vec!["ca", "create", dir, "--pkcs11-key-label", label];
+        hsm.jitr(d, &with(args, &store), &[("JITR_PKCS11_PIN", PIN)])
+    };
+    for id in ["01", "02"] {
+        hsm.tool(&[
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--label",
+            "dup",
+            "--id",
+            id,
+        ])
+        .success();
+    }
+    let err = adopt("a1", "dup").failure().to_string();
+    assert!(err.contains("2 private keys labelled \"dup\""), "{err}");
+    hsm.tool(&[
+        "--keypairgen",
+        "--key-type",
+        "EC:prime256v1",
+        "--label",
+        "pubs",
+        "--id",
+        "03",
+    ])
+    .success();
+    openssl_key(d, "stray");
+    hsm.write_object(d, "stray.pub.der", "pubkey", "pubs", "04");
+    let err = adopt("a2", "pubs").failure().to_string();
+    assert!(err.contains("2 public keys labelled \"pubs\""), "{err}");
+    assert!(!d.join("a1").exists() && !d.join("a2").exists());
+
+    // key.json's key_id must be hex: a damaged one is refused by file and field.
+    let ref_path = d.join(&ca).join("key.json");
+    let mut reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&ref_path).unwrap()).unwrap();
+    reference["key_id"] = json!("not-hex!");
+    std::fs::write(&ref_path, reference.to_string()).unwrap();
+    let err = hsm
+        .jitr(
+            d,
+            &[
+                "device", "issue", "--ca", &ca, "--out", "dev", "--name", "x",
+            ],
+            &[("JITR_PKCS11_PIN", PIN)],
+        )
+        .failure()
+        .to_string();
+    assert!(
+        err.contains("key.json") && err.contains("key_id") && err.contains("not-hex!"),
+        "{err}"
+    );
+    assert!(!d.join("dev").exists());
+}
+
+/// Runs `jitr ARGS` in `cwd`, killing it after 20 s: reading a FIFO could hang.
+fn jitr_bounded(cwd: &Path, args: &[&str]) -> Run {
+    let mut child = Command::new(bin("jitr"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("JITR_CA_PASSWORD")
+        .env_remove("JITR_PKCS11_PIN")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!("jitr {args:?} still running after 20 s: {out:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn password_files_are_read_as_openssl_reads_them_and_never_ignored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // The first line only, and a CR before the newline is part of it, as
+    // for `openssl -passin file:`.
+    write(d, "two", "first-line\nsecond-line\n");
+    write(d, "crlf", "windows-pw\r\n");
+    for (dir, file) in [("ca-two", "two"), ("ca-crlf", "crlf")] {
+        jitr_env(
+            d,
+            &["ca", "create", dir, "--encrypt", "--password-file", file],
+            &[],
+        )
+        .success();
+        let key = format!("{dir}/ca.key");
+        let passin = format!("file:{file}");
+        openssl(d, &["pkey", "-in", &key, "-passin", &passin, "-noout"]).success();
+        jitr_env(
+            d,
+            &[
+                "device",
+                "issue",
+                "--ca",
+                dir,
+                "--out",
+                "dev",
+                "--name",
+                dir,
+                "--password-file",
+                file,
+            ],
+            &[],
+        )
+        .success();
+    }
+    // A key openssl encrypted with a CRLF file: jitr opens it with the same file.
+    openssl(
+        d,
+        &[
+            "pkcs8",
+            "-topk8",
+            "-in",
+            "ca-two/ca.key",
+            "-passin",
+            "file:two",
+            "-passout",
+            "file:crlf",
+            "-v2",
+            "aes-256-cbc",
+            "-out",
+            "by-openssl.key",
+        ],
+    )
+    .success();
+    jitr_env(
+        d,
+        &words("ca import imp --cert ca-two/ca.crt --key by-openssl.key --password-file crlf"),
+        &[],
+    )
+    .success();
+
+    // Only regular files, of a bounded size, with one line openssl reads whole.
+    let fifo = d.join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    std::fs::create_dir(d.join("adir")).unwrap();
+    std::fs::write(d.join("big"), vec![b'a'; 100 * 1024]).unwrap();
+    write(d, "long", &format!("{}\n", "b".repeat(2000)));
+    for (file, expected) in [
+        ("fifo", "not a regular file"),
+        ("/dev/urandom", "not a regular file"),
+        ("adir", "not a regular file"),
+        ("big", "larger than 64 KiB"),
+        ("long", "1023"),
+    ] {
+        let run = jitr_bounded(
+            d,
+            &["ca", "create", "x", "--encrypt", "--password-file", file],
+        );
+        let err = run.failure();
+        assert!(
+            err.contains("--password-file") && err.contains(expected),
+            "{file}: {err}"
+        );
+        assert!(!d.join("x").exists(), "{file}");
+    }
+
+    // A passphrase given where nothing is encrypted is refused, not ignored.
+    write(d, "pw", &format!("{PASSPHRASE}\n"));
+    let err = jitr_env(d, &words("ca create plain --password-file pw"), &[])
+        .failure()
+        .to_string();
+    assert!(
+        err.contains("--password-file") && err.contains("--encrypt"),
+        "{err}"
+    );
+    assert!(!d.join("plain").exists());
+    jitr_env(d, &words("ca create plain"), &[]).success();
+    for cmd in [
+        "device issue --ca plain --out dev --name p --password-file pw",
+        "ca crl plain --password-file pw",
+        "device issue --ca plain --out dev --name p --pin-file pw",
+    ] {
+        let err = jitr_env(d, &words(cmd), &[]).failure().to_string();
+        assert!(
+            err.contains("plain") && err.contains("would be ignored"),
+            "{cmd}: {err}"
+        );
+    }
+    assert!(!d.join("dev/p").exists() && !d.join("plain/crl.pem").exists());
+    // Used for an encrypted issuer, the same flag is not ignored.
+    jitr_env(
+        d,
+        &words("ca create int --issuer ca-two --password-file two"),
+        &[],
+    )
+    .success();
+    verify(d, "ca-two/ca.crt", Some("int/ca.crt"), "int/ca.crt");
+}
+
+#[test]
+fn kms_errors_name_kms() {
+    let ms = Ministack::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // Nothing listens on this port.
+    let closed = format!("http://127.0.0.1:{}", jitr_tests::free_port());
+    let err = kms::jitr(
+        &ms,
+        d,
+        &[
+            "ca",
+            "create",
+            "x",
+            "--key-store",
+            "kms",
+            "--endpoint-url",
+            &closed,
+        ],
+    )
+    .failure()
+    .to_string();
+    assert!(
+        err.contains("key store kms") && err.contains("KMS") && !err.contains("AWS IoT"),
+        "{err}"
+    );
+    assert!(!d.join("x").exists());
+}

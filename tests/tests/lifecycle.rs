@@ -361,6 +361,28 @@ fn step_bad_revoke_input_changes_nothing(ms: &Ministack, d: &Path) {
         let out = ms.jitr(d, &args);
         assert!(out.failure().contains(words), "{words}: {}", out.stderr);
     }
+    // A device name is a directory of --out: paths that resolve outside it
+    // (by .. or a symbolic link) are refused, even for a device of root.
+    issue_device(d, "root", "outside", "y");
+    std::os::unix::fs::symlink("../outside/y", d.join("dev/link")).unwrap();
+    for item in ["../outside/y", "link", "keep/../../outside/y"] {
+        let out = ms.jitr(
+            d,
+            &[
+                "device", "revoke", "--ca", "root", "--out", "dev", "keep", item,
+            ],
+        );
+        let err = out.failure();
+        assert!(
+            err.contains(item) && err.contains("outside --out dev"),
+            "{item}: {err}"
+        );
+        assert_ne!(
+            status(ms, &certificate_id(d, "outside/y/device.crt")),
+            "REVOKED"
+        );
+    }
+    std::fs::remove_file(d.join("dev/link")).unwrap();
     assert_eq!(status(ms, &device_id(d, "keep")), "ACTIVE");
     assert!(!d.join("root/revoked.json").exists());
     let msg = ms.jitr(d, &words("device revoke --ca root a"));
@@ -952,7 +974,7 @@ fn the_crl_is_signed_through_the_cas_key_store() {
     crl_refuses(d, "kms", "dev/k1/device.crt", "dev/k2/device.crt");
     // A revocation list jitr did not write is named.
     std::fs::write(d.join("kms/revoked.json"), "{}").unwrap();
-    let err = ms.jitr(d, &["ca", "crl", "kms"]);
+    let err = ms.jitr(d, &["ca", "crl", "kms", "--force"]);
     assert!(
         err.failure()
             .contains("kms/revoked.json: not a revocation list"),
@@ -988,4 +1010,239 @@ fn a_key_jitr_cannot_generate_refuses_the_whole_rotation_before_any_device_chang
     // a-1 comes first and was not touched.
     assert_eq!(std::fs::read(d.join("dev/a-1/device.crt")).unwrap(), before);
     assert!(!d.join("dev/a-1/previous").exists());
+}
+
+/// Device directories of `out` that hold a predecessor.
+fn rotated_on_disk(out: &Path) -> Vec<String> {
+    jitr_tests::list_dir(out)
+        .into_iter()
+        .filter(|n| out.join(n).join("previous").is_dir())
+        .collect()
+}
+
+/// `rotate --all` killed midway: the manifest already shows what was
+/// rotated, and running the same command again (no --force) finishes the
+/// run: every device rotated exactly once, its ORIGINAL files in previous/.
+#[test]
+fn a_killed_rotate_all_is_finished_by_running_it_again() {
+    const N: usize = 400;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    jitr_args(
+        d,
+        &format!("device issue --ca root --out dev --count {N} --name-template r{{n:03}}"),
+    )
+    .success();
+    let names: Vec<String> = (1..=N).map(|i| format!("r{i:03}")).collect();
+    let original: BTreeMap<String, (Vec<u8>, Vec<u8>)> = names
+        .iter()
+        .map(|n| {
+            let f = |file: &str| std::fs::read(d.join(format!("dev/{n}/{file}"))).unwrap();
+            (n.clone(), (f("device.crt"), f("device.key")))
+        })
+        .collect();
+
+    // P-256 keys, as issued: killed once a quarter of the devices are rotated.
+    let mut run = std::process::Command::new(jitr_tests::bin("jitr"))
+        .args(words("device rotate --ca root --out dev --all"))
+        .current_dir(d)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while rotated_on_disk(&d.join("dev")).len() < N / 4 {
+        assert!(run.try_wait().unwrap().is_none(), "the run ended too soon");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    run.kill().unwrap(); // SIGKILL
+    run.wait().unwrap();
+    let rotated = rotated_on_disk(&d.join("dev"));
+    assert!(rotated.len() < N, "killed midway: {}", rotated.len());
+
+    // The manifest shows each device as the disk holds it: a rotated device
+    // with its successor and its predecessor (at most the devices being
+    // swapped in at the kill may be one step behind).
+    let rows = manifest(&d.join("dev"));
+    let mut behind = Vec::new();
+    for n in &names {
+        let mine: Vec<_> = rows.iter().filter(|r| &r["name"] == n).collect();
+        let current = certificate_id(d, &format!("dev/{n}/device.crt"));
+        let shown: Vec<(&str, &str)> = mine
+            .iter()
+            .map(|r| (r["role"].as_str(), r["certificate_id"].as_str()))
+            .collect();
+        let expected: Vec<(&str, String)> = if rotated.contains(n) {
+            let previous = certificate_id(d, &format!("dev/{n}/previous/device.crt"));
+            vec![("current", current), ("previous", previous)]
+        } else {
+            vec![("current", current)]
+        };
+        let expected: Vec<(&str, &str)> = expected.iter().map(|(r, i)| (*r, i.as_str())).collect();
+        if shown != expected {
+            behind.push(format!("{n}: manifest {shown:?}, disk {expected:?}"));
+        }
+    }
+    eprintln!(
+        "killed with {} of {N} rotated; manifest behind the disk for {}",
+        rotated.len(),
+        behind.len()
+    );
+    assert!(
+        behind.len() <= 1,
+        "{} of {}: {behind:#?}",
+        behind.len(),
+        rotated.len()
+    );
+
+    // The same command again finishes the run: no refusal, no second rotation.
+    let out = jitr_args(d, "--json device rotate --ca root --out dev --all");
+    let report = out.json();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let again: Vec<&str> = report["rotated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(again.len(), N - rotated.len(), "{}", out.stderr);
+    assert!(again.iter().all(|n| !rotated.iter().any(|r| r == n)));
+    assert_eq!(
+        report["finished_earlier"].as_array().unwrap().len(),
+        rotated.len(),
+        "{report}"
+    );
+    for n in &names {
+        let (crt, key) = &original[n];
+        let f = |file: &str| std::fs::read(d.join(format!("dev/{n}/{file}"))).unwrap();
+        assert_eq!(
+            &f("previous/device.crt"),
+            crt,
+            "{n}: the original certificate"
+        );
+        assert_eq!(&f("previous/device.key"), key, "{n}: the original key");
+        assert_ne!(&f("device.crt"), crt, "{n}");
+        assert!(!d.join(format!("dev/{n}/previous/previous")).exists());
+    }
+    let mut verify = vec!["verify".to_string(), "-CAfile".into(), "root/ca.crt".into()];
+    verify.extend(names.iter().map(|n| format!("dev/{n}/device.crt")));
+    let verify: Vec<&str> = verify.iter().map(String::as_str).collect();
+    let verified = openssl(d, &verify).success().to_string();
+    assert_eq!(verified.matches(": OK").count(), N, "{verified}");
+    let rows = manifest(&d.join("dev"));
+    assert_eq!(rows.len(), 2 * N);
+    for r in rows.iter().filter(|r| r["role"] == "previous") {
+        assert_eq!(
+            r["certificate_id"],
+            jitr_core::CertFacts::from_pem(&original[&r["name"]].0)
+                .unwrap()
+                .certificate_id
+        );
+    }
+    let left: Vec<String> = jitr_tests::list_dir(&d.join("dev"))
+        .into_iter()
+        .filter(|n| n.starts_with('.') || n.ends_with(".json"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // Finished: another rotation of these devices needs --force again.
+    let refused = jitr_args(d, "device rotate --ca root --out dev --all");
+    assert!(
+        refused.failure().contains("was rotated before"),
+        "{}",
+        refused.stderr
+    );
+}
+
+/// The serials `jitr ca crl` put in `ca`'s CRL, written to `file`
+/// (lowercase hex, as openssl prints them).
+fn crl_serials(d: &Path, ca: &str, file: &str) -> String {
+    jitr_args(d, &format!("ca crl {ca} --out {file}")).success();
+    openssl(d, &["crl", "-in", file, "-noout", "-text"])
+        .success()
+        .to_lowercase()
+        .replace(':', "")
+}
+
+/// The certificate ids `ca/revoked.json` lists.
+fn listed(d: &Path, ca: &str) -> Vec<String> {
+    let path = d.join(ca).join("revoked.json");
+    if !path.exists() {
+        return Vec::new();
+    }
+    let list: serde_json::Value =
+        serde_json::from_str(&read(d, &format!("{ca}/revoked.json"))).unwrap();
+    list["revoked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["certificate_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `device revoke` killed midway (six devices at one a second, killed at
+/// 3.5 s): every certificate AWS IoT shows REVOKED is already recorded, so
+/// the CRL lists it; running the command again revokes the rest.
+#[test]
+fn a_killed_revoke_has_recorded_every_certificate_aws_revoked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ms = Ministack::start_iot();
+    jitr(d, &["ca", "create", "root"]).success();
+    ms.jitr(d, &["ca", "register", "root"]).success();
+    let names = ["v1", "v2", "v3", "v4", "v5", "v6"];
+    provisioned(&ms, d, &names);
+    let mut args = words("device revoke --ca root --out dev --rate 1");
+    args.extend(names);
+    let mut run = std::process::Command::new(jitr_tests::bin("jitr"))
+        .args(&args)
+        .current_dir(d)
+        .envs(ms.env())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    run.kill().unwrap(); // SIGKILL
+    let _ = run.wait();
+
+    let revoked: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| status(&ms, &device_id(d, n)) == "REVOKED")
+        .collect();
+    assert!(
+        !revoked.is_empty() && revoked.len() < names.len(),
+        "killed midway: {revoked:?}"
+    );
+    eprintln!("killed with {revoked:?} REVOKED in AWS IoT");
+    let recorded = listed(d, "root");
+    let serials = crl_serials(d, "root", "after-kill.crl");
+    for n in &revoked {
+        assert!(
+            recorded.contains(&device_id(d, n)),
+            "{n} not in revoked.json"
+        );
+        let serial = serial(d, &format!("dev/{n}/device.crt"));
+        assert!(
+            serials.contains(&serial),
+            "{n} ({serial}) not in the CRL: {serials}"
+        );
+    }
+
+    // Again: the rest are revoked, and everything is recorded.
+    let out = ms.jitr(d, &args);
+    assert_eq!(out.code, Some(0), "{} {}", out.stdout, out.stderr);
+    let recorded = listed(d, "root");
+    let serials = crl_serials(d, "root", "after-rerun.crl");
+    for n in &names {
+        assert_eq!(status(&ms, &device_id(d, n)), "REVOKED", "{n}");
+        assert!(recorded.contains(&device_id(d, n)), "{n}");
+        assert!(
+            serials.contains(&serial(d, &format!("dev/{n}/device.crt"))),
+            "{n}"
+        );
+    }
+    assert_eq!(recorded.len(), names.len(), "{recorded:?}");
+    let rows = manifest(&d.join("dev"));
+    assert!(rows.iter().all(|r| !r["revoked_at"].is_empty()), "{rows:?}");
 }

@@ -84,7 +84,24 @@ fn keep_leaves_both_certificates_active_on_the_thing() {
     let mut both = vec![cert_arn(&old), cert_arn(&new)];
     both.sort();
     assert_eq!(principals, both);
-    assert_eq!(r.policies_of(&cert_arn(&new)), ["jitr-device"]);
+    // Both hold the device policy through the thing's device group, none
+    // of their own: the successor needed no new attachment.
+    let group = r.iot(
+        "list_thing_groups_for_thing",
+        json!({ "thingName": "robot-1" }),
+    );
+    assert_eq!(
+        group["thingGroups"][0]["groupName"],
+        r.output("DeviceGroupName").as_str(),
+        "{group}"
+    );
+    assert!(r.policies_of(&cert_arn(&new)).is_empty());
+    assert!(r.policies_of(&cert_arn(&old)).is_empty());
+    let report = r.things_report();
+    let policy = r.output("DevicePolicyName");
+    for row in report["robot-1"].as_array().unwrap() {
+        assert_eq!(row["policies"], json!([&policy]), "{report}");
+    }
     // The predecessor still gets in.
     let again = r.connect(&[OLD], "10");
     assert_eq!(again.code, Some(0), "{}", again.stderr);
@@ -185,9 +202,10 @@ fn retire_previous_deactivates_the_old_certificate_after_the_new_one_is_active_a
     assert_eq!(r.things_report(), before);
     assert_eq!(r.status(&old), "INACTIVE");
     assert_eq!(r.status(&new), "ACTIVE");
+    let policy = r.output("DevicePolicyName");
     let expected = json!({ "robot-1": [
-        { "arn": cert_arn(&old), "status": "INACTIVE", "policies": ["jitr-device"] },
-        { "arn": cert_arn(&new), "status": "ACTIVE", "policies": ["jitr-device"] },
+        { "arn": cert_arn(&old), "status": "INACTIVE", "policies": [&policy] },
+        { "arn": cert_arn(&new), "status": "ACTIVE", "policies": [&policy] },
     ]});
     assert_eq!(before, expected);
     let still = r.connect(&[NEW], "10");

@@ -145,3 +145,106 @@ fn make_build_lambda_installs_the_cross_tools_then_builds_for_arm64() {
     let build = at("cargo lambda build --release --arm64 -p jitr-lambda");
     assert!(cross < build, "{plan}");
 }
+
+/// How `jitr ARGS` (in `cwd`) ended with its stdout going to `stdout`.
+fn jitr_to(cwd: &std::path::Path, args: &[&str], stdout: std::process::Stdio) -> jitr_tests::Run {
+    jitr_tests::run(
+        std::process::Command::new(jitr_tests::bin("jitr"))
+            .args(args)
+            .current_dir(cwd)
+            .stdout(stdout),
+    )
+}
+
+/// A pipe whose reading end is already closed (`| head -1` after its line).
+fn closed_pipe() -> std::process::Stdio {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer.into()
+}
+
+/// stdout that cannot be written never panics (exit 101): a reader gone
+/// (broken pipe) ends jitr quietly with the status of its work; any other
+/// write error (a full disk) is one sentence on stderr and exit 1, the
+/// command's files written all the same.
+#[test]
+fn output_that_cannot_be_written_never_panics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    jitr_tests::issue_device(d, "root", "dev", "robot-0");
+    let full = || {
+        std::fs::File::options()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+            .into()
+    };
+    let commands: &[&[&str]] = &[
+        &["check", "root/ca.crt", "dev/robot-0/device-and-ca.crt"],
+        &["--json", "check", "root/ca.crt"],
+        &["completions", "bash"],
+        &["ca", "create", "NEW"],
+        &[
+            "--json", "device", "issue", "--ca", "root", "--out", "NEW", "--name", "robot-1",
+        ],
+        &["--json", "doctor", "--help"],
+        &["--help"],
+        &["--version"],
+        &["ca", "--help"],
+        &["help", "ca"],
+    ];
+    for (n, command) in commands.iter().enumerate() {
+        for (sink, broken_pipe) in [("full", false), ("pipe", true)] {
+            let dir = format!("{sink}-{n}");
+            let args: Vec<&str> = command
+                .iter()
+                .map(|a| if *a == "NEW" { dir.as_str() } else { a })
+                .collect();
+            let out = jitr_to(d, &args, if broken_pipe { closed_pipe() } else { full() });
+            let what = format!("jitr {} > {sink}: {out:?}", args.join(" "));
+            assert!(!out.stderr.contains("panicked"), "{what}");
+            if broken_pipe {
+                assert_eq!(out.code, Some(0), "{what}");
+                assert_eq!(out.stderr, "", "{what}");
+            } else {
+                assert_eq!(out.code, Some(1), "{what}");
+                assert_eq!(
+                    out.stderr.trim_end(),
+                    "jitr: error: cannot write standard output: No space left on device (os error 28)",
+                    "{what}"
+                );
+            }
+            if command.contains(&"NEW") {
+                // The work itself was done: the files are there.
+                assert!(d.join(&dir).read_dir().unwrap().next().is_some(), "{what}");
+            }
+        }
+    }
+    // A failing command keeps its own error (and exit code) whatever stdout does.
+    for broken_pipe in [false, true] {
+        let out = jitr_to(
+            d,
+            &["--json", "check", "missing.crt"],
+            if broken_pipe { closed_pipe() } else { full() },
+        );
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert!(
+            out.stderr
+                .starts_with("jitr: error: cannot read missing.crt"),
+            "{out:?}"
+        );
+        assert!(!out.stderr.contains("panicked"), "{out:?}");
+    }
+    // stderr gone: a broken pipe ends jitr as SIGPIPE would (141), a full one with 1.
+    for (stderr, code) in [(closed_pipe(), 141), (full(), 1)] {
+        let status = std::process::Command::new(jitr_tests::bin("jitr"))
+            .args(["check", "missing.crt"])
+            .current_dir(d)
+            .stdin(std::process::Stdio::null())
+            .stderr(stderr)
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(code));
+    }
+}

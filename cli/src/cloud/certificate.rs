@@ -14,6 +14,9 @@ pub struct CertView {
     /// Seconds since the epoch AWS IoT registered it.
     pub created: i64,
     pub things: Vec<String>,
+    /// Its own policies, then those its things hold through their thing
+    /// groups (where the stacks attach the device policy), each as
+    /// `NAME (thing group GROUP)`.
     pub policies: Vec<String>,
 }
 
@@ -43,13 +46,65 @@ impl Cloud {
         let Some(d) = self.device_certificate(id)? else {
             return Ok(None);
         };
-        let (things, policies) = self.attachments(&d.arn)?;
+        let (things, mut policies) = self.attachments(&d.arn)?;
+        for thing in &things {
+            policies.extend(self.group_policies(thing)?);
+        }
         Ok(Some(CertView {
             status: d.status,
             created: d.created,
             things,
             policies,
         }))
+    }
+
+    /// The policies thing `thing` holds through its groups and their
+    /// ancestors (ListThingGroupsForThing, ListAttachedPolicies recursive),
+    /// as `NAME (thing group GROUP)`.
+    fn group_policies(&self, thing: &str) -> Result<Vec<String>, AwsError> {
+        let groups = self.all_pages(|token| async move {
+            let page = self
+                .iot
+                .list_thing_groups_for_thing()
+                .thing_name(thing)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| self.error(e))?;
+            let groups = page
+                .thing_groups()
+                .iter()
+                .filter_map(|g| Some((g.group_name()?.to_string(), g.group_arn()?.to_string())))
+                .collect();
+            Ok((groups, page.next_token().map(str::to_string)))
+        })?;
+        let mut out = Vec::new();
+        for (name, arn) in groups {
+            let arn = &arn;
+            let policies = self.all_pages(|marker| async move {
+                let page = self
+                    .iot
+                    .list_attached_policies()
+                    .target(arn)
+                    .recursive(true)
+                    .set_marker(marker)
+                    .send()
+                    .await
+                    .map_err(|e| self.error(e))?;
+                let names: Vec<String> = page
+                    .policies()
+                    .iter()
+                    .filter_map(|p| p.policy_name().map(str::to_string))
+                    .collect();
+                Ok((names, page.next_marker().map(str::to_string)))
+            })?;
+            out.extend(
+                policies
+                    .into_iter()
+                    .map(|p| format!("{p} (thing group {name})")),
+            );
+        }
+        Ok(out)
     }
 
     /// RegisterCertificate (or RegisterCertificateWithoutCA); one already registered is `Already`. Async: batches run it

@@ -59,13 +59,22 @@ impl Cloud {
             Err(e) if no_such_stack(&e) => return Ok(None),
             Err(e) => return Err(e),
         };
+        // The templates' other function attaches the device policy to the
+        // device group at deployment (DeviceGroupPolicyFunction): not JITR's.
+        let deployment_only = |r: &&aws_sdk_cloudformation::types::StackResource| {
+            r.logical_resource_id()
+                .is_some_and(|id| id.starts_with("DeviceGroupPolicyFunction"))
+        };
         Ok(Some(StackParts::from_resources(
-            out.stack_resources().iter().map(|r| {
-                (
-                    r.resource_type().unwrap_or_default(),
-                    r.physical_resource_id().unwrap_or_default(),
-                )
-            }),
+            out.stack_resources()
+                .iter()
+                .filter(|r| !deployment_only(r))
+                .map(|r| {
+                    (
+                        r.resource_type().unwrap_or_default(),
+                        r.physical_resource_id().unwrap_or_default(),
+                    )
+                }),
         )))
     }
 }

@@ -10,7 +10,9 @@ use crate::error::CliError;
 use crate::files::{self, NewFile};
 use crate::pki::ca_dir::{self, CaDir};
 use crate::pki::ca_write;
-use crate::pki::store::{self, encrypted, secret::SecretSource, NewKeySpec, StoreKind, Unlock};
+use crate::pki::store::{
+    self, encrypted, secret::SecretSource, Needs, NewKeySpec, StoreKind, Unlock,
+};
 use crate::pki::{keys, profile, subject};
 use crate::report::Output;
 
@@ -65,13 +67,25 @@ impl CaReport {
 /// `jitr ca create DIR`.
 pub(crate) fn create(a: &CaCreateArgs, g: &Global, out: &Output) -> Result<(), CliError> {
     let unlock = a.unlock.unlock(g);
+    // --password-file and --pin-file serve the issuer too, when it reads them.
+    let issuer_needs = a
+        .issuer
+        .as_deref()
+        .map(store::secrets_needed)
+        .unwrap_or_default();
+    let fallback =
+        |given: &Option<std::path::PathBuf>, needed: bool| given.clone().filter(|_| needed);
     let issuer_unlock = Unlock {
         password_file: a
             .issuer_password_file
             .clone()
-            .or(unlock.password_file.clone()),
-        pin_file: a.issuer_pin_file.clone().or(unlock.pin_file.clone()),
+            .or(fallback(&unlock.password_file, issuer_needs.password)),
+        pin_file: a
+            .issuer_pin_file
+            .clone()
+            .or(fallback(&unlock.pin_file, issuer_needs.pin)),
         aws: unlock.aws.clone(),
+        issuer: true,
     };
     let issuer = a
         .issuer
@@ -102,6 +116,11 @@ pub(crate) fn create(a: &CaCreateArgs, g: &Global, out: &Output) -> Result<(), C
         .find(|attr| attr.name == "CN")
         .map(|attr| attr.value.clone());
     let spec = new_key_spec(&a.store, cn.as_deref().unwrap_or_default())?;
+    let issuer_reads = Needs {
+        password: issuer_needs.password && a.issuer_password_file.is_none(),
+        pin: issuer_needs.pin && a.issuer_pin_file.is_none(),
+    };
+    refuse_unread_secrets(&spec, &unlock, issuer_reads, issuer_needs)?;
     ca_write::refuse_existing(&a.dir, a.force)?;
 
     let new = store::create(&spec, a.key, &a.dir, &unlock)?;
@@ -213,6 +232,46 @@ fn new_key_spec(a: &KeyStoreArgs, cn: &str) -> Result<NewKeySpec, CliError> {
     }
 }
 
+/// Refuses `--password-file` or `--pin-file` that neither the new key nor
+/// the issuer (`issuer_reads`) would read: a secret the user gave is never
+/// ignored (`--password-file` without `--encrypt` would leave ca.key plain).
+/// `issuer_needs` is what the issuer needs at all: when it reads its secret
+/// from `--issuer-*-file` instead, the message says so.
+fn refuse_unread_secrets(
+    spec: &NewKeySpec,
+    unlock: &Unlock,
+    issuer_reads: Needs,
+    issuer_needs: Needs,
+) -> Result<(), CliError> {
+    let password = matches!(spec, NewKeySpec::File { encrypt: true }) || issuer_reads.password;
+    let pin = matches!(spec, NewKeySpec::Pkcs11 { .. }) || issuer_reads.pin;
+    if unlock.password_file.is_some() && !password {
+        let issuer = if issuer_needs.password {
+            "the issuer's passphrase comes from --issuer-password-file"
+        } else {
+            "no issuer's key needs a passphrase"
+        };
+        let why = match spec {
+            NewKeySpec::File { .. } => format!(
+                "the new ca.key is written unencrypted without --encrypt, and {issuer}; add --encrypt to encrypt it with this passphrase"
+            ),
+            _ => format!(
+                "the new key is not kept in a file, and {issuer}, so it would be ignored (leave the flag out)"
+            ),
+        };
+        return Err(CliError::invalid("--password-file", why));
+    }
+    if unlock.pin_file.is_some() && !pin {
+        let why = if issuer_needs.pin {
+            "the new key is not on a PKCS#11 token, and the issuer's PIN comes from --issuer-pin-file, so this PIN would be ignored (leave the flag out)"
+        } else {
+            "neither the new key nor its issuer's is on a PKCS#11 token, so the PIN would be ignored (leave the flag out)"
+        };
+        return Err(CliError::invalid("--pin-file", why));
+    }
+    Ok(())
+}
+
 /// `jitr ca import DIR --cert FILE --key FILE [--chain FILE]`.
 pub(crate) fn import(a: &CaImportArgs, g: &Global, out: &Output) -> Result<(), CliError> {
     let cert_bytes = files::read(&a.cert)?;
@@ -228,6 +287,18 @@ pub(crate) fn import(a: &CaImportArgs, g: &Global, out: &Output) -> Result<(), C
             passphrase = Some(secret.clone());
             Ok(secret)
         })?;
+    if unlock.pin_file.is_some() {
+        return Err(CliError::invalid(
+            "--pin-file",
+            "ca import keeps the key in a file, so the PIN would be ignored (leave the flag out)",
+        ));
+    }
+    if unlock.password_file.is_some() && !was_encrypted && !a.encrypt {
+        return Err(CliError::invalid(
+            "--password-file",
+            format!("{key_what} is not encrypted and --encrypt was not given, so the passphrase would be ignored (add --encrypt to store ca.key encrypted with it)"),
+        ));
+    }
     if !keys::matches_certificate(&key, &facts.public_key) {
         return Err(CliError::invalid(
             key_what,
@@ -238,6 +309,12 @@ pub(crate) fn import(a: &CaImportArgs, g: &Global, out: &Output) -> Result<(), C
             ),
         ));
     }
+    // Like every store's key, proven to sign for its public key.
+    let key = store::CaKey::File(key);
+    store::check_pair(&key, &key_what)?;
+    let store::CaKey::File(key) = key else {
+        unreachable!("a file key stays one")
+    };
     // The issuers: extra blocks in --cert, then --chain; each link must verify.
     let mut chain = jitr_core::pem::certificates(&cert_bytes)
         .map_err(|e| CliError::invalid(a.cert.display(), e))?;
@@ -287,10 +364,11 @@ pub(crate) fn verification_cert(
     g: &Global,
     out: &Output,
 ) -> Result<(), CliError> {
+    ca_dir::check_output(&a.out, "--out", a.force)?;
     let ca = CaDir::load(&a.dir, "CA directory", &a.unlock.unlock(g))?;
     ca.check_valid_now("CA directory")?;
     let pem = verification_certificate(&ca, &a.code)?;
-    files::write_all(&[NewFile::public(a.out.clone(), pem.as_bytes())], a.force)?;
+    ca_dir::write_output(NewFile::public(a.out.clone(), pem), "--out", a.force)?;
     #[derive(Serialize)]
     struct Report<'a> {
         out: String,
@@ -418,6 +496,75 @@ mod tests {
             let err = new_key_spec(&a, "CA").unwrap_err().to_string();
             assert!(err.contains(expected), "{err}");
         }
+    }
+
+    #[test]
+    fn secret_files_nothing_reads_are_refused() {
+        let with = |password: bool, pin: bool| Unlock {
+            password_file: password.then(|| "pw".into()),
+            pin_file: pin.then(|| "pin".into()),
+            ..Unlock::default()
+        };
+        let plain = NewKeySpec::File { encrypt: false };
+        let sealed = NewKeySpec::File { encrypt: true };
+        let token = NewKeySpec::Pkcs11 {
+            module: "m.so".into(),
+            token: "t".into(),
+            label: "l".into(),
+            adopt: false,
+        };
+        let none = Needs::default();
+        let issuer_password = Needs {
+            password: true,
+            pin: false,
+        };
+        // (new key, secrets given, what the issuer reads, refused flag)
+        let cases = [
+            (&plain, with(true, false), none, Some("--password-file")),
+            (&plain, with(true, false), issuer_password, None),
+            (&sealed, with(true, false), none, None),
+            (&sealed, with(false, true), none, Some("--pin-file")),
+            (&token, with(false, true), none, None),
+            (&token, with(true, true), none, Some("--password-file")),
+            (&plain, with(false, false), none, None),
+        ];
+        for (spec, unlock, issuer, refused) in cases {
+            let got = refuse_unread_secrets(spec, &unlock, issuer, issuer);
+            match refused {
+                None => assert!(got.is_ok(), "{spec:?} {unlock:?}: {got:?}"),
+                Some(flag) => {
+                    let err = got.unwrap_err().to_string();
+                    assert!(err.starts_with(&format!("{flag}: ")), "{err}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_passphrase_for_a_plain_key_under_an_issuer_with_its_own_file_says_so() {
+        let unlock = Unlock {
+            password_file: Some("pw".into()),
+            ..Unlock::default()
+        };
+        // The issuer needs a passphrase, but --issuer-password-file gives it.
+        let issuer_needs = Needs {
+            password: true,
+            pin: false,
+        };
+        let plain = NewKeySpec::File { encrypt: false };
+        let err = refuse_unread_secrets(&plain, &unlock, Needs::default(), issuer_needs)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--password-file: ")
+                && err.contains("--issuer-password-file")
+                && !err.contains("no issuer's key needs a passphrase"),
+            "{err}"
+        );
+        let err = refuse_unread_secrets(&plain, &unlock, Needs::default(), Needs::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no issuer's key needs a passphrase"), "{err}");
     }
 
     #[test]

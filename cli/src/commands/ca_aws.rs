@@ -124,7 +124,14 @@ pub fn register(a: &CaRegisterArgs, global: &Global, out: &Output) -> Result<(),
     check_locally(&der, &cert_path)?;
     let ca = match a.mode {
         RegisterMode::Default => Some(CaDir::load(&a.dir, "DIR", &a.unlock.unlock(global))?),
-        RegisterMode::SniOnly => None,
+        RegisterMode::SniOnly => {
+            // No proof of possession: no key is opened, so no secret is read.
+            a.unlock.unlock(global).refuse_any(
+                "`ca register --mode sni-only`",
+                "it registers without proof of possession and opens no CA key",
+            )?;
+            None
+        }
     };
     if ca.as_ref().is_some_and(|ca| ca.cert_der != der) {
         return Err(CliError::invalid(

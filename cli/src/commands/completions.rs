@@ -13,7 +13,10 @@ use crate::report::Output;
 /// Prints the completion script for one shell on stdout.
 pub(crate) fn completions(args: &CompletionsArgs) -> Result<(), CliError> {
     let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "jitr", &mut std::io::stdout());
+    // Into memory first: clap_complete panics when its writer fails.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "jitr", &mut script);
+    crate::report::stdout(&String::from_utf8_lossy(&script));
     Ok(())
 }
 

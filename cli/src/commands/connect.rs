@@ -16,6 +16,9 @@ use crate::mqtt::{tls_config, BrokerTrust, Session};
 use crate::pki::{amazon, keys};
 use crate::report::Output;
 
+mod input;
+use input::{lookup, message, name_source, thing_name, validity_problem};
+
 /// AWS IoT's MQTT over TLS port.
 const MQTT_TLS_PORT: u16 = 8883;
 /// No single attempt waits longer than this.
@@ -126,14 +129,25 @@ fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, String, usiz
             format!("this key does not belong to the certificate in {cert_what}"),
         ));
     }
-    let client_id = match (&args.client_id, facts.common_name()) {
-        (Some(id), _) => id.clone(),
-        (None, Some(cn)) => cn.to_string(),
-        (None, None) => {
-            return Err(CliError::invalid(
-                &cert_what,
-                "the certificate has no CN to use as client id; pass --client-id",
-            ))
+    if let Some(problem) = validity_problem(&facts, jitr_core::clock::unix_seconds()) {
+        // AWS IoT refuses it; connect anyway, the broker's answer is the proof.
+        eprintln!("jitr: warning: {cert_what}: {problem}");
+    }
+    let client_id = match &args.client_id {
+        Some(id) => id.clone(),
+        None => {
+            let endpoint_url_set = global.endpoint_url.is_some()
+                || ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_IOT"]
+                    .iter()
+                    .any(|v| std::env::var_os(v).is_some_and(|u| !u.is_empty()));
+            // The CA's id (AWS's certificate id) when the chain holds it.
+            let ca_id = chain
+                .get(1)
+                .and_then(|der| jitr_core::CertFacts::from_der(der).ok())
+                .map(|ca| ca.certificate_id);
+            let lookup = lookup(args.endpoint.as_deref(), endpoint_url_set, ca_id);
+            let source = name_source(args, global, lookup)?;
+            thing_name(source, &facts).map_err(|e| CliError::invalid(&cert_what, e))?
         }
     };
     let roots = match &args.ca_file {
@@ -149,13 +163,12 @@ fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, String, usiz
         roots: roots.into_iter().map(CertificateDer::from).collect(),
         pin_exact: args.ca_file.is_some(),
     };
-    let tls = tls_config(
-        trust,
+    let client = (
         chain.into_iter().map(CertificateDer::from).collect(),
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        port,
-    )
-    .map_err(|e| CliError::invalid(&cert_what, e))?;
+    );
+    let tls =
+        tls_config(trust, Some(client), port).map_err(|e| CliError::invalid(&cert_what, e))?;
     let session = Session {
         host,
         port,
@@ -238,12 +251,41 @@ async fn retry(
     attempts
 }
 
+/// `things/{client_id}/hello`, the thing's own topic; refused (before
+/// connecting) when the client id would make it no topic to publish to or
+/// another thing's level (`+`, `#`, `/`), naming where the id came from.
+fn default_topic(client_id: &str, from_flag: bool) -> Result<String, CliError> {
+    let topic = format!("things/{client_id}/hello");
+    let problem = if client_id.contains(['+', '#', '/']) {
+        Some("contains +, # or /, which are no part of a thing name".to_string())
+    } else {
+        crate::args::topic_name(&topic).err()
+    };
+    match problem {
+        None => Ok(topic),
+        Some(problem) => {
+            let what = if from_flag {
+                format!("--client-id {client_id}")
+            } else {
+                format!("client id {client_id}")
+            };
+            Err(CliError::invalid(
+                what,
+                format!(
+                    "{problem}, so the default topic {topic} cannot be published to; pass --topic"
+                ),
+            ))
+        }
+    }
+}
+
 pub(crate) fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Result<(), CliError> {
+    let message = message(args)?;
     let (session, certificate_id, chain_len) = session(args, global)?;
-    let topic = args
-        .topic
-        .clone()
-        .unwrap_or_else(|| format!("things/{}/hello", session.client_id));
+    let topic = match &args.topic {
+        Some(topic) => topic.clone(),
+        None => default_topic(&session.client_id, args.client_id.is_some())?,
+    };
     let endpoint = format!("{}:{}", session.host, session.port);
     if out.chatty() {
         eprintln!(
@@ -257,13 +299,7 @@ pub(crate) fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Resu
         .map_err(|e| CliError::startup("the async runtime", e))?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(args.timeout);
-    let attempts = rt.block_on(retry(
-        &session,
-        &topic,
-        args.message.as_bytes(),
-        deadline,
-        out,
-    ));
+    let attempts = rt.block_on(retry(&session, &topic, &message, deadline, out));
 
     let connected = attempts.last().is_some_and(|a| a.result == "published");
     let tries = attempts.len();

@@ -1,18 +1,21 @@
-//! `jitr ca crl DIR [--out FILE] [--days N]`: a CRL signed by the CA, through
-//! its key store (file, encrypted, pkcs11 or kms: whatever signs its
-//! certificates), listing the serials `jitr device revoke` recorded in
-//! `DIR/revoked.json`, for relying parties other than AWS IoT.
+//! `jitr ca crl DIR [--out FILE] [--days N] [--force]`: a CRL signed by the
+//! CA, through its key store (file, encrypted, pkcs11 or kms: whatever signs
+//! its certificates), listing the serials `jitr device revoke` recorded in
+//! `DIR/revoked.json`, for relying parties other than AWS IoT. CRL numbers
+//! strictly increase per CA (`DIR/crl-number` keeps the last).
+
+use std::path::Path;
 
 use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
 use serde::Serialize;
-use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 use crate::args::{CaCrlArgs, Global};
 use crate::error::CliError;
-use crate::files::{self, NewFile};
+use crate::files::NewFile;
 use crate::lifecycle::revoked::{self, Revoked};
-use crate::pki::ca_dir::CaDir;
+use crate::pki::ca_dir::{self, CaDir};
+use crate::pki::ca_write;
 use crate::report::Output;
 
 #[derive(Debug, Serialize)]
@@ -25,18 +28,37 @@ struct Report {
 }
 
 pub fn crl(a: &CaCrlArgs, g: &Global, out: &Output) -> Result<(), CliError> {
+    let path = a.out.clone().unwrap_or_else(|| a.dir.join("crl.pem"));
+    ca_dir::check_output(&path, "--out", a.force)?;
+    let ca = CaDir::load(&a.dir, "DIR", &a.unlock.unlock(g))?;
+    // Under DIR's lock, from reading the revocations to writing the CRL: a
+    // higher number never lists fewer, nor lands before a lower one.
+    let report = ca_write::under_same_ca(&a.dir, ca.certificate_id(), "no CRL written", |_| {
+        sign_and_write(a, &ca, &path)
+    })?;
+    out.result(&report, || {
+        format!(
+            "wrote {}: {} revoked certificate(s), CRL number {}, next update {}\n",
+            report.file, report.revoked, report.crl_number, report.next_update
+        )
+    });
+    Ok(())
+}
+
+/// Signs the CRL of the revocations in `DIR/revoked.json`, numbered above
+/// the last one, and writes it to `path`; the caller holds DIR's lock.
+fn sign_and_write(a: &CaCrlArgs, ca: &CaDir, path: &Path) -> Result<Report, CliError> {
     let list_path = a.dir.join(revoked::FILE);
     let list = revoked::read(&list_path)?;
     let entries = entries(&list, &list_path.display().to_string())?;
-    let ca = CaDir::load(&a.dir, "DIR", &a.unlock.unlock(g))?;
     let now = OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .expect("zero nanoseconds");
-    // Seconds since the epoch: increases with every CRL of this CA.
-    let number = now.unix_timestamp();
+    let next_update = now + Duration::days(a.days.into());
+    let number = ca_dir::take_crl_number(&a.dir, now.unix_timestamp().max(1) as u64)?;
     let params = CertificateRevocationListParams {
         this_update: now,
-        next_update: now + Duration::days(a.days.into()),
+        next_update,
         crl_number: SerialNumber::from_slice(minimal(&number.to_be_bytes())),
         issuing_distribution_point: None,
         revoked_certs: entries,
@@ -51,24 +73,14 @@ pub fn crl(a: &CaCrlArgs, g: &Global, out: &Output) -> Result<(), CliError> {
     let pem = crl
         .pem()
         .map_err(|e| CliError::signing("the CRL (PEM encoding)", e))?;
-    let path = a.out.clone().unwrap_or_else(|| a.dir.join("crl.pem"));
-    files::write_all(&[NewFile::public(path.clone(), pem)], true)?;
-    let report = Report {
+    ca_dir::write_output(NewFile::public(path.to_path_buf(), pem), "--out", a.force)?;
+    Ok(Report {
         file: path.display().to_string(),
         revoked: list.len(),
         crl_number: number.to_string(),
         this_update: jitr_core::facts::rfc3339(now.unix_timestamp()),
-        next_update: jitr_core::facts::rfc3339(
-            (now + Duration::days(a.days.into())).unix_timestamp(),
-        ),
-    };
-    out.result(&report, || {
-        format!(
-            "wrote {}: {} revoked certificate(s), CRL number {}, next update {}\n",
-            report.file, report.revoked, report.crl_number, report.next_update
-        )
-    });
-    Ok(())
+        next_update: jitr_core::facts::rfc3339(next_update.unix_timestamp()),
+    })
 }
 
 /// A big-endian integer without its leading zero bytes (DER is minimal).
@@ -83,19 +95,21 @@ fn minimal(bytes: &[u8]) -> &[u8] {
 /// The CRL entries of the revocation list; `what` names the file in errors.
 fn entries(list: &[Revoked], what: &str) -> Result<Vec<RevokedCertParams>, CliError> {
     list.iter()
-        .map(|r| {
-            let serial = hex::decode(&r.serial).map_err(|_| {
-                CliError::invalid(what, format!("serial \"{}\" is not hex", r.serial))
-            })?;
-            let at = OffsetDateTime::parse(&r.revoked_at, &Rfc3339).map_err(|e| {
+        .enumerate()
+        .map(|(i, r)| {
+            let bad = |problem| {
                 CliError::invalid(
                     what,
-                    format!("revoked_at \"{}\" is not RFC 3339: {e}", r.revoked_at),
+                    format!(
+                        "entry {} (certificate {}): {problem}",
+                        i + 1,
+                        r.certificate_id
+                    ),
                 )
-            })?;
+            };
             Ok(RevokedCertParams {
-                serial_number: SerialNumber::from_slice(&serial),
-                revocation_time: at,
+                serial_number: SerialNumber::from_slice(&r.serial_bytes().map_err(bad)?),
+                revocation_time: r.revoked_time().map_err(bad)?,
                 reason_code: None,
                 invalidity_date: None,
             })
@@ -120,10 +134,11 @@ mod tests {
         assert_eq!(got[0].revocation_time.unix_timestamp(), 1_795_410_000);
         let err = entries(&[r("zz", "2026-11-23T05:00:00Z")], "f").unwrap_err();
         assert!(
-            err.to_string().contains("f: serial \"zz\" is not hex"),
+            err.to_string()
+                .contains("f: entry 1 (certificate x): serial \"zz\" is not a serial number"),
             "{err}"
         );
         let err = entries(&[r("01", "yesterday")], "f").unwrap_err();
-        assert!(err.to_string().contains("is not RFC 3339"), "{err}");
+        assert!(err.to_string().contains("is not an RFC 3339 time"), "{err}");
     }
 }

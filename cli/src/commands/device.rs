@@ -23,6 +23,12 @@ pub(crate) fn issue(a: &DeviceIssueArgs, g: &Global, out: &Output) -> Result<(),
             "CN is the device name; give it with --name",
         ));
     }
+    if a.csr.is_some() && a.name.is_none() {
+        return Err(CliError::invalid(
+            "--csr",
+            "a CSR holds one device's key: give it with --name NAME (not with --count or --names)",
+        ));
+    }
     let specs = device_specs(a)?;
     let keys = match &a.csr {
         Some(path) => KeySource::Csr(csr::read(path)?),

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use jitr_core::CertFacts;
+use rustls::pki_types::CertificateDer;
 use serde::Serialize;
 
 use super::doctor_deployment::{self, Deployed};
@@ -20,6 +21,7 @@ use crate::doctor::{Check, Status};
 use crate::error::CliError;
 use crate::files::read;
 use crate::issue::layout::Layout;
+use crate::mqtt::BrokerTrust;
 use crate::pki::{amazon, ca_dir, keys};
 use crate::report::Output;
 
@@ -99,37 +101,77 @@ fn read_device(a: &DoctorArgs) -> Result<Option<Device>, CliError> {
     }))
 }
 
-/// The issuing CA: from --ca, else the bundle's second certificate, else the
-/// registered CA whose certificate issued the device's.
+/// The issuing CA: from --ca, else the bundle's second certificate, else
+/// the registered CA whose certificate issued the device's. A --ca that did
+/// not issue the device is a failed check, and the one that did is found.
 fn issuing_ca(
     a: &DoctorArgs,
     dev: Option<&Device>,
     cloud: &Cloud,
-) -> Result<Option<Issuer>, CliError> {
-    let describe = |id: &str| {
-        cloud
-            .describe_ca(id)
-            .map_err(|e| CliError::aws(format!("describing CA {id}"), e))
+) -> Result<(Option<Issuer>, Option<Check>), CliError> {
+    let Some(t) = &a.ca else {
+        return Ok((found_issuer(dev, cloud)?, None));
     };
-    if let Some(t) = &a.ca {
-        let (id, dir) = super::ca_aws::resolve(&CaTarget { target: t.clone() })?;
-        let validity = match &dir {
-            Some(dir) => {
-                let path = dir.join(ca_dir::CERT_FILE);
-                let (_, f) = ca_dir::read_ca_certificate(&read(&path)?, &path)?;
-                Some((f.not_before, f.not_after))
-            }
-            None => None,
-        };
-        let view = describe(&id)?;
-        return Ok(Some(Issuer {
-            id,
-            target: t.clone(),
-            validity,
-            view,
-            dir,
-        }));
+    let (id, dir) = super::ca_aws::resolve(&CaTarget { target: t.clone() })?;
+    let (der, validity) = match &dir {
+        Some(dir) => {
+            let path = dir.join(ca_dir::CERT_FILE);
+            let (der, f) = ca_dir::read_ca_certificate(&read(&path)?, &path)?;
+            (Some(der), Some((f.not_before, f.not_after)))
+        }
+        None => (None, None),
+    };
+    let view = describe_ca(cloud, &id)?;
+    let der = der.or_else(|| view.as_ref().and_then(|v| first_der(&v.pem)));
+    let named = Issuer {
+        id,
+        target: t.clone(),
+        validity,
+        view,
+        dir,
+    };
+    let leaf = dev.and_then(|d| Some((d, d.ders.first()?)));
+    match (leaf, der) {
+        (Some((d, leaf)), Some(der)) if !issued(leaf, &der) => {
+            let mismatch = not_the_issuer(d, &named, &der);
+            Ok((found_issuer(dev, cloud)?, Some(mismatch)))
+        }
+        _ => Ok((Some(named), None)),
     }
+}
+
+/// The FAIL for a --ca that did not sign the device, naming both.
+fn not_the_issuer(dev: &Device, named: &Issuer, der: &[u8]) -> Check {
+    let subject = CertFacts::from_der(der)
+        .map(|f| f.subject_text)
+        .unwrap_or_default();
+    let issuer = dev.chain.first().map_or("", |c| c.issuer_text.as_str());
+    Check::fail(
+        "ca issued device",
+        format!(
+            "the device certificate in {} (issuer \"{issuer}\") was not issued by --ca {} (\"{subject}\", CA id {})",
+            dev.bundle, named.target, named.id
+        ),
+        "pass the CA that signed the device with --ca, or leave --ca out to have it found",
+    )
+}
+
+fn describe_ca(cloud: &Cloud, id: &str) -> Result<Option<CaView>, CliError> {
+    cloud
+        .describe_ca(id)
+        .map_err(|e| CliError::aws(format!("describing CA {id}"), e))
+}
+
+/// The first certificate of a PEM text, DER.
+fn first_der(pem: &str) -> Option<Vec<u8>> {
+    jitr_core::pem::certificates(pem.as_bytes())
+        .ok()
+        .and_then(|c| c.into_iter().next())
+}
+
+/// The CA that issued the device: the bundle's second certificate, else the
+/// registered CA whose certificate did.
+fn found_issuer(dev: Option<&Device>, cloud: &Cloud) -> Result<Option<Issuer>, CliError> {
     let Some(dev) = dev.filter(|d| !d.ders.is_empty()) else {
         return Ok(None);
     };
@@ -145,21 +187,17 @@ fn issuing_ca(
         .get(1)
         .filter(|_| issued(&dev.ders[0], &dev.ders[1]))
     {
-        return Ok(Some(found(
-            &ca.certificate_id,
-            ca,
-            describe(&ca.certificate_id)?,
-        )));
+        let view = describe_ca(cloud, &ca.certificate_id)?;
+        return Ok(Some(found(&ca.certificate_id, ca, view)));
     }
     let listed = cloud
         .list_cas()
         .map_err(|e| CliError::aws("listing CA certificates", e))?;
     for id in listed.into_iter().map(|c| c.certificate_id) {
-        let Some(view) = describe(&id)? else { continue };
-        let Some(der) = jitr_core::pem::certificates(view.pem.as_bytes())
-            .ok()
-            .and_then(|c| c.into_iter().next())
-        else {
+        let Some(view) = describe_ca(cloud, &id)? else {
+            continue;
+        };
+        let Some(der) = first_der(&view.pem) else {
             continue;
         };
         let Ok(f) = CertFacts::from_der(&der) else {
@@ -245,8 +283,12 @@ fn endpoint_line(a: &DoctorArgs, dev: Option<&Device>, cloud: &Cloud) -> Result<
             .map_err(|e| CliError::invalid(p.display(), e))?,
         None => amazon::roots(),
     };
+    let trust = BrokerTrust {
+        roots: roots.into_iter().map(CertificateDer::from).collect(),
+        pin_exact: a.ca_file.is_some(),
+    };
     let client = dev.and_then(|d| d.key.as_ref().filter(|(_, m)| *m).map(|(k, _)| (d, k)));
-    Ok(endpoint_check(&host, port, roots, client))
+    Ok(endpoint_check(&host, port, trust, client))
 }
 
 /// Every check that needs AWS, in report order after the device's.
@@ -259,7 +301,8 @@ fn cloud_checks(
     let mut checks = Vec::new();
     // STS may be denied to the caller: then the account is not compared.
     let account = cloud.account().ok();
-    let issuer = issuing_ca(a, dev, cloud)?;
+    let (issuer, mismatch) = issuing_ca(a, dev, cloud)?;
+    checks.extend(mismatch);
     match &issuer {
         Some(issuer) => checks.extend(ca_lines(issuer, dev, cloud, account.as_deref(), now)?),
         None if dev.is_some() => checks.push(Check::fail(

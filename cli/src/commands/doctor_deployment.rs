@@ -93,13 +93,7 @@ fn permissions(
             let thing = leaf
                 .and_then(|l| l.common_name())
                 .unwrap_or("example-thing");
-            let needs = perm::provisioning_needs(
-                &f.arn,
-                &c.policy_name,
-                &id,
-                thing,
-                !c.thing_groups.is_empty(),
-            );
+            let needs = perm::provisioning_needs(&f.arn, c, &id, thing);
             out.push(perm::function_may_provision(&f.role, &read, &needs));
         }
     }

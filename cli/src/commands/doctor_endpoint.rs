@@ -1,6 +1,8 @@
 //! `jitr doctor`'s endpoint check: a TLS handshake with the data endpoint,
-//! whose certificate must verify with Amazon's roots (or `--ca-file`).
+//! whose certificate must verify with Amazon's roots (or `--ca-file`), by
+//! the same rules as `jitr connect`'s.
 
+use std::io::ErrorKind;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,47 +11,38 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 
 use super::doctor::Device;
 use crate::doctor::Check;
+use crate::mqtt::{tls_config, untrusted, BrokerTrust};
 
 /// How long one TLS probe may take.
 const PROBE_LIMIT: Duration = Duration::from_secs(10);
 
-/// TLS to the data endpoint: the broker's certificate must verify with `roots`.
+/// TLS to the data endpoint: the broker's certificate must verify as
+/// `jitr connect` verifies it (the same configuration, `mqtt::tls_config`).
 pub(super) fn endpoint_check(
     host: &str,
     port: u16,
-    roots: Vec<Vec<u8>>,
+    trust: BrokerTrust,
     client: Option<(&Device, &rcgen::KeyPair)>,
 ) -> Check {
     const NAME: &str = "endpoint";
     let fail = |detail: String, fix: &str| Check::fail(NAME, detail, fix);
-    let mut store = rustls::RootCertStore::empty();
-    for r in roots {
-        let _ = store.add(CertificateDer::from(r));
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = match rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-    {
-        Ok(b) => b.with_root_certificates(store),
-        Err(e) => return fail(format!("TLS setup: {e}"), "report this as a jitr bug"),
-    };
-    let config = match client {
-        Some((dev, key)) => builder
-            .with_client_auth_cert(
-                dev.ders.iter().cloned().map(CertificateDer::from).collect(),
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-            )
-            .unwrap_or_else(|_| {
-                rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::aws_lc_rs::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .expect("default versions")
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth()
-            }),
-        None => builder.with_no_client_auth(),
-    };
+    let auth = client.map(|(dev, key)| {
+        (
+            dev.ders.iter().cloned().map(CertificateDer::from).collect(),
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+    });
+    // A key the TLS stack cannot use: probe without it.
+    let config =
+        match tls_config(trust.clone(), auth, port).or_else(|_| tls_config(trust, None, port)) {
+            Ok(c) => c,
+            Err(e) => {
+                return fail(
+                    format!("TLS setup: {e}"),
+                    "check --ca-file (it must hold CA certificates)",
+                )
+            }
+        };
     let address = format!("{host}:{port}");
     let Ok(name) = ServerName::try_from(host.to_string()) else {
         return fail(
@@ -77,26 +70,50 @@ pub(super) fn endpoint_check(
         }
     };
     let _ = sock.set_read_timeout(Some(PROBE_LIMIT));
+    let _ = sock.set_write_timeout(Some(PROBE_LIMIT));
     let mut conn = match rustls::ClientConnection::new(Arc::new(config), name) {
         Ok(c) => c,
         Err(e) => return fail(format!("TLS setup: {e}"), "report this as a jitr bug"),
     };
     while conn.is_handshaking() {
         if let Err(e) = conn.complete_io(&mut sock) {
-            let text = e.to_string();
-            return if text.contains("invalid peer certificate") || text.contains("UnknownIssuer") {
-                fail(format!("{address}: the broker's certificate does not verify: {text}"), "connect to the account's iot:Data-ATS endpoint (jitr endpoint), or pass --ca-file with the broker's CA")
-            } else {
-                Check::warn(
-                    NAME,
-                    format!("{address}: TLS ended during the handshake: {text}"),
-                    "run jitr connect for the broker's own answer",
-                )
-            };
+            return handshake_failure(&address, &e);
         }
     }
     Check::pass(
         NAME,
         format!("{address} accepts TLS; its certificate verifies"),
+    )
+}
+
+/// The check for a handshake that ended in `e`: an untrusted broker
+/// certificate fails (explained as `jitr connect` explains it), a broker
+/// that stopped answering stalled, anything else ended the handshake.
+fn handshake_failure(address: &str, e: &std::io::Error) -> Check {
+    const NAME: &str = "endpoint";
+    let tls = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    if let Some(tls @ rustls::Error::InvalidCertificate(_)) = tls {
+        return Check::fail(
+            NAME,
+            format!("{address}: {}", untrusted(tls)),
+            "connect to the account's iot:Data-ATS endpoint (jitr endpoint), or pass --ca-file with the broker's CA",
+        );
+    }
+    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
+        return Check::warn(
+            NAME,
+            format!(
+                "{address} stalled: it accepted the connection, then timed out during the TLS handshake after {} s",
+                PROBE_LIMIT.as_secs()
+            ),
+            "check that the port speaks TLS (MQTT over TLS is 8883) and that nothing on the path holds the connection",
+        );
+    }
+    Check::warn(
+        NAME,
+        format!("{address}: TLS ended during the handshake: {e}"),
+        "run jitr connect for the broker's own answer",
     )
 }

@@ -14,6 +14,8 @@ use crate::error::CliError;
 use crate::report::Output;
 
 /// The Lambda's configuration: JITR_* variables, with `--policy` on top.
+/// With JITR_DEVICE_GROUP (the stack's DeviceGroupName) things join that
+/// group, as the function does; without it the certificate gets the policy.
 fn config(s: &ProvisioningSettings) -> Result<Config, CliError> {
     let policy = s.policy.clone();
     Config::from_lookup(|name| match (name, &policy) {

@@ -3,11 +3,14 @@
 //! device, registered certificate, issued by the CA) and AWS IoT is read
 //! before anything changes; then each certificate is revoked, its policies
 //! and things detached (and emptied things deleted with --delete-thing), at
-//! --rate certificates per second. The revocations are recorded in
+//! --rate certificates per second. Each revocation is recorded in
 //! `DIR/revoked.json` (for `jitr ca crl`) and, with --out, in
-//! `OUTDIR/revoked.json` (the manifest's `revoked_at`).
+//! `OUTDIR/revoked.json` (the manifest's `revoked_at`) before AWS IoT is
+//! asked to make it: a killed run never leaves a certificate REVOKED in AWS
+//! IoT that the CRL misses (at worst one recorded that AWS IoT still holds
+//! active, until the run is repeated).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use jitr_core::aws::AwsError;
 use serde::Serialize;
@@ -73,29 +76,14 @@ pub fn revoke(a: &DeviceRevokeArgs, g: &Global, out: &Output) -> Result<(), CliE
     }
 
     let pacer = Pacer::new(a.rate);
-    let outcomes: Vec<Outcome> = checked
-        .iter()
-        .map(|c| {
-            pacer.wait();
-            act(&cloud, c, &ca_pem, a.delete_thing)
-        })
-        .collect();
-
-    let now = jitr_core::facts::rfc3339(jitr_core::clock::unix_seconds());
-    let records: Vec<Revoked> = outcomes
-        .iter()
-        .filter(|o| o.outcome != "failed")
-        .map(|o| Revoked {
-            certificate_id: o.certificate_id.clone(),
-            serial: o.serial.clone(),
-            name: o.name.clone(),
-            revoked_at: now.clone(),
-        })
-        .collect();
-    ca_write::record_revoked(&a.ca, &ca_facts.certificate_id, &records)?;
+    let mut outcomes = Vec::with_capacity(checked.len());
+    for c in &checked {
+        pacer.wait();
+        record(a, &ca_facts.certificate_id, c)?;
+        outcomes.push(act(&cloud, c, &ca_pem, a.delete_thing));
+    }
     if let Some(outdir) = &a.out {
         let _lock = DirLock::acquire(outdir)?;
-        revoked::add_to(outdir, &records)?;
         manifest::update(outdir)?;
     }
 
@@ -140,6 +128,24 @@ pub fn revoke(a: &DeviceRevokeArgs, g: &Global, out: &Output) -> Result<(), CliE
     Ok(())
 }
 
+/// Records `c` as revoked (CA directory, and OUTDIR with --out), each file
+/// under its directory's lock, before AWS IoT is asked to revoke it. A
+/// certificate recorded earlier keeps its first time.
+fn record(a: &DeviceRevokeArgs, ca_id: &str, c: &Checked) -> Result<(), CliError> {
+    let record = [Revoked {
+        certificate_id: c.item.certificate_id.clone(),
+        serial: c.serial.clone(),
+        name: c.thing.clone(),
+        revoked_at: jitr_core::facts::rfc3339(jitr_core::clock::unix_seconds()),
+    }];
+    ca_write::record_revoked(&a.ca, ca_id, &record)?;
+    if let Some(outdir) = &a.out {
+        let _lock = DirLock::acquire(outdir)?;
+        revoked::add_to(outdir, &record)?;
+    }
+    Ok(())
+}
+
 /// Resolves the command-line items to certificates (ids, and the certificate
 /// itself when it is on disk), without AWS; duplicates counted once.
 fn resolve(a: &DeviceRevokeArgs) -> Result<Vec<Item>, CliError> {
@@ -170,16 +176,17 @@ fn resolve(a: &DeviceRevokeArgs) -> Result<Vec<Item>, CliError> {
                         "is neither a certificate file nor a certificate id (64 hex digits); a device name needs --out OUTDIR",
                     ));
                 };
-                let (_, der, facts) =
-                    manifest::read_device(&outdir.join(arg)).ok_or_else(|| {
-                        CliError::invalid(
-                            arg,
-                            format!(
-                                "no device \"{arg}\" in {} (and not a certificate file or id)",
-                                outdir.display()
-                            ),
-                        )
-                    })?;
+                let no_device = || {
+                    CliError::invalid(
+                        arg,
+                        format!(
+                            "no device \"{arg}\" in {} (and not a certificate file or id)",
+                            outdir.display()
+                        ),
+                    )
+                };
+                let dir = device_dir(outdir, arg)?.ok_or_else(no_device)?;
+                let (_, der, facts) = manifest::read_device(&dir).ok_or_else(no_device)?;
                 Item {
                     arg: arg.clone(),
                     certificate_id: facts.certificate_id,
@@ -195,6 +202,29 @@ fn resolve(a: &DeviceRevokeArgs) -> Result<Vec<Item>, CliError> {
         }
     }
     Ok(items)
+}
+
+/// Where device `arg` of `outdir` is, symbolic links followed (`None`: no
+/// such directory); a path that leads outside `outdir` is refused.
+fn device_dir(outdir: &Path, arg: &str) -> Result<Option<PathBuf>, CliError> {
+    let root = std::fs::canonicalize(outdir).map_err(|e| CliError::read(outdir, e))?;
+    let Ok(dir) = std::fs::canonicalize(outdir.join(arg)) else {
+        return Ok(None);
+    };
+    if dir == root {
+        return Ok(None);
+    }
+    if !dir.starts_with(&root) {
+        return Err(CliError::invalid(
+            arg,
+            format!(
+                "resolves to {}, outside --out {} (expected a device directory in OUTDIR); nothing was changed",
+                dir.display(),
+                outdir.display()
+            ),
+        ));
+    }
+    Ok(Some(dir))
 }
 
 /// Reads what AWS IoT holds of an item and checks the CA issued it; any

@@ -3,11 +3,13 @@
 //! run's staging directory with the predecessor's files copied into its
 //! `previous/`, then swapped in with one `RENAME_EXCHANGE`: after a crash or
 //! `kill -9` a device is either all old or all new. The run holds OUTDIR's
-//! lock throughout, so rotations of one OUTDIR happen one run after another.
+//! lock throughout, so rotations of one OUTDIR happen one run after another;
+//! the manifest is rewritten as devices are swapped in, and a run that does
+//! not finish is in `rotation-journal.json` until running it again finishes it.
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -16,9 +18,10 @@ use crate::error::CliError;
 use crate::files::{self, DirLock};
 use crate::issue::csr::{self, CsrKey};
 use crate::issue::layout::Layout;
-use crate::issue::manifest::{self, PREVIOUS_DIR};
+use crate::issue::manifest::{self, Role, Row, PREVIOUS_DIR};
 use crate::issue::names;
 use crate::issue::staging::{Staging, DEVICE_DIR_MODE};
+use crate::lifecycle::journal;
 use crate::lifecycle::rotation::{self, OnDisk, Selection};
 use crate::pki::ca_dir::CaDir;
 use crate::pki::keys::KeyAlg;
@@ -27,7 +30,7 @@ use crate::pki::subject::{self, Attribute};
 use crate::report::Output;
 
 /// One device's rotation.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct Rotated {
     name: String,
     previous_certificate_id: String,
@@ -42,8 +45,12 @@ struct Rotated {
 #[derive(Debug, Serialize)]
 struct Report {
     rotated: Vec<Rotated>,
+    /// Devices a run that did not finish had rotated: not rotated again.
+    finished_earlier: Vec<String>,
     /// --all: devices of another CA, left alone.
     other_ca: Vec<String>,
+    /// Runs still unfinished after this one (see `rotation-journal.json`).
+    unfinished_runs: usize,
     manifest: String,
 }
 
@@ -73,11 +80,15 @@ pub fn rotate(a: &DeviceRotateArgs, g: &Global, out: &Output) -> Result<(), CliE
 
     let staging = Staging::open(&a.out)?;
     let _lock = DirLock::acquire(&a.out)?;
+    // Runs in the journal are dead (a live one would hold the lock).
+    let unfinished = journal::read(&a.out)?;
+    let unfinished_ids: Vec<String> = unfinished.iter().map(|r| r.run.clone()).collect();
     let disk = on_disk(&a.out, &selection, &ca.cert_der)?;
     let plan = rotation::plan(
         &selection,
         &disk,
         a.force,
+        &unfinished_ids,
         &a.out.display().to_string(),
         &a.ca.display().to_string(),
     )?;
@@ -91,60 +102,85 @@ pub fn rotate(a: &DeviceRotateArgs, g: &Global, out: &Output) -> Result<(), CliE
             successor_key(a.key, &dir, &old.facts.key)?;
         }
     }
-    let mut rotated = Vec::new();
-    let mut failed = None;
-    for name in &plan.rotate {
-        match rotate_one(a, &ca, &staging, name, csr.as_ref()) {
-            Ok(r) => rotated.push(r),
-            Err(e) => {
-                failed = Some(e);
-                break;
-            }
-        }
+    let run = journal::Run::new(
+        format!("{}-{}", jitr_core::clock::unix_seconds(), staging.id()),
+        a.ca.display().to_string(),
+        ca.certificate_id().to_string(),
+        &selection,
+    );
+    let mut runs = unfinished;
+    runs.push(run.clone());
+    if !plan.rotate.is_empty() {
+        journal::write(&a.out, &runs)?;
     }
+    let result = rotate_all(a, &ca, &staging, &plan.rotate, csr.as_ref(), &run.run);
     drop(staging);
     // Record what reached the disk, failure or not.
     manifest::update(&a.out)?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
+    let rotated = result?;
+    let left = journal::after(&runs, &run);
+    journal::write(&a.out, &left)?;
     let report = Report {
         rotated,
+        finished_earlier: plan.finished_earlier,
         other_ca: plan.other_ca,
+        unfinished_runs: left.len(),
         manifest: a.out.join(manifest::FILE).display().to_string(),
     };
-    out.result(&report, || {
-        let mut text = String::new();
-        for r in &report.rotated {
-            text += &format!(
-                "  {}: {} -> {} (until {}){}\n",
-                r.name,
-                r.previous_certificate_id,
-                r.certificate_id,
-                r.not_after,
-                r.dropped_certificate_id
-                    .as_ref()
-                    .map(|d| format!(", dropped older {d}"))
-                    .unwrap_or_default()
-            );
-        }
-        text += &format!(
-            "rotated {} device(s); predecessors in NAME/{PREVIOUS_DIR}/; manifest: {}\n",
-            report.rotated.len(),
-            report.manifest
-        );
-        if !report.other_ca.is_empty() {
-            text += &format!(
-                "left {} device(s) of another CA alone\n",
-                report.other_ca.len()
-            );
-        }
-        text
-    });
+    out.result(&report, || text(&report, &a.out));
     Ok(())
 }
 
+/// The report as text.
+fn text(report: &Report, outdir: &Path) -> String {
+    let mut text = String::new();
+    for r in &report.rotated {
+        text += &format!(
+            "  {}: {} -> {} (until {}){}\n",
+            r.name,
+            r.previous_certificate_id,
+            r.certificate_id,
+            r.not_after,
+            r.dropped_certificate_id
+                .as_ref()
+                .map(|d| format!(", dropped older {d}"))
+                .unwrap_or_default()
+        );
+    }
+    text += &format!(
+        "rotated {} device(s); predecessors in NAME/{PREVIOUS_DIR}/; manifest: {}\n",
+        report.rotated.len(),
+        report.manifest
+    );
+    if !report.finished_earlier.is_empty() {
+        text += &format!(
+            "{} device(s) were rotated by an earlier run that did not finish; not rotated again\n",
+            report.finished_earlier.len()
+        );
+    }
+    if !report.other_ca.is_empty() {
+        text += &format!(
+            "left {} device(s) of another CA alone\n",
+            report.other_ca.len()
+        );
+    }
+    if report.unfinished_runs > 0 {
+        text += &format!(
+            "{} earlier run(s) still unfinished (listed in {}): run them again to finish them\n",
+            report.unfinished_runs,
+            outdir.join(journal::FILE).display()
+        );
+    }
+    text
+}
+
 fn selection(a: &DeviceRotateArgs) -> Result<Selection, CliError> {
+    if a.csr.is_some() && a.name.is_none() {
+        return Err(CliError::invalid(
+            "--csr",
+            "a CSR holds one device's key: give it with --name NAME (not with --names or --all)",
+        ));
+    }
     if a.all {
         return Ok(Selection::All);
     }
@@ -188,8 +224,10 @@ fn on_disk(out: &Path, selection: &Selection, ca_der: &[u8]) -> Result<Vec<OnDis
         .filter_map(|name| {
             let dir = out.join(&name);
             let current = read_current(&dir)?;
+            let previous = dir.join(PREVIOUS_DIR);
             Some(OnDisk {
-                has_previous: dir.join(PREVIOUS_DIR).exists(),
+                has_previous: previous.exists(),
+                rotated_by: journal::rotated_by(&previous),
                 ours: jitr_core::facts::verify_issued_by(&current.der, ca_der).is_ok(),
                 name,
             })
@@ -197,44 +235,69 @@ fn on_disk(out: &Path, selection: &Selection, ca_der: &[u8]) -> Result<Vec<OnDis
         .collect())
 }
 
-fn rotate_one(
+/// Rewriting the manifest costs all its rows, so it is rewritten once per
+/// group of devices, one device per this many rows: about as many rows'
+/// worth per device, whatever the size of OUTDIR.
+const ROWS_PER_DEVICE_WRITE: usize = 250;
+
+/// Rotates `names` in order, in groups: each group's successors are built
+/// in staging, the manifest showing them is written beside the old one,
+/// then they are swapped in and that manifest renamed over the old one.
+/// A kill leaves the manifest behind the disk by at most the group being swapped.
+fn rotate_all(
+    a: &DeviceRotateArgs,
+    ca: &CaDir,
+    staging: &Staging,
+    names: &[String],
+    csr: Option<&CsrKey>,
+    run: &str,
+) -> Result<Vec<Rotated>, CliError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut rows = manifest::rows(&a.out)?;
+    let group = (rows.len() / ROWS_PER_DEVICE_WRITE).max(1);
+    let mut rotated = Vec::with_capacity(names.len());
+    for chunk in names.chunks(group) {
+        let built = chunk
+            .iter()
+            .map(|name| build(a, ca, staging, name, csr, run))
+            .collect::<Result<Vec<_>, _>>()?;
+        for b in &built {
+            manifest::replace_device(&mut rows, &b.rotated.name, b.rows.clone());
+        }
+        let pending = manifest::Pending::write(&a.out, &rows)?;
+        for b in built {
+            staging.commit(&b.rotated.name, &b.staged, true)?;
+            rotated.push(b.rotated);
+        }
+        pending.replace()?;
+    }
+    Ok(rotated)
+}
+
+/// A successor built in staging, ready to be swapped in.
+struct Built {
+    staged: PathBuf,
+    /// Its manifest rows: the successor and the predecessor.
+    rows: Vec<Row>,
+    rotated: Rotated,
+}
+
+/// Builds device `name`'s successor in staging, the predecessor's files
+/// (and the run's id, [`journal::MARKER`]) in its `previous/`.
+fn build(
     a: &DeviceRotateArgs,
     ca: &CaDir,
     staging: &Staging,
     name: &str,
     csr: Option<&CsrKey>,
-) -> Result<Rotated, CliError> {
+    run: &str,
+) -> Result<Built, CliError> {
     let dir = a.out.join(name);
     let old = read_current(&dir)
         .ok_or_else(|| CliError::invalid(dir.display(), "holds no readable device certificate"))?;
-    let subject: Vec<Attribute> = old
-        .facts
-        .subject
-        .iter()
-        .filter_map(|attr| {
-            Some(Attribute {
-                name: subject::canonical_name(&attr.name)?,
-                value: attr.value.clone(),
-            })
-        })
-        .collect();
-    let cap = Some(ca.not_after());
-    let (cert, key_pem) = match csr {
-        Some(csr) => {
-            let params = profile::device(&subject, a.days, csr.is_rsa, cap);
-            (params.signed_by(&csr.spki, &ca.issuer), None)
-        }
-        None => {
-            let alg = successor_key(a.key, &dir, &old.facts.key)?;
-            let key = KeyAlg::generate(alg)?;
-            let params = profile::device(&subject, a.days, alg.is_rsa(), cap);
-            (
-                params.signed_by(&key, &ca.issuer),
-                Some(key.serialize_pem()),
-            )
-        }
-    };
-    let cert = cert.map_err(|e| CliError::signing(name, ca.issuer.key().explain(&e)))?;
+    let (cert, key_pem) = successor(a, ca, &dir, &old, csr)?;
     let facts = jitr_core::CertFacts::from_der(cert.der()).map_err(|e| {
         CliError::signing(
             name,
@@ -253,19 +316,81 @@ fn rotate_one(
     );
     let staged = staging.stage(name, &contents)?;
     let dropped = read_current(&dir.join(PREVIOUS_DIR)).map(|c| c.facts.certificate_id);
-    if let Err(e) = copy_device_files(&dir, &staged.join(PREVIOUS_DIR)) {
+    let previous = staged.join(PREVIOUS_DIR);
+    let marker = previous.join(journal::MARKER);
+    let copied = copy_device_files(&dir, &previous).and_then(|()| {
+        files::write_new(&marker, run.as_bytes(), files::PUBLIC)
+            .map_err(|e| CliError::write(&marker, e))
+    });
+    if let Err(e) = copied {
         let _ = fs::remove_dir_all(&staged);
         return Err(e);
     }
-    staging.commit(name, &staged, true)?;
-    Ok(Rotated {
-        name: name.to_string(),
-        previous_certificate_id: old.facts.certificate_id,
-        certificate_id: facts.certificate_id,
-        serial: facts.serial_hex,
-        not_after: jitr_core::facts::rfc3339(facts.not_after),
-        dropped_certificate_id: dropped,
+    let rel_previous = format!("{name}/{PREVIOUS_DIR}");
+    let rows = vec![
+        Row::new(name, name, &facts, &f, key_pem.is_some(), Role::Current),
+        Row::new(
+            name,
+            &rel_previous,
+            &old.facts,
+            &f,
+            dir.join(f.key).exists(),
+            Role::Previous,
+        ),
+    ];
+    Ok(Built {
+        staged,
+        rows,
+        rotated: Rotated {
+            name: name.to_string(),
+            previous_certificate_id: old.facts.certificate_id,
+            certificate_id: facts.certificate_id,
+            serial: facts.serial_hex,
+            not_after: jitr_core::facts::rfc3339(facts.not_after),
+            dropped_certificate_id: dropped,
+        },
     })
+}
+
+/// The successor certificate (same subject) for the CSR's key, or for a new
+/// key (returned as PEM).
+fn successor(
+    a: &DeviceRotateArgs,
+    ca: &CaDir,
+    dir: &Path,
+    old: &Current,
+    csr: Option<&CsrKey>,
+) -> Result<(rcgen::Certificate, Option<String>), CliError> {
+    let subject: Vec<Attribute> = old
+        .facts
+        .subject
+        .iter()
+        .filter_map(|attr| {
+            Some(Attribute {
+                name: subject::canonical_name(&attr.name)?,
+                value: attr.value.clone(),
+            })
+        })
+        .collect();
+    let cap = Some(ca.not_after());
+    let (cert, key_pem) = match csr {
+        Some(csr) => {
+            let params = profile::device(&subject, a.days, csr.is_rsa, cap);
+            (params.signed_by(&csr.spki, &ca.issuer), None)
+        }
+        None => {
+            let alg = successor_key(a.key, dir, &old.facts.key)?;
+            let key = KeyAlg::generate(alg)?;
+            let params = profile::device(&subject, a.days, alg.is_rsa(), cap);
+            (
+                params.signed_by(&key, &ca.issuer),
+                Some(key.serialize_pem()),
+            )
+        }
+    };
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    let cert = cert.map_err(|e| CliError::signing(name.as_ref(), ca.issuer.key().explain(&e)))?;
+    Ok((cert, key_pem))
 }
 
 /// Copies the regular files of a device directory (not its `previous/`)

@@ -58,7 +58,8 @@ fn quoted(text: &str) -> Option<String> {
 }
 
 /// The device certificate's state in AWS IoT (ACTIVE needs a thing and a
-/// policy attached; REVOKED says why, from the function's logs when read).
+/// policy: its own, or, as the stacks give it, one attached to a group of
+/// its thing; REVOKED says why, from the function's logs when read).
 pub fn certificate_check(
     id: &str,
     ca_target: &str,
@@ -145,6 +146,12 @@ mod tests {
             (Some(view("PENDING_ACTIVATION", &[], &[])), 2000, Fail),
             (Some(view("ACTIVE", &["t"], &["p"])), 2000, Pass),
             (Some(view("ACTIVE", &["t"], &[])), 2000, Fail),
+            // The device policy through the thing's device group.
+            (
+                Some(view("ACTIVE", &["t"], &["p (thing group jitr-devices)"])),
+                2000,
+                Pass,
+            ),
             (Some(view("REVOKED", &[], &[])), 2000, Fail),
             (Some(view("INACTIVE", &["t"], &["p"])), 2000, Fail),
         ];

@@ -145,13 +145,16 @@ pub fn function_may_read(role_arn: &str, read: &Read<RolePolicies>, queue_arn: &
 }
 
 /// What provisioning calls, on example resources of the function's account
-/// and region (`core/src/iot.rs`): `thing_groups` adds AddThingToThingGroup.
+/// and region, each on the resource AWS authorises it against (IAM's
+/// Service Authorization Reference; `core/src/provision.rs`). With a device
+/// group (the stacks) the thing joins it and JITR_THING_GROUPS', checked on
+/// the thing and on each group; without one, AttachPolicy on the
+/// certificate (AWS checks the target only, not the policy).
 pub fn provisioning_needs(
     function_arn: &str,
-    policy: &str,
+    config: &jitr_core::config::Config,
     certificate_id: &str,
     thing: &str,
-    thing_groups: bool,
 ) -> Vec<Need> {
     let (account, region) = super::ca::arn_place(function_arn);
     let arn = |r: &str| format!("arn:aws:iot:{region}:{account}:{r}");
@@ -164,12 +167,21 @@ pub fn provisioning_needs(
         ("iot:UpdateCertificate", cert.clone()),
         ("iot:ListThingPrincipals", thing_arn.clone()),
         ("iot:CreateThing", thing_arn.clone()),
-        ("iot:AttachThingPrincipal", thing_arn.clone()),
-        ("iot:AttachPolicy", arn(&format!("policy/{policy}"))),
-        ("iot:AttachPolicy", cert),
+        ("iot:AttachThingPrincipal", cert.clone()),
     ];
-    if thing_groups {
+    if config.device_group.is_none() {
+        needs.push(("iot:AttachPolicy", cert));
+    }
+    let groups: Vec<&String> = config
+        .device_group
+        .iter()
+        .chain(&config.thing_groups)
+        .collect();
+    if !groups.is_empty() {
         needs.push(("iot:AddThingToThingGroup", thing_arn));
+    }
+    for g in groups {
+        needs.push(("iot:AddThingToThingGroup", arn(&format!("thinggroup/{g}"))));
     }
     needs
 }
@@ -332,28 +344,69 @@ mod tests {
         assert_eq!(c.status, Fail);
         assert!(c.detail.contains("sqs:DeleteMessage"), "{}", c.detail);
 
-        let needs = provisioning_needs(FUNCTION, "dev-policy", "ab", "robot-1", false);
-        assert!(needs.contains(&(
-            "iot:AttachPolicy",
-            "arn:aws:iot:eu-west-1:1:policy/dev-policy".to_string()
-        )));
-        // The template's statements, as deployed.
+        let config = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = [("JITR_POLICY_NAME", "dev-policy")]
+                .iter()
+                .chain(vars)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            jitr_core::config::Config::from_lookup(|k| {
+                vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+            })
+            .unwrap()
+        };
+        let stack = config(&[
+            ("JITR_DEVICE_GROUP", "devices"),
+            ("JITR_THING_GROUPS", "fleet"),
+        ]);
+        let needs = provisioning_needs(FUNCTION, &stack, "ab", "robot-1");
+        assert!(
+            !needs.iter().any(|(a, _)| *a == "iot:AttachPolicy"),
+            "{needs:?}"
+        );
+        for group in ["devices", "fleet"] {
+            let group = format!("arn:aws:iot:eu-west-1:1:thinggroup/{group}");
+            assert!(
+                needs.contains(&("iot:AddThingToThingGroup", group)),
+                "{needs:?}"
+            );
+        }
+        // The template's statements, as deployed with ThingGroups=fleet.
         let template = role(json!([
             {"Effect": "Allow", "Action": ["iot:DescribeCertificate", "iot:UpdateCertificate"], "Resource": "arn:aws:iot:eu-west-1:1:cert/*"},
             {"Effect": "Allow", "Action": "iot:ListThingPrincipals", "Resource": "arn:aws:iot:eu-west-1:1:thing/*"},
-            {"Effect": "Allow", "Action": ["iot:CreateThing", "iot:AddThingToThingGroup"], "Resource": ["arn:aws:iot:eu-west-1:1:thing/*"]},
-            {"Effect": "Allow", "Action": "iot:AttachThingPrincipal", "Resource": ["arn:aws:iot:eu-west-1:1:thing/*", "arn:aws:iot:eu-west-1:1:cert/*"]},
-            {"Effect": "Allow", "Action": "iot:AttachPolicy", "Resource": ["arn:aws:iot:eu-west-1:1:policy/dev-policy", "arn:aws:iot:eu-west-1:1:cert/*"]},
+            {"Effect": "Allow", "Action": "iot:CreateThing", "Resource": "arn:aws:iot:eu-west-1:1:thing/*"},
+            {"Effect": "Allow", "Action": "iot:AttachThingPrincipal", "Resource": "arn:aws:iot:eu-west-1:1:cert/*"},
+            {"Effect": "Allow", "Action": "iot:AddThingToThingGroup", "Resource": ["arn:aws:iot:eu-west-1:1:thing/*", "arn:aws:iot:eu-west-1:1:thinggroup/devices", "arn:aws:iot:eu-west-1:1:thinggroup/fleet"]},
         ]));
         assert_eq!(function_may_provision(ROLE, &template, &needs).status, Pass);
-        let other_policy = provisioning_needs(FUNCTION, "other", "ab", "robot-1", true);
-        let c = function_may_provision(ROLE, &template, &other_policy);
+        // A group the role may not add to fails, named.
+        let other = config(&[
+            ("JITR_DEVICE_GROUP", "devices"),
+            ("JITR_THING_GROUPS", "elsewhere"),
+        ]);
+        let c = function_may_provision(
+            ROLE,
+            &template,
+            &provisioning_needs(FUNCTION, &other, "ab", "robot-1"),
+        );
         assert_eq!(c.status, Fail);
         assert!(
-            c.detail
-                .contains("iot:AttachPolicy on arn:aws:iot:eu-west-1:1:policy/other"),
+            c.detail.contains(
+                "iot:AddThingToThingGroup on arn:aws:iot:eu-west-1:1:thinggroup/elsewhere"
+            ),
             "{}",
             c.detail
+        );
+        // Without a device group the certificate gets the policy: AttachPolicy on it.
+        let per_certificate = provisioning_needs(FUNCTION, &config(&[]), "ab", "robot-1");
+        assert!(per_certificate.contains(&(
+            "iot:AttachPolicy",
+            "arn:aws:iot:eu-west-1:1:cert/ab".to_string()
+        )));
+        assert_eq!(
+            function_may_provision(ROLE, &template, &per_certificate).status,
+            Fail
         );
     }
 

@@ -2,6 +2,8 @@
 //! rebuilt after every run from the disk alone (each row read from the
 //! device's certificate), so it matches the disk even after a crash, a
 //! killed `--force` run or concurrent runs: the disk is the truth.
+//! `jitr device rotate` also rewrites it as devices change ([`Pending`]),
+//! so a killed rotation leaves it showing what was rotated.
 //! A rotated device has two rows: its current certificate and its
 //! predecessor in `NAME/previous/`; revocations come from `OUTDIR/revoked.json`.
 
@@ -87,7 +89,17 @@ impl Row {
 /// on disk; returns the number of devices (rows of current certificates). Callers hold the lock on
 /// `out`, so concurrent runs write it one after the other.
 pub fn update(out: &Path) -> Result<usize, CliError> {
+    let rows = rows(out)?;
     let path = out.join(FILE);
+    files::write_all(
+        &[NewFile::public(path.clone(), encode(&rows, &path)?)],
+        true,
+    )?;
+    Ok(rows.iter().filter(|r| r.role == Role::Current).count())
+}
+
+/// The rows of every device directory of `out`, as [`update`] writes them.
+pub fn rows(out: &Path) -> Result<Vec<Row>, CliError> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(out).map_err(|e| CliError::read(out, e))? {
         let entry = entry.map_err(|e| CliError::read(out, e))?;
@@ -111,11 +123,16 @@ pub fn update(out: &Path) -> Result<usize, CliError> {
     rows.sort_by(|a, b| (&a.name, a.role as u8).cmp(&(&b.name, b.role as u8)));
     let revoked = revoked::read(&out.join(revoked::FILE))?;
     mark_revoked(&mut rows, &revoked);
+    Ok(rows)
+}
+
+/// The CSV text of `rows`; `path` names the manifest in errors.
+fn encode(rows: &[Row], path: &Path) -> Result<Vec<u8>, CliError> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    for row in &rows {
+    for row in rows {
         writer
             .serialize(row)
-            .map_err(|e| CliError::write(&path, std::io::Error::other(e)))?;
+            .map_err(|e| CliError::write(path, std::io::Error::other(e)))?;
     }
     if rows.is_empty() {
         writer
@@ -130,13 +147,63 @@ pub fn update(out: &Path) -> Result<usize, CliError> {
                 "role",
                 "revoked_at",
             ])
-            .map_err(|e| CliError::write(&path, std::io::Error::other(e)))?;
+            .map_err(|e| CliError::write(path, std::io::Error::other(e)))?;
     }
-    let bytes = writer
+    writer
         .into_inner()
-        .map_err(|e| CliError::write(&path, std::io::Error::other(e.to_string())))?;
-    files::write_all(&[NewFile::public(path, bytes)], true)?;
-    Ok(rows.iter().filter(|r| r.role == Role::Current).count())
+        .map_err(|e| CliError::write(path, std::io::Error::other(e.to_string())))
+}
+
+/// A manifest written beside `OUTDIR/manifest.csv`, put in its place by
+/// [`Pending::replace`]: written before a change, renamed over the old one
+/// right after it, so a kill leaves at most that change unrecorded. Not
+/// synced (the run's final [`update`] is); a leftover is removed by the next run.
+pub(crate) struct Pending {
+    file: tempfile::NamedTempFile,
+    path: std::path::PathBuf,
+}
+
+impl Pending {
+    /// Writes `rows` as the next manifest of `out`.
+    pub(crate) fn write(out: &Path, rows: &[Row]) -> Result<Pending, CliError> {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let path = out.join(FILE);
+        let bytes = encode(rows, &path)?;
+        let mut file = tempfile::Builder::new()
+            .prefix(files::TEMP_PREFIX)
+            .permissions(std::fs::Permissions::from_mode(files::PUBLIC))
+            .tempfile_in(out)
+            .map_err(|e| CliError::write(&path, e))?;
+        file.write_all(&bytes)
+            .map_err(|e| CliError::write(&path, e))?;
+        Ok(Pending { file, path })
+    }
+
+    /// Renames it over the manifest.
+    pub(crate) fn replace(self) -> Result<(), CliError> {
+        self.file
+            .persist(&self.path)
+            .map(drop)
+            .map_err(|e| CliError::write(&self.path, e.error))
+    }
+}
+
+/// Replaces the rows of device `name` in `rows` (sorted as [`rows`] sorts
+/// them) by `new`, which keep the revocation time of a certificate they share.
+pub(crate) fn replace_device(rows: &mut Vec<Row>, name: &str, mut new: Vec<Row>) {
+    let start = rows.partition_point(|r| r.name.as_str() < name);
+    let end = start + rows[start..].iter().take_while(|r| r.name == name).count();
+    for row in &mut new {
+        if let Some(old) = rows[start..end]
+            .iter()
+            .find(|o| o.certificate_id == row.certificate_id)
+        {
+            row.revoked_at = old.revoked_at.clone();
+        }
+    }
+    new.sort_by_key(|r| r.role as u8);
+    rows.splice(start..end, new);
 }
 
 /// Fills `revoked_at` of the rows whose certificate `revoked` lists.
@@ -179,4 +246,90 @@ pub fn read_device(dir: &Path) -> Option<(Layout, Vec<u8>, jitr_core::CertFacts)
         let facts = jitr_core::CertFacts::from_der(&der).ok()?;
         Some((layout, der, facts))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, id: &str, role: Role, revoked_at: &str) -> Row {
+        Row {
+            name: name.into(),
+            certificate_id: id.into(),
+            serial: String::new(),
+            not_after: String::new(),
+            key_path: String::new(),
+            cert_path: String::new(),
+            bundle_path: String::new(),
+            role,
+            revoked_at: revoked_at.into(),
+        }
+    }
+
+    fn shown(rows: &[Row]) -> Vec<(&str, &str, Role, &str)> {
+        rows.iter()
+            .map(|r| {
+                (
+                    r.name.as_str(),
+                    r.certificate_id.as_str(),
+                    r.role,
+                    r.revoked_at.as_str(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rotated_device_gets_two_rows_in_its_place() {
+        use Role::{Current, Previous};
+        let mut rows = vec![
+            row("a", "a1", Current, ""),
+            row("b", "b1", Current, "t1"),
+            row("b", "b0", Previous, "t0"),
+            row("c", "c1", Current, ""),
+        ];
+        // b rotated again: b1 becomes the predecessor and keeps its revocation.
+        replace_device(
+            &mut rows,
+            "b",
+            vec![row("b", "b1", Previous, ""), row("b", "b2", Current, "")],
+        );
+        replace_device(
+            &mut rows,
+            "c",
+            vec![row("c", "c2", Current, ""), row("c", "c1", Previous, "")],
+        );
+        // A device the rows did not hold yet.
+        replace_device(&mut rows, "bb", vec![row("bb", "n", Current, "")]);
+        assert_eq!(
+            shown(&rows),
+            [
+                ("a", "a1", Current, ""),
+                ("b", "b2", Current, ""),
+                ("b", "b1", Previous, "t1"),
+                ("bb", "n", Current, ""),
+                ("c", "c2", Current, ""),
+                ("c", "c1", Previous, ""),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_pending_manifest_replaces_the_old_one_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        std::fs::write(out.join(FILE), "old").unwrap();
+        let pending = Pending::write(out, &[row("a", "a1", Role::Current, "")]).unwrap();
+        assert_eq!(std::fs::read_to_string(out.join(FILE)).unwrap(), "old");
+        pending.replace().unwrap();
+        let text = std::fs::read_to_string(out.join(FILE)).unwrap();
+        assert!(text.starts_with("name,certificate_id,"), "{text}");
+        assert!(text.contains("\na,a1,"), "{text}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.join(FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, crate::files::PUBLIC);
+    }
 }

@@ -59,6 +59,12 @@ impl Staging {
         })
     }
 
+    /// This run's name among the runs of OUTDIR (its directory's random part).
+    pub(crate) fn id(&self) -> String {
+        let name = self.root.file_name().unwrap_or_default().to_string_lossy();
+        name.strip_prefix(RUN_PREFIX).unwrap_or(&name).to_string()
+    }
+
     /// Writes a device's files into a fresh directory here, then moves it to
     /// `OUTDIR/NAME`: without `force` only if no such device exists at that
     /// instant; with `force` swapping it for the existing one.

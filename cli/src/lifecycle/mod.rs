@@ -1,9 +1,10 @@
 //! A device certificate's life after issuance: which devices to rotate
-//! ([`rotation`]), what revoking one changes ([`revocation`]), the list of
+//! ([`rotation`]) and the runs of it not finished ([`journal`]), what revoking one changes ([`revocation`]), the list of
 //! what jitr revoked ([`revoked`]) and a CA's fleet in AWS IoT ([`fleet`]).
 //! Decisions only; files and AWS calls are the commands' and `cloud::lifecycle`'s.
 
 pub mod fleet;
+pub(crate) mod journal;
 pub mod revocation;
 pub mod revoked;
 pub mod rotation;

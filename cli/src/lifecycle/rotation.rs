@@ -2,7 +2,9 @@
 //! before anything is written: every named device must be in OUTDIR and
 //! issued by the CA; a device that already holds a predecessor in
 //! `previous/` is rotated again only with `--force` (which drops that older
-//! predecessor, key included).
+//! predecessor, key included), unless a run that has not finished made that
+//! predecessor: then the device is done and is never rotated again by a
+//! later run of the same job (see [`crate::lifecycle::journal`]).
 
 use jitr_core::KeyKind;
 
@@ -17,6 +19,8 @@ pub struct OnDisk {
     pub has_previous: bool,
     /// Its current certificate was issued by the rotating CA.
     pub ours: bool,
+    /// The run that made `previous/`, when that run recorded itself there.
+    pub rotated_by: Option<String>,
 }
 
 /// What the command line asked to rotate.
@@ -28,21 +32,31 @@ pub enum Selection {
     All,
 }
 
-/// The devices to rotate, and those `--all` left alone (another CA's).
+/// The devices to rotate, those `--all` left alone (another CA's), and
+/// those an unfinished run already rotated.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     pub rotate: Vec<String>,
     pub other_ca: Vec<String>,
+    pub finished_earlier: Vec<String>,
 }
 
-/// Decides what to rotate; `out` and `ca` name OUTDIR and the CA in errors.
+/// Decides what to rotate; `unfinished` are the ids of runs that did not
+/// finish; `out` and `ca` name OUTDIR and the CA in errors.
 pub fn plan(
     selection: &Selection,
     disk: &[OnDisk],
     force: bool,
+    unfinished: &[String],
     out: &str,
     ca: &str,
 ) -> Result<Plan, CliError> {
+    let earlier = |d: &OnDisk| {
+        d.has_previous
+            && d.rotated_by
+                .as_ref()
+                .is_some_and(|run| unfinished.contains(run))
+    };
     let again = |d: &OnDisk| {
         CliError::invalid(
             format!("{out}/{}", d.name),
@@ -55,13 +69,15 @@ pub fn plan(
             for d in disk {
                 if !d.ours {
                     plan.other_ca.push(d.name.clone());
+                } else if earlier(d) {
+                    plan.finished_earlier.push(d.name.clone());
                 } else if d.has_previous && !force {
                     return Err(again(d));
                 } else {
                     plan.rotate.push(d.name.clone());
                 }
             }
-            if plan.rotate.is_empty() {
+            if plan.rotate.is_empty() && plan.finished_earlier.is_empty() {
                 return Err(CliError::invalid(
                     "--all",
                     format!("{out} holds no device issued by the CA {ca}"),
@@ -82,10 +98,13 @@ pub fn plan(
                         format!("{out}/{name} was not issued by the CA {ca}"),
                     ));
                 }
-                if d.has_previous && !force {
+                if earlier(d) {
+                    plan.finished_earlier.push(name.clone());
+                } else if d.has_previous && !force {
                     return Err(again(d));
+                } else {
+                    plan.rotate.push(name.clone());
                 }
-                plan.rotate.push(name.clone());
             }
         }
     }
@@ -114,6 +133,7 @@ mod tests {
             name: name.into(),
             has_previous,
             ours,
+            rotated_by: has_previous.then(|| "old-run".into()),
         }
     }
 
@@ -152,7 +172,7 @@ mod tests {
             (Selection::All, true, Ok((&["a", "b"], &["x"]))),
         ];
         for (sel, force, expected) in cases {
-            let got = plan(&sel, &disk, force, "out", "ca");
+            let got = plan(&sel, &disk, force, &[], "out", "ca");
             match expected {
                 Ok((rotate, other)) => {
                     let p = got.unwrap_or_else(|e| panic!("{sel:?}: {e}"));
@@ -165,10 +185,53 @@ mod tests {
                 }
             }
         }
-        let err = plan(&Selection::All, &[d("x", false, false)], false, "out", "ca")
-            .unwrap_err()
-            .to_string();
+        let err = plan(
+            &Selection::All,
+            &[d("x", false, false)],
+            false,
+            &[],
+            "out",
+            "ca",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("holds no device issued by the CA ca"), "{err}");
+    }
+
+    #[test]
+    fn what_an_unfinished_run_rotated_is_done_even_with_force() {
+        let mut killed = d("k", true, true);
+        killed.rotated_by = Some("killed".into());
+        let disk = [d("a", false, true), killed, d("b", true, true)];
+        let unfinished = ["killed".to_string()];
+        let p = plan(&Selection::All, &disk[..2], false, &unfinished, "out", "ca").unwrap();
+        assert_eq!(p.rotate, ["a"]);
+        assert_eq!(p.finished_earlier, ["k"]);
+        // b's predecessor is from a finished run: --force as ever.
+        let err = plan(&Selection::All, &disk, false, &unfinished, "out", "ca").unwrap_err();
+        assert!(
+            err.to_string().contains("out/b: was rotated before"),
+            "{err}"
+        );
+        let p = plan(&Selection::All, &disk, true, &unfinished, "out", "ca").unwrap();
+        assert_eq!(p.rotate, ["a", "b"]);
+        assert_eq!(p.finished_earlier, ["k"]);
+        let p = plan(&names(&["k"]), &disk, false, &unfinished, "out", "ca").unwrap();
+        assert!(p.rotate.is_empty() && p.finished_earlier == ["k"]);
+        // Once that run is finished, k is a device rotated before.
+        let err = plan(&names(&["k"]), &disk, false, &[], "out", "ca").unwrap_err();
+        assert!(err.to_string().contains("was rotated before"), "{err}");
+        // Nothing left to rotate, but an unfinished run to finish: not an error.
+        let p = plan(
+            &Selection::All,
+            &disk[1..2],
+            false,
+            &unfinished,
+            "out",
+            "ca",
+        )
+        .unwrap();
+        assert!(p.rotate.is_empty() && p.finished_earlier == ["k"]);
     }
 
     #[test]

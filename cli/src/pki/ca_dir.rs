@@ -1,7 +1,10 @@
 //! The CA directory: `ca.crt` (PEM), the key's store (`ca.key`, PKCS#8 PEM
 //! 0600, maybe encrypted; or `key.json`, a reference into an HSM) and
-//! `chain.pem` (this CA followed by its issuers up to the root).
+//! `chain.pem` (this CA followed by its issuers up to the root); later
+//! `aws.json`, `revoked.json` and `crl-number`. [`OWNED`] lists them all:
+//! no command writes its output over one of them.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use jitr_core::CertFacts;
@@ -16,6 +19,23 @@ use crate::files::{self, NewFile};
 pub(crate) const CERT_FILE: &str = "ca.crt";
 pub(crate) const KEY_FILE: &str = store::KEY_FILE;
 pub(crate) const CHAIN_FILE: &str = "chain.pem";
+/// The number of the last CRL `jitr ca crl` signed (decimal): the next one's
+/// is higher, as RFC 5280 (5.2.3) requires.
+pub(crate) const CRL_NUMBER_FILE: &str = "crl-number";
+
+/// The files a CA directory keeps for itself, with what each is to the CA.
+/// The one list of them: outputs the user names are checked against it
+/// ([`check_output`]), and a new CA written over the directory drops those
+/// that described the old one ([`describes_the_ca`]).
+const OWNED: [(&str, &str); 7] = [
+    (KEY_FILE, "private key"),
+    (store::REF_FILE, "key store reference"),
+    (CERT_FILE, "certificate"),
+    (CHAIN_FILE, "certificate chain"),
+    (crate::lifecycle::revoked::FILE, "revocation list"),
+    (super::ca_write::AWS_FILE, "AWS IoT registration record"),
+    (CRL_NUMBER_FILE, "last CRL number"),
+];
 
 /// A CA loaded from disk, ready to sign.
 pub(crate) struct CaDir {
@@ -110,6 +130,104 @@ impl CaDir {
     }
 }
 
+/// What a file named `name` is to the CA directory it is in; `None` when it
+/// is not one of the directory's own files.
+pub(crate) fn owned_role(name: &OsStr) -> Option<&'static str> {
+    OWNED
+        .iter()
+        .find(|(n, _)| name == *n)
+        .map(|(_, role)| *role)
+}
+
+/// Whether a new CA written over a CA directory drops its file `name`. The
+/// last CRL number is kept: the new CA's CRLs go on numbering above the old
+/// one's, whatever a relying party cached under the same name.
+pub(crate) fn describes_the_ca(name: &OsStr) -> bool {
+    owned_role(name).is_some() && name != CRL_NUMBER_FILE
+}
+
+/// Whether `dir` holds a CA: its certificate or its key's store.
+fn holds_a_ca(dir: &Path) -> bool {
+    [CERT_FILE, KEY_FILE, store::REF_FILE]
+        .iter()
+        .any(|name| dir.join(name).symlink_metadata().is_ok())
+}
+
+/// Refuses `path`, an output the user named with `flag` (e.g. `--out`), when
+/// it is one of the files a CA directory keeps for itself (whatever `force`
+/// says), and without `force` when it exists. Checked before any work, and
+/// again by [`write_output`].
+pub(crate) fn check_output(path: &Path, flag: &str, force: bool) -> Result<(), CliError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let Some(role) = path.file_name().and_then(owned_role) {
+        if holds_a_ca(dir) {
+            return Err(CliError::invalid(
+                format!("{flag} {}", path.display()),
+                format!(
+                    "is the {role} of the CA directory {}, and jitr never writes a command's output over a CA directory's own files, not even with --force",
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    if !force && path.symlink_metadata().is_ok() {
+        return Err(CliError::Exists {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Writes a command's output to the path the user named with `flag`:
+/// atomically (temp file + rename), never over a CA directory's own files,
+/// over an existing file only with `force`.
+pub(crate) fn write_output(file: NewFile, flag: &str, force: bool) -> Result<(), CliError> {
+    check_output(&file.path, flag, force)?;
+    files::write_all(&[file], force)
+}
+
+/// Takes the number of the next CRL of the CA in `dir` and records it in
+/// [`CRL_NUMBER_FILE`] before returning, so no two CRLs share one even if
+/// signing fails after. The caller holds DIR's lock (exclusively).
+/// `now` (seconds since the epoch) is the least number: what CRLs were
+/// numbered by before the file existed.
+pub(crate) fn take_crl_number(dir: &Path, now: u64) -> Result<u64, CliError> {
+    let path = dir.join(CRL_NUMBER_FILE);
+    let last = match path.try_exists() {
+        Err(e) => return Err(CliError::read(&path, e)),
+        Ok(false) => None,
+        Ok(true) => {
+            let bytes = files::read_limited(&path, 64)?;
+            let text = String::from_utf8_lossy(&bytes);
+            let number = text.trim().parse::<u64>().map_err(|_| {
+                CliError::invalid(
+                    path.display(),
+                    format!(
+                        "\"{}\" is not a CRL number (expected the decimal number of the last CRL `jitr ca crl` signed)",
+                        text.trim()
+                    ),
+                )
+            })?;
+            Some(number)
+        }
+    };
+    let next = next_crl_number(last, now)
+        .ok_or_else(|| CliError::invalid(path.display(), "the CRL numbers are used up"))?;
+    files::write_all(&[NewFile::public(path, format!("{next}\n"))], true)?;
+    Ok(next)
+}
+
+/// The CRL number after `last`: strictly higher, and at least `now`.
+fn next_crl_number(last: Option<u64>, now: u64) -> Option<u64> {
+    match last {
+        None => Some(now),
+        Some(last) => last.checked_add(1).map(|n| n.max(now)),
+    }
+}
+
 /// Why a CA valid from `not_before` to `not_after` (unix seconds) cannot
 /// issue at `now`, with its dates; `None` when it can.
 pub(crate) fn validity_problem(not_before: i64, not_after: i64, now: i64) -> Option<String> {
@@ -201,6 +319,62 @@ pub(crate) fn files(dir: &Path, cert_pem: &str, key: NewFile, chain_pem: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crl_numbers_only_increase() {
+        assert_eq!(next_crl_number(None, 1_000), Some(1_000));
+        assert_eq!(next_crl_number(Some(1_000), 1_000), Some(1_001));
+        assert_eq!(next_crl_number(Some(5_000), 1_000), Some(5_001));
+        assert_eq!(next_crl_number(Some(999), 2_000), Some(2_000));
+        assert_eq!(next_crl_number(Some(u64::MAX), 2_000), None);
+        let dir = tempfile::tempdir().unwrap();
+        let taken: Vec<u64> = (0..3)
+            .map(|_| take_crl_number(dir.path(), 7).unwrap())
+            .collect();
+        assert_eq!(taken, [7, 8, 9]);
+        std::fs::write(dir.path().join(CRL_NUMBER_FILE), "ten\n").unwrap();
+        let err = take_crl_number(dir.path(), 7).unwrap_err().to_string();
+        assert!(
+            err.contains("crl-number: \"ten\" is not a CRL number"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn outputs_never_land_on_a_ca_directorys_own_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (ca, plain) = (tmp.path().join("ca"), tmp.path().join("plain"));
+        std::fs::create_dir(&ca).unwrap();
+        std::fs::create_dir(&plain).unwrap();
+        std::fs::write(ca.join(CERT_FILE), "cert").unwrap();
+        for (name, _) in OWNED {
+            for force in [false, true] {
+                let err = check_output(&ca.join(name), "--out", force).unwrap_err();
+                assert!(
+                    err.to_string().contains("not even with --force"),
+                    "{name}: {err}"
+                );
+            }
+            // The same name outside a CA directory is an output like any.
+            check_output(&plain.join(name), "--out", false).unwrap();
+        }
+        check_output(&ca.join("crl.pem"), "--out", false).unwrap();
+        let err = check_output(&ca.join(CERT_FILE), "--out", true).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("ca/ca.crt: is the certificate of the CA directory"),
+            "{err}"
+        );
+        std::fs::write(plain.join("x"), "x").unwrap();
+        assert!(matches!(
+            check_output(&plain.join("x"), "--out", false),
+            Err(CliError::Exists { .. })
+        ));
+        check_output(&plain.join("x"), "--out", true).unwrap();
+        assert!(describes_the_ca(OsStr::new(KEY_FILE)));
+        assert!(!describes_the_ca(OsStr::new(CRL_NUMBER_FILE)));
+        assert!(!describes_the_ca(OsStr::new("crl.pem")));
+    }
 
     #[test]
     fn a_ca_issues_only_inside_its_validity() {

@@ -12,22 +12,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::ca_dir::{self, CERT_FILE, CHAIN_FILE, KEY_FILE};
+use super::ca_dir::{self, CERT_FILE, KEY_FILE};
 use super::store::REF_FILE;
 use crate::error::CliError;
 use crate::files::{self, DirLock, NewFile};
 
 /// What `DIR/aws.json` records after `ca register`.
 pub const AWS_FILE: &str = "aws.json";
-/// Files that describe one CA: a new CA never inherits the old one's.
-const CA_OWNED: [&str; 6] = [
-    KEY_FILE,
-    REF_FILE,
-    CERT_FILE,
-    CHAIN_FILE,
-    AWS_FILE,
-    crate::lifecycle::revoked::FILE,
-];
 /// Between DIR's name and the random part of its staging siblings' names.
 const STAGING_TAG: &str = ".jitr-ca-";
 /// Length of the random part of a staging directory's name.
@@ -104,7 +95,7 @@ pub(crate) fn record_revoked(
 /// Runs `change` (given DIR's real path) under DIR's lock, only while
 /// `DIR/ca.crt` is still the CA `certificate_id` names; otherwise an error
 /// that ends with `left` (what was not done).
-fn under_same_ca<T>(
+pub(crate) fn under_same_ca<T>(
     dir: &Path,
     certificate_id: &str,
     left: &str,
@@ -242,7 +233,8 @@ fn build(staging: &Path, dir: &Path, new: &[NewFile]) -> Result<(), Swap> {
     for entry in fs::read_dir(dir).map_err(failed(dir))? {
         let entry = entry.map_err(failed(dir))?;
         let name = entry.file_name();
-        let owned = CA_OWNED.iter().any(|n| name == *n)
+        // Files that describe one CA: a new CA never inherits the old one's.
+        let owned = ca_dir::describes_the_ca(&name)
             || names.contains(&name)
             || name.as_bytes().starts_with(files::TEMP_PREFIX.as_bytes());
         // Subdirectories cannot be linked: they are moved after the swap.
@@ -293,6 +285,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pki::ca_dir::CHAIN_FILE;
 
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<_> = fs::read_dir(dir)

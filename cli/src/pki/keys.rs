@@ -130,8 +130,14 @@ pub(crate) fn load_private_key_unlocking(
         "ENCRYPTED PRIVATE KEY" => {
             was_encrypted = true;
             let secret = passphrase()?;
-            let plain = encrypted::decrypt(block.contents(), &secret)
-                .map_err(|e| CliError::invalid(format!("key store file ({what})"), e))?;
+            let plain = encrypted::decrypt(block.contents(), &secret).map_err(|e| {
+                // A CRLF file: the CR is part of the passphrase, as for openssl.
+                let hint = match (&e, secret.ends_with('\r')) {
+                    (encrypted::CryptError::WrongPassphrase, true) => " (the passphrase ends with a carriage return, its file's CRLF line end, which counts as for `openssl -passin file:`)",
+                    _ => "",
+                };
+                CliError::invalid(format!("key store file ({what})"), format!("{e}{hint}"))
+            })?;
             plain.to_vec()
         }
         other => {

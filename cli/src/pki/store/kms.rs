@@ -94,14 +94,27 @@ where
         "KMSInvalidStateException" => format!("the key is not usable in its state: {message}"),
         "AccessDeniedException" => format!("access denied: {message}"),
         "ThrottlingException" => format!("throttled by KMS after retries: {message}"),
-        _ => match AwsError::from_sdk(err, endpoint) {
-            AwsError::Refused { code, message } | AwsError::Service { code, message } => {
-                format!("KMS refused the request ({code}): {message}")
-            }
-            other => other.to_string(),
-        },
+        _ => in_kms_terms(AwsError::from_sdk(err, endpoint)),
     };
     KmsError::Aws(format!("{action}: {text}"))
+}
+
+/// An AWS error in words that name KMS: the shared classification speaks
+/// of AWS IoT, the service most commands call.
+fn in_kms_terms(e: AwsError) -> String {
+    match e {
+        AwsError::Unreachable { endpoint, reason } => {
+            format!("cannot reach KMS at {endpoint}: {reason}")
+        }
+        AwsError::Throttled { code, message } => {
+            format!("throttled by KMS ({code}) after retries: {message}")
+        }
+        AwsError::Refused { code, message } => {
+            format!("KMS refused the request ({code}): {message}")
+        }
+        AwsError::Service { code, message } => format!("KMS failed ({code}): {message}"),
+        other => other.to_string().replace("AWS IoT", "KMS"),
+    }
 }
 
 /// A KMS key ready to sign, with the client and runtime that reach it.
@@ -141,9 +154,9 @@ fn connect(
     }
     let config = rt
         .block_on(jitr_core::aws::load(&opts))
-        .map_err(|e| KmsError::Aws(format!("AWS configuration: {e}")))?;
+        .map_err(|e| KmsError::Aws(format!("AWS configuration: {}", in_kms_terms(e))))?;
     rt.block_on(jitr_core::aws::check_credentials(&config))
-        .map_err(|e| KmsError::Aws(format!("AWS credentials: {e}")))?;
+        .map_err(|e| KmsError::Aws(format!("AWS credentials: {}", in_kms_terms(e))))?;
     let endpoint = jitr_core::aws::endpoint_of(&config);
     Ok((aws_sdk_kms::Client::new(&config), rt, endpoint))
 }
@@ -376,6 +389,43 @@ mod tests {
             ("Ünï", "alias/jitr/-n-"),
         ] {
             assert_eq!(alias_for(name), alias);
+        }
+    }
+
+    #[test]
+    fn aws_errors_are_told_in_kms_terms() {
+        let cases = [
+            (
+                AwsError::Unreachable {
+                    endpoint: "http://127.0.0.1:9".into(),
+                    reason: "connection refused".into(),
+                },
+                "cannot reach KMS at http://127.0.0.1:9: connection refused",
+            ),
+            (
+                AwsError::Throttled {
+                    code: "ThrottlingException".into(),
+                    message: "m".into(),
+                },
+                "throttled by KMS (ThrottlingException) after retries: m",
+            ),
+            (
+                AwsError::Service {
+                    code: "KMSInternalException".into(),
+                    message: "m".into(),
+                },
+                "KMS failed (KMSInternalException): m",
+            ),
+            (
+                AwsError::Refused {
+                    code: "ValidationException".into(),
+                    message: "m".into(),
+                },
+                "KMS refused the request (ValidationException): m",
+            ),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(in_kms_terms(error), expected);
         }
     }
 

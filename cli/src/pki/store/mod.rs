@@ -7,6 +7,7 @@
 pub(crate) mod der;
 pub(crate) mod encrypted;
 pub(crate) mod kms;
+mod pair;
 pub(crate) mod pkcs11;
 pub(crate) mod secret;
 
@@ -15,6 +16,8 @@ use std::sync::Mutex;
 
 use rcgen::{KeyPair, PublicKeyData, SignatureAlgorithm, SigningKey};
 use zeroize::Zeroizing;
+
+pub(crate) use self::pair::check_pair;
 
 use self::kms::{KmsKeyRef, KmsSigner};
 use self::pkcs11::{TokenKeyRef, TokenSigner};
@@ -58,14 +61,93 @@ pub(crate) struct Unlock {
     pub(crate) pin_file: Option<PathBuf>,
     /// How to reach KMS (the global --profile/--region/--endpoint-url).
     pub(crate) aws: jitr_core::aws::AwsOptions,
+    /// The secrets are an issuer's (`--issuer-password-file`, `--issuer-pin-file`).
+    pub(crate) issuer: bool,
 }
 
 impl Unlock {
     fn password(&self) -> SecretSource {
-        SecretSource::password(self.password_file.clone())
+        let mut source = SecretSource::password(self.password_file.clone());
+        if self.issuer {
+            source.file_flag = "--issuer-password-file";
+        }
+        source
     }
     fn pin(&self) -> SecretSource {
-        SecretSource::pin(self.pin_file.clone())
+        let mut source = SecretSource::pin(self.pin_file.clone());
+        if self.issuer {
+            source.file_flag = "--issuer-pin-file";
+        }
+        source
+    }
+
+    /// Refuses a secret file given for a CA in `dir` whose store would not
+    /// read it: a secret the user gave is never silently ignored.
+    fn refuse_unread(&self, dir: &Path, needs: Needs) -> Result<(), CliError> {
+        let reader = format!("the CA in {}", dir.display());
+        self.refuse(
+            &reader,
+            [
+                (needs.password, "its key is not an encrypted file"),
+                (needs.pin, "its key is not on a PKCS#11 token"),
+            ],
+        )
+    }
+
+    /// Refuses any secret file at all: `reader` (e.g. "`ca register --mode
+    /// sni-only`") opens no CA key, so it reads none, for the reason `why`.
+    pub(crate) fn refuse_any(&self, reader: &str, why: &str) -> Result<(), CliError> {
+        self.refuse(reader, [(false, why), (false, why)])
+    }
+
+    /// The refusal itself: a secret file given where `reader` would not read
+    /// it (`needed` false), named by its flag, with why.
+    fn refuse(&self, reader: &str, needs: [(bool, &str); 2]) -> Result<(), CliError> {
+        let [(password, why_password), (pin, why_pin)] = needs;
+        for (source, needed, why) in [
+            (self.password(), password, why_password),
+            (self.pin(), pin, why_pin),
+        ] {
+            if let (Some(file), false) = (&source.file, needed) {
+                return Err(CliError::invalid(
+                    format!("{} {}", source.file_flag, file.display()),
+                    format!(
+                        "{reader} reads no {} ({why}), so it would be ignored (leave the flag out)",
+                        source.what
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which secrets opening a CA's key asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Needs {
+    /// The passphrase: the key is an encrypted `ca.key`.
+    pub(crate) password: bool,
+    /// The PIN: the key is on a PKCS#11 token.
+    pub(crate) pin: bool,
+}
+
+/// The secrets the CA in `dir` will ask for, from its files (none when they
+/// cannot be read: opening the CA then reports that).
+pub(crate) fn secrets_needed(dir: &Path) -> Needs {
+    let read = |name| crate::files::read_limited(&dir.join(name), crate::files::MAX_PEM).ok();
+    if let Some(text) = read(REF_FILE) {
+        let pin = matches!(serde_json::from_slice(&text), Ok(KeyRef::Pkcs11(_)));
+        return Needs {
+            password: false,
+            pin,
+        };
+    }
+    let text = read(KEY_FILE).map(Zeroizing::new).unwrap_or_default();
+    let password = pem::parse_many(text.as_slice())
+        .is_ok_and(|blocks| blocks.iter().any(|b| b.tag() == encrypted::LABEL));
+    Needs {
+        password,
+        pin: false,
     }
 }
 
@@ -203,13 +285,24 @@ fn store_error(store: &str, e: impl std::fmt::Display) -> CliError {
     CliError::invalid(format!("key store {store}"), e)
 }
 
-/// Makes (or on a token, adopts by label) the key of a new CA in `dir`.
+/// Makes (or on a token or in KMS, adopts) the key of a new CA in `dir`,
+/// proven to sign for the public key the certificate will carry.
 pub(crate) fn create(
     spec: &NewKeySpec,
     alg: KeyAlg,
     dir: &Path,
     unlock: &Unlock,
 ) -> Result<NewKey, CliError> {
+    let new = make(spec, alg, dir, unlock)?;
+    let at = new.file.path.display().to_string();
+    if let Err(e) = check_pair(&new.key, &at) {
+        new.discard();
+        return Err(e);
+    }
+    Ok(new)
+}
+
+fn make(spec: &NewKeySpec, alg: KeyAlg, dir: &Path, unlock: &Unlock) -> Result<NewKey, CliError> {
     match spec {
         NewKeySpec::File { encrypt } => {
             // Ask before the (possibly slow) key generation.
@@ -262,8 +355,14 @@ pub(crate) fn create(
 }
 
 /// Opens the key of the CA in `dir`: `key.json` names a remote store, else
-/// `ca.key` is the file store.
+/// `ca.key` is the file store. The key is proven to sign for its public key.
 pub(crate) fn open(dir: &Path, unlock: &Unlock) -> Result<CaKey, CliError> {
+    let (key, at) = open_unchecked(dir, unlock)?;
+    check_pair(&key, &at.display().to_string())?;
+    Ok(key)
+}
+
+fn open_unchecked(dir: &Path, unlock: &Unlock) -> Result<(CaKey, PathBuf), CliError> {
     let ref_path = dir.join(REF_FILE);
     if ref_path.exists() {
         let text = crate::files::read_limited(&ref_path, crate::files::MAX_PEM)?;
@@ -273,17 +372,30 @@ pub(crate) fn open(dir: &Path, unlock: &Unlock) -> Result<CaKey, CliError> {
                 format!("not a key reference ({e}); expected {{\"store\": \"pkcs11\" or \"kms\", ...}} as `jitr ca create --key-store` writes"),
             )
         })?;
-        return match reference {
+        let needs = Needs {
+            password: false,
+            pin: matches!(reference, KeyRef::Pkcs11(_)),
+        };
+        unlock.refuse_unread(dir, needs)?;
+        let key = match reference {
             KeyRef::Pkcs11(r) => {
+                let id = r.id().map_err(|_| {
+                    CliError::invalid(
+                        ref_path.display(),
+                        format!("key_id \"{}\" is not hex (expected the key's CKA_ID as hex digits, as `jitr ca create` writes it)", r.key_id),
+                    )
+                })?;
                 let pin = unlock.pin().read("pkcs11", false)?;
-                let signer = TokenSigner::open(&r, &pin).map_err(|e| store_error("pkcs11", e))?;
-                Ok(CaKey::Token(signer))
+                let signer =
+                    TokenSigner::open(&r, &id, &pin).map_err(|e| store_error("pkcs11", e))?;
+                CaKey::Token(signer)
             }
             KeyRef::Kms(r) => {
                 let signer = KmsSigner::open(&r, &unlock.aws).map_err(|e| store_error("kms", e))?;
-                Ok(CaKey::Kms(signer))
+                CaKey::Kms(signer)
             }
         };
+        return Ok((key, ref_path));
     }
     let key_path = dir.join(KEY_FILE);
     let what = key_path.display().to_string();
@@ -292,9 +404,26 @@ pub(crate) fn open(dir: &Path, unlock: &Unlock) -> Result<CaKey, CliError> {
         &key_path,
         crate::files::MAX_PEM,
     )?);
-    let (key, _, _) =
-        keys::load_private_key_unlocking(&text, &what, || unlock.password().read("file", false))?;
-    Ok(CaKey::File(key))
+    let mut encrypted = false;
+    let (key, _, _) = keys::load_private_key_unlocking(&text, &what, || {
+        encrypted = true;
+        unlock.refuse_unread(
+            dir,
+            Needs {
+                password: true,
+                pin: false,
+            },
+        )?;
+        unlock.password().read("file", false)
+    })?;
+    unlock.refuse_unread(
+        dir,
+        Needs {
+            password: encrypted,
+            pin: false,
+        },
+    )?;
+    Ok((CaKey::File(key), key_path))
 }
 
 /// The files of a CA directory that another store's key would shadow,
@@ -312,4 +441,40 @@ fn _assert_send_sync() {
     fn check<T: Send + Sync>() {}
     check::<CaKey>();
     let _ = Mutex::new(());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_needed_follow_the_store_in_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert_eq!(secrets_needed(d), Needs::default(), "nothing there");
+        let key = KeyAlg::EcP256.generate().unwrap();
+        std::fs::write(d.join(KEY_FILE), key.serialize_pem()).unwrap();
+        assert_eq!(secrets_needed(d), Needs::default());
+        let sealed = encrypted::encrypt(key.serialized_der(), "pw").unwrap();
+        std::fs::write(d.join(KEY_FILE), sealed.as_bytes()).unwrap();
+        assert_eq!(
+            secrets_needed(d),
+            Needs {
+                password: true,
+                pin: false
+            }
+        );
+        std::fs::write(
+            d.join(REF_FILE),
+            r#"{"store":"pkcs11","module":"m.so","token":"t","key_label":"l","key_id":"01"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            secrets_needed(d),
+            Needs {
+                password: false,
+                pin: true
+            }
+        );
+    }
 }

@@ -74,21 +74,50 @@ impl SecretSource {
     }
 }
 
+/// Largest secret file read: a passphrase is one short line.
+pub(crate) const MAX_SECRET_FILE: u64 = 64 * 1024;
+/// Longest first line `openssl -passin file:` reads whole (its buffer is
+/// 1024 bytes with the NUL): a longer one it silently cuts.
+pub(crate) const MAX_SECRET_LINE: usize = 1023;
+
+/// The secret in a file: its first line up to the newline, exactly as
+/// `openssl -passin file:` reads it (a CR before the newline is kept).
+/// Regular files only, at most [`MAX_SECRET_FILE`] bytes.
 fn from_file(path: &Path, flag: &str) -> Result<Secret, CliError> {
-    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| CliError::read(path, e))?);
-    let text = std::str::from_utf8(&bytes).map_err(|_| {
-        CliError::invalid(format!("{flag} {}", path.display()), "is not UTF-8 text")
-    })?;
-    // One line; a trailing newline (echo, editors) is not part of the secret.
-    let secret = text.strip_suffix('\n').unwrap_or(text);
-    let secret = secret.strip_suffix('\r').unwrap_or(secret);
-    if secret.is_empty() {
-        return Err(CliError::invalid(
-            format!("{flag} {}", path.display()),
-            "is empty (expected the secret on its first line)",
+    let what = || format!("{flag} {}", path.display());
+    let bytes = Zeroizing::new(
+        crate::files::read_limited(path, MAX_SECRET_FILE).map_err(|e| match e {
+            CliError::Invalid { problem, .. } if problem.starts_with("is larger") => CliError::invalid(
+                what(),
+                format!(
+                    "is larger than {} KiB ({MAX_SECRET_FILE} bytes; a secret file holds one short line)",
+                    MAX_SECRET_FILE / 1024
+                ),
+            ),
+            CliError::Invalid { problem, .. } => CliError::invalid(what(), problem),
+            other => other,
+        })?,
+    );
+    first_line(&bytes).map_err(|problem| CliError::invalid(what(), problem))
+}
+
+/// The secret of a file's contents, or what is wrong with them.
+fn first_line(bytes: &[u8]) -> Result<Secret, String> {
+    let line = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    if line.contains(&0) {
+        return Err("has a NUL byte in its first line (openssl -passin file: would cut the passphrase there)".into());
+    }
+    if line.len() > MAX_SECRET_LINE {
+        return Err(format!(
+            "has a first line of {} bytes (at most {MAX_SECRET_LINE}: openssl -passin file: reads no more of it)",
+            line.len()
         ));
     }
-    Ok(Zeroizing::new(secret.to_string()))
+    let text = std::str::from_utf8(line).map_err(|_| "is not UTF-8 text".to_string())?;
+    if text.is_empty() {
+        return Err("has an empty first line (expected the secret on its first line)".into());
+    }
+    Ok(Zeroizing::new(text.to_string()))
 }
 
 fn prompt(what: &str, store: &str, confirm: bool) -> Result<Secret, CliError> {
@@ -126,26 +155,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn file_secrets_lose_one_trailing_newline_only() {
-        let dir = tempfile::tempdir().unwrap();
+    fn file_secrets_are_the_first_line_as_openssl_reads_it() {
+        // (file contents, the secret or a fragment of the error); openssl
+        // 3.0 `pkey -passin file:` was checked to read these the same way.
         for (content, expected) in [
-            ("pw\n", Some("pw")),
-            ("pw\r\n", Some("pw")),
-            ("pw", Some("pw")),
-            (" pw \n\n", Some(" pw \n")),
-            ("\n", None),
-            ("", None),
+            (&b"pw\n"[..], Ok("pw")),
+            (b"pw", Ok("pw")),
+            (b"pw\r\n", Ok("pw\r")),
+            (b"first\nsecond\n", Ok("first")),
+            (b" pw \n\n", Ok(" pw ")),
+            (b"\n", Err("empty first line")),
+            (b"\npw\n", Err("empty first line")),
+            (b"", Err("empty first line")),
+            (b"a\0b\n", Err("NUL")),
+            (b"\xff\xfe\n", Err("not UTF-8")),
         ] {
-            let path = dir.path().join("pw");
-            std::fs::write(&path, content).unwrap();
-            let got = from_file(&path, "--password-file");
-            match expected {
-                Some(e) => assert_eq!(got.unwrap().as_str(), e, "{content:?}"),
-                None => assert!(
-                    got.unwrap_err().to_string().contains("empty"),
-                    "{content:?}"
-                ),
+            match (first_line(content), expected) {
+                (Ok(got), Ok(want)) => assert_eq!(got.as_str(), want, "{content:?}"),
+                (Err(got), Err(want)) => assert!(got.contains(want), "{content:?}: {got}"),
+                (got, want) => panic!("{content:?}: {:?} vs {want:?}", got.map(|s| s.len())),
             }
+        }
+        let line = "x".repeat(MAX_SECRET_LINE);
+        assert_eq!(first_line(line.as_bytes()).unwrap().len(), MAX_SECRET_LINE);
+        let err = first_line(format!("{line}x\n").as_bytes()).unwrap_err();
+        assert!(err.contains("1024 bytes") && err.contains("1023"), "{err}");
+    }
+
+    #[test]
+    fn only_small_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'a'; MAX_SECRET_FILE as usize + 1]).unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        for (path, expected) in [
+            (big.as_path(), "larger than 64 KiB (65536 bytes"),
+            (fifo.as_path(), "not a regular file"),
+            (Path::new("/dev/urandom"), "not a regular file"),
+            (dir.path(), "not a regular file"),
+        ] {
+            let err = from_file(path, "--password-file").unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("--password-file {}: ", path.display()))
+                    && err.contains(expected),
+                "{err}"
+            );
         }
     }
 }

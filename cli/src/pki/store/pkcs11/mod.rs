@@ -14,9 +14,10 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use rcgen::SignatureAlgorithm;
 
+mod lock;
 mod objects;
 
-use self::objects::{find_pair, generate, read_public};
+use self::objects::{count_private, find_pair, generate, read_public};
 use super::der;
 use super::secret::Secret;
 use crate::pki::keys::KeyAlg;
@@ -31,6 +32,13 @@ pub(crate) struct TokenKeyRef {
     pub(crate) key_id: String,
 }
 
+impl TokenKeyRef {
+    /// The CKA_ID `key_id` names (empty: the label alone finds the key).
+    pub(crate) fn id(&self) -> Result<Vec<u8>, hex::FromHexError> {
+        hex::decode(&self.key_id)
+    }
+}
+
 /// What went wrong talking to the token; shown after "key store pkcs11: ".
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum TokenError {
@@ -41,6 +49,12 @@ pub(crate) enum TokenError {
         token: String,
         module: String,
         present: String,
+    },
+    #[error("another run is making a key on token \"{token}\" and still holds {lock} after {waited}; run again once it is done")]
+    Busy {
+        token: String,
+        lock: String,
+        waited: String,
     },
     #[error("token \"{0}\" refused the PIN (expected the user PIN)")]
     WrongPin(String),
@@ -55,6 +69,13 @@ pub(crate) enum TokenError {
     },
     #[error("token \"{token}\" already holds a key labelled \"{label}\" (pass --pkcs11-key-label \"{label}\" to adopt it, or choose another label)")]
     Taken { token: String, label: String },
+    #[error("token \"{token}\" holds {count} {kind} keys labelled \"{label}\": jitr cannot tell which belongs to the CA (give each key pair its own label)")]
+    Ambiguous {
+        token: String,
+        label: String,
+        count: usize,
+        kind: &'static str,
+    },
     #[error("{action} failed on token \"{token}\": {reason}")]
     Call {
         token: String,
@@ -158,11 +179,15 @@ fn open_token(
 
 impl TokenSigner {
     /// Opens the key a `key.json` refers to.
-    pub(crate) fn open(reference: &TokenKeyRef, pin: &Secret) -> Result<Self, TokenError> {
+    /// `id` is its CKA_ID, decoded from `reference`.
+    pub(crate) fn open(
+        reference: &TokenKeyRef,
+        id: &[u8],
+        pin: &Secret,
+    ) -> Result<Self, TokenError> {
         let (ctx, slot, session) = open_token(&reference.module, &reference.token, pin)?;
-        let id = hex::decode(&reference.key_id).unwrap_or_default();
         let (private, public) =
-            find_pair(&session, &reference.token, &reference.key_label, Some(&id))?.ok_or_else(
+            find_pair(&session, &reference.token, &reference.key_label, Some(id))?.ok_or_else(
                 || TokenError::NoKey {
                     token: reference.token.clone(),
                     label: reference.key_label.clone(),
@@ -172,7 +197,10 @@ impl TokenSigner {
     }
 
     /// Adopts the key labelled `label` when the token has one and `adopt`
-    /// (it must be of kind `alg`), else generates a new key pair there.
+    /// (it must be of kind `alg`, and the only key pair of that label), else
+    /// generates a new key pair there. Generation is exclusive: under a lock
+    /// per module and token, and checked again afterwards (a run on another
+    /// host), so two runs never both take one label.
     pub(crate) fn create(
         module: &Path,
         token: &str,
@@ -181,6 +209,9 @@ impl TokenSigner {
         alg: KeyAlg,
         pin: &Secret,
     ) -> Result<(Self, bool), TokenError> {
+        // Held from before the token is opened: SoftHSM2, for one, can
+        // miss its token while another process writes it.
+        let _exclusive = lock::Creation::within(module, token, lock::WAIT)?;
         let (ctx, slot, session) = open_token(module, token, pin)?;
         let mut reference = TokenKeyRef {
             module: module.to_path_buf(),
@@ -188,13 +219,15 @@ impl TokenSigner {
             key_label: label.to_string(),
             key_id: String::new(),
         };
-        if let Some((private, public)) = find_pair(&session, token, label, None)? {
+        let taken = || TokenError::Taken {
+            token: token.into(),
+            label: label.into(),
+        };
+        if count_private(&session, token, label)? > 0 {
             if !adopt {
-                return Err(TokenError::Taken {
-                    token: token.into(),
-                    label: label.into(),
-                });
+                return Err(taken());
             }
+            let (private, public) = find_pair(&session, token, label, None)?.ok_or_else(taken)?;
             let signer = Self::ready(ctx, slot, session, reference, private, public, Some(alg))?;
             return Ok((signer, false));
         }
@@ -206,6 +239,13 @@ impl TokenSigner {
         })?;
         reference.key_id = hex::encode(id);
         let (public, private) = generate(&session, token, label, &id, alg)?;
+        // Another host may have generated under this label meanwhile: of
+        // two such runs at most one sees its key alone.
+        if count_private(&session, token, label)? > 1 {
+            let _ = session.destroy_object(private);
+            let _ = session.destroy_object(public);
+            return Err(taken());
+        }
         let signer = Self::ready(
             ctx,
             slot,

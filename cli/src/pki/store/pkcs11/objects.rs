@@ -9,7 +9,9 @@ use super::{call, TokenError};
 use crate::pki::keys::KeyAlg;
 use crate::pki::store::der;
 
-/// The private key labelled `label` (and `id` when given) and its public half.
+/// The private key labelled `label` (and `id` when given) and its public
+/// half; several private or several public keys that fit are refused, as
+/// adopting one of them would be a guess.
 pub(super) fn find_pair(
     session: &Session,
     token: &str,
@@ -26,16 +28,41 @@ pub(super) fn find_pair(
         }
         t
     };
+    let one = |found: Vec<ObjectHandle>, kind| match found.len() {
+        0 | 1 => Ok(found.first().copied()),
+        count => Err(TokenError::Ambiguous {
+            token: token.into(),
+            label: label.into(),
+            count,
+            kind,
+        }),
+    };
     let private = session
         .find_objects(&template(ObjectClass::PRIVATE_KEY))
         .map_err(call(token, "finding the key"))?;
-    let Some(&private) = private.first() else {
+    let Some(private) = one(private, "private")? else {
         return Ok(None);
     };
     let public = session
         .find_objects(&template(ObjectClass::PUBLIC_KEY))
         .map_err(call(token, "finding the public key"))?;
-    Ok(Some((private, public.first().copied())))
+    Ok(Some((private, one(public, "public")?)))
+}
+
+/// How many private keys on the token are labelled `label`.
+pub(super) fn count_private(
+    session: &Session,
+    token: &str,
+    label: &str,
+) -> Result<usize, TokenError> {
+    let template = [
+        Attribute::Class(ObjectClass::PRIVATE_KEY),
+        Attribute::Label(label.as_bytes().to_vec()),
+    ];
+    session
+        .find_objects(&template)
+        .map(|found| found.len())
+        .map_err(call(token, "finding the key"))
 }
 
 pub(super) fn generate(

