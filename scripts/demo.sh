@@ -114,23 +114,28 @@ import boto3, csv, json, sys
 c = boto3.client("iot")
 outputs = json.load(open("stack.json"))["outputs"]
 policy = outputs["DevicePolicyName"]
+group = outputs["DeviceGroupName"]
 received = open("received.txt").read()
 rows = {r["name"]: r for r in csv.DictReader(open("devices/manifest.csv"))}
-print(f"{'device':<12} {'certificate id':<18} {'status':<19} {'thing':<12} {'policy':<12} message")
+print(f"{'device':<12} {'certificate id':<18} {'status':<19} {'thing':<12} {'policy (group)':<12} message")
 ok = sys.argv[1] == "0"
 for name in ["robot-0001", "robot-0002", "robot-0003"]:
     cid = rows[name]["certificate_id"]
     status = c.describe_certificate(certificateId=cid)["certificateDescription"]["status"]
     arn = c.describe_certificate(certificateId=cid)["certificateDescription"]["certificateArn"]
     things = c.list_principal_things(principal=arn)["things"]
-    policies = [p["policyName"] for p in c.list_attached_policies(target=arn)["policies"]]
+    # The device policy reaches a device through the device group its thing
+    # joined, never attached to the certificate itself.
+    own = [p["policyName"] for p in c.list_attached_policies(target=arn)["policies"]]
+    groups = [g for g in c.list_thing_groups_for_thing(thingName=name)["thingGroups"] if g["groupName"] == group]
+    policies = [p["policyName"] for g in groups for p in c.list_attached_policies(target=g["groupArn"])["policies"]]
     got = f"things/{name}/hello hello from {name}" in received
-    ok &= status == "ACTIVE" and things == [name] and policies == [policy] and got
+    ok &= status == "ACTIVE" and things == [name] and not own and policies == [policy] and got
     print(f"{name:<12} {cid[:16]}.. {status:<19} {','.join(things):<12} {','.join(policies):<12} {'delivered' if got else 'NOT delivered'}")
 print("\nall devices registered on first connect, provisioned by the deployed stack, activated and online" if ok else "\nSOMETHING FAILED")
 raise SystemExit(0 if ok else 1)
 PY
 
-step "12. Remove the deployment: the stack, then the retained device policy (detached from the devices first)"
+step "12. Remove the deployment: the stack, then the retained device policy (detached from the device group first) and the group"
 run "$PY" "$ROOT/scripts/emulator_deploy.py" delete --stack jitr --device-policy
 python3 -c "import time; print(f'\ndemo finished in {time.time() - $T0:.1f} s')"

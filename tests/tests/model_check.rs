@@ -438,6 +438,27 @@ fn unknown_members_pass_and_unchecked_protocols_are_named() {
 /// 400, the protocol's validation error, "jitr model check: ..." naming the
 /// member and the constraint) without handling it, handles the valid one,
 /// and records both.
+/// Services whose SigV4 signing name is not their botocore directory's
+/// (the IoT data plane signs as `iotdata`, its models live in `iot-data`)
+/// are identified and checked, not passed through as unidentified.
+#[test]
+fn services_signing_under_another_name_are_checked() {
+    accepted(
+        "iot-data",
+        "publish",
+        "rest-json",
+        json!({ "topic": "things/a/hello", "qos": 1 }),
+    );
+    refused(
+        "iot-data",
+        "publish",
+        "rest-json",
+        json!({ "topic": "things/a/hello", "qos": 7 }),
+        "qos",
+        "less than or equal to 1",
+    );
+}
+
 #[test]
 fn ministack_refuses_what_the_model_refuses_before_handling_it() {
     let records = tempfile::tempdir().unwrap();
@@ -488,10 +509,14 @@ fn ministack_refuses_what_the_model_refuses_before_handling_it() {
         "summary",
         dir,
     ]));
+    // Refused requests fail the run (`make test`), with the totals printed.
+    assert_eq!(summary.code, Some(1), "{summary:?}");
+    assert!(summary.stdout.contains("3 refused"), "{summary:?}");
     assert!(
-        summary.success().contains("3 refused"),
-        "{}",
-        summary.success()
+        summary
+            .stderr
+            .contains("3 request(s) AWS's models refuse"),
+        "{summary:?}"
     );
     let totals: Value = serde_json::from_str(
         &std::fs::read_to_string(records.path().join("summary.json")).unwrap(),
