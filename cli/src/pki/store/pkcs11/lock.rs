@@ -3,10 +3,8 @@
 //! token, on a file in the temp directory, makes that one step for runs on
 //! this host.
 
-use std::fs::{File, OpenOptions};
-use std::io::ErrorKind;
+use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -45,13 +43,11 @@ impl Creation {
         };
         let deadline = Instant::now() + limit;
         loop {
-            // SAFETY: flock on an fd this function owns.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                return Ok(Creation { _file: Some(file) });
-            }
-            let err = std::io::Error::last_os_error();
-            if !matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) {
-                return Ok(Creation { _file: None });
+            // The same `flock` as the directory locks (`files::DirLock`).
+            match file.try_lock() {
+                Ok(()) => return Ok(Creation { _file: Some(file) }),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(_)) => return Ok(Creation { _file: None }),
             }
             let now = Instant::now();
             if now >= deadline {
@@ -95,11 +91,12 @@ mod tests {
         let held = Creation::within(module, "lock-test", WAIT).unwrap();
         assert!(held._file.is_some());
         let other = File::open(lock_path(module, "lock-test")).unwrap();
-        // SAFETY: flock on a file this test owns.
-        let try_lock = || unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        assert_eq!(try_lock(), -1, "taken while held");
+        assert!(
+            matches!(other.try_lock(), Err(TryLockError::WouldBlock)),
+            "taken while held"
+        );
         drop(held);
-        assert_eq!(try_lock(), 0, "free once dropped");
+        assert!(other.try_lock().is_ok(), "free once dropped");
     }
 
     #[test]
