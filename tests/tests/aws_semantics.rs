@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use jitr_tests::moto::Moto;
 use jitr_tests::throttle_proxy::{Faults, ThrottleProxy};
-use jitr_tests::{free_port, issue_device, run, Run};
+use jitr_tests::{free_port, issue_device, run, words, Run};
 use serde_json::json;
 
 /// The proxy in front of moto, with its usual faults off.
@@ -124,17 +124,7 @@ fn revoke_delete_thing_waits_for_the_detachment_to_propagate() {
         &proxy,
         &moto,
         d,
-        &[
-            "--json",
-            "device",
-            "revoke",
-            "--ca",
-            "root",
-            "--out",
-            "dev",
-            "robot-1",
-            "--delete-thing",
-        ],
+        &words("--json device revoke --ca root --out dev robot-1 --delete-thing"),
     );
     let report = report(&out);
     assert_eq!(out.code, Some(0), "{report} {}", out.stderr);
@@ -166,17 +156,7 @@ fn revoke_delete_thing_names_the_principal_when_the_detachment_never_propagates(
         &proxy,
         &moto,
         d,
-        &[
-            "--json",
-            "device",
-            "revoke",
-            "--ca",
-            "root",
-            "--out",
-            "dev",
-            "robot-2",
-            "--delete-thing",
-        ],
+        &words("--json device revoke --ca root --out dev robot-2 --delete-thing"),
     );
     let waited = started.elapsed();
     assert!(out.code.is_some_and(|c| c != 0), "{}", out.stderr);
