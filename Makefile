@@ -32,7 +32,7 @@ TARGET_DIR = cargo metadata --format-version 1 --no-deps | python3 -c 'import js
 
 # Every test: unit tests, then end-to-end tests against openssl, mosquitto,
 # ministack (the deployed templates), moto server and cargo-lambda on loopback;
-# then how many of the emulators' requests AWS's API models checked (README, Tests).
+# then how many of the emulators' requests AWS's API models checked (the book: Contributing, Tests).
 test: deps build
 	rm -rf "$$($(TARGET_DIR))/model-check"
 	cargo test --workspace
@@ -60,12 +60,21 @@ bench-burst: deps
 clean-demo:
 	rm -rf .demo
 
+# The book (docs/, mdBook) into docs/book/: the reference pages regenerated
+# from the command definition (jitr man --markdown), the flow diagram from its
+# Graphviz source; tests/tests/docs.rs fails when the committed ones differ.
+.PHONY: docs
+docs: deps
+	cargo run -q -p jitr-cli --bin jitr -- man --markdown docs/src/reference/cli
+	dot -Tsvg docs/src/images/flow.dot -o docs/src/images/flow.svg
+	mdbook build docs
+
 # The function for Lambda (provided.al2023, arm64, the templates' default):
 # <target dir>/lambda/jitr-lambda/bootstrap. cargo-lambda cross-links with
 # zig; `deps.sh --cross` installs zig (PyPI's ziglang, in .venv/tools) and the
 # rustup target first. No test code is in it (aws-sdk-iot's test-util is
 # enabled for core's tests only). Not part of `make test`: a cold cross build
-# takes long (see README).
+# takes long (the book: Contributing, Benchmarks).
 build-lambda: deps
 	./scripts/deps.sh --cross
 	cargo lambda build --release --arm64 -p jitr-lambda
@@ -89,15 +98,31 @@ install:
 	"$$JITR" --version && \
 	echo "bash completion: $(BASH_COMPLETION_DIR)/jitr (new shells); man pages: $(MAN_DIR)"
 
-# Deploy with SAM (needs an AWS account and the SAM CLI; not part of the tests):
-#   make deploy CA_ID=<caCertificateId from `jitr ca register`>
+# Deploy with the SAM CLI (installed into .venv/sam on first use): `sam build`
+# builds the function with cargo-lambda (no `make build-lambda` needed first),
+# `sam deploy` deploys infra/sam/template.yaml without asking (scripts/sam_deploy.sh):
+#   make deploy CA_ID=<caCertificateId from `jitr ca register`, or all> \
+#       [STACK=jitr] [REGION=eu-west-1] [PROFILE=prod] [ARCH=arm64|x86_64] \
+#       [PARAMS="MaxConcurrency=4 OnRotation=retire-previous"] [S3_BUCKET=my-bucket]
+# tests/tests/deploy.rs runs exactly this against the emulator (AWS_ENDPOINT_URL).
 deploy:
-	cd infra/sam && sam build && sam deploy --guided --parameter-overrides CaCertificateId=$(CA_ID)
+	./scripts/deps.sh --sam
+	CA_ID="$(CA_ID)" STACK="$(STACK)" REGION="$(REGION)" PROFILE="$(PROFILE)" ARCH="$(ARCH)" \
+	PARAMS="$(PARAMS)" S3_BUCKET="$(S3_BUCKET)" ./scripts/sam_deploy.sh
 
-# Deploy with CDK (needs an AWS account and `npx cdk bootstrap` once; not part of the tests):
+# Deploy with CDK (needs an AWS account and `npx cdk bootstrap` once; the
+# function is built with cargo-lambda while synthesizing; not tested on the
+# emulator, see scripts/sam_deploy.sh's notes in the book):
 #   make deploy-cdk CA_ID=<caCertificateId>
 deploy-cdk: deps
 	cd infra/cdk && npx cdk deploy --parameters CaCertificateId=$(CA_ID)
+
+# Try jitr without AWS: the emulator on 127.0.0.1 with the SAM stack deployed
+# (CaCertificateId=all); prints the `export` lines for another shell (also in
+# .sandbox/env.sh) and stays up until Ctrl-C, which stops everything it started.
+.PHONY: sandbox
+sandbox: deps build
+	./scripts/sandbox.sh
 
 # Fuzz every parser of untrusted input (fuzz/, cargo-fuzz on stable Rust,
 # installed on first use) for FUZZ_SECONDS each, one target at a time at

@@ -8,9 +8,10 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/scripts/target_dir.sh"
+. "$ROOT/scripts/emulator.sh"
 JITR=${JITR:-$TARGET_DIR/debug/jitr}
 DEMO=${DEMO_DIR:-$ROOT/.demo}
-PY=$ROOT/.venv/ministack/bin/python   # ministack's venv: boto3 for the deploy tool and the checks
+PY=$EMULATOR_PY
 rm -rf "$DEMO" && mkdir -p "$DEMO" && cd "$DEMO"
 T0=$(date +%s.%N)
 
@@ -31,37 +32,16 @@ run "$JITR" check issuing-ca/ca.crt devices/robot-0001/device-and-ca.crt --ca ro
 run openssl verify -CAfile root-ca/ca.crt -untrusted issuing-ca/ca.crt devices/robot-0001/device.crt
 
 step "4. The function, built with cargo-lambda for this machine ($(uname -m)), packaged as a Lambda zip"
-case "$(uname -m)" in
-    x86_64) ARCH=x86_64; ARCH_FLAG=--x86-64 ;;
-    aarch64|arm64) ARCH=arm64; ARCH_FLAG=--arm64 ;;
-    *) echo "demo: no Lambda architecture for $(uname -m)" >&2; exit 1 ;;
-esac
-# --compiler cargo: this machine's own toolchain builds for its own
-# architecture (no zig); `make build-lambda` cross-builds arm64 for AWS.
-(cd "$ROOT" && run cargo lambda build --release "$ARCH_FLAG" --compiler cargo --output-format zip -p jitr-lambda)
-ZIP=$TARGET_DIR/lambda/jitr-lambda/bootstrap.zip
+host_function_zip
 ls -l "$ZIP"
 
 # ---------------------------------------------------------------------------
 # The AWS side: ministack on loopback (IAM enforced, IoT MQTT/TLS listener on
 # a free port), stopped on exit.
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+trap emulator_stop EXIT
 
 step "5. The AWS emulator: ministack $("$PY" -m pip show ministack 2>/dev/null | sed -n 's/^Version: //p') with IAM enforced (AUTH=true), every listener on 127.0.0.1"
-PORT=$(free_port); MQTT_PORT=$(free_port)
-export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
-       AWS_REGION=eu-west-1 AWS_DEFAULT_REGION=eu-west-1 AWS_EC2_METADATA_DISABLED=true \
-       AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
-mkdir -p emulator
-GATEWAY_PORT=$PORT IOT_MTLS_PORT=$MQTT_PORT AUTH=true MINISTACK_REGION=eu-west-1 LOG_LEVEL=INFO \
-    TMPDIR=$DEMO/emulator STATE_DIR=$DEMO/emulator/state S3_DATA_DIR=$DEMO/emulator/s3 \
-    setsid "$PY" "$ROOT/scripts/ministack_loopback.py" >emulator.log 2>&1 & PIDS+=($!)
-get() { python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$AWS_ENDPOINT_URL$1" 2>/dev/null; }
-for _ in $(seq 1 300); do get /_ministack/health >/dev/null && break; sleep 0.1; done
-get /_ministack/health >/dev/null || { echo "ministack did not start; emulator.log:" >&2; tail -20 emulator.log >&2; exit 1; }
+emulator_start "$DEMO"
 echo "API at $AWS_ENDPOINT_URL, devices connect to 127.0.0.1:$MQTT_PORT (MQTT over TLS, client certificates)"
 
 step "6. Register the CAs with AWS IoT (here the emulator; --profile/--region talk to AWS)"
@@ -84,10 +64,8 @@ for k, v in s["outputs"].items():
 PY
 
 step "8. A subscriber on things/# at the emulator's broker"
-get /_ministack/iot/ca.pem >broker-ca.pem   # verifies the broker, as Amazon's roots do in AWS
-# The emulator builds its TLS context on the first connection, which stalls:
-# one bounded probe first.
-timeout 3 mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" --cafile broker-ca.pem -t things/probe -m probe -q 1 2>/dev/null || true
+emulator_get /_ministack/iot/ca.pem >broker-ca.pem   # verifies the broker, as Amazon's roots do in AWS
+emulator_warm_broker broker-ca.pem
 setsid stdbuf -oL mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" --cafile broker-ca.pem -t 'things/#' -v -q 1 >received.txt 2>subscriber.err & PIDS+=($!)
 for _ in $(seq 1 50); do
     timeout 2 mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" --cafile broker-ca.pem -t things/probe -m probe -q 1 2>/dev/null || true

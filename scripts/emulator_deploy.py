@@ -14,8 +14,11 @@ more: for SAM, what `sam deploy` does (the function zip uploaded to a bucket,
 the local `CodeUri` replaced by its s3:// address); for CDK, what
 `cdk bootstrap` + `cdk deploy` do (the bootstrap bucket and version
 parameter, the asset uploaded under the key its manifest names). Resources,
-properties and parameters are the templates' own. Prints one JSON document:
-the stack's status, outputs and resources.
+properties and parameters are the templates' own. A template larger than
+CloudFormation's 51,200-byte TemplateBody is uploaded and passed by
+TemplateURL, as both tools do (SAM to its artifacts bucket, CDK as the
+template asset its manifest names). Prints one JSON document: the stack's
+status, outputs and resources.
 """
 import argparse
 import json
@@ -27,9 +30,13 @@ import time
 import boto3
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAM_TEMPLATE = os.path.join(ROOT, "infra", "sam", "template.yaml")
+# JITR_SAM_TEMPLATE: another SAM template, for benchmarks comparing designs
+# (scripts/bench_burst.sh); the tests and the demo deploy the project's.
+SAM_TEMPLATE = os.environ.get("JITR_SAM_TEMPLATE") or os.path.join(ROOT, "infra", "sam", "template.yaml")
 CDK_QUALIFIER = "hnb659fds"  # CDK's default bootstrap qualifier
 CDK_BOOTSTRAP_VERSION = "21"
+# CreateStack's TemplateBody quota; larger templates go by TemplateURL.
+TEMPLATE_BODY_MAX_BYTES = 51200
 
 
 def client(name):
@@ -50,8 +57,20 @@ def ensure_bucket(bucket, region):
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
 
 
+def template_source(body, bucket, key):
+    """CreateStack's template argument: the body, or, past the body quota,
+    the body uploaded to `bucket`/`key` and its (path-style) S3 URL."""
+    if len(body.encode()) <= TEMPLATE_BODY_MAX_BYTES:
+        return {"TemplateBody": body}
+    _, region = account_and_region()
+    ensure_bucket(bucket, region)
+    client("s3").put_object(Bucket=bucket, Key=key, Body=body.encode())
+    return {"TemplateURL": f"https://s3.{region}.amazonaws.com/{bucket}/{key}"}
+
+
 def sam_body(zip_path, stack):
-    """The SAM template as `sam deploy` hands it over: CodeUri -> the uploaded zip."""
+    """The SAM template as `sam deploy` hands it over: CodeUri -> the uploaded
+    zip; the template itself uploaded beside it if it is too large to pass."""
     account, region = account_and_region()
     bucket = f"jitr-artifacts-{account}-{region}"
     key = f"{stack}/function.zip"
@@ -61,7 +80,7 @@ def sam_body(zip_path, stack):
     body, n = re.subn(r"(?m)^(\s+CodeUri:) .*$", rf"\1 s3://{bucket}/{key}", text)
     if n != 1:
         sys.exit(f"{SAM_TEMPLATE}: expected one CodeUri, found {n}")
-    return body
+    return template_source(body, bucket, f"{stack}/template.yaml")
 
 
 def cdk_body(zip_path, cdk_out, stack_template):
@@ -75,18 +94,22 @@ def cdk_body(zip_path, cdk_out, stack_template):
         Overwrite=True,
     )
     manifest = json.load(open(os.path.join(cdk_out, stack_template.replace(".template.json", ".assets.json"))))
-    uploaded = 0
+    uploaded, template_at = 0, None
     for asset in manifest.get("files", {}).values():
-        if asset["source"].get("packaging") != "zip":
-            continue  # the template itself: passed as the body below
         for dest in asset["destinations"].values():
             bucket = dest["bucketName"].replace("${AWS::AccountId}", account).replace("${AWS::Region}", region)
+            if asset["source"].get("packaging") != "zip":
+                template_at = (bucket, dest["objectKey"])  # the template itself: below
+                continue
             ensure_bucket(bucket, region)
             client("s3").upload_file(zip_path, bucket, dest["objectKey"])
             uploaded += 1
     if uploaded != 1:
         sys.exit(f"{cdk_out}: expected one zip asset (the function), found {uploaded}")
-    return open(os.path.join(cdk_out, stack_template)).read()
+    body = open(os.path.join(cdk_out, stack_template)).read()
+    if template_at is None:
+        return {"TemplateBody": body}
+    return template_source(body, *template_at)
 
 
 def wait_stack(cfn, stack, until, timeout=300):
@@ -151,7 +174,7 @@ def deploy(args):
         params.append({"ParameterKey": k, "ParameterValue": v})
     cfn.create_stack(
         StackName=args.stack,
-        TemplateBody=body,
+        **body,
         Parameters=params,
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
     )

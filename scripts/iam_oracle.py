@@ -16,7 +16,10 @@ For the function's role (the role of the function the SQS event source
 mapping invokes): its IoT, SQS and DynamoDB actions are exactly
 --function-calls (what the code calls, and what Lambda's SQS poller needs),
 and iot:AddThingToThingGroup reaches exactly the device group and the
-ThingGroups parameter's groups. For a custom resource's function: its IoT
+ThingGroups parameter's groups; its SQS actions reach exactly the queues
+its event source mappings read (every mapping invokes that one function).
+For a topic rule's role: sqs:SendMessage reaches exactly the queues of the
+rule's actions and error action. For a custom resource's function: its IoT
 actions are exactly the boto3 calls of --custom-resource-code.
 Prints one line per finding; exit 1 if any.
 """
@@ -196,6 +199,38 @@ def role_of_function(template, logical):
     return role["Fn::GetAtt"][0]
 
 
+def queue_name(arn):
+    return arn.rsplit(":", 1)[-1]
+
+
+def queue_findings(template, resolver, roles, function_role, mappings):
+    """The function's role reaches exactly the queues its mappings read; a
+    topic rule's role sends to exactly the queues its rule names."""
+    findings = []
+
+    def reach(role, action, wanted, what):
+        got = sorted(queue_name(r) for r in roles.get(role, {}).get(action, {}).get("queue", set()))
+        wanted = sorted(queue_name(q) for q in wanted)
+        if got != wanted:
+            findings.append(f"{role}: {action} reaches queues {got}, not exactly the queues {what} {wanted}")
+
+    sources = {resolver.value(m["Properties"]["EventSourceArn"]) for m in mappings}
+    for action in sorted(a for a in roles.get(function_role, {}) if a.startswith("sqs:")):
+        reach(function_role, action, sources, "its event source mappings read")
+    for r in template["Resources"].values():
+        if r["Type"] != "AWS::IoT::TopicRule":
+            continue
+        payload = r["Properties"]["TopicRulePayload"]
+        actions = [a["Sqs"] for a in payload.get("Actions", []) + [payload.get("ErrorAction", {})] if "Sqs" in a]
+        by_role = {}
+        for a in actions:
+            queue = a["QueueUrl"]["Ref"]  # a queue's Ref is its URL: the template's own queues
+            by_role.setdefault(a["RoleArn"]["Fn::GetAtt"][0], set()).add(resolver.get_att(queue, "Arn"))
+        for role, queues in by_role.items():
+            reach(role, "sqs:SendMessage", queues, "its rule's actions name")
+    return findings
+
+
 def check(template, params, function_calls, custom_code):
     definitions = iam_definitions()
     resolver = Resolver(template, params)
@@ -237,6 +272,9 @@ def check(template, params, function_calls, custom_code):
     resources = template["Resources"]
     mappings = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
     function = mappings[0]["Properties"]["FunctionName"]["Ref"]
+    others = {m["Properties"]["FunctionName"]["Ref"] for m in mappings} - {function}
+    if others:
+        findings.append(f"event source mappings invoke {sorted(others)} besides {function}")
     function_role = role_of_function(template, function)
     actions = set(roles.get(function_role, {}))
     checked = {a for a in actions if a.split(":")[0] in ("iot", "sqs", "dynamodb")}
@@ -251,6 +289,8 @@ def check(template, params, function_calls, custom_code):
     if groups != wanted:
         findings.append(f"{function_role}: iot:AddThingToThingGroup reaches groups {sorted(groups)}, "
                         f"not exactly the device group and ThingGroups {sorted(wanted)}")
+
+    findings += queue_findings(template, resolver, roles, function_role, mappings)
 
     if custom_code:
         with open(custom_code) as f:

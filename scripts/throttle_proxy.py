@@ -4,6 +4,7 @@
   throttle_proxy.py --port P --upstream http://127.0.0.1:U [--scale S]
                     [--error-rate F] [--drop-rate F] [--seed N]
                     [--limit-exceeded OP]... [--detach-propagation SECONDS]
+                    [--answer OP=STATUS:CODE:MESSAGE]...
 
 Enforces AWS IoT's per-operation request rates as AWS does: one token bucket
 per operation (refilled at the quota, holding one second's worth), and a
@@ -29,10 +30,24 @@ it: HTTP 400, InvalidRequestException, "Cannot delete. Thing NAME is still
 attached to one or more principals" (counted as `refused`), and
 ListThingPrincipals of that thing still lists the detached principal.
 
+--answer OP=STATUS:CODE:MESSAGE answers every OP call (any operation the
+proxy can name: IoT REST routes, or X-Amz-Target's, e.g. SQS's GetQueueUrl)
+with that error, without forwarding, as AWS shapes it: REST-JSON (AWS IoT)
+with `x-amzn-ErrorType: CODE` and {"message": ...}; JSON protocol (SQS)
+with {"__type": CODE, "message": ...}, and CODE of the form
+"QUERY_CODE;TYPE|JSON_CODE" (e.g. "AWS.SimpleQueueService.NonExistentQueue;
+Sender|com.amazonaws.sqs#QueueDoesNotExist") adds the query-compatible
+header `x-amzn-query-error: QUERY_CODE;TYPE`. E.g. AWS IoT's GetTopicRule of a
+rule that does not exist: GetTopicRule=401:UnauthorizedException:Access to
+topic rule 'NAME' was denied (counted as `refused`). GetTopicRule and
+ListTopicRules are counted when forwarded too.
+
 Counts per operation (calls, passed, throttled, errors, dropped, refused, and the Unix time of
 the first and last call answered by the upstream): GET /__proxy/stats.
-PUT /__proxy/faults?error_rate=F&drop_rate=F&limit_exceeded=OP,OP&detach_propagation=S
-changes the faults while it runs (a window of 100% 5xx, say; each parameter
+Per second (Unix time, whole seconds) the calls answered and throttled, per
+operation, for the burst benchmark's chart: GET /__proxy/timeline.
+PUT /__proxy/faults?error_rate=F&drop_rate=F&limit_exceeded=OP,OP&detach_propagation=S&answers=JSON
+(JSON: {"OP": "STATUS:CODE:MESSAGE", ...}, URL-encoded) changes the faults while it runs (a window of 100% 5xx, say; each parameter
 given replaces its setting).
 Listens on 127.0.0.1 only.
 """
@@ -66,6 +81,9 @@ LIMITS = {
     "AttachPolicy": "The number of policies attached to the target exceeds the limit of 10",
 }
 
+# Operations counted though not rate-limited (doctor's reads of the rule).
+COUNTED = ("GetTopicRule", "ListTopicRules")
+
 # The calls whose AWS semantics the proxy adds (not throttled by it).
 DETACH = ("DELETE", r"^/things/([^/]+)/principals$")
 DELETE_THING = ("DELETE", r"^/things/([^/]+)$")
@@ -81,19 +99,33 @@ ROUTES = [
     ("GET", r"^/things/[^/]+/principals(-v2)?$", "ListThingPrincipals"),
     ("PUT", r"^/thing-groups/addThingToThingGroup$", "AddThingToThingGroup"),
     ("GET", r"^/certificates-by-ca/[0-9a-f]{64}$", "ListCertificatesByCA"),
+    ("GET", r"^/rules$", "ListTopicRules"),
+    ("GET", r"^/rules/[^/]+$", "GetTopicRule"),
 ]
 
 
-def operation(method, path, headers):
+def named(method, path, headers):
+    """The operation a request calls, if the proxy can name it."""
     target = headers.get("X-Amz-Target")
     if target:
-        op = target.rsplit(".", 1)[-1]
-        return op if op in QUOTAS else None
+        return target.rsplit(".", 1)[-1]
     path = urllib.parse.urlsplit(path).path
     for m, pattern, op in ROUTES:
         if m == method and re.match(pattern, path):
             return op
     return None
+
+
+def operation(method, path, headers):
+    """The rate-limited operation a request calls, else None."""
+    op = named(method, path, headers)
+    return op if op in QUOTAS else None
+
+
+def parse_answer(spec):
+    """"STATUS:CODE:MESSAGE" as (status, code, message)."""
+    status, code, message = spec.split(":", 2)
+    return int(status), code, message
 
 
 def thing_of(route, method, path):
@@ -131,17 +163,24 @@ class State:
         self.drop_rate = args.drop_rate
         self.limit_exceeded = set(args.limit_exceeded)
         self.detach_propagation = args.detach_propagation
+        self.answers = {op: parse_answer(spec) for op, spec in (a.split("=", 1) for a in args.answer)}
         # Thing name -> (monotonic time its last detachment has propagated,
         # the principals detached meanwhile).
         self.detaching = {}
         self.random = random.Random(args.seed)
         self.lock = threading.Lock()
         self.stats = {}
+        # Unix second -> operation -> {"passed": n, "throttled": n}.
+        self.timeline = {}
 
     def count(self, op, what):
         with self.lock:
             s = self.stats.setdefault(op, {"calls": 0, "passed": 0, "throttled": 0, "errors": 0, "dropped": 0, "refused": 0})
             s[what] += 1
+            if what in ("passed", "throttled"):
+                second = self.timeline.setdefault(int(time.time()), {})
+                per_op = second.setdefault(op, {"passed": 0, "throttled": 0})
+                per_op[what] += 1
             if what == "passed":
                 now = time.time()
                 s.setdefault("first_passed_at", now)
@@ -179,6 +218,17 @@ class Handler(BaseHTTPRequestHandler):
         body = json.dumps({"message": message}).encode()
         self.answer(status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", f"{code}:http://internal.amazon.com/coral/com.amazonaws.iot/"), ("x-amzn-RequestId", "proxy")], body)
 
+    def answer_as_aws(self, status, code, message):
+        """An error as AWS shapes it for the request's protocol."""
+        if not self.headers.get("X-Amz-Target"):
+            self.error(status, code, message)
+            return
+        headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", "proxy")]
+        query, _, code = code.rpartition("|")
+        if query:
+            headers.append(("x-amzn-query-error", query))
+        self.answer(status, headers, json.dumps({"__type": code, "message": message}).encode())
+
     def forward(self, body):
         u = self.state.upstream
         conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
@@ -198,6 +248,11 @@ class Handler(BaseHTTPRequestHandler):
                 stats = json.dumps(st.stats).encode()
             self.answer(200, [("Content-Type", "application/json")], stats)
             return
+        if self.path == "/__proxy/timeline":
+            with st.lock:
+                timeline = json.dumps(st.timeline).encode()
+            self.answer(200, [("Content-Type", "application/json")], timeline)
+            return
         if self.path.startswith("/__proxy/faults"):
             query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
             with st.lock:
@@ -207,12 +262,25 @@ class Handler(BaseHTTPRequestHandler):
                     st.limit_exceeded = {o for o in query["limit_exceeded"][0].split(",") if o}
                 if "detach_propagation" in query:
                     st.detach_propagation = float(query["detach_propagation"][0])
+                if "answers" in query:
+                    st.answers = {op: parse_answer(spec) for op, spec in json.loads(query["answers"][0]).items()}
             self.answer(200, [("Content-Type", "application/json")], b"{}")
             return
         if self.detachment(body):
             return
+        name = named(self.command, self.path, self.headers)
+        with st.lock:
+            answer = st.answers.get(name)
+        if answer is not None:
+            st.count(name, "calls")
+            st.count(name, "refused")
+            self.answer_as_aws(*answer)
+            return
         op = operation(self.command, self.path, self.headers)
         if op is None:
+            if name in COUNTED:
+                st.count(name, "calls")
+                st.count(name, "passed")
             self.answer(*self.forward(body))
             return
         st.count(op, "calls")
@@ -293,6 +361,8 @@ def main():
                    help="answer every OP call 410 LimitExceededException")
     p.add_argument("--detach-propagation", type=float, default=0.0, metavar="SECONDS",
                    help="refuse DeleteThing this long after a DetachThingPrincipal of the thing")
+    p.add_argument("--answer", action="append", default=[], metavar="OP=STATUS:CODE:MESSAGE",
+                   help="answer every OP call with this error, as AWS shapes it")
     args = p.parse_args()
     Handler.state = State(args)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)

@@ -51,7 +51,10 @@ pub(crate) struct Global {
     /// AWS region (default: AWS_REGION or the profile's region).
     #[arg(long, global = true)]
     pub(crate) region: Option<String>,
-    /// AWS IoT endpoint to call instead of AWS's (default: AWS_ENDPOINT_URL), e.g. a local moto server.
+    /// AWS API endpoint override: every AWS service jitr calls (IoT control plane, KMS,
+    /// CloudFormation, Lambda, SQS, IAM, CloudWatch Logs, STS) goes to this URL, e.g. an
+    /// emulator's (default: AWS_ENDPOINT_URL). Not the MQTT endpoint devices connect to
+    /// (that is --endpoint).
     #[arg(long, global = true, value_name = "URL")]
     pub(crate) endpoint_url: Option<String>,
 }
@@ -84,7 +87,7 @@ pub(crate) enum Command {
     /// Lint certificates against what AWS IoT and TLS peers require.
     #[command(after_help = "Examples:
   jitr check my-ca/ca.crt
-  jitr check devices/robot-1/device-and-ca.crt --ca my-ca")]
+  jitr check devices/robot-1 --ca my-ca")]
     Check(CheckArgs),
     /// Print the account's AWS IoT data endpoint (iot:Data-ATS).
     #[command(after_help = "Examples:
@@ -104,7 +107,7 @@ pub(crate) enum Command {
     Provision(ProvisionArgs),
     /// Provision every PENDING_ACTIVATION certificate of a CA (events were lost).
     #[command(after_help = "Examples:
-  jitr reconcile --ca my-ca --dry-run
+  jitr reconcile --ca my-ca --policy JitrDevicePolicy --dry-run
   jitr reconcile --ca my-ca --policy JitrDevicePolicy --rate 5")]
     Reconcile(ReconcileArgs),
     /// Say why a device did not register: its files, its CA and certificate in
@@ -144,6 +147,9 @@ pub(crate) struct ManArgs {
     /// Directory to write the pages into (created if missing).
     #[arg(value_name = "DIR")]
     pub(crate) dir: PathBuf,
+    /// Markdown pages for the book (docs/src/reference/cli) instead of roff.
+    #[arg(long, hide = true)]
+    pub(crate) markdown: bool,
 }
 
 #[derive(Debug, Args)]
@@ -166,20 +172,23 @@ pub(crate) struct DoctorArgs {
     #[arg(long, value_name = "NAME")]
     pub(crate) stack: Option<String>,
     /// The broker, HOST or HOST:PORT (default: the account's iot:Data-ATS endpoint, port 8883).
-    #[arg(long, value_name = "HOST[:PORT]")]
+    #[arg(long, value_name = "HOST[:PORT]", env = "JITR_ENDPOINT")]
     pub(crate) endpoint: Option<String>,
     /// PEM file of the CA(s) that verify the broker (default: Amazon Root CA 1 to 4).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "JITR_BROKER_CA_FILE")]
     pub(crate) ca_file: Option<PathBuf>,
     /// A certificate PENDING_ACTIVATION longer than this is stranded (FAIL).
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub(crate) stranded_after: u64,
+    /// How far back the function's log is read for its health: 90s, 30m, 1h, 2d.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::doctor::function::since_seconds)]
+    pub(crate) since: u64,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct ConnectArgs {
     /// A device directory from `jitr device issue` (its bundle and key, any layout).
-    #[arg(value_name = "DEVICE_DIR", required_unless_present_all = ["cert", "key"])]
+    #[arg(value_name = "DEVICE_DIR", required_unless_present_any = ["cert", "key"])]
     pub(crate) device: Option<PathBuf>,
     /// The certificate to present: the device certificate followed by its CA chain.
     #[arg(long, value_name = "FILE")]
@@ -187,11 +196,13 @@ pub(crate) struct ConnectArgs {
     /// The device's private key.
     #[arg(long, value_name = "FILE")]
     pub(crate) key: Option<PathBuf>,
-    /// The broker, HOST or HOST:PORT (default: the account's iot:Data-ATS endpoint, port 8883).
-    #[arg(long, value_name = "HOST[:PORT]")]
+    /// The MQTT broker devices connect to (the data endpoint), HOST or HOST:PORT (default:
+    /// the account's iot:Data-ATS endpoint, as `jitr endpoint` prints it; port 8883 unless
+    /// it carries one). Not the AWS API endpoint (that is --endpoint-url).
+    #[arg(long, value_name = "HOST[:PORT]", env = "JITR_ENDPOINT")]
     pub(crate) endpoint: Option<String>,
     /// PEM file of the CA(s) that verify the broker (default: Amazon Root CA 1 to 4).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "JITR_BROKER_CA_FILE")]
     pub(crate) ca_file: Option<PathBuf>,
     /// MQTT client id (default: the thing name the deployment gives the
     /// certificate, see --thing-name-source; the device policy wants them equal).
@@ -226,13 +237,14 @@ pub(crate) enum ThingNameSource {
     CertificateId,
 }
 
-impl From<ThingNameSource> for jitr_core::config::NameSource {
+impl From<ThingNameSource> for jitr_core::naming::NameTemplate {
     fn from(s: ThingNameSource) -> Self {
-        match s {
-            ThingNameSource::CommonName => Self::CommonName,
-            ThingNameSource::SerialNumber => Self::SerialNumber,
-            ThingNameSource::CertificateId => Self::CertificateId,
-        }
+        let alias = match s {
+            ThingNameSource::CommonName => "common-name",
+            ThingNameSource::SerialNumber => "serial-number",
+            ThingNameSource::CertificateId => "certificate-id",
+        };
+        Self::parse(alias).expect("the aliases are templates")
     }
 }
 
@@ -554,8 +566,21 @@ pub(crate) enum DeviceCommand {
     /// detached; recorded for `jitr ca crl`.
     #[command(after_help = "Examples:
   jitr device revoke robot-1 --ca my-ca --out devices
-  jitr device revoke devices/robot-2/device.crt 3f1c...e9 --ca my-ca --delete-thing")]
+  jitr device revoke devices/robot-2/device.crt 3f1c...e9 --ca my-ca --delete-thing
+  jitr device revoke devices/robot-1/previous/device.crt --ca my-ca
+
+A NAME means the device's current certificate (OUTDIR/NAME/device.crt); revoke a rotated
+predecessor by its file in OUTDIR/NAME/previous/ (as in the last example) or its id.")]
     Revoke(DeviceRevokeArgs),
+    /// Put certificates on a stack's allow-list (Admission=allow-list admits only those).
+    #[command(after_help = "Examples:
+  jitr device allow devices --stack jitr
+  jitr device allow devices/manifest.csv robot-9.crt --stack jitr")]
+    Allow(crate::commands::allow::AllowArgs),
+    /// Take certificates off a stack's allow-list.
+    #[command(after_help = "Examples:
+  jitr device disallow devices/robot-1/device.crt --stack jitr")]
+    Disallow(crate::commands::allow::AllowArgs),
 }
 
 #[derive(Debug, Args)]
@@ -596,6 +621,8 @@ pub struct DeviceRotateArgs {
 #[derive(Debug, Args)]
 pub struct DeviceRevokeArgs {
     /// Device names (in --out), certificate ids (64 hex digits) or certificate files.
+    /// A NAME means the device's current certificate; a rotated predecessor is revoked
+    /// by its file, OUTDIR/NAME/previous/device.crt, or its certificate id.
     #[arg(required = true, value_name = "NAME|CERT_ID|CERT_FILE")]
     pub items: Vec<String>,
     /// The CA directory that issued them: certificates of other CAs are refused,
@@ -611,6 +638,9 @@ pub struct DeviceRevokeArgs {
     /// Certificates revoked per second (UpdateCertificate allows 10/s per account).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub rate: u32,
+    /// Also take the revoked certificates off this stack's allow-list.
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -691,7 +721,8 @@ pub(crate) struct DeviceIssueArgs {
     /// A numbered run of N devices named by --name-template.
     #[arg(long, value_name = "N", requires = "name_template", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub(crate) count: Option<u64>,
-    /// Name template for --count, e.g. 'robot-{n:05}'.
+    /// Name template for --count: one {n}, or {n:0W} for numbers zero-padded to W
+    /// digits, e.g. 'robot-{n:05}'.
     #[arg(long, value_name = "TEMPLATE")]
     pub(crate) name_template: Option<String>,
     /// First number for --count.
@@ -732,8 +763,9 @@ pub(crate) struct DeviceIssueArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
-    /// Certificate files (PEM or DER); a bundle is checked as leaf + chain.
-    #[arg(required = true)]
+    /// Certificate files (PEM or DER), or device directories (their bundle); a bundle
+    /// is checked as leaf + chain.
+    #[arg(required = true, value_name = "FILE|DEVICE_DIR")]
     pub(crate) files: Vec<PathBuf>,
     /// Also check that each certificate chains to this CA directory.
     #[arg(long, value_name = "DIR")]

@@ -27,6 +27,11 @@ pub use error::CliError;
 /// away (`report::finish`).
 pub fn main() -> ExitCode {
     report::catch_print_panics();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "parse-args") {
+        // Not a clap subcommand, so completions and help never offer it.
+        return commands::book::parse_args(&argv[2..]);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return report::clap_exit(&e),
@@ -67,6 +72,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Device(DeviceCommand::Rotate(a)) => commands::rotate::rotate(&a, g, &out),
         Command::Device(DeviceCommand::Revoke(a)) => commands::revoke::revoke(&a, g, &out),
+        Command::Device(DeviceCommand::Allow(a)) => commands::allow::allow(&a, g, &out),
+        Command::Device(DeviceCommand::Disallow(a)) => commands::allow::disallow(&a, g, &out),
         Command::Fleet(FleetCommand::Status(a)) => commands::fleet::status(&a, g, &out),
         Command::Check(a) => commands::check::check(&a, &out),
         Command::Endpoint => commands::endpoint::endpoint(g, &out),
@@ -75,6 +82,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Reconcile(a) => commands::provision::reconcile(&a, g, &out),
         Command::Doctor(a) => commands::doctor::doctor(&a, g, &out),
         Command::Completions(a) => commands::completions::completions(&a),
+        Command::Man(a) if a.markdown => commands::book::markdown(&a, &out),
         Command::Man(a) => commands::completions::man(&a, &out),
     }
 }

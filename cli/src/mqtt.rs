@@ -23,9 +23,55 @@ pub(crate) struct Session {
 /// Why an attempt did not deliver the message.
 #[derive(Debug)]
 pub(crate) struct Failure {
-    /// Retrying cannot help (the broker's certificate is not trusted).
-    pub(crate) fatal: bool,
+    pub(crate) kind: Refusal,
+    /// One sentence in the user's terms.
     pub(crate) reason: String,
+}
+
+/// What an attempt ran into: decides whether retrying can help and which
+/// hint applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The broker's certificate is not trusted.
+    Untrusted,
+    /// The broker said in a TLS alert that the device's certificate is revoked.
+    RevokedAlert,
+    /// Nothing accepts connections at the address.
+    NothingListening,
+    /// The broker closed the connection without answering CONNECT: AWS IoT's
+    /// answer to a certificate it does not accept (yet), and a JITR first connect's.
+    Closed,
+    /// The broker answered CONNECT with a refusal code.
+    ConnAck,
+    /// No answer in time.
+    Timeout,
+    /// Anything else (a TLS or protocol error).
+    Other,
+}
+
+impl Refusal {
+    /// Whether retrying cannot help: the broker's certificate will not become
+    /// trusted, nor a revoked certificate valid, while the command runs.
+    pub(crate) fn is_final(self) -> bool {
+        matches!(self, Refusal::Untrusted | Refusal::RevokedAlert)
+    }
+}
+
+/// A host and port from `HOST` or `HOST:PORT` (a bare IPv6 address is a
+/// host); `default_port` when none is given. `Err` says what is wrong.
+pub(crate) fn host_port(text: &str, default_port: u16) -> Result<(String, u16), String> {
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => (
+            host,
+            port.parse::<u16>()
+                .map_err(|_| format!("bad port in \"{text}\""))?,
+        ),
+        _ => (text, default_port),
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(format!("bad host in \"{text}\""));
+    }
+    Ok((host.to_string(), port))
 }
 
 /// AWS IoT's largest message payload (128 KiB).
@@ -195,37 +241,39 @@ impl Session {
         payload: &[u8],
         limit: Duration,
     ) -> Result<(), Failure> {
-        match tokio::time::timeout(limit, self.publish(topic, payload)).await {
+        match tokio::time::timeout(limit, self.publish(topic, payload, limit)).await {
             Ok(result) => result,
-            Err(_) => Err(Failure {
-                fatal: false,
-                reason: format!("no answer within {:.1} s", limit.as_secs_f64()),
-            }),
+            Err(_) => Err(no_answer(limit)),
         }
     }
 
-    async fn publish(&self, topic: &str, payload: &[u8]) -> Result<(), Failure> {
+    async fn publish(&self, topic: &str, payload: &[u8], limit: Duration) -> Result<(), Failure> {
         let mut options = MqttOptions::new(&self.client_id, &self.host, self.port);
         options.set_keep_alive(Duration::from_secs(30));
         options.set_clean_session(true);
         // rumqttc's default limit is 10 KiB; AWS IoT takes 128 KiB of
         // payload (checked before connecting), plus the topic and header.
-        let limit = AWS_IOT_MAX_PAYLOAD + topic.len() + 16;
-        options.set_max_packet_size(limit, limit);
+        let max_packet = AWS_IOT_MAX_PAYLOAD + topic.len() + 16;
+        options.set_max_packet_size(max_packet, max_packet);
         options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
             self.tls.clone(),
         )));
         let (client, mut events) = AsyncClient::new(options, 10);
+        // rumqttc's own limit on TLS + CONNECT + CONNACK (5 s), when shorter than the attempt's.
+        let connect_limit = Duration::from_secs(events.network_options().connection_timeout());
         let mut published = false;
         loop {
-            let event = events.poll().await.map_err(classify)?;
+            let event = events
+                .poll()
+                .await
+                .map_err(|e| classify(e, connect_limit.min(limit)))?;
             match event {
                 Event::Incoming(Packet::ConnAck(_)) if !published => {
                     client
                         .publish(topic, QoS::AtLeastOnce, false, payload.to_vec())
                         .await
                         .map_err(|e| Failure {
-                            fatal: false,
+                            kind: Refusal::Other,
                             reason: format!("publish: {e}"),
                         })?;
                     published = true;
@@ -241,29 +289,63 @@ impl Session {
     }
 }
 
-/// An event loop error in the user's terms; an untrusted broker certificate is fatal.
-fn classify(err: ConnectionError) -> Failure {
-    if let Some(tls @ rustls::Error::InvalidCertificate(_)) = rustls_error(&err) {
+/// The failure of an attempt that got no answer within `limit`.
+fn no_answer(limit: Duration) -> Failure {
+    Failure {
+        kind: Refusal::Timeout,
+        reason: format!(
+            "the broker did not answer within {:.1} s",
+            limit.as_secs_f64()
+        ),
+    }
+}
+
+/// An event loop error in the user's terms, one sentence, and its kind.
+fn classify(err: ConnectionError, limit: Duration) -> Failure {
+    let tls = rustls_error(&err);
+    if let Some(tls @ rustls::Error::InvalidCertificate(_)) = tls {
         return Failure {
-            fatal: true,
+            kind: Refusal::Untrusted,
             reason: untrusted(tls),
         };
     }
-    let reason = match (&err, rustls_error(&err), io_error(&err)) {
-        (ConnectionError::ConnectionRefused(code), _, _) => format!("CONNACK refused: {code:?}"),
-        (_, Some(tls), _) => format!("TLS: {tls}"),
-        (_, None, Some(kind)) if dropped(kind) => {
-            "the broker closed the connection (the certificate may not be active yet)".to_string()
-        }
-        (_, None, Some(std::io::ErrorKind::ConnectionRefused)) => {
-            "nothing accepts connections there (connection refused)".to_string()
-        }
-        (other, None, _) => other.to_string(),
-    };
-    Failure {
-        fatal: false,
-        reason,
+    if tls.is_some_and(revoked_alert) {
+        return Failure {
+            kind: Refusal::RevokedAlert,
+            reason: "the broker refused the device's certificate as revoked (TLS alert certificate_revoked)".to_string(),
+        };
     }
+    let (kind, reason) = match (&err, tls, io_error(&err)) {
+        (ConnectionError::ConnectionRefused(code), _, _) => (
+            Refusal::ConnAck,
+            format!("the broker refused the connection (CONNACK {code:?})"),
+        ),
+        (ConnectionError::NetworkTimeout, _, _) => return no_answer(limit),
+        (ConnectionError::MqttState(rumqttc::StateError::ConnectionAborted), None, _) => (
+            Refusal::Closed,
+            "the broker closed the connection without answering CONNECT".to_string(),
+        ),
+        (_, Some(tls), _) => (Refusal::Other, format!("TLS: {tls}")),
+        (_, None, Some(kind)) if dropped(kind) => (
+            Refusal::Closed,
+            "the broker closed the connection without answering CONNECT".to_string(),
+        ),
+        (_, None, Some(std::io::ErrorKind::ConnectionRefused)) => (
+            Refusal::NothingListening,
+            "nothing accepts connections there (connection refused)".to_string(),
+        ),
+        (other, None, _) => (Refusal::Other, other.to_string()),
+    };
+    Failure { kind, reason }
+}
+
+/// Whether the peer ended the handshake saying the client's certificate is
+/// revoked (a broker that checks a CRL, as mosquitto's `crlfile` does).
+fn revoked_alert(tls: &rustls::Error) -> bool {
+    matches!(
+        tls,
+        rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRevoked)
+    )
 }
 
 /// Why the broker's certificate was refused, and what to do about it.
@@ -329,6 +411,50 @@ fn rustls_error(err: &ConnectionError) -> Option<&rustls::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_untrusted_broker_or_a_revoked_alert_is_final() {
+        use rustls::AlertDescription::*;
+        assert!(revoked_alert(&rustls::Error::AlertReceived(
+            CertificateRevoked
+        )));
+        assert!(!revoked_alert(&rustls::Error::AlertReceived(
+            BadCertificate
+        )));
+        assert!(Refusal::Untrusted.is_final() && Refusal::RevokedAlert.is_final());
+        for kind in [
+            Refusal::NothingListening,
+            Refusal::Closed,
+            Refusal::ConnAck,
+            Refusal::Timeout,
+            Refusal::Other,
+        ] {
+            assert!(!kind.is_final(), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_peer_that_hangs_up_before_connack_is_closed_not_the_librarys_words() {
+        let f = classify(
+            ConnectionError::MqttState(rumqttc::StateError::ConnectionAborted),
+            Duration::from_secs(1),
+        );
+        assert_eq!(f.kind, Refusal::Closed);
+        assert!(!f.reason.contains("Mqtt state"), "{}", f.reason);
+        let f = classify(ConnectionError::NetworkTimeout, Duration::from_secs(3));
+        assert_eq!(f.kind, Refusal::Timeout);
+        assert!(f.reason.contains("within 3.0 s"), "{}", f.reason);
+    }
+
+    #[test]
+    fn host_port_takes_the_port_an_endpoint_carries() {
+        assert_eq!(
+            host_port("x-ats.iot.eu-west-1.localhost:4566", 8883).unwrap(),
+            ("x-ats.iot.eu-west-1.localhost".into(), 4566)
+        );
+        assert_eq!(host_port("h", 8883).unwrap(), ("h".into(), 8883));
+        assert!(host_port("h:x", 8883).unwrap_err().contains("bad port"));
+    }
 
     #[test]
     fn alpn_is_offered_on_port_443_only() {

@@ -314,9 +314,13 @@ pub async fn check_credentials(config: &SdkConfig) -> Result<(), AwsError> {
         .map_err(|e| AwsError::NoCredentials(first_line(innermost(&e))))
 }
 
-/// The endpoint calls go to, for messages.
+/// The endpoint AWS IoT calls go to, for messages: AWS IoT's own
+/// (`AWS_ENDPOINT_URL_IOT`, which the SDK prefers) before the shared one.
 pub fn endpoint_of(config: &SdkConfig) -> String {
-    match config.endpoint_url() {
+    let iot = std::env::var("AWS_ENDPOINT_URL_IOT")
+        .ok()
+        .filter(|u| !u.is_empty());
+    match iot.as_deref().or(config.endpoint_url()) {
         Some(url) => url.to_string(),
         None => format!(
             "iot.{}.amazonaws.com",

@@ -20,10 +20,12 @@
 
 use std::future::Future;
 
+use crate::admission::AllowList;
 use crate::clock;
 use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::iot::IotApi;
+use crate::lane::Lane;
 use crate::provision::{self, Kind, Outcome};
 
 /// How long a certificate found done stays done (as [`crate::recent`]
@@ -73,12 +75,24 @@ pub trait Claims: Sync {
     /// Gives this instance's claim up: the work failed or was cut short.
     fn release(&self, certificate_id: &str)
         -> impl Future<Output = Result<(), ClaimsError>> + Send;
-    /// This instance is working (`now_ms`, Unix milliseconds): counted
-    /// among the instances sharing the account's rates for [`BEAT_LEASE_MS`]
-    /// (see [`crate::pacing::Share`]). Nothing to count by default.
-    fn beat(&self, now_ms: i64) -> impl Future<Output = Result<(), ClaimsError>> + Send {
-        let _ = now_ms;
+    /// This instance is working (`now_ms`, Unix milliseconds) for `lane`:
+    /// counted among the instances sharing the account's rates for
+    /// [`BEAT_LEASE_MS`] (see [`crate::pacing::Share`]). Nothing to count by
+    /// default.
+    fn beat(
+        &self,
+        now_ms: i64,
+        lane: Lane,
+    ) -> impl Future<Output = Result<(), ClaimsError>> + Send {
+        let _ = (now_ms, lane);
         async { Ok(()) }
+    }
+    /// Whether a bulk-lane instance beat within its lease at `now_ms`
+    /// (read without beating: a fast-lane batch that defers is not counted
+    /// as working). Never, by default.
+    fn bulk_working(&self, now_ms: i64) -> impl Future<Output = Result<bool, ClaimsError>> + Send {
+        let _ = now_ms;
+        async { Ok(false) }
     }
 }
 
@@ -90,27 +104,53 @@ pub const BEAT_LEASE_MS: i64 = 3000;
 /// A beat this old is removed from the table by the next instance beating.
 pub const BEAT_FORGET_MS: i64 = 60_000;
 
-/// The instances working at `now_ms` among `beats` (owner, counted until,
-/// Unix ms), `me` always included; and the owners whose beats are old
-/// enough to remove (never `me`).
+/// One heartbeat: the instance `owner` worked for `lane`, counted until
+/// `until` (Unix ms); `name` is where it is stored (removed by that name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Beat<'a> {
+    pub name: &'a str,
+    pub owner: &'a str,
+    pub lane: Lane,
+    pub until: i64,
+}
+
+/// What the heartbeats say at one moment.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Working<'a> {
+    /// The instances working, of either lane, each once, `me` always included.
+    pub instances: u32,
+    /// Whether any instance (`me` too) beat for the bulk lane within its lease.
+    pub bulk: bool,
+    /// Beats old enough to remove (never `me`'s), by name.
+    pub stale: Vec<&'a str>,
+}
+
+/// The instances working at `now_ms` among `beats`. An instance serves one
+/// invocation at a time, but its beat for the lane it served before counts
+/// until its lease ends: it is counted once.
 pub fn working<'a>(
-    beats: impl IntoIterator<Item = (&'a str, i64)>,
+    beats: impl IntoIterator<Item = Beat<'a>>,
     me: &str,
     now_ms: i64,
-) -> (u32, Vec<&'a str>) {
-    let mut count = 1;
+) -> Working<'a> {
+    let mut others: Vec<&str> = Vec::new();
+    let mut bulk = false;
     let mut stale = Vec::new();
-    for (owner, until) in beats {
-        if owner == me {
-            continue;
-        }
-        if until >= now_ms {
-            count += 1;
-        } else if until < now_ms - BEAT_FORGET_MS {
-            stale.push(owner);
+    for beat in beats {
+        if beat.until >= now_ms {
+            bulk |= beat.lane == Lane::Bulk;
+            if beat.owner != me && !others.contains(&beat.owner) {
+                others.push(beat.owner);
+            }
+        } else if beat.owner != me && beat.until < now_ms - BEAT_FORGET_MS {
+            stale.push(beat.name);
         }
     }
-    (count, stale)
+    Working {
+        instances: 1 + others.len() as u32,
+        bulk,
+        stale,
+    }
 }
 
 /// No shared claims (the CLI, tests): every event is provisioned.
@@ -148,10 +188,16 @@ impl<C: Claims> Claims for Option<C> {
             None => Ok(()),
         }
     }
-    async fn beat(&self, now_ms: i64) -> Result<(), ClaimsError> {
+    async fn beat(&self, now_ms: i64, lane: Lane) -> Result<(), ClaimsError> {
         match self {
-            Some(c) => c.beat(now_ms).await,
+            Some(c) => c.beat(now_ms, lane).await,
             None => Ok(()),
+        }
+    }
+    async fn bulk_working(&self, now_ms: i64) -> Result<bool, ClaimsError> {
+        match self {
+            Some(c) => c.bulk_working(now_ms).await,
+            None => Ok(false),
         }
     }
 }
@@ -208,8 +254,11 @@ impl<C: Claims> Claims for RememberDone<C> {
         self.done.lock().unwrap().remove(id);
         self.inner.release(id).await
     }
-    async fn beat(&self, now_ms: i64) -> Result<(), ClaimsError> {
-        self.inner.beat(now_ms).await
+    async fn beat(&self, now_ms: i64, lane: Lane) -> Result<(), ClaimsError> {
+        self.inner.beat(now_ms, lane).await
+    }
+    async fn bulk_working(&self, now_ms: i64) -> Result<bool, ClaimsError> {
+        self.inner.bulk_working(now_ms).await
     }
 }
 
@@ -246,9 +295,10 @@ fn settled_without_work(certificate_id: &str, claim: Claim) -> Option<Outcome> {
 /// seconds), as the certificate checks take it. A claims error is logged
 /// and the certificate provisioned anyway. For SQS records only: a
 /// duplicate is acknowledged because the claimant's record stays queued.
-pub async fn provision_claimed<A: IotApi, C: Claims>(
+pub async fn provision_claimed<A: IotApi, C: Claims, L: AllowList>(
     api: &A,
     claims: &C,
+    list: &L,
     config: &Config,
     certificate_id: &str,
     now: i64,
@@ -274,7 +324,8 @@ pub async fn provision_claimed<A: IotApi, C: Claims>(
         }
         None => return Outcome::unfinished(certificate_id, started.elapsed()),
     }
-    let outcome = provision::provision_within(api, config, certificate_id, now, deadline).await;
+    let outcome =
+        provision::provision_within_listed(api, list, config, certificate_id, now, deadline).await;
     let settle = async {
         if outcome.failed() {
             claims.release(certificate_id).await
@@ -369,19 +420,77 @@ mod tests {
     #[test]
     fn instances_working_are_those_whose_beats_count_now() {
         let now = 1_000_000;
-        for (beats, want, want_stale) in [
-            (vec![], 1, vec![]),
-            (vec![("me", now - 10_000)], 1, vec![]),
-            (vec![("me", now), ("a", now), ("b", now + 2999)], 3, vec![]),
-            (vec![("a", now - 1), ("b", now - 60_000)], 1, vec![]),
+        let b = |name: &'static str, lane, until| Beat {
+            name,
+            owner: name.trim_start_matches("fast_"),
+            lane,
+            until,
+        };
+        use Lane::{Bulk, Fast};
+        for (beats, want, want_bulk, want_stale) in [
+            (vec![], 1, false, vec![]),
+            (vec![b("me", Bulk, now - 10_000)], 1, false, vec![]),
             (
-                vec![("a", now - 60_001), ("b", now + 1), ("me", now - 90_000)],
+                vec![
+                    b("me", Bulk, now),
+                    b("a", Bulk, now),
+                    b("b", Bulk, now + 2999),
+                ],
+                3,
+                true,
+                vec![],
+            ),
+            (
+                vec![b("a", Bulk, now - 1), b("b", Bulk, now - 60_000)],
+                1,
+                false,
+                vec![],
+            ),
+            (
+                vec![
+                    b("a", Bulk, now - 60_001),
+                    b("b", Bulk, now + 1),
+                    b("me", Bulk, now - 90_000),
+                ],
                 2,
+                true,
                 vec!["a"],
             ),
+            // Fast-lane instances share the rate, but are not the bulk lane.
+            (
+                vec![b("fast_a", Fast, now), b("fast_me", Fast, now)],
+                2,
+                false,
+                vec![],
+            ),
+            // My own bulk beat, still within its lease, says the bulk lane works.
+            (
+                vec![b("me", Bulk, now + 500), b("fast_me", Fast, now)],
+                1,
+                true,
+                vec![],
+            ),
+            // One instance that moved from one lane to the other counts once.
+            (
+                vec![b("a", Bulk, now + 1), b("fast_a", Fast, now + 2000)],
+                2,
+                true,
+                vec![],
+            ),
+            (
+                vec![b("fast_a", Fast, now - 70_000)],
+                1,
+                false,
+                vec!["fast_a"],
+            ),
         ] {
-            let (count, stale) = working(beats.clone(), "me", now);
-            assert_eq!((count, stale), (want, want_stale), "{beats:?}");
+            let got = working(beats.clone(), "me", now);
+            let want = Working {
+                instances: want,
+                bulk: want_bulk,
+                stale: want_stale,
+            };
+            assert_eq!(got, want, "{beats:?}");
         }
     }
 

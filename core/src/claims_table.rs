@@ -5,8 +5,9 @@
 //! decision is one conditional write, so two instances never both hold a
 //! claim. One more item, `certificateId` = `instances` (never a certificate
 //! id, which is 64 hex digits), holds each working instance's heartbeat
-//! (`beat_<owner>`: counted until, Unix ms), from which every instance
-//! learns how many share the account's rates.
+//! (`beat_<owner>` for the bulk lane, `beat_fast_<owner>` for the fast
+//! lane: counted until, Unix ms), from which every instance learns how many
+//! share the account's rates, and the fast lane whether the bulk lane works.
 
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use aws_sdk_dynamodb::Client;
 use tokio::sync::Semaphore;
 
 use crate::claims::{self, Claim, Claims, ClaimsError};
+use crate::lane::Lane;
 use crate::pacing::Share;
 
 const CLAIMED: &str = "claimed";
@@ -42,8 +44,40 @@ pub struct ClaimsTable {
 
 /// The heartbeats' item.
 const INSTANCES: &str = "instances";
-/// A heartbeat attribute's name: this prefix and the owner.
+/// A heartbeat attribute's name: this prefix, the fast lane's mark if it
+/// is the fast lane's, and the owner (hex digits, never the mark).
 const BEAT_PREFIX: &str = "beat_";
+const FAST_MARK: &str = "fast_";
+
+/// The attribute holding `owner`'s beat for `lane`.
+fn beat_name(owner: &str, lane: Lane) -> String {
+    match lane {
+        Lane::Bulk => format!("{BEAT_PREFIX}{owner}"),
+        Lane::Fast => format!("{BEAT_PREFIX}{FAST_MARK}{owner}"),
+    }
+}
+
+/// The beats in the instances item (attribute name, value).
+fn beats<'a>(
+    item: impl IntoIterator<Item = (&'a String, &'a AttributeValue)>,
+) -> Vec<claims::Beat<'a>> {
+    item.into_iter()
+        .filter_map(|(name, value)| {
+            let until = value.as_n().ok()?.parse::<i64>().ok()?;
+            let owner = name.strip_prefix(BEAT_PREFIX)?;
+            let (lane, owner) = match owner.strip_prefix(FAST_MARK) {
+                Some(owner) => (Lane::Fast, owner),
+                None => (Lane::Bulk, owner),
+            };
+            Some(claims::Beat {
+                name,
+                owner,
+                lane,
+                until,
+            })
+        })
+        .collect()
+}
 
 /// Table requests one instance has in flight at once.
 const IN_FLIGHT: usize = 16;
@@ -61,18 +95,8 @@ impl ClaimsTable {
     /// 20 s: the claims only save quota, and a certificate is provisioned
     /// without one rather than late.
     pub fn new(sdk: &aws_config::SdkConfig, table: &str, owner: &str) -> Self {
-        let config = aws_sdk_dynamodb::config::Builder::from(sdk)
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(1))
-                    .operation_attempt_timeout(Duration::from_secs(2))
-                    .operation_timeout(Duration::from_secs(5))
-                    .build(),
-            )
-            .build();
         ClaimsTable {
-            client: Client::from_conf(config),
+            client: quick_client(sdk),
             table: table.to_string(),
             owner: owner.to_string(),
             in_flight: Semaphore::new(IN_FLIGHT),
@@ -168,9 +192,9 @@ impl Claims for ClaimsTable {
             .map_err(|e| self.error(e))
     }
 
-    /// One write: this instance's beat in, long-gone beats out, every beat
-    /// back; the share follows the count.
-    async fn beat(&self, now_ms: i64) -> Result<(), ClaimsError> {
+    /// One write: this instance's beat for `lane` in, long-gone beats out,
+    /// every beat back; the share follows the count.
+    async fn beat(&self, now_ms: i64, lane: Lane) -> Result<(), ClaimsError> {
         let _turn = self.in_flight.acquire().await.expect("never closed");
         let stale = std::mem::take(&mut *self.stale.lock().unwrap());
         let mut update = self
@@ -178,7 +202,7 @@ impl Claims for ClaimsTable {
             .update_item()
             .table_name(&self.table)
             .key("certificateId", key(INSTANCES))
-            .expression_attribute_names("#me", format!("{BEAT_PREFIX}{}", self.owner))
+            .expression_attribute_names("#me", beat_name(&self.owner, lane))
             .expression_attribute_values(
                 ":until",
                 AttributeValue::N((now_ms + claims::BEAT_LEASE_MS).to_string()),
@@ -190,11 +214,11 @@ impl Claims for ClaimsTable {
             )
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
         let mut expression = "SET #me = :until, expiresAt = :expires".to_string();
-        for (i, owner) in stale.iter().enumerate() {
-            let name = format!("#s{i}");
+        for (i, name) in stale.iter().enumerate() {
+            let placeholder = format!("#s{i}");
             expression.push_str(if i == 0 { " REMOVE " } else { ", " });
-            expression.push_str(&name);
-            update = update.expression_attribute_names(name, owner);
+            expression.push_str(&placeholder);
+            update = update.expression_attribute_names(placeholder, name);
         }
         let answer = update
             .update_expression(expression)
@@ -202,20 +226,37 @@ impl Claims for ClaimsTable {
             .await
             .map_err(|e| self.error(e))?;
         let item = answer.attributes.unwrap_or_default();
-        let beats = item.iter().filter_map(|(name, value)| {
-            let until = value.as_n().ok()?.parse::<i64>().ok()?;
-            name.starts_with(BEAT_PREFIX)
-                .then_some((name.as_str(), until))
-        });
-        let me = format!("{BEAT_PREFIX}{}", self.owner);
-        let (count, gone) = claims::working(beats, &me, now_ms);
+        let now = claims::working(beats(&item), &self.owner, now_ms);
         // At most 20 removed at a time (an expression's size is bounded).
-        *self.stale.lock().unwrap() = gone.into_iter().take(20).map(String::from).collect();
+        *self.stale.lock().unwrap() = now.stale.into_iter().take(20).map(String::from).collect();
         if let Some(share) = &self.share {
-            share.set_working(count);
+            share.set_working(now.instances);
         }
-        tracing::debug!(instances = count, "heartbeat");
+        tracing::debug!(instances = now.instances, lane = ?lane, "heartbeat");
         Ok(())
+    }
+
+    /// The beats read back from a write that adds none (the role holds no
+    /// `dynamodb:GetItem` on this table, and needs none): it only keeps the
+    /// item's expiry, as a beat does.
+    async fn bulk_working(&self, now_ms: i64) -> Result<bool, ClaimsError> {
+        let _turn = self.in_flight.acquire().await.expect("never closed");
+        let answer = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("certificateId", key(INSTANCES))
+            .update_expression("SET expiresAt = :expires")
+            .expression_attribute_values(
+                ":expires",
+                AttributeValue::N((now_ms / 1000 + 3600).to_string()),
+            )
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| self.error(e))?;
+        let item = answer.attributes.unwrap_or_default();
+        Ok(claims::working(beats(&item), &self.owner, now_ms).bulk)
     }
 
     async fn release(&self, id: &str) -> Result<(), ClaimsError> {
@@ -241,4 +282,21 @@ impl Claims for ClaimsTable {
             Err(e) => Err(self.error(e)),
         }
     }
+}
+
+/// A DynamoDB client that gives up within seconds (three attempts, 5 s in
+/// all): the claims and the allow-list are read inside an invocation's
+/// deadline, beside IoT calls that need the time more.
+pub(crate) fn quick_client(sdk: &aws_config::SdkConfig) -> Client {
+    let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .build();
+    Client::from_conf(config)
 }

@@ -3,18 +3,17 @@
 
 use regex::Regex;
 
+use crate::naming::NameTemplate;
 use crate::pacing::ApiRates;
 use crate::rules::THING_NAME_PATTERN;
 
-/// Where the thing name comes from.
+/// Which certificates may be admitted at all (`JITR_ADMISSION`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NameSource {
-    /// The subject CN (what `jitr device issue` sets).
-    CommonName,
-    /// The subject serialNumber attribute.
-    SerialNumber,
-    /// The certificate id.
-    CertificateId,
+pub enum Admission {
+    /// Any certificate that passes the other checks.
+    Any,
+    /// Only certificates on the stack's allow-list (`JITR_ALLOW_LIST_TABLE`).
+    AllowList,
 }
 
 /// What to do with a certificate that fails admission.
@@ -49,7 +48,11 @@ pub struct Config {
     /// `iot:AttachPolicy`, which AWS authorises on the target only (a role
     /// allowed it on certificates may attach any policy of the account).
     pub device_group: Option<String>,
-    pub thing_name_source: NameSource,
+    /// How the thing is named (`JITR_THING_NAME_TEMPLATE`, or the
+    /// older `JITR_THING_NAME_SOURCE` words, which are its aliases).
+    pub thing_name: NameTemplate,
+    /// Whether only certificates on the allow-list are admitted.
+    pub admission: Admission,
     /// Anchored: the whole name must match.
     pub thing_name_pattern: Regex,
     /// Certificate ids of the CAs whose devices are admitted; empty = any.
@@ -70,6 +73,10 @@ pub struct Config {
     /// Instances that may run at once (the template's `MaxConcurrency`):
     /// each keeps to `api_rates / max_concurrency`.
     pub max_concurrency: u32,
+    /// The fast lane's queue (`JITR_FAST_LANE_QUEUE_ARN`): a batch from it
+    /// defers to the bulk lane while that lane works ([`crate::lane`]).
+    /// None: every batch is the bulk lane's.
+    pub fast_lane_queue_arn: Option<String>,
 }
 
 impl Config {
@@ -96,6 +103,26 @@ fn err(variable: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError {
         variable,
         problem: problem.into(),
+    }
+}
+
+/// Checks the fast lane's queue ARN (`arn:<partition>:sqs:<region>:<account>:<name>`):
+/// one that no record names would make the fast lane provision always,
+/// silently, so a malformed one stops the function at start-up.
+fn sqs_queue_arn(arn: &str) -> Result<(), ConfigError> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && !parts[1].is_empty()
+        && parts[2] == "sqs"
+        && parts[3..].iter().all(|p| !p.is_empty());
+    if ok {
+        Ok(())
+    } else {
+        Err(err(
+            "JITR_FAST_LANE_QUEUE_ARN",
+            format!("\"{arn}\" is not an SQS queue ARN (arn:aws:sqs:<region>:<account>:<queue>)"),
+        ))
     }
 }
 
@@ -158,14 +185,36 @@ impl Config {
                 ),
             ));
         }
-        let thing_name_source = match get("JITR_THING_NAME_SOURCE").as_deref() {
-            None | Some("common-name") => NameSource::CommonName,
-            Some("serial-number") => NameSource::SerialNumber,
-            Some("certificate-id") => NameSource::CertificateId,
+        // The template wins over the older setting (its alias) when both are set.
+        let thing_name = match (
+            get("JITR_THING_NAME_TEMPLATE"),
+            get("JITR_THING_NAME_SOURCE"),
+        ) {
+            (Some(t), _) => {
+                NameTemplate::parse(&t).map_err(|e| err("JITR_THING_NAME_TEMPLATE", e))?
+            }
+            (None, None) => NameTemplate::common_name(),
+            (None, Some(source)) => crate::naming::ALIASES
+                .iter()
+                .find(|(alias, _)| *alias == source)
+                .and_then(|(alias, _)| NameTemplate::parse(alias).ok())
+                .ok_or_else(|| {
+                    err(
+                        "JITR_THING_NAME_SOURCE",
+                        format!(
+                            "\"{source}\" is not one of common-name, serial-number, certificate-id \
+                             (or set JITR_THING_NAME_TEMPLATE)"
+                        ),
+                    )
+                })?,
+        };
+        let admission = match get("JITR_ADMISSION").as_deref() {
+            None | Some("any") => Admission::Any,
+            Some("allow-list") => Admission::AllowList,
             Some(other) => {
                 return Err(err(
-                    "JITR_THING_NAME_SOURCE",
-                    format!("\"{other}\" is not one of common-name, serial-number, certificate-id"),
+                    "JITR_ADMISSION",
+                    format!("\"{other}\" is not one of any, allow-list"),
                 ))
             }
         };
@@ -263,12 +312,18 @@ impl Config {
                     )
                 })?,
         };
+        let fast_lane_queue_arn = get("JITR_FAST_LANE_QUEUE_ARN");
+        if let Some(arn) = &fast_lane_queue_arn {
+            sqs_queue_arn(arn)?;
+        }
         Ok(Config {
             api_rates,
             max_concurrency,
+            fast_lane_queue_arn,
             policy_name,
             device_group,
-            thing_name_source,
+            thing_name,
+            admission,
             thing_name_pattern,
             allowed_ca_ids,
             thing_type,
@@ -296,9 +351,23 @@ mod tests {
     }
 
     #[test]
+    fn the_fast_lane_is_named_by_its_queue_arn() {
+        let c = config(&[("JITR_POLICY_NAME", "p")]).unwrap();
+        assert_eq!(c.fast_lane_queue_arn, None);
+        let arn = "arn:aws:sqs:eu-west-1:123456789012:s-FastLaneQueue-X";
+        let c = config(&[
+            ("JITR_POLICY_NAME", "p"),
+            ("JITR_FAST_LANE_QUEUE_ARN", &format!(" {arn} ")),
+        ])
+        .unwrap();
+        assert_eq!(c.fast_lane_queue_arn.as_deref(), Some(arn));
+    }
+
+    #[test]
     fn defaults_need_only_the_policy() {
         let c = config(&[("JITR_POLICY_NAME", "jitr-device")]).unwrap();
-        assert_eq!(c.thing_name_source, NameSource::CommonName);
+        assert_eq!(c.thing_name.to_string(), "{CN}");
+        assert_eq!(c.admission, Admission::Any);
         assert_eq!(c.on_reject, OnReject::Revoke);
         assert_eq!(c.on_rotation, OnRotation::Keep);
         assert!(!c.exclusive_thing);
@@ -326,9 +395,11 @@ mod tests {
             ("JITR_CLOCK_SKEW_SECONDS", "0"),
             ("JITR_API_RATES", "DescribeCertificate=40"),
             ("JITR_MAX_CONCURRENCY", "20"),
+            ("JITR_ADMISSION", "allow-list"),
         ])
         .unwrap();
-        assert_eq!(c.thing_name_source, NameSource::SerialNumber);
+        assert_eq!(c.thing_name.to_string(), "{serialNumber}");
+        assert_eq!(c.admission, Admission::AllowList);
         assert!(
             c.thing_name_pattern.is_match("robot-12")
                 && !c.thing_name_pattern.is_match("xrobot-12"),
@@ -344,6 +415,49 @@ mod tests {
         use crate::pacing::Op;
         assert_eq!(c.instance_rates().get(Op::DescribeCertificate), 2.0);
         assert_eq!(c.instance_rates().get(Op::UpdateCertificate), 0.5);
+    }
+
+    /// JITR_THING_NAME_TEMPLATE, and JITR_THING_NAME_SOURCE as its alias.
+    #[test]
+    fn the_name_template_and_its_alias() {
+        for (vars, expected) in [
+            (vec![], "{CN}"),
+            (
+                vec![("JITR_THING_NAME_SOURCE", "certificate-id")],
+                "{certificateId}",
+            ),
+            (
+                vec![("JITR_THING_NAME_TEMPLATE", "robot-{serialNumber}")],
+                "robot-{serialNumber}",
+            ),
+            (
+                vec![("JITR_THING_NAME_TEMPLATE", "serial-number")],
+                "{serialNumber}",
+            ),
+            // The template wins over the older setting.
+            (
+                vec![
+                    ("JITR_THING_NAME_SOURCE", "common-name"),
+                    ("JITR_THING_NAME_TEMPLATE", "{O}-{CN}"),
+                ],
+                "{O}-{CN}",
+            ),
+        ] {
+            let mut vars = vars.clone();
+            vars.push(("JITR_POLICY_NAME", "p"));
+            assert_eq!(
+                config(&vars).unwrap().thing_name.to_string(),
+                expected,
+                "{vars:?}"
+            );
+        }
+        let e = config(&[
+            ("JITR_POLICY_NAME", "p"),
+            ("JITR_THING_NAME_TEMPLATE", "{Serial}-x"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.variable, "JITR_THING_NAME_TEMPLATE");
+        assert!(e.problem.contains("no field {Serial}"), "{e}");
     }
 
     #[test]
@@ -400,6 +514,24 @@ mod tests {
                 "JITR_THING_NAME_SOURCE",
             ),
             (
+                vec![
+                    ("JITR_POLICY_NAME", "p"),
+                    ("JITR_THING_NAME_TEMPLATE", "robot-{cn}"),
+                ],
+                "JITR_THING_NAME_TEMPLATE",
+            ),
+            (
+                vec![
+                    ("JITR_POLICY_NAME", "p"),
+                    ("JITR_THING_NAME_TEMPLATE", "robot 1"),
+                ],
+                "JITR_THING_NAME_TEMPLATE",
+            ),
+            (
+                vec![("JITR_POLICY_NAME", "p"), ("JITR_ADMISSION", "allowlist")],
+                "JITR_ADMISSION",
+            ),
+            (
                 vec![("JITR_POLICY_NAME", "p"), ("JITR_THING_NAME_PATTERN", "([")],
                 "JITR_THING_NAME_PATTERN",
             ),
@@ -437,6 +569,16 @@ mod tests {
             (
                 vec![("JITR_POLICY_NAME", "p"), ("JITR_MAX_CONCURRENCY", "0")],
                 "JITR_MAX_CONCURRENCY",
+            ),
+            (
+                vec![
+                    ("JITR_POLICY_NAME", "p"),
+                    (
+                        "JITR_FAST_LANE_QUEUE_ARN",
+                        "https://sqs.eu-west-1.amazonaws.com/1/q",
+                    ),
+                ],
+                "JITR_FAST_LANE_QUEUE_ARN",
             ),
         ] {
             let e = config(&vars).unwrap_err();

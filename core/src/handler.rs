@@ -5,11 +5,13 @@
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use serde_json::Value;
 
+use crate::admission::{AllowList, NoAllowList};
 use crate::claims::{self, Claims};
 use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::event::{EventError, RegisteredEvent};
 use crate::iot::IotApi;
+use crate::lane::{self, Decision, Lane};
 use crate::provision::{self, Kind, Outcome};
 
 /// Certificates of one SQS batch in flight at once (the templates' batches
@@ -49,6 +51,19 @@ pub async fn handle<A: IotApi, C: Claims>(
     now: i64,
     deadline: Deadline,
 ) -> Result<Value, HandlerError> {
+    handle_listed(api, claims, &NoAllowList, config, payload, now, deadline).await
+}
+
+/// [`handle`] with the allow-list `list` (`JITR_ADMISSION=allow-list`).
+pub async fn handle_listed<A: IotApi, C: Claims, L: AllowList>(
+    api: &A,
+    claims: &C,
+    list: &L,
+    config: &Config,
+    payload: Value,
+    now: i64,
+    deadline: Deadline,
+) -> Result<Value, HandlerError> {
     if is_sqs(&payload) {
         let batch: SqsEvent =
             serde_json::from_value(payload).map_err(|e| EventError::WrongType {
@@ -56,7 +71,7 @@ pub async fn handle<A: IotApi, C: Claims>(
                 expected: "an SQS batch",
                 got: e.to_string(),
             })?;
-        let response = handle_batch(api, claims, config, batch, now, deadline).await;
+        let response = handle_batch(api, claims, list, config, batch, now, deadline).await;
         return Ok(serde_json::to_value(response).expect("serialisable"));
     }
     let event = RegisteredEvent::parse(&payload)
@@ -64,7 +79,8 @@ pub async fn handle<A: IotApi, C: Claims>(
     // No claims here: a direct invocation's retry is not queued behind a
     // claimant, so acknowledging it as a duplicate could lose it.
     let outcome =
-        provision::provision_within(api, config, &event.certificate_id, now, deadline).await;
+        provision::provision_within_listed(api, list, config, &event.certificate_id, now, deadline)
+            .await;
     report(&outcome);
     let (certificate_id, reason) = (
         outcome.certificate_id.clone(),
@@ -133,15 +149,44 @@ fn group<E>(records: Vec<(String, Result<String, E>)>) -> (Vec<Work>, Vec<(Strin
 /// Provisions every certificate of the batch once; the records of one that
 /// fails (and malformed records) are batch item failures, so only they are
 /// redelivered (and end in the DLQ if they keep failing).
-async fn handle_batch<A: IotApi, C: Claims>(
+async fn handle_batch<A: IotApi, C: Claims, L: AllowList>(
     api: &A,
     claims: &C,
+    list: &L,
     config: &Config,
     batch: SqsEvent,
     now: i64,
     deadline: Deadline,
 ) -> SqsBatchResponse {
+    let (_, failed) = settle_batch(api, claims, list, config, batch, now, deadline).await;
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    response
+}
+
+/// The batch's outcomes (each reported as it comes) and the message ids to
+/// fail. A fast-lane batch defers to a working bulk lane ([`lane`]).
+async fn settle_batch<A: IotApi, C: Claims, L: AllowList>(
+    api: &A,
+    claims: &C,
+    list: &L,
+    config: &Config,
+    batch: SqsEvent,
+    now: i64,
+    deadline: Deadline,
+) -> (Vec<Outcome>, Vec<String>) {
     use futures::stream::{self, StreamExt};
+    let lane = Lane::of(
+        batch.records.iter().map(|r| r.event_source_arn.as_deref()),
+        config.fast_lane_queue_arn.as_deref(),
+    );
     let records = batch
         .records
         .into_iter()
@@ -159,14 +204,22 @@ async fn handle_batch<A: IotApi, C: Claims>(
             id
         })
         .collect();
+    if lane::decide(lane, bulk_working(claims, lane, &deadline).await) == Decision::Defer {
+        let outcomes: Vec<Outcome> = work
+            .iter()
+            .map(|w| lane::deferred(&w.certificate_id))
+            .inspect(report)
+            .collect();
+        return (outcomes, failed);
+    }
     // Counted among the instances working before the first call, so one
     // working alone paces at the account's whole rate from its first call;
     // then every second while the batch runs.
-    beat(claims, &deadline).await;
+    beat(claims, lane, &deadline).await;
     let beating = async {
         loop {
             tokio::time::sleep(claims::BEAT_EVERY).await;
-            beat(claims, &deadline).await;
+            beat(claims, lane, &deadline).await;
         }
     };
     let provisioning = stream::iter(work)
@@ -174,6 +227,7 @@ async fn handle_batch<A: IotApi, C: Claims>(
             let outcome = claims::provision_claimed(
                 api,
                 claims,
+                list,
                 config,
                 &w.certificate_id,
                 now,
@@ -184,33 +238,45 @@ async fn handle_batch<A: IotApi, C: Claims>(
             if w.message_ids.len() > 1 {
                 tracing::info!(certificateId = %w.certificate_id, records = w.message_ids.len(), "duplicate records merged");
             }
-            outcome.failed().then_some(w.message_ids)
+            let failed = outcome.failed().then_some(w.message_ids);
+            (outcome, failed)
         })
         .buffer_unordered(BATCH_CONCURRENCY)
-        .filter_map(|failed| async move { failed })
-        .collect::<Vec<Vec<String>>>();
-    let unfinished = tokio::select! {
-        unfinished = provisioning => unfinished,
+        .collect::<Vec<(Outcome, Option<Vec<String>>)>>();
+    let settled = tokio::select! {
+        settled = provisioning => settled,
         _ = beating => unreachable!("the beats go on until the batch is done"),
     };
-    failed.extend(unfinished.into_iter().flatten());
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failed
-        .into_iter()
-        .map(|id| {
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = id;
-            f
-        })
-        .collect();
-    response
+    let mut outcomes = Vec::with_capacity(settled.len());
+    for (outcome, unfinished) in settled {
+        outcomes.push(outcome);
+        failed.extend(unfinished.into_iter().flatten());
+    }
+    (outcomes, failed)
 }
 
-/// This instance is working: a beat in the claims, within the deadline. A
-/// beat that fails leaves the share as it was (logged).
-async fn beat<C: Claims>(claims: &C, deadline: &Deadline) {
+/// For a fast-lane batch, whether the bulk lane is working (None: the
+/// beats could not be read in time, logged); not asked for the bulk lane.
+async fn bulk_working<C: Claims>(claims: &C, lane: Lane, deadline: &Deadline) -> Option<bool> {
+    if lane != Lane::Fast {
+        return None;
+    }
     let now_ms = i64::try_from(crate::clock::unix_millis()).unwrap_or(i64::MAX);
-    if let Some(Err(e)) = deadline.run(claims.beat(now_ms)).await {
+    match deadline.run(claims.bulk_working(now_ms)).await {
+        Some(Ok(working)) => Some(working),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "fast lane: heartbeats not read; provisioning");
+            None
+        }
+        None => None,
+    }
+}
+
+/// This instance is working for `lane`: a beat in the claims, within the
+/// deadline. A beat that fails leaves the share as it was (logged).
+async fn beat<C: Claims>(claims: &C, lane: Lane, deadline: &Deadline) {
+    let now_ms = i64::try_from(crate::clock::unix_millis()).unwrap_or(i64::MAX);
+    if let Some(Err(e)) = deadline.run(claims.beat(now_ms, lane)).await {
         tracing::warn!(error = %e, "heartbeat not recorded");
     }
 }
@@ -228,7 +294,209 @@ fn report(o: &Outcome) {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
     use super::*;
+    use crate::aws::AwsError;
+    use crate::claims::{Claim, ClaimsError};
+    use crate::iot::Described;
+    use aws_sdk_iot::types::CertificateStatus;
+
+    const FAST: &str = "arn:aws:sqs:eu-west-1:123456789012:s-FastLaneQueue-1";
+    const BULK: &str = "arn:aws:sqs:eu-west-1:123456789012:s-EventQueue-1";
+
+    /// Counts every IoT call; every certificate is found, pending, with an
+    /// unreadable PEM (the outcome does not matter here, the calls do).
+    #[derive(Default)]
+    struct Calls(AtomicUsize);
+
+    impl Calls {
+        fn note<T>(&self, answer: T) -> Result<T, AwsError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(answer)
+        }
+        fn count(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    impl IotApi for Calls {
+        async fn describe_certificate(&self, id: &str) -> Result<Described, AwsError> {
+            self.note(Described {
+                certificate_arn: format!("arn:aws:iot:eu-west-1:1:cert/{id}"),
+                status: "PENDING_ACTIVATION".into(),
+                ca_certificate_id: None,
+                certificate_pem: String::new(),
+                created_ms: None,
+            })
+        }
+        async fn create_thing(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: &HashMap<String, String>,
+        ) -> Result<(), AwsError> {
+            self.note(())
+        }
+        async fn attach_policy(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            self.note(())
+        }
+        async fn attach_thing_principal(&self, _: &str, _: &str, _: bool) -> Result<(), AwsError> {
+            self.note(())
+        }
+        async fn add_thing_to_thing_group(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            self.note(())
+        }
+        async fn update_certificate(&self, _: &str, _: CertificateStatus) -> Result<(), AwsError> {
+            self.note(())
+        }
+        async fn list_pending_certificates(&self, _: &str) -> Result<Vec<String>, AwsError> {
+            self.note(vec![])
+        }
+        async fn list_thing_principals(&self, _: &str) -> Result<Vec<String>, AwsError> {
+            self.note(vec![])
+        }
+    }
+
+    /// Claims whose heartbeats say `bulk` (Err: unreadable); every claim
+    /// is this instance's; the lanes it beat for are recorded.
+    struct Beats {
+        bulk: Result<bool, ()>,
+        beats: Mutex<Vec<Lane>>,
+    }
+
+    impl Beats {
+        fn new(bulk: Result<bool, ()>) -> Self {
+            Beats {
+                bulk,
+                beats: Default::default(),
+            }
+        }
+        fn lanes(&self) -> Vec<Lane> {
+            self.beats.lock().unwrap().clone()
+        }
+    }
+
+    impl Claims for Beats {
+        async fn claim(&self, _: &str, _: i64, _: i64) -> Result<Claim, ClaimsError> {
+            Ok(Claim::Mine)
+        }
+        async fn finish(&self, _: &str, _: i64) -> Result<(), ClaimsError> {
+            Ok(())
+        }
+        async fn release(&self, _: &str) -> Result<(), ClaimsError> {
+            Ok(())
+        }
+        async fn beat(&self, _: i64, lane: Lane) -> Result<(), ClaimsError> {
+            self.beats.lock().unwrap().push(lane);
+            Ok(())
+        }
+        async fn bulk_working(&self, _: i64) -> Result<bool, ClaimsError> {
+            self.bulk.map_err(|()| ClaimsError {
+                table: "t".into(),
+                reason: "unreachable".into(),
+            })
+        }
+    }
+
+    fn config() -> Config {
+        Config::from_lookup(|k| match k {
+            "JITR_POLICY_NAME" => Some("p".into()),
+            "JITR_FAST_LANE_QUEUE_ARN" => Some(FAST.into()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    /// A batch from the queue `source`: (message id, certificate id), and
+    /// one malformed record "bad".
+    fn batch(source: &str, records: &[(&str, &[u8; 64])]) -> SqsEvent {
+        let mut records: Vec<Value> = records
+            .iter()
+            .map(|(m, c)| {
+                let c = std::str::from_utf8(*c).unwrap();
+                let body = serde_json::json!({ "certificateId": c, "certificateStatus": "PENDING_ACTIVATION" });
+                serde_json::json!({ "messageId": m, "body": body.to_string(), "eventSource": "aws:sqs", "eventSourceARN": source })
+            })
+            .collect();
+        records.push(serde_json::json!({ "messageId": "bad", "body": "{}", "eventSource": "aws:sqs", "eventSourceARN": source }));
+        serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+    }
+
+    const A: [u8; 64] = [b'a'; 64];
+    const B: [u8; 64] = [b'b'; 64];
+
+    async fn settled(claims: &Beats, source: &str) -> (Vec<Outcome>, Vec<String>, usize) {
+        let api = Calls::default();
+        let (outcomes, failed) = settle_batch(
+            &api,
+            claims,
+            &NoAllowList,
+            &config(),
+            batch(source, &[("m1", &A), ("m2", &B), ("m3", &A)]),
+            0,
+            Deadline::none(),
+        )
+        .await;
+        (outcomes, failed, api.count())
+    }
+
+    #[tokio::test]
+    async fn the_fast_lane_defers_while_the_bulk_lane_works() {
+        let claims = Beats::new(Ok(true));
+        let (outcomes, failed, calls) = settled(&claims, FAST).await;
+        assert_eq!(calls, 0, "no IoT call");
+        let kinds: Vec<Kind> = outcomes.iter().map(|o| o.outcome).collect();
+        assert_eq!(
+            kinds,
+            [Kind::Deferred, Kind::Deferred],
+            "one per certificate"
+        );
+        assert_eq!(failed, ["bad"], "every well-formed record acknowledged");
+        assert!(
+            claims.lanes().is_empty(),
+            "a deferring instance does not beat"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_fast_lane_provisions_when_the_bulk_lane_is_idle_or_unknown() {
+        for bulk in [Ok(false), Err(())] {
+            let claims = Beats::new(bulk);
+            let (outcomes, _, calls) = settled(&claims, FAST).await;
+            assert!(calls >= 2, "{bulk:?}: described both certificates");
+            assert!(
+                outcomes.iter().all(|o| o.outcome != Kind::Deferred),
+                "{bulk:?}: {outcomes:?}"
+            );
+            let lanes = claims.lanes();
+            assert!(!lanes.is_empty(), "{bulk:?}: a working instance beats");
+            assert!(
+                lanes.iter().all(|l| *l == Lane::Fast),
+                "{bulk:?}: {lanes:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_bulk_lane_never_defers() {
+        for source in [BULK, "arn:aws:sqs:eu-west-1:123456789012:other"] {
+            let claims = Beats::new(Ok(true));
+            let (outcomes, _, calls) = settled(&claims, source).await;
+            assert!(calls >= 2, "{source}: described both certificates");
+            assert!(
+                outcomes.iter().all(|o| o.outcome != Kind::Deferred),
+                "{outcomes:?}"
+            );
+            let lanes = claims.lanes();
+            assert!(
+                !lanes.is_empty() && lanes.iter().all(|l| *l == Lane::Bulk),
+                "{lanes:?}"
+            );
+        }
+    }
 
     #[test]
     fn records_group_by_certificate_in_order_of_first_appearance() {

@@ -5,7 +5,7 @@
 //! - [`rules`]: what AWS IoT and TLS peers accept (key sizes, signature
 //!   algorithms, thing names).
 //! - Provisioning, pure to impure: [`event`] (the registration event),
-//!   [`config`] (environment settings), [`plan`] (facts + config -> plan,
+//!   [`config`] (environment settings; [`naming`]: thing-name templates), [`plan`] (facts + config -> plan,
 //!   no I/O), [`iot`] (the AWS IoT calls behind a trait), [`provision`]
 //!   (the plan carried out, activation last), [`handler`] (direct and SQS
 //!   invocations), [`deadline`] (work stops before the invocation's).
@@ -13,8 +13,12 @@
 //!   [`pacing`]: calls kept to the instance's share of the account's quotas;
 //!   [`recent`]: certificates the instance activated, not described again;
 //!   [`claims`]: one instance provisions a certificate, the others
-//!   acknowledge its duplicate events ([`claims_table`]: in DynamoDB).
+//!   acknowledge its duplicate events ([`claims_table`]: in DynamoDB);
+//!   [`lane`]: the fast lane defers to the bulk lane while it works;
+//!   [`admission`]: the allow-list ([`allow_list_table`]: in DynamoDB).
 
+pub mod admission;
+pub mod allow_list_table;
 pub mod aws;
 pub mod claims;
 pub mod claims_table;
@@ -25,6 +29,8 @@ pub mod event;
 pub mod facts;
 pub mod handler;
 pub mod iot;
+pub mod lane;
+pub mod naming;
 pub mod pacing;
 pub mod pem;
 pub mod plan;

@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::config::{Config, NameSource, OnReject, OnRotation};
+use crate::admission::Listing;
+use crate::config::{Admission, Config, OnReject, OnRotation};
 use crate::facts::CertFacts;
+use crate::naming::NameTemplate;
 use crate::rules;
 
 /// What DescribeCertificate told us.
@@ -54,6 +56,9 @@ pub enum Kind {
     /// Another instance is provisioning it now (the shared claims):
     /// acknowledged without an IoT call.
     ClaimedElsewhere,
+    /// A fast-lane record while the bulk lane works ([`crate::lane`]):
+    /// acknowledged without an IoT call; the bulk lane's copy does the work.
+    Deferred,
 }
 
 impl Kind {
@@ -71,6 +76,7 @@ impl Kind {
             Kind::Unfinished => "Unfinished",
             Kind::Duplicate => "Duplicate",
             Kind::ClaimedElsewhere => "ClaimedElsewhere",
+            Kind::Deferred => "Deferred",
         }
     }
 }
@@ -139,8 +145,15 @@ fn attribute_value(value: &str) -> String {
         .collect()
 }
 
-/// Decides what to do with a certificate; `now` is Unix seconds.
-pub fn decide(observed: &Observed, config: &Config, now: i64) -> Plan {
+/// Whether the decision needs the allow-list's answer (see [`decide`]).
+pub fn needs_listing(observed: &Observed, config: &Config) -> bool {
+    config.admission == Admission::AllowList && observed.status == "PENDING_ACTIVATION"
+}
+
+/// Decides what to do with a certificate; `now` is Unix seconds; `listing`
+/// is the allow-list's answer when [`needs_listing`] (under
+/// `JITR_ADMISSION=allow-list` anything but `Listed` is refused).
+pub fn decide(observed: &Observed, listing: &Listing, config: &Config, now: i64) -> Plan {
     let skip = |outcome: Kind, reason: String| Plan::Skip {
         status: observed.status.clone(),
         reason,
@@ -158,7 +171,7 @@ pub fn decide(observed: &Observed, config: &Config, now: i64) -> Plan {
         }
         other => return skip(Kind::Skipped, format!("status {other}: not ours to change")),
     }
-    match admit(observed, config, now) {
+    match admit(observed, listing, config, now) {
         Ok(activation) => Plan::Activate(activation),
         Err(reason) => Plan::Reject {
             reason,
@@ -167,7 +180,17 @@ pub fn decide(observed: &Observed, config: &Config, now: i64) -> Plan {
     }
 }
 
-fn admit(observed: &Observed, config: &Config, now: i64) -> Result<Activation, String> {
+fn admit(
+    observed: &Observed,
+    listing: &Listing,
+    config: &Config,
+    now: i64,
+) -> Result<Activation, String> {
+    let entry = match (config.admission, listing) {
+        (Admission::Any, _) => None,
+        (Admission::AllowList, Listing::Listed(entry)) => Some(entry),
+        (Admission::AllowList, _) => return Err("not on the allow-list".into()),
+    };
     let facts = observed
         .facts
         .as_ref()
@@ -194,21 +217,45 @@ fn admit(observed: &Observed, config: &Config, now: i64) -> Result<Activation, S
     if let Some(problem) = rules::key_problem(&facts.key) {
         return Err(problem);
     }
-    let thing_name = thing_name(observed, facts, config)?;
+    let listed_name = entry.and_then(|e| e.thing_name.as_deref());
+    let thing_name = checked_name(thing_name_of(observed, facts, config, listed_name)?, config)?;
     let limit = if config.thing_type.is_some() {
         ATTRIBUTES.len()
     } else {
         MAX_ATTRIBUTES_WITHOUT_TYPE
     };
-    let attributes = ATTRIBUTES
-        .iter()
-        .filter_map(|(field, attribute)| {
-            facts
-                .subject_attr(field)
-                .map(|v| (attribute.to_string(), attribute_value(v)))
-        })
-        .take(limit)
-        .collect();
+    // The allow-list entry's attributes first (they win), then the subject's.
+    let mut attributes = BTreeMap::new();
+    for (name, value) in entry.iter().flat_map(|e| &e.attributes) {
+        if !is_attribute_name(name) {
+            return Err(format!(
+                "allow-list entry: attribute name \"{name}\" is not valid (1-128 of a-z A-Z 0-9 _ . , @ / : # -)"
+            ));
+        }
+        attributes.insert(name.clone(), attribute_value(value));
+    }
+    let subject = ATTRIBUTES.iter().filter_map(|(field, attribute)| {
+        facts
+            .subject_attr(field)
+            .map(|v| (attribute.to_string(), attribute_value(v)))
+    });
+    for (name, value) in subject {
+        if attributes.len() >= limit {
+            break;
+        }
+        attributes.entry(name).or_insert(value);
+    }
+    if attributes.len() > limit {
+        return Err(format!(
+            "allow-list entry: {} attributes, more than the {limit} a thing {} may carry",
+            attributes.len(),
+            if config.thing_type.is_some() {
+                "of a thing type"
+            } else {
+                "without a thing type"
+            }
+        ));
+    }
     Ok(Activation {
         thing_name,
         attributes,
@@ -234,10 +281,36 @@ fn groups(config: &Config) -> Vec<String> {
     groups
 }
 
-/// The thing a certificate belongs to, by JITR_THING_NAME_SOURCE, checked
+/// An attribute name AWS IoT accepts: `[a-zA-Z0-9_.,@/:#-]+`, at most 128.
+fn is_attribute_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.,@/:#-".contains(c))
+}
+
+/// The thing a certificate belongs to: the allow-list entry's name when it
+/// has one, else by JITR_THING_NAME_TEMPLATE; unchecked.
+fn thing_name_of(
+    observed: &Observed,
+    facts: &CertFacts,
+    config: &Config,
+    listed: Option<&str>,
+) -> Result<String, String> {
+    match listed {
+        Some(name) => Ok(name.to_string()),
+        None => named_by(&config.thing_name, facts, &observed.certificate_id),
+    }
+}
+
+/// The thing a certificate names by JITR_THING_NAME_TEMPLATE, checked
 /// against JITR_THING_NAME_PATTERN and AWS's rules.
 fn thing_name(observed: &Observed, facts: &CertFacts, config: &Config) -> Result<String, String> {
-    let thing_name = named_by(config.thing_name_source, facts, &observed.certificate_id)?;
+    checked_name(thing_name_of(observed, facts, config, None)?, config)
+}
+
+/// `thing_name`, if JITR_THING_NAME_PATTERN and AWS's rules accept it.
+fn checked_name(thing_name: String, config: &Config) -> Result<String, String> {
     if !config.thing_name_pattern.is_match(&thing_name) {
         return Err(format!(
             "thing name \"{thing_name}\" does not match JITR_THING_NAME_PATTERN {}",
@@ -252,25 +325,15 @@ fn thing_name(observed: &Observed, facts: &CertFacts, config: &Config) -> Result
     Ok(thing_name)
 }
 
-/// The thing name `source` takes from a certificate (`certificate_id` is
+/// The thing name `template` gives a certificate (`certificate_id` is
 /// its id), unchecked; `jitr connect` uses it too, so its client id is the
 /// name the function gives the thing.
 pub fn named_by(
-    source: NameSource,
+    template: &NameTemplate,
     facts: &CertFacts,
     certificate_id: &str,
-) -> Result<String, &'static str> {
-    Ok(match source {
-        NameSource::CommonName => facts
-            .common_name()
-            .ok_or("subject has no CN to name the thing")?
-            .to_string(),
-        NameSource::SerialNumber => facts
-            .subject_attr("serialNumber")
-            .ok_or("subject has no serialNumber to name the thing")?
-            .to_string(),
-        NameSource::CertificateId => certificate_id.to_string(),
-    })
+) -> Result<String, String> {
+    template.render(facts, certificate_id)
 }
 
 /// Why a certificate whose validity starts at `not_before` is not admitted
@@ -480,6 +543,11 @@ mod tests {
         Config::from_lookup(|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap()
     }
 
+    /// The decision without the allow-list (JITR_ADMISSION=any).
+    fn decide(observed: &Observed, config: &Config, now: i64) -> Plan {
+        super::decide(observed, &Listing::NotAsked, config, now)
+    }
+
     fn short(plan: &Plan) -> String {
         match plan {
             Plan::Activate(a) => format!("activate {}", a.thing_name),
@@ -498,8 +566,10 @@ mod tests {
         let cn = |name: &'static str| vec![(DnType::CommonName, name)];
         let other_ca = "0".repeat(64);
         let by_id = format!("activate {}", "ab".repeat(32));
+        let by_tpl = format!("activate dev:x_{}", "ab".repeat(32));
         #[rustfmt::skip]
-        let table: Vec<(&str, Vec<(DnType, &str)>, (i64, i64), &KeyPair, Vec<(&str, &str)>, &str)> = vec![
+        type Row<'a> = (&'a str, Vec<(DnType, &'a str)>, (i64, i64), &'a KeyPair, Vec<(&'a str, &'a str)>, &'a str);
+        let table: Vec<Row> = vec![
             // status, subject, validity, key, config, expected
             ("PENDING_ACTIVATION", cn("robot-1"), ok, &p256, vec![], "activate robot-1"),
             ("PENDING_ACTIVATION", cn("robot-1"), ok, &p384, vec![], "activate robot-1"),
@@ -524,6 +594,17 @@ mod tests {
                 vec![("JITR_THING_NAME_SOURCE", "serial-number")], "activate SN-42"),
             ("PENDING_ACTIVATION", cn("x"), ok, &p256, vec![("JITR_THING_NAME_SOURCE", "serial-number")], "revoke: subject has no serialNumber"),
             ("PENDING_ACTIVATION", cn("x"), ok, &p256, vec![("JITR_THING_NAME_SOURCE", "certificate-id")], &by_id),
+            // Naming templates (JITR_THING_NAME_TEMPLATE) over the subject's fields.
+            ("PENDING_ACTIVATION", vec![(DnType::CommonName, "x"), (DnType::CustomDnType(vec![2, 5, 4, 5]), "42")], ok, &p256,
+                vec![("JITR_THING_NAME_TEMPLATE", "robot-{serialNumber}")], "activate robot-42"),
+            ("PENDING_ACTIVATION", vec![(DnType::CommonName, "robot-1"), (DnType::OrganizationName, "Acme")], ok, &p256,
+                vec![("JITR_THING_NAME_TEMPLATE", "{O}-{CN}")], "activate Acme-robot-1"),
+            ("PENDING_ACTIVATION", cn("robot-1"), ok, &p256, vec![("JITR_THING_NAME_TEMPLATE", "{O}-{CN}")], "revoke: subject has no O to name the thing"),
+            ("PENDING_ACTIVATION", cn("robot 1"), ok, &p256, vec![("JITR_THING_NAME_TEMPLATE", "x-{CN}")], "revoke: thing name \"x-robot 1\" does not match"),
+            ("PENDING_ACTIVATION", cn("x"), ok, &p256, vec![("JITR_THING_NAME_TEMPLATE", "{certificateId}")], &by_id),
+            ("PENDING_ACTIVATION", cn("x"), ok, &p256, vec![("JITR_THING_NAME_TEMPLATE", "dev:{CN}_{certificateId}")], &by_tpl),
+            // The template wins over JITR_THING_NAME_SOURCE.
+            ("PENDING_ACTIVATION", cn("x"), ok, &p256, vec![("JITR_THING_NAME_SOURCE", "certificate-id"), ("JITR_THING_NAME_TEMPLATE", "robot-{CN}")], "activate robot-x"),
         ];
         for (status, subject, window, key, vars, expected) in table {
             let plan = decide(
@@ -536,6 +617,148 @@ mod tests {
                 "{status} {subject:?} {vars:?}: {plan:?}"
             );
         }
+    }
+
+    /// JITR_ADMISSION: the allow-list's answer (a fact) against the mode.
+    #[test]
+    fn allow_list_table() {
+        let f = facts(
+            &[
+                (DnType::CommonName, "robot-1"),
+                (DnType::OrganizationName, "Acme"),
+            ],
+            (NOW - 1, NOW + 1),
+            &KeyPair::generate().unwrap(),
+        );
+        let entry = |name: Option<&str>, attributes: &[(&str, &str)]| {
+            Listing::Listed(crate::admission::Entry {
+                thing_name: name.map(str::to_string),
+                attributes: attributes
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            })
+        };
+        let allow = [("JITR_ADMISSION", "allow-list")];
+        let allow_ignore = [
+            ("JITR_ADMISSION", "allow-list"),
+            ("JITR_ON_REJECT", "ignore"),
+        ];
+        let allow_pattern = [
+            ("JITR_ADMISSION", "allow-list"),
+            ("JITR_THING_NAME_PATTERN", "robot-[0-9]+"),
+        ];
+        #[rustfmt::skip]
+        type Row<'a> = (&'a str, &'a [(&'a str, &'a str)], Listing, &'a str);
+        let table: Vec<Row> = vec![
+            // status, config, what the list said, expected
+            (
+                "PENDING_ACTIVATION",
+                &[],
+                Listing::NotAsked,
+                "activate robot-1",
+            ),
+            // Under `any` the list is not consulted, whatever it would say.
+            (
+                "PENDING_ACTIVATION",
+                &[],
+                Listing::NotListed,
+                "activate robot-1",
+            ),
+            (
+                "PENDING_ACTIVATION",
+                &allow,
+                Listing::NotListed,
+                "revoke: not on the allow-list",
+            ),
+            (
+                "PENDING_ACTIVATION",
+                &allow_ignore,
+                Listing::NotListed,
+                "reject: not on the allow-list",
+            ),
+            // Not looked up under allow-list: never admitted.
+            (
+                "PENDING_ACTIVATION",
+                &allow,
+                Listing::NotAsked,
+                "revoke: not on the allow-list",
+            ),
+            (
+                "PENDING_ACTIVATION",
+                &allow,
+                entry(None, &[]),
+                "activate robot-1",
+            ),
+            // The manifest's name wins over the subject's.
+            (
+                "PENDING_ACTIVATION",
+                &allow,
+                entry(Some("robot-7"), &[]),
+                "activate robot-7",
+            ),
+            // ... and is held to the same rules.
+            (
+                "PENDING_ACTIVATION",
+                &allow_pattern,
+                entry(Some("sensor-7"), &[]),
+                "revoke: thing name \"sensor-7\" does not match",
+            ),
+            (
+                "PENDING_ACTIVATION",
+                &allow,
+                entry(Some("robot 7"), &[]),
+                "revoke: thing name \"robot 7\" does not match",
+            ),
+            (
+                "PENDING_ACTIVATION",
+                &allow,
+                entry(None, &[("batch", "A 1")]),
+                "activate robot-1",
+            ),
+            (
+                "PENDING_ACTIVATION",
+                &allow,
+                entry(None, &[("bad name", "x")]),
+                "revoke: allow-list entry: attribute name \"bad name\"",
+            ),
+            (
+                "PENDING_ACTIVATION",
+                &allow,
+                entry(None, &[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")]),
+                "revoke: allow-list entry: 4 attributes, more than the 3",
+            ),
+            // Listed or not, other checks still apply; other statuses are not admissions.
+            ("ACTIVE", &allow, Listing::NotAsked, "skip: already active"),
+            ("REVOKED", &allow, Listing::NotAsked, "skip: revoked"),
+        ];
+        for (status, vars, listing, expected) in table {
+            let o = observed(status, f.clone());
+            let config = config(vars);
+            assert_eq!(
+                needs_listing(&o, &config),
+                status == "PENDING_ACTIVATION" && vars.contains(&("JITR_ADMISSION", "allow-list")),
+                "{status} {vars:?}"
+            );
+            let plan = super::decide(&o, &listing, &config, NOW);
+            assert!(
+                short(&plan).starts_with(expected),
+                "{status} {vars:?} {listing:?}: {plan:?}"
+            );
+        }
+        // The entry's attributes win over the subject's, within the limit.
+        let listing = entry(None, &[("organization", "Other"), ("batch", "A 1")]);
+        let Plan::Activate(a) = super::decide(
+            &observed("PENDING_ACTIVATION", f),
+            &listing,
+            &config(&allow),
+            NOW,
+        ) else {
+            panic!()
+        };
+        assert_eq!(a.attributes["organization"], "Other");
+        assert_eq!(a.attributes["batch"], "A_1");
+        assert_eq!(a.attributes.len(), 2);
     }
 
     /// Every outcome the decision alone reaches, named by the plan (not
@@ -585,6 +808,7 @@ mod tests {
             Kind::Unfinished,
             Kind::Duplicate,
             Kind::ClaimedElsewhere,
+            Kind::Deferred,
         ]
         .into_iter()
         .map(Kind::name)
@@ -601,7 +825,8 @@ mod tests {
                 "Failed",
                 "Unfinished",
                 "Duplicate",
-                "ClaimedElsewhere"
+                "ClaimedElsewhere",
+                "Deferred"
             ]
         );
         // The JSON response spells them the same way.
@@ -855,7 +1080,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(planned.retire, [a.clone()]);
+        assert_eq!(planned.retire, std::slice::from_ref(&a));
         // Under keep, B joins A.
         let Plan::Activate(kept) = claim(&b_pending, activation, &before, &keep) else {
             panic!()
@@ -909,7 +1134,7 @@ mod tests {
         ];
         assert_eq!(
             still_to_retire(&b_active, &interrupted, &retire),
-            [a.clone()]
+            std::slice::from_ref(&a)
         );
         let a_active = event(&a, "ACTIVE", T);
         assert!(still_to_retire(&a_active, &interrupted, &retire).is_empty());

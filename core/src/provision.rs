@@ -15,6 +15,7 @@ use std::time::Instant;
 use aws_sdk_iot::types::CertificateStatus;
 use serde::Serialize;
 
+use crate::admission::{AllowList, Listing, NoAllowList};
 use crate::aws::AwsError;
 use crate::config::Config;
 use crate::deadline::Deadline;
@@ -100,9 +101,22 @@ pub async fn provision_within<A: IotApi>(
     now: i64,
     deadline: Deadline,
 ) -> Outcome {
+    provision_within_listed(api, &NoAllowList, config, certificate_id, now, deadline).await
+}
+
+/// [`provision_within`] with the allow-list `list`: its lookup is part of
+/// the work, so it counts against the deadline too.
+pub async fn provision_within_listed<A: IotApi, L: AllowList>(
+    api: &A,
+    list: &L,
+    config: &Config,
+    certificate_id: &str,
+    now: i64,
+    deadline: Deadline,
+) -> Outcome {
     let started = Instant::now();
     // Boxed: keeps the nested futures' type shallow for the Lambda runtime.
-    let work = Box::pin(provision(api, config, certificate_id, now));
+    let work = Box::pin(provision_listed(api, list, config, certificate_id, now));
     match deadline.run(work).await {
         Some(outcome) => outcome,
         None => Outcome::unfinished(certificate_id, started.elapsed()),
@@ -125,8 +139,19 @@ pub async fn provision<A: IotApi>(
     certificate_id: &str,
     now: i64,
 ) -> Outcome {
+    provision_listed(api, &NoAllowList, config, certificate_id, now).await
+}
+
+/// [`provision`] with the allow-list `list` (`JITR_ADMISSION=allow-list`).
+pub async fn provision_listed<A: IotApi, L: AllowList>(
+    api: &A,
+    list: &L,
+    config: &Config,
+    certificate_id: &str,
+    now: i64,
+) -> Outcome {
     let started = Instant::now();
-    let (thing, result) = run(api, config, certificate_id, now).await;
+    let (thing, result) = run(api, list, config, certificate_id, now).await;
     let (done, transient) = match result {
         Ok(done) => (done, false),
         Err((step, e)) => {
@@ -168,13 +193,14 @@ impl Done {
 
 type StepResult = Result<Done, (&'static str, AwsError)>;
 
-async fn run<A: IotApi>(
+async fn run<A: IotApi, L: AllowList>(
     api: &A,
+    list: &L,
     config: &Config,
     id: &str,
     now: i64,
 ) -> (Option<String>, StepResult) {
-    let decided = match describe_and_decide(api, config, id, now).await {
+    let decided = match describe_and_decide(api, list, config, id, now).await {
         Ok(answer) => answer,
         Err(failed) => return (None, Err(failed)),
     };
@@ -289,10 +315,13 @@ struct Decided {
     finish_rotation: Option<(String, Vec<String>)>,
 }
 
-/// DescribeCertificate, then the decision, then (for an activation, or an
-/// ACTIVE certificate under retire-previous) the thing's principals.
-async fn describe_and_decide<A: IotApi>(
+/// DescribeCertificate, then (a pending certificate under
+/// JITR_ADMISSION=allow-list) the allow-list, then the decision, then (for
+/// an activation, or an ACTIVE certificate under retire-previous) the
+/// thing's principals.
+async fn describe_and_decide<A: IotApi, L: AllowList>(
     api: &A,
+    list: &L,
     config: &Config,
     id: &str,
     now: i64,
@@ -309,8 +338,21 @@ async fn describe_and_decide<A: IotApi>(
         facts: CertFacts::from_pem(d.certificate_pem.as_bytes()).map_err(|e| e.to_string()),
         created_ms: d.created_ms,
     };
+    // A list that cannot be read fails the record (it comes back): never
+    // admitted, never revoked, on a guess.
+    let listing = if plan::needs_listing(&observed, config) {
+        list.lookup(id).await.map_err(|e| {
+            let reason = AwsError::Service {
+                code: "AllowListUnreadable".into(),
+                message: e.to_string(),
+            };
+            ("GetItem (allow-list)", reason)
+        })?
+    } else {
+        Listing::NotAsked
+    };
     let mut finish_rotation = None;
-    let plan = match plan::decide(&observed, config, now) {
+    let plan = match plan::decide(&observed, &listing, config, now) {
         Plan::Activate(a) => {
             let principals = thing_principals(api, &observed, &a.thing_name).await?;
             plan::claim(&observed, a, &principals, config)
@@ -385,7 +427,7 @@ pub async fn dry_run<A: IotApi>(
     id: &str,
     now: i64,
 ) -> Result<Plan, AwsError> {
-    describe_and_decide(api, config, id, now)
+    describe_and_decide(api, &NoAllowList, config, id, now)
         .await
         .map(|decided| decided.plan)
         .map_err(|(_, e)| e)

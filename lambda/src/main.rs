@@ -28,6 +28,19 @@ async fn main() -> Result<(), Error> {
         report_init_error("InvalidConfiguration", &e.to_string());
     })?;
     let sdk = aws::load_with(&AwsOptions::default(), aws::function_timeouts()).await?;
+    // The allow-list (JITR_ADMISSION=allow-list): without its table nothing
+    // could be admitted, so that is a configuration error too.
+    let allow_list = jitr_core::allow_list_table::AllowListTable::from_env(&sdk);
+    if config.admission == jitr_core::config::Admission::AllowList && allow_list.is_none() {
+        let e = jitr_core::config::ConfigError {
+            variable: "JITR_ALLOW_LIST_TABLE",
+            problem: "is required with JITR_ADMISSION=allow-list: the allow-list table's name"
+                .into(),
+        };
+        tracing::error!(error = %e, "invalid configuration");
+        report_init_error("InvalidConfiguration", &e.to_string());
+        return Err(e.into());
+    }
     // The client sends each call once; the pacer retries transient failures
     // in slots of their own, so retries keep to the quota too.
     let sdk_api = SdkIot {
@@ -47,15 +60,23 @@ async fn main() -> Result<(), Error> {
     // the others acknowledge its duplicate events without an IoT call.
     let claims = jitr_core::claims_table::ClaimsTable::from_env(&sdk)
         .map(|table| jitr_core::claims::RememberDone::new(table.sharing(share)));
-    let (api, claims, config) = (&api, &claims, &config);
+    let (api, claims, allow_list, config) = (&api, &claims, &allow_list, &config);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now = jitr_core::clock::unix_seconds();
         // Work stops a margin before Lambda's deadline, so the answer (with
         // what is unfinished) always gets out.
         let deadline = Deadline::from_lambda(event.context.deadline, SystemTime::now());
-        jitr_core::handler::handle(api, claims, config, event.payload, now, deadline)
-            .await
-            .map_err(diagnostic)
+        jitr_core::handler::handle_listed(
+            api,
+            claims,
+            allow_list,
+            config,
+            event.payload,
+            now,
+            deadline,
+        )
+        .await
+        .map_err(diagnostic)
     }))
     .await
 }

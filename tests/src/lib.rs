@@ -16,6 +16,7 @@ pub mod rehearsal;
 pub mod runtime_api;
 pub mod softhsm;
 pub mod throttle_proxy;
+pub mod walkthrough;
 
 /// The workspace's target directory, next to this test binary.
 pub fn target_dir() -> PathBuf {

@@ -120,6 +120,34 @@ impl ThrottleProxy {
         );
     }
 
+    /// Answers every call of each operation with its error, as AWS shapes
+    /// it (`(OP, "STATUS:CODE:MESSAGE")`, see `--answer` in the script);
+    /// replaces the answers set before (none: back to forwarding).
+    pub fn set_answers(&self, answers: &[(&str, &str)]) {
+        let map: serde_json::Map<String, Value> = answers
+            .iter()
+            .map(|(op, spec)| (op.to_string(), Value::from(*spec)))
+            .collect();
+        let json = Value::Object(map).to_string();
+        let encoded: String = json
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        self.control("PUT", &format!("/__proxy/faults?answers={encoded}"));
+    }
+
+    /// Per Unix second, per operation, the calls answered and throttled
+    /// (`{"SECOND": {"OP": {"passed": n, "throttled": n}}}`): the burst
+    /// benchmark's chart.
+    pub fn timeline(&self) -> Value {
+        self.control("GET", "/__proxy/timeline")
+    }
+
     /// Counts per IoT operation so far.
     pub fn stats(&self) -> BTreeMap<String, Counts> {
         let v = self.control("GET", "/__proxy/stats");

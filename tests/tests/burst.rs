@@ -218,6 +218,16 @@ fn run(b: &Burst) -> (Outcome, Rehearsal, tempfile::TempDir) {
         active >= b.devices
     });
     let stats = proxy.stats();
+    // `make bench-burst` draws the chart from this (scripts/burst_chart.py).
+    if let Ok(path) = std::env::var("BURST_TIMELINE") {
+        let started_at = started
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let timeline = json!({ "started_at": started_at, "devices": b.devices,
+            "max_concurrency": b.max_concurrency, "seconds": proxy.timeline() });
+        std::fs::write(&path, timeline.to_string()).expect("BURST_TIMELINE is writable");
+    }
     // The clock stops at the last activation (the proxy's last answered
     // UpdateCertificate), not when the slowest device's backoff ends.
     let since_start = |at: f64| {
@@ -270,6 +280,26 @@ fn run(b: &Burst) -> (Outcome, Rehearsal, tempfile::TempDir) {
     let duplicates =
         things.values().filter(|rows| !good(rows)).count() + things.len().saturating_sub(b.devices);
     eprintln!("proxy: {stats:?}");
+    // Where calls beyond one a device come from: the function's outcomes,
+    // and claims it could not make or settle (the table slow or unreachable).
+    let kinds = [
+        "Activated",
+        "AlreadyActive",
+        "Duplicate",
+        "ClaimedElsewhere",
+        "Deferred",
+        "Failed",
+    ];
+    let outcomes: Vec<String> = kinds
+        .iter()
+        .map(|k| format!("{k} {}", log.matches(&format!("outcome=\"{k}\"")).count()))
+        .collect();
+    eprintln!(
+        "claims: outcomes {}; provisioned without a claim {}, claims not settled {}",
+        outcomes.join(", "),
+        log.matches("provisioning without a claim").count(),
+        log.matches("claim not settled").count()
+    );
     let outcome = Outcome {
         devices: b.devices,
         wall_s,
@@ -332,7 +362,103 @@ fn bench_lone_device() {
             .expect("activated through the proxy");
         took.push(activated - asked);
     }
-    println!("lone: {} devices one at a time, first CONNECT to ACTIVE: {took:.2?} s", took.len());
+    println!(
+        "lone: {} devices one at a time, first CONNECT to ACTIVE: {took:.2?} s",
+        took.len()
+    );
+}
+
+/// Records the emulator's event source mappings delivered from `queue_url`'s
+/// queue, by its log ("ESM: Lambda F processed N SQS messages from QUEUE").
+fn delivered_from(r: &Rehearsal, queue_url: &str) -> usize {
+    let queue = queue_url.rsplit('/').next().unwrap();
+    r.ms.log()
+        .lines()
+        .filter_map(|l| {
+            l.split_once(" processed ")?
+                .1
+                .split_once(" SQS messages from ")
+        })
+        .filter(|(_, rest)| rest.split_whitespace().next() == Some(queue))
+        .filter_map(|(n, _)| n.trim().parse::<usize>().ok())
+        .sum()
+}
+
+/// A lone device with the fast lane (issue 23 item 4): the rule puts each of
+/// its registered events on both lanes' queues, both mappings deliver them to
+/// the function, and the certificate is provisioned once: one
+/// DescribeCertificate and one UpdateCertificate through the proxy, one
+/// `Activated` outcome; every other copy (the other lane's, and a retried
+/// CONNECT's) is acknowledged through the claims (`Duplicate` or
+/// `ClaimedElsewhere`) with no IoT call. Which lane wins the claim is timing
+/// (the emulator has no batching window): not asserted.
+#[test]
+fn a_lone_device_s_event_on_both_lanes_is_provisioned_once() {
+    let (tmp, r, proxy) = deploy(&Burst {
+        devices: 1,
+        scale: 1.0,
+        max_concurrency: 2,
+        error_rate: 0.0,
+        patience: Duration::from_secs(60),
+    });
+    let (bulk, fast) = (r.output("EventQueueUrl"), r.output("FastLaneQueueUrl"));
+    assert_ne!(bulk, fast);
+    let out = r.connect(&["fleet/robot-00001"], "60");
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stderr, r.ms.log());
+    let pem = std::fs::read(tmp.path().join("fleet/robot-00001/device.crt")).unwrap();
+    let id = jitr_core::CertFacts::from_pem(&pem).unwrap().certificate_id;
+    assert_eq!(r.status(&id), "ACTIVE");
+    let events = r.events_published(&id);
+    assert!(events >= 1);
+    // Every event reaches the function through each lane.
+    let both = r.eventually(Duration::from_secs(60), || {
+        delivered_from(&r, &bulk) >= events && delivered_from(&r, &fast) >= events
+    });
+    assert!(
+        both,
+        "{events} events; delivered {} by the bulk lane, {} by the fast lane",
+        delivered_from(&r, &bulk),
+        delivered_from(&r, &fast)
+    );
+    let outcomes: Vec<String> =
+        r.ms.log()
+            .lines()
+            .filter(|l| l.contains(&id) && l.contains("outcome"))
+            .map(str::to_string)
+            .collect();
+    let count = |kind: &str| {
+        outcomes
+            .iter()
+            .filter(|l| {
+                l.contains(&format!("\"outcome\":\"{kind}\""))
+                    || l.contains(&format!("outcome=\"{kind}\""))
+            })
+            .count()
+    };
+    eprintln!(
+        "{events} events, delivered by the bulk lane {}, by the fast lane {}: {outcomes:#?}",
+        delivered_from(&r, &bulk),
+        delivered_from(&r, &fast)
+    );
+    // A fast-lane copy while the bulk lane works is deferred to it.
+    let settled = count("Duplicate") + count("ClaimedElsewhere") + count("Deferred");
+    assert_eq!(count("Activated"), 1, "{outcomes:#?}");
+    assert!(settled >= 1, "no copy settled by the claims: {outcomes:#?}");
+    assert_eq!(1 + settled, outcomes.len(), "{outcomes:#?}");
+    let stats = proxy.stats();
+    let calls = |op: &str| stats.get(op).map_or(0, |c| c.calls);
+    assert_eq!(calls("DescribeCertificate"), 1, "{stats:?}");
+    assert_eq!(calls("UpdateCertificate"), 1, "{stats:?}");
+    assert_eq!(calls("CreateThing"), 1, "{stats:?}");
+    // The benchmark's chart counts the same calls, by the second.
+    let timeline = proxy.timeline();
+    let activations: u64 = timeline
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|ops| ops["UpdateCertificate"]["passed"].as_u64())
+        .sum();
+    assert_eq!(activations, 1, "{timeline}");
 }
 
 /// Part of `make test`: a few hundred devices, quotas enforced (x2 so the
@@ -451,8 +577,9 @@ fn events_dead_lettered_in_a_window_of_5xx_are_recovered_by_reconcile() {
     // Time compression, test-only: two receives 2 s apart instead of the
     // template's ten, 2700 s apart (7.5 hours). A record back before its
     // first invocation ended finds its certificate claimed and is
-    // acknowledged; the invocation that holds the claim fails it.
-    let queue = r.output("EventQueueUrl");
+    // acknowledged; the invocation that holds the claim fails it. Both
+    // lanes' queues alike.
+    let lanes = [r.output("EventQueueUrl"), r.output("FastLaneQueueUrl")];
     let dlq = r.output("DeadLetterQueueUrl");
     let dlq_arn = r.ms.boto3(
         "sqs",
@@ -463,21 +590,25 @@ fn events_dead_lettered_in_a_window_of_5xx_are_recovered_by_reconcile() {
         .unwrap()
         .to_string();
     let redrive = json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2 }).to_string();
-    let set = r.ms.boto3(
-        "sqs",
-        "set_queue_attributes",
-        json!({ "QueueUrl": queue, "Attributes": { "VisibilityTimeout": "2", "RedrivePolicy": redrive } }),
-    );
-    assert!(set.get("Error").is_none(), "{set}");
+    for queue in &lanes {
+        let set = r.ms.boto3(
+            "sqs",
+            "set_queue_attributes",
+            json!({ "QueueUrl": queue, "Attributes": { "VisibilityTimeout": "2", "RedrivePolicy": redrive } }),
+        );
+        assert!(set.get("Error").is_none(), "{set}");
+    }
 
     // The devices try for 20 s and are refused throughout.
     let summary = power_on(&r, &tmp.path().join("fleet"), Duration::from_secs(20));
     assert_eq!(summary["connected"], 0, "{summary}");
     let drained = r.eventually(Duration::from_secs(180), || {
-        queue_count(&r, &queue, "ApproximateNumberOfMessages") == 0
-            && queue_count(&r, &queue, "ApproximateNumberOfMessagesNotVisible") == 0
+        lanes.iter().all(|queue| {
+            queue_count(&r, queue, "ApproximateNumberOfMessages") == 0
+                && queue_count(&r, queue, "ApproximateNumberOfMessagesNotVisible") == 0
+        })
     });
-    assert!(drained, "the event queue never drained");
+    assert!(drained, "the event queues never drained");
     let dead = queue_count(&r, &dlq, "ApproximateNumberOfMessages");
     let stats = proxy.stats();
     assert!(dead > 0, "nothing dead-lettered: {stats:?}");
@@ -568,4 +699,81 @@ fn bench_burst() {
     };
     let (o, _r, _tmp) = run(&b);
     println!("{}\n{}", o.table(), o.line());
+}
+
+/// `make bench-burst`'s chart (scripts/burst_chart.py) plots what the
+/// timeline holds: one point per second since the start, activations and
+/// throttled calls of every operation, seconds without calls as 0.
+#[test]
+fn the_burst_chart_draws_activations_and_throttled_calls_per_second() {
+    let tmp = tempfile::tempdir().unwrap();
+    let timeline = tmp.path().join("timeline.json");
+    let chart = tmp.path().join("burst.svg");
+    std::fs::write(
+        &timeline,
+        json!({ "started_at": 1000.4, "devices": 3, "max_concurrency": 2, "seconds": {
+            "1001": { "UpdateCertificate": { "passed": 2, "throttled": 1 },
+                      "DescribeCertificate": { "passed": 3, "throttled": 4 } },
+            "1003": { "UpdateCertificate": { "passed": 1, "throttled": 0 } } } })
+        .to_string(),
+    )
+    .unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(jitr_tests::lambda::workspace().join("scripts/burst_chart.py"))
+        .args([&timeline, &chart])
+        .args(["--limit", "10"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("4 s, 3 activations, 5 throttled calls"),
+        "{said}"
+    );
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    let lines: Vec<Vec<(f64, f64)>> = svg
+        .lines()
+        .filter_map(|l| l.split("points=\"").nth(1))
+        .map(|p| {
+            p.split('"')
+                .next()
+                .unwrap()
+                .split(' ')
+                .map(|xy| {
+                    let (x, y) = xy.split_once(',').unwrap();
+                    (x.parse().unwrap(), y.parse().unwrap())
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(lines.len(), 2, "{svg}");
+    // Higher on the chart is a smaller y: activations 0, 2, 0, 1;
+    // throttled 0, 5, 0, 0.
+    let (a, t) = (&lines[0], &lines[1]);
+    assert_eq!((a.len(), t.len()), (4, 4), "{svg}");
+    assert!(
+        a[1].1 < a[3].1 && a[3].1 < a[0].1 && a[0].1 == a[2].1,
+        "{a:?}"
+    );
+    assert!(
+        t[1].1 < t[0].1 && t[0].1 == t[2].1 && t[2].1 == t[3].1,
+        "{t:?}"
+    );
+    assert!(svg.contains("binding limit 10/s"), "{svg}");
+
+    // Not a timeline: named, nothing written.
+    std::fs::write(&timeline, "{}").unwrap();
+    let other = tmp.path().join("other.svg");
+    let out = std::process::Command::new("python3")
+        .arg(jitr_tests::lambda::workspace().join("scripts/burst_chart.py"))
+        .args([&timeline, &other])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a burst timeline"));
+    assert!(!other.exists());
 }

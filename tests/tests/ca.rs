@@ -909,3 +909,118 @@ fn sni_only_registration_refuses_secret_files_it_would_not_read() {
         assert!(!err.contains("reach"), "{cmd}: AWS was called: {err}");
     }
 }
+
+#[test]
+fn an_issuer_whose_key_needs_a_passphrase_is_named_with_the_flag_that_gives_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("pw"), "right horse\n").unwrap();
+    std::fs::write(d.join("wrong"), "wrong horse\n").unwrap();
+    jitr_args(d, "ca create root --encrypt --password-file pw").success();
+    // No passphrase, and no terminal to ask on.
+    let out = run_without_stdin(d, "ca create issuing --issuer root");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("root/ca.key") && err.contains("--issuer-password-file"),
+        "{err}"
+    );
+    // A wrong one: which key, and which flag it came from.
+    let out = run_without_stdin(
+        d,
+        "ca create issuing --issuer root --issuer-password-file wrong",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("root/ca.key")
+            && err.contains("passphrase is wrong")
+            && err.contains("--issuer-password-file wrong"),
+        "{err}"
+    );
+    assert!(!d.join("issuing").exists());
+}
+
+fn run_without_stdin(d: &Path, command: &str) -> std::process::Output {
+    Command::new(bin("jitr"))
+        .args(words(command))
+        .current_dir(d)
+        .env_remove("JITR_CA_PASSWORD")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn ca_list_shows_each_cas_auto_registration() {
+    let ms = jitr_tests::ministack::Ministack::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "on"]).success();
+    jitr(d, &["ca", "create", "off"]).success();
+    ms.jitr(d, &["ca", "register", "on"]).success();
+    ms.jitr(d, &["ca", "register", "off"]).success();
+    ms.jitr(d, &["ca", "auto-registration", "disable", "off"])
+        .success();
+    let id = |dir: &str| jitr_tests::certificate_id(d, &format!("{dir}/ca.crt"));
+    let listed = ms.jitr(d, &["--json", "ca", "list"]).json();
+    let auto = |ca: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["certificate_id"] == id(ca).as_str())
+            .map(|c| c["auto_registration"].clone())
+            .unwrap_or_else(|| panic!("{listed}"))
+    };
+    assert_eq!(auto("on"), "ENABLE", "{listed}");
+    assert_eq!(auto("off"), "DISABLE", "{listed}");
+    let text = ms.jitr(d, &["ca", "list"]).success().to_string();
+    assert!(text.contains("AUTO-REGISTRATION"), "{text}");
+    let line = |ca: &str| {
+        text.lines()
+            .find(|l| l.contains(&id(ca)))
+            .unwrap_or_else(|| panic!("{text}"))
+            .to_string()
+    };
+    assert!(line("on").contains("ENABLE"), "{text}");
+    assert!(line("off").contains("DISABLE"), "{text}");
+}
+
+#[test]
+fn on_a_terminal_the_issuers_passphrase_prompt_names_its_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("pw"), "right horse\n").unwrap();
+    jitr_args(d, "ca create root --encrypt --password-file pw").success();
+    // `script` runs jitr on a pty and types what it reads from its stdin.
+    let line = format!(
+        "'{}' ca create issuing --issuer root",
+        bin("jitr").display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &line, "/dev/null"])
+        .current_dir(d)
+        .env_remove("JITR_CA_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"right horse\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("--issuer's key root/ca.key is encrypted")
+            && shown.contains("--issuer-password-file"),
+        "{shown}"
+    );
+    assert!(out.status.success(), "{shown}");
+    assert!(d.join("issuing/ca.crt").is_file(), "{shown}");
+}

@@ -112,3 +112,41 @@ fn unreadable_input_names_the_file() {
     let err = jitr(d, &["check", "absent.pem"]).failure().to_string();
     assert!(err.contains("absent.pem"), "{err}");
 }
+
+#[test]
+fn a_device_directory_is_checked_as_connect_and_doctor_read_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    jitr_tests::issue_device(d, "root", "dev", "robot-1");
+    jitr_args(
+        d,
+        "device issue --ca root --out aws --name robot-2 --layout esp-idf",
+    )
+    .success();
+    let out = jitr_args(d, "--json check dev/robot-1 aws/robot-2 --ca root");
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let reports = out.json();
+    let files: Vec<&str> = reports
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "dev/robot-1/device-and-ca.crt",
+            "aws/robot-2/certificate.pem.crt"
+        ]
+    );
+    // A directory without a device's files is named, with what was looked for.
+    std::fs::create_dir(d.join("empty")).unwrap();
+    let out = jitr_args(d, "check empty");
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("empty") && out.stderr.contains("device-and-ca.crt"),
+        "{}",
+        out.stderr
+    );
+}

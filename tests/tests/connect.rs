@@ -665,3 +665,157 @@ boto3.client("iot").create_topic_rule(ruleName="jitr_registered", topicRulePaylo
     assert_eq!(out.json()["client_id"], "robot-1", "{}", out.stderr);
     assert!(!out.stderr.contains("note:"), "{}", out.stderr);
 }
+
+#[test]
+fn endpoint_connect_and_doctor_agree_on_an_endpoint_that_carries_a_port() {
+    // The emulator's DescribeEndpoint answers HOST:PORT, as a proxy's or a
+    // custom domain's may: connect and doctor use it as it is.
+    let ms = jitr_tests::ministack::Ministack::start();
+    let tmp = one_device();
+    let d = tmp.path();
+    let described = ms.jitr(d, &["endpoint"]).success().trim().to_string();
+    let (host, port) = described.rsplit_once(':').expect("HOST:PORT");
+    assert!(port.parse::<u16>().is_ok(), "{described}");
+    let out = ms.jitr(
+        d,
+        &words("--json connect dev/robot-1 --timeout 1 --thing-name-source common-name"),
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(out.json()["endpoint"], described.as_str(), "{}", out.stderr);
+    let doctor = ms.jitr(d, &["--json", "doctor", "dev/robot-1"]).json();
+    let check = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "endpoint")
+        .cloned()
+        .unwrap_or_else(|| panic!("{doctor}"));
+    let detail = check["detail"].as_str().unwrap();
+    assert!(!detail.contains("not a host name"), "{check}");
+    assert!(
+        detail.contains(&described) || detail.contains(host),
+        "{check}"
+    );
+}
+
+#[test]
+fn each_failure_is_one_sentence_with_the_activation_hint_only_where_it_applies() {
+    let tmp = one_device();
+    let d = tmp.path();
+    let broker = Broker::start(&d.join("broker"), &d.join("root/ca.crt"));
+
+    // An untrusted broker: why, and the fix; nothing about activation.
+    let endpoint = format!("127.0.0.1:{}", broker.port);
+    let out = connect(
+        d,
+        &["dev/robot-1", "--endpoint", &endpoint, "--timeout", "5"],
+    );
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("not trusted"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("PENDING_ACTIVATION") && !out.stderr.contains("likely causes"),
+        "{}",
+        out.stderr
+    );
+
+    // Nothing listening: says so, points at the address; nothing about activation.
+    let closed = format!("127.0.0.1:{}", free_port());
+    let out = connect_pinned(d, &closed, &broker.server_ca, "1");
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("nothing accepts connections") && out.stderr.contains(&closed),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("PENDING_ACTIVATION") && !out.stderr.contains("likely causes"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// The emulator's broker with CA `root` registered (auto-registration on)
+/// and device `dev/robot-1`; its broker CA in `server-ca.pem`.
+fn emulated_broker() -> (jitr_tests::ministack::Ministack, tempfile::TempDir, String) {
+    let ms = jitr_tests::ministack::Ministack::start_iot();
+    let tmp = one_device();
+    let d = tmp.path();
+    ms.jitr(d, &["ca", "register", "root"]).success();
+    ms.write_server_ca(&d.join("server-ca.pem"));
+    let endpoint = format!("127.0.0.1:{}", ms.mqtt_port.unwrap());
+    (ms, tmp, endpoint)
+}
+
+#[test]
+fn a_revoked_certificate_stops_the_retries_and_says_so() {
+    let (ms, tmp, endpoint) = emulated_broker();
+    let d = tmp.path();
+    let cert = "dev/robot-1/device.crt";
+    ms.jitr(
+        d,
+        &["device", "register", cert, "--ca", "root", "--activate"],
+    )
+    .success();
+    ms.jitr(d, &words("device revoke robot-1 --ca root --out dev"))
+        .success();
+    let started = std::time::Instant::now();
+    let out = ms.jitr(
+        d,
+        &words(&format!(
+            "connect dev/robot-1 --endpoint {endpoint} --ca-file server-ca.pem --timeout 30 --thing-name-source common-name"
+        )),
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        started.elapsed().as_secs() < 15,
+        "{:?}: {}",
+        started.elapsed(),
+        out.stderr
+    );
+    assert!(out.stderr.contains("REVOKED"), "{}", out.stderr);
+    assert!(out.stderr.contains("giving up"), "{}", out.stderr);
+    assert!(!out.stderr.contains("retrying"), "{}", out.stderr);
+    assert!(!out.stderr.contains("PENDING_ACTIVATION"), "{}", out.stderr);
+    assert!(!out.stderr.contains("Mqtt state"), "{}", out.stderr);
+}
+
+#[test]
+fn a_refused_first_connect_says_what_aws_iot_holds_in_the_users_words() {
+    // Registered by its first connect, nothing activates it (no function
+    // deployed): each retry says PENDING_ACTIVATION, not the library's words.
+    let (ms, tmp, endpoint) = emulated_broker();
+    let d = tmp.path();
+    let out = ms.jitr(
+        d,
+        &words(&format!(
+            "connect dev/robot-1 --endpoint {endpoint} --ca-file server-ca.pem --timeout 12 --thing-name-source common-name"
+        )),
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(!out.stderr.contains("Mqtt state"), "{}", out.stderr);
+    assert!(out.stderr.contains("retrying"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("PENDING_ACTIVATION") && out.stderr.contains("jitr doctor dev/robot-1"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_cert_without_a_key_names_the_missing_key() {
+    let tmp = one_device();
+    let d = tmp.path();
+    let out = connect(
+        d,
+        &words("--cert dev/robot-1/device-and-ca.crt --endpoint 127.0.0.1:1"),
+    );
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("--key"), "{}", out.stderr);
+    assert!(!out.stderr.contains("<DEVICE_DIR>"), "{}", out.stderr);
+    let out = connect(
+        d,
+        &words("--key dev/robot-1/device.key --endpoint 127.0.0.1:1"),
+    );
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("--cert"), "{}", out.stderr);
+}

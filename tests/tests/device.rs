@@ -959,3 +959,30 @@ fn a_csr_with_several_devices_is_refused_before_anything_is_written() {
     assert!(!d.join("dev/d-3/device.key").exists());
     assert!(d.join("dev/d-1/device.key").exists());
 }
+
+#[test]
+fn a_width_without_a_zero_is_refused_rather_than_read_as_zero_padding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    let out = jitr_args(
+        d,
+        "device issue --ca root --out dev --count 2 --name-template robot-{n:5}",
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("{n:5}")
+            && out.stderr.contains("{n:05}")
+            && out.stderr.contains("space"),
+        "{}",
+        out.stderr
+    );
+    assert!(!d.join("dev").exists());
+    // The documented form still pads with zeros.
+    jitr_args(
+        d,
+        "device issue --ca root --out dev --count 2 --name-template robot-{n:05}",
+    )
+    .success();
+    assert!(d.join("dev/robot-00002").is_dir());
+}

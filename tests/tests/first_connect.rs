@@ -76,7 +76,15 @@ fn first_connect_through(template: Template) -> (tempfile::TempDir, Rehearsal) {
         "list_event_source_mappings",
         json!({ "FunctionName": r.output("FunctionName") }),
     );
-    let mapping = &mappings["EventSourceMappings"][0];
+    // The bulk lane's mapping (the fast lane's: tests/tests/infra.rs, burst.rs).
+    let queue = r.output("EventQueueUrl");
+    let queue = format!(":{}", queue.rsplit('/').next().unwrap());
+    let mapping = mappings["EventSourceMappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["EventSourceArn"].as_str().unwrap().ends_with(&queue))
+        .unwrap_or_else(|| panic!("no mapping reads the event queue: {mappings}"));
     assert_eq!(
         mapping["ScalingConfig"]["MaximumConcurrency"], 2,
         "{mapping}"

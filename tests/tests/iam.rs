@@ -39,7 +39,10 @@ fn function_calls() -> Vec<String> {
         .iter()
         .map(|op| format!("iot:{op}"))
         .collect();
-    let claims = std::fs::read_to_string(workspace().join("core/src/claims_table.rs")).unwrap();
+    // The claims table's client and the allow-list's (core/src/allow_list_table.rs).
+    let claims = ["core/src/claims_table.rs", "core/src/allow_list_table.rs"]
+        .map(|f| std::fs::read_to_string(workspace().join(f)).unwrap())
+        .join("\n");
     let mut dynamodb: Vec<String> = claims
         .split(".")
         .filter_map(|s| {
@@ -143,6 +146,21 @@ fn the_oracle_names_resources_aws_ignores_and_actions_nothing_calls() {
     ]);
     t["Resources"]["FunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"] =
         statements;
+    // The function reading the dead-letter queue instead of the fast lane,
+    // and the rule sending to one lane only.
+    let queues = |ids: &[&str]| -> Value {
+        ids.iter()
+            .map(|id| serde_json::json!({ "Fn::GetAtt": [id, "Arn"] }))
+            .collect()
+    };
+    let consume = &mut t["Resources"]["FunctionRole"]["Properties"]["Policies"][1];
+    assert_eq!(consume["PolicyName"], "consume-registration-events");
+    consume["PolicyDocument"]["Statement"][0]["Resource"] =
+        queues(&["EventQueue", "DeadLetterQueue"]);
+    let enqueue = &mut t["Resources"]["RuleRole"]["Properties"]["Policies"][0];
+    assert_eq!(enqueue["PolicyName"], "enqueue-registration-events");
+    enqueue["PolicyDocument"]["Statement"][0]["Resource"] =
+        queues(&["EventQueue", "DeadLetterQueue"]);
     let path = tmp.path().join("broken.json");
     std::fs::write(&path, t.to_string()).unwrap();
     let found = findings(&path, &[]).join("\n");
@@ -154,6 +172,8 @@ fn the_oracle_names_resources_aws_ignores_and_actions_nothing_calls() {
         "iot:CreateThing on arn:aws:iot:us-east-1:123456789012:thingtype/*: not a resource type",
         "iot:AddThingToThingGroup reaches groups ['*']",
         "iot:NoSuchAction is not an action of the IAM reference",
+        "FunctionRole: sqs:ReceiveMessage reaches queues ['deadletterqueue-name', 'eventqueue-name'], not exactly the queues its event source mappings read ['eventqueue-name', 'fastlanequeue-name']",
+        "RuleRole: sqs:SendMessage reaches queues ['deadletterqueue-name', 'eventqueue-name'], not exactly the queues its rule's actions name ['deadletterqueue-name', 'eventqueue-name', 'fastlanequeue-name']",
     ] {
         assert!(found.contains(expected), "{expected}\nnot in:\n{found}");
     }

@@ -154,9 +154,15 @@ fn assert_guarantees(t: &Value) {
     assert!(redrive["maxReceiveCount"].as_u64().unwrap() >= 3);
 
     // The function is the one the mapping invokes (the other one attaches
-    // the device policy to the device group at deployment).
-    let (_, mapping) = single(t, "AWS::Lambda::EventSourceMapping");
-    let mapping = &mapping["Properties"];
+    // the device policy to the device group at deployment). The bulk lane's
+    // mapping here; the fast lane's in `assert_two_lanes`.
+    let bulk: Vec<&Value> = of_type(t, "AWS::Lambda::EventSourceMapping")
+        .into_iter()
+        .map(|(_, m)| &m["Properties"])
+        .filter(|m| target(&m["EventSourceArn"]) == queue)
+        .collect();
+    assert_eq!(bulk.len(), 1, "mappings of {queue}: {bulk:?}");
+    let mapping = bulk[0];
     assert_eq!(target(&mapping["EventSourceArn"]), queue);
     let function = target(&mapping["FunctionName"]);
     let f = &t["Resources"][function];
@@ -254,7 +260,6 @@ fn assert_guarantees(t: &Value) {
         ("JITR_ON_ROTATION", "OnRotation"),
         ("JITR_EXCLUSIVE_THING", "ExclusiveThing"),
         ("JITR_CLOCK_SKEW_SECONDS", "ClockSkewSeconds"),
-        ("JITR_MAX_CONCURRENCY", "MaxConcurrency"),
         ("JITR_API_RATES", "ApiRates"),
         ("JITR_THING_TYPE", "ThingType"),
         ("JITR_THING_GROUPS", "ThingGroups"),
@@ -439,7 +444,11 @@ fn assert_guarantees(t: &Value) {
     // The claims the instances share: a table keyed by certificate id whose
     // items expire by themselves, named to the function, which may write
     // items of that table and nothing else of DynamoDB.
-    let (table_id, table) = single(t, "AWS::DynamoDB::Table");
+    // (The other table, the allow-list's: tests/tests/admission.rs.)
+    let table_id = props["Environment"]["Variables"]["JITR_CLAIMS_TABLE"]["Ref"]
+        .as_str()
+        .unwrap();
+    let table = &t["Resources"][table_id];
     let table = &table["Properties"];
     assert_eq!(
         table["KeySchema"],
@@ -460,6 +469,7 @@ fn assert_guarantees(t: &Value) {
             as_list(&s["Action"])
                 .iter()
                 .any(|a| a.as_str().is_some_and(|a| a.starts_with("dynamodb:")))
+                && !as_list(&s["Action"]).contains(&Value::from("dynamodb:GetItem"))
         })
         .collect();
     assert_eq!(dynamodb.len(), 1, "{dynamodb:?}");
@@ -558,6 +568,11 @@ fn both_templates_take_the_same_parameters() {
         sam["Mappings"]["BatchSizeByConcurrency"],
         cdk["Mappings"]["BatchSizeByConcurrency"]
     );
+    // The instances of both lanes each MaxConcurrency gets.
+    assert_eq!(
+        sam["Mappings"]["FunctionInstancesByConcurrency"],
+        cdk["Mappings"]["FunctionInstancesByConcurrency"]
+    );
     assert!(names(&sam).contains(&"OnRotation".to_string()));
     assert!(names(&sam).contains(&"ExclusiveThing".to_string()));
     // CloudFormation passes parameter values as strings: 30 and "30" are one value.
@@ -584,4 +599,160 @@ fn both_templates_take_the_same_parameters() {
             );
         }
     }
+}
+
+/// The two lanes of issue 23 item 4 (README "A lone device on a quiet
+/// deployment"): the rule sends every event to two queues. The bulk lane's
+/// mapping takes large batches with a 1 s batching window (bursts); the fast
+/// lane's takes batches of at most 10 with no window, so AWS invokes at once
+/// for a lone device (with a window AWS may wait up to 20 s on a quiet
+/// queue), at the lowest MaximumConcurrency (2). Both lanes invoke the one
+/// function, redrive to the one dead-letter queue, and the function's share
+/// of the quotas counts the instances of both.
+fn assert_two_lanes(t: &Value) {
+    let (_, rule) = single(t, "AWS::IoT::TopicRule");
+    let payload = &rule["Properties"]["TopicRulePayload"];
+    let actions = as_list(&payload["Actions"]);
+    assert_eq!(actions.len(), 2, "the rule's actions: {actions:?}");
+    let lanes: Vec<&str> = actions
+        .iter()
+        .map(|a| target(&a["Sqs"]["QueueUrl"]))
+        .collect();
+    let (bulk, fast) = (lanes[0], lanes[1]);
+    assert_ne!(bulk, fast, "{lanes:?}");
+    let rule_role = target(&actions[0]["Sqs"]["RoleArn"]);
+    assert_eq!(target(&actions[1]["Sqs"]["RoleArn"]), rule_role);
+    let dlq = target(&payload["ErrorAction"]["Sqs"]["QueueUrl"]);
+
+    let mappings = of_type(t, "AWS::Lambda::EventSourceMapping");
+    assert_eq!(mappings.len(), 2, "{mappings:?}");
+    let lane = |queue: &str| -> &Value {
+        let m: Vec<&Value> = mappings
+            .iter()
+            .map(|(_, m)| &m["Properties"])
+            .filter(|m| target(&m["EventSourceArn"]) == queue)
+            .collect();
+        assert_eq!(m.len(), 1, "mappings of {queue}: {m:?}");
+        m[0]
+    };
+    let (bulk_mapping, fast_mapping) = (lane(bulk), lane(fast));
+    assert_eq!(
+        target(&bulk_mapping["FunctionName"]),
+        target(&fast_mapping["FunctionName"]),
+        "both lanes invoke the one function"
+    );
+    // The bulk lane: large batches, 1 s window, MaxConcurrency instances.
+    assert!(bulk_mapping["BatchSize"]["Fn::FindInMap"].is_array());
+    assert_eq!(bulk_mapping["MaximumBatchingWindowInSeconds"], 1);
+    // The fast lane: at most 10 records, no window, 2 instances.
+    let batch = fast_mapping["BatchSize"].as_u64();
+    assert!(
+        batch.is_some_and(|b| (1..=10).contains(&b)),
+        "{fast_mapping}"
+    );
+    let window = &fast_mapping["MaximumBatchingWindowInSeconds"];
+    assert!(
+        window.is_null() || *window == 0,
+        "fast lane window {window}"
+    );
+    assert_eq!(fast_mapping["ScalingConfig"]["MaximumConcurrency"], 2);
+    for m in [bulk_mapping, fast_mapping] {
+        assert!(
+            as_list(&m["FunctionResponseTypes"]).contains(&"ReportBatchItemFailures".into()),
+            "{m}"
+        );
+    }
+    // Both queues redrive to the dead-letter queue after ten receives, with
+    // the same visibility timeout.
+    let props = |q: &str| t["Resources"][q]["Properties"].clone();
+    for q in [bulk, fast] {
+        let p = props(q);
+        assert_eq!(
+            target(&p["RedrivePolicy"]["deadLetterTargetArn"]),
+            dlq,
+            "{q}"
+        );
+        assert!(
+            p["RedrivePolicy"]["maxReceiveCount"].as_u64() >= Some(10),
+            "{q}"
+        );
+        assert_eq!(p["SqsManagedSseEnabled"], true, "{q}");
+    }
+    assert_eq!(
+        props(bulk)["VisibilityTimeout"],
+        props(fast)["VisibilityTimeout"]
+    );
+
+    // Least privilege: the rule may send to both lanes and the DLQ; the
+    // function may receive and delete from both lanes, nothing else of SQS.
+    let targets = |statements: &[Value], action: &str| -> Vec<String> {
+        let mut out: Vec<String> = statements
+            .iter()
+            .filter(|s| as_list(&s["Action"]).contains(&action.into()))
+            .flat_map(|s| as_list(&s["Resource"]))
+            .map(|r| target(&r).to_string())
+            .collect();
+        out.sort();
+        out
+    };
+    let role_statements = |role: &str| -> Vec<Value> {
+        as_list(&t["Resources"][role]["Properties"]["Policies"])
+            .iter()
+            .flat_map(|p| as_list(&p["PolicyDocument"]["Statement"]))
+            .collect()
+    };
+    let sorted = |mut v: Vec<&str>| {
+        v.sort();
+        v.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        targets(&role_statements(rule_role), "sqs:SendMessage"),
+        sorted(vec![bulk, fast, dlq])
+    );
+    let function = target(&fast_mapping["FunctionName"]);
+    let function_role = target(&t["Resources"][function]["Properties"]["Role"]);
+    let function_statements = role_statements(function_role);
+    for action in [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    ] {
+        assert_eq!(
+            targets(&function_statements, action),
+            sorted(vec![bulk, fast]),
+            "{action}"
+        );
+    }
+    // Each instance's share of the quotas: the rates over the instances of
+    // both lanes (MaxConcurrency + the fast lane's 2) when the claims table
+    // cannot count the working ones, so both lanes at full tilt stay under.
+    let env = &t["Resources"][function]["Properties"]["Environment"]["Variables"];
+    // The function tells the fast lane's batches by their queue's ARN (they
+    // defer to the bulk lane while it works).
+    assert_eq!(
+        env["JITR_FAST_LANE_QUEUE_ARN"]["Fn::GetAtt"],
+        serde_json::json!([fast, "Arn"]),
+        "{env}"
+    );
+    let lookup = &env["JITR_MAX_CONCURRENCY"]["Fn::FindInMap"];
+    assert_eq!(lookup[1]["Ref"], "MaxConcurrency", "{env}");
+    let instances = &t["Mappings"][lookup[0].as_str().unwrap()];
+    for concurrency in 2..=20u64 {
+        let n = &instances[concurrency.to_string()][lookup[2].as_str().unwrap()];
+        assert_eq!(
+            n.as_str().and_then(|n| n.parse::<u64>().ok()),
+            Some(concurrency + 2),
+            "MaxConcurrency {concurrency}: {n}"
+        );
+    }
+}
+
+#[test]
+fn the_sam_template_has_a_fast_lane_beside_the_bulk_lane() {
+    assert_two_lanes(&sam());
+}
+
+#[test]
+fn the_cdk_template_has_a_fast_lane_beside_the_bulk_lane() {
+    assert_two_lanes(&cdk());
 }

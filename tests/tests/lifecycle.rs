@@ -613,6 +613,12 @@ fn fleet_status_counts_what_the_test_made() {
     assert_eq!(things("pending"), ["pending"], "{s}");
     assert_eq!(s["pending"][0]["fix"], "jitr reconcile --ca root");
     assert_eq!(things("things_without_certificates"), ["gone"], "{s}");
+    let fix = s["things_without_certificates"][0]["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("jitr device revoke gone --ca root --out OUTDIR --delete-thing")
+            && !fix.contains("aws iot"),
+        "{fix}"
+    );
     // The text names the same, and a longer window finds nothing more.
     let text = ms
         .jitr(d, &["fleet", "status", "--ca", &ca_id])
@@ -1245,4 +1251,155 @@ fn a_killed_revoke_has_recorded_every_certificate_aws_revoked() {
     assert_eq!(recorded.len(), names.len(), "{recorded:?}");
     let rows = manifest(&d.join("dev"));
     assert!(rows.iter().all(|r| !r["revoked_at"].is_empty()), "{rows:?}");
+}
+
+/// `jitr ARGS` in `d` with stdin, stdout and stderr on a terminal (a pty
+/// made by `script`), with `env`; what the terminal showed.
+fn on_a_terminal(d: &Path, env: &[(&'static str, String)], args: &[&str]) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let mut line = quote(jitr_tests::bin("jitr").to_str().unwrap());
+    for a in args {
+        line += " ";
+        line += &quote(a);
+    }
+    let out = std::process::Command::new("script")
+        .args(["-qfec", &line, "/dev/null"])
+        .current_dir(d)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{shown}");
+    shown
+}
+
+/// `jitr ARGS` with stderr a pipe: its stderr.
+fn stderr_of(d: &Path, env: &[(&'static str, String)], args: &[&str]) -> String {
+    let out = std::process::Command::new(jitr_tests::bin("jitr"))
+        .args(args)
+        .current_dir(d)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    err
+}
+
+#[test]
+fn rotating_all_devices_shows_progress_on_a_terminal_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    jitr(d, &["ca", "create", "root"]).success();
+    jitr_args(
+        d,
+        "device issue --ca root --out dev --count 3 --name-template d-{n}",
+    )
+    .success();
+    let rotate = words("device rotate --ca root --out dev --all --force");
+    let shown = on_a_terminal(d, &[], &rotate);
+    assert!(
+        shown.contains("rotating [") && shown.contains("3/3"),
+        "{shown}"
+    );
+    // Not a terminal, or --json: nothing but what was there before.
+    let err = stderr_of(d, &[], &rotate);
+    assert!(
+        !err.contains("rotating") && !err.contains('\x1b'),
+        "{err:?}"
+    );
+    let mut json = vec!["--json"];
+    json.extend(&rotate);
+    let shown = on_a_terminal(d, &[], &json);
+    assert!(!shown.contains("rotating ["), "{shown}");
+}
+
+#[test]
+fn revoke_fleet_status_and_reconcile_show_progress_on_a_terminal_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ms = Ministack::start_iot();
+    jitr(d, &["ca", "create", "root"]).success();
+    ms.jitr(d, &words("ca register root")).success();
+    provisioned(&ms, d, &["a", "b", "c"]);
+    let env = ms.env();
+
+    let fleet = words("fleet status --ca root --rate 10");
+    let shown = on_a_terminal(d, &env, &fleet);
+    assert!(
+        shown.contains("describing [") && shown.contains("3/3"),
+        "{shown}"
+    );
+    let err = stderr_of(d, &env, &fleet);
+    assert!(
+        !err.contains("describing") && !err.contains('\x1b'),
+        "{err:?}"
+    );
+    let mut json = vec!["--json"];
+    json.extend(&fleet);
+    assert!(!on_a_terminal(d, &env, &json).contains("describing ["));
+
+    // reconcile: three PENDING_ACTIVATION certificates, registered by their
+    // first connects (no function activates them); a dry run changes nothing.
+    let server_ca = d.join("server-ca.pem");
+    ms.write_server_ca(&server_ca);
+    let endpoint = format!("127.0.0.1:{}", ms.mqtt_port.unwrap());
+    let connecting: Vec<_> = ["p1", "p2", "p3"]
+        .iter()
+        .map(|name| {
+            issue_device(d, "root", "dev", name);
+            std::process::Command::new(jitr_tests::bin("jitr"))
+                .args(["connect", &format!("dev/{name}"), "--endpoint", &endpoint])
+                .args(["--ca-file", server_ca.to_str().unwrap(), "--timeout", "10"])
+                .current_dir(d)
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (name, child) in ["p1", "p2", "p3"].iter().zip(connecting) {
+        let out = child.wait_with_output().unwrap();
+        let id = certificate_id(d, &format!("dev/{name}/device.crt"));
+        assert_eq!(status(&ms, &id), "PENDING_ACTIVATION", "{out:?}");
+    }
+    let reconcile = words("reconcile --ca root --policy p --dry-run");
+    let shown = on_a_terminal(d, &env, &reconcile);
+    assert!(
+        shown.contains("reconciling [") && shown.contains("3/3"),
+        "{shown}"
+    );
+    let err = stderr_of(d, &env, &reconcile);
+    assert!(
+        !err.contains("reconciling") && !err.contains('\x1b'),
+        "{err:?}"
+    );
+
+    let revoke = words("device revoke a b --ca root --out dev");
+    let shown = on_a_terminal(d, &env, &revoke);
+    assert!(
+        shown.contains("revoking [") && shown.contains("2/2"),
+        "{shown}"
+    );
+    let err = stderr_of(
+        d,
+        &env,
+        &words("--json device revoke c --ca root --out dev"),
+    );
+    assert!(
+        !err.contains("revoking") && !err.contains('\x1b'),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn revoke_help_says_a_name_is_the_current_certificate_and_how_to_reach_a_predecessor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let help = jitr(tmp.path(), &["device", "revoke", "--help"])
+        .success()
+        .to_string();
+    assert!(help.contains("current certificate"), "{help}");
+    assert!(help.contains("previous/device.crt"), "{help}");
 }

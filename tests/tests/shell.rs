@@ -83,6 +83,19 @@ fn completions_are_printed_for_each_shell() {
     assert!(out.stderr.contains("tcsh"), "{}", out.stderr);
 }
 
+/// Hidden flags (`jitr man --markdown`, for the book) are no one's to type:
+/// no shell offers them, while the visible ones are offered.
+#[test]
+fn completions_do_not_offer_hidden_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = jitr(tmp.path(), &["completions", shell]);
+        let script = out.success();
+        assert!(script.contains("name-template"), "{shell}");
+        assert!(!script.contains("markdown"), "{shell} offers --markdown");
+    }
+}
+
 #[test]
 fn man_pages_are_written_for_every_subcommand() {
     let tmp = tempfile::tempdir().unwrap();
@@ -246,5 +259,67 @@ fn output_that_cannot_be_written_never_panics() {
             .status()
             .unwrap();
         assert_eq!(status.code(), Some(code));
+    }
+}
+
+#[test]
+fn the_mqtt_endpoint_and_the_aws_api_endpoint_say_which_is_which() {
+    let tmp = tempfile::tempdir().unwrap();
+    let help = jitr(tmp.path(), &["connect", "--help"])
+        .success()
+        .to_string();
+    let flag = |name: &str| {
+        let start = help
+            .find(&format!("  --{name} "))
+            .unwrap_or_else(|| panic!("no --{name} in {help}"));
+        let rest = &help[start + 4..];
+        let end = rest.find("\n  -").unwrap_or(rest.len());
+        // As one line: clap wraps the text to the terminal's width.
+        rest[..end].split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let endpoint = flag("endpoint");
+    assert!(endpoint.contains("MQTT"), "{endpoint}");
+    let url = flag("endpoint-url");
+    assert!(
+        url.contains("AWS API") && url.contains("every AWS service") && !url.contains("moto"),
+        "{url}"
+    );
+    assert!(
+        url.contains("Not the MQTT endpoint devices connect to"),
+        "{url}"
+    );
+    assert!(endpoint.contains("Not the AWS API endpoint"), "{endpoint}");
+}
+
+#[test]
+fn the_license_the_crates_declare_is_in_the_repository() {
+    let root = jitr_tests::lambda::workspace();
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let declared = manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("license = "))
+        .expect("the workspace declares a license")
+        .trim_matches('"')
+        .to_string();
+    // The standard texts' first lines, per SPDX id.
+    let text_of = |id: &str| match id {
+        "Apache-2.0" => "Apache License\n                           Version 2.0, January 2004",
+        "MIT" => "Permission is hereby granted, free of charge",
+        other => panic!("no known text for {other}"),
+    };
+    let ids: Vec<&str> = declared.split(" OR ").collect();
+    for id in &ids {
+        let file = match (ids.len(), *id) {
+            (1, _) => "LICENSE".to_string(),
+            (_, "Apache-2.0") => "LICENSE-APACHE".to_string(),
+            (_, other) => format!("LICENSE-{other}"),
+        };
+        let text = std::fs::read_to_string(root.join(&file))
+            .unwrap_or_else(|e| panic!("{file} for the declared {declared}: {e}"));
+        assert!(text.contains(text_of(id)), "{file} is not the {id} text");
+    }
+    for member in ["cli", "core", "lambda", "tests"] {
+        let m = std::fs::read_to_string(root.join(member).join("Cargo.toml")).unwrap();
+        assert!(m.contains("license.workspace = true"), "{member}");
     }
 }

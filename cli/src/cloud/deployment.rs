@@ -59,17 +59,82 @@ pub struct Deployment {
     /// How it was found, for messages.
     pub found_by: String,
     pub rule: Option<RuleView>,
-    pub queue: Option<QueueView>,
+    /// The event queues found (the bulk and the fast lane): those the rule
+    /// sends to and, with a stack, its queues that redrive to a dead-letter
+    /// queue. One the rule names but SQS does not hold is absent.
+    pub queues: Vec<QueueView>,
+    /// Their dead-letter queue (the first lane's target), when it exists.
     pub dead_letter: Option<QueueView>,
-    pub mapping: Option<MappingView>,
+    /// Every SQS event source mapping of the function or of the queues.
+    pub mappings: Vec<MappingView>,
     pub function: Option<FunctionView>,
     /// The device policy the stack created, when found through the stack.
     pub policy: Option<String>,
+    /// The rule the stack names, when AWS IoT does not hold it.
+    pub missing_rule: Option<String>,
+    /// The stack's name, when found through it.
+    pub stack: Option<String>,
 }
 
 /// The SQS queue name in a queue URL or ARN (the last `/` or `:` part).
-fn queue_name(url_or_arn: &str) -> &str {
+pub(crate) fn queue_name(url_or_arn: &str) -> &str {
     url_or_arn.rsplit(['/', ':']).next().unwrap_or_default()
+}
+
+/// Whether an SQS error says the queue does not exist. SQS (JSON protocol,
+/// AWS query compatible) answers HTTP 400 with `x-amzn-query-error:
+/// AWS.SimpleQueueService.NonExistentQueue;Sender` (the code the SDK
+/// reports) and `__type` QueueDoesNotExist (the code without that header).
+pub(crate) fn queue_missing(e: &AwsError) -> bool {
+    match e {
+        AwsError::NotFound(_) => true,
+        AwsError::Refused { code, .. } | AwsError::Service { code, .. } => {
+            code == "AWS.SimpleQueueService.NonExistentQueue" || code == "QueueDoesNotExist"
+        }
+        _ => false,
+    }
+}
+
+/// What GetTopicRule's denial means once ListTopicRules was asked. AWS IoT
+/// answers GetTopicRule of a rule that does not exist with
+/// UnauthorizedException ("Access to topic rule 'NAME' was denied"), as it
+/// answers a real denial: a rule ListTopicRules does not list is missing
+/// (`Ok(None)`), a listed one was really denied (terraform's AWS provider
+/// tells them apart the same way). When the listing is denied too, the
+/// error says the rule may be missing and names both actions; when it
+/// fails otherwise (throttled, 5xx), that failure is the error, not a denial.
+pub(crate) fn denied_or_missing(
+    name: &str,
+    listed: Result<Vec<String>, AwsError>,
+    denial: AwsError,
+) -> Result<Option<RuleView>, AwsError> {
+    let why = |code: &str| {
+        format!(
+            "topic rule '{name}' may be missing or access to it denied (AWS IoT answers GetTopicRule of a missing rule with UnauthorizedException, and ListTopicRules, which tells the two apart, {code}): allow iot:GetTopicRule and iot:ListTopicRules to the caller"
+        )
+    };
+    match listed {
+        Ok(names) if !names.iter().any(|n| n == name) => Ok(None),
+        Ok(_) => Err(denial),
+        Err(AwsError::AccessDenied { code, .. }) | Err(AwsError::BadCredentials { code, .. }) => {
+            let message = why(&format!("was denied too ({code})"));
+            Err(AwsError::AccessDenied { code, message })
+        }
+        Err(AwsError::Throttled { code, message }) => Err(AwsError::Throttled {
+            message: retry(name, &message),
+            code,
+        }),
+        Err(AwsError::Service { code, message }) => Err(AwsError::Service {
+            message: retry(name, &message),
+            code,
+        }),
+        Err(other) => Err(other),
+    }
+}
+
+/// A failed ListTopicRules while telling a missing rule from a denied one.
+fn retry(name: &str, message: &str) -> String {
+    format!("ListTopicRules, asked whether topic rule '{name}' exists (GetTopicRule answered UnauthorizedException), failed: {message}; retry later")
 }
 
 /// Whether `topic` (a rule's topic filter) receives `ca_id`'s registrations.
@@ -90,9 +155,9 @@ impl Cloud {
         aws_sdk_lambda::Client::new(self.config())
     }
 
-    /// Every topic rule listening on the registration topic, in full.
-    pub fn registration_rules(&self) -> Result<Vec<RuleView>, AwsError> {
-        let names = self.all_pages(|token| async move {
+    /// The names of every topic rule (ListTopicRules, all pages).
+    fn rule_names(&self) -> Result<Vec<String>, AwsError> {
+        self.all_pages(|token| async move {
             let page = self
                 .iot
                 .list_topic_rules()
@@ -106,9 +171,13 @@ impl Cloud {
                 .filter_map(|r| r.rule_name().map(str::to_string))
                 .collect();
             Ok((names, page.next_token().map(str::to_string)))
-        })?;
+        })
+    }
+
+    /// Every topic rule listening on the registration topic, in full.
+    pub fn registration_rules(&self) -> Result<Vec<RuleView>, AwsError> {
         let mut rules = Vec::new();
-        for name in names {
+        for name in self.rule_names()? {
             if let Some(rule) = self.rule(&name)? {
                 if rule.topic.starts_with("$aws/events/") {
                     rules.push(rule);
@@ -118,11 +187,17 @@ impl Cloud {
         Ok(rules)
     }
 
-    /// One topic rule by name; `None` if it does not exist.
+    /// One topic rule by name; `None` if it does not exist (told apart
+    /// from a denial through ListTopicRules, see [`denied_or_missing`]).
     pub fn rule(&self, name: &str) -> Result<Option<RuleView>, AwsError> {
         let answer = self.block_on(self.iot.get_topic_rule().rule_name(name).send());
-        let Some(out) = self.found(answer)? else {
-            return Ok(None);
+        let out = match self.found(answer) {
+            Ok(Some(out)) => out,
+            Ok(None) => return Ok(None),
+            Err(denial @ AwsError::AccessDenied { .. }) => {
+                return denied_or_missing(name, self.rule_names(), denial)
+            }
+            Err(e) => return Err(e),
         };
         let Some(rule) = out.rule() else {
             return Ok(None);
@@ -154,21 +229,23 @@ impl Cloud {
         ) {
             Ok(out) => out.queue_url().unwrap_or_default().to_string(),
             Err(e) => match AwsError::from_sdk(e, &self.endpoint) {
-                AwsError::NotFound(_) => return Ok(None),
-                AwsError::Service { code, .. } if code.contains("NonExistentQueue") => {
-                    return Ok(None)
-                }
+                e if queue_missing(&e) => return Ok(None),
                 e => return Err(e),
             },
         };
-        let attrs = self
-            .block_on(
-                sqs.get_queue_attributes()
-                    .queue_url(&url)
-                    .attribute_names(A::All)
-                    .send(),
-            )
-            .map_err(|e| AwsError::from_sdk(e, &self.endpoint))?;
+        let attrs = match self.block_on(
+            sqs.get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(A::All)
+                .send(),
+        ) {
+            Ok(attrs) => attrs,
+            // Deleted since GetQueueUrl.
+            Err(e) => match AwsError::from_sdk(e, &self.endpoint) {
+                e if queue_missing(&e) => return Ok(None),
+                e => return Err(e),
+            },
+        };
         let attrs = attrs.attributes().cloned().unwrap_or_default();
         let dead_letter_arn = attrs
             .get(&A::RedrivePolicy)
@@ -263,24 +340,37 @@ impl Cloud {
             d.policy = parts.policy;
             if let Some(name) = &parts.rule {
                 d.rule = self.rule(name)?;
+                d.missing_rule = d.rule.is_none().then(|| name.clone());
             }
-            // The event queue is the one with a dead-letter target.
-            for url in &parts.queues {
-                match self.queue(url)? {
-                    Some(q) if q.dead_letter_arn.is_some() => d.queue = Some(q),
-                    _ => {}
+            d.stack = Some(stack.to_string());
+            // The event queues: the rule's, and the stack's that redrive
+            // (a stack queue that is gone and is nobody's redrive target is
+            // one the rule names, so it shows in `rule action`).
+            let mut urls: Vec<String> = d.rule.iter().flat_map(|r| r.queue_urls.clone()).collect();
+            urls.extend(parts.queues.iter().cloned());
+            for url in urls {
+                if d.queues
+                    .iter()
+                    .any(|q| queue_name(&q.url) == queue_name(&url))
+                {
+                    continue;
                 }
-            }
-            if d.queue.is_none() {
-                if let Some(url) = d.rule.as_ref().and_then(|r| r.queue_urls.first()) {
-                    d.queue = self.queue(url)?;
+                if let Some(q) = self.queue(&url)? {
+                    let of_rule = d.rule.as_ref().is_some_and(|r| {
+                        r.queue_urls
+                            .iter()
+                            .any(|u| queue_name(u) == queue_name(&q.url))
+                    });
+                    if of_rule || q.dead_letter_arn.is_some() {
+                        d.queues.push(q);
+                    }
                 }
             }
             if let Some(name) = &parts.function {
                 d.function = self.function(name)?;
             }
             if let Some(f) = &d.function {
-                d.mapping = self.mappings(Some(&f.name), None)?.into_iter().next();
+                d.mappings = self.mappings(Some(&f.name), None)?;
             }
         } else {
             let rules = self.registration_rules()?;
@@ -293,18 +383,19 @@ impl Cloud {
                 None => "no topic rule on the registration topic".into(),
             };
             d.rule = pick.cloned();
-            if let Some(url) = d.rule.as_ref().and_then(|r| r.queue_urls.first()) {
-                d.queue = self.queue(url)?;
+            // Every queue the rule sends to, each lane's mapping.
+            for url in d.rule.iter().flat_map(|r| r.queue_urls.clone()) {
+                if let Some(q) = self.queue(&url)? {
+                    d.mappings.extend(self.mappings(None, Some(&q.arn))?);
+                    d.queues.push(q);
+                }
             }
-            if let Some(q) = &d.queue {
-                d.mapping = self.mappings(None, Some(&q.arn))?.into_iter().next();
-            }
-            if let Some(m) = &d.mapping {
+            if let Some(m) = d.mappings.first() {
                 let name = queue_name(&m.function_arn).to_string();
                 d.function = self.function(&name)?;
             }
         }
-        if let Some(arn) = d.queue.as_ref().and_then(|q| q.dead_letter_arn.clone()) {
+        if let Some(arn) = d.queues.iter().find_map(|q| q.dead_letter_arn.clone()) {
             d.dead_letter = self.queue(&arn)?;
         }
         Ok(Some(d))
@@ -361,6 +452,78 @@ mod tests {
         assert!(covers(&t("+"), "abc"));
         assert!(!covers(&t("def"), "abc"));
         assert!(!covers("things/+/hello", "abc"));
+    }
+
+    #[test]
+    fn a_missing_queue_is_told_by_either_of_sqs_codes() {
+        let refused = |code: &str| AwsError::Refused {
+            code: code.into(),
+            message: "The specified queue does not exist.".into(),
+        };
+        assert!(queue_missing(&refused(
+            "AWS.SimpleQueueService.NonExistentQueue"
+        )));
+        assert!(queue_missing(&refused("QueueDoesNotExist")));
+        assert!(queue_missing(&AwsError::NotFound("q".into())));
+        assert!(!queue_missing(&refused("AccessDenied")));
+        assert!(!queue_missing(&AwsError::AccessDenied {
+            code: "AccessDenied".into(),
+            message: "not authorized to perform: sqs:getqueueurl".into(),
+        }));
+    }
+
+    #[test]
+    fn a_denied_rule_is_missing_only_when_not_listed() {
+        let denial = || AwsError::AccessDenied {
+            code: "UnauthorizedException".into(),
+            message: "Access to topic rule 'jitr_registered' was denied".into(),
+        };
+        let names = |n: &[&str]| Ok(n.iter().map(|s| s.to_string()).collect());
+        let missing = denied_or_missing("jitr_registered", names(&["other"]), denial());
+        assert!(matches!(missing, Ok(None)), "{missing:?}");
+        let denied = denied_or_missing(
+            "jitr_registered",
+            names(&["other", "jitr_registered"]),
+            denial(),
+        );
+        assert!(
+            matches!(denied, Err(AwsError::AccessDenied { .. })),
+            "{denied:?}"
+        );
+        // ListTopicRules denied too: nothing is called missing, and the
+        // error says it may be, naming both actions.
+        let unknown = denied_or_missing("jitr_registered", Err(denial()), denial());
+        let Err(e @ AwsError::AccessDenied { .. }) = &unknown else {
+            panic!("{unknown:?}")
+        };
+        let text = e.to_string();
+        for part in [
+            "may be missing",
+            "iot:GetTopicRule",
+            "iot:ListTopicRules",
+            "jitr_registered",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        // ListTopicRules throttled or failing: not a denial.
+        let throttled = AwsError::Throttled {
+            code: "ThrottlingException".into(),
+            message: "Rate exceeded".into(),
+        };
+        let failing = AwsError::Service {
+            code: "InternalFailureException".into(),
+            message: "oops".into(),
+        };
+        for listing in [throttled, failing] {
+            let e = denied_or_missing("jitr_registered", Err(listing), denial()).unwrap_err();
+            assert!(e.is_transient(), "{e:?}");
+            let text = e.to_string();
+            assert!(!text.contains("access denied"), "{text}");
+            assert!(
+                text.contains("ListTopicRules") && text.contains("jitr_registered"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -9,12 +9,15 @@ use jitr_core::aws::{self, AwsError, AwsOptions};
 
 use crate::error::CliError;
 
+pub mod allow_list;
 pub mod ca;
 pub mod certificate;
 pub mod deployment;
+pub mod function;
 pub mod iam;
 pub mod lifecycle;
 pub mod logs;
+pub mod metrics;
 pub mod stack;
 
 pub use ca::CaView;

@@ -90,7 +90,19 @@ pub(crate) fn create(a: &CaCreateArgs, g: &Global, out: &Output) -> Result<(), C
     let issuer = a
         .issuer
         .as_deref()
-        .map(|d| CaDir::load(d, "--issuer", &issuer_unlock))
+        .map(|d| {
+            let given = issuer_unlock.password_file.as_deref();
+            let flag = if a.issuer_password_file.is_some() {
+                "--issuer-password-file"
+            } else {
+                "--password-file"
+            };
+            if issuer_needs.password {
+                ask_note(d, given);
+            }
+            CaDir::load(d, "--issuer", &issuer_unlock)
+                .map_err(|e| issuer_error(e, d, issuer_needs.password, given.map(|p| (flag, p))))
+        })
         .transpose()?;
     if let Some(parent) = &issuer {
         parent.check_valid_now("--issuer")?;
@@ -230,6 +242,46 @@ fn new_key_spec(a: &KeyStoreArgs, cn: &str) -> Result<NewKeySpec, CliError> {
             })
         }
     }
+}
+
+/// Before a prompt for the issuer's passphrase on a terminal: whose key it unlocks.
+fn ask_note(issuer: &Path, file: Option<&Path>) {
+    use std::io::IsTerminal;
+    let from_env = std::env::var_os(store::secret::PASSWORD_ENV).is_some();
+    if file.is_none() && !from_env && std::io::stdin().is_terminal() {
+        eprintln!(
+            "jitr: the --issuer's key {} is encrypted: type its passphrase (or give it with --issuer-password-file FILE)",
+            issuer.join(ca_dir::KEY_FILE).display()
+        );
+    }
+}
+
+/// An issuer that could not be loaded, named with its key and (when its
+/// key is encrypted) where the passphrase came from or can be given.
+fn issuer_error(
+    e: CliError,
+    issuer: &Path,
+    encrypted: bool,
+    file: Option<(&str, &Path)>,
+) -> CliError {
+    if !encrypted {
+        return e;
+    }
+    let key = issuer.join(ca_dir::KEY_FILE);
+    let source = match file {
+        Some((flag, path)) => format!("the passphrase was read from {flag} {}", path.display()),
+        None => {
+            "give its passphrase with --issuer-password-file FILE (or JITR_CA_PASSWORD)".to_string()
+        }
+    };
+    CliError::invalid(
+        format!(
+            "--issuer {} (its encrypted key {})",
+            issuer.display(),
+            key.display()
+        ),
+        format!("{e}; {source}"),
+    )
 }
 
 /// Refuses `--password-file` or `--pin-file` that neither the new key nor

@@ -248,30 +248,49 @@ pub fn show(t: &CaTarget, global: &Global, out: &Output) -> Result<(), CliError>
     Ok(())
 }
 
-/// `jitr ca list`.
+/// `jitr ca list`: ListCACertificates, then DescribeCACertificate per CA
+/// for what the list lacks (auto-registration, mode).
 pub fn list(global: &Global, out: &Output) -> Result<(), CliError> {
     let cloud = Cloud::connect(&global.aws())?;
-    let rows: Vec<serde_json::Value> = cloud
+    let listed = cloud
         .list_cas()
-        .map_err(|e| CliError::aws("listing CA certificates", e))?
-        .into_iter()
-        .map(|c| {
-            serde_json::json!({
-                "certificate_id": c.certificate_id,
-                "certificate_arn": c.arn,
-                "status": c.status,
-                "created": c.created,
-            })
-        })
-        .collect();
+        .map_err(|e| CliError::aws("listing CA certificates", e))?;
+    // DescribeCACertificate allows 10 requests per second per account.
+    let pacer = crate::issue::pace::Pacer::new(10);
+    let mut rows = Vec::with_capacity(listed.len());
+    for c in listed {
+        pacer.wait();
+        // A CA deregistered since the listing has nothing more to say.
+        let state = describe(&cloud, &c.certificate_id)?;
+        let (auto, mode) = state.map_or((String::new(), String::new()), |s| {
+            (s.auto_registration, s.mode)
+        });
+        rows.push(serde_json::json!({
+            "certificate_id": c.certificate_id,
+            "certificate_arn": c.arn,
+            "status": c.status,
+            "auto_registration": auto,
+            "mode": mode,
+            "created": c.created,
+        }));
+    }
     out.result(&rows, || {
         let mut text = format!("{} CA certificate(s) in {}\n", rows.len(), cloud.region);
-        for r in &rows {
+        if !rows.is_empty() {
             text += &format!(
-                "  {}  {:<8}  {}\n",
-                r["certificate_id"].as_str().unwrap_or(""),
-                r["status"].as_str().unwrap_or(""),
-                r["created"].as_str().unwrap_or("")
+                "  {:<64}  {:<8}  {:<17}  {:<8}  CREATED\n",
+                "CERTIFICATE ID", "STATUS", "AUTO-REGISTRATION", "MODE"
+            );
+        }
+        for r in &rows {
+            let field = |k: &str| r[k].as_str().unwrap_or("").to_string();
+            text += &format!(
+                "  {:<64}  {:<8}  {:<17}  {:<8}  {}\n",
+                field("certificate_id"),
+                field("status"),
+                field("auto_registration"),
+                field("mode"),
+                field("created")
             );
         }
         text

@@ -1,9 +1,12 @@
-//! `jitr check FILE... [--ca DIR]`.
+//! `jitr check FILE|DEVICE_DIR... [--ca DIR]`.
+
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::args::CheckArgs;
 use crate::error::CliError;
+use crate::issue::layout::Layout;
 use crate::lint::{self, RuleResult};
 use crate::pki::ca_dir;
 use crate::report::Output;
@@ -51,7 +54,8 @@ pub(crate) fn check(a: &CheckArgs, out: &Output) -> Result<(), CliError> {
     };
     let now = jitr_core::clock::unix_seconds();
     let mut reports = Vec::new();
-    for path in &a.files {
+    for given in &a.files {
+        let path = &bundle_of(given)?;
         let bytes = crate::files::read(path)?;
         let chain = jitr_core::pem::certificates(&bytes)
             .map_err(|e| CliError::invalid(path.display(), e))?;
@@ -96,6 +100,28 @@ pub(crate) fn check(a: &CheckArgs, out: &Output) -> Result<(), CliError> {
         return Err(CliError::ChecksFailed(failures));
     }
     Ok(())
+}
+
+/// The file to check for `path`: itself, or for a device directory (any
+/// layout, as `jitr connect` and `jitr doctor` read it) its bundle.
+fn bundle_of(path: &Path) -> Result<PathBuf, CliError> {
+    if !path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let names: Vec<&str> = Layout::all().iter().map(|l| l.files().bundle).collect();
+    names
+        .iter()
+        .map(|name| path.join(name))
+        .find(|bundle| bundle.is_file())
+        .ok_or_else(|| {
+            CliError::invalid(
+                path.display(),
+                format!(
+                    "is a directory without a device's certificate bundle (expected {})",
+                    names.join(" or ")
+                ),
+            )
+        })
 }
 
 /// The CA directory's chain for `--ca`: its certificate first. Only the

@@ -12,12 +12,14 @@ use crate::args::{ConnectArgs, Global};
 use crate::error::CliError;
 use crate::files::read;
 use crate::issue::layout::Layout;
-use crate::mqtt::{tls_config, BrokerTrust, Session};
+use crate::mqtt::{host_port, tls_config, BrokerTrust, Failure, Refusal, Session};
 use crate::pki::{amazon, keys};
 use crate::report::Output;
 
 mod input;
-use input::{lookup, message, name_source, thing_name, validity_problem};
+mod refusal;
+use input::{lookup, message, name_source, thing_name, validity_problem, Lookup};
+use refusal::Held;
 
 /// AWS IoT's MQTT over TLS port.
 const MQTT_TLS_PORT: u16 = 8883;
@@ -50,12 +52,26 @@ struct Report {
 
 /// The device's certificate chain and key, from a device directory or flags.
 fn credentials(args: &ConnectArgs) -> Result<(PathBuf, PathBuf), CliError> {
-    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
-        return Ok((cert.clone(), key.clone()));
-    }
-    let dir = args.device.as_ref().ok_or_else(|| {
-        CliError::invalid("DEVICE_DIR", "give a device directory, or --cert and --key")
-    })?;
+    let dir = match (&args.device, &args.cert, &args.key) {
+        (_, Some(cert), Some(key)) => return Ok((cert.clone(), key.clone())),
+        (Some(dir), _, _) => dir,
+        (None, Some(cert), None) => {
+            return Err(CliError::invalid(
+                format!("--cert {}", cert.display()),
+                "give the device's private key with --key too (or a DEVICE_DIR that holds it)",
+            ))
+        }
+        (None, None, Some(key)) => return Err(CliError::invalid(
+            format!("--key {}", key.display()),
+            "give the device's certificate bundle with --cert too (or a DEVICE_DIR that holds it)",
+        )),
+        (None, None, None) => {
+            return Err(CliError::invalid(
+                "DEVICE_DIR",
+                "give a device directory, or --cert and --key",
+            ))
+        }
+    };
     Layout::all()
         .into_iter()
         .map(|layout| layout.files())
@@ -75,24 +91,18 @@ fn credentials(args: &ConnectArgs) -> Result<(PathBuf, PathBuf), CliError> {
         })
 }
 
-/// `HOST[:PORT]` split, with AWS IoT's port by default.
+/// `--endpoint HOST[:PORT]` split, with AWS IoT's port by default.
 pub(crate) fn parse_endpoint(text: &str) -> Result<(String, u16), CliError> {
-    let bad = |problem: &str| {
-        CliError::invalid(
-            "--endpoint",
-            format!("{problem} in \"{text}\" (expected HOST or HOST:PORT)"),
-        )
-    };
-    let (host, port) = match text.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => {
-            (host, port.parse::<u16>().map_err(|_| bad("bad port"))?)
-        }
-        _ => (text, MQTT_TLS_PORT),
-    };
-    if host.is_empty() || host.contains('/') {
-        return Err(bad("bad host"));
-    }
-    Ok((host.to_string(), port))
+    host_port(text, MQTT_TLS_PORT)
+        .map_err(|e| CliError::invalid("--endpoint", format!("{e} (expected HOST or HOST:PORT)")))
+}
+
+/// The account's iot:Data-ATS endpoint as DescribeEndpoint answers it: a
+/// host (port 8883), or HOST:PORT (an emulator's, a proxy's), used as given.
+pub(crate) fn described_endpoint(global: &Global) -> Result<(String, u16), CliError> {
+    let address = super::endpoint::describe(global)?.0;
+    host_port(&address, MQTT_TLS_PORT)
+        .map_err(|e| CliError::invalid("the iot:Data-ATS endpoint AWS IoT described", e))
 }
 
 /// The delay before retry `n` (1-based): exponential, capped, with half of it
@@ -111,9 +121,19 @@ fn random_unit() -> f64 {
     (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// What connect knows of the device besides its session.
+struct Device {
+    certificate_id: String,
+    /// Certificates in the bundle (1: the device's alone).
+    chain_len: usize,
+    /// How to ask AWS IoT about the certificate, when the broker is AWS
+    /// IoT's or an emulator's.
+    aws: Option<jitr_core::aws::AwsOptions>,
+}
+
 /// The session a device holds: its chain and key checked against each other,
-/// the client id, the endpoint and the trust store. Also the certificate id.
-fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, String, usize), CliError> {
+/// the client id, the endpoint and the trust store.
+fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, Device), CliError> {
     let (cert_path, key_path) = credentials(args)?;
     let cert_what = cert_path.display().to_string();
     let chain = jitr_core::pem::certificates(&read(&cert_path)?)
@@ -133,19 +153,20 @@ fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, String, usiz
         // AWS IoT refuses it; connect anyway, the broker's answer is the proof.
         eprintln!("jitr: warning: {cert_what}: {problem}");
     }
+    let endpoint_url_set = global.endpoint_url.is_some()
+        || ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_IOT"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|u| !u.is_empty()));
+    // The CA's id (AWS's certificate id) when the chain holds it.
+    let ca_id = chain
+        .get(1)
+        .and_then(|der| jitr_core::CertFacts::from_der(der).ok())
+        .map(|ca| ca.certificate_id);
+    let lookup = lookup(args.endpoint.as_deref(), endpoint_url_set, ca_id);
+    let aws = matches!(lookup, Lookup::Rule { .. }).then(|| global.aws());
     let client_id = match &args.client_id {
         Some(id) => id.clone(),
         None => {
-            let endpoint_url_set = global.endpoint_url.is_some()
-                || ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_IOT"]
-                    .iter()
-                    .any(|v| std::env::var_os(v).is_some_and(|u| !u.is_empty()));
-            // The CA's id (AWS's certificate id) when the chain holds it.
-            let ca_id = chain
-                .get(1)
-                .and_then(|der| jitr_core::CertFacts::from_der(der).ok())
-                .map(|ca| ca.certificate_id);
-            let lookup = lookup(args.endpoint.as_deref(), endpoint_url_set, ca_id);
             let source = name_source(args, global, lookup)?;
             thing_name(source, &facts).map_err(|e| CliError::invalid(&cert_what, e))?
         }
@@ -157,7 +178,7 @@ fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, String, usiz
     };
     let (host, port) = match &args.endpoint {
         Some(text) => parse_endpoint(text)?,
-        None => (super::endpoint::describe(global)?.0, MQTT_TLS_PORT),
+        None => described_endpoint(global)?,
     };
     let trust = BrokerTrust {
         roots: roots.into_iter().map(CertificateDer::from).collect(),
@@ -175,36 +196,57 @@ fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, String, usiz
         client_id,
         tls: std::sync::Arc::new(tls),
     };
-    Ok((session, facts.certificate_id, chain_len))
+    let device = Device {
+        certificate_id: facts.certificate_id,
+        chain_len,
+        aws,
+    };
+    Ok((session, device))
 }
 
-/// What the local facts suggest when the broker kept refusing: a bundle
-/// without its chain, the refused first connect of a certificate AWS IoT is
-/// registering; and where to look next.
-pub(crate) fn hints(chain_len: usize, device: Option<&str>) -> Vec<String> {
-    let mut out = Vec::new();
-    if chain_len < 2 {
-        out.push("the bundle holds the device certificate alone: without SNI, AWS IoT needs the issuing CA's certificate after it".to_string());
+/// The last refusal: its kind, and what AWS IoT said of the certificate.
+#[derive(Default)]
+struct Last {
+    kind: Option<Refusal>,
+    held: Option<Held>,
+    /// AWS did not answer once (no credentials, unreachable): not asked again.
+    aws_silent: bool,
+}
+
+/// The failure's sentence and whether retrying can help: after a refusal
+/// that cannot say why (closed, or a CONNACK code), from what AWS IoT holds
+/// of the certificate when it can be asked.
+fn explain(failure: Failure, device: &Device, last: &mut Last) -> (String, bool) {
+    last.kind = Some(failure.kind);
+    last.held = None;
+    let aws = device.aws.as_ref().filter(|_| !last.aws_silent);
+    if let Some(aws) = aws.filter(|_| refusal::worth_asking(failure.kind)) {
+        let held = refusal::ask(aws, &device.certificate_id);
+        last.aws_silent = held.is_none();
+        if let Some(held) = held {
+            let (why, retry) = refusal::judge(&held, &device.certificate_id);
+            // A timeout says more than a status that does not explain it.
+            if failure.kind != Refusal::Timeout || !retry {
+                last.held = Some(held);
+                return (why, retry);
+            }
+        }
     }
-    out.push("a certificate's first connect is refused while AWS IoT registers it PENDING_ACTIVATION; if later ones are refused too, nothing activated it".to_string());
-    out.push(format!(
-        "run `jitr doctor {}` to find out which",
-        device.unwrap_or("--cert FILE")
-    ));
-    out
+    (failure.reason, !failure.kind.is_final())
 }
 
 /// Attempts until one publishes, one fails for good, or the next would start
 /// after `deadline`; each attempt is printed as it ends (unless --json).
 async fn retry(
     session: &Session,
-    topic: &str,
-    message: &[u8],
+    (topic, message): (&str, &[u8]),
+    device: &Device,
     deadline: Instant,
     out: &Output,
-) -> Vec<Attempt> {
+) -> (Vec<Attempt>, Last) {
     let started = Instant::now();
     let mut attempts = Vec::new();
+    let mut last = Last::default();
     for n in 1u32.. {
         let limit = ATTEMPT_LIMIT.min(deadline.saturating_duration_since(Instant::now()));
         let at_ms = started.elapsed().as_millis() as u64;
@@ -224,31 +266,29 @@ async fn retry(
             }
             Err(failure) => failure,
         };
+        let (reason, retrying_helps) = explain(failure, device, &mut last);
         let delay = backoff(n, random_unit());
-        let give_up = failure.fatal || Instant::now() + delay >= deadline;
+        let give_up = !retrying_helps || Instant::now() + delay >= deadline;
         if out.chatty() {
             let next = if give_up {
                 "giving up".to_string()
             } else {
                 format!("retrying in {:.1} s", delay.as_secs_f64())
             };
-            eprintln!(
-                "attempt {n} at {at:.1} s: refused: {}; {next}",
-                failure.reason
-            );
+            eprintln!("attempt {n} at {at:.1} s: {reason}; {next}");
         }
         attempts.push(Attempt {
             attempt: n,
             at_ms,
             result: "refused",
-            detail: Some(failure.reason),
+            detail: Some(reason),
         });
         if give_up {
             break;
         }
         tokio::time::sleep(delay).await;
     }
-    attempts
+    (attempts, last)
 }
 
 /// `things/{client_id}/hello`, the thing's own topic; refused (before
@@ -281,7 +321,8 @@ fn default_topic(client_id: &str, from_flag: bool) -> Result<String, CliError> {
 
 pub(crate) fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Result<(), CliError> {
     let message = message(args)?;
-    let (session, certificate_id, chain_len) = session(args, global)?;
+    let (session, device) = session(args, global)?;
+    let certificate_id = &device.certificate_id;
     let topic = match &args.topic {
         Some(topic) => topic.clone(),
         None => default_topic(&session.client_id, args.client_id.is_some())?,
@@ -299,7 +340,8 @@ pub(crate) fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Resu
         .map_err(|e| CliError::startup("the async runtime", e))?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(args.timeout);
-    let attempts = rt.block_on(retry(&session, &topic, &message, deadline, out));
+    let (attempts, last_refusal) =
+        rt.block_on(retry(&session, (&topic, &message), &device, deadline, out));
 
     let connected = attempts.last().is_some_and(|a| a.result == "published");
     let tries = attempts.len();
@@ -326,10 +368,18 @@ pub(crate) fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Resu
     if out.json {
         out.result(&report, String::new);
     }
-    let device = args.device.as_ref().map(|d| d.display().to_string());
-    let likely = hints(chain_len, device.as_deref()).join("; ");
+    let dir = args.device.as_ref().map(|d| d.display().to_string());
+    let hint = last_refusal.kind.and_then(|kind| {
+        refusal::hint(
+            kind,
+            last_refusal.held.as_ref(),
+            device.chain_len,
+            dir.as_deref(),
+        )
+    });
+    let hint = hint.map(|h| format!("; {h}")).unwrap_or_default();
     Err(CliError::NotConnected(format!(
-        "{who} could not connect to {endpoint} ({tries} attempt(s) in {seconds:.1} s); last: {last}; likely causes: {likely}"
+        "{who} could not connect to {endpoint} ({tries} attempt(s) in {seconds:.1} s): {last}{hint}"
     )))
 }
 
@@ -352,17 +402,6 @@ mod tests {
         let draws: Vec<f64> = (0..100).map(|_| random_unit()).collect();
         assert!(draws.iter().all(|r| (0.0..1.0).contains(r)));
         assert!(draws.iter().any(|r| *r != draws[0]));
-    }
-
-    #[test]
-    fn hints_name_a_missing_chain_and_suggest_doctor() {
-        let alone = hints(1, Some("dev/robot-1"));
-        assert!(alone[0].contains("device certificate alone"), "{alone:?}");
-        assert!(alone.last().unwrap().contains("jitr doctor dev/robot-1"));
-        let chained = hints(2, None);
-        assert_eq!(chained.len(), 2);
-        assert!(chained.iter().all(|h| !h.contains("alone")));
-        assert!(chained[1].contains("jitr doctor --cert FILE"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! themselves are pure, in `crate::doctor`; the deployment's are gathered
 //! in `doctor_deployment.rs`, the TLS probe is `doctor_endpoint.rs`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use jitr_core::CertFacts;
 use rustls::pki_types::CertificateDer;
@@ -15,8 +15,10 @@ use super::doctor_endpoint::endpoint_check;
 use crate::args::{CaTarget, DoctorArgs, Global};
 use crate::cloud::{CaView, Cloud};
 use crate::doctor::ca::{ca_checks, CaSeen};
-use crate::doctor::certificate::{certificate_check, LogReading};
+use crate::doctor::certificate::{certificate_check, LogReading, Recorded};
 use crate::doctor::device::{self, issued, DeviceFiles};
+use crate::doctor::fixes::{shell_word, Known};
+use crate::doctor::function::point_pending_at;
 use crate::doctor::{Check, Status};
 use crate::error::CliError;
 use crate::files::read;
@@ -217,12 +219,166 @@ fn recorded_place(dir: Option<&PathBuf>) -> Option<(String, String)> {
     Some((state.account, state.region))
 }
 
+/// The devices' directory OUTDIR: the parent of DEVICE_DIR, or of
+/// `--cert`'s directory (`OUTDIR/NAME/device.crt`, and a rotated-out
+/// `OUTDIR/NAME/previous/device.crt`).
+fn devices_dir<'a>(device: Option<&'a Path>, cert: Option<&'a Path>) -> Option<&'a Path> {
+    if let Some(d) = device {
+        return d.parent();
+    }
+    let dir = cert?.parent()?;
+    let dir = match dir.file_name() {
+        Some(n) if n == "previous" => dir.parent()?,
+        _ => dir,
+    };
+    dir.parent()
+}
+
+/// `jitr connect` for the device doctor looked at, with its endpoint and
+/// broker CA when given.
+fn connect_command(
+    device: Option<&Path>,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+    endpoint: Option<&str>,
+    ca_file: Option<&Path>,
+) -> String {
+    let word = |p: &Path| shell_word(&p.display().to_string());
+    let mut out = "jitr connect".to_string();
+    match (device, cert) {
+        (Some(d), _) => out.push_str(&format!(" {}", word(d))),
+        (None, Some(c)) => {
+            let key = key.map_or("KEY_FILE".to_string(), word);
+            out.push_str(&format!(" --cert {} --key {key}", word(c)));
+        }
+        (None, None) => out.push_str(" DEVICE_DIR"),
+    }
+    if let Some(e) = endpoint {
+        out.push_str(&format!(" --endpoint {}", shell_word(e)));
+    }
+    if let Some(f) = ca_file {
+        out.push_str(&format!(" --ca-file {}", word(f)));
+    }
+    out
+}
+
+/// `jitr device revoke`'s record of the certificate, searched where it
+/// writes one: the CA directory's `revoked.json` (--ca DIR, else every CA
+/// directory beside OUTDIR or in the current directory whose `ca.crt`
+/// issued `leaf`), then OUTDIR's. A list that cannot be read is a WARN
+/// naming the file and the field, and the search goes on.
+fn recorded_revocation(
+    a: &DoctorArgs,
+    ca_dir: Option<&PathBuf>,
+    leaf: Option<&[u8]>,
+    id: &str,
+) -> (Option<Recorded>, Vec<Check>) {
+    let out_dir = devices_dir(a.device.as_deref(), a.cert.as_deref());
+    let mut dirs: Vec<PathBuf> = ca_dir.cloned().into_iter().collect();
+    let bases = [out_dir.and_then(Path::parent), Some(Path::new("."))];
+    for base in bases.into_iter().flatten() {
+        let base = if base.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            base
+        };
+        let Ok(entries) = std::fs::read_dir(base) else {
+            continue;
+        };
+        let mut found: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        found.sort();
+        for dir in found {
+            let signed = leaf.is_some_and(|leaf| {
+                std::fs::read_to_string(dir.join(ca_dir::CERT_FILE))
+                    .ok()
+                    .and_then(|pem| first_der(&pem))
+                    .is_some_and(|ca| issued(leaf, &ca))
+            });
+            if signed && !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    dirs.extend(out_dir.map(Path::to_path_buf));
+    let mut warnings = Vec::new();
+    for dir in dirs {
+        let file = dir.join(crate::lifecycle::revoked::FILE);
+        match crate::lifecycle::revoked::read(&file) {
+            Ok(list) => {
+                if let Some(r) = list.into_iter().find(|r| r.certificate_id == id) {
+                    let found = Recorded {
+                        revoked_at: r.revoked_at,
+                        file: file.display().to_string(),
+                    };
+                    return (Some(found), warnings);
+                }
+            }
+            Err(e) => warnings.push(Check::warn(
+                "revocation list",
+                format!("{e}: its revocations were not read"),
+                format!(
+                    "correct {} (as `jitr device revoke` writes it) or move it away",
+                    file.display()
+                ),
+            )),
+        }
+    }
+    (None, warnings)
+}
+
+/// Its issuer's revocation of the CA (`revoked.json`, when): that of a CA
+/// directory beside the CA's own (else in the current directory) whose
+/// certificate issued it and which lists it.
+fn issuer_revocation(issuer: &Issuer, dev: Option<&Device>) -> Option<(String, String)> {
+    let own = match &issuer.dir {
+        Some(dir) => first_der(&std::fs::read_to_string(dir.join(ca_dir::CERT_FILE)).ok()?),
+        None => dev
+            .and_then(|d| {
+                d.chain
+                    .iter()
+                    .zip(&d.ders)
+                    .find(|(c, _)| c.certificate_id == issuer.id)
+            })
+            .map(|(_, der)| der.clone())
+            .or_else(|| issuer.view.as_ref().and_then(|v| first_der(&v.pem))),
+    }?;
+    let serial = CertFacts::from_der(&own).ok()?.serial_hex;
+    let base = match issuer.dir.as_ref().and_then(|d| d.parent()) {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    for dir in std::fs::read_dir(&base).ok()?.flatten().map(|e| e.path()) {
+        let Some(der) = std::fs::read_to_string(dir.join(ca_dir::CERT_FILE))
+            .ok()
+            .and_then(|pem| first_der(&pem))
+        else {
+            continue;
+        };
+        if der == own || !issued(&own, &der) {
+            continue;
+        }
+        let file = dir.join(crate::lifecycle::revoked::FILE);
+        let Ok(list) = crate::lifecycle::revoked::read(&file) else {
+            continue;
+        };
+        let hit = list.into_iter().find(|r| {
+            r.certificate_id == issuer.id
+                || r.serial.trim_start_matches('0') == serial.trim_start_matches('0')
+        });
+        if let Some(r) = hit {
+            return Some((file.display().to_string(), r.revoked_at));
+        }
+    }
+    None
+}
+
 /// The CA's checks, with registered CAs above it in the device's chain.
 fn ca_lines(
     issuer: &Issuer,
     dev: Option<&Device>,
     cloud: &Cloud,
     account: Option<&str>,
+    known: &Known,
     now: i64,
 ) -> Result<Vec<Check>, CliError> {
     let mut above = Vec::new();
@@ -236,6 +392,7 @@ fn ca_lines(
         }
     }
     let recorded = recorded_place(issuer.dir.as_ref());
+    let revocation = issuer_revocation(issuer, dev);
     Ok(ca_checks(
         &CaSeen {
             id: &issuer.id,
@@ -246,6 +403,8 @@ fn ca_lines(
             region: &cloud.region,
             account,
             recorded: recorded.as_ref().map(|(a, r)| (a.as_str(), r.as_str())),
+            known,
+            revoked_by_issuer: revocation.as_ref().map(|(f, w)| (f.as_str(), w.as_str())),
         },
         now,
     ))
@@ -268,7 +427,9 @@ fn endpoint_line(a: &DoctorArgs, dev: Option<&Device>, cloud: &Cloud) -> Result<
     let (host, port) = match &a.endpoint {
         Some(e) => super::connect::parse_endpoint(e)?,
         None => match cloud.data_endpoint() {
-            Ok(host) => (host, 8883),
+            // HOST or HOST:PORT (an emulator's), used as given, as connect does.
+            Ok(address) => crate::mqtt::host_port(&address, 8883)
+                .map_err(|e| CliError::invalid("the iot:Data-ATS endpoint AWS IoT described", e))?,
             Err(e) => {
                 return Ok(Check::fail(
                     "endpoint",
@@ -291,11 +452,38 @@ fn endpoint_line(a: &DoctorArgs, dev: Option<&Device>, cloud: &Cloud) -> Result<
     Ok(endpoint_check(&host, port, trust, client))
 }
 
+/// The values fixes carry: where the calls went, as given.
+fn known(global: &Global, cloud: &Cloud) -> Known {
+    Known {
+        region: cloud.region.clone(),
+        profile: global.profile.clone(),
+        endpoint_url: cloud.config().endpoint_url().map(str::to_string),
+    }
+}
+
+/// The fix of an ACTIVE certificate attached to no thing: attach it to its
+/// thing (the certificate's CN), made first when missing.
+fn thing_fix(cloud: &Cloud, known: &Known, id: &str, leaf: &CertFacts) -> Option<String> {
+    let thing = leaf.common_name()?;
+    let arn = cloud.device_certificate(id).ok()??.arn;
+    let attach = known.aws(&format!(
+        "iot attach-thing-principal --thing-name {thing} --principal {arn}"
+    ));
+    Some(match cloud.thing_principals(thing) {
+        Ok(Some(_)) => attach,
+        _ => format!(
+            "create the thing ({}), then: {attach}",
+            known.aws(&format!("iot create-thing --thing-name {thing}"))
+        ),
+    })
+}
+
 /// Every check that needs AWS, in report order after the device's.
 fn cloud_checks(
     a: &DoctorArgs,
     dev: Option<&Device>,
     cloud: &Cloud,
+    known: &Known,
     now: i64,
 ) -> Result<(Vec<Check>, Deployed), CliError> {
     let mut checks = Vec::new();
@@ -304,20 +492,32 @@ fn cloud_checks(
     let (issuer, mismatch) = issuing_ca(a, dev, cloud)?;
     checks.extend(mismatch);
     match &issuer {
-        Some(issuer) => checks.extend(ca_lines(issuer, dev, cloud, account.as_deref(), now)?),
+        Some(issuer) => checks.extend(ca_lines(
+            issuer,
+            dev,
+            cloud,
+            account.as_deref(),
+            known,
+            now,
+        )?),
         None if dev.is_some() => checks.push(Check::fail(
             "ca registered",
             "no registered CA issued the device certificate",
-            "jitr ca register CA_DIR (the CA that signed the device)",
+            "register the CA that signed the device: jitr ca register CA_DIR",
         )),
         None => {}
     }
     let leaf = dev.and_then(|d| d.chain.first());
     let deployed = doctor_deployment::gather(
         cloud,
-        a.stack.as_deref(),
-        issuer.as_ref().map(|i| i.id.as_str()),
-        leaf,
+        &doctor_deployment::Asked {
+            stack: a.stack.as_deref(),
+            ca_id: issuer.as_ref().map(|i| i.id.as_str()),
+            ca_target: issuer.as_ref().map(|i| i.target.as_str()),
+            leaf,
+            known,
+            since: a.since as i64,
+        },
     )?;
     if let Some(leaf) = leaf {
         let id = &leaf.certificate_id;
@@ -331,14 +531,56 @@ fn cloud_checks(
             _ => None,
         };
         let target = issuer.as_ref().map_or("CA_DIR|ID", |i| i.target.as_str());
-        checks.push(certificate_check(
+        let (recorded, unread) = match &view {
+            Some(v) if v.status == "REVOKED" => recorded_revocation(
+                a,
+                issuer.as_ref().and_then(|i| i.dir.as_ref()),
+                dev.and_then(|d| d.ders.first()).map(Vec::as_slice),
+                id,
+            ),
+            _ => (None, Vec::new()),
+        };
+        checks.extend(unread);
+        let mut check = certificate_check(
             id,
             target,
             view.as_ref(),
             now,
             a.stranded_after as i64,
             logs.as_ref(),
-        ));
+            recorded.as_ref(),
+        );
+        // certificate.rs names the commands; their complete forms are known here.
+        if check.fix.as_deref() == Some(format!("jitr reconcile --ca {target}").as_str()) {
+            check.fix = Some(deployed.reconcile.clone());
+        }
+        if let Some(fix) = check.fix.as_mut() {
+            let connect = connect_command(
+                a.device.as_deref(),
+                a.cert.as_deref(),
+                a.key.as_deref(),
+                a.endpoint.as_deref(),
+                a.ca_file.as_deref(),
+            );
+            *fix = fix.replace("jitr connect DEVICE_DIR", &connect);
+        }
+        // provision leaves an INACTIVE certificate alone (it may be retired on purpose).
+        if view.as_ref().is_some_and(|v| v.status == "INACTIVE") {
+            check.fix = Some(format!(
+                "unless it was retired on purpose (a rotation retires the old certificate): {}",
+                known.aws(&format!(
+                    "iot update-certificate --certificate-id {id} --new-status ACTIVE"
+                ))
+            ));
+        }
+        let unattached = view
+            .as_ref()
+            .is_some_and(|v| v.status == "ACTIVE" && v.things.is_empty());
+        if unattached {
+            check.fix = thing_fix(cloud, known, id, leaf).or(check.fix);
+        }
+        point_pending_at(&mut check, deployed.function_failure.as_deref());
+        checks.push(check);
     }
     Ok((checks, deployed))
 }
@@ -351,10 +593,15 @@ pub fn doctor(a: &DoctorArgs, global: &Global, out: &Output) -> Result<(), CliEr
     let mut pattern = None;
     match Cloud::connect(&global.aws()) {
         Ok(cloud) => {
-            let (lines, deployed) = cloud_checks(a, dev.as_ref(), &cloud, now)?;
+            let known = known(global, &cloud);
+            let (lines, deployed) = cloud_checks(a, dev.as_ref(), &cloud, &known, now)?;
             aws_lines = lines;
             aws_lines.extend(deployed.checks);
             aws_lines.push(endpoint_line(a, dev.as_ref(), &cloud)?);
+            // Every command a check names goes where doctor's calls went.
+            for c in &mut aws_lines {
+                c.fix = c.fix.as_deref().map(|f| known.complete(f));
+            }
             pattern = deployed
                 .config
                 .and_then(|c| c.ok())
@@ -372,6 +619,10 @@ pub fn doctor(a: &DoctorArgs, global: &Global, out: &Output) -> Result<(), CliEr
             chain: &d.chain,
             ders: &d.ders,
             key_matches: d.key.as_ref().map(|(_, m)| *m),
+            ca_dir: a
+                .ca
+                .as_deref()
+                .filter(|t| Path::new(t).join(ca_dir::CERT_FILE).is_file()),
         };
         checks.extend(device::checks(&files, now, pattern.as_ref()));
     }
@@ -398,4 +649,42 @@ pub fn doctor(a: &DoctorArgs, global: &Global, out: &Output) -> Result<(), CliEr
         return Err(CliError::ChecksFailed(failed));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connect_fix_names_the_device_doctor_looked_at() {
+        let p = |s: &'static str| Some(Path::new(s));
+        assert_eq!(
+            connect_command(
+                p("devices/robot 2"),
+                None,
+                None,
+                Some("127.0.0.1:8883"),
+                p("b.crt")
+            ),
+            "jitr connect 'devices/robot 2' --endpoint 127.0.0.1:8883 --ca-file b.crt"
+        );
+        assert_eq!(
+            connect_command(None, p("d.crt"), p("d.key"), None, None),
+            "jitr connect --cert d.crt --key d.key"
+        );
+    }
+
+    #[test]
+    fn the_devices_directory_is_found_from_the_device_or_its_certificate() {
+        let p = |s: &'static str| Some(Path::new(s));
+        let cases = [
+            (p("out/robot-2"), None, p("out")),
+            (None, p("out/robot-2/device.crt"), p("out")),
+            (None, p("out/robot-2/previous/device.crt"), p("out")),
+            (None, p("/x/out/robot-2/previous/device.crt"), p("/x/out")),
+        ];
+        for (device, cert, want) in cases {
+            assert_eq!(devices_dir(device, cert), want, "{device:?} {cert:?}");
+        }
+    }
 }

@@ -7,6 +7,7 @@ use crate::args::{CaTarget, FleetStatusArgs, Global};
 use crate::cloud::Cloud;
 use crate::error::CliError;
 use crate::issue::pace::Pacer;
+use crate::issue::progress;
 use crate::lifecycle::fleet::{self, Cert, Finding, Window};
 use crate::report::Output;
 
@@ -21,8 +22,10 @@ pub fn status(a: &FleetStatusArgs, g: &Global, out: &Output) -> Result<(), CliEr
         .map_err(aws(format!("listing the certificates of CA {ca_id}")))?;
     let pacer = Pacer::new(a.rate);
     let mut certs = Vec::with_capacity(listed.len());
+    let bar = progress::bar(out.chatty(), listed.len(), "describing");
     for l in &listed {
         pacer.wait();
+        bar.inc(1);
         let d = cloud
             .device_certificate(&l.certificate_id)
             .map_err(aws(format!("describing certificate {}", l.certificate_id)))?;
@@ -43,9 +46,12 @@ pub fn status(a: &FleetStatusArgs, g: &Global, out: &Output) -> Result<(), CliEr
     let mut names: Vec<&str> = certs.iter().filter_map(|c| c.thing.as_deref()).collect();
     names.sort();
     names.dedup();
+    bar.finish_and_clear();
     let mut things = Vec::new();
+    let bar = progress::bar(out.chatty(), names.len(), "reading things");
     for name in names {
         pacer.wait();
+        bar.inc(1);
         if let Some(p) = cloud
             .thing_principals(name)
             .map_err(aws(format!("listing the principals of thing {name}")))?
@@ -53,6 +59,7 @@ pub fn status(a: &FleetStatusArgs, g: &Global, out: &Output) -> Result<(), CliEr
             things.push((name.to_string(), p.len()));
         }
     }
+    bar.finish_and_clear();
     let window = Window {
         now: jitr_core::clock::unix_seconds(),
         expiring_within_days: a.expiring_within,

@@ -1,5 +1,7 @@
 //! One module per command group.
 
+pub(crate) mod allow;
+pub(crate) mod book;
 pub(crate) mod ca;
 pub(crate) mod ca_aws;
 pub(crate) mod check;

@@ -92,6 +92,7 @@ pub fn reconcile(a: &ReconcileArgs, global: &Global, out: &Output) -> Result<(),
         .map_err(|e| CliError::aws(format!("listing the certificates of CA {ca_id}"), e))?;
     let now = jitr_core::clock::unix_seconds();
 
+    let bar = crate::issue::progress::bar(out.chatty(), pending.len(), "reconciling");
     if a.dry_run {
         let mut plans: Vec<(String, Plan)> = Vec::new();
         for id in &pending {
@@ -99,7 +100,9 @@ pub fn reconcile(a: &ReconcileArgs, global: &Global, out: &Output) -> Result<(),
                 .block_on(provision::dry_run(&api, &config, id, now))
                 .map_err(|e| CliError::aws(format!("describing {id}"), e))?;
             plans.push((id.clone(), plan));
+            bar.inc(1);
         }
+        bar.finish_and_clear();
         let report: Vec<serde_json::Value> = plans
             .iter()
             .map(|(id, plan)| serde_json::json!({ "certificateId": id, "plan": plan }))
@@ -126,8 +129,15 @@ pub fn reconcile(a: &ReconcileArgs, global: &Global, out: &Output) -> Result<(),
     }
 
     let limiter = RateLimiter::new(a.rate);
-    let outcomes: Vec<Outcome> = cloud
-        .block_on(limiter.run_all(&pending, |id| provision::provision(&api, &config, id, now)));
+    let outcomes: Vec<Outcome> = cloud.block_on(limiter.run_all(&pending, |id| {
+        let (call, bar) = (provision::provision(&api, &config, id, now), &bar);
+        async move {
+            let outcome = call.await;
+            bar.inc(1);
+            outcome
+        }
+    }));
+    bar.finish_and_clear();
     let failed = outcomes
         .iter()
         .filter(|o| o.outcome == Kind::Failed)

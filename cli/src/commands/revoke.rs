@@ -22,6 +22,7 @@ use crate::error::CliError;
 use crate::files::{self, DirLock};
 use crate::issue::manifest;
 use crate::issue::pace::Pacer;
+use crate::issue::progress;
 use crate::lifecycle::revocation::{self, Found, Plan, Target};
 use crate::lifecycle::revoked::{self, Revoked};
 use crate::pki::{ca_dir, ca_write};
@@ -71,22 +72,41 @@ pub fn revoke(a: &DeviceRevokeArgs, g: &Global, out: &Output) -> Result<(), CliE
     let items = resolve(a)?;
     let cloud = Cloud::connect(&g.aws())?;
     let mut checked = Vec::new();
+    let bar = progress::bar(out.chatty(), items.len(), "checking");
     for item in items {
         checked.push(check(&cloud, item, &ca_der, a)?);
+        bar.inc(1);
     }
+    bar.finish_and_clear();
 
     let pacer = Pacer::new(a.rate);
     let mut outcomes = Vec::with_capacity(checked.len());
+    let bar = progress::bar(out.chatty(), checked.len(), "revoking");
     for c in &checked {
         pacer.wait();
         record(a, &ca_facts.certificate_id, c)?;
         outcomes.push(act(&cloud, c, &ca_pem, a.delete_thing));
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     if let Some(outdir) = &a.out {
         let _lock = DirLock::acquire(outdir)?;
         manifest::update(outdir)?;
     }
 
+    // Revoked certificates leave the stack's allow-list too (--stack).
+    if let Some(stack) = &a.stack {
+        let revoked: Vec<String> = outcomes
+            .iter()
+            .filter(|o| o.outcome != "failed")
+            .map(|o| o.certificate_id.clone())
+            .collect();
+        let aws = |e| CliError::aws(format!("allow-list of stack {stack}"), e);
+        let list = cloud.stack_allow_list(stack).map_err(aws)?;
+        let list =
+            list.ok_or_else(|| CliError::invalid("--stack", "the stack has no allow-list"))?;
+        list.take_off(&revoked).map_err(aws)?;
+    }
     let count = |o: &str| outcomes.iter().filter(|x| x.outcome == o).count();
     let failed = count("failed");
     out.result(&outcomes, || {

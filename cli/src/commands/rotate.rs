@@ -113,7 +113,16 @@ pub fn rotate(a: &DeviceRotateArgs, g: &Global, out: &Output) -> Result<(), CliE
     if !plan.rotate.is_empty() {
         journal::write(&a.out, &runs)?;
     }
-    let result = rotate_all(a, &ca, &staging, &plan.rotate, csr.as_ref(), &run.run);
+    let bar = crate::issue::progress::bar(out.chatty(), plan.rotate.len(), "rotating");
+    let result = rotate_all(
+        a,
+        &ca,
+        &staging,
+        &plan.rotate,
+        csr.as_ref(),
+        (&run.run, &bar),
+    );
+    bar.finish_and_clear();
     drop(staging);
     // Record what reached the disk, failure or not.
     manifest::update(&a.out)?;
@@ -250,7 +259,7 @@ fn rotate_all(
     staging: &Staging,
     names: &[String],
     csr: Option<&CsrKey>,
-    run: &str,
+    (run, bar): (&str, &indicatif::ProgressBar),
 ) -> Result<Vec<Rotated>, CliError> {
     if names.is_empty() {
         return Ok(Vec::new());
@@ -270,6 +279,7 @@ fn rotate_all(
         for b in built {
             staging.commit(&b.rotated.name, &b.staged, true)?;
             rotated.push(b.rotated);
+            bar.inc(1);
         }
         pending.replace()?;
     }

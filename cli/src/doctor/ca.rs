@@ -2,6 +2,7 @@
 //! region), status, auto-registration, mode, validity. Pure: the command
 //! passes in what it read.
 
+use super::fixes::Known;
 use super::Check;
 use crate::cloud::CaView;
 
@@ -20,6 +21,10 @@ pub struct CaSeen<'a> {
     pub account: Option<&'a str>,
     /// (account, region) the CA directory's `aws.json` records it registered in.
     pub recorded: Option<(&'a str, &'a str)>,
+    /// The values the fixes' commands carry.
+    pub known: &'a Known,
+    /// Its issuer's revocation of it: (the issuer's `revoked.json`, when).
+    pub revoked_by_issuer: Option<(&'a str, &'a str)>,
 }
 
 /// (account, region) in an ARN (`arn:PARTITION:SERVICE:REGION:ACCOUNT:...`).
@@ -76,11 +81,16 @@ pub fn ca_checks(ca: &CaSeen, now: i64) -> Vec<Check> {
                 ca.registered_above.join(", ")
             )
         };
-        let missing = Check::fail(
-            "ca registered",
-            detail,
-            format!("jitr ca register {}", ca.target),
-        );
+        // `jitr ca register` takes the CA's directory, which only --ca names.
+        let register = if ca.target == ca.id {
+            format!(
+                "register it from its CA directory: {}",
+                ca.known.jitr("ca register CA_DIR")
+            )
+        } else {
+            ca.known.jitr(&format!("ca register {}", ca.target))
+        };
+        let missing = Check::fail("ca registered", detail, register);
         return std::iter::once(missing).chain(place).collect();
     };
     let mut out = vec![Check::pass(
@@ -88,13 +98,27 @@ pub fn ca_checks(ca: &CaSeen, now: i64) -> Vec<Check> {
         format!("{} ({})", view.certificate_id, view.arn),
     )];
     out.extend(place);
-    out.push(if view.status == "ACTIVE" {
+    out.push(if let Some((file, when)) = ca.revoked_by_issuer {
+        // Its issuer revoked it: INACTIVE is right, ACTIVE is the fault.
+        if view.status == "ACTIVE" {
+            Check::fail(
+                "ca revoked by issuer",
+                format!("ACTIVE in AWS IoT, but its issuer revoked it at {when} ({file}): AWS IoT still registers the devices it signs"),
+                ca.known.jitr(&format!("ca deactivate {}", ca.target)),
+            )
+        } else {
+            Check::pass(
+                "ca revoked by issuer",
+                format!("{} in AWS IoT, as its issuer's revocation at {when} ({file}) asks", view.status),
+            )
+        }
+    } else if view.status == "ACTIVE" {
         Check::pass("ca status", "ACTIVE")
     } else {
         Check::fail(
             "ca status",
             format!("{}: AWS IoT refuses its devices", view.status),
-            format!("jitr ca activate {}", ca.target),
+            ca.known.jitr(&format!("ca activate {}", ca.target)),
         )
     });
     out.push(if view.auto_registration == "ENABLE" {
@@ -106,7 +130,8 @@ pub fn ca_checks(ca: &CaSeen, now: i64) -> Vec<Check> {
                 "{}: devices signed by it are refused instead of registered",
                 or_unknown(&view.auto_registration)
             ),
-            format!("jitr ca auto-registration enable {}", ca.target),
+            ca.known
+                .jitr(&format!("ca auto-registration enable {}", ca.target)),
         )
     });
     out.push(if view.mode == "SNI_ONLY" {
@@ -167,6 +192,12 @@ mod tests {
         checks.iter().map(|c| (c.name, c.status)).collect()
     }
 
+    static KNOWN: Known = Known {
+        region: String::new(),
+        profile: None,
+        endpoint_url: None,
+    };
+
     fn seen<'a>(view: Option<&'a CaView>, above: &'a [String]) -> CaSeen<'a> {
         CaSeen {
             id: "c",
@@ -177,6 +208,8 @@ mod tests {
             region: "eu-west-1",
             account: Some("1"),
             recorded: None,
+            known: &KNOWN,
+            revoked_by_issuer: None,
         }
     }
 
@@ -199,6 +232,32 @@ mod tests {
             let checks = ca_checks(&seen(Some(&view), &[]), 50);
             for (n, s) in statuses(&checks) {
                 assert_eq!(s, if n == name { status } else { Pass }, "{n} for {view:?}");
+            }
+        }
+        // Revoked by its issuer: ACTIVE fails, INACTIVE is as it should be.
+        for (status, want) in [("ACTIVE", Fail), ("INACTIVE", Pass)] {
+            let view = ca(status, "ENABLE", "DEFAULT");
+            let checks = ca_checks(
+                &CaSeen {
+                    revoked_by_issuer: Some(("root/revoked.json", "2026-01-02T03:04:05Z")),
+                    ..seen(Some(&view), &[])
+                },
+                50,
+            );
+            for (n, s) in statuses(&checks) {
+                let expected = if n == "ca revoked by issuer" {
+                    want
+                } else {
+                    Pass
+                };
+                assert_eq!(s, expected, "{n} when {status}: {checks:?}");
+            }
+            assert!(checks.iter().any(
+                |c| c.name == "ca revoked by issuer" && c.detail.contains("root/revoked.json")
+            ));
+            if want == Fail {
+                let fix = checks.iter().find_map(|c| c.fix.clone()).unwrap();
+                assert_eq!(fix, "jitr ca deactivate int");
             }
         }
         let above = ["root".to_string()];

@@ -17,6 +17,15 @@ pub enum LogReading {
     Unreadable(String),
 }
 
+/// A revocation `jitr device revoke` recorded (`revoked.json` of the CA
+/// directory or of the devices' OUTDIR): when, and which file says so.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// RFC 3339 UTC, as recorded.
+    pub revoked_at: String,
+    pub file: String,
+}
+
 /// The reason of the newest "Rejected" outcome the function logged for a
 /// certificate (`core/src/handler.rs` logs one JSON line per certificate:
 /// `fields.outcome`, `fields.reason`; plain text `outcome=... reason="..."`
@@ -59,7 +68,8 @@ fn quoted(text: &str) -> Option<String> {
 
 /// The device certificate's state in AWS IoT (ACTIVE needs a thing and a
 /// policy: its own, or, as the stacks give it, one attached to a group of
-/// its thing; REVOKED says why, from the function's logs when read).
+/// its thing; REVOKED says why: the revocation jitr recorded, else the
+/// function's logs when read).
 pub fn certificate_check(
     id: &str,
     ca_target: &str,
@@ -67,6 +77,7 @@ pub fn certificate_check(
     now: i64,
     stranded_after: i64,
     logs: Option<&LogReading>,
+    recorded: Option<&Recorded>,
 ) -> Check {
     const NAME: &str = "device certificate";
     let Some(c) = cert else {
@@ -101,11 +112,21 @@ pub fn certificate_check(
             format!("jitr provision {id}"),
         ),
         "ACTIVE" => Check::pass(NAME, format!("ACTIVE, {attached}")),
-        "REVOKED" => Check::fail(
-            NAME,
-            format!("REVOKED: {}", revoked_because(logs)),
-            "issue a new certificate that the function's rules admit (jitr device issue)",
-        ),
+        "REVOKED" => match recorded {
+            Some(r) => Check::fail(
+                NAME,
+                format!(
+                    "REVOKED by an administrator (jitr device revoke) at {}, as {} records",
+                    r.revoked_at, r.file
+                ),
+                "revoked on purpose: if the device should connect again, issue it a new certificate (jitr device issue)",
+            ),
+            None => Check::fail(
+                NAME,
+                format!("REVOKED: {}", revoked_because(logs)),
+                "issue a new certificate that the function's rules admit (jitr device issue)",
+            ),
+        },
         other => Check::fail(NAME, or_unknown(other), format!("jitr provision {id}")),
     }
 }
@@ -156,7 +177,7 @@ mod tests {
             (Some(view("INACTIVE", &["t"], &["p"])), 2000, Fail),
         ];
         for (cert, now, status) in cases {
-            let c = certificate_check("id", "root", cert.as_ref(), now, 300, None);
+            let c = certificate_check("id", "root", cert.as_ref(), now, 300, None, None);
             assert_eq!(c.status, status, "{cert:?} at {now}: {}", c.line());
         }
         let stranded = certificate_check(
@@ -165,6 +186,7 @@ mod tests {
             Some(&view("PENDING_ACTIVATION", &[], &[])),
             2000,
             300,
+            None,
             None,
         );
         assert_eq!(stranded.fix.as_deref(), Some("jitr reconcile --ca root"));
@@ -219,9 +241,62 @@ mod tests {
             ),
         ];
         for (logs, detail) in cases {
-            let c = certificate_check("ab", "root", Some(&revoked), 10, 300, Some(&logs));
+            let c = certificate_check("ab", "root", Some(&revoked), 10, 300, Some(&logs), None);
             assert_eq!(c.status, Fail);
             assert_eq!(c.detail, detail, "{logs:?}");
         }
+    }
+
+    #[test]
+    fn a_revocation_jitr_recorded_is_reported_with_when_not_as_unexplained() {
+        let revoked = CertView {
+            status: "REVOKED".into(),
+            created: 0,
+            things: vec![],
+            policies: vec![],
+        };
+        let recorded = Recorded {
+            revoked_at: "2026-11-23T05:00:00Z".into(),
+            file: "dev/revoked.json".into(),
+        };
+        let silent = LogReading::Lines {
+            group: "/aws/lambda/jitr-jitr".into(),
+            lines: vec![],
+        };
+        for logs in [None, Some(&silent)] {
+            let c = certificate_check("ab", "root", Some(&revoked), 10, 300, logs, Some(&recorded));
+            assert_eq!(c.status, Fail);
+            assert_eq!(
+                c.detail,
+                "REVOKED by an administrator (jitr device revoke) at 2026-11-23T05:00:00Z, as dev/revoked.json records",
+                "{logs:?}"
+            );
+            assert!(!c.detail.contains("no reason found"), "{}", c.detail);
+            assert!(
+                c.fix
+                    .as_deref()
+                    .is_some_and(|f| f.contains("jitr device issue")),
+                "{}",
+                c.line()
+            );
+        }
+        // Not recorded: the function's logs are the only account of it.
+        let c = certificate_check("ab", "root", Some(&revoked), 10, 300, Some(&silent), None);
+        assert!(
+            c.detail.contains("no reason found in the function's logs"),
+            "{}",
+            c.detail
+        );
+        // A record does not explain a certificate that is not REVOKED.
+        let active = CertView {
+            status: "ACTIVE".into(),
+            things: vec!["t".into()],
+            policies: vec!["p".into()],
+            ..revoked.clone()
+        };
+        assert_eq!(
+            certificate_check("ab", "root", Some(&active), 10, 300, None, Some(&recorded)).status,
+            Pass
+        );
     }
 }

@@ -5,11 +5,53 @@
 
 use jitr_core::config::Config;
 
-use super::Check;
-use crate::cloud::deployment::{covers, Deployment};
+use std::collections::BTreeMap;
 
-/// How to put a missing part back.
-pub const DEPLOY: &str = "deploy infra/ (see README, Deployment), or pass --stack NAME";
+use super::fixes::{shell_word, Known};
+use super::Check;
+use crate::cloud::deployment::{covers, queue_name, Deployment};
+
+/// What the deployment's fixes name beyond the deployment itself.
+#[derive(Debug, Clone, Default)]
+pub struct Fixes {
+    pub known: Known,
+    /// `jitr reconcile` for the CA, complete.
+    pub reconcile: String,
+    /// The event source mappings' UUIDs, by the queue ARN they read.
+    pub mapping_uuids: BTreeMap<String, String>,
+    /// The CA id the stack is deployed for, when known.
+    pub ca_id: Option<String>,
+}
+
+/// How to put a missing part back when the stack is not known.
+pub const DEPLOY: &str =
+    "deploy the stack as docs/src/guide/deploying.md says (make deploy CA_ID=ID), or pass --stack NAME";
+
+impl Fixes {
+    /// How to put a missing part of `stack` back: CloudFormation restores
+    /// nothing deleted behind its back on a redeploy, so delete and deploy.
+    pub fn deploy(&self, stack: Option<&str>) -> String {
+        let Some(stack) = stack else {
+            return DEPLOY.to_string();
+        };
+        let k = &self.known;
+        let mut make = format!(
+            "make deploy STACK={} CA_ID={}",
+            shell_word(stack),
+            shell_word(self.ca_id.as_deref().unwrap_or("all"))
+        );
+        if !k.region.is_empty() {
+            make.push_str(&format!(" REGION={}", shell_word(&k.region)));
+        }
+        if let Some(p) = &k.profile {
+            make.push_str(&format!(" PROFILE={}", shell_word(p)));
+        }
+        format!(
+            "redeploy the stack (docs/src/guide/deploying.md); a part deleted outside CloudFormation comes back only after `{}` and, in the jitr checkout, `{make}`",
+            k.aws(&format!("cloudformation delete-stack --stack-name {}", shell_word(stack)))
+        )
+    }
+}
 
 /// `--stack NAME` names no CloudFormation stack here.
 pub fn missing_stack(name: &str, region: &str) -> Check {
@@ -27,20 +69,35 @@ pub fn deployment_checks(
     ca_id: Option<&str>,
     config: Option<&Result<Config, String>>,
     policy_exists: Option<bool>,
+    fixes: &Fixes,
 ) -> Vec<Check> {
     let mut out = Vec::new();
+    let deploy = fixes.deploy(d.stack.as_deref());
     match &d.rule {
+        // AWS IoT answers GetTopicRule of a missing rule with
+        // UnauthorizedException; ListTopicRules did not list it.
+        None if d.missing_rule.is_some() => out.push(Check::fail(
+            "topic rule",
+            format!(
+                "rule missing: {} ({} names it, AWS IoT does not hold it): registration events go nowhere",
+                d.missing_rule.as_deref().unwrap_or_default(),
+                d.found_by
+            ),
+            deploy.clone(),
+        )),
         None => out.push(Check::fail(
             "topic rule",
             format!("no topic rule found ({})", d.found_by),
-            DEPLOY,
+            deploy.clone(),
         )),
         Some(r) => {
             out.push(if r.disabled {
                 Check::fail(
                     "topic rule",
                     format!("{} is disabled: registration events go nowhere", r.name),
-                    format!("aws iot enable-topic-rule --rule-name {}", r.name),
+                    fixes
+                        .known
+                        .aws(&format!("iot enable-topic-rule --rule-name {}", r.name)),
                 )
             } else {
                 Check::pass("topic rule", format!("{} enabled", r.name))
@@ -59,36 +116,15 @@ pub fn deployment_checks(
                     )
                 });
             }
-            out.push(if d.queue.is_some() {
-                Check::pass(
-                    "rule action",
-                    format!("sends to {}", r.queue_urls.join(", ")),
-                )
-            } else if r.queue_urls.is_empty() && !r.function_arns.is_empty() {
-                Check::pass(
-                    "rule action",
-                    format!("invokes {}", r.function_arns.join(", ")),
-                )
-            } else {
-                Check::fail(
-                    "rule action",
-                    format!("its queue {} does not exist", r.queue_urls.join(", ")),
-                    DEPLOY,
-                )
-            });
+            out.push(rule_action(d, &deploy));
         }
     }
-    match (&d.queue, &d.mapping) {
-        (None, _) => {}
-        (Some(q), None) => out.push(Check::fail("event source mapping", format!("nothing reads {}", q.url), DEPLOY)),
-        (Some(_), Some(m)) if m.state == "Enabled" => out.push(Check::pass("event source mapping", format!("Enabled, to {}", m.function_arn))),
-        (Some(_), Some(m)) => out.push(Check::fail("event source mapping", format!("{}: queued events are not delivered", m.state), "aws lambda update-event-source-mapping --uuid UUID --enabled (list-event-source-mappings shows the UUID)")),
-    }
+    out.extend(mappings_check(d, fixes, &deploy));
     match (&d.function, config) {
         (None, _) => out.push(Check::fail(
             "function",
             format!("no function found ({})", d.found_by),
-            DEPLOY,
+            deploy.clone(),
         )),
         (Some(f), Some(Err(e))) => out.push(Check::fail(
             "function configuration",
@@ -110,24 +146,134 @@ pub fn deployment_checks(
             Check::fail("device policy", format!("JITR_POLICY_NAME {} does not exist: every provisioning fails", c.policy_name), "redeploy the stack (it creates the policy), or set JITR_POLICY_NAME to an existing policy")
         });
     }
-    match (&d.queue, &d.dead_letter) {
-        (Some(_), None) => out.push(Check::warn(
+    let dead_letter_arn = d.queues.iter().find_map(|q| q.dead_letter_arn.as_deref());
+    match (d.queues.is_empty(), dead_letter_arn, &d.dead_letter) {
+        (false, Some(arn), None) => out.push(Check::warn(
+            "dead-letter queue",
+            format!(
+                "queue missing: {arn} (the event queue's redrive target; SQS: QueueDoesNotExist): events that keep failing are lost"
+            ),
+            deploy,
+        )),
+        (false, None, None) => out.push(Check::warn(
             "dead-letter queue",
             "the event queue has no dead-letter queue: events that keep failing are lost",
-            DEPLOY,
+            deploy,
         )),
-        (_, Some(q)) if q.messages == 0 => out.push(Check::pass("dead-letter queue", "empty")),
-        (_, Some(q)) => out.push(Check::warn(
+        (_, _, Some(q)) if q.messages == 0 => out.push(Check::pass("dead-letter queue", "empty")),
+        (_, _, Some(q)) => out.push(Check::warn(
             "dead-letter queue",
             format!(
                 "{} event(s) in {}: their certificates may still be pending",
                 q.messages, q.url
             ),
-            format!("jitr reconcile --ca {}", ca_id.unwrap_or("CA_DIR|ID")),
+            fixes.reconcile.clone(),
         )),
-        (None, None) => {}
+        (true, _, None) => {}
     }
     out
+}
+
+/// The rule's action: every queue it sends to exists, or it invokes a function.
+fn rule_action(d: &Deployment, deploy: &str) -> Check {
+    let Some(r) = &d.rule else {
+        return Check::fail("rule action", "no topic rule", deploy);
+    };
+    let held = |url: &str| {
+        d.queues
+            .iter()
+            .any(|q| queue_name(&q.url) == queue_name(url))
+    };
+    let missing: Vec<&str> = r
+        .queue_urls
+        .iter()
+        .map(String::as_str)
+        .filter(|u| !held(u))
+        .collect();
+    if !missing.is_empty() {
+        return Check::fail(
+            "rule action",
+            format!(
+                "queue missing: {} (SQS: QueueDoesNotExist): the rule's events to it go nowhere",
+                missing.join(", ")
+            ),
+            deploy,
+        );
+    }
+    let mut sends: Vec<String> = r.queue_urls.clone();
+    sends.extend(r.function_arns.iter().map(|f| format!("invokes {f}")));
+    if sends.is_empty() {
+        return Check::fail(
+            "rule action",
+            format!(
+                "{} has no SQS or Lambda action: registration events go nowhere",
+                r.name
+            ),
+            deploy,
+        );
+    }
+    if r.queue_urls.is_empty() {
+        Check::pass("rule action", sends.join(", "))
+    } else {
+        Check::pass("rule action", format!("sends to {}", sends.join(", ")))
+    }
+}
+
+/// Every event queue (bulk and fast lane) is read by an enabled mapping.
+fn mappings_check(d: &Deployment, fixes: &Fixes, deploy: &str) -> Option<Check> {
+    if d.queues.is_empty() {
+        return None;
+    }
+    let mut unread = Vec::new();
+    let mut off = Vec::new();
+    for q in &d.queues {
+        match d.mappings.iter().find(|m| m.queue_arn == q.arn) {
+            None => unread.push(q.url.as_str()),
+            Some(m) if m.state != "Enabled" => off.push((q, m)),
+            Some(_) => {}
+        }
+    }
+    if !unread.is_empty() {
+        return Some(Check::fail(
+            "event source mapping",
+            format!("nothing reads {}", unread.join(", ")),
+            deploy,
+        ));
+    }
+    if !off.is_empty() {
+        let lanes: Vec<String> = off
+            .iter()
+            .map(|(q, m)| format!("{} ({})", q.url, m.state))
+            .collect();
+        // One command per lane, joined: run as printed, every lane is enabled.
+        let enable = |(q, m): &(
+            &crate::cloud::deployment::QueueView,
+            &crate::cloud::deployment::MappingView,
+        )| {
+            match fixes.mapping_uuids.get(&q.arn) {
+            Some(uuid) => fixes.known.aws(&format!("lambda update-event-source-mapping --uuid {uuid} --enabled")),
+            None => fixes.known.aws(&format!("lambda list-event-source-mappings --function-name {} --event-source-arn {}", m.function_arn, q.arn)) + " shows its UUID; then aws lambda update-event-source-mapping --uuid UUID --enabled",
+        }
+        };
+        return Some(Check::fail(
+            "event source mapping",
+            format!("{}: queued events are not delivered", lanes.join(", ")),
+            off.iter().map(enable).collect::<Vec<_>>().join(" && "),
+        ));
+    }
+    let functions: Vec<&str> = d.mappings.iter().map(|m| m.function_arn.as_str()).collect();
+    Some(Check::pass(
+        "event source mapping",
+        format!(
+            "Enabled, {} to {}",
+            d.queues
+                .iter()
+                .map(|q| queue_name(&q.url))
+                .collect::<Vec<_>>()
+                .join(" and "),
+            functions.first().copied().unwrap_or_default()
+        ),
+    ))
 }
 
 #[cfg(test)]
@@ -138,31 +284,42 @@ mod tests {
         FunctionView, MappingView, QueueView, RuleView, REGISTERED_TOPIC,
     };
 
-    fn healthy() -> Deployment {
-        let queue = |name: &str, dl: Option<&str>, n| QueueView {
+    fn queue(name: &str, dl: Option<&str>, n: u64) -> QueueView {
+        QueueView {
             url: format!("http://q/{name}"),
             arn: format!("arn:aws:sqs:r:1:{name}"),
             dead_letter_arn: dl.map(str::to_string),
             messages: n,
-        };
+        }
+    }
+
+    fn mapping(queue: &str) -> MappingView {
+        MappingView {
+            state: "Enabled".into(),
+            queue_arn: format!("arn:aws:sqs:r:1:{queue}"),
+            function_arn: "f".into(),
+        }
+    }
+
+    /// The stack as deployed: a bulk and a fast lane, one dead-letter queue.
+    fn healthy() -> Deployment {
         Deployment {
             found_by: "stack jitr".into(),
             rule: Some(RuleView {
                 name: "r".into(),
                 topic: format!("{REGISTERED_TOPIC}ca"),
                 disabled: false,
-                queue_urls: vec!["http://q/events".into()],
+                queue_urls: vec!["http://q/events".into(), "http://q/fast".into()],
                 function_arns: vec![],
                 arn: "arn:aws:iot:r:1:rule/r".into(),
-                role_arns: vec!["arn:aws:iam::1:role/rule".into()],
+                role_arns: vec!["arn:aws:iam::1:role/rule".into(); 2],
             }),
-            queue: Some(queue("events", Some("arn:aws:sqs:r:1:dlq"), 0)),
+            queues: vec![
+                queue("events", Some("arn:aws:sqs:r:1:dlq"), 0),
+                queue("fast", Some("arn:aws:sqs:r:1:dlq"), 0),
+            ],
             dead_letter: Some(queue("dlq", None, 0)),
-            mapping: Some(MappingView {
-                state: "Enabled".into(),
-                queue_arn: "arn:aws:sqs:r:1:events".into(),
-                function_arn: "f".into(),
-            }),
+            mappings: vec![mapping("events"), mapping("fast")],
             function: Some(FunctionView {
                 name: "jitr-jitr".into(),
                 arn: "arn:aws:lambda:r:1:function:jitr-jitr".into(),
@@ -171,6 +328,8 @@ mod tests {
                 env: Default::default(),
             }),
             policy: Some("p".into()),
+            missing_rule: None,
+            stack: Some("jitr".into()),
         }
     }
 
@@ -178,8 +337,18 @@ mod tests {
     fn deployment_faults_each_fail_their_own_check() {
         let config = Config::from_lookup(|k| (k == "JITR_POLICY_NAME").then(|| "p".to_string()))
             .map_err(|e| e.to_string());
-        let run =
-            |d: &Deployment, exists| deployment_checks(d, Some("ca"), Some(&config), Some(exists));
+        let fixes = Fixes {
+            known: Known {
+                region: "r".into(),
+                ..Known::default()
+            },
+            reconcile: "jitr reconcile --ca ca --policy p --region r".into(),
+            mapping_uuids: [("arn:aws:sqs:r:1:events".to_string(), "u-1".to_string())].into(),
+            ca_id: Some("ca".into()),
+        };
+        let run = |d: &Deployment, exists| {
+            deployment_checks(d, Some("ca"), Some(&config), Some(exists), &fixes)
+        };
         assert!(
             run(&healthy(), true).iter().all(|c| c.status == Pass),
             "{:?}",
@@ -190,7 +359,11 @@ mod tests {
         let mut other_ca = healthy();
         other_ca.rule.as_mut().unwrap().topic = format!("{REGISTERED_TOPIC}other");
         let mut paused = healthy();
-        paused.mapping.as_mut().unwrap().state = "Disabled".into();
+        paused.mappings[0].state = "Disabled".into();
+        let mut fast_paused = healthy();
+        fast_paused.mappings[1].state = "Disabled".into();
+        let mut fast_unread = healthy();
+        fast_unread.mappings.pop();
         let mut waiting = healthy();
         waiting.dead_letter.as_mut().unwrap().messages = 3;
         let mut no_rule = healthy();
@@ -199,6 +372,8 @@ mod tests {
             (disabled, true, "topic rule", Fail),
             (other_ca, true, "rule topic", Fail),
             (paused, true, "event source mapping", Fail),
+            (fast_paused, true, "event source mapping", Fail),
+            (fast_unread, true, "event source mapping", Fail),
             (waiting, true, "dead-letter queue", Warn),
             (healthy(), false, "device policy", Fail),
             (no_rule, true, "topic rule", Fail),
@@ -211,8 +386,46 @@ mod tests {
             }
             assert!(checks.iter().any(|c| c.name == name), "{name}");
         }
+        // Fixes are complete commands.
+        let fix = |d: &Deployment, name: &str| {
+            run(d, true)
+                .into_iter()
+                .find(|c| c.name == name)
+                .and_then(|c| c.fix)
+                .unwrap()
+        };
+        let mut disabled = healthy();
+        disabled.rule.as_mut().unwrap().disabled = true;
+        assert_eq!(
+            fix(&disabled, "topic rule"),
+            "aws iot enable-topic-rule --rule-name r --region r"
+        );
+        let mut paused = healthy();
+        paused.mappings[0].state = "Disabled".into();
+        assert_eq!(
+            fix(&paused, "event source mapping"),
+            "aws lambda update-event-source-mapping --uuid u-1 --enabled --region r"
+        );
+        let mut both = healthy();
+        both.mappings[0].state = "Disabled".into();
+        both.mappings[1].state = "Disabled".into();
+        let mut two = fixes.clone();
+        two.mapping_uuids
+            .insert("arn:aws:sqs:r:1:fast".into(), "u-2".into());
+        let both_fix = deployment_checks(&both, Some("ca"), Some(&config), Some(true), &two)
+            .into_iter()
+            .find(|c| c.name == "event source mapping")
+            .and_then(|c| c.fix)
+            .unwrap();
+        assert_eq!(
+            both_fix,
+            "aws lambda update-event-source-mapping --uuid u-1 --enabled --region r && aws lambda update-event-source-mapping --uuid u-2 --enabled --region r"
+        );
+        let mut waiting = healthy();
+        waiting.dead_letter.as_mut().unwrap().messages = 1;
+        assert_eq!(fix(&waiting, "dead-letter queue"), fixes.reconcile);
         let bad = Err("JITR_POLICY_NAME: missing".to_string());
-        let checks = deployment_checks(&healthy(), Some("ca"), Some(&bad), None);
+        let checks = deployment_checks(&healthy(), Some("ca"), Some(&bad), None, &fixes);
         assert!(checks
             .iter()
             .any(|c| c.name == "function configuration" && c.status == Fail));
@@ -222,5 +435,104 @@ mod tests {
         let checks = run(&other, true);
         let policy = checks.iter().find(|c| c.name == "device policy").unwrap();
         assert_eq!(policy.status, Warn, "{}", policy.line());
+    }
+
+    #[test]
+    fn missing_parts_are_named_missing_with_their_fix() {
+        let config = Config::from_lookup(|k| (k == "JITR_POLICY_NAME").then(|| "p".to_string()))
+            .map_err(|e| e.to_string());
+        let check = |d: &Deployment, name: &str| {
+            deployment_checks(d, Some("ca"), Some(&config), Some(true), &Fixes::default())
+                .into_iter()
+                .find(|c| c.name == name)
+                .unwrap_or_else(|| panic!("no check {name}"))
+        };
+        // The stack names a rule AWS IoT does not hold.
+        let mut no_rule = healthy();
+        no_rule.rule = None;
+        no_rule.missing_rule = Some("jitr_registered".into());
+        let c = check(&no_rule, "topic rule");
+        assert_eq!(c.status, Fail);
+        assert!(
+            c.detail.starts_with("rule missing: jitr_registered"),
+            "{}",
+            c.line()
+        );
+        assert!(
+            c.fix.as_deref().is_some_and(|f| f.contains("deploy")),
+            "{}",
+            c.line()
+        );
+        // The rule sends to a queue SQS does not hold: either lane.
+        for (at, url) in [(0, "http://q/events"), (1, "http://q/fast")] {
+            let mut no_queue = healthy();
+            no_queue.queues.remove(at);
+            no_queue.mappings.remove(at);
+            let c = check(&no_queue, "rule action");
+            assert_eq!(c.status, Fail, "{url}");
+            assert_eq!(
+                c.detail,
+                format!("queue missing: {url} (SQS: QueueDoesNotExist): the rule's events to it go nowhere"),
+            );
+        }
+        // A rule with neither an SQS nor a Lambda action.
+        let mut no_action = healthy();
+        no_action.queues.clear();
+        no_action.mappings.clear();
+        no_action.rule.as_mut().unwrap().queue_urls.clear();
+        let c = check(&no_action, "rule action");
+        assert_eq!(c.status, Fail);
+        assert!(!c.detail.contains("queue missing"), "{}", c.line());
+        assert!(c.detail.contains("no SQS or Lambda action"), "{}", c.line());
+        // A dead-letter queue configured but gone is not "no dead-letter queue".
+        // The fix of a missing part: the book's page, and with the stack
+        // known, the commands that put it back.
+        let with_ca = Fixes {
+            ca_id: Some("ca".into()),
+            ..Fixes::default()
+        };
+        let fix = deployment_checks(&no_rule, Some("ca"), Some(&config), Some(true), &with_ca)
+            .into_iter()
+            .find(|c| c.name == "topic rule")
+            .and_then(|c| c.fix)
+            .unwrap();
+        assert!(!fix.contains("README"), "{fix}");
+        assert!(fix.contains("docs/src/guide/deploying.md"), "{fix}");
+        assert!(fix.contains("make deploy STACK=jitr CA_ID=ca"), "{fix}");
+        assert!(
+            fix.contains("aws cloudformation delete-stack --stack-name jitr"),
+            "{fix}"
+        );
+        let mut unnamed = no_rule.clone();
+        unnamed.stack = None;
+        let fix = deployment_checks(&unnamed, None, Some(&config), Some(true), &Fixes::default())
+            .into_iter()
+            .find(|c| c.name == "topic rule")
+            .and_then(|c| c.fix)
+            .unwrap();
+        assert!(
+            fix.contains("docs/src/guide/deploying.md") && fix.contains("--stack NAME"),
+            "{fix}"
+        );
+        let mut no_dlq = healthy();
+        no_dlq.dead_letter = None;
+        let c = check(&no_dlq, "dead-letter queue");
+        assert_eq!(c.status, Warn);
+        assert!(
+            c.detail.starts_with("queue missing: arn:aws:sqs:r:1:dlq"),
+            "{}",
+            c.line()
+        );
+        let mut unset = healthy();
+        unset.dead_letter = None;
+        for q in &mut unset.queues {
+            q.dead_letter_arn = None;
+        }
+        let c = check(&unset, "dead-letter queue");
+        assert!(
+            c.detail.contains("has no dead-letter queue"),
+            "{}",
+            c.line()
+        );
     }
 }

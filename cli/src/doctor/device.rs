@@ -4,6 +4,7 @@ use jitr_core::rules::{is_thing_name, key_problem, signature_problem};
 use jitr_core::CertFacts;
 use regex::Regex;
 
+use super::fixes::shell_word;
 use super::Check;
 
 /// The device's bundle as read: the certificates in order, and whether the key matches.
@@ -15,6 +16,8 @@ pub struct DeviceFiles<'a> {
     pub ders: &'a [Vec<u8>],
     /// `None` when no key was given.
     pub key_matches: Option<bool>,
+    /// The issuing CA's directory, when `--ca` named one (for the fix).
+    pub ca_dir: Option<&'a str>,
 }
 
 /// Whether `issuer` signed `cert` (both DER): names match and the signature
@@ -83,10 +86,16 @@ pub fn checks(files: &DeviceFiles, now: i64, pattern: Option<&Regex>) -> Vec<Che
 
 fn chain(files: &DeviceFiles, leaf: &CertFacts) -> Check {
     match files.chain.get(1) {
-        None => Check::fail(
+        // AWS IoT's JITR: "Presenting the CA certificate is optional but the
+        // device is required to send the Server Name Indication extension".
+        None => Check::warn(
             "device chain",
-            format!("{} holds the device certificate alone; without SNI AWS IoT needs the issuing CA after it to register the device", files.bundle),
-            format!("append the issuing CA's certificate: cat CA_DIR/ca.crt >> {}", files.bundle),
+            format!("{} holds the device certificate alone: AWS IoT registers it only if the device sends the Server Name Indication (SNI) extension with the endpoint's name", files.bundle),
+            format!(
+                "make sure the device's TLS client sends SNI (jitr connect does), or append the issuing CA's certificate: cat {} >> {}",
+                files.ca_dir.map_or("CA_DIR/ca.crt".to_string(), |d| shell_word(&format!("{d}/ca.crt"))),
+                shell_word(files.bundle)
+            ),
         ),
         Some(ca) if !files.ders.get(1).is_some_and(|d| issued(&files.ders[0], d)) => Check::fail(
             "device chain",
@@ -183,6 +192,7 @@ mod tests {
             chain: &facts,
             ders: &ders,
             key_matches: key,
+            ca_dir: Some("my ca"),
         };
         checks(&files, NOW, pattern)
     }
@@ -213,7 +223,6 @@ mod tests {
         let (root3, root3_key) = ca();
         let misnamed = device("sensor-1", &root3, root3_key, NOW + 100);
         let cases = vec![
-            (vec![good.clone()], Some(true), "device chain"),
             (vec![good.clone(), other_pair], Some(true), "device chain"),
             (
                 vec![good.clone(), root_pair.clone()],
@@ -238,6 +247,26 @@ mod tests {
             }
             assert!(got.iter().any(|c| c.name == failing && c.fix.is_some()));
         }
+        // The device certificate alone: AWS registers it when the device sends SNI.
+        let alone = run(std::slice::from_ref(&good), Some(true), Some(&pattern));
+        for c in &alone {
+            let want = if c.name == "device chain" { Warn } else { Pass };
+            assert_eq!(c.status, want, "{}", c.line());
+        }
+        let chain = alone.iter().find(|c| c.name == "device chain").unwrap();
+        assert!(
+            chain.detail.contains("Server Name Indication"),
+            "{}",
+            chain.detail
+        );
+        assert!(
+            chain
+                .fix
+                .as_deref()
+                .is_some_and(|f| f.contains("SNI") && f.ends_with("cat 'my ca/ca.crt' >> b.crt")),
+            "{}",
+            chain.line()
+        );
         // Without a key there is no key line; without a pattern any valid name passes.
         let keyless = run(&[good, root_pair], None, None);
         assert!(keyless

@@ -4,12 +4,18 @@
 
 pub mod ca;
 pub mod certificate;
+mod checks;
 pub mod deployment;
 pub mod device;
+pub mod fixes;
+pub mod function;
+pub mod metrics;
 pub mod permissions;
 pub mod policy;
 
 use serde::Serialize;
+
+pub use checks::CHECKS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -30,9 +36,18 @@ pub struct Check {
 }
 
 impl Check {
+    /// Every name is one the book lists (`CHECKS`); tests catch a new one.
+    fn named(name: &'static str) -> &'static str {
+        debug_assert!(
+            CHECKS.contains(&name),
+            "check {name:?} is not in doctor::CHECKS (and the book's table)"
+        );
+        name
+    }
+
     pub fn pass(name: &'static str, detail: impl Into<String>) -> Self {
         Check {
-            name,
+            name: Self::named(name),
             status: Status::Pass,
             detail: detail.into(),
             fix: None,
@@ -40,7 +55,7 @@ impl Check {
     }
     pub fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
         Check {
-            name,
+            name: Self::named(name),
             status: Status::Warn,
             detail: detail.into(),
             fix: Some(fix.into()),
@@ -48,7 +63,7 @@ impl Check {
     }
     pub fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
         Check {
-            name,
+            name: Self::named(name),
             status: Status::Fail,
             detail: detail.into(),
             fix: Some(fix.into()),
@@ -86,11 +101,42 @@ mod tests {
 
     #[test]
     fn lines_carry_the_fix_only_when_not_passing() {
-        assert_eq!(Check::pass("a", "fine").line(), "PASS a: fine");
+        assert_eq!(Check::pass("stack", "fine").line(), "PASS stack: fine");
         assert_eq!(
-            Check::fail("b", "broken", "run x").line(),
-            "FAIL b: broken\n     fix: run x"
+            Check::fail("endpoint", "broken", "run x").line(),
+            "FAIL endpoint: broken\n     fix: run x"
         );
+    }
+
+    /// Every name a check is built with in doctor's sources is in CHECKS,
+    /// and every name in CHECKS is built somewhere.
+    #[test]
+    fn every_check_name_is_listed_and_every_listed_one_is_built() {
+        let sources = [
+            include_str!("ca.rs"),
+            include_str!("certificate.rs"),
+            include_str!("deployment.rs"),
+            include_str!("device.rs"),
+            include_str!("function.rs"),
+            include_str!("permissions.rs"),
+            include_str!("../commands/doctor.rs"),
+            include_str!("../commands/doctor_deployment.rs"),
+            include_str!("../commands/doctor_endpoint.rs"),
+        ];
+        let built = regex::Regex::new(
+            r#"(?:Check::(?:pass|warn|fail)|role_check)\(\s*"([^"]+)"|const NAME: &str = "([^"]+)""#,
+        )
+        .unwrap();
+        let mut found = std::collections::BTreeSet::new();
+        for src in sources {
+            let code = src.split("#[cfg(test)]").next().unwrap();
+            for c in built.captures_iter(code) {
+                found.insert(c.get(1).or(c.get(2)).unwrap().as_str());
+            }
+        }
+        let listed: std::collections::BTreeSet<&str> = CHECKS.iter().copied().collect();
+        assert_eq!(listed.len(), CHECKS.len(), "a name listed twice");
+        assert_eq!(found, listed);
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! matched on action, resource (with `*` and `?` wildcards) and, for
 //! resource policies, the service principal; the condition keys the caller
 //! knows (`aws:SourceArn`, `aws:SourceAccount`) with the String/Arn
-//! Equals/Like operators. Anything else that could matter (other
-//! conditions, NotAction, NotResource, NotPrincipal) makes the answer
-//! "could not evaluate", never a PASS.
+//! Equals/Like operators; NotAction, NotResource and NotPrincipal as IAM
+//! reads them (every action, resource, principal not listed). Anything
+//! else that could matter (other conditions, policy variables in a
+//! resource) makes the answer "could not evaluate", never a PASS.
 
 use serde_json::Value;
 
@@ -84,27 +85,61 @@ fn strings(v: &Value) -> Vec<&str> {
 }
 
 fn applies(st: &Value, req: &Request) -> Applies {
-    for not in ["NotAction", "NotResource", "NotPrincipal"] {
-        if !st[not].is_null() {
-            return Applies::Maybe(format!("a statement uses {not}"));
-        }
+    let action = |p: &&str| glob(&p.to_ascii_lowercase(), &req.action.to_ascii_lowercase());
+    let acts = if st["NotAction"].is_null() {
+        strings(&st["Action"]).iter().any(action)
+    } else {
+        !strings(&st["NotAction"]).iter().any(action)
+    };
+    if !acts {
+        return Applies::No;
     }
-    let action = strings(&st["Action"])
-        .iter()
-        .any(|p| glob(&p.to_ascii_lowercase(), &req.action.to_ascii_lowercase()));
-    let resource = st["Resource"].is_null()
-        || strings(&st["Resource"])
-            .iter()
-            .any(|p| glob(p, req.resource));
-    if !action || !resource {
+    let resource = if !st["NotResource"].is_null() {
+        match resource_matches(&st["NotResource"], req.resource) {
+            Applies::Yes => Applies::No,
+            Applies::No => Applies::Yes,
+            maybe => maybe,
+        }
+    } else if st["Resource"].is_null() {
+        Applies::Yes
+    } else {
+        resource_matches(&st["Resource"], req.resource)
+    };
+    if resource == Applies::No {
         return Applies::No;
     }
     if let Some(service) = req.service {
-        if !principal_matches(&st["Principal"], service) {
+        let principal = if st["NotPrincipal"].is_null() {
+            principal_matches(&st["Principal"], service)
+        } else {
+            !principal_matches(&st["NotPrincipal"], service)
+        };
+        if !principal {
             return Applies::No;
         }
     }
-    conditions(&st["Condition"], req.context)
+    match (resource, conditions(&st["Condition"], req.context)) {
+        (_, Applies::No) => Applies::No,
+        (Applies::Maybe(why), _) | (_, Applies::Maybe(why)) => Applies::Maybe(why),
+        _ => Applies::Yes,
+    }
+}
+
+/// Whether any of the patterns matches `resource`; a pattern holding a
+/// policy variable (`${aws:username}`) cannot be resolved here, so it
+/// leaves the answer open unless another pattern matches.
+fn resource_matches(patterns: &Value, resource: &str) -> Applies {
+    let patterns = strings(patterns);
+    if patterns
+        .iter()
+        .any(|p| !p.contains("${") && glob(p, resource))
+    {
+        Applies::Yes
+    } else if patterns.iter().any(|p| p.contains("${")) {
+        Applies::Maybe("a statement's Resource uses a policy variable".into())
+    } else {
+        Applies::No
+    }
 }
 
 fn principal_matches(p: &Value, service: &str) -> bool {
@@ -235,7 +270,7 @@ mod tests {
                 vec![
                     json!({"Statement": [{"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}]}),
                 ],
-                Verdict::Unknown("a statement uses NotAction".into()),
+                Verdict::Allowed,
             ),
             (
                 vec![
@@ -265,6 +300,100 @@ mod tests {
             let refs: Vec<&Value> = docs.iter().collect();
             assert_eq!(evaluate(&refs, &send(&[])), want, "{docs:?}");
         }
+    }
+
+    #[test]
+    fn not_action_and_not_resource_are_evaluated_as_iam_does() {
+        let create = Request {
+            action: "iot:CreateThing",
+            resource: "arn:aws:iot:r:1:thing/robot-1",
+            service: None,
+            context: &[],
+        };
+        let allow_all = json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
+        let cases: Vec<(Vec<Value>, Verdict)> = vec![
+            // PowerUserAccess: everything but IAM.
+            (
+                vec![
+                    json!({"Statement": [{"Effect": "Allow", "NotAction": ["iam:*", "organizations:*"], "Resource": "*"}]}),
+                ],
+                Verdict::Allowed,
+            ),
+            (
+                vec![
+                    json!({"Statement": [{"Effect": "Allow", "NotAction": "iot:*", "Resource": "*"}]}),
+                ],
+                Verdict::NotAllowed,
+            ),
+            // A Deny that does not concern the request.
+            (
+                vec![
+                    allow_all.clone(),
+                    json!({"Statement": [{"Effect": "Deny", "Action": "s3:DeleteBucket", "NotResource": "arn:aws:s3:::keep"}]}),
+                ],
+                Verdict::Allowed,
+            ),
+            // Deny everything outside one resource: the thing is outside.
+            (
+                vec![
+                    allow_all.clone(),
+                    json!({"Statement": [{"Effect": "Deny", "Action": "iot:*", "NotResource": "arn:aws:iot:r:1:thing/other"}]}),
+                ],
+                Verdict::Denied,
+            ),
+            (
+                vec![
+                    json!({"Statement": [{"Effect": "Allow", "Action": "iot:*", "NotResource": "arn:aws:iot:r:1:thing/robot-*"}]}),
+                ],
+                Verdict::NotAllowed,
+            ),
+            // NotPrincipal does not apply to identity policies' requests.
+            (
+                vec![
+                    json!({"Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*", "NotPrincipal": {"AWS": "arn:aws:iam::1:root"}}]}),
+                ],
+                Verdict::Allowed,
+            ),
+            // Policy variables cannot be resolved here: unknown, not a FAIL.
+            (
+                vec![
+                    json!({"Statement": [{"Effect": "Allow", "Action": "iot:CreateThing", "Resource": "arn:aws:iot:r:1:thing/${aws:username}"}]}),
+                ],
+                Verdict::Unknown("a statement's Resource uses a policy variable".into()),
+            ),
+            // ...unless another pattern decides it.
+            (
+                vec![
+                    json!({"Statement": [{"Effect": "Allow", "Action": "iot:CreateThing", "Resource": ["arn:aws:iot:r:1:thing/${aws:username}", "*"]}]}),
+                ],
+                Verdict::Allowed,
+            ),
+        ];
+        for (docs, want) in cases {
+            let refs: Vec<&Value> = docs.iter().collect();
+            assert_eq!(evaluate(&refs, &create), want, "{docs:?}");
+        }
+        // NotPrincipal in a resource policy: the service is left out or not.
+        let invoke = |principal: Value| {
+            let doc = json!({"Statement": [{"Effect": "Allow", "NotPrincipal": principal, "Action": "lambda:InvokeFunction", "Resource": "*"}]});
+            evaluate(
+                &[&doc],
+                &Request {
+                    action: "lambda:InvokeFunction",
+                    resource: "f",
+                    service: Some("iot.amazonaws.com"),
+                    context: &[],
+                },
+            )
+        };
+        assert_eq!(
+            invoke(json!({"Service": "iot.amazonaws.com"})),
+            Verdict::NotAllowed
+        );
+        assert_eq!(
+            invoke(json!({"Service": "s3.amazonaws.com"})),
+            Verdict::Allowed
+        );
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl Batch<'_> {
             .partition(|s| self.force || !self.out.join(&s.name).exists());
         let skipped: Vec<String> = skipped.into_iter().map(|s| s.name).collect();
 
-        let bar = progress_bar(self.progress, todo.len() as u64);
+        let bar = super::progress::bar(self.progress, todo.len(), "issuing");
         let shared = Shared::new(self);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(self.jobs)
@@ -222,20 +222,4 @@ impl Shared {
             server_root,
         }
     }
-}
-
-fn progress_bar(enabled: bool, len: u64) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if !enabled || len < 2 || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} issuing [{bar:40}] {pos}/{len} {per_sec} eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar
 }

@@ -9,4 +9,5 @@ pub(crate) mod layout;
 pub(crate) mod manifest;
 pub mod names;
 pub(crate) mod pace;
+pub(crate) mod progress;
 pub(crate) mod staging;

@@ -66,7 +66,15 @@ impl Template {
                 let spec = inner
                     .strip_prefix("n:")
                     .ok_or_else(|| bad(&format!("unknown placeholder {{{inner}}}")))?;
-                let digits = spec.strip_prefix('0').unwrap_or(spec);
+                // As in Rust's and Python's format strings, a width without
+                // the 0 pads with spaces, which no thing name may contain:
+                // refused rather than read as the zero padding it is not.
+                let Some(digits) = spec.strip_prefix('0') else {
+                    return Err(CliError::invalid(
+                        "--name-template",
+                        format!("\"{text}\": {{n:{spec}}} would pad with spaces, which a thing name cannot contain; write {{n:0{spec}}} for zero padding (e.g. 'robot-{{n:0{spec}}}')"),
+                    ));
+                };
                 digits
                     .parse::<usize>()
                     .ok()
@@ -248,7 +256,13 @@ mod tests {
         assert_eq!(t.render(7), "robot-00007");
         assert_eq!(t.render(123456), "robot-123456");
         assert_eq!(Template::parse("d{n}").unwrap().render(42), "d42");
-        assert_eq!(Template::parse("{n:3}-x").unwrap().render(5), "005-x");
+        assert_eq!(Template::parse("{n:03}-x").unwrap().render(5), "005-x");
+        // A width without the 0 pads with spaces in format strings: refused, naming the fix.
+        let err = Template::parse("robot-{n:5}").unwrap_err().to_string();
+        assert!(
+            err.contains("{n:5}") && err.contains("spaces") && err.contains("{n:05}"),
+            "{err}"
+        );
         for bad in [
             "robot",
             "robot-{x}",

@@ -108,8 +108,9 @@ pub fn classify(ca_id: &str, certs: &[Cert], things: &[(String, usize)], w: &Win
             thing: Some(thing.clone()),
             detail: "thing has no certificate attached".into(),
             fix: format!(
-                "{} (a new certificate), or aws iot delete-thing --thing-name {thing}",
-                rotate(&Some(thing.clone()))
+                "{} (a new certificate), or jitr device revoke {thing} --ca {} --out OUTDIR --delete-thing (no device any more)",
+                rotate(&Some(thing.clone())),
+                w.ca
             ),
         })
         .collect();
@@ -191,6 +192,13 @@ mod tests {
         assert_eq!(s.pending[0].fix, "jitr reconcile --ca my-ca");
         assert_eq!(s.pending[0].detail, "PENDING_ACTIVATION for 60 minutes");
         assert_eq!(s.things_without_certificates.len(), 1);
+        let fix = &s.things_without_certificates[0].fix;
+        assert!(
+            fix.contains("--delete-thing")
+                && fix.contains("jitr device revoke")
+                && !fix.contains("aws iot"),
+            "{fix}"
+        );
         assert_eq!(
             s.things_without_certificates[0].thing.as_deref(),
             Some("t-rev")

@@ -3,6 +3,7 @@
 //! what jitr revoked ([`revoked`]) and a CA's fleet in AWS IoT ([`fleet`]).
 //! Decisions only; files and AWS calls are the commands' and `cloud::lifecycle`'s.
 
+pub mod allow_list;
 pub mod fleet;
 pub(crate) mod journal;
 pub mod revocation;

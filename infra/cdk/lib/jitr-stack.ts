@@ -1,8 +1,9 @@
 // The JITR deployment as a CDK stack: the same resources and guarantees as
 // infra/sam/template.yaml (tests/tests/infra.rs checks both).
 //
-// Topic rule -> SQS queue -> function (capped concurrency, partial batch
-// failures), dead-letter queue after 10 receives and for the rule's errors,
+// Topic rule -> two SQS queues (bulk lane, fast lane) -> function (capped
+// concurrency, partial batch failures), dead-letter queue after 10 receives
+// and for the rule's errors,
 // an alarm on the DLQ, least-privilege IAM with inline policies only, the
 // device policy, the function's log group, and the claims table its
 // instances share.
@@ -25,6 +26,9 @@ function skipChecks(resource: cdk.CfnResource, why: Record<string, string>): voi
     skip: Object.entries(why).map(([id, comment]) => ({ id, comment })),
   });
 }
+
+/** The fast lane's MaximumConcurrency: the least an SQS mapping takes. */
+const FAST_LANE_CONCURRENCY = 2;
 
 /** An ARN in this account and region: `iotArn('cert/*')`. */
 function iotArn(resource: string): string {
@@ -50,6 +54,20 @@ export class JitrStack extends cdk.Stack {
     const thingNamePattern = new cdk.CfnParameter(this, 'ThingNamePattern', {
       type: 'String',
       default: '^[a-zA-Z0-9:_-]{1,128}$',
+    });
+    const thingNameTemplate = new cdk.CfnParameter(this, 'ThingNameTemplate', {
+      type: 'String',
+      default: '',
+      allowedPattern: '^[a-zA-Z0-9:_{}-]{0,256}$',
+      description:
+        'Thing names from the subject, e.g. robot-{serialNumber} or {O}-{CN} (fields CN serialNumber O OU C L ST dnQualifier emailAddress certificateId); empty = ThingNameSource.',
+    });
+    const admission = new cdk.CfnParameter(this, 'Admission', {
+      type: 'String',
+      default: 'any',
+      allowedValues: ['any', 'allow-list'],
+      description:
+        'allow-list admits only certificates put on the stack\'s allow-list (AllowListTableName) by `jitr device allow`; any admits every certificate that passes the other checks.',
     });
     const allowedCaIds = new cdk.CfnParameter(this, 'AllowedCaIds', {
       type: 'String',
@@ -97,7 +115,7 @@ export class JitrStack extends cdk.Stack {
       // Whole numbers only: each is a key of BatchSizeByConcurrency.
       allowedValues: Array.from({ length: 19 }, (_, i) => String(i + 2)),
       description:
-        "Concurrent function instances; each keeps to 1/MaxConcurrency of the account's IoT API quotas (DescribeCertificate and UpdateCertificate allow 10/s per account).",
+        "Concurrent function instances of the bulk lane (the fast lane adds 2); they share the account's IoT API quotas (DescribeCertificate and UpdateCertificate allow 10/s per account).",
     });
     const apiRates = new cdk.CfnParameter(this, 'ApiRates', {
       type: 'String',
@@ -145,6 +163,17 @@ export class JitrStack extends cdk.Stack {
     }
     const batchSizeByConcurrency = new cdk.CfnMapping(this, 'BatchSizeByConcurrency', {
       mapping: batchSizes,
+    });
+    // Instances of both lanes (MaxConcurrency + the fast lane's
+    // FAST_LANE_CONCURRENCY), as in the SAM template: each instance's share
+    // of the quotas when the claims table cannot count the working ones.
+    // Strings: the value is an environment variable's.
+    const instances: Record<string, Record<string, string>> = {};
+    for (let n = 2; n <= 20; n++) {
+      instances[String(n)] = { Instances: String(n + FAST_LANE_CONCURRENCY) };
+    }
+    const instancesByConcurrency = new cdk.CfnMapping(this, 'FunctionInstancesByConcurrency', {
+      mapping: instances,
     });
 
     const allCas = new cdk.CfnCondition(this, 'AllCas', {
@@ -214,6 +243,15 @@ export class JitrStack extends cdk.Stack {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: 10 },
     });
+    // The fast lane, as in the SAM template: the rule sends every event here
+    // too; its mapping invokes at once for batches of up to 10 (no batching
+    // window: with one, AWS may wait up to 20 s on a quiet queue). The claims
+    // make the other lane's copy cost no IoT call. Same visibility and redrive.
+    const fastLaneQueue = new sqs.Queue(this, 'FastLaneQueue', {
+      visibilityTimeout: cdk.Duration.seconds(2700),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: 10 },
+    });
 
     // Claims shared by the function's instances, as in the SAM template: a
     // duplicate event costs no IoT call. Items expire by themselves.
@@ -227,9 +265,23 @@ export class JitrStack extends cdk.Stack {
       CKV_AWS_28: 'Claims live ten minutes and expire by TTL; there is nothing to restore (a lost claim costs one duplicate IoT call).',
       CKV_AWS_119: "Encrypted at rest with DynamoDB's default key; items hold certificate ids and expiry times only.",
     });
+    // The allow-list (Admission=allow-list), as in the SAM template: one
+    // GetItem per new certificate; created under either Admission.
+    const allowListTable = new dynamodb.CfnTable(this, 'AllowListTable', {
+      billingMode: 'PAY_PER_REQUEST',
+      attributeDefinitions: [{ attributeName: 'certificateId', attributeType: 'S' }],
+      keySchema: [{ attributeName: 'certificateId', keyType: 'HASH' }],
+    });
+    skipChecks(allowListTable, {
+      CKV_AWS_28: 'The list is rebuilt from the manifests by `jitr device allow` (idempotent); point-in-time recovery would only add cost.',
+      CKV_AWS_119: "Encrypted at rest with DynamoDB's default key; items hold certificate ids and thing names only.",
+    });
     skipChecks(eventQueue.node.defaultChild as cdk.CfnResource, {
       CKV_AWS_27:
         "Encrypted at rest with SQS-managed keys (SqsManagedSseEnabled); a customer KMS key would add a key policy for the rule's role and the function to keep right, for certificate ids.",
+    });
+    skipChecks(fastLaneQueue.node.defaultChild as cdk.CfnResource, {
+      CKV_AWS_27: 'Encrypted at rest with SQS-managed keys (SqsManagedSseEnabled), as the event queue.',
     });
     skipChecks(deadLetterQueue.node.defaultChild as cdk.CfnResource, {
       CKV_AWS_27: 'Encrypted at rest with SQS-managed keys (SqsManagedSseEnabled), as the event queue.',
@@ -246,7 +298,7 @@ export class JitrStack extends cdk.Stack {
           statements: [
             new iam.PolicyStatement({
               actions: ['sqs:SendMessage'],
-              resources: [eventQueue.queueArn, deadLetterQueue.queueArn],
+              resources: [eventQueue.queueArn, fastLaneQueue.queueArn, deadLetterQueue.queueArn],
             }),
           ],
         }),
@@ -256,7 +308,7 @@ export class JitrStack extends cdk.Stack {
     const rule = new iot.CfnTopicRule(this, 'RegisteredRule', {
       ruleName: ruleName.valueAsString,
       topicRulePayload: {
-        description: 'Certificates auto-registered by JITR, to the provisioning queue.',
+        description: 'Certificates auto-registered by JITR, to the provisioning queues (bulk lane, fast lane).',
         awsIotSqlVersion: '2016-03-23',
         ruleDisabled: false,
         sql: cdk.Fn.conditionIf(
@@ -264,8 +316,11 @@ export class JitrStack extends cdk.Stack {
           "SELECT * FROM '$aws/events/certificates/registered/+'",
           cdk.Fn.sub("SELECT * FROM '$aws/events/certificates/registered/${CaCertificateId}'"),
         ).toString(),
+        // Each action gets every event: the bulk lane first (doctor reads the
+        // deployment's queue from the rule's first action), the fast lane.
         actions: [
           { sqs: { queueUrl: eventQueue.queueUrl, roleArn: ruleRole.roleArn, useBase64: false } },
+          { sqs: { queueUrl: fastLaneQueue.queueUrl, roleArn: ruleRole.roleArn, useBase64: false } },
         ],
         errorAction: {
           sqs: { queueUrl: deadLetterQueue.queueUrl, roleArn: ruleRole.roleArn, useBase64: false },
@@ -392,7 +447,7 @@ export class JitrStack extends cdk.Stack {
           statements: [
             new iam.PolicyStatement({
               actions: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
-              resources: [eventQueue.queueArn],
+              resources: [eventQueue.queueArn, fastLaneQueue.queueArn],
             }),
           ],
         }),
@@ -401,6 +456,14 @@ export class JitrStack extends cdk.Stack {
             new iam.PolicyStatement({
               actions: ['dynamodb:UpdateItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
               resources: [claimsTable.attrArn],
+            }),
+          ],
+        }),
+        'read-allow-list': new iam.PolicyDocument({
+          statements: [
+            new iam.PolicyStatement({
+              actions: ['dynamodb:GetItem'],
+              resources: [allowListTable.attrArn],
             }),
           ],
         }),
@@ -437,9 +500,14 @@ export class JitrStack extends cdk.Stack {
         JITR_ON_ROTATION: onRotation.valueAsString,
         JITR_EXCLUSIVE_THING: exclusiveThing.valueAsString,
         JITR_CLOCK_SKEW_SECONDS: clockSkewSeconds.valueAsString,
-        JITR_MAX_CONCURRENCY: maxConcurrency.valueAsString,
+        JITR_MAX_CONCURRENCY: instancesByConcurrency.findInMap(maxConcurrency.valueAsString, 'Instances'),
         JITR_API_RATES: apiRates.valueAsString,
         JITR_CLAIMS_TABLE: claimsTable.ref,
+        // A batch from this queue defers to the bulk lane while it works.
+        JITR_FAST_LANE_QUEUE_ARN: fastLaneQueue.queueArn,
+        JITR_THING_NAME_TEMPLATE: thingNameTemplate.valueAsString,
+        JITR_ADMISSION: admission.valueAsString,
+        JITR_ALLOW_LIST_TABLE: allowListTable.ref,
       },
     });
 
@@ -469,6 +537,17 @@ export class JitrStack extends cdk.Stack {
       reportBatchItemFailures: true,
       maxConcurrency: maxConcurrency.valueAsNumber,
     });
+    // The fast lane: a batch as soon as a record is there (no window), at
+    // most 10 records, the least MaximumConcurrency.
+    const fastLane = new lambda.EventSourceMapping(this, 'FastLane', {
+      target: fn,
+      eventSourceArn: fastLaneQueue.queueArn,
+      batchSize: 10,
+      reportBatchItemFailures: true,
+      maxConcurrency: FAST_LANE_CONCURRENCY,
+    });
+    // Explicit, as in the SAM template (0 is also AWS's default for SQS).
+    (fastLane.node.defaultChild as cdk.CfnResource).addPropertyOverride('MaximumBatchingWindowInSeconds', 0);
 
     const alarm = new cloudwatch.Alarm(this, 'DeadLetterAlarm', {
       alarmDescription:
@@ -489,10 +568,12 @@ export class JitrStack extends cdk.Stack {
 
     new cdk.CfnOutput(this, 'FunctionName', { value: fn.functionName });
     new cdk.CfnOutput(this, 'EventQueueUrl', { value: eventQueue.queueUrl });
+    new cdk.CfnOutput(this, 'FastLaneQueueUrl', { value: fastLaneQueue.queueUrl });
     new cdk.CfnOutput(this, 'DeadLetterQueueUrl', { value: deadLetterQueue.queueUrl });
     new cdk.CfnOutput(this, 'DevicePolicyName', { value: devicePolicy.ref });
     new cdk.CfnOutput(this, 'DeviceGroupName', { value: deviceGroup.ref });
     new cdk.CfnOutput(this, 'TopicRuleName', { value: rule.ref });
     new cdk.CfnOutput(this, 'ClaimsTableName', { value: claimsTable.ref });
+    new cdk.CfnOutput(this, 'AllowListTableName', { value: allowListTable.ref });
   }
 }

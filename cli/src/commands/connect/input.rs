@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use jitr_core::config::{Config, NameSource};
+use jitr_core::config::Config;
+use jitr_core::naming::NameTemplate;
 
 use crate::args::{ConnectArgs, Global};
 use crate::cloud::deployment::covers;
@@ -39,20 +40,20 @@ pub(super) fn name_source(
     args: &ConnectArgs,
     global: &Global,
     lookup: Lookup,
-) -> Result<NameSource, CliError> {
+) -> Result<NameTemplate, CliError> {
     if let Some(source) = args.thing_name_source {
         return Ok(source.into());
     }
     let Some(stack) = &args.stack else {
         return Ok(match lookup {
-            Lookup::Skip => NameSource::CommonName,
+            Lookup::Skip => NameTemplate::common_name(),
             Lookup::Rule { ca_id } => match found_by_rule(global, ca_id) {
                 Ok(source) => source,
                 Err(why) => {
                     eprintln!(
                         "jitr: note: client id from the certificate's CN: {why}; choose with --thing-name-source, --stack or --client-id"
                     );
-                    NameSource::CommonName
+                    NameTemplate::common_name()
                 }
             },
         });
@@ -75,7 +76,7 @@ pub(super) fn name_source(
         .ok_or_else(|| CliError::invalid("--stack", format!("function {name} not found")))?;
     let config = Config::from_lookup(|k| view.env.get(k).cloned())
         .map_err(|e| CliError::invalid(format!("--stack {stack} (function {name})"), e))?;
-    Ok(config.thing_name_source)
+    Ok(config.thing_name)
 }
 
 /// Whether connect looks the deployment up to name the client.
@@ -113,7 +114,7 @@ pub(super) fn lookup(
 
 /// The naming of the function behind the registration rule covering
 /// `ca_id`, within [`LOOKUP_LIMIT`]; `Err` says why there is none.
-fn found_by_rule(global: &Global, ca_id: Option<String>) -> Result<NameSource, String> {
+fn found_by_rule(global: &Global, ca_id: Option<String>) -> Result<NameTemplate, String> {
     let aws = global.aws();
     let (tx, rx) = std::sync::mpsc::channel();
     // Left behind on timeout: the process does not wait for it.
@@ -132,7 +133,7 @@ fn found_by_rule(global: &Global, ca_id: Option<String>) -> Result<NameSource, S
 fn read_rule_function(
     aws: &jitr_core::aws::AwsOptions,
     ca_id: Option<&str>,
-) -> Result<NameSource, String> {
+) -> Result<NameTemplate, String> {
     let cloud = Cloud::connect(aws).map_err(|e| format!("AWS cannot be asked ({e})"))?;
     let d = cloud
         .deployment(None, ca_id)
@@ -153,17 +154,17 @@ fn read_rule_function(
             function.name, rule.name
         )
     })?;
-    Ok(config.thing_name_source)
+    Ok(config.thing_name)
 }
 
 /// The client id: the thing name the function derives from the certificate
 /// under `source` (core's own derivation, so the two agree).
 pub(super) fn thing_name(
-    source: NameSource,
+    source: NameTemplate,
     facts: &jitr_core::CertFacts,
 ) -> Result<String, String> {
-    jitr_core::plan::named_by(source, facts, &facts.certificate_id).map_err(|e| {
-        format!("{e}, so it has no client id under the thing-name source {source:?}; pass --client-id or --thing-name-source")
+    jitr_core::plan::named_by(&source, facts, &facts.certificate_id).map_err(|e| {
+        format!("{e}, so it has no client id under the thing-name template {source}; pass --client-id or --thing-name-source")
     })
 }
 
