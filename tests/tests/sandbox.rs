@@ -15,10 +15,13 @@ use jitr_tests::{run, Run};
 use serde_json::Value;
 
 /// `make sandbox` in its own process group (a terminal's foreground job),
-/// its state under `dir`.
+/// its state under `dir`. SIGINT is reset to its default first, as a
+/// terminal's shell does for a foreground job: a test run started in the
+/// background (CI, `nohup`) inherits SIGINT ignored, and a shell cannot trap
+/// a signal ignored at its start, so Ctrl-C would never reach the script.
 fn make_sandbox(dir: &Path) -> Command {
-    let mut cmd = Command::new("make");
-    cmd.arg("sandbox")
+    let mut cmd = Command::new("env");
+    cmd.args(["--default-signal=INT", "make", "sandbox"])
         .current_dir(workspace())
         .env_remove("MAKEFLAGS")
         .env_remove("MFLAGS")
