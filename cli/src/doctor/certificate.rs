@@ -53,7 +53,7 @@ pub fn rejection_reason(lines: &[String]) -> Option<String> {
 
 /// The text up to the first unescaped `"`, with `\"` and `\\` unescaped
 /// (how tracing's text format writes a string field).
-fn quoted(text: &str) -> Option<String> {
+pub(super) fn quoted(text: &str) -> Option<String> {
     let mut out = String::new();
     let mut chars = text.chars();
     while let Some(c) = chars.next() {

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::metrics::{Counts, Figure};
+use super::certificate::quoted;
 use super::{duration, Check};
 
 /// Outcomes that mean the function could not do its work (retried by the platform).
@@ -116,21 +117,6 @@ fn message(line: &str) -> Option<String> {
         .take_while(|w| !w.contains('='))
         .collect();
     Some(text.join(" "))
-}
-
-/// The text up to the first unescaped `"`, with `\"` and `\\` unescaped
-/// (how tracing's text format writes a string field).
-fn quoted(text: &str) -> Option<String> {
-    let mut out = String::new();
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => return Some(out),
-            '\\' => out.push(chars.next()?),
-            c => out.push(c),
-        }
-    }
-    None
 }
 
 /// Reads the function's log lines (oldest first): the newest lines decide
