@@ -35,7 +35,7 @@ TARGET_DIR = cargo metadata --format-version 1 --no-deps | python3 -c 'import js
 # then how many of the emulators' requests AWS's API models checked (the book: Contributing, Tests).
 test: deps build
 	rm -rf "$$($(TARGET_DIR))/model-check"
-	cargo test --workspace
+	cargo test --workspace --no-fail-fast
 	.venv/ministack/bin/python scripts/model_check_server.py summary "$$($(TARGET_DIR))/model-check"
 
 # The main job end to end on the embedded default, the ministack emulator (no

@@ -36,19 +36,11 @@ MINISTACK_PIP=("ministack==1.5.33" "botocore==1.43.106" "cryptography" "aws-sam-
 SYS_PY=/usr/bin/python3
 [ -x "$SYS_PY" ] || SYS_PY=$(command -v python3)
 
-# venv NAME PKG...: creates .venv/NAME if missing and installs PKG...
-# unless the requirement list is the one installed last time (.jitr-requirements).
+# venv NAME PKG...: .venv/NAME holding PKG... (scripts/venv.sh: locked
+# against concurrent runs, repaired after an interrupted creation).
 venv() {
     local name=$1; shift
-    local dir=$VENV/$name want
-    want=$(printf '%s\n' "$@")
-    if [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.jitr-requirements" 2>/dev/null)" = "$want" ]; then
-        return 0
-    fi
-    echo "deps: pip install into .venv/$name: $*"
-    [ -x "$dir/bin/python" ] || "$SYS_PY" -m venv "$dir"
-    "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@"
-    printf '%s\n' "$want" >"$dir/.jitr-requirements"
+    JITR_ROOT=$ROOT "$ROOT/scripts/venv.sh" "$VENV/$name" "$@"
 }
 
 if [ "${1:-}" = "--sam" ]; then

@@ -228,3 +228,58 @@ fn make_deploy_refuses_missing_or_malformed_settings() {
         );
     }
 }
+
+/// `scripts/venv.sh DIR pip`, the step `make deploy` (and `make deps`) takes
+/// first: two runs at once on a fresh DIR both end with a working pip (two
+/// tests running `make deploy` on a clean clone once failed here with "No
+/// module named pip"), and a DIR left without pip, as a creation killed
+/// half-way leaves it, is made afresh.
+#[test]
+fn the_venv_step_survives_concurrent_runs_and_an_interrupted_creation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = workspace().join("scripts/venv.sh");
+    let venv = |dir: &Path| {
+        Command::new(&script)
+            .arg(dir)
+            .arg("pip")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let fresh = tmp.path().join("fresh");
+    let runs: Vec<_> = (0..3).map(|_| venv(&fresh)).collect();
+    for child in runs {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a concurrent run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let pip_works = |dir: &Path| {
+        Command::new(dir.join("bin/python"))
+            .args(["-m", "pip", "--version"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(pip_works(&fresh));
+
+    let interrupted = tmp.path().join("interrupted");
+    let made = Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&interrupted)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    assert!(!pip_works(&interrupted), "the stand-in has no pip");
+    let out = venv(&interrupted).wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(pip_works(&interrupted));
+}
