@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # every target, and every test it runs, finds them first on PATH.
 export PATH := $(CURDIR)/.venv/tools/bin:$(PATH):/usr/sbin
 
-.PHONY: all deps build test demo bench bench-burst clean-demo build-lambda build-lambda-x86_64 install deploy deploy-cdk
+.PHONY: all deps build test test-slow check-fuzz demo bench bench-burst clean-demo build-lambda build-lambda-x86_64 install deploy deploy-cdk
 
 all: build
 
@@ -30,13 +30,43 @@ HOST_LAMBDA_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),--arm64,--x86
 # Where cargo builds (honours CARGO_TARGET_DIR), asked of cargo.
 TARGET_DIR = cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'
 
-# Every test: unit tests, then end-to-end tests against openssl, mosquitto,
-# ministack (the deployed templates), moto server and cargo-lambda on loopback;
-# then how many of the emulators' requests AWS's API models checked (the book: Contributing, Tests).
+# Every test (the book: Contributing, Tests): the fast tier, which is what
+# `cargo test` runs (unit tests, then end-to-end tests against openssl,
+# mosquitto, ministack (the deployed templates), moto server and cargo-lambda
+# on loopback), the fuzz workspace compiled, then the slow tier; every part
+# runs even when an earlier one failed; then how many of the emulators'
+# requests AWS's API models checked. Fails if any part failed, naming it.
 test: deps build
 	rm -rf "$$($(TARGET_DIR))/model-check"
-	cargo test --workspace --no-fail-fast
-	.venv/ministack/bin/python scripts/model_check_server.py summary "$$($(TARGET_DIR))/model-check"
+	failed=""; \
+	$(TEST_FAST) || failed="$$failed fast-tier"; \
+	$(CHECK_FUZZ) || failed="$$failed fuzz-check"; \
+	$(TEST_SLOW) || failed="$$failed slow-tier"; \
+	$(MODEL_CHECK_SUMMARY) || failed="$$failed model-check"; \
+	if [ -n "$$failed" ]; then echo "make test: failed:$$failed" >&2; exit 1; fi
+
+# The slow tier alone: end-to-end scenarios of minutes each (fleets powering
+# on at once, `make deploy`, `make sandbox`), marked #[ignore = "slow"] so
+# `cargo test` leaves them out while developing. They live in the files
+# SLOW_TESTS names, where nothing else is ignored (tests/tests/shell.rs
+# holds this list to the marks), so `--ignored` runs exactly them.
+test-slow: deps build
+	rm -rf "$$($(TARGET_DIR))/model-check"
+	$(TEST_SLOW)
+	$(MODEL_CHECK_SUMMARY)
+
+# fuzz/ (a workspace of its own, which `cargo test --workspace` never
+# builds) compiled on stable Rust: a fuzz target once stopped compiling
+# when the handler's signature changed and nothing noticed. Into the
+# target dir's fuzz/ (CARGO_TARGET_DIR honoured, as everywhere).
+check-fuzz:
+	$(CHECK_FUZZ)
+
+TEST_FAST = cargo test --workspace --no-fail-fast
+SLOW_TESTS := burst deploy first_connect sandbox
+TEST_SLOW = cargo test -p jitr-tests --no-fail-fast $(addprefix --test ,$(SLOW_TESTS)) -- --ignored
+CHECK_FUZZ = cargo check --manifest-path fuzz/Cargo.toml --bins --target-dir "$$($(TARGET_DIR))/fuzz"
+MODEL_CHECK_SUMMARY = .venv/ministack/bin/python scripts/model_check_server.py summary "$$($(TARGET_DIR))/model-check"
 
 # The main job end to end on the embedded default, the ministack emulator (no
 # AWS account needed): the demo builds the function with `cargo lambda build

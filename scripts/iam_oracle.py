@@ -13,10 +13,13 @@ For every identity policy of every role (inline, and AWS::IAM::Policy):
     against, and each resource type the action requires is granted;
   - no Resource "*" where the action has resource types.
 For the function's role (the role of the function the SQS event source
-mapping invokes): its IoT, SQS and DynamoDB actions are exactly
+mapping invokes): its IoT, SQS, DynamoDB and EventBridge actions are exactly
 --function-calls (what the code calls, and what Lambda's SQS poller needs),
 and iot:AddThingToThingGroup reaches exactly the device group and the
-ThingGroups parameter's groups; its SQS actions reach exactly the queues
+ThingGroups parameter's groups, events:PutEvents exactly the EventBusName
+parameter's bus, lambda:InvokeFunction exactly the VerifierFunction
+parameter's function (nothing when these are empty); its SQS actions
+reach exactly the queues
 its event source mappings read (every mapping invokes that one function).
 For a topic rule's role: sqs:SendMessage reaches exactly the queues of the
 rule's actions and error action. For a custom resource's function: its IoT
@@ -184,8 +187,12 @@ def role_statements(template, resolver):
     """{role logical id: [statement]} of the identity policies, resolved."""
     roles = {}
     for logical, r in template["Resources"].items():
+        # A resource whose Condition is false is not created.
+        if "Condition" in r and not resolver.condition(r["Condition"]):
+            continue
         if r["Type"] == "AWS::IAM::Role":
-            for p in r.get("Properties", {}).get("Policies", []):
+            # Resolved first: a policy may be an Fn::If (AWS::NoValue drops it).
+            for p in resolver.value(r.get("Properties", {}).get("Policies", [])):
                 roles.setdefault(logical, []).extend(as_list(resolver.value(p["PolicyDocument"])["Statement"]))
         elif r["Type"] == "AWS::IAM::Policy":
             doc = resolver.value(r["Properties"]["PolicyDocument"])
@@ -277,7 +284,7 @@ def check(template, params, function_calls, custom_code):
         findings.append(f"event source mappings invoke {sorted(others)} besides {function}")
     function_role = role_of_function(template, function)
     actions = set(roles.get(function_role, {}))
-    checked = {a for a in actions if a.split(":")[0] in ("iot", "sqs", "dynamodb")}
+    checked = {a for a in actions if a.split(":")[0] in ("iot", "sqs", "dynamodb", "events")}
     expected = set(function_calls)
     for a in sorted(checked - expected):
         findings.append(f"{function_role}: grants {a}, which the function never calls")
@@ -291,6 +298,21 @@ def check(template, params, function_calls, custom_code):
                         f"not exactly the device group and ThingGroups {sorted(wanted)}")
 
     findings += queue_findings(template, resolver, roles, function_role, mappings)
+
+    # events:PutEvents on exactly the EventBusName parameter's bus.
+    buses = roles.get(function_role, {}).get("events:PutEvents", {}).get("event-bus", set())
+    bus = resolver.params.get("EventBusName", "")
+    wanted = {f"arn:{PSEUDO['AWS::Partition']}:events:{PSEUDO['AWS::Region']}:{PSEUDO['AWS::AccountId']}:event-bus/{bus}"} if bus else set()
+    if buses != wanted:
+        findings.append(f"{function_role}: events:PutEvents reaches buses {sorted(buses)}, "
+                        f"not exactly the EventBusName bus {sorted(wanted)}")
+
+    # lambda:InvokeFunction on exactly the VerifierFunction parameter's function.
+    hooks = sorted(roles.get(function_role, {}).get("lambda:InvokeFunction", {}).get("function", set()))
+    wanted_hooks = [h for h in [resolver.params.get("VerifierFunction", "")] if h]
+    if hooks != wanted_hooks:
+        findings.append(f"{function_role}: lambda:InvokeFunction reaches {hooks}, "
+                        f"not exactly the VerifierFunction parameter's {wanted_hooks}")
 
     if custom_code:
         with open(custom_code) as f:

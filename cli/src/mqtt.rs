@@ -12,6 +12,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct};
 
+use crate::error::CliError;
+
 /// What a session needs, prepared once and reused by every attempt.
 pub(crate) struct Session {
     pub(crate) host: String,
@@ -55,6 +57,22 @@ impl Refusal {
     pub(crate) fn is_final(self) -> bool {
         matches!(self, Refusal::Untrusted | Refusal::RevokedAlert)
     }
+}
+
+/// AWS IoT's MQTT over TLS port.
+pub(crate) const MQTT_TLS_PORT: u16 = 8883;
+
+/// `--endpoint HOST[:PORT]` split, with AWS IoT's port by default.
+pub(crate) fn parse_endpoint(text: &str) -> Result<(String, u16), CliError> {
+    host_port(text, MQTT_TLS_PORT)
+        .map_err(|e| CliError::invalid("--endpoint", format!("{e} (expected HOST or HOST:PORT)")))
+}
+
+/// The account's iot:Data-ATS endpoint as DescribeEndpoint answers it: a
+/// host (port 8883), or HOST:PORT (an emulator's, a proxy's), used as given.
+pub(crate) fn described_endpoint(address: &str) -> Result<(String, u16), CliError> {
+    host_port(address, MQTT_TLS_PORT)
+        .map_err(|e| CliError::invalid("the iot:Data-ATS endpoint AWS IoT described", e))
 }
 
 /// A host and port from `HOST` or `HOST:PORT` (a bare IPv6 address is a
@@ -411,6 +429,21 @@ fn rustls_error(err: &ConnectionError) -> Option<&rustls::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_parse_with_the_mqtt_tls_port_by_default() {
+        assert_eq!(
+            parse_endpoint("a1b2-ats.iot.eu-west-1.amazonaws.com").unwrap(),
+            ("a1b2-ats.iot.eu-west-1.amazonaws.com".into(), 8883)
+        );
+        assert_eq!(
+            parse_endpoint("127.0.0.1:18883").unwrap(),
+            ("127.0.0.1".into(), 18883)
+        );
+        for bad in ["", ":8883", "host:port", "host:70000", "mqtts://host"] {
+            assert!(parse_endpoint(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn only_an_untrusted_broker_or_a_revoked_alert_is_final() {

@@ -126,3 +126,74 @@ pub(crate) fn error(err: &CliError, json: bool) {
     }
     eprintln!("jitr: error: {err}");
 }
+
+/// One provisioning outcome as `jitr provision` and `jitr reconcile` print it.
+pub(crate) fn provisioned(o: &jitr_core::outcome::Outcome) -> String {
+    format!(
+        "  {:<14} {}  {}{}\n",
+        o.outcome.name(),
+        o.certificate_id,
+        o.thing.as_deref().unwrap_or("-"),
+        o.reason
+            .as_ref()
+            .map(|r| format!("  ({r})"))
+            .unwrap_or_default()
+    )
+}
+
+/// An enum of a command's outcomes, each reported by one name: in text
+/// (`Display`, padding honoured) and as a JSON string. Commands compare the
+/// variants, never the names.
+macro_rules! outcomes {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident {
+        $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)?
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            /// The outcome's name, as reported.
+            $vis fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.name())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.name())
+            }
+        }
+    };
+}
+pub(crate) use outcomes;
+
+#[cfg(test)]
+mod tests {
+    outcomes! {
+        /// Two outcomes, one named with a space.
+        enum Tried {
+            Done => "done",
+            AlreadyDone => "already done",
+        }
+    }
+
+    #[test]
+    fn outcomes_are_reported_by_their_names_in_text_and_json() {
+        assert_eq!(format!("[{:<14}]", Tried::AlreadyDone), "[already done  ]");
+        assert_eq!(Tried::Done.to_string(), "done");
+        let json = serde_json::to_string(&[Tried::Done, Tried::AlreadyDone]).unwrap();
+        assert_eq!(json, r#"["done","already done"]"#);
+        assert_ne!(Tried::Done, Tried::AlreadyDone);
+    }
+}

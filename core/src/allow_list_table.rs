@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use crate::admission::{AllowList, AllowListError, Entry, Listing};
+use crate::config::Config;
 
 /// The allow-list table (`JITR_ALLOW_LIST_TABLE` in the function).
 pub struct AllowListTable {
@@ -18,11 +19,12 @@ pub struct AllowListTable {
 }
 
 impl AllowListTable {
-    /// The table named by `JITR_ALLOW_LIST_TABLE`, or None when it is unset or empty.
-    pub fn from_env(sdk: &aws_config::SdkConfig) -> Option<Self> {
-        let table = std::env::var("JITR_ALLOW_LIST_TABLE").ok()?;
-        let table = table.trim();
-        (!table.is_empty()).then(|| Self::new(sdk, table))
+    /// The table `config` names (`JITR_ALLOW_LIST_TABLE`), or None when it
+    /// names none: the function's and `jitr provision`/`reconcile`'s list
+    /// (under `JITR_ADMISSION=allow-list` the configuration holds one).
+    pub fn for_config(sdk: &aws_config::SdkConfig, config: &Config) -> Option<Self> {
+        let table = config.allow_list_table.as_deref()?;
+        Some(Self::new(sdk, table))
     }
 
     /// Lookups in `table`: three attempts, 5 s in all; the invocation's

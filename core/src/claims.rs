@@ -24,9 +24,12 @@ use crate::admission::AllowList;
 use crate::clock;
 use crate::config::Config;
 use crate::deadline::Deadline;
+use crate::expiring::Expiring;
 use crate::iot::IotApi;
 use crate::lane::Lane;
-use crate::provision::{self, Kind, Outcome};
+use crate::outcome::{Kind, Outcome};
+use crate::provision;
+use crate::verifier::Verifier;
 
 /// How long a certificate found done stays done (as [`crate::recent`]
 /// remembers it): a certificate deleted and registered again within this
@@ -204,7 +207,8 @@ impl<C: Claims> Claims for Option<C> {
 
 /// How long this instance trusts a `Done` answer it got from the table.
 const TRUST_DONE_SECONDS: i64 = 60;
-/// At most this many certificates remembered done (all forgotten beyond).
+/// At most this many certificates remembered done (what has expired
+/// forgotten first, then the oldest).
 const REMEMBERED_AT_MOST: usize = 20_000;
 
 /// Claims that remember, in this instance, the certificates found done: a
@@ -212,42 +216,38 @@ const REMEMBERED_AT_MOST: usize = 20_000;
 /// would otherwise cost a request to the table.
 pub struct RememberDone<C> {
     inner: C,
-    /// Certificate id -> done until (Unix seconds).
-    done: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    /// Certificate ids done, each until when (Unix seconds).
+    done: std::sync::Mutex<Expiring<()>>,
 }
 
 impl<C: Claims> RememberDone<C> {
     pub fn new(inner: C) -> Self {
         RememberDone {
             inner,
-            done: Default::default(),
+            done: std::sync::Mutex::new(Expiring::new(REMEMBERED_AT_MOST)),
         }
     }
 
-    fn remember(&self, id: &str, until: i64) {
-        let mut done = self.done.lock().unwrap();
-        if done.len() >= REMEMBERED_AT_MOST {
-            done.clear();
-        }
-        done.insert(id.to_string(), until);
+    fn remember(&self, id: &str, until: i64, now: i64) {
+        self.done.lock().unwrap().insert(id, (), until, now);
     }
 }
 
 impl<C: Claims> Claims for RememberDone<C> {
     async fn claim(&self, id: &str, now: i64, until: i64) -> Result<Claim, ClaimsError> {
-        let known = self.done.lock().unwrap().get(id).copied();
-        if known.is_some_and(|done_until| done_until >= now) {
+        let known = self.done.lock().unwrap().get(id, now).is_some();
+        if known {
             return Ok(Claim::Done);
         }
         let claim = self.inner.claim(id, now, until).await?;
         if claim == Claim::Done {
-            self.remember(id, now + TRUST_DONE_SECONDS);
+            self.remember(id, now + TRUST_DONE_SECONDS, now);
         }
         Ok(claim)
     }
     async fn finish(&self, id: &str, until: i64) -> Result<(), ClaimsError> {
         self.inner.finish(id, until).await?;
-        self.remember(id, until);
+        self.remember(id, until, clock::unix_seconds());
         Ok(())
     }
     async fn release(&self, id: &str) -> Result<(), ClaimsError> {
@@ -295,10 +295,12 @@ fn settled_without_work(certificate_id: &str, claim: Claim) -> Option<Outcome> {
 /// seconds), as the certificate checks take it. A claims error is logged
 /// and the certificate provisioned anyway. For SQS records only: a
 /// duplicate is acknowledged because the claimant's record stays queued.
-pub async fn provision_claimed<A: IotApi, C: Claims, L: AllowList>(
+#[allow(clippy::too_many_arguments)]
+pub async fn provision_claimed<A: IotApi, C: Claims, L: AllowList, V: Verifier>(
     api: &A,
     claims: &C,
     list: &L,
+    verifier: &V,
     config: &Config,
     certificate_id: &str,
     now: i64,
@@ -324,8 +326,16 @@ pub async fn provision_claimed<A: IotApi, C: Claims, L: AllowList>(
         }
         None => return Outcome::unfinished(certificate_id, started.elapsed()),
     }
-    let outcome =
-        provision::provision_within_listed(api, list, config, certificate_id, now, deadline).await;
+    let outcome = provision::provision_within_verified(
+        api,
+        list,
+        verifier,
+        config,
+        certificate_id,
+        now,
+        deadline,
+    )
+    .await;
     let settle = async {
         if outcome.failed() {
             claims.release(certificate_id).await
@@ -417,6 +427,56 @@ mod tests {
         assert_eq!(claims.claim("b", 1000, 1060).await.unwrap(), Claim::Mine);
     }
 
+    /// Full (20,000 remembered), the memory forgets what has expired
+    /// first, then the oldest: never everything at once.
+    #[tokio::test]
+    async fn a_full_memory_forgets_the_expired_then_the_oldest() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let claims = RememberDone::new(Counting::default());
+        let asked = || claims.inner.0.load(SeqCst);
+        let now = clock::unix_seconds();
+        // Done here for ten minutes; then 19,999 certificates the table
+        // said were done a while ago (trusted a minute: expired now).
+        claims.finish("keep", now + 600).await.unwrap();
+        for i in 0..19_999 {
+            let id = format!("done-{i}");
+            assert_eq!(
+                claims.claim(&id, now - 1000, now).await.unwrap(),
+                Claim::Done
+            );
+        }
+        assert_eq!(asked(), 19_999);
+        // One more: the expired ones go, "keep" stays.
+        claims.finish("new", now + 600).await.unwrap();
+        for id in ["keep", "new"] {
+            assert_eq!(
+                claims.claim(id, now, now + 60).await.unwrap(),
+                Claim::Done,
+                "{id}"
+            );
+        }
+        assert_eq!(asked(), 19_999, "answered from memory");
+        // Full of valid entries (keep, new, f-0 .. f-19997): one more
+        // forgets the oldest, "keep", and only it.
+        for i in 0..19_998 {
+            claims.finish(&format!("f-{i}"), now + 600).await.unwrap();
+        }
+        claims.finish("last", now + 600).await.unwrap();
+        for id in ["new", "f-0", "f-19997", "last"] {
+            assert_eq!(
+                claims.claim(id, now, now + 60).await.unwrap(),
+                Claim::Done,
+                "{id}"
+            );
+        }
+        assert_eq!(asked(), 19_999);
+        assert_eq!(
+            claims.claim("keep", now, now + 60).await.unwrap(),
+            Claim::Mine
+        );
+        assert_eq!(asked(), 20_000, "the oldest was forgotten: asked");
+    }
+
     #[test]
     fn instances_working_are_those_whose_beats_count_now() {
         let now = 1_000_000;
@@ -497,8 +557,22 @@ mod tests {
     #[test]
     fn a_claim_lasts_until_the_deadline() {
         assert_eq!(claim_until(1000, &Deadline::none()), 1300);
+        // 60 s less the 2 s margin, in whole seconds rounded down: never
+        // past the cutoff. The clock runs while this runs, so the claim is
+        // bracketed by the time left just before and just after (an exact
+        // 1057 held only if under a second passed in between).
         let d = Deadline::after(std::time::Duration::from_secs(60));
-        // 60 s less the 2 s margin, rounded down: never past the deadline.
-        assert_eq!(claim_until(1000, &d), 1057);
+        let before = d.remaining().unwrap();
+        let until = claim_until(1000, &d);
+        let after = d.remaining().unwrap();
+        assert!(before <= std::time::Duration::from_secs(58), "{before:?}");
+        assert!(
+            until <= 1000 + before.as_secs() as i64,
+            "{until}: past the cutoff ({before:?} left)"
+        );
+        assert!(
+            until >= 1000 + after.as_secs() as i64,
+            "{until}: {after:?} left after"
+        );
     }
 }

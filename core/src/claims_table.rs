@@ -26,7 +26,7 @@ use crate::pacing::Share;
 const CLAIMED: &str = "claimed";
 const DONE: &str = "done";
 
-/// Claims in a table (`JITR_CLAIMS_TABLE` in the function).
+/// Claims in a table (`JITR_CLAIMS_TABLE` in the function: [`crate::config::Config::claims_table`]).
 pub struct ClaimsTable {
     client: Client,
     table: String,
@@ -83,11 +83,10 @@ fn beats<'a>(
 const IN_FLIGHT: usize = 16;
 
 impl ClaimsTable {
-    /// The table named by `JITR_CLAIMS_TABLE`, or None when it is unset or empty.
-    pub fn from_env(sdk: &aws_config::SdkConfig) -> Option<Self> {
-        let table = std::env::var("JITR_CLAIMS_TABLE").ok()?;
-        let table = table.trim();
-        (!table.is_empty()).then(|| Self::new(sdk, table, &instance_token()))
+    /// Claims in `table` (the configuration's `claims_table`) for this
+    /// instance, named by a token random per process.
+    pub fn for_this_instance(sdk: &aws_config::SdkConfig, table: &str) -> Self {
+        Self::new(sdk, table, &crate::random::token())
     }
 
     /// Claims in `table` for the instance named `owner`. The client gives
@@ -126,13 +125,6 @@ impl ClaimsTable {
 
 fn key(id: &str) -> AttributeValue {
     AttributeValue::S(id.to_string())
-}
-
-/// A token naming this instance: random per process.
-fn instance_token() -> String {
-    use std::hash::BuildHasher;
-    let h = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
-    format!("{h:016x}")
 }
 
 impl Claims for ClaimsTable {

@@ -3,8 +3,8 @@
 
 use regex::Regex;
 
-use crate::naming::NameTemplate;
-use crate::pacing::ApiRates;
+use crate::naming::{AttributeTemplates, NameTemplate};
+use crate::quota::ApiRates;
 use crate::rules::THING_NAME_PATTERN;
 
 /// Which certificates may be admitted at all (`JITR_ADMISSION`).
@@ -53,6 +53,12 @@ pub struct Config {
     pub thing_name: NameTemplate,
     /// Whether only certificates on the allow-list are admitted.
     pub admission: Admission,
+    /// The allow-list's DynamoDB table (`JITR_ALLOW_LIST_TABLE`): required
+    /// under [`Admission::AllowList`], where nothing could be admitted without it.
+    pub allow_list_table: Option<String>,
+    /// The thing's attributes (`JITR_THING_ATTRIBUTES`); None: the
+    /// subject's serialNumber, O, OU, C, dnQualifier ([`crate::plan`]).
+    pub thing_attributes: Option<AttributeTemplates>,
     /// Anchored: the whole name must match.
     pub thing_name_pattern: Regex,
     /// Certificate ids of the CAs whose devices are admitted; empty = any.
@@ -77,6 +83,16 @@ pub struct Config {
     /// defers to the bulk lane while that lane works ([`crate::lane`]).
     /// None: every batch is the bulk lane's.
     pub fast_lane_queue_arn: Option<String>,
+    /// The claims shared by the instances (`JITR_CLAIMS_TABLE`, a DynamoDB
+    /// table: [`crate::claims_table`]). None: no shared claims.
+    pub claims_table: Option<String>,
+    /// The EventBridge bus the outcomes go to (`JITR_EVENT_BUS`, a bus
+    /// name: [`crate::events`]). None: no events.
+    pub event_bus: Option<String>,
+    /// The verifier hook (`JITR_VERIFIER_FUNCTION`, an unqualified Lambda
+    /// function ARN: [`crate::verifier`]), asked about each certificate the
+    /// function's own checks admit. None: no hook.
+    pub verifier_function: Option<String>,
 }
 
 impl Config {
@@ -140,6 +156,24 @@ fn aws_name(variable: &'static str, value: &str, what: &str) -> Result<(), Confi
         Err(err(
             variable,
             format!("\"{value}\" is not a {what} name (1-128 of a-z A-Z 0-9 : _ -)"),
+        ))
+    }
+}
+
+/// Checks an event bus name against PutEvents' (botocore's events model,
+/// NonPartnerEventBusName: 1-256 of `[.\-_A-Za-z0-9]`): the templates
+/// build the role's grant from the name, so an ARN is refused too.
+fn event_bus_name(bus: &str) -> Result<(), ConfigError> {
+    let ok = (1..=256).contains(&bus.len())
+        && bus
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(err(
+            "JITR_EVENT_BUS",
+            format!("\"{bus}\" is not an event bus name (1-256 of a-z A-Z 0-9 . - _; the name, not the ARN)"),
         ))
     }
 }
@@ -218,6 +252,13 @@ impl Config {
                 ))
             }
         };
+        let allow_list_table = get("JITR_ALLOW_LIST_TABLE");
+        if admission == Admission::AllowList && allow_list_table.is_none() {
+            return Err(err(
+                "JITR_ALLOW_LIST_TABLE",
+                "is required with JITR_ADMISSION=allow-list: the allow-list table's name",
+            ));
+        }
         let pattern =
             get("JITR_THING_NAME_PATTERN").unwrap_or_else(|| THING_NAME_PATTERN.to_string());
         let thing_name_pattern = Regex::new(&format!("^(?:{pattern})$"))
@@ -253,6 +294,10 @@ impl Config {
         for group in &thing_groups {
             aws_name("JITR_THING_GROUPS", group, "thing group")?;
         }
+        let thing_attributes = get("JITR_THING_ATTRIBUTES")
+            .map(|t| AttributeTemplates::parse(&t, thing_type.is_some()))
+            .transpose()
+            .map_err(|e| err("JITR_THING_ATTRIBUTES", e))?;
         let on_reject = match get("JITR_ON_REJECT").as_deref() {
             None | Some("revoke") => OnReject::Revoke,
             Some("ignore") => OnReject::Ignore,
@@ -298,7 +343,8 @@ impl Config {
                     )
                 })?,
         };
-        let api_rates = ApiRates::parse(&get("JITR_API_RATES").unwrap_or_default())?;
+        let api_rates = ApiRates::parse(&get("JITR_API_RATES").unwrap_or_default())
+            .map_err(|e| err("JITR_API_RATES", e.problem))?;
         let max_concurrency = match get("JITR_MAX_CONCURRENCY") {
             None => 1,
             Some(v) => v
@@ -312,6 +358,16 @@ impl Config {
                     )
                 })?,
         };
+        let claims_table = get("JITR_CLAIMS_TABLE");
+        let event_bus = get("JITR_EVENT_BUS");
+        if let Some(bus) = &event_bus {
+            event_bus_name(bus)?;
+        }
+        let verifier_function = get("JITR_VERIFIER_FUNCTION");
+        if let Some(arn) = &verifier_function {
+            crate::verifier::check_function_arn(arn)
+                .map_err(|problem| err("JITR_VERIFIER_FUNCTION", problem))?;
+        }
         let fast_lane_queue_arn = get("JITR_FAST_LANE_QUEUE_ARN");
         if let Some(arn) = &fast_lane_queue_arn {
             sqs_queue_arn(arn)?;
@@ -320,10 +376,15 @@ impl Config {
             api_rates,
             max_concurrency,
             fast_lane_queue_arn,
+            claims_table,
+            event_bus,
+            verifier_function,
             policy_name,
             device_group,
             thing_name,
             admission,
+            allow_list_table,
+            thing_attributes,
             thing_name_pattern,
             allowed_ca_ids,
             thing_type,
@@ -350,6 +411,93 @@ mod tests {
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
+    /// JITR_CLAIMS_TABLE: read here like every setting (trimmed; empty is unset).
+    #[test]
+    fn the_claims_table_is_a_setting() {
+        for (value, want) in [
+            (None, None),
+            (Some("  "), None),
+            (Some(" jitr-Claims-1 "), Some("jitr-Claims-1")),
+        ] {
+            let mut vars = vec![("JITR_POLICY_NAME", "p")];
+            vars.extend(value.map(|v| ("JITR_CLAIMS_TABLE", v)));
+            assert_eq!(
+                config(&vars).unwrap().claims_table.as_deref(),
+                want,
+                "{value:?}"
+            );
+        }
+    }
+
+    /// JITR_EVENT_BUS: a bus name as PutEvents takes it (botocore's
+    /// NonPartnerEventBusName: 1-256 of [.\-_A-Za-z0-9]); unset or empty: none.
+    #[test]
+    fn the_event_bus_is_a_bus_name() {
+        let longest = "b".repeat(256);
+        let too_long = "b".repeat(257);
+        for (value, ok) in [
+            ("jitr-devices", true),
+            (" Fleet_events.v2 ", true),
+            ("default", true),
+            (longest.as_str(), true),
+            (too_long.as_str(), false),
+            ("arn:aws:events:eu-west-1:123456789012:event-bus/jitr", false),
+            ("partner/bus", false),
+            ("my bus", false),
+            ("b\u{fc}s", false),
+        ] {
+            let got = config(&[("JITR_POLICY_NAME", "p"), ("JITR_EVENT_BUS", value)]);
+            match (got, ok) {
+                (Ok(c), true) => assert_eq!(c.event_bus.as_deref(), Some(value.trim())),
+                (Err(e), false) => {
+                    assert_eq!(e.variable, "JITR_EVENT_BUS", "{value}");
+                    assert!(e.problem.contains(&format!("\"{value}\"")), "{e}");
+                    assert!(e.problem.contains("1-256"), "{e}");
+                }
+                (got, _) => panic!("{value}: {got:?}"),
+            }
+        }
+        for unset in [vec![], vec![("JITR_EVENT_BUS", "  ")]] {
+            let mut vars = unset.clone();
+            vars.push(("JITR_POLICY_NAME", "p"));
+            assert_eq!(config(&vars).unwrap().event_bus, None, "{unset:?}");
+        }
+    }
+
+    /// JITR_VERIFIER_FUNCTION: an unqualified Lambda function ARN, or the
+    /// function refuses to start naming the setting; unset or empty: none.
+    #[test]
+    fn the_verifier_hook_is_a_function_arn() {
+        let arn = "arn:aws:lambda:eu-west-1:123456789012:function:verify";
+        let c = config(&[
+            ("JITR_POLICY_NAME", "p"),
+            ("JITR_VERIFIER_FUNCTION", &format!(" {arn} ")),
+        ])
+        .unwrap();
+        assert_eq!(c.verifier_function.as_deref(), Some(arn));
+        for unset in [vec![], vec![("JITR_VERIFIER_FUNCTION", " ")]] {
+            let mut vars = unset.clone();
+            vars.push(("JITR_POLICY_NAME", "p"));
+            assert_eq!(config(&vars).unwrap().verifier_function, None, "{unset:?}");
+        }
+        let qualified = format!("{arn}:live");
+        for bad in [
+            "verify",
+            qualified.as_str(),
+            "arn:aws:sqs:eu-west-1:123456789012:q",
+        ] {
+            let e =
+                config(&[("JITR_POLICY_NAME", "p"), ("JITR_VERIFIER_FUNCTION", bad)]).unwrap_err();
+            assert_eq!(e.variable, "JITR_VERIFIER_FUNCTION", "{bad}");
+            assert!(
+                e.to_string().starts_with(&format!(
+                    "configuration JITR_VERIFIER_FUNCTION: \"{bad}\" is not a Lambda function ARN"
+                )),
+                "{e}"
+            );
+        }
+    }
+
     #[test]
     fn the_fast_lane_is_named_by_its_queue_arn() {
         let c = config(&[("JITR_POLICY_NAME", "p")]).unwrap();
@@ -368,6 +516,7 @@ mod tests {
         let c = config(&[("JITR_POLICY_NAME", "jitr-device")]).unwrap();
         assert_eq!(c.thing_name.to_string(), "{CN}");
         assert_eq!(c.admission, Admission::Any);
+        assert!(c.allow_list_table.is_none() && c.thing_attributes.is_none());
         assert_eq!(c.on_reject, OnReject::Revoke);
         assert_eq!(c.on_rotation, OnRotation::Keep);
         assert!(!c.exclusive_thing);
@@ -376,7 +525,7 @@ mod tests {
         assert!(!c.thing_name_pattern.is_match("robot 1"));
         assert_eq!(c.clock_skew_seconds, 300);
         assert_eq!(c.max_concurrency, 1);
-        assert_eq!(c.instance_rates(), crate::pacing::ApiRates::default());
+        assert_eq!(c.instance_rates(), crate::quota::ApiRates::default());
     }
 
     #[test]
@@ -396,10 +545,17 @@ mod tests {
             ("JITR_API_RATES", "DescribeCertificate=40"),
             ("JITR_MAX_CONCURRENCY", "20"),
             ("JITR_ADMISSION", "allow-list"),
+            ("JITR_ALLOW_LIST_TABLE", " jitr-AllowListTable-1 "),
+            ("JITR_THING_ATTRIBUTES", "model={O},cert={certificateId}"),
         ])
         .unwrap();
         assert_eq!(c.thing_name.to_string(), "{serialNumber}");
         assert_eq!(c.admission, Admission::AllowList);
+        assert_eq!(c.allow_list_table.as_deref(), Some("jitr-AllowListTable-1"));
+        assert_eq!(
+            c.thing_attributes.as_ref().map(|t| t.to_string()).as_deref(),
+            Some("model={O},cert={certificateId}")
+        );
         assert!(
             c.thing_name_pattern.is_match("robot-12")
                 && !c.thing_name_pattern.is_match("xrobot-12"),
@@ -412,7 +568,7 @@ mod tests {
         assert!(c.exclusive_thing);
         assert_eq!(c.clock_skew_seconds, 0);
         assert_eq!(c.max_concurrency, 20);
-        use crate::pacing::Op;
+        use crate::quota::Op;
         assert_eq!(c.instance_rates().get(Op::DescribeCertificate), 2.0);
         assert_eq!(c.instance_rates().get(Op::UpdateCertificate), 0.5);
     }
@@ -458,6 +614,98 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.variable, "JITR_THING_NAME_TEMPLATE");
         assert!(e.problem.contains("no field {Serial}"), "{e}");
+    }
+
+    /// Under allow-list without its table nothing could be admitted: the
+    /// function (and `jitr provision`/`reconcile`) refuse to start.
+    #[test]
+    fn the_allow_list_needs_its_table() {
+        for (vars, table) in [
+            (vec![("JITR_ADMISSION", "allow-list")], Err(())),
+            (
+                vec![
+                    ("JITR_ADMISSION", "allow-list"),
+                    ("JITR_ALLOW_LIST_TABLE", "  "),
+                ],
+                Err(()),
+            ),
+            (
+                vec![
+                    ("JITR_ADMISSION", "allow-list"),
+                    ("JITR_ALLOW_LIST_TABLE", "t"),
+                ],
+                Ok(Some("t")),
+            ),
+            // The templates set the table under either mode.
+            (vec![("JITR_ALLOW_LIST_TABLE", "t")], Ok(Some("t"))),
+            (vec![("JITR_ADMISSION", "any")], Ok(None)),
+        ] {
+            let mut vars = vars.clone();
+            vars.push(("JITR_POLICY_NAME", "p"));
+            match (config(&vars), table) {
+                (Ok(c), Ok(table)) => assert_eq!(c.allow_list_table.as_deref(), table),
+                (Err(e), Err(())) => {
+                    assert_eq!(e.variable, "JITR_ALLOW_LIST_TABLE", "{vars:?}");
+                    assert_eq!(
+                        e.to_string(),
+                        "configuration JITR_ALLOW_LIST_TABLE: is required with \
+                         JITR_ADMISSION=allow-list: the allow-list table's name"
+                    );
+                }
+                (got, _) => panic!("{vars:?}: {got:?}"),
+            }
+        }
+    }
+
+    /// JITR_THING_ATTRIBUTES: checked at start-up, against the thing type's
+    /// attribute limit; the error names the setting and the offending pair.
+    #[test]
+    fn thing_attributes_are_checked_at_start_up() {
+        let four = "a={CN},b={O},c=x,d=y";
+        for (vars, problem) in [
+            (
+                vec![("JITR_THING_ATTRIBUTES", "model={O},serial={serialNumber}")],
+                None,
+            ),
+            (
+                vec![("JITR_THING_ATTRIBUTES", four)],
+                Some("4 attributes: a thing without a thing type carries at most 3"),
+            ),
+            (
+                vec![
+                    ("JITR_THING_ATTRIBUTES", four),
+                    ("JITR_THING_TYPE", "robot"),
+                ],
+                None,
+            ),
+            (
+                vec![("JITR_THING_ATTRIBUTES", "model={O},serial={Serial}")],
+                Some("\"serial={Serial}\": no field {Serial}"),
+            ),
+            (
+                vec![("JITR_THING_ATTRIBUTES", "model={O},my model=x")],
+                Some("\"my model=x\": \"my model\" is not an attribute name"),
+            ),
+            (
+                vec![("JITR_THING_ATTRIBUTES", "model=a b")],
+                Some("\"model=a b\": ' ' cannot be in an attribute value"),
+            ),
+        ] {
+            let mut vars = vars.clone();
+            vars.push(("JITR_POLICY_NAME", "p"));
+            match (config(&vars), problem) {
+                (Ok(c), None) => assert!(c.thing_attributes.is_some(), "{vars:?}"),
+                (Err(e), Some(part)) => {
+                    assert_eq!(e.variable, "JITR_THING_ATTRIBUTES", "{vars:?}");
+                    assert!(
+                        e.to_string()
+                            .starts_with(&format!("configuration JITR_THING_ATTRIBUTES: {part}")),
+                        "{e}"
+                    );
+                }
+                (got, _) => panic!("{vars:?}: {got:?}"),
+            }
+        }
     }
 
     #[test]
@@ -579,6 +827,10 @@ mod tests {
                     ),
                 ],
                 "JITR_FAST_LANE_QUEUE_ARN",
+            ),
+            (
+                vec![("JITR_POLICY_NAME", "p"), ("JITR_EVENT_BUS", "my bus")],
+                "JITR_EVENT_BUS",
             ),
         ] {
             let e = config(&vars).unwrap_err();

@@ -10,9 +10,12 @@ use crate::claims::{self, Claims};
 use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::event::{EventError, RegisteredEvent};
+use crate::events::{self, EventSink, NoEvents};
+use crate::events_ca::NotingCas;
 use crate::iot::IotApi;
 use crate::lane::{self, Decision, Lane};
 use crate::provision::{self, Kind, Outcome};
+use crate::verifier::{NoVerifier, Verifier};
 
 /// Certificates of one SQS batch in flight at once (the templates' batches
 /// hold 10 records; a mapping may allow more); as one finishes the next starts, so the
@@ -51,19 +54,39 @@ pub async fn handle<A: IotApi, C: Claims>(
     now: i64,
     deadline: Deadline,
 ) -> Result<Value, HandlerError> {
-    handle_listed(api, claims, &NoAllowList, config, payload, now, deadline).await
+    handle_listed(
+        api,
+        claims,
+        &NoAllowList,
+        &NoVerifier,
+        &NoEvents,
+        config,
+        payload,
+        now,
+        deadline,
+    )
+    .await
 }
 
-/// [`handle`] with the allow-list `list` (`JITR_ADMISSION=allow-list`).
-pub async fn handle_listed<A: IotApi, C: Claims, L: AllowList>(
+/// [`handle`] with the allow-list `list` (`JITR_ADMISSION=allow-list`), the
+/// verifier hook `verifier` (`JITR_VERIFIER_FUNCTION`) and
+/// the events `sink` (`JITR_EVENT_BUS`): the invocation's final outcomes
+/// go there once settled, within the deadline; the answer is the same
+/// whether they get there or not.
+#[allow(clippy::too_many_arguments)]
+pub async fn handle_listed<A: IotApi, C: Claims, L: AllowList, V: Verifier, S: EventSink>(
     api: &A,
     claims: &C,
     list: &L,
+    verifier: &V,
+    sink: &S,
     config: &Config,
     payload: Value,
     now: i64,
     deadline: Deadline,
 ) -> Result<Value, HandlerError> {
+    // The CA of each certificate described, for its events.
+    let api = &NotingCas::new(api);
     if is_sqs(&payload) {
         let batch: SqsEvent =
             serde_json::from_value(payload).map_err(|e| EventError::WrongType {
@@ -71,17 +94,28 @@ pub async fn handle_listed<A: IotApi, C: Claims, L: AllowList>(
                 expected: "an SQS batch",
                 got: e.to_string(),
             })?;
-        let response = handle_batch(api, claims, list, config, batch, now, deadline).await;
+        let response = handle_batch(
+            api, claims, list, verifier, sink, config, batch, now, deadline,
+        )
+        .await;
         return Ok(serde_json::to_value(response).expect("serialisable"));
     }
     let event = RegisteredEvent::parse(&payload)
         .inspect_err(|e| tracing::error!(error = %e, "malformed event: no AWS call made"))?;
     // No claims here: a direct invocation's retry is not queued behind a
     // claimant, so acknowledging it as a duplicate could lose it.
-    let outcome =
-        provision::provision_within_listed(api, list, config, &event.certificate_id, now, deadline)
-            .await;
+    let outcome = provision::provision_within_verified(
+        api,
+        list,
+        verifier,
+        config,
+        &event.certificate_id,
+        now,
+        deadline,
+    )
+    .await;
     report(&outcome);
+    send_events(sink, api, std::slice::from_ref(&outcome), &deadline).await;
     let (certificate_id, reason) = (
         outcome.certificate_id.clone(),
         outcome.reason.clone().unwrap_or_default(),
@@ -148,17 +182,23 @@ fn group<E>(records: Vec<(String, Result<String, E>)>) -> (Vec<Work>, Vec<(Strin
 
 /// Provisions every certificate of the batch once; the records of one that
 /// fails (and malformed records) are batch item failures, so only they are
-/// redelivered (and end in the DLQ if they keep failing).
-async fn handle_batch<A: IotApi, C: Claims, L: AllowList>(
-    api: &A,
+/// redelivered (and end in the DLQ if they keep failing). The events of the
+/// final outcomes go to `sink`, batched, once all are settled.
+#[allow(clippy::too_many_arguments)]
+async fn handle_batch<A: IotApi, C: Claims, L: AllowList, V: Verifier, S: EventSink>(
+    api: &NotingCas<'_, A>,
     claims: &C,
     list: &L,
+    verifier: &V,
+    sink: &S,
     config: &Config,
     batch: SqsEvent,
     now: i64,
     deadline: Deadline,
 ) -> SqsBatchResponse {
-    let (_, failed) = settle_batch(api, claims, list, config, batch, now, deadline).await;
+    let (outcomes, failed) =
+        settle_batch(api, claims, list, verifier, config, batch, now, deadline).await;
+    send_events(sink, api, &outcomes, &deadline).await;
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failed
         .into_iter()
@@ -173,10 +213,12 @@ async fn handle_batch<A: IotApi, C: Claims, L: AllowList>(
 
 /// The batch's outcomes (each reported as it comes) and the message ids to
 /// fail. A fast-lane batch defers to a working bulk lane ([`lane`]).
-async fn settle_batch<A: IotApi, C: Claims, L: AllowList>(
+#[allow(clippy::too_many_arguments)]
+async fn settle_batch<A: IotApi, C: Claims, L: AllowList, V: Verifier>(
     api: &A,
     claims: &C,
     list: &L,
+    verifier: &V,
     config: &Config,
     batch: SqsEvent,
     now: i64,
@@ -228,6 +270,7 @@ async fn settle_batch<A: IotApi, C: Claims, L: AllowList>(
                 api,
                 claims,
                 list,
+                verifier,
                 config,
                 &w.certificate_id,
                 now,
@@ -279,6 +322,21 @@ async fn beat<C: Claims>(claims: &C, lane: Lane, deadline: &Deadline) {
     if let Some(Err(e)) = deadline.run(claims.beat(now_ms, lane)).await {
         tracing::warn!(error = %e, "heartbeat not recorded");
     }
+}
+
+/// The events of `outcomes` ([`events::events_of`]) to `sink`, within
+/// `deadline`; what is not sent is logged and counted, never an error.
+async fn send_events<A: IotApi, S: EventSink>(
+    sink: &S,
+    api: &NotingCas<'_, A>,
+    outcomes: &[Outcome],
+    deadline: &Deadline,
+) {
+    let all: Vec<events::DeviceEvent> = outcomes
+        .iter()
+        .flat_map(|o| events::events_of(o, api.ca_of(&o.certificate_id).as_deref()))
+        .collect();
+    events::publish(sink, all, deadline).await;
 }
 
 /// One structured log line and one EMF metric line per certificate.
@@ -434,6 +492,7 @@ mod tests {
             &api,
             claims,
             &NoAllowList,
+            &NoVerifier,
             &config(),
             batch(source, &[("m1", &A), ("m2", &B), ("m3", &A)]),
             0,

@@ -4,19 +4,124 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use aws_sdk_iot::types::{AttributePayload, CertificateStatus, ThingPrincipalType};
+use aws_sdk_iot::types::{
+    AttributePayload, CertificateDescription, CertificateStatus, ThingPrincipalType,
+};
 
 use crate::aws::AwsError;
 
-/// A certificate as DescribeCertificate answers.
+/// A certificate as DescribeCertificate answers: the one mapping of that
+/// answer, for the function and the CLI alike.
 #[derive(Debug, Clone)]
 pub struct Described {
     pub certificate_arn: String,
-    pub status: String,
+    pub status: CertStatus,
     pub ca_certificate_id: Option<String>,
     pub certificate_pem: String,
     /// When AWS registered it, epoch milliseconds.
     pub created_ms: Option<i64>,
+}
+
+impl Described {
+    /// DescribeCertificate's `certificateDescription`, read once (a missing
+    /// field is empty: AWS always sends the ARN, status and PEM).
+    pub fn from_description(d: &CertificateDescription) -> Self {
+        Described {
+            certificate_arn: d.certificate_arn().unwrap_or_default().to_string(),
+            status: d
+                .status()
+                .map(CertStatus::from_sdk)
+                .unwrap_or_else(|| CertStatus::Unknown(String::new())),
+            ca_certificate_id: d.ca_certificate_id().map(str::to_string),
+            certificate_pem: d.certificate_pem().unwrap_or_default().to_string(),
+            created_ms: d.creation_date().and_then(|t| t.to_millis().ok()),
+        }
+    }
+}
+
+/// A certificate's status in AWS IoT (the API's `CertificateStatus`), as
+/// the decisions read it. A status AWS adds later is kept by its name
+/// (`Unknown`), so an answer is never refused for it: the function leaves
+/// such a certificate alone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CertStatus {
+    Active,
+    Inactive,
+    Revoked,
+    PendingTransfer,
+    RegisterInactive,
+    PendingActivation,
+    Unknown(String),
+}
+
+impl CertStatus {
+    /// The API's name (`ACTIVE`, `PENDING_ACTIVATION`, ...).
+    pub fn as_str(&self) -> &str {
+        match self {
+            CertStatus::Active => "ACTIVE",
+            CertStatus::Inactive => "INACTIVE",
+            CertStatus::Revoked => "REVOKED",
+            CertStatus::PendingTransfer => "PENDING_TRANSFER",
+            CertStatus::RegisterInactive => "REGISTER_INACTIVE",
+            CertStatus::PendingActivation => "PENDING_ACTIVATION",
+            CertStatus::Unknown(name) => name,
+        }
+    }
+
+    /// The status the API names `name`.
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "ACTIVE" => CertStatus::Active,
+            "INACTIVE" => CertStatus::Inactive,
+            "REVOKED" => CertStatus::Revoked,
+            "PENDING_TRANSFER" => CertStatus::PendingTransfer,
+            "REGISTER_INACTIVE" => CertStatus::RegisterInactive,
+            "PENDING_ACTIVATION" => CertStatus::PendingActivation,
+            other => CertStatus::Unknown(other.to_string()),
+        }
+    }
+
+    /// The SDK's status.
+    pub fn from_sdk(status: &CertificateStatus) -> Self {
+        Self::parse(status.as_str())
+    }
+}
+
+impl std::fmt::Display for CertStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for CertStatus {
+    fn from(name: &str) -> Self {
+        Self::parse(name)
+    }
+}
+
+impl From<String> for CertStatus {
+    fn from(name: String) -> Self {
+        Self::parse(&name)
+    }
+}
+
+impl PartialEq<str> for CertStatus {
+    fn eq(&self, name: &str) -> bool {
+        self.as_str() == name
+    }
+}
+
+impl PartialEq<&str> for CertStatus {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
+
+/// Written as the API's name (dry-run plans, outcomes).
+impl serde::Serialize for CertStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 /// The AWS IoT operations of provisioning. Each either succeeds or fails
@@ -99,16 +204,7 @@ impl IotApi for SdkIot {
                     code: "Empty".into(),
                     message: "DescribeCertificate answered without a description".into(),
                 })?;
-            Ok(Described {
-                certificate_arn: d.certificate_arn().unwrap_or_default().to_string(),
-                status: d
-                    .status()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
-                ca_certificate_id: d.ca_certificate_id().map(str::to_string),
-                certificate_pem: d.certificate_pem().unwrap_or_default().to_string(),
-                created_ms: d.creation_date().and_then(|t| t.to_millis().ok()),
-            })
+            Ok(Described::from_description(d))
         }
     }
 
@@ -245,5 +341,50 @@ impl IotApi for SdkIot {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_the_api_names_reads_back_as_itself() {
+        for status in CertificateStatus::values() {
+            let ours = CertStatus::parse(status);
+            assert!(!matches!(ours, CertStatus::Unknown(_)), "{status} is known");
+            assert_eq!(ours.as_str(), *status);
+            assert_eq!(
+                CertStatus::from_sdk(&CertificateStatus::from(*status)),
+                ours
+            );
+        }
+        // One AWS adds later is kept by name, never refused.
+        let later = CertStatus::parse("PENDING_SOMETHING");
+        assert_eq!(later, CertStatus::Unknown("PENDING_SOMETHING".into()));
+        assert_eq!(later.to_string(), "PENDING_SOMETHING");
+        assert_eq!(serde_json::to_value(CertStatus::Active).unwrap(), "ACTIVE");
+    }
+
+    #[test]
+    fn a_description_is_read_once_with_its_status() {
+        let d = CertificateDescription::builder()
+            .certificate_arn("arn:aws:iot:eu-west-1:1:cert/ab")
+            .status(CertificateStatus::PendingActivation)
+            .ca_certificate_id("ca")
+            .certificate_pem("PEM")
+            .creation_date(aws_sdk_iot::primitives::DateTime::from_millis(
+                1_700_000_000_123,
+            ))
+            .build();
+        let got = Described::from_description(&d);
+        assert_eq!(got.status, CertStatus::PendingActivation);
+        assert_eq!(got.certificate_arn, "arn:aws:iot:eu-west-1:1:cert/ab");
+        assert_eq!(got.ca_certificate_id.as_deref(), Some("ca"));
+        assert_eq!(got.certificate_pem, "PEM");
+        assert_eq!(got.created_ms, Some(1_700_000_000_123));
+        let bare = Described::from_description(&CertificateDescription::builder().build());
+        assert_eq!(bare.status, CertStatus::Unknown(String::new()));
+        assert_eq!(bare.created_ms, None);
     }
 }

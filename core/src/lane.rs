@@ -8,7 +8,7 @@
 //! both queues, so a deferred record loses nothing: the bulk lane's copy is
 //! still queued and does the work.
 
-use crate::provision::{Kind, Outcome};
+use crate::outcome::{Kind, Outcome};
 
 /// Which event source mapping a batch came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

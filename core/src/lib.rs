@@ -7,15 +7,21 @@
 //! - Provisioning, pure to impure: [`event`] (the registration event),
 //!   [`config`] (environment settings; [`naming`]: thing-name templates), [`plan`] (facts + config -> plan,
 //!   no I/O), [`iot`] (the AWS IoT calls behind a trait), [`provision`]
-//!   (the plan carried out, activation last), [`handler`] (direct and SQS
+//!   (the plan carried out, activation last; [`outcome`]: how it ended), [`handler`] (direct and SQS
 //!   invocations), [`deadline`] (work stops before the invocation's).
 //! - [`aws`]: SDK configuration and errors; [`ratelimit`]: API rate limits;
-//!   [`pacing`]: calls kept to the instance's share of the account's quotas;
-//!   [`recent`]: certificates the instance activated, not described again;
+//!   [`quota`]: the operations and the account's rate for each;
+//!   [`pacing`]: calls kept to the instance's share of those rates;
+//!   [`recent`]: certificates the instance activated, not described again
+//!   ([`expiring`]: the bounded memory it and the claims keep);
 //!   [`claims`]: one instance provisions a certificate, the others
 //!   acknowledge its duplicate events ([`claims_table`]: in DynamoDB);
 //!   [`lane`]: the fast lane defers to the bulk lane while it works;
-//!   [`admission`]: the allow-list ([`allow_list_table`]: in DynamoDB).
+//!   [`admission`]: the allow-list ([`allow_list_table`]: in DynamoDB);
+//!   [`verifier`]: the verifier hook ([`verifier_function`]: a Lambda function);
+//!   [`random`]: jitter and instance names (not cryptography).
+//! - [`events`]: one EventBridge event per change made to a certificate
+//!   ([`events_sdk`]: PutEvents).
 
 pub mod admission;
 pub mod allow_list_table;
@@ -26,17 +32,26 @@ pub mod clock;
 pub mod config;
 pub mod deadline;
 pub mod event;
+pub mod events;
+pub(crate) mod events_ca;
+pub mod events_sdk;
+pub mod expiring;
 pub mod facts;
 pub mod handler;
 pub mod iot;
 pub mod lane;
 pub mod naming;
+pub mod outcome;
 pub mod pacing;
 pub mod pem;
 pub mod plan;
 pub mod provision;
+pub mod quota;
+pub mod random;
 pub mod ratelimit;
 pub mod recent;
 pub mod rules;
+pub mod verifier;
+pub mod verifier_function;
 
 pub use facts::{CertFacts, FactsError, KeyKind, SignatureKind};

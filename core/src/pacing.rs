@@ -12,145 +12,10 @@ use std::collections::HashMap;
 use aws_sdk_iot::types::CertificateStatus;
 
 use crate::aws::AwsError;
-use crate::config::ConfigError;
 use crate::iot::{Described, IotApi};
+// Re-exported at their old paths for callers not yet moved to `quota`.
+pub use crate::quota::{ApiRates, Op};
 use crate::ratelimit::RateLimiter;
-
-/// The AWS IoT operations provisioning calls, one quota each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Op {
-    DescribeCertificate,
-    UpdateCertificate,
-    CreateThing,
-    AttachPolicy,
-    AttachThingPrincipal,
-    AddThingToThingGroup,
-    ListThingPrincipals,
-    ListCertificatesByCA,
-}
-
-impl Op {
-    pub const ALL: [Op; 8] = [
-        Op::DescribeCertificate,
-        Op::UpdateCertificate,
-        Op::CreateThing,
-        Op::AttachPolicy,
-        Op::AttachThingPrincipal,
-        Op::AddThingToThingGroup,
-        Op::ListThingPrincipals,
-        Op::ListCertificatesByCA,
-    ];
-
-    /// The operation's API name, as in AWS's quota table and `JITR_API_RATES`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Op::DescribeCertificate => "DescribeCertificate",
-            Op::UpdateCertificate => "UpdateCertificate",
-            Op::CreateThing => "CreateThing",
-            Op::AttachPolicy => "AttachPolicy",
-            Op::AttachThingPrincipal => "AttachThingPrincipal",
-            Op::AddThingToThingGroup => "AddThingToThingGroup",
-            Op::ListThingPrincipals => "ListThingPrincipals",
-            Op::ListCertificatesByCA => "ListCertificatesByCA",
-        }
-    }
-
-    /// AWS IoT's default quota, requests per second per account and region
-    /// (AWS IoT Core endpoints and quotas, "AWS IoT Core API throttling
-    /// limits"; UpdateCertificate's is not stated publicly: 10/s is assumed).
-    pub fn aws_default(self) -> f64 {
-        match self {
-            Op::DescribeCertificate | Op::UpdateCertificate => 10.0,
-            Op::CreateThing | Op::AttachThingPrincipal | Op::AddThingToThingGroup => 100.0,
-            Op::AttachPolicy => 15.0,
-            Op::ListThingPrincipals | Op::ListCertificatesByCA => 10.0,
-        }
-    }
-
-    fn index(self) -> usize {
-        Op::ALL.iter().position(|o| *o == self).expect("listed")
-    }
-}
-
-/// Requests per second per operation for the whole account.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiRates([f64; 8]);
-
-impl Default for ApiRates {
-    /// AWS's default quotas.
-    fn default() -> Self {
-        ApiRates(Op::ALL.map(Op::aws_default))
-    }
-}
-
-impl ApiRates {
-    pub fn get(&self, op: Op) -> f64 {
-        self.0[op.index()]
-    }
-
-    /// AWS's defaults with `spec`'s overrides: `Op=rate,Op=rate` (e.g. an
-    /// account whose quota was raised: `DescribeCertificate=50`).
-    pub fn parse(spec: &str) -> Result<Self, ConfigError> {
-        let bad = |problem: String| ConfigError {
-            variable: "JITR_API_RATES",
-            problem,
-        };
-        let mut rates = ApiRates::default();
-        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (name, value) = item
-                .split_once('=')
-                .ok_or_else(|| bad(format!("\"{item}\" is not Operation=rate")))?;
-            let op = Op::ALL
-                .into_iter()
-                .find(|o| o.name().eq_ignore_ascii_case(name.trim()))
-                .ok_or_else(|| {
-                    let names: Vec<_> = Op::ALL.iter().map(|o| o.name()).collect();
-                    bad(format!(
-                        "\"{}\" is not one of {}",
-                        name.trim(),
-                        names.join(", ")
-                    ))
-                })?;
-            let rate = value
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|r| r.is_finite() && *r >= 0.01 && *r <= 100_000.0)
-                .ok_or_else(|| {
-                    bad(format!(
-                        "\"{}\" for {} is not a rate from 0.01 to 100000 requests/s",
-                        value.trim(),
-                        op.name()
-                    ))
-                })?;
-            rates.0[op.index()] = rate;
-        }
-        Ok(rates)
-    }
-
-    /// One instance's share when `instances` run at once.
-    pub fn share(&self, instances: u32) -> ApiRates {
-        let n = f64::from(instances.max(1));
-        ApiRates(self.0.map(|r| r / n))
-    }
-
-    /// Certificates per second the quotas allow (each activation costs one
-    /// DescribeCertificate and one UpdateCertificate, one CreateThing, ...):
-    /// the slowest operation binds.
-    pub fn activations_per_second(&self) -> f64 {
-        [
-            Op::DescribeCertificate,
-            Op::UpdateCertificate,
-            Op::CreateThing,
-            Op::AttachPolicy,
-            Op::AttachThingPrincipal,
-            Op::ListThingPrincipals,
-        ]
-        .into_iter()
-        .map(|op| self.get(op))
-        .fold(f64::INFINITY, f64::min)
-    }
-}
 
 /// How many instances share the account's rates now: every instance's
 /// pacer divides the rates by it. Starts at the most that may run at once
@@ -182,14 +47,6 @@ impl Share {
     }
 }
 
-/// A uniform number in [0, 1), different in every process (std's hash
-/// keys are seeded randomly per process): jitter, not cryptography.
-fn random_phase(op: Op) -> f64 {
-    use std::hash::BuildHasher;
-    let h = std::collections::hash_map::RandomState::new().hash_one(op.index());
-    (h >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// The first wait before a retry, doubled for each one after it.
 const RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 /// The longest wait before a retry.
@@ -212,7 +69,7 @@ impl<A: IotApi> Paced<A> {
     /// operation's first slot at a random point of its first interval, so
     /// instances starting together do not all call at once.
     pub fn new(inner: A, rates: &ApiRates) -> Self {
-        Self::with_phase(inner, rates, random_phase)
+        Self::with_phase(inner, rates, |_| crate::random::unit())
     }
 
     /// Paces `inner` at `rates`, each operation's first slot `phase(op)` (0
@@ -339,43 +196,6 @@ impl<A: IotApi + Send> IotApi for Paced<A> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn defaults_are_aws_quotas() {
-        let r = ApiRates::default();
-        assert_eq!(r.get(Op::DescribeCertificate), 10.0);
-        // AWS IoT Core endpoints and quotas, "AWS IoT Core API throttling
-        // limits": 100/s for these three, 10/s for the describes and lists.
-        assert_eq!(r.get(Op::CreateThing), 100.0);
-        assert_eq!(r.get(Op::AttachThingPrincipal), 100.0);
-        assert_eq!(r.get(Op::AddThingToThingGroup), 100.0);
-        assert_eq!(r.get(Op::AttachPolicy), 15.0);
-        assert_eq!(r.get(Op::ListThingPrincipals), 10.0);
-        assert_eq!(r.get(Op::UpdateCertificate), 10.0);
-        assert_eq!(r.activations_per_second(), 10.0);
-    }
-
-    #[test]
-    fn overrides_and_errors() {
-        for (spec, want) in [
-            ("", Ok(10.0)),
-            (" describecertificate = 50 ", Ok(50.0)),
-            ("DescribeCertificate=0.5,CreateThing=100", Ok(0.5)),
-            ("DescribeCertificate", Err("is not Operation=rate")),
-            ("Describe=5", Err("is not one of DescribeCertificate")),
-            ("DescribeCertificate=0", Err("is not a rate")),
-            ("DescribeCertificate=fast", Err("is not a rate")),
-        ] {
-            match (ApiRates::parse(spec), want) {
-                (Ok(r), Ok(w)) => assert_eq!(r.get(Op::DescribeCertificate), w, "{spec}"),
-                (Err(e), Err(w)) => {
-                    assert_eq!(e.variable, "JITR_API_RATES");
-                    assert!(e.problem.contains(w), "{spec}: {e}");
-                }
-                (got, want) => panic!("{spec}: got {got:?}, want {want:?}"),
-            }
-        }
-    }
-
     /// Records when each operation was called (virtual time).
     #[derive(Default)]
     struct Clock(
@@ -454,13 +274,6 @@ mod tests {
         let things = at("CreateThing");
         assert_eq!(things.len(), 5);
         assert!(things.windows(2).all(|w| w[1] - w[0] >= 333), "{things:?}");
-    }
-
-    #[test]
-    fn random_phases_are_in_range_and_vary() {
-        let phases: Vec<f64> = (0..50).map(|_| random_phase(Op::CreateThing)).collect();
-        assert!(phases.iter().all(|p| (0.0..1.0).contains(p)), "{phases:?}");
-        assert!(phases.iter().any(|p| *p != phases[0]), "{phases:?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -605,14 +418,5 @@ mod tests {
             .map(|(_, t)| t.as_millis())
             .collect();
         assert_eq!(at, [0, 2000, 4000, 4100, 4200, 4300, 5300]);
-    }
-
-    #[test]
-    fn shares_divide_by_instances() {
-        let r = ApiRates::default();
-        for (instances, describe) in [(0, 10.0), (1, 10.0), (2, 5.0), (20, 0.5)] {
-            assert_eq!(r.share(instances).get(Op::DescribeCertificate), describe);
-        }
-        assert_eq!(r.share(20).activations_per_second(), 0.5);
     }
 }

@@ -8,8 +8,12 @@ use serde::Serialize;
 use crate::admission::Listing;
 use crate::config::{Admission, Config, OnReject, OnRotation};
 use crate::facts::CertFacts;
-use crate::naming::NameTemplate;
+use crate::iot::CertStatus;
+use crate::naming::{self, NameTemplate};
+// Re-exported at its old path for callers not yet moved to `outcome`.
+pub use crate::outcome::Kind;
 use crate::rules;
+use crate::verifier::Verdict;
 
 /// What DescribeCertificate told us.
 #[derive(Debug, Clone)]
@@ -17,7 +21,7 @@ pub struct Observed {
     pub certificate_id: String,
     pub certificate_arn: String,
     /// ACTIVE, INACTIVE, REVOKED, PENDING_ACTIVATION, ...
-    pub status: String,
+    pub status: CertStatus,
     pub ca_certificate_id: Option<String>,
     /// Parsed from the certificate PEM AWS holds; why not, when AWS holds
     /// something we cannot parse (refused like any bad certificate).
@@ -25,60 +29,6 @@ pub struct Observed {
     /// When AWS registered it (epoch milliseconds): under JITR, the device's
     /// first connect with it. Orders a thing's certificates for rotation.
     pub created_ms: Option<i64>,
-}
-
-/// How provisioning one certificate ended: the outcome of the log line and
-/// the name of its metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Kind {
-    /// Thing, policy and principal in place; certificate now ACTIVE.
-    Activated,
-    /// It was ACTIVE already (a duplicate event).
-    AlreadyActive,
-    /// Left alone (REVOKED, PENDING_TRANSFER, ...).
-    Skipped,
-    /// INACTIVE (retired by a rotation, or by an administrator): left alone,
-    /// never reactivated, and it retires nothing.
-    Inactive,
-    /// Left pending: a certificate registered later is ACTIVE on the thing
-    /// (JITR_ON_ROTATION=retire-previous), so this one is a predecessor.
-    Superseded,
-    /// Refused admission (and REVOKED unless JITR_ON_REJECT=ignore).
-    Rejected,
-    /// An AWS call failed: the platform should retry.
-    Failed,
-    /// Cut short before the invocation's deadline: the platform should
-    /// retry (safe: the certificate is activated last).
-    Unfinished,
-    /// Another event for it was handled a moment ago (the shared claims):
-    /// acknowledged without an IoT call.
-    Duplicate,
-    /// Another instance is provisioning it now (the shared claims):
-    /// acknowledged without an IoT call.
-    ClaimedElsewhere,
-    /// A fast-lane record while the bulk lane works ([`crate::lane`]):
-    /// acknowledged without an IoT call; the bulk lane's copy does the work.
-    Deferred,
-}
-
-impl Kind {
-    /// The outcome's name in logs, responses and metrics: a wire format
-    /// (dashboards and alarms name these), so never derived from `Debug`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Activated => "Activated",
-            Kind::AlreadyActive => "AlreadyActive",
-            Kind::Skipped => "Skipped",
-            Kind::Inactive => "Inactive",
-            Kind::Superseded => "Superseded",
-            Kind::Rejected => "Rejected",
-            Kind::Failed => "Failed",
-            Kind::Unfinished => "Unfinished",
-            Kind::Duplicate => "Duplicate",
-            Kind::ClaimedElsewhere => "ClaimedElsewhere",
-            Kind::Deferred => "Deferred",
-        }
-    }
 }
 
 /// What to do with one certificate.
@@ -91,12 +41,23 @@ pub enum Plan {
     /// Nothing to do (already active, or deliberately inactive or revoked);
     /// `outcome` names which.
     Skip {
-        status: String,
+        status: CertStatus,
         reason: String,
         outcome: Kind,
     },
     /// Refuse admission; `revoke` sets the certificate REVOKED.
     Reject { reason: String, revoke: bool },
+    /// An ACTIVE certificate whose rotation was cut short after its
+    /// activation (JITR_ON_ROTATION=retire-previous): set the older
+    /// certificates in `retire`, still ACTIVE on `thing_name`, INACTIVE.
+    /// `reason` and `outcome` are its skip's ([`finish_rotation`]).
+    FinishRotation {
+        status: CertStatus,
+        thing_name: String,
+        retire: Vec<String>,
+        reason: String,
+        outcome: Kind,
+    },
 }
 
 /// The provisioning steps' parameters.
@@ -113,13 +74,14 @@ pub struct Activation {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_name: Option<String>,
     /// The thing's older ACTIVE certificates to set INACTIVE once this one
-    /// is ACTIVE (JITR_ON_ROTATION=retire-previous; filled by [`claim`]).
+    /// is ACTIVE (JITR_ON_ROTATION=retire-previous; filled by [`may_take`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub retire: Vec<String>,
 }
 
-/// Subject fields copied into thing attributes, in priority order: a thing
-/// without a thing type may carry only three attributes.
+/// Subject fields copied into thing attributes without
+/// JITR_THING_ATTRIBUTES, in priority order: a thing without a thing type
+/// may carry only three attributes.
 const ATTRIBUTES: [(&str, &str); 5] = [
     ("serialNumber", "serialNumber"),
     ("O", "organization"),
@@ -127,7 +89,6 @@ const ATTRIBUTES: [(&str, &str); 5] = [
     ("C", "country"),
     ("dnQualifier", "dnQualifier"),
 ];
-const MAX_ATTRIBUTES_WITHOUT_TYPE: usize = 3;
 
 /// An attribute value AWS IoT accepts: `[a-zA-Z0-9_.,@/:#-]`, at most 800
 /// characters; anything else becomes `_`.
@@ -147,7 +108,7 @@ fn attribute_value(value: &str) -> String {
 
 /// Whether the decision needs the allow-list's answer (see [`decide`]).
 pub fn needs_listing(observed: &Observed, config: &Config) -> bool {
-    config.admission == Admission::AllowList && observed.status == "PENDING_ACTIVATION"
+    config.admission == Admission::AllowList && observed.status == CertStatus::PendingActivation
 }
 
 /// Decides what to do with a certificate; `now` is Unix seconds; `listing`
@@ -159,11 +120,11 @@ pub fn decide(observed: &Observed, listing: &Listing, config: &Config, now: i64)
         reason,
         outcome,
     };
-    match observed.status.as_str() {
-        "PENDING_ACTIVATION" => {}
-        "ACTIVE" => return skip(Kind::AlreadyActive, "already active".into()),
-        "REVOKED" => return skip(Kind::Skipped, "revoked: never reactivated".into()),
-        "INACTIVE" => {
+    match &observed.status {
+        CertStatus::PendingActivation => {}
+        CertStatus::Active => return skip(Kind::AlreadyActive, "already active".into()),
+        CertStatus::Revoked => return skip(Kind::Skipped, "revoked: never reactivated".into()),
+        CertStatus::Inactive => {
             return skip(
                 Kind::Inactive,
                 "inactive (retired by a rotation or by an administrator): left alone".into(),
@@ -219,43 +180,7 @@ fn admit(
     }
     let listed_name = entry.and_then(|e| e.thing_name.as_deref());
     let thing_name = checked_name(thing_name_of(observed, facts, config, listed_name)?, config)?;
-    let limit = if config.thing_type.is_some() {
-        ATTRIBUTES.len()
-    } else {
-        MAX_ATTRIBUTES_WITHOUT_TYPE
-    };
-    // The allow-list entry's attributes first (they win), then the subject's.
-    let mut attributes = BTreeMap::new();
-    for (name, value) in entry.iter().flat_map(|e| &e.attributes) {
-        if !is_attribute_name(name) {
-            return Err(format!(
-                "allow-list entry: attribute name \"{name}\" is not valid (1-128 of a-z A-Z 0-9 _ . , @ / : # -)"
-            ));
-        }
-        attributes.insert(name.clone(), attribute_value(value));
-    }
-    let subject = ATTRIBUTES.iter().filter_map(|(field, attribute)| {
-        facts
-            .subject_attr(field)
-            .map(|v| (attribute.to_string(), attribute_value(v)))
-    });
-    for (name, value) in subject {
-        if attributes.len() >= limit {
-            break;
-        }
-        attributes.entry(name).or_insert(value);
-    }
-    if attributes.len() > limit {
-        return Err(format!(
-            "allow-list entry: {} attributes, more than the {limit} a thing {} may carry",
-            attributes.len(),
-            if config.thing_type.is_some() {
-                "of a thing type"
-            } else {
-                "without a thing type"
-            }
-        ));
-    }
+    let attributes = attributes_of(observed, facts, config, entry)?;
     Ok(Activation {
         thing_name,
         attributes,
@@ -267,6 +192,60 @@ fn admit(
             .then(|| config.policy_name.clone()),
         retire: Vec::new(),
     })
+}
+
+/// The thing's attributes: the allow-list entry's win, key by key, over
+/// JITR_THING_ATTRIBUTES' (a value it would render outside AWS's pattern
+/// refuses the certificate, as a name outside the pattern does) or, without
+/// it, over the subject's, which give way within the thing's limit.
+fn attributes_of(
+    observed: &Observed,
+    facts: &CertFacts,
+    config: &Config,
+    entry: Option<&crate::admission::Entry>,
+) -> Result<BTreeMap<String, String>, String> {
+    let limit = naming::max_attributes(config.thing_type.is_some());
+    let mut attributes = BTreeMap::new();
+    for (name, value) in entry.iter().flat_map(|e| &e.attributes) {
+        if !naming::is_attribute_name(name) {
+            return Err(format!(
+                "allow-list entry: attribute name \"{name}\" is not valid (1-128 of a-z A-Z 0-9 _ . , @ / : # -)"
+            ));
+        }
+        attributes.insert(name.clone(), attribute_value(value));
+    }
+    if let Some(templates) = &config.thing_attributes {
+        attributes = templates.render(facts, &observed.certificate_id, attributes)?;
+    } else {
+        let subject = ATTRIBUTES.iter().filter_map(|(field, attribute)| {
+            facts
+                .subject_attr(field)
+                .map(|v| (attribute.to_string(), attribute_value(v)))
+        });
+        for (name, value) in subject {
+            if attributes.len() >= limit {
+                break;
+            }
+            attributes.entry(name).or_insert(value);
+        }
+    }
+    if attributes.len() > limit {
+        return Err(format!(
+            "allow-list entry{}: {} attributes, more than the {limit} a thing {} may carry",
+            if config.thing_attributes.is_some() {
+                " with JITR_THING_ATTRIBUTES"
+            } else {
+                ""
+            },
+            attributes.len(),
+            if config.thing_type.is_some() {
+                "of a thing type"
+            } else {
+                "without a thing type"
+            }
+        ));
+    }
+    Ok(attributes)
 }
 
 /// The groups a new thing joins: the device group first (its policy is
@@ -281,12 +260,90 @@ fn groups(config: &Config) -> Vec<String> {
     groups
 }
 
-/// An attribute name AWS IoT accepts: `[a-zA-Z0-9_.,@/:#-]+`, at most 128.
-fn is_attribute_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.,@/:#-".contains(c))
+/// Whether the verifier hook is asked (see [`verified`]): when one is
+/// configured, about activations only, i.e. certificates that passed the
+/// function's own checks.
+pub fn needs_verdict(config: &Config) -> bool {
+    config.verifier_function.is_some()
+}
+
+/// The activation the function's own checks chose, as the verifier hook's
+/// `verdict` (a fact: [`crate::verifier`]) leaves it. A refusal is a
+/// rejection (REVOKED unless JITR_ON_REJECT=ignore) with the hook's reason.
+/// An admission may choose the thing's name (held to
+/// JITR_THING_NAME_PATTERN and AWS's rules), attributes (winning over the
+/// function's, within the thing's limit) and groups (among
+/// JITR_THING_GROUPS; the device group is always joined). Err: the hook was
+/// not asked, or its answer breaks those rules: the hook's fault, not the
+/// device's, so the record fails (it comes back), never admitted or revoked.
+pub fn verified(
+    activation: Activation,
+    verdict: &Verdict,
+    config: &Config,
+) -> Result<Plan, String> {
+    let choices = match verdict {
+        Verdict::NotAsked if !needs_verdict(config) => return Ok(Plan::Activate(activation)),
+        Verdict::NotAsked => return Err("the verifier hook was not asked".into()),
+        Verdict::Reject(reason) => {
+            let reason = Some(reason.trim())
+                .filter(|r| !r.is_empty())
+                .unwrap_or("(no reason given)");
+            return Ok(Plan::Reject {
+                reason: format!("rejected by the verifier hook: {reason}"),
+                revoke: config.on_reject == OnReject::Revoke,
+            });
+        }
+        Verdict::Admit(choices) => choices,
+    };
+    let mut a = activation;
+    if let Some(name) = &choices.thing_name {
+        a.thing_name = checked_name(name.clone(), config)?;
+    }
+    if let Some(chosen) = &choices.thing_groups {
+        let configured =
+            |g: &String| config.thing_groups.contains(g) || config.device_group.as_ref() == Some(g);
+        if let Some(bad) = chosen.iter().find(|g| !configured(g)) {
+            return Err(format!(
+                "thing group \"{bad}\" is not one of JITR_THING_GROUPS ({})",
+                if config.thing_groups.is_empty() {
+                    "none configured".to_string()
+                } else {
+                    config.thing_groups.join(", ")
+                }
+            ));
+        }
+        a.thing_groups = config.device_group.iter().cloned().collect();
+        for g in chosen {
+            if !a.thing_groups.contains(g) {
+                a.thing_groups.push(g.clone());
+            }
+        }
+    }
+    if !choices.attributes.is_empty() {
+        let limit = naming::max_attributes(config.thing_type.is_some());
+        if choices.attributes.len() > limit {
+            return Err(format!(
+                "{} attributes, more than the {limit} a thing {} may carry",
+                choices.attributes.len(),
+                if config.thing_type.is_some() {
+                    "of a thing type"
+                } else {
+                    "without a thing type"
+                }
+            ));
+        }
+        let mut attributes = choices.attributes.clone();
+        for (name, value) in &a.attributes {
+            if attributes.len() >= limit {
+                break;
+            }
+            attributes
+                .entry(name.clone())
+                .or_insert_with(|| value.clone());
+        }
+        a.attributes = attributes;
+    }
+    Ok(Plan::Activate(a))
 }
 
 /// The thing a certificate belongs to: the allow-list entry's name when it
@@ -359,7 +416,7 @@ pub struct Principal {
     /// or not a certificate).
     pub ca_certificate_id: Option<String>,
     /// That certificate's status (None: not a certificate).
-    pub status: Option<String>,
+    pub status: Option<CertStatus>,
     /// When AWS registered that certificate, epoch milliseconds.
     pub created_ms: Option<i64>,
 }
@@ -370,11 +427,14 @@ pub fn certificate_id_of(arn: &str) -> Option<&str> {
     rules::is_certificate_id(id).then_some(id)
 }
 
+/// The old name of [`may_take`], kept while other work moves to it.
+pub use self::may_take as claim;
+
 /// Whether the thing may take this certificate: only when every certificate
 /// already attached was issued by the same CA (or there is none, or it is
 /// this one, attached by an earlier attempt). Otherwise a device of another
 /// CA with the same name would share the thing's identity and policy.
-pub fn claim(
+pub fn may_take(
     observed: &Observed,
     mut activation: Activation,
     principals: &[Principal],
@@ -440,7 +500,7 @@ pub fn rotation(
             ours.is_some() && p.ca_certificate_id.as_deref().map(str::to_ascii_lowercase) == ours;
         if id.eq_ignore_ascii_case(&observed.certificate_id)
             || !same_ca
-            || p.status.as_deref() != Some("ACTIVE")
+            || p.status != Some(CertStatus::Active)
         {
             continue;
         }
@@ -460,11 +520,39 @@ pub fn rotation(
 /// retried): only under `retire-previous`, for a readable certificate that
 /// names a thing. None: nothing to look at.
 pub fn rotation_thing(observed: &Observed, config: &Config) -> Option<String> {
-    if config.on_rotation != OnRotation::RetirePrevious || observed.status != "ACTIVE" {
+    if config.on_rotation != OnRotation::RetirePrevious || observed.status != CertStatus::Active {
         return None;
     }
     let facts = observed.facts.as_ref().ok()?;
     thing_name(observed, facts, config).ok()
+}
+
+/// The plan for a certificate [`decide`] skipped, once the principals of
+/// the thing [`rotation_thing`] names are known: finishing its rotation
+/// when older certificates are still to retire ([`still_to_retire`]), the
+/// skip otherwise.
+pub fn finish_rotation(
+    skip: Plan,
+    observed: &Observed,
+    thing_name: String,
+    principals: &[Principal],
+    config: &Config,
+) -> Plan {
+    let retire = still_to_retire(observed, principals, config);
+    match skip {
+        Plan::Skip {
+            status,
+            reason,
+            outcome,
+        } if !retire.is_empty() => Plan::FinishRotation {
+            status,
+            thing_name,
+            retire,
+            reason,
+            outcome,
+        },
+        other => other,
+    }
 }
 
 /// For an ACTIVE certificate attached to the thing (see [`rotation_thing`]):
@@ -555,6 +643,9 @@ mod tests {
             Plan::Reject { reason, revoke } => {
                 format!("{}: {reason}", if *revoke { "revoke" } else { "reject" })
             }
+            Plan::FinishRotation { reason, retire, .. } => {
+                format!("finish rotation: {reason}; retire {}", retire.join(", "))
+            }
         }
     }
 
@@ -639,13 +730,16 @@ mod tests {
                     .collect(),
             })
         };
-        let allow = [("JITR_ADMISSION", "allow-list")];
+        let table = ("JITR_ALLOW_LIST_TABLE", "t");
+        let allow = [("JITR_ADMISSION", "allow-list"), table];
         let allow_ignore = [
             ("JITR_ADMISSION", "allow-list"),
+            table,
             ("JITR_ON_REJECT", "ignore"),
         ];
         let allow_pattern = [
             ("JITR_ADMISSION", "allow-list"),
+            table,
             ("JITR_THING_NAME_PATTERN", "robot-[0-9]+"),
         ];
         #[rustfmt::skip]
@@ -761,6 +855,103 @@ mod tests {
         assert_eq!(a.attributes.len(), 2);
     }
 
+    /// The verifier hook's verdict (a fact) on an activation the function's
+    /// own checks chose: a refusal is a rejection with its reason; an
+    /// admission's choices are held to the function's rules, and an answer
+    /// breaking them (or no answer) is Err: the record fails.
+    #[test]
+    fn verifier_table() {
+        use crate::verifier::{Choices, Verdict};
+        let f = facts(
+            &[
+                (DnType::CommonName, "robot-1"),
+                (DnType::OrganizationName, "Acme"),
+            ],
+            (NOW - 1, NOW + 1),
+            &KeyPair::generate().unwrap(),
+        );
+        const HOOK: (&str, &str) = (
+            "JITR_VERIFIER_FUNCTION",
+            "arn:aws:lambda:eu-west-1:123456789012:function:verify",
+        );
+        let groups = [
+            HOOK,
+            ("JITR_DEVICE_GROUP", "jitr-devices"),
+            ("JITR_THING_GROUPS", "fleet,line-4"),
+        ];
+        let pattern = [HOOK, ("JITR_THING_NAME_PATTERN", "robot-[0-9]+")];
+        let ignore = [HOOK, ("JITR_ON_REJECT", "ignore")];
+        let admit = |name: Option<&str>, attributes: &[(&str, &str)], groups: Option<&[&str]>| {
+            Verdict::Admit(Choices {
+                thing_name: name.map(str::to_string),
+                attributes: attributes
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                thing_groups: groups.map(|g| g.iter().map(|s| s.to_string()).collect()),
+            })
+        };
+        let long = "r".repeat(129);
+        let four = [("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")];
+        #[rustfmt::skip]
+        type Row<'a> = (&'a [(&'a str, &'a str)], Verdict, Result<&'a str, &'a str>);
+        #[rustfmt::skip]
+        let table: Vec<Row> = vec![
+            // config, the hook's verdict, expected (Err: the record fails)
+            (&[], Verdict::NotAsked, Ok("activate robot-1 [] {organization=Acme}")),
+            (&[HOOK], Verdict::NotAsked, Err("the verifier hook was not asked")),
+            (&[HOOK], Verdict::Reject("not in the asset library".into()), Ok("revoke: rejected by the verifier hook: not in the asset library")),
+            (&ignore, Verdict::Reject("not in the asset library".into()), Ok("reject: rejected by the verifier hook: not in the asset library")),
+            (&[HOOK], Verdict::Reject(" ".into()), Ok("revoke: rejected by the verifier hook: (no reason given)")),
+            (&[HOOK], admit(None, &[], None), Ok("activate robot-1 [] {organization=Acme}")),
+            (&[HOOK], admit(Some("line4-robot-1"), &[], None), Ok("activate line4-robot-1 [] {organization=Acme}")),
+            // The hook's name is held to the pattern and AWS's rules.
+            (&[HOOK], admit(Some("robot 1"), &[], None), Err("thing name \"robot 1\" does not match JITR_THING_NAME_PATTERN")),
+            (&pattern, admit(Some("sensor-1"), &[], None), Err("thing name \"sensor-1\" does not match JITR_THING_NAME_PATTERN ^(?:robot-[0-9]+)$")),
+            (&pattern, admit(Some("robot-7"), &[], None), Ok("activate robot-7 [] {organization=Acme}")),
+            (&[HOOK, ("JITR_THING_NAME_PATTERN", ".*")], admit(Some(long.as_str()), &[], None), Err("is not a valid thing name (1-128 of a-z A-Z 0-9 : _ -)")),
+            (&[HOOK, ("JITR_THING_NAME_PATTERN", ".*")], admit(Some(""), &[], None), Err("\"\" is not a valid thing name")),
+            // Groups: among the configured ones; the device group always, first.
+            (&groups, admit(None, &[], None), Ok("activate robot-1 [jitr-devices,fleet,line-4] {organization=Acme}")),
+            (&groups, admit(None, &[], Some(&["line-4"])), Ok("activate robot-1 [jitr-devices,line-4] {organization=Acme}")),
+            (&groups, admit(None, &[], Some(&[])), Ok("activate robot-1 [jitr-devices] {organization=Acme}")),
+            (&groups, admit(None, &[], Some(&["jitr-devices", "fleet", "fleet"])), Ok("activate robot-1 [jitr-devices,fleet] {organization=Acme}")),
+            (&groups, admit(None, &[], Some(&["other"])), Err("thing group \"other\" is not one of JITR_THING_GROUPS (fleet, line-4)")),
+            (&[HOOK], admit(None, &[], Some(&["fleet"])), Err("thing group \"fleet\" is not one of JITR_THING_GROUPS (none configured)")),
+            // Attributes: the hook's win, the function's fill up to the limit.
+            (&[HOOK], admit(None, &[("organization", "Other"), ("batch", "B7")], None), Ok("activate robot-1 [] {batch=B7,organization=Other}")),
+            (&[HOOK], admit(None, &[("a", "1"), ("b", "2"), ("c", "3")], None), Ok("activate robot-1 [] {a=1,b=2,c=3}")),
+            (&[HOOK], admit(None, &four, None), Err("4 attributes, more than the 3 a thing without a thing type may carry")),
+            (&[HOOK, ("JITR_THING_TYPE", "robot")], admit(None, &four, None), Ok("activate robot-1 [] {a=1,b=2,c=3,d=4,organization=Acme}")),
+        ];
+        let shown = |plan: &Plan| match plan {
+            Plan::Activate(a) => format!(
+                "activate {} [{}] {{{}}}",
+                a.thing_name,
+                a.thing_groups.join(","),
+                a.attributes
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            other => short(other),
+        };
+        for (vars, verdict, expected) in table {
+            let config = config(vars);
+            assert_eq!(needs_verdict(&config), vars.contains(&HOOK), "{vars:?}");
+            let o = observed("PENDING_ACTIVATION", f.clone());
+            let Plan::Activate(a) = decide(&o, &config, NOW) else {
+                panic!("{vars:?}: the function's own checks admit it")
+            };
+            match (verified(a, &verdict, &config), expected) {
+                (Ok(plan), Ok(want)) => assert_eq!(shown(&plan), want, "{vars:?} {verdict:?}"),
+                (Err(e), Err(want)) => assert!(e.contains(want), "{vars:?} {verdict:?}: {e}"),
+                (got, want) => panic!("{vars:?} {verdict:?}: {got:?}, expected {want:?}"),
+            }
+        }
+    }
+
     /// Every outcome the decision alone reaches, named by the plan (not
     /// worked out by the caller from the status).
     #[test]
@@ -849,6 +1040,109 @@ mod tests {
         assert!(short(&plan).contains("RSA key of 1024 bits"), "{plan:?}");
     }
 
+    /// JITR_THING_ATTRIBUTES per certificate, with and without an
+    /// allow-list entry: the attributes the thing gets, or the rejection.
+    /// A value AWS IoT would refuse rejects the certificate (REVOKED by
+    /// default), as a name outside the pattern does: the certificate never
+    /// changes, so failing (and retrying) could never succeed.
+    #[test]
+    fn thing_attributes_from_templates_and_entries() {
+        let key = KeyPair::generate().unwrap();
+        let acme = facts(
+            &[
+                (DnType::CommonName, "robot-1"),
+                (DnType::OrganizationName, "Acme"),
+                (DnType::CustomDnType(vec![2, 5, 4, 5]), "SN-1"),
+            ],
+            (NOW - 1, NOW + 1),
+            &key,
+        );
+        let spaced = facts(
+            &[
+                (DnType::CommonName, "robot-2"),
+                (DnType::OrganizationName, "Acme Inc"),
+            ],
+            (NOW - 1, NOW + 1),
+            &key,
+        );
+        let bare = facts(&[(DnType::CommonName, "robot-3")], (NOW - 1, NOW + 1), &key);
+        let id = "ab".repeat(32);
+        let id = id.as_str();
+        let entry = |attributes: &[(&str, &str)]| {
+            Listing::Listed(crate::admission::Entry {
+                thing_name: None,
+                attributes: attributes
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            })
+        };
+        let templated = [("JITR_THING_ATTRIBUTES", "model={O},cert={certificateId}")];
+        let listed = [
+            ("JITR_THING_ATTRIBUTES", "model={O},cert={certificateId}"),
+            ("JITR_ADMISSION", "allow-list"),
+            ("JITR_ALLOW_LIST_TABLE", "t"),
+        ];
+        let listed_ignore = [
+            ("JITR_THING_ATTRIBUTES", "model={O},cert={certificateId}"),
+            ("JITR_ADMISSION", "allow-list"),
+            ("JITR_ALLOW_LIST_TABLE", "t"),
+            ("JITR_ON_REJECT", "ignore"),
+        ];
+        let listed_typed = [
+            ("JITR_ADMISSION", "allow-list"),
+            ("JITR_ALLOW_LIST_TABLE", "t"),
+            ("JITR_THING_TYPE", "robot"),
+        ];
+        let six: Vec<(String, String)> =
+            (1..=6).map(|i| (format!("a{i}"), i.to_string())).collect();
+        let six: Vec<(&str, &str)> = six.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        #[rustfmt::skip]
+        type Row<'a> = (&'a [(&'a str, &'a str)], &'a CertFacts, Listing, Result<Vec<(&'a str, &'a str)>, &'a str>);
+        #[rustfmt::skip]
+        let table: Vec<Row> = vec![
+            // The templates replace the subject's defaults (no serialNumber, organization).
+            (&templated, &acme, Listing::NotAsked, Ok(vec![("cert", id), ("model", "Acme")])),
+            // A value AWS refuses, a missing field: rejected like a bad name.
+            (&templated, &spaced, Listing::NotAsked,
+                Err("revoke: attribute model: \"Acme Inc\" has ' ', which AWS IoT refuses")),
+            (&templated, &bare, Listing::NotAsked, Err("revoke: subject has no O for attribute model")),
+            (&listed_ignore, &spaced, entry(&[]), Err("reject: attribute model: \"Acme Inc\"")),
+            // The entry wins key by key; a key it gives is not rendered.
+            (&listed, &acme, entry(&[("model", "M-7")]), Ok(vec![("cert", id), ("model", "M-7")])),
+            (&listed, &spaced, entry(&[("model", "M-7")]), Ok(vec![("cert", id), ("model", "M-7")])),
+            (&listed, &bare, entry(&[("model", "M-7"), ("batch", "B1")]),
+                Ok(vec![("batch", "B1"), ("cert", id), ("model", "M-7")])),
+            (&listed, &acme, entry(&[("a", "1"), ("b", "2")]),
+                Err("revoke: allow-list entry with JITR_THING_ATTRIBUTES: 4 attributes, more than the 3 a thing without a thing type may carry")),
+            // With a thing type, AWS's 50.
+            (&listed_typed, &acme, entry(&six),
+                Ok([six.clone(), vec![("organization", "Acme"), ("serialNumber", "SN-1")]].concat())),
+        ];
+        for (vars, f, listing, expected) in table {
+            let plan = super::decide(
+                &observed("PENDING_ACTIVATION", f.clone()),
+                &listing,
+                &config(vars),
+                NOW,
+            );
+            match (&plan, expected) {
+                (Plan::Activate(a), Ok(want)) => {
+                    let want: BTreeMap<String, String> = want
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                    assert_eq!(a.attributes, want, "{vars:?} {listing:?}");
+                }
+                (_, Err(reason)) => assert!(
+                    short(&plan).starts_with(reason),
+                    "{vars:?} {listing:?}: {plan:?}"
+                ),
+                (plan, _) => panic!("{vars:?} {listing:?}: {plan:?}"),
+            }
+        }
+    }
+
     #[test]
     fn attributes_come_from_the_subject_within_aws_limits() {
         let key = KeyPair::generate().unwrap();
@@ -920,7 +1214,7 @@ mod tests {
     }
 
     #[test]
-    fn a_thing_is_claimed_only_by_certificates_of_its_ca() {
+    fn a_thing_takes_only_certificates_of_its_ca() {
         let key = KeyPair::generate().unwrap();
         let f = facts(&[(DnType::CommonName, "robot-1")], (NOW - 1, NOW + 1), &key);
         let ours = observed("PENDING_ACTIVATION", f);
@@ -966,7 +1260,7 @@ mod tests {
             let Plan::Activate(a) = decide(&ours, &config, NOW) else {
                 panic!()
             };
-            let plan = claim(&ours, a, &principals, &config);
+            let plan = may_take(&ours, a, &principals, &config);
             assert_eq!(short(&plan), expected, "{principals:?} {vars:?}");
         }
         // A certificate without a CA never joins a thing that has certificates.
@@ -975,7 +1269,7 @@ mod tests {
         let Plan::Activate(a) = decide(&no_ca, &config(&[]), NOW) else {
             panic!()
         };
-        let plan = claim(&no_ca, a, &[cert(&mine, Some(CA))], &config(&[]));
+        let plan = may_take(&no_ca, a, &[cert(&mine, Some(CA))], &config(&[]));
         assert_eq!(
             short(&plan),
             format!("revoke: thing robot-1 belongs to CA {CA}")
@@ -988,7 +1282,7 @@ mod tests {
             arn: format!("arn:aws:iot:eu-west-1:123456789012:cert/{id}"),
             certificate_id: Some(id.to_string()),
             ca_certificate_id: Some(ca.to_string()),
-            status: Some(status.to_string()),
+            status: Some(status.into()),
             created_ms: created,
         }
     }
@@ -1029,7 +1323,7 @@ mod tests {
             (OnRotation::RetirePrevious, vec![principal(&old, CA, "PENDING_ACTIVATION", Some(T - 5))], retire(&[])),
             // This very certificate (attached by an interrupted attempt) is never retired.
             (OnRotation::RetirePrevious, vec![principal(&own, CA, "ACTIVE", Some(T))], retire(&[])),
-            // Another CA's certificate is not ours to retire (claim refuses such a thing anyway).
+            // Another CA's certificate is not ours to retire (may_take refuses such a thing anyway).
             (OnRotation::RetirePrevious, vec![principal(&old, &other_ca, "ACTIVE", Some(T - 5))], retire(&[])),
             // Registered later and ACTIVE: this one is the predecessor (a replayed old event).
             (OnRotation::RetirePrevious, vec![principal(&newer, CA, "ACTIVE", Some(T + 5))], Rotation::SupersededBy(newer.clone())),
@@ -1076,13 +1370,13 @@ mod tests {
         let Plan::Activate(activation) = decide(&b_pending, &retire, NOW) else {
             panic!()
         };
-        let Plan::Activate(planned) = claim(&b_pending, activation.clone(), &before, &retire)
+        let Plan::Activate(planned) = may_take(&b_pending, activation.clone(), &before, &retire)
         else {
             panic!()
         };
         assert_eq!(planned.retire, std::slice::from_ref(&a));
         // Under keep, B joins A.
-        let Plan::Activate(kept) = claim(&b_pending, activation, &before, &keep) else {
+        let Plan::Activate(kept) = may_take(&b_pending, activation, &before, &keep) else {
             panic!()
         };
         assert!(kept.retire.is_empty());
@@ -1150,7 +1444,7 @@ mod tests {
         let Plan::Activate(activation) = decide(&a_pending, &retire, NOW) else {
             panic!()
         };
-        let plan = claim(
+        let plan = may_take(
             &a_pending,
             activation,
             &[principal(&b, CA, "ACTIVE", Some(T + 5000))],
@@ -1164,6 +1458,39 @@ mod tests {
         };
         assert_eq!(outcome, Kind::Superseded);
         assert!(reason.contains(&b), "{reason}");
+    }
+
+    /// A rotation cut short (both ACTIVE on the thing): the successor's
+    /// event plans the retirement; with nothing left to retire it is a skip.
+    #[test]
+    fn finishing_a_rotation_is_a_plan_of_its_own() {
+        const T: i64 = NOW * 1000;
+        let (a, b) = ("0a".repeat(32), "0b".repeat(32));
+        let retire = config(&[("JITR_ON_ROTATION", "retire-previous")]);
+        let mut b_active = robot("ACTIVE", Some(T + 5000));
+        b_active.certificate_id = b.clone();
+        let skip = decide(&b_active, &retire, NOW);
+        let interrupted = [
+            principal(&a, CA, "ACTIVE", Some(T)),
+            principal(&b, CA, "ACTIVE", Some(T + 5000)),
+        ];
+        let plan = finish_rotation(
+            skip.clone(),
+            &b_active,
+            "robot-1".into(),
+            &interrupted,
+            &retire,
+        );
+        assert_eq!(
+            short(&plan),
+            format!("finish rotation: already active; retire {a}")
+        );
+        let done = [
+            principal(&a, CA, "INACTIVE", Some(T)),
+            principal(&b, CA, "ACTIVE", Some(T + 5000)),
+        ];
+        let plan = finish_rotation(skip.clone(), &b_active, "robot-1".into(), &done, &retire);
+        assert_eq!(plan, skip);
     }
 
     #[test]

@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use aws_sdk_iot::types::CertificateStatus;
-use serde::Serialize;
 
 use crate::admission::{AllowList, Listing, NoAllowList};
 use crate::aws::AwsError;
@@ -21,8 +20,10 @@ use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::facts::CertFacts;
 use crate::iot::IotApi;
-pub use crate::plan::Kind;
+// Re-exported at their old paths for callers not yet moved to `outcome`.
+pub use crate::outcome::{Kind, Outcome};
 use crate::plan::{self, Observed, Plan, Principal};
+use crate::verifier::{NoVerifier, Proposed, Question, Verdict, Verifier};
 
 /// The AWS IoT operations provisioning calls with a device group, as the
 /// templates deploy it: what the function's role must allow, and all it
@@ -36,62 +37,6 @@ pub const FUNCTION_IOT_OPERATIONS: [&str; 6] = [
     "AddThingToThingGroup",
     "UpdateCertificate",
 ];
-
-/// The outcome for one certificate: one log line, one metric, one entry of the response.
-#[derive(Debug, Clone, Serialize)]
-pub struct Outcome {
-    #[serde(rename = "certificateId")]
-    pub certificate_id: String,
-    pub thing: Option<String>,
-    pub outcome: Kind,
-    pub reason: Option<String>,
-    /// Previous certificates of the thing this run set INACTIVE
-    /// (JITR_ON_ROTATION=retire-previous).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub retired: Vec<String>,
-    pub duration_ms: u64,
-    /// Whether retrying may help (set for Failed).
-    #[serde(skip)]
-    pub transient: bool,
-}
-
-impl Outcome {
-    /// Whether the platform should see a failure (and retry).
-    pub fn failed(&self) -> bool {
-        matches!(self.outcome, Kind::Failed | Kind::Unfinished)
-    }
-
-    /// An event settled without an IoT call (a duplicate), for `reason`.
-    pub(crate) fn without_calls(certificate_id: &str, outcome: Kind, reason: &str) -> Outcome {
-        Outcome {
-            certificate_id: certificate_id.to_string(),
-            thing: None,
-            outcome,
-            reason: Some(reason.to_string()),
-            retired: Vec::new(),
-            duration_ms: 0,
-            transient: false,
-        }
-    }
-
-    /// A certificate whose provisioning was stopped after `elapsed`, before
-    /// the invocation's deadline.
-    pub fn unfinished(certificate_id: &str, elapsed: std::time::Duration) -> Outcome {
-        Outcome {
-            certificate_id: certificate_id.to_string(),
-            thing: None,
-            outcome: Kind::Unfinished,
-            reason: Some(format!(
-                "unfinished after {} ms: stopped before the invocation's deadline; \
-                 safe to retry (the certificate is activated last)",
-                elapsed.as_millis()
-            )),
-            retired: Vec::new(),
-            duration_ms: elapsed.as_millis() as u64,
-            transient: true,
-        }
-    }
-}
 
 /// Provisions one certificate within `deadline`: an [`Outcome`] either way.
 pub async fn provision_within<A: IotApi>(
@@ -114,9 +59,40 @@ pub async fn provision_within_listed<A: IotApi, L: AllowList>(
     now: i64,
     deadline: Deadline,
 ) -> Outcome {
+    provision_within_verified(
+        api,
+        list,
+        &NoVerifier,
+        config,
+        certificate_id,
+        now,
+        deadline,
+    )
+    .await
+}
+
+/// [`provision_within_listed`] with the verifier hook `verifier`
+/// (`JITR_VERIFIER_FUNCTION`): its answer is part of the work, so an answer
+/// later than the deadline leaves the record unfinished (it comes back).
+pub async fn provision_within_verified<A: IotApi, L: AllowList, V: Verifier>(
+    api: &A,
+    list: &L,
+    verifier: &V,
+    config: &Config,
+    certificate_id: &str,
+    now: i64,
+    deadline: Deadline,
+) -> Outcome {
     let started = Instant::now();
     // Boxed: keeps the nested futures' type shallow for the Lambda runtime.
-    let work = Box::pin(provision_listed(api, list, config, certificate_id, now));
+    let work = Box::pin(provision_verified(
+        api,
+        list,
+        verifier,
+        config,
+        certificate_id,
+        now,
+    ));
     match deadline.run(work).await {
         Some(outcome) => outcome,
         None => Outcome::unfinished(certificate_id, started.elapsed()),
@@ -150,8 +126,21 @@ pub async fn provision_listed<A: IotApi, L: AllowList>(
     certificate_id: &str,
     now: i64,
 ) -> Outcome {
+    provision_verified(api, list, &NoVerifier, config, certificate_id, now).await
+}
+
+/// [`provision_listed`] with the verifier hook `verifier`
+/// (`JITR_VERIFIER_FUNCTION`), asked about what the function's own checks admit.
+pub async fn provision_verified<A: IotApi, L: AllowList, V: Verifier>(
+    api: &A,
+    list: &L,
+    verifier: &V,
+    config: &Config,
+    certificate_id: &str,
+    now: i64,
+) -> Outcome {
     let started = Instant::now();
-    let (thing, result) = run(api, list, config, certificate_id, now).await;
+    let (thing, result) = run(api, list, verifier, config, certificate_id, now).await;
     let (done, transient) = match result {
         Ok(done) => (done, false),
         Err((step, e)) => {
@@ -193,14 +182,15 @@ impl Done {
 
 type StepResult = Result<Done, (&'static str, AwsError)>;
 
-async fn run<A: IotApi, L: AllowList>(
+async fn run<A: IotApi, L: AllowList, V: Verifier>(
     api: &A,
     list: &L,
+    verifier: &V,
     config: &Config,
     id: &str,
     now: i64,
 ) -> (Option<String>, StepResult) {
-    let decided = match describe_and_decide(api, list, config, id, now).await {
+    let decided = match describe_and_decide(api, list, verifier, config, id, now).await {
         Ok(answer) => answer,
         Err(failed) => return (None, Err(failed)),
     };
@@ -212,20 +202,24 @@ async fn run<A: IotApi, L: AllowList>(
         }
         Plan::Skip {
             reason, outcome, ..
-        } => match decided.finish_rotation {
-            // An ACTIVE certificate whose rotation was interrupted before
-            // the previous certificates were retired: finish it.
-            Some((thing, previous)) if !previous.is_empty() => {
-                let retired = retire(api, previous).await;
-                let result = retired.map(|ids| Done {
-                    reason: Some(format!("{reason}; {}", retired_reason(&ids))),
-                    retired: ids,
-                    kind: outcome,
-                });
-                (Some(thing), result)
-            }
-            _ => (None, Ok(Done::new(outcome, Some(reason)))),
-        },
+        } => (None, Ok(Done::new(outcome, Some(reason)))),
+        // An ACTIVE certificate whose rotation was interrupted before the
+        // previous certificates were retired: finish it.
+        Plan::FinishRotation {
+            thing_name,
+            retire: previous,
+            reason,
+            outcome,
+            ..
+        } => {
+            let retired = retire(api, previous).await;
+            let result = retired.map(|ids| Done {
+                reason: Some(format!("{reason}; {}", retired_reason(&ids))),
+                retired: ids,
+                kind: outcome,
+            });
+            (Some(thing_name), result)
+        }
         Plan::Reject { reason, revoke } => (None, reject(api, id, reason, revoke).await),
     }
 }
@@ -310,18 +304,16 @@ fn retired_reason(ids: &[String]) -> String {
 struct Decided {
     arn: String,
     plan: Plan,
-    /// For an ACTIVE certificate under retire-previous: its thing and the
-    /// older certificates still ACTIVE on it.
-    finish_rotation: Option<(String, Vec<String>)>,
 }
 
 /// DescribeCertificate, then (a pending certificate under
 /// JITR_ADMISSION=allow-list) the allow-list, then the decision, then (for
 /// an activation, or an ACTIVE certificate under retire-previous) the
 /// thing's principals.
-async fn describe_and_decide<A: IotApi, L: AllowList>(
+async fn describe_and_decide<A: IotApi, L: AllowList, V: Verifier>(
     api: &A,
     list: &L,
+    verifier: &V,
     config: &Config,
     id: &str,
     now: i64,
@@ -351,31 +343,77 @@ async fn describe_and_decide<A: IotApi, L: AllowList>(
     } else {
         Listing::NotAsked
     };
-    let mut finish_rotation = None;
     let plan = match plan::decide(&observed, &listing, config, now) {
-        Plan::Activate(a) => {
-            let principals = thing_principals(api, &observed, &a.thing_name).await?;
-            plan::claim(&observed, a, &principals, config)
-        }
-        other => {
-            if let Some(thing) = plan::rotation_thing(&observed, config) {
-                let principals = thing_principals(api, &observed, &thing).await?;
-                let previous = plan::still_to_retire(&observed, &principals, config);
-                finish_rotation = Some((thing, previous));
+        // Admitted by the function's own checks: the hook (if any) has its
+        // say, then the thing it names is looked at.
+        Plan::Activate(a) => match verified(verifier, &observed, a, config).await? {
+            Plan::Activate(a) => {
+                let principals = thing_principals(api, &observed, &a.thing_name).await?;
+                plan::may_take(&observed, a, &principals, config)
             }
-            other
-        }
+            other => other,
+        },
+        // An ACTIVE certificate under retire-previous: the thing it names
+        // is looked at, for a rotation cut short.
+        other => match plan::rotation_thing(&observed, config) {
+            Some(thing) => {
+                let principals = thing_principals(api, &observed, &thing).await?;
+                plan::finish_rotation(other, &observed, thing, &principals, config)
+            }
+            None => other,
+        },
     };
     Ok(Decided {
         arn: d.certificate_arn,
         plan,
-        finish_rotation,
     })
+}
+
+/// The activation as the verifier hook's verdict leaves it
+/// ([`plan::verified`]), the hook asked when [`plan::needs_verdict`]. A hook
+/// that cannot be asked, fails, or answers malformed or against the rules
+/// fails the record (it comes back): never admitted, never revoked.
+async fn verified<V: Verifier>(
+    verifier: &V,
+    observed: &Observed,
+    activation: plan::Activation,
+    config: &Config,
+) -> Result<Plan, (&'static str, AwsError)> {
+    let failed = |code: &str, message: String| AwsError::Service {
+        code: code.into(),
+        message,
+    };
+    let verdict = if plan::needs_verdict(config) {
+        // Admitted, so its facts were read.
+        let facts = observed.facts.as_ref().map_err(|e| {
+            let reason = failed("VerifierNotAsked", e.clone());
+            ("Invoke (verifier hook)", reason)
+        })?;
+        let proposed = Proposed {
+            thing_name: activation.thing_name.clone(),
+            attributes: activation.attributes.clone(),
+            thing_groups: activation.thing_groups.clone(),
+        };
+        let question = Question::new(
+            &observed.certificate_id,
+            observed.ca_certificate_id.as_deref(),
+            facts,
+            proposed,
+        );
+        verifier.verify(&question).await.map_err(|e| {
+            let reason = failed("VerifierFailed", e.to_string());
+            ("Invoke (verifier hook)", reason)
+        })?
+    } else {
+        Verdict::NotAsked
+    };
+    plan::verified(activation, &verdict, config)
+        .map_err(|e| ("verifier hook's answer", failed("VerifierAnswerRefused", e)))
 }
 
 /// The principals already attached to `thing` (none if it does not exist),
 /// each with the CA, status and registration time of its certificate: the
-/// facts [`plan::claim`] and [`plan::rotation`] decide on.
+/// facts [`plan::may_take`] and [`plan::rotation`] decide on.
 async fn thing_principals<A: IotApi>(
     api: &A,
     observed: &Observed,
@@ -427,7 +465,19 @@ pub async fn dry_run<A: IotApi>(
     id: &str,
     now: i64,
 ) -> Result<Plan, AwsError> {
-    describe_and_decide(api, &NoAllowList, config, id, now)
+    dry_run_listed(api, &NoAllowList, config, id, now).await
+}
+
+/// [`dry_run`] with the allow-list `list` (`JITR_ADMISSION=allow-list`):
+/// it only reads.
+pub async fn dry_run_listed<A: IotApi, L: AllowList>(
+    api: &A,
+    list: &L,
+    config: &Config,
+    id: &str,
+    now: i64,
+) -> Result<Plan, AwsError> {
+    describe_and_decide(api, list, &NoVerifier, config, id, now)
         .await
         .map(|decided| decided.plan)
         .map_err(|(_, e)| e)

@@ -1,12 +1,15 @@
 //! A request-rate limiter for AWS IoT's per-account API limits
-//! (e.g. 10 UpdateCertificate calls per second).
+//! (e.g. 10 UpdateCertificate calls per second), and for any other rate a
+//! caller must keep to (a key store's signatures per second). Async
+//! callers await their slot ([`RateLimiter::acquire`]); threads outside a
+//! runtime block for it ([`RateLimiter::wait`]).
 
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 
-use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 /// Spaces out callers so at most `per_second` pass each second.
@@ -62,21 +65,34 @@ impl RateLimiter {
     /// number may change between calls; each call is spaced by the interval
     /// of the number it was made with.
     pub async fn acquire_one_of(&self, sharers: u32) {
-        let interval = self.interval * sharers.max(1);
-        let slot = {
-            let mut next = self.next.lock().await;
-            let now = Instant::now();
-            // After an idle spell (no call for a whole interval) the phase
-            // applies again: warm instances meeting a new burst together do
-            // not all call at once either.
-            let slot = match *next {
-                Some(free) if free + interval >= now => free.max(now),
-                _ => now + interval.mul_f64(self.phase),
-            };
-            *next = Some(slot + interval);
-            slot
-        };
+        let slot = self.reserve(Instant::now(), sharers);
         tokio::time::sleep_until(slot).await;
+    }
+
+    /// Waits for this caller's slot, blocking the thread: the face for
+    /// threads outside an async runtime (the CLI's workers).
+    pub fn wait(&self) {
+        let slot = self.reserve(Instant::now(), 1);
+        let left = slot.saturating_duration_since(Instant::now());
+        if !left.is_zero() {
+            std::thread::sleep(left);
+        }
+    }
+
+    /// The slot of a caller asking at `now` (and reserves it), at
+    /// `1/sharers` of the rate.
+    fn reserve(&self, now: Instant, sharers: u32) -> Instant {
+        let interval = self.interval * sharers.max(1);
+        let mut next = self.next.lock().expect("rate limiter");
+        // After an idle spell (no call for a whole interval) the phase
+        // applies again: warm instances meeting a new burst together do
+        // not all call at once either.
+        let slot = match *next {
+            Some(free) if free + interval >= now => free.max(now),
+            _ => now + interval.mul_f64(self.phase),
+        };
+        *next = Some(slot + interval);
+        slot
     }
 
     /// Runs `f` on every item, each started in its own slot, several in
@@ -167,6 +183,38 @@ mod tests {
         let asked = Instant::now();
         limiter.acquire().await;
         assert_eq!(asked.elapsed(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn slots_are_one_interval_apart_and_never_in_the_past() {
+        let limiter = RateLimiter::new(4);
+        let t0 = Instant::now();
+        let slots: Vec<Instant> = (0..3).map(|_| limiter.reserve(t0, 1)).collect();
+        assert_eq!(slots[0], t0);
+        assert_eq!(slots[1] - slots[0], Duration::from_millis(250));
+        assert_eq!(slots[2] - slots[1], Duration::from_millis(250));
+        // After an idle spell the next slot is "now", not a backlog.
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(limiter.reserve(later, 1), later);
+    }
+
+    /// The blocking face, on real threads and the real clock: 3 threads
+    /// of 2 calls at 20/s take 6 slots 50 ms apart.
+    #[test]
+    fn threads_waiting_keep_to_the_rate_together() {
+        let limiter = RateLimiter::new(20);
+        let start = std::time::Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    limiter.wait();
+                    limiter.wait();
+                });
+            }
+        });
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(250), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
     }
 
     #[tokio::test(start_paused = true)]

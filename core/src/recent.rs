@@ -10,17 +10,19 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use aws_sdk_iot::types::CertificateStatus;
 
 use crate::aws::AwsError;
-use crate::iot::{Described, IotApi};
+use crate::clock;
+use crate::expiring::Expiring;
+use crate::iot::{CertStatus, Described, IotApi};
 
 /// How long an activation is remembered: as long as the shared claims
 /// remember a certificate done.
-const REMEMBER: Duration = Duration::from_secs(crate::claims::REMEMBER_SECONDS as u64);
-/// At most this many remembered (the oldest forgotten first).
+const REMEMBER_SECONDS: i64 = crate::claims::REMEMBER_SECONDS;
+/// At most this many remembered (what has expired forgotten first, then
+/// the oldest).
 const CAPACITY: usize = 20_000;
 
 /// An [`IotApi`] that answers DescribeCertificate itself for certificates
@@ -28,48 +30,37 @@ const CAPACITY: usize = 20_000;
 /// every other call goes through.
 pub struct Recent<A> {
     inner: A,
-    /// Described answers seen, by certificate id, and when this instance
-    /// last saw the certificate ACTIVE (None: not seen ACTIVE).
-    seen: Mutex<HashMap<String, (Described, Option<Instant>)>>,
+    /// Described answers seen, by certificate id, for ten minutes after
+    /// they were seen (or the certificate activated here); only the ACTIVE
+    /// ones are answered, a pending one is kept for its activation.
+    seen: Mutex<Expiring<Described>>,
 }
 
 impl<A: IotApi> Recent<A> {
     pub fn new(inner: A) -> Self {
         Recent {
             inner,
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Expiring::new(CAPACITY)),
         }
     }
 
-    fn remembered(&self, id: &str) -> Option<Described> {
+    fn remembered(&self, id: &str, now: i64) -> Option<Described> {
         let seen = self.seen.lock().unwrap();
-        match seen.get(id) {
-            Some((d, Some(at))) if at.elapsed() < REMEMBER => Some(d.clone()),
-            _ => None,
-        }
-    }
-
-    fn forget_old(seen: &mut HashMap<String, (Described, Option<Instant>)>) {
-        if seen.len() < CAPACITY {
-            return;
-        }
-        seen.retain(|_, (_, at)| at.is_some_and(|t| t.elapsed() < REMEMBER));
-        if seen.len() >= CAPACITY {
-            seen.clear();
-        }
+        seen.get(id, now)
+            .filter(|d| d.status == CertStatus::Active)
+            .cloned()
     }
 }
 
 impl<A: IotApi + Send> IotApi for Recent<A> {
     async fn describe_certificate(&self, id: &str) -> Result<Described, AwsError> {
-        if let Some(d) = self.remembered(id) {
+        if let Some(d) = self.remembered(id, clock::unix_seconds()) {
             return Ok(d);
         }
         let d = self.inner.describe_certificate(id).await?;
-        let active = (d.status == "ACTIVE").then(Instant::now);
+        let now = clock::unix_seconds();
         let mut seen = self.seen.lock().unwrap();
-        Self::forget_old(&mut seen);
-        seen.insert(id.to_string(), (d.clone(), active));
+        seen.insert(id, d.clone(), now + REMEMBER_SECONDS, now);
         Ok(d)
     }
     async fn update_certificate(
@@ -80,14 +71,12 @@ impl<A: IotApi + Send> IotApi for Recent<A> {
         let activate = status == CertificateStatus::Active;
         self.inner.update_certificate(id, status).await?;
         let mut seen = self.seen.lock().unwrap();
-        if activate {
-            if let Some((d, at)) = seen.get_mut(id) {
-                d.status = "ACTIVE".into();
-                *at = Some(Instant::now());
-            }
-        } else {
-            // Retired or revoked by this instance: no longer answered ACTIVE.
-            seen.remove(id);
+        // Retired or revoked by this instance: no longer answered ACTIVE.
+        let described = seen.remove(id);
+        if let Some(mut d) = described.filter(|_| activate) {
+            d.status = CertStatus::Active;
+            let now = clock::unix_seconds();
+            seen.insert(id, d, now + REMEMBER_SECONDS, now);
         }
         Ok(())
     }
@@ -209,6 +198,28 @@ mod tests {
         // Another certificate is asked.
         api.describe_certificate("b").await.unwrap();
         assert_eq!(api.inner.0.load(Ordering::SeqCst), 4);
+    }
+
+    /// Full (20,000 remembered), the memory forgets its oldest
+    /// certificate, not all of them.
+    #[tokio::test]
+    async fn a_full_memory_forgets_its_oldest_certificate_not_all() {
+        let api = Recent::new(Counting::default());
+        for i in 0..20_001 {
+            api.describe_certificate(&format!("active-{i}"))
+                .await
+                .unwrap();
+        }
+        let calls = || api.inner.0.load(Ordering::SeqCst);
+        assert_eq!(calls(), 20_001);
+        for i in [1, 10_000, 20_000] {
+            api.describe_certificate(&format!("active-{i}"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(calls(), 20_001, "the newest 20,000 answered from memory");
+        api.describe_certificate("active-0").await.unwrap();
+        assert_eq!(calls(), 20_002, "the oldest asked again");
     }
 
     #[tokio::test]

@@ -43,7 +43,7 @@ impl Registry {
         );
     }
     fn status(&self, id: &str) -> String {
-        self.certificates.lock().unwrap()[id].status.clone()
+        self.certificates.lock().unwrap()[id].status.to_string()
     }
     fn note(&self, call: String) {
         self.calls.lock().unwrap().push(call);
@@ -85,7 +85,7 @@ impl IotApi for Registry {
     async fn update_certificate(&self, id: &str, s: CertificateStatus) -> Result<(), AwsError> {
         self.note(format!("UpdateCertificate {} {}", &id[..4], s.as_str()));
         if let Some(c) = self.certificates.lock().unwrap().get_mut(id) {
-            c.status = s.as_str().to_string();
+            c.status = s.as_str().into();
         }
         Ok(())
     }
@@ -131,6 +131,7 @@ fn config(admission: &str) -> Config {
     let vars = [
         ("JITR_POLICY_NAME", "jitr-device"),
         ("JITR_ADMISSION", admission),
+        ("JITR_ALLOW_LIST_TABLE", "jitr-allow-list"),
     ];
     Config::from_lookup(|k| {
         vars.iter()

@@ -101,7 +101,7 @@ impl IotApi for Recording {
     ) -> Result<(), AwsError> {
         self.note("UpdateCertificate");
         if let Some(c) = self.certificates.lock().unwrap().get_mut(id) {
-            c.status = status.as_str().to_string();
+            c.status = status.as_str().into();
         }
         Ok(())
     }

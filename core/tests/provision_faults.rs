@@ -519,9 +519,12 @@ async fn a_thing_of_the_same_ca_takes_a_new_certificate() {
 
 /// Claims in memory, shared by "instances" (one `Memory` each, one map):
 /// the semantics of the function's DynamoDB table.
+/// A claim as the table holds it: (owner, state, expiry).
+type ClaimItems = std::collections::HashMap<String, (&'static str, &'static str, i64)>;
+
 #[derive(Clone)]
 struct Memory {
-    items: Arc<Mutex<std::collections::HashMap<String, (&'static str, &'static str, i64)>>>,
+    items: Arc<Mutex<ClaimItems>>,
     owner: &'static str,
 }
 
@@ -740,7 +743,7 @@ async fn a_quota_reached_is_a_failed_record_not_retried_by_the_function() {
             client,
             endpoint: "mock".into(),
         },
-        &jitr_core::pacing::ApiRates::default(),
+        &jitr_core::quota::ApiRates::default(),
     )
     .retrying(7);
     let answer = jitr_core::handler::handle(

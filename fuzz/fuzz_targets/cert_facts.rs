@@ -4,6 +4,7 @@
 //! The same bytes, cut in two (a big-endian u16 prefix gives the cut), go to the issuer-signature check.
 #![no_main]
 
+use jitr_core::admission::Listing;
 use jitr_core::facts::{rfc3339, verify_issued_by, CertFacts};
 use jitr_core::pem::{certificates, encode_certificate};
 use jitr_core::plan::{decide, Observed};
@@ -32,7 +33,12 @@ fuzz_target!(|data: &[u8]| {
                 facts: Ok(facts),
                 created_ms: None,
             };
-            let _ = decide(&observed, jitr_fuzz::config(), 1_700_000_000);
+            let _ = decide(
+                &observed,
+                &Listing::NotAsked,
+                jitr_fuzz::config(),
+                1_700_000_000,
+            );
         }
         Err(e) => assert!(!e.to_string().is_empty()),
     }

@@ -28,19 +28,9 @@ async fn main() -> Result<(), Error> {
         report_init_error("InvalidConfiguration", &e.to_string());
     })?;
     let sdk = aws::load_with(&AwsOptions::default(), aws::function_timeouts()).await?;
-    // The allow-list (JITR_ADMISSION=allow-list): without its table nothing
-    // could be admitted, so that is a configuration error too.
-    let allow_list = jitr_core::allow_list_table::AllowListTable::from_env(&sdk);
-    if config.admission == jitr_core::config::Admission::AllowList && allow_list.is_none() {
-        let e = jitr_core::config::ConfigError {
-            variable: "JITR_ALLOW_LIST_TABLE",
-            problem: "is required with JITR_ADMISSION=allow-list: the allow-list table's name"
-                .into(),
-        };
-        tracing::error!(error = %e, "invalid configuration");
-        report_init_error("InvalidConfiguration", &e.to_string());
-        return Err(e.into());
-    }
+    // The allow-list (JITR_ADMISSION=allow-list): Config refused to start
+    // without its table, so under allow-list this is always Some.
+    let allow_list = jitr_core::allow_list_table::AllowListTable::for_config(&sdk, &config);
     // The client sends each call once; the pacer retries transient failures
     // in slots of their own, so retries keep to the quota too.
     let sdk_api = SdkIot {
@@ -58,9 +48,24 @@ async fn main() -> Result<(), Error> {
     let api = Recent::new(paced.retrying(RETRIES));
     // Claims shared with the other instances: one provisions a certificate,
     // the others acknowledge its duplicate events without an IoT call.
-    let claims = jitr_core::claims_table::ClaimsTable::from_env(&sdk)
-        .map(|table| jitr_core::claims::RememberDone::new(table.sharing(share)));
+    let claims = config.claims_table.as_deref().map(|table| {
+        let table = jitr_core::claims_table::ClaimsTable::for_this_instance(&sdk, table);
+        jitr_core::claims::RememberDone::new(table.sharing(share))
+    });
+    // Events downstream (JITR_EVENT_BUS): one per final outcome, best effort.
+    let events = config
+        .event_bus
+        .as_deref()
+        .map(|bus| jitr_core::events_sdk::SdkEvents::new(&sdk, bus));
+    // The verifier hook (JITR_VERIFIER_FUNCTION): asked about each
+    // certificate the function's own checks admit.
+    let verifier = config
+        .verifier_function
+        .as_deref()
+        .map(|arn| jitr_core::verifier_function::VerifierFunction::new(&sdk, arn));
+    let verifier = &verifier;
     let (api, claims, allow_list, config) = (&api, &claims, &allow_list, &config);
+    let events = &events;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now = jitr_core::clock::unix_seconds();
         // Work stops a margin before Lambda's deadline, so the answer (with
@@ -70,6 +75,8 @@ async fn main() -> Result<(), Error> {
             api,
             claims,
             allow_list,
+            verifier,
+            events,
             config,
             event.payload,
             now,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod burst;
 pub mod kms;
 pub mod lambda;
 pub mod ministack;
@@ -14,6 +15,7 @@ pub mod mosquitto;
 pub mod moto;
 pub mod rehearsal;
 pub mod runtime_api;
+pub mod sdk;
 pub mod softhsm;
 pub mod throttle_proxy;
 pub mod walkthrough;

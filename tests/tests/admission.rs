@@ -1,10 +1,13 @@
 //! Admission on the deployed stack (issue 26): `Admission=allow-list` with
 //! the list filled by `jitr device allow` from a manifest and from a
-//! certificate file, and a `ThingNameTemplate`. Of devices of one CA, the
-//! one allowed from its manifest is ACTIVE under its manifest name, the one
-//! allowed by its certificate alone is named by the template, and the one
-//! never allowed is REVOKED "not on the allow-list". Then the templates'
-//! allow-list: its table, its one grant, its parameters and output.
+//! certificate file, a `ThingNameTemplate` and `ThingAttributes`. Of devices
+//! of one CA, the one allowed from its manifest is ACTIVE under its manifest
+//! name, the one allowed by its certificate alone is named by the template,
+//! and the one never allowed is REVOKED "not on the allow-list"; things
+//! carry the templated attributes, an entry's winning key by key, and a
+//! subject value AWS refuses in an attribute revokes its certificate. Then
+//! the templates' allow-list: its table, its one grant, its parameters and
+//! output.
 
 use std::process::Command;
 use std::time::Duration;
@@ -13,6 +16,31 @@ use jitr_tests::lambda::workspace;
 use jitr_tests::rehearsal::{cert_arn, Options, Rehearsal};
 use jitr_tests::{certificate_id, issue_device, run};
 use serde_json::{json, Value};
+
+/// Issues device `name` into `out` with the extra subject attributes `extra`.
+fn issue_with(d: &std::path::Path, out: &str, name: &str, extra: &str) {
+    jitr_tests::jitr(
+        d,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            "root",
+            "--out",
+            out,
+            "--name",
+            name,
+            "--subject-extra",
+            extra,
+        ],
+    )
+    .success();
+}
+
+/// A thing's attributes, as DescribeThing answers.
+fn attributes(r: &Rehearsal, thing: &str) -> Value {
+    r.iot("describe_thing", json!({ "thingName": thing }))["attributes"].clone()
+}
 
 /// The function's log lines about a certificate.
 fn function_lines(r: &Rehearsal, id: &str) -> Vec<String> {
@@ -30,6 +58,10 @@ fn only_allowed_devices_get_in_under_their_manifest_or_template_names() {
     let parameters = [
         ("Admission", "allow-list"),
         ("ThingNameTemplate", "unit-{CN}"),
+        (
+            "ThingAttributes",
+            "model={O},serial=sn-{serialNumber},cert={certificateId}",
+        ),
     ];
     let r = Rehearsal::start(
         d,
@@ -38,9 +70,9 @@ fn only_allowed_devices_get_in_under_their_manifest_or_template_names() {
             ..Options::default()
         },
     );
-    issue_device(d, "root", "dev", "robot-1");
+    issue_with(d, "dev", "robot-1", "O=Acme,serialNumber=SN-1");
     issue_device(d, "root", "other", "robot-2");
-    issue_device(d, "root", "third", "robot-3");
+    issue_with(d, "third", "robot-3", "O=Acme-EU,serialNumber=SN-3");
     let (one, two, three) = (
         certificate_id(d, "dev/robot-1/device.crt"),
         certificate_id(d, "other/robot-2/device.crt"),
@@ -78,12 +110,31 @@ fn only_allowed_devices_get_in_under_their_manifest_or_template_names() {
         "{again}"
     );
 
+    // An entry's attributes (as another tool may write them) win over the
+    // templates' key by key.
+    r.ms.boto3(
+        "dynamodb",
+        "put_item",
+        json!({
+            "TableName": r.output("AllowListTableName"),
+            "Item": {
+                "certificateId": { "S": one },
+                "thingName": { "S": "robot-1" },
+                "attributes": { "M": { "model": { "S": "M-7" } } },
+            },
+        }),
+    );
+
     // Allowed from the manifest: ACTIVE under the manifest's name (the
     // entry's name wins over the template's unit-robot-1).
     let out = r.connect(&["dev/robot-1", "--client-id", "robot-1"], "60");
     assert_eq!(out.code, Some(0), "{}\n{}", out.stderr, r.ms.log());
     assert_eq!(r.status(&one), "ACTIVE");
     assert_eq!(r.thing_principals("robot-1"), vec![cert_arn(&one)]);
+    assert_eq!(
+        attributes(&r, "robot-1"),
+        json!({ "model": "M-7", "serial": "sn-SN-1", "cert": one })
+    );
 
     // Never allowed: REVOKED, with the reason in the function's log, no thing.
     let out = r.connect(&["other/robot-2"], "4");
@@ -111,6 +162,43 @@ fn only_allowed_devices_get_in_under_their_manifest_or_template_names() {
     assert_eq!(out.json()["client_id"], "unit-robot-3");
     assert_eq!(r.status(&three), "ACTIVE");
     assert_eq!(r.thing_principals("unit-robot-3"), vec![cert_arn(&three)]);
+    assert_eq!(
+        attributes(&r, "unit-robot-3"),
+        json!({ "model": "Acme-EU", "serial": "sn-SN-3", "cert": three })
+    );
+
+    // Allowed, but its O holds a space, which AWS refuses in an attribute
+    // value: REVOKED with the attribute named, as a bad name would be.
+    issue_with(d, "fourth", "robot-4", "O=Acme Inc,serialNumber=SN-4");
+    let four = certificate_id(d, "fourth/robot-4/device.crt");
+    let added = r.ms.jitr(
+        d,
+        &[
+            "--json",
+            "device",
+            "allow",
+            "fourth/robot-4/device.crt",
+            "--stack",
+            "jitr",
+        ],
+    );
+    assert_eq!(added.json()["added"], json!(1), "{}", added.stderr);
+    let out = r.connect(&["fourth/robot-4"], "4");
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert!(
+        r.eventually(Duration::from_secs(15), || r.status(&four) == "REVOKED"),
+        "{}\n{}",
+        r.status(&four),
+        r.ms.log()
+    );
+    let lines = function_lines(&r, &four);
+    assert!(
+        lines.iter().any(|l| l.contains("Rejected")
+            && l.contains("attribute model:")
+            && l.contains("Acme Inc")
+            && l.contains("has ' '")),
+        "{lines:?}"
+    );
 
     let things: Vec<String> = r.iot("list_things", json!({}))["things"]
         .as_array()
@@ -148,6 +236,144 @@ fn only_allowed_devices_get_in_under_their_manifest_or_template_names() {
         json!({ "TableName": r.output("AllowListTableName"), "Key": { "certificateId": { "S": one } } }),
     );
     assert!(item.get("Item").is_none(), "{item}");
+}
+
+/// `jitr reconcile` and `jitr provision` read the function's settings:
+/// under JITR_ADMISSION=allow-list without JITR_ALLOW_LIST_TABLE every
+/// lookup would fail and nothing could be admitted, so they refuse to
+/// start, naming the setting, before any AWS call (the endpoint here is a
+/// closed port: a call would fail differently).
+#[test]
+fn provisioning_commands_under_the_allow_list_need_its_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let id = "ab".repeat(32);
+    let closed = format!("http://127.0.0.1:{}", jitr_tests::free_port());
+    for args in [
+        vec!["reconcile", "--ca", &id, "--policy", "jitr-device"],
+        vec![
+            "reconcile",
+            "--ca",
+            &id,
+            "--policy",
+            "jitr-device",
+            "--dry-run",
+        ],
+        vec!["provision", &id, "--policy", "jitr-device"],
+    ] {
+        let out = run(Command::new(jitr_tests::bin("jitr"))
+            .args(&args)
+            .current_dir(tmp.path())
+            .env("JITR_ADMISSION", "allow-list")
+            .env_remove("JITR_ALLOW_LIST_TABLE")
+            .env("AWS_ENDPOINT_URL", &closed)
+            .env("AWS_REGION", "eu-west-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true"));
+        let err = out.failure();
+        assert!(
+            err.contains("JITR_ALLOW_LIST_TABLE")
+                && err.contains("is required with JITR_ADMISSION=allow-list"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// `jitr reconcile` under the allow-list (the function's provisioning, run
+/// from the administrator's machine) reads the stack's list as the
+/// function does. Two devices connected before they were allowed, and the
+/// stack (`OnReject=ignore`) left them pending; one is allowed since, from
+/// its manifest. The dry run plans it under its manifest name and plans to
+/// reject the other; the run activates the first and revokes the other,
+/// "not on the allow-list".
+#[test]
+fn reconcile_under_the_allow_list_admits_only_the_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let parameters = [("Admission", "allow-list"), ("OnReject", "ignore")];
+    let r = Rehearsal::start(
+        d,
+        Options {
+            parameters: &parameters,
+            ..Options::default()
+        },
+    );
+    issue_device(d, "root", "dev", "robot-1");
+    issue_device(d, "root", "other", "robot-2");
+    let one = certificate_id(d, "dev/robot-1/device.crt");
+    let two = certificate_id(d, "other/robot-2/device.crt");
+    for (dir, id) in [("dev/robot-1", &one), ("other/robot-2", &two)] {
+        let out = r.connect(&[dir], "4");
+        assert_eq!(out.code, Some(1), "{}", out.stdout);
+        let refused = || {
+            function_lines(&r, id)
+                .iter()
+                .any(|l| l.contains("not on the allow-list"))
+        };
+        assert!(
+            r.eventually(Duration::from_secs(15), refused),
+            "{}",
+            r.ms.log()
+        );
+        assert_eq!(r.status(id), "PENDING_ACTIVATION");
+    }
+    let allowed = r.ms.jitr(d, &["device", "allow", "dev", "--stack", "jitr"]);
+    assert!(allowed.ok(), "{}", allowed.stderr);
+
+    let (table, group, policy) = (
+        r.output("AllowListTableName"),
+        r.output("DeviceGroupName"),
+        r.output("DevicePolicyName"),
+    );
+    let reconcile = |extra: &[&str]| {
+        run(Command::new(jitr_tests::bin("jitr"))
+            .args(["--json", "reconcile", "--ca", "root", "--policy", &policy])
+            .args(extra)
+            .current_dir(d)
+            .envs(r.ms.env())
+            .env("JITR_ADMISSION", "allow-list")
+            .env("JITR_ALLOW_LIST_TABLE", &table)
+            .env("JITR_DEVICE_GROUP", &group))
+    };
+    let of = |items: &Value, id: &str| -> Value {
+        items
+            .as_array()
+            .unwrap_or_else(|| panic!("not a list: {items}"))
+            .iter()
+            .find(|i| i["certificateId"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not in {items}"))
+    };
+
+    let plans = reconcile(&["--dry-run"]);
+    assert!(plans.ok(), "{}\n{}", plans.stderr, plans.stdout);
+    let plans = plans.json();
+    assert_eq!(of(&plans, &one)["plan"]["action"], "activate", "{plans}");
+    assert_eq!(of(&plans, &one)["plan"]["thing_name"], "robot-1", "{plans}");
+    assert_eq!(
+        of(&plans, &two)["plan"],
+        json!({ "action": "reject", "reason": "not on the allow-list", "revoke": true }),
+        "{plans}"
+    );
+    assert_eq!(
+        (r.status(&one), r.status(&two)),
+        ("PENDING_ACTIVATION".into(), "PENDING_ACTIVATION".into())
+    );
+
+    let done = reconcile(&[]);
+    let outcomes = done.json();
+    assert!(done.ok(), "{}\n{outcomes}", done.stderr);
+    assert_eq!(of(&outcomes, &one)["outcome"], "Activated", "{outcomes}");
+    assert_eq!(of(&outcomes, &one)["thing"], "robot-1", "{outcomes}");
+    assert_eq!(of(&outcomes, &two)["outcome"], "Rejected", "{outcomes}");
+    assert_eq!(
+        of(&outcomes, &two)["reason"],
+        "not on the allow-list",
+        "{outcomes}"
+    );
+    assert_eq!(r.status(&one), "ACTIVE");
+    assert_eq!(r.status(&two), "REVOKED");
+    assert_eq!(r.thing_principals("robot-1"), vec![cert_arn(&one)]);
 }
 
 /// A stack without the allow-list output is refused by name, before any write.
@@ -226,6 +452,32 @@ fn check_template(t: &Value) {
     assert_eq!(admission["Default"], "any");
     assert_eq!(admission["AllowedValues"], json!(["any", "allow-list"]));
     assert_eq!(t["Parameters"]["ThingNameTemplate"]["Default"], "");
+    assert_eq!(env["JITR_THING_ATTRIBUTES"]["Ref"], "ThingAttributes");
+    assert_eq!(t["Parameters"]["ThingAttributes"]["Default"], "");
+    // Its pattern (CloudFormation's whole-string match, with Python's re)
+    // passes what the function may accept and stops what it never would.
+    let pattern = t["Parameters"]["ThingAttributes"]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    let values = [
+        ("", true),
+        (
+            "model={O},serial=sn-{serialNumber},cert={certificateId}",
+            true,
+        ),
+        ("a.b@c/d:e#f_g-h=[x]=y", true),
+        ("model=a b", false),
+        ("model=x;y", false),
+    ];
+    let script = "import re, sys\nprint(re.fullmatch(sys.argv[1], sys.argv[2]) is not None)";
+    for (value, ok) in values {
+        let out = run(Command::new("python3").args(["-c", script, pattern, value]));
+        assert_eq!(
+            out.success().trim(),
+            if ok { "True" } else { "False" },
+            "{value}"
+        );
+    }
     assert_eq!(t["Outputs"]["AllowListTableName"]["Value"]["Ref"], table_id);
     // The function reads the list with GetItem on that table, and nothing else reads it.
     let on_table: Vec<Value> = dynamodb_grants(t)

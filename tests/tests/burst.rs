@@ -1,388 +1,15 @@
 //! A fleet powering on at once (issue 14): devices connect together through
 //! the emulator with the deployed stack's rule, queue and function, while a
 //! proxy in front of the emulator enforces AWS IoT's per-operation quotas
-//! and injects server errors. Also `make bench-burst` (ignored here).
+//! and injects server errors (`jitr_tests::burst`). The fleets take
+//! minutes each: the slow tier (`make test-slow`); a lone device is quick.
+//! `make bench-burst` is `tests/examples/bench_burst.rs`.
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use jitr_tests::rehearsal::{Options, Rehearsal};
-use jitr_tests::throttle_proxy::{api_rates, Faults, ThrottleProxy};
-use jitr_tests::{free_port, jitr};
-
-const FLEET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/fleet.py");
+use jitr_tests::burst::{delivered_from, deploy, power_on, run, Burst, STATUS_COUNTS};
+use jitr_tests::rehearsal::Rehearsal;
 use serde_json::json;
-
-/// How a burst is set up.
-struct Burst {
-    devices: usize,
-    /// Quotas = AWS's defaults x scale (so runs stay short).
-    scale: f64,
-    max_concurrency: u32,
-    error_rate: f64,
-    /// How long the fleet may take to be all ACTIVE.
-    patience: Duration,
-}
-
-/// What a burst did.
-#[derive(Debug)]
-struct Outcome {
-    devices: usize,
-    wall_s: f64,
-    /// From the first activation to the last (the registration of the
-    /// fleet's first CONNECTs comes before the first event).
-    activating_s: f64,
-    active: usize,
-    calls: u64,
-    /// DescribeCertificate calls (the binding operation: one per event, duplicates included).
-    describes: u64,
-    throttled: u64,
-    errors: u64,
-    redeliveries: usize,
-    dead_lettered: usize,
-    /// Things without exactly one principal that is ACTIVE with the device policy.
-    duplicates: usize,
-    timed_out: usize,
-    binding: f64,
-    /// Devices that connected (and published) in the end.
-    connected: usize,
-    /// CONNECTs the fleet sent that were refused (each one while pending
-    /// publishes a registered event).
-    refused: u64,
-    /// Function instances the emulator started.
-    instances: usize,
-    /// When the last device got in (its backoff may end after the last activation).
-    last_connect_s: f64,
-}
-
-impl Outcome {
-    fn rate(&self) -> f64 {
-        self.devices as f64 / self.wall_s
-    }
-    /// Activations per second while the fleet was being activated.
-    fn sustained(&self) -> f64 {
-        (self.devices.saturating_sub(1)) as f64 / self.activating_s.max(0.001)
-    }
-    fn stranded(&self) -> usize {
-        self.devices - self.active - self.dead_lettered.min(self.devices - self.active)
-    }
-    /// DescribeCertificate calls per second as % of its quota.
-    fn describe_use_pct(&self) -> f64 {
-        100.0 * self.describes as f64 / self.wall_s / self.binding
-    }
-    fn throttled_pct(&self) -> f64 {
-        100.0 * self.throttled as f64 / self.calls.max(1) as f64
-    }
-    fn table(&self) -> String {
-        format!(
-            "| devices | wall time | devices/s | binding limit | % of limit | sustained devices/s, % of limit | DescribeCertificate calls/s, % of quota | DescribeCertificate per device | events per device | instances | last device in | throttled % of calls | 5xx injected | redeliveries | dead-lettered | activated exactly once |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n\
-             | {} | {:.1} s | {:.2} | {:.0}/s | {:.0}% | {:.2} = {:.0}% | {:.0}% | {:.2} | {:.2} | {} | {:.1} s | {:.2}% | {} | {} | {} | {} |",
-            self.devices,
-            self.wall_s,
-            self.rate(),
-            self.binding,
-            100.0 * self.rate() / self.binding,
-            self.sustained(),
-            100.0 * self.sustained() / self.binding,
-            self.describe_use_pct(),
-            self.describes as f64 / self.devices as f64,
-            self.refused as f64 / self.devices as f64,
-            self.instances,
-            self.last_connect_s,
-            self.throttled_pct(),
-            self.errors,
-            self.redeliveries,
-            self.dead_lettered,
-            self.active - self.duplicates.min(self.active),
-        )
-    }
-    fn line(&self) -> String {
-        format!(
-            "burst: {} devices, {:.2} devices/s = {:.0}% of the binding limit, throttled {:.2}% of calls, dead-lettered {}, stranded {}, duplicates {}",
-            self.devices,
-            self.rate(),
-            100.0 * self.rate() / self.binding,
-            self.throttled_pct(),
-            self.dead_lettered,
-            self.stranded(),
-            self.duplicates
-        )
-    }
-}
-
-/// Certificates of the account by status, in one boto3 process.
-const STATUS_COUNTS: &str = r#"
-import boto3, json
-c = boto3.client("iot")
-out = {}
-for page in c.get_paginator("list_certificates").paginate(pageSize=250):
-    for cert in page["certificates"]:
-        out[cert["status"]] = out.get(cert["status"], 0) + 1
-print(json.dumps(out))
-"#;
-
-/// Power-on: every device of `fleet` connects at once and reconnects as the
-/// AWS IoT Device SDKs do while its certificate is pending (1 s doubling to
-/// 120 s, full jitter), for up to `patience`: scripts/fleet.py, one process
-/// for the fleet. Its summary (connected, attempts, refused, ...).
-fn power_on(r: &Rehearsal, fleet: &std::path::Path, patience: Duration) -> serde_json::Value {
-    let out = std::process::Command::new("python3")
-        .arg(FLEET)
-        .args(["--endpoint", &r.endpoint, "--ca-file"])
-        .arg(&r.server_ca)
-        .args(["--timeout", &patience.as_secs().to_string()])
-        .arg(fleet)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("fleet.py: {e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
-
-fn issue_fleet(d: &std::path::Path, devices: usize) {
-    let count = devices.to_string();
-    jitr(
-        d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "fleet",
-            "--count",
-            &count,
-            "--name-template",
-            "robot-{n:05}",
-        ],
-    )
-    .success();
-}
-
-/// The SAM stack deployed on ministack, its function's IoT calls through
-/// the proxy (quotas x `b.scale`, `b.error_rate` 5xx), and a fleet issued.
-fn deploy(b: &Burst) -> (tempfile::TempDir, Rehearsal, ThrottleProxy) {
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
-    let proxy_port = free_port();
-    let rates = api_rates(b.scale);
-    let concurrency = b.max_concurrency.to_string();
-    let parameters = [
-        ("MaxConcurrency", concurrency.as_str()),
-        ("ApiRates", rates.as_str()),
-    ];
-    // The proxy starts before the deployment: the stack's own functions
-    // (the device group's policy attachment) call AWS through it while it
-    // deploys. Faults are injected from the fleet's first event on only: a
-    // deployment that rolls back is not what these runs measure.
-    let proxy = std::cell::OnceCell::new();
-    let start_proxy = |ms: &jitr_tests::ministack::Ministack| {
-        let faults = Faults {
-            scale: b.scale,
-            ..Faults::default()
-        };
-        assert!(proxy
-            .set(ThrottleProxy::start_on(proxy_port, &ms.url, faults))
-            .is_ok());
-    };
-    let r = Rehearsal::start(
-        d,
-        Options {
-            parameters: &parameters,
-            function_endpoint_port: Some(proxy_port),
-            before_deploy: Some(&start_proxy),
-            ..Options::default()
-        },
-    );
-    let proxy = proxy.into_inner().expect("started before the deployment");
-    proxy.set_faults(b.error_rate, 0.0);
-    issue_fleet(d, b.devices);
-    (tmp, r, proxy)
-}
-
-fn run(b: &Burst) -> (Outcome, Rehearsal, tempfile::TempDir) {
-    let (tmp, r, proxy) = deploy(b);
-    let d = tmp.path();
-    let started = std::time::SystemTime::now();
-    let clock = Instant::now();
-    // Devices keep trying past the patience by one capped backoff (120 s),
-    // so one activated late still gets in.
-    let summary = power_on(&r, &d.join("fleet"), b.patience + Duration::from_secs(120));
-    let connected = summary["connected"].as_u64().unwrap_or(0) as usize;
-    let mut active = 0;
-    r.eventually(b.patience, || {
-        let counts = r.ms.python(STATUS_COUNTS, &[]).json();
-        active = counts["ACTIVE"].as_u64().unwrap_or(0) as usize;
-        active >= b.devices
-    });
-    let stats = proxy.stats();
-    // `make bench-burst` draws the chart from this (scripts/burst_chart.py).
-    if let Ok(path) = std::env::var("BURST_TIMELINE") {
-        let started_at = started
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64();
-        let timeline = json!({ "started_at": started_at, "devices": b.devices,
-            "max_concurrency": b.max_concurrency, "seconds": proxy.timeline() });
-        std::fs::write(&path, timeline.to_string()).expect("BURST_TIMELINE is writable");
-    }
-    // The clock stops at the last activation (the proxy's last answered
-    // UpdateCertificate), not when the slowest device's backoff ends.
-    let since_start = |at: f64| {
-        at - started
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64()
-    };
-    let activations = stats.get("UpdateCertificate");
-    let wall_s = activations
-        .and_then(|c| c.last_passed_at)
-        .map(since_start)
-        .unwrap_or_else(|| clock.elapsed().as_secs_f64());
-    let activating_s = wall_s
-        - activations
-            .and_then(|c| c.first_passed_at)
-            .map(since_start)
-            .unwrap_or(0.0);
-
-    let (calls, throttled, errors) = stats.values().fold((0, 0, 0), |(c, t, e), s| {
-        (c + s.calls, t + s.throttled, e + s.errors + s.dropped)
-    });
-    let dlq = r.output("DeadLetterQueueUrl");
-    let attrs = r.ms.boto3(
-        "sqs",
-        "get_queue_attributes",
-        json!({ "QueueUrl": dlq, "AttributeNames": ["ApproximateNumberOfMessages"] }),
-    );
-    let dead_lettered = attrs["Attributes"]["ApproximateNumberOfMessages"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let log = r.ms.log();
-    let redeliveries = log
-        .lines()
-        .filter_map(|l| l.split_once(" partial failures)"))
-        .filter_map(|(head, _)| head.rsplit_once('(')?.1.trim().parse::<usize>().ok())
-        .sum();
-    let timed_out = log.matches("Task timed out").count();
-    let instances = log.matches("(cold start)").count();
-    let report = r.things_report();
-    let things = report.as_object().unwrap();
-    let good = |rows: &serde_json::Value| {
-        rows.as_array().is_some_and(|a| {
-            a.len() == 1
-                && a[0]["status"] == "ACTIVE"
-                && a[0]["policies"] == json!([r.output("DevicePolicyName")])
-        })
-    };
-    let duplicates =
-        things.values().filter(|rows| !good(rows)).count() + things.len().saturating_sub(b.devices);
-    eprintln!("proxy: {stats:?}");
-    // Where calls beyond one a device come from: the function's outcomes,
-    // and claims it could not make or settle (the table slow or unreachable).
-    let kinds = [
-        "Activated",
-        "AlreadyActive",
-        "Duplicate",
-        "ClaimedElsewhere",
-        "Deferred",
-        "Failed",
-    ];
-    let outcomes: Vec<String> = kinds
-        .iter()
-        .map(|k| format!("{k} {}", log.matches(&format!("outcome=\"{k}\"")).count()))
-        .collect();
-    eprintln!(
-        "claims: outcomes {}; provisioned without a claim {}, claims not settled {}",
-        outcomes.join(", "),
-        log.matches("provisioning without a claim").count(),
-        log.matches("claim not settled").count()
-    );
-    let outcome = Outcome {
-        devices: b.devices,
-        wall_s,
-        activating_s,
-        active,
-        calls,
-        describes: stats.get("DescribeCertificate").map_or(0, |c| c.calls),
-        throttled,
-        errors,
-        redeliveries,
-        dead_lettered,
-        duplicates,
-        timed_out,
-        binding: 10.0 * b.scale,
-        connected,
-        refused: summary["refused"].as_u64().unwrap_or(0),
-        instances,
-        last_connect_s: summary["last_connect_s"].as_f64().unwrap_or(0.0),
-    };
-    eprintln!("fleet: {summary}");
-    drop(proxy);
-    (outcome, r, tmp)
-}
-
-/// A lone device on a quiet deployment (issue 23): at MaxConcurrency 20 a
-/// static share of DescribeCertificate's and UpdateCertificate's 10/s is
-/// 0.5/s, a slot up to 2 s away for each; an instance working alone takes
-/// the whole rate (its heartbeat in the claims table says it is alone).
-/// Three devices one after the other, the instances idle in between: prints
-/// each one's first CONNECT to ACTIVE (the emulator's own delivery, rule to
-/// queue to function, included; on AWS the mapping's batching window may add
-/// up to 20 s: README "Not solved: AWS's batching window"). A benchmark, not
-/// a timed test (`make bench-burst` runs it); the tests of the shared rate are
-/// `shares.rs` and `pacing.rs`'s unit tests.
-#[test]
-#[ignore = "benchmark: make bench-burst"]
-fn bench_lone_device() {
-    let b = Burst {
-        devices: 3,
-        scale: 1.0,
-        max_concurrency: 20,
-        error_rate: 0.0,
-        patience: Duration::from_secs(60),
-    };
-    let (_tmp, r, proxy) = deploy(&b);
-    let mut took = Vec::new();
-    for n in 1..=b.devices {
-        // Longer than a heartbeat's lease: the last device's instance is
-        // no longer counted working.
-        std::thread::sleep(Duration::from_secs(4));
-        let device = format!("fleet/robot-{n:05}");
-        let asked = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64();
-        let out = r.connect(&[&device], "60");
-        assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
-        let activated = proxy.stats()["UpdateCertificate"]
-            .last_passed_at
-            .expect("activated through the proxy");
-        took.push(activated - asked);
-    }
-    println!(
-        "lone: {} devices one at a time, first CONNECT to ACTIVE: {took:.2?} s",
-        took.len()
-    );
-}
-
-/// Records the emulator's event source mappings delivered from `queue_url`'s
-/// queue, by its log ("ESM: Lambda F processed N SQS messages from QUEUE").
-fn delivered_from(r: &Rehearsal, queue_url: &str) -> usize {
-    let queue = queue_url.rsplit('/').next().unwrap();
-    r.ms.log()
-        .lines()
-        .filter_map(|l| {
-            l.split_once(" processed ")?
-                .1
-                .split_once(" SQS messages from ")
-        })
-        .filter(|(_, rest)| rest.split_whitespace().next() == Some(queue))
-        .filter_map(|(n, _)| n.trim().parse::<usize>().ok())
-        .sum()
-}
 
 /// A lone device with the fast lane (issue 23 item 4): the rule puts each of
 /// its registered events on both lanes' queues, both mappings deliver them to
@@ -405,8 +32,7 @@ fn a_lone_device_s_event_on_both_lanes_is_provisioned_once() {
     assert_ne!(bulk, fast);
     let out = r.connect(&["fleet/robot-00001"], "60");
     assert_eq!(out.code, Some(0), "{}\n{}", out.stderr, r.ms.log());
-    let pem = std::fs::read(tmp.path().join("fleet/robot-00001/device.crt")).unwrap();
-    let id = jitr_core::CertFacts::from_pem(&pem).unwrap().certificate_id;
+    let id = jitr_tests::certificate_id(tmp.path(), "fleet/robot-00001/device.crt");
     assert_eq!(r.status(&id), "ACTIVE");
     let events = r.events_published(&id);
     assert!(events >= 1);
@@ -461,12 +87,13 @@ fn a_lone_device_s_event_on_both_lanes_is_provisioned_once() {
     assert_eq!(activations, 1, "{timeline}");
 }
 
-/// Part of `make test`: a few hundred devices, quotas enforced (x2 so the
+/// `make test`'s slow tier: a few hundred devices, quotas enforced (x2 so the
 /// run stays short), 10% of IoT calls answered 500. Every certificate ends
 /// ACTIVE exactly once with one thing, one principal and one policy;
 /// nothing is dead-lettered; no invocation ran past its deadline; and the
 /// function paced itself instead of being throttled.
 #[test]
+#[ignore = "slow"]
 fn a_fleet_powering_on_at_once_is_provisioned_exactly_once_under_quotas_and_5xx() {
     let (o, r, _tmp) = run(&Burst {
         devices: 200,
@@ -507,6 +134,7 @@ fn a_fleet_powering_on_at_once_is_provisioned_exactly_once_under_quotas_and_5xx(
 /// provisions afterwards, through the same quotas; every device ends ACTIVE
 /// exactly once.
 #[test]
+#[ignore = "slow"]
 fn with_thirty_percent_5xx_nothing_is_lost_and_reconcile_recovers_the_rest() {
     let (o, r, tmp) = run(&Burst {
         devices: 50,
@@ -565,6 +193,7 @@ fn queue_count(r: &Rehearsal, url: &str, attribute: &str) -> u64 {
 /// ends ACTIVE exactly once; the dead-lettered events then all name ACTIVE
 /// certificates, and purging the DLQ (the documented last step) empties it.
 #[test]
+#[ignore = "slow"]
 fn events_dead_lettered_in_a_window_of_5xx_are_recovered_by_reconcile() {
     let devices = 20;
     let (tmp, r, proxy) = deploy(&Burst {
@@ -678,27 +307,6 @@ fn events_dead_lettered_in_a_window_of_5xx_are_recovered_by_reconcile() {
             + queue_count(&r, &dlq, "ApproximateNumberOfMessagesNotVisible")
             == 0
     }));
-}
-
-/// `make bench-burst`: BURST_DEVICES (default 2000), BURST_SCALE (quota
-/// scale, default 1), BURST_MAX_CONCURRENCY (default 2), BURST_ERROR_RATE
-/// (default 0). Prints the table and the one-line summary.
-#[test]
-#[ignore = "a benchmark: make bench-burst"]
-fn bench_burst() {
-    let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
-    let devices: usize = var("BURST_DEVICES", "2000").parse().unwrap();
-    let scale: f64 = var("BURST_SCALE", "1").parse().unwrap();
-    let b = Burst {
-        devices,
-        scale,
-        max_concurrency: var("BURST_MAX_CONCURRENCY", "2").parse().unwrap(),
-        error_rate: var("BURST_ERROR_RATE", "0").parse().unwrap(),
-        // Twice the time the binding limit needs, plus a few minutes.
-        patience: Duration::from_secs_f64(2.0 * devices as f64 / (10.0 * scale) + 300.0),
-    };
-    let (o, _r, _tmp) = run(&b);
-    println!("{}\n{}", o.table(), o.line());
 }
 
 /// `make bench-burst`'s chart (scripts/burst_chart.py) plots what the

@@ -2,7 +2,7 @@
 //! DynamoDB API (ministack's): the conditional writes that let one instance
 //! provision a certificate while the others acknowledge its duplicates.
 
-use jitr_core::aws::{self, AwsOptions};
+use jitr_core::aws;
 use jitr_core::claims::{Claim, Claims};
 use jitr_core::claims_table::ClaimsTable;
 use jitr_tests::ministack::Ministack;
@@ -25,19 +25,9 @@ fn create_table(ms: &Ministack, name: &str) {
     assert!(made.get("Error").is_none(), "{made}");
 }
 
+/// The function's SDK configuration for `ms`.
 async fn sdk(ms: &Ministack) -> aws_config::SdkConfig {
-    for (k, v) in ms.env() {
-        std::env::set_var(k, v);
-    }
-    aws::load_with(
-        &AwsOptions {
-            endpoint_url: Some(ms.url.clone()),
-            ..AwsOptions::default()
-        },
-        aws::function_timeouts(),
-    )
-    .await
-    .unwrap()
+    jitr_tests::sdk::config(&ms.env(), Some(aws::function_timeouts())).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

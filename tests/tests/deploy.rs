@@ -3,7 +3,8 @@
 //! its own venv, `sam build` building the function with cargo-lambda (the
 //! template's `BuildMethod: rust-cargolambda`), `sam deploy` through a
 //! CloudFormation change set with the SAM CLI's managed bucket
-//! (`--resolve-s3`); then a device gets in through what it deployed.
+//! (`--resolve-s3`); then a device gets in through what it deployed. The
+//! `make deploy` runs are the slow tier (`make test-slow`).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -52,7 +53,9 @@ fn warm_broker(port: u16, ca: &Path) {
 /// machine's toolchain, since the emulator runs the function here): the
 /// stack is created through a change set, the function is the one
 /// `sam build` built, and a device's first connect ends ACTIVE and online.
+/// Minutes (a release build of the function when it changed): the slow tier.
 #[test]
+#[ignore = "slow"]
 fn make_deploy_deploys_with_the_sam_cli_and_devices_get_in() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
@@ -190,8 +193,10 @@ fn make_deploy_deploys_with_the_sam_cli_and_devices_get_in() {
 }
 
 /// Bad settings are refused before anything is built or deployed, naming
-/// the setting and what it takes.
+/// the setting and what it takes. `make deploy` installs the SAM CLI first
+/// (minutes, once per machine): the slow tier.
 #[test]
+#[ignore = "slow"]
 fn make_deploy_refuses_missing_or_malformed_settings() {
     let env = vec![
         ("AWS_ENDPOINT_URL", "http://127.0.0.1:9".to_string()),

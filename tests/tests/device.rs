@@ -424,45 +424,81 @@ fn leftovers_of_a_killed_run_are_cleaned_up() {
     assert_eq!(manifest(&d.join("out")).len(), 2);
 }
 
+/// Ctrl-C in a run of a million devices (two workers, held to 5 signatures
+/// a second so the run is slow and its progress countable): the run ends
+/// within seconds with exit 130. It keeps every device it had placed, adds
+/// at most those its workers had started (a worker checks for Ctrl-C before
+/// each device), leaves every device directory complete and no staging
+/// directory, and its manifest names exactly the devices on disk.
 #[test]
 fn ctrl_c_stops_cleanly_with_a_manifest_matching_the_disk() {
+    const JOBS: usize = 2;
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     root(d);
     let out = d.join("big");
+    let jobs = JOBS.to_string();
     let mut child = Command::new(bin("jitr"))
-        .args([
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "big",
-            "--count",
-            "1000000",
-            "--name-template",
-            "n-{n}",
-        ])
+        .args(["device", "issue", "--ca", "root", "--out", "big"])
+        .args(["--count", "1000000", "--name-template", "n-{n}"])
+        .args(["--jobs", &jobs, "--sign-rate", "5"])
         .current_dir(d)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let placed = || -> Vec<String> {
+        device_dirs(&out)
+            .into_iter()
+            .filter(|n| n.starts_with("n-"))
+            .collect()
+    };
     // Wait until devices are landing, then interrupt.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while list_dir(&out).len() < 20 {
+    let before = loop {
+        let names = placed();
+        if names.len() >= 5 {
+            break names;
+        }
         assert!(Instant::now() < deadline, "no devices after 60 s");
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
     let pid = child.id().to_string();
     jitr_tests::run(Command::new("kill").args(["-INT", &pid])).success();
-    let status = child.wait().unwrap();
+    // A run that ignored Ctrl-C would go on for days.
+    let stop_by = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > stop_by {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!(
+                "still issuing 30 s after Ctrl-C: {} devices",
+                placed().len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(status.code(), Some(130), "exit code of an interrupted run");
     let dirs = device_dirs(&out);
-    assert!(dirs.len() < 1_000_000);
     assert!(
         dirs.iter().all(|n| n.starts_with("n-")),
         "no staging directories left: {dirs:?}"
+    );
+    let lost: Vec<&String> = before.iter().filter(|n| !dirs.contains(n)).collect();
+    assert!(
+        lost.is_empty(),
+        "devices placed before Ctrl-C are gone: {lost:?}"
+    );
+    // The workers' devices in flight, and one more each if it landed while
+    // `kill` started (a new device starts 200 ms after the last at 5/s).
+    let added = dirs.len() - before.len();
+    assert!(
+        added <= 2 * JOBS,
+        "{added} devices placed after Ctrl-C with {JOBS} workers (before: {})",
+        before.len()
     );
     let rows = manifest(&out);
     let mut names: Vec<String> = rows.iter().map(|r| r["name"].clone()).collect();

@@ -10,13 +10,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use jitr_tests::rehearsal::{cert_arn, Options, Rehearsal, Template, DEPLOY};
-use jitr_tests::{issue_device, jitr, jitr_args, run, words};
+use jitr_tests::{certificate_id, issue_device, jitr, jitr_args, run, words};
 use serde_json::json;
-
-fn certificate_id(dir: &std::path::Path, cert: &str) -> String {
-    let pem = std::fs::read(dir.join(cert)).unwrap();
-    jitr_core::CertFacts::from_pem(&pem).unwrap().certificate_id
-}
 
 /// One device's first connect through a deployed stack, checked from every side.
 fn first_connect_through(template: Template) -> (tempfile::TempDir, Rehearsal) {
@@ -413,8 +408,9 @@ fn an_event_that_keeps_failing_reaches_the_dead_letter_queue_after_ten_receives(
 /// (one certificate, one thing, one principal, the device policy through
 /// the device group), through the
 /// deployed queue and event source mapping (batches of up to 10, the
-/// template's MaximumConcurrency 2).
+/// template's MaximumConcurrency 2). Minutes: the slow tier (`make test-slow`).
 #[test]
+#[ignore = "slow"]
 fn two_hundred_devices_connecting_at_once_all_end_active_exactly_once() {
     const N: usize = 200;
     let tmp = tempfile::tempdir().unwrap();

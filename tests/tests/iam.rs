@@ -68,13 +68,44 @@ fn function_calls() -> Vec<String> {
     calls
 }
 
+/// The EventBridge calls of the events sink (its SDK builders in
+/// core/src/events_sdk.rs), made only with JITR_EVENT_BUS, which the
+/// templates set from EventBusName.
+fn event_calls() -> Vec<String> {
+    let code = std::fs::read_to_string(workspace().join("core/src/events_sdk.rs")).unwrap();
+    let mut calls: Vec<String> = code
+        .split('.')
+        .filter_map(|s| s.split_once("()").map(|(a, _)| a.trim()))
+        .filter(|s| s.starts_with("put_") && s.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .map(|s| {
+            let words = s.split('_').map(|w| w[..1].to_uppercase() + &w[1..]);
+            format!("events:{}", words.collect::<String>())
+        })
+        .collect();
+    calls.sort();
+    calls.dedup();
+    assert_eq!(
+        calls,
+        ["events:PutEvents"],
+        "the sink's calls were not found"
+    );
+    calls
+}
+
 /// The oracle's findings on a template with these parameters (empty: none).
 fn findings(template: &std::path::Path, params: &[&str]) -> Vec<String> {
+    let mut calls = function_calls();
+    if params
+        .iter()
+        .any(|p| p.starts_with("EventBusName=") && p.len() > "EventBusName=".len())
+    {
+        calls.extend(event_calls());
+    }
     let mut cmd = Command::new("python3");
     cmd.arg(workspace().join("scripts/iam_oracle.py"))
         .arg(template)
         .arg("--function-calls")
-        .arg(function_calls().join(","))
+        .arg(calls.join(","))
         .arg("--custom-resource-code")
         .arg(workspace().join("infra/shared/device_group_policy.py"));
     for p in params {
@@ -112,7 +143,12 @@ fn the_function_calls_list_comes_from_the_code() {
 fn the_sam_template_s_iam_is_what_aws_authorises_and_the_function_calls() {
     let tmp = tempfile::tempdir().unwrap();
     let sam = sam_json(tmp.path());
-    for params in [&[][..], &["ThingGroups=fleet,line-4"][..]] {
+    for params in [
+        &[][..],
+        &["ThingGroups=fleet,line-4"][..],
+        &["EventBusName=jitr-devices"][..],
+        &[HOOK_PARAM][..],
+    ] {
         let found = findings(&sam, params);
         assert!(found.is_empty(), "{params:?}:\n{}", found.join("\n"));
     }
@@ -120,7 +156,12 @@ fn the_sam_template_s_iam_is_what_aws_authorises_and_the_function_calls() {
 
 #[test]
 fn the_cdk_template_s_iam_is_what_aws_authorises_and_the_function_calls() {
-    for params in [&[][..], &["ThingGroups=fleet,line-4"][..]] {
+    for params in [
+        &[][..],
+        &["ThingGroups=fleet,line-4"][..],
+        &["EventBusName=jitr-devices"][..],
+        &[HOOK_PARAM][..],
+    ] {
         let found = findings(&cdk_json(), params);
         assert!(found.is_empty(), "{params:?}:\n{}", found.join("\n"));
     }
@@ -176,6 +217,159 @@ fn the_oracle_names_resources_aws_ignores_and_actions_nothing_calls() {
         "RuleRole: sqs:SendMessage reaches queues ['deadletterqueue-name', 'eventqueue-name'], not exactly the queues its rule's actions name ['deadletterqueue-name', 'eventqueue-name', 'fastlanequeue-name']",
     ] {
         assert!(found.contains(expected), "{expected}\nnot in:\n{found}");
+    }
+}
+
+/// The oracle on the events grant: a bus other than the parameter's, or
+/// the grant without the parameter (the function then never sends), is named.
+#[test]
+fn the_oracle_names_a_bus_grant_beyond_the_event_bus_parameter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t: Value =
+        serde_json::from_str(&std::fs::read_to_string(sam_json(tmp.path())).unwrap()).unwrap();
+    let policies = t["Resources"]["FunctionRole"]["Properties"]["Policies"]
+        .as_array()
+        .unwrap();
+    let at = policies
+        .iter()
+        .position(|p| p["Fn::If"][1]["PolicyName"] == "send-events")
+        .expect("the events policy, conditional on HasEventBus");
+    // Every bus of the account, with the parameter set.
+    let mut any_bus = t.clone();
+    any_bus["Resources"]["FunctionRole"]["Properties"]["Policies"][at]["Fn::If"][1]
+        ["PolicyDocument"]["Statement"][0]["Resource"] = serde_json::json!({
+        "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/*"
+    });
+    let path = tmp.path().join("any-bus.json");
+    std::fs::write(&path, any_bus.to_string()).unwrap();
+    let found = findings(&path, &["EventBusName=jitr-devices"]).join("\n");
+    let expected = "FunctionRole: events:PutEvents reaches buses ['arn:aws:events:us-east-1:123456789012:event-bus/*'], not exactly the EventBusName bus ['arn:aws:events:us-east-1:123456789012:event-bus/jitr-devices']";
+    assert!(found.contains(expected), "{found}");
+    // The policy unconditional: granted without the parameter.
+    let mut always = t.clone();
+    let policy = policies[at]["Fn::If"][1].clone();
+    always["Resources"]["FunctionRole"]["Properties"]["Policies"][at] = policy;
+    let path = tmp.path().join("always.json");
+    std::fs::write(&path, always.to_string()).unwrap();
+    let found = findings(&path, &[]).join("\n");
+    assert!(
+        found.contains("FunctionRole: grants events:PutEvents, which the function never calls"),
+        "{found}"
+    );
+}
+
+/// A verifier hook in the oracle's sample account and region.
+const HOOK_PARAM: &str = "VerifierFunction=arn:aws:lambda:us-east-1:123456789012:function:verify";
+
+/// The verifier hook's grant in `t`: one inline policy (AWS::IAM::Policy)
+/// on the function's role, created only when `VerifierFunction` is set,
+/// allowing `lambda:InvokeFunction` on exactly that ARN; nothing else of
+/// Lambda on that role. Returns the policy's logical id.
+fn assert_verifier_grant(t: &Value) -> String {
+    let resources = t["Resources"].as_object().unwrap();
+    let (_, function) = resources
+        .iter()
+        .find(|(_, r)| {
+            r["Type"] == "AWS::Lambda::Function"
+                && r["Properties"]["Environment"]["Variables"]["JITR_POLICY_NAME"].is_object()
+        })
+        .expect("the JITR function");
+    let role = function["Properties"]["Role"]["Fn::GetAtt"][0].clone();
+    assert_eq!(
+        function["Properties"]["Environment"]["Variables"]["JITR_VERIFIER_FUNCTION"],
+        serde_json::json!({ "Ref": "VerifierFunction" })
+    );
+    // Every statement on the function's role that grants a Lambda action.
+    let mut lambda_grants = Vec::new();
+    for (id, r) in resources {
+        let docs: Vec<Value> = match r["Type"].as_str() {
+            Some("AWS::IAM::Role") if Value::String(id.clone()) == role => r["Properties"]
+                ["Policies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                // A conditional policy (Fn::If) as if its condition held.
+                .map(|p| match &p["Fn::If"] {
+                    Value::Array(branches) => branches[1]["PolicyDocument"].clone(),
+                    _ => p["PolicyDocument"].clone(),
+                })
+                .collect(),
+            Some("AWS::IAM::Policy")
+                if r["Properties"]["Roles"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&serde_json::json!({ "Ref": role }))) =>
+            {
+                vec![r["Properties"]["PolicyDocument"].clone()]
+            }
+            _ => continue,
+        };
+        for d in docs {
+            for st in d["Statement"].as_array().into_iter().flatten() {
+                if st.to_string().contains("\"lambda:") {
+                    lambda_grants.push((id.clone(), st.clone()));
+                }
+            }
+        }
+    }
+    assert_eq!(lambda_grants.len(), 1, "{lambda_grants:?}");
+    let (id, statement) = &lambda_grants[0];
+    let policy = &t["Resources"][id];
+    assert_eq!(policy["Type"], "AWS::IAM::Policy", "{id}");
+    assert_eq!(
+        statement,
+        &serde_json::json!({
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": { "Ref": "VerifierFunction" },
+        })
+    );
+    let condition = policy["Condition"].as_str().expect("a conditional policy");
+    assert_eq!(
+        t["Conditions"][condition],
+        serde_json::json!({ "Fn::Not": [{ "Fn::Equals": [{ "Ref": "VerifierFunction" }, ""] }] })
+    );
+    assert_eq!(t["Parameters"]["VerifierFunction"]["Default"], "");
+    id.clone()
+}
+
+/// The verifier hook (issue 26): the function's role may invoke exactly the
+/// `VerifierFunction` parameter's function, and nothing when it is empty;
+/// the oracle names a grant wider than the parameter, or one without it.
+#[test]
+fn the_verifier_grant_is_exactly_the_hook_and_absent_without_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sam = sam_json(tmp.path());
+    for (name, path) in [("sam", sam), ("cdk", cdk_json())] {
+        let t: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let id = assert_verifier_grant(&t);
+        // The oracle agrees, with and without the parameter.
+        for params in [&[][..], &[HOOK_PARAM][..]] {
+            let found = findings(&path, params);
+            assert!(found.is_empty(), "{name} {params:?}:\n{}", found.join("\n"));
+        }
+        // Every function of the account: named.
+        let mut wide = t.clone();
+        wide["Resources"][&id]["Properties"]["PolicyDocument"]["Statement"][0]["Resource"] = serde_json::json!({
+            "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:*"
+        });
+        let broken = tmp.path().join(format!("{name}-wide.json"));
+        std::fs::write(&broken, wide.to_string()).unwrap();
+        let found = findings(&broken, &[HOOK_PARAM]).join("\n");
+        let expected = "lambda:InvokeFunction reaches ['arn:aws:lambda:us-east-1:123456789012:function:*'], not exactly the VerifierFunction parameter's ['arn:aws:lambda:us-east-1:123456789012:function:verify']";
+        assert!(found.contains(expected), "{name}: {found}");
+        // The policy unconditional: created without a hook, on an empty ARN.
+        let mut always = t.clone();
+        always["Resources"][&id]
+            .as_object_mut()
+            .unwrap()
+            .remove("Condition");
+        let broken = tmp.path().join(format!("{name}-always.json"));
+        std::fs::write(&broken, always.to_string()).unwrap();
+        let found = findings(&broken, &[]).join("\n");
+        assert!(
+            found.contains("lambda:InvokeFunction on : not a resource type AWS authorises it against (function)"),
+            "{name}: {found}"
+        );
     }
 }
 

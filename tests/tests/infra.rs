@@ -8,7 +8,7 @@ use std::process::Command;
 
 use jitr_tests::lambda::workspace;
 use jitr_tests::run;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn sam_path() -> PathBuf {
     workspace().join("infra/sam/template.yaml")
@@ -76,11 +76,17 @@ fn single<'a>(t: &'a Value, kind: &str) -> (&'a str, &'a Value) {
     all[0]
 }
 
-/// Every IAM statement of the template: inline role policies and policy resources.
+/// Every IAM statement of the template: inline role policies (a
+/// conditional one, `Fn::If`, as if its condition held) and policy resources.
 fn statements(t: &Value) -> Vec<Value> {
     let mut docs: Vec<Value> = Vec::new();
     for (_, role) in of_type(t, "AWS::IAM::Role") {
         for p in as_list(&role["Properties"]["Policies"]) {
+            let p = if p["Fn::If"].is_array() {
+                &p["Fn::If"][1]
+            } else {
+                &p
+            };
             docs.push(p["PolicyDocument"].clone());
         }
     }
@@ -504,6 +510,156 @@ fn assert_guarantees(t: &Value) {
             );
         }
     }
+}
+
+/// Events downstream (issue 26): `EventBusName` (a bus name as PutEvents
+/// takes it; empty: none) becomes `JITR_EVENT_BUS`, and only when it is set
+/// may the function put events, on that bus alone.
+fn assert_event_bus(t: &Value) {
+    let p = &t["Parameters"]["EventBusName"];
+    assert_eq!(
+        (&p["Type"], &p["Default"]),
+        (&json!("String"), &json!("")),
+        "{p}"
+    );
+    let (longest, too_long) = ("b".repeat(256), "b".repeat(257));
+    assert_eq!(
+        accepted(
+            t,
+            "EventBusName",
+            &[
+                "",
+                "jitr-devices",
+                "Fleet_events.v2",
+                &longest,
+                &too_long,
+                "arn:aws:events:eu-west-1:123456789012:event-bus/jitr",
+                "partner/bus",
+                "my bus"
+            ]
+        ),
+        [true, true, true, true, false, false, false, false]
+    );
+    let functions = of_type(t, "AWS::Lambda::Function");
+    let (_, function) = functions
+        .iter()
+        .find(|(_, f)| f["Properties"]["Environment"]["Variables"]["JITR_POLICY_NAME"].is_object())
+        .expect("the JITR function");
+    let props = &function["Properties"];
+    assert_eq!(
+        props["Environment"]["Variables"]["JITR_EVENT_BUS"],
+        json!({ "Ref": "EventBusName" })
+    );
+    let role = &t["Resources"][target(&props["Role"])];
+    let conditional: Vec<&Value> = role["Properties"]["Policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["Fn::If"].is_array())
+        .collect();
+    assert_eq!(conditional.len(), 1, "{conditional:?}");
+    let branches = conditional[0]["Fn::If"].as_array().unwrap();
+    let condition = branches[0].as_str().unwrap();
+    assert_eq!(
+        t["Conditions"][condition],
+        json!({ "Fn::Not": [{ "Fn::Equals": [{ "Ref": "EventBusName" }, ""] }] })
+    );
+    assert_eq!(branches[2], json!({ "Ref": "AWS::NoValue" }));
+    let granted = as_list(&branches[1]["PolicyDocument"]["Statement"]);
+    assert_eq!(granted.len(), 1, "{granted:?}");
+    assert_eq!(as_list(&granted[0]["Action"]), [json!("events:PutEvents")]);
+    assert_eq!(
+        as_list(&granted[0]["Resource"]),
+        [
+            json!({ "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}" })
+        ]
+    );
+    // Nothing else of EventBridge, anywhere.
+    let events: Vec<Value> = statements(t)
+        .into_iter()
+        .filter(|s| {
+            as_list(&s["Action"])
+                .iter()
+                .any(|a| a.as_str().is_some_and(|a| a.starts_with("events:")))
+        })
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+}
+
+#[test]
+fn the_sam_template_sends_events_only_to_its_event_bus_parameter() {
+    assert_event_bus(&sam());
+}
+
+#[test]
+fn the_cdk_template_sends_events_only_to_its_event_bus_parameter() {
+    assert_event_bus(&cdk());
+}
+
+/// The verifier hook (issue 26): `VerifierFunction` (an unqualified
+/// Lambda function ARN; empty: none) becomes `JITR_VERIFIER_FUNCTION`; the
+/// parameter's pattern accepts what the function accepts at start-up
+/// (`verifier::check_function_arn`), so a stack never deploys a function
+/// that refuses to start. The grant itself: tests/tests/iam.rs.
+fn assert_verifier_parameter(t: &Value) {
+    let p = &t["Parameters"]["VerifierFunction"];
+    assert_eq!(
+        (&p["Type"], &p["Default"]),
+        (&json!("String"), &json!("")),
+        "{p}"
+    );
+    let long = format!(
+        "arn:aws:lambda:eu-west-1:123456789012:function:{}",
+        "f".repeat(64)
+    );
+    let longer = format!("{long}f");
+    let values = [
+        "arn:aws:lambda:eu-west-1:123456789012:function:verify",
+        "arn:aws-cn:lambda:cn-north-1:123456789012:function:verify_2-a",
+        "arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:v",
+        long.as_str(),
+        longer.as_str(),
+        "arn:aws:lambda:eu-west-1:123456789012:function:verify:live",
+        "arn:aws:lambda:eu-west-1:123456789012:function:verify:1",
+        "verify",
+        "arn:aws:lambda:eu-west-1:1234:function:verify",
+        "arn:aws:iot:eu-west-1:123456789012:function:verify",
+        "arn:aws:lambda:eu-west-1:123456789012:layer:verify",
+        "arn:aws:lambda:eu-west-1:123456789012:function:a.b",
+    ];
+    let function_accepts: Vec<bool> = values
+        .iter()
+        .map(|v| jitr_core::verifier::check_function_arn(v).is_ok())
+        .collect();
+    assert_eq!(
+        function_accepts,
+        [true, true, true, true, false, false, false, false, false, false, false, false]
+    );
+    assert_eq!(accepted(t, "VerifierFunction", &values), function_accepts);
+    assert_eq!(
+        accepted(t, "VerifierFunction", &[""]),
+        [true],
+        "empty: no hook"
+    );
+    let functions = of_type(t, "AWS::Lambda::Function");
+    let (_, function) = functions
+        .iter()
+        .find(|(_, f)| f["Properties"]["Environment"]["Variables"]["JITR_POLICY_NAME"].is_object())
+        .expect("the JITR function");
+    assert_eq!(
+        function["Properties"]["Environment"]["Variables"]["JITR_VERIFIER_FUNCTION"],
+        json!({ "Ref": "VerifierFunction" })
+    );
+}
+
+#[test]
+fn the_sam_template_takes_a_verifier_function_arn() {
+    assert_verifier_parameter(&sam());
+}
+
+#[test]
+fn the_cdk_template_takes_a_verifier_function_arn() {
+    assert_verifier_parameter(&cdk());
 }
 
 #[test]

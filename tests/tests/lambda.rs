@@ -65,7 +65,7 @@ fn the_built_function_under_cargo_lambda_provisions_events_and_batches() {
     assert_eq!(answer["results"][0]["outcome"], "Activated", "{answer}");
     assert_eq!(moto.status(&id), "ACTIVE");
     let arn = format!("{ARN_PREFIX}{id}");
-    assert_eq!(moto.thing_principals("robot-1"), [arn.clone()]);
+    assert_eq!(moto.thing_principals("robot-1"), std::slice::from_ref(&arn));
     assert_eq!(moto.policies_of(&arn), ["jitr-device"]);
     let thing = moto.boto3("describe_thing", json!({ "thingName": "robot-1" }));
     assert_eq!(
@@ -175,9 +175,6 @@ fn the_handler_in_process_honours_type_groups_and_allowed_cas() {
     moto.boto3("create_thing_type", json!({ "thingTypeName": "robot" }));
     moto.boto3("create_thing_group", json!({ "thingGroupName": "fleet" }));
     let id = pending_device(&moto, d, "robot-9");
-    for (k, v) in moto.env() {
-        std::env::set_var(k, v);
-    }
     let vars = [
         ("JITR_POLICY_NAME", "jitr-device"),
         ("JITR_THING_TYPE", "robot"),
@@ -193,9 +190,7 @@ fn the_handler_in_process_honours_type_groups_and_allowed_cas() {
         .unwrap()
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let sdk = rt
-        .block_on(jitr_core::aws::load(&Default::default()))
-        .unwrap();
+    let sdk = rt.block_on(jitr_tests::sdk::config(&moto.env(), None));
     let api = jitr_core::iot::SdkIot {
         client: jitr_core::aws::iot_client(&sdk),
         endpoint: moto.url.clone(),
@@ -323,18 +318,13 @@ fn a_device_of_a_second_ca_does_not_take_over_an_existing_thing() {
         .as_str()
         .unwrap()
         .to_string();
-    for (k, v) in moto.env() {
-        std::env::set_var(k, v);
-    }
     // The default: every CA the rule covers is admitted (no JITR_ALLOWED_CA_IDS).
     let config = jitr_core::config::Config::from_lookup(|k| {
         (k == "JITR_POLICY_NAME").then(|| "jitr-device".to_string())
     })
     .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let sdk = rt
-        .block_on(jitr_core::aws::load(&Default::default()))
-        .unwrap();
+    let sdk = rt.block_on(jitr_tests::sdk::config(&moto.env(), None));
     let api = jitr_core::iot::SdkIot {
         client: jitr_core::aws::iot_client(&sdk),
         endpoint: moto.url.clone(),
@@ -480,4 +470,74 @@ fn the_built_function_answers_before_its_deadline_when_aws_hangs() {
         .collect();
     failed.sort();
     assert_eq!(failed, ["m1", "m2"], "{}", answer.body);
+}
+
+/// Starts the built function as Lambda would, with `vars` besides the
+/// Runtime API's and the policy, and returns the init error it reports to
+/// the Runtime API; asserts that it then exits, non-zero.
+fn init_error(vars: &[(&str, &str)]) -> serde_json::Value {
+    use std::time::{Duration, Instant};
+    let (runtime, answers) = runtime_api(vec![], Duration::from_secs(30));
+    let aws = format!("http://127.0.0.1:{}", jitr_tests::free_port());
+    let mut function = jitr_tests::Guard(
+        std::process::Command::new(jitr_tests::bin("jitr-lambda"))
+            .env_clear()
+            .envs(function_env(runtime, aws))
+            .envs(vars.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (answer, _) = answers
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("{vars:?}: no init error reported to the Runtime API"));
+    assert!(
+        answer.path.ends_with("/runtime/init/error"),
+        "{}",
+        answer.path
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = function.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{vars:?}: the function did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "{vars:?}: {status}");
+    answer.body
+}
+
+/// Admission and attribute settings the function cannot work with stop it
+/// at start-up, reported as its init error (what Lambda shows as the
+/// invocation's error) naming the setting and the offending part.
+#[test]
+fn the_built_function_refuses_an_allow_list_without_its_table_and_bad_attributes() {
+    for (vars, message) in [
+        (
+            vec![("JITR_ADMISSION", "allow-list")],
+            "configuration JITR_ALLOW_LIST_TABLE: is required with JITR_ADMISSION=allow-list",
+        ),
+        (
+            vec![("JITR_THING_ATTRIBUTES", "model={O},serial={Serial}")],
+            "configuration JITR_THING_ATTRIBUTES: \"serial={Serial}\": no field {Serial}",
+        ),
+        (
+            vec![("JITR_THING_ATTRIBUTES", "model={O},site=a b")],
+            "configuration JITR_THING_ATTRIBUTES: \"site=a b\": ' ' cannot be in an attribute value",
+        ),
+        (
+            vec![("JITR_THING_ATTRIBUTES", "a={CN},b={O},c=x,d=y")],
+            "configuration JITR_THING_ATTRIBUTES: 4 attributes: a thing without a thing type carries at most 3",
+        ),
+    ] {
+        let body = init_error(&vars);
+        assert_eq!(body["errorType"], "InvalidConfiguration", "{body}");
+        let got = body["errorMessage"].as_str().unwrap_or_default();
+        assert!(got.starts_with(message), "{vars:?}: {body}");
+    }
 }

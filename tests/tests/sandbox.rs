@@ -1,7 +1,8 @@
 //! `make sandbox` as a new user runs it: in the background until it prints
 //! its `export` lines, then the walkthrough in a shell that has only those
 //! lines (no AWS profile, no jitr on the PATH before them), then Ctrl-C:
-//! everything it started is gone and its ports are closed.
+//! everything it started is gone and its ports are closed. Each test brings
+//! a sandbox up (minutes): the slow tier (`make test-slow`).
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -178,6 +179,7 @@ fn port_of(address: &str) -> u16 {
 /// (Ctrl-C) stops make, the script, the emulator and the functions it ran,
 /// and closes the API and MQTT ports.
 #[test]
+#[ignore = "slow"]
 fn make_sandbox_serves_the_walkthrough_and_ctrl_c_stops_everything() {
     let walkthrough = jitr_tests::walkthrough::walkthrough();
     let tmp = tempfile::tempdir().unwrap();
@@ -293,6 +295,7 @@ fn assert_everything_stopped(child: &mut Child, started: &[Process], state: &Pat
 /// SIGTERM to the script alone (as a service manager stops it, not to its
 /// group) stops the emulator and the functions it ran as well.
 #[test]
+#[ignore = "slow"]
 fn sigterm_to_the_sandbox_script_stops_everything_it_started() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("sandbox");

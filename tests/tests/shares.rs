@@ -2,7 +2,7 @@
 //! against a real DynamoDB API (ministack's): each instance learns how many
 //! work now, and paces at the account's rates divided by that many.
 
-use jitr_core::aws::{self, AwsOptions};
+use jitr_core::aws;
 use jitr_core::claims::Claims;
 use jitr_core::claims_table::ClaimsTable;
 use jitr_core::lane::Lane;
@@ -24,16 +24,7 @@ async fn instances_share_the_rates_among_those_working_now() {
         }),
     );
     assert!(made.get("Error").is_none(), "{made}");
-    for (k, v) in ms.env() {
-        std::env::set_var(k, v);
-    }
-    let options = AwsOptions {
-        endpoint_url: Some(ms.url.clone()),
-        ..AwsOptions::default()
-    };
-    let sdk = aws::load_with(&options, aws::function_timeouts())
-        .await
-        .unwrap();
+    let sdk = jitr_tests::sdk::config(&ms.env(), Some(aws::function_timeouts())).await;
     // At most 20 instances: until an instance beats, it takes a twentieth.
     let (share_a, share_b) = (Share::new(20), Share::new(20));
     let a = ClaimsTable::new(&sdk, "claims", "instance-a").sharing(share_a.clone());
@@ -91,16 +82,7 @@ async fn the_fast_lane_sees_the_bulk_lane_working_and_shares_when_it_works() {
         }),
     );
     assert!(made.get("Error").is_none(), "{made}");
-    for (k, v) in ms.env() {
-        std::env::set_var(k, v);
-    }
-    let options = AwsOptions {
-        endpoint_url: Some(ms.url.clone()),
-        ..AwsOptions::default()
-    };
-    let sdk = aws::load_with(&options, aws::function_timeouts())
-        .await
-        .unwrap();
+    let sdk = jitr_tests::sdk::config(&ms.env(), Some(aws::function_timeouts())).await;
     let (share_bulk, share_fast) = (Share::new(20), Share::new(20));
     let bulk = ClaimsTable::new(&sdk, "claims", "instance-a").sharing(share_bulk.clone());
     let fast = ClaimsTable::new(&sdk, "claims", "instance-f").sharing(share_fast.clone());

@@ -1,58 +1,86 @@
-//! `jitr` as an installed tool: its version names the commit, completions
-//! for each shell, man pages for every subcommand, examples in every --help.
+//! `jitr` as an installed tool: its version names HEAD's commit, completions
+//! for each shell, man pages for every subcommand, examples in every --help;
+//! the subcommands are read from the binary's own help, not listed here.
 
 use jitr_tests::jitr;
 
-/// Every subcommand path, as `jitr help` lists them.
-const SUBCOMMANDS: &[&[&str]] = &[
-    &["ca", "create"],
-    &["ca", "import"],
-    &["ca", "verification-cert"],
-    &["ca", "register"],
-    &["ca", "list"],
-    &["ca", "show"],
-    &["ca", "activate"],
-    &["ca", "deactivate"],
-    &["ca", "auto-registration"],
-    &["ca", "crl"],
-    &["ca", "deregister"],
-    &["device", "issue"],
-    &["device", "register"],
-    &["device", "rotate"],
-    &["device", "revoke"],
-    &["check"],
-    &["endpoint"],
-    &["connect"],
-    &["provision"],
-    &["reconcile"],
-    &["doctor"],
-    &["fleet", "status"],
-    &["completions"],
-    &["man"],
-];
+/// The names in a help text's `Commands:` section (clap's own `help`
+/// aside): entries start two spaces in, their wrapped descriptions further.
+fn commands_section(help: &str) -> Vec<String> {
+    let Some((_, section)) = help.split_once("\nCommands:\n") else {
+        return Vec::new();
+    };
+    section
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect()
+}
 
+/// Every subcommand path below `path`, depth first, as `jitr PATH... --help`
+/// lists them: the command definition read through the binary, so a
+/// subcommand added later is checked without editing this file.
+fn subcommands_below(cwd: &std::path::Path, path: &[String]) -> Vec<Vec<String>> {
+    let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+    args.push("--help");
+    let help = jitr(cwd, &args).success().to_string();
+    let mut paths = Vec::new();
+    for name in commands_section(&help) {
+        let mut sub = path.to_vec();
+        sub.push(name);
+        paths.push(sub.clone());
+        paths.extend(subcommands_below(cwd, &sub));
+    }
+    paths
+}
+
+/// Every subcommand path of `jitr` (groups such as `ca` and their commands).
+fn subcommands(cwd: &std::path::Path) -> Vec<Vec<String>> {
+    let paths = subcommands_below(cwd, &[]);
+    // The walk went down: groups were expanded, not just the top level read.
+    assert!(
+        paths.iter().any(|p| p.len() > 1),
+        "no nested subcommand found: {paths:?}"
+    );
+    paths
+}
+
+/// The commit HEAD is at, as build.rs records it (12 hex digits).
+fn head_commit() -> String {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "not a git checkout: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// `jitr --version` is `jitr <version> (<commit>)` with HEAD's commit:
+/// cli/build.rs asks git for HEAD when it builds and rebuilds when HEAD
+/// moves. With uncommitted changes the version still names HEAD (build.rs
+/// reads HEAD, not the work tree, and does not rebuild on every edit, so a
+/// "dirty" mark could not be kept true): the commit the changes sit on. A
+/// binary built before the latest commit fails here: rebuild it
+/// (`cargo build --workspace --bins`; `make test` does).
 #[test]
 fn the_version_names_the_git_commit_it_was_built_from() {
     let tmp = tempfile::tempdir().unwrap();
     let out = jitr(tmp.path(), &["--version"]);
-    let head = std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-        .unwrap();
-    let head = String::from_utf8(head.stdout).unwrap();
     let version = out.success().trim();
-    assert!(version.starts_with("jitr 0."), "{version}");
-    // The binary may predate the newest commit; it names a commit of this repository.
-    let commit = version
-        .rsplit_once('(')
-        .and_then(|(_, c)| c.strip_suffix(')'))
-        .unwrap_or_else(|| panic!("no commit in {version}"));
-    assert_eq!(commit.len(), 12, "{version}");
-    let known = std::process::Command::new("git")
-        .args(["cat-file", "-e", &format!("{commit}^{{commit}}")])
-        .status()
-        .unwrap();
-    assert!(known.success(), "{version} (HEAD is {head})");
+    let head = head_commit();
+    assert_eq!(
+        version,
+        format!("jitr {} ({head})", env!("CARGO_PKG_VERSION")),
+        "HEAD is {head}"
+    );
 }
 
 #[test]
@@ -96,27 +124,36 @@ fn completions_do_not_offer_hidden_flags() {
     }
 }
 
+/// `jitr man` writes one page per command of the tree `--help` shows,
+/// jitr.1 for the top, and nothing else.
 #[test]
 fn man_pages_are_written_for_every_subcommand() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("man/man1");
     jitr(tmp.path(), &["man", "man/man1"]).success();
-    for path in SUBCOMMANDS {
-        let page = dir.join(format!("jitr-{}.1", path.join("-")));
-        let roff =
-            std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
-        assert!(roff.contains(".TH"), "{}", page.display());
+    let mut expected: Vec<String> = subcommands(tmp.path())
+        .iter()
+        .map(|path| format!("jitr-{}.1", path.join("-")))
+        .collect();
+    expected.push("jitr.1".to_string());
+    expected.sort();
+    assert_eq!(jitr_tests::list_dir(&dir), expected);
+    for page in &expected {
+        let roff = std::fs::read_to_string(dir.join(page)).unwrap();
+        assert!(roff.contains(".TH"), "{page}");
     }
-    assert!(dir.join("jitr.1").exists());
     // A second run replaces the pages (make install re-run).
     jitr(tmp.path(), &["man", "man/man1"]).success();
+    assert_eq!(jitr_tests::list_dir(&dir), expected);
 }
 
+/// Every command's `--help`, groups included, ends with examples that
+/// start with its own first word.
 #[test]
 fn every_subcommand_help_ends_with_examples() {
     let tmp = tempfile::tempdir().unwrap();
-    for path in SUBCOMMANDS {
-        let mut args = path.to_vec();
+    for path in subcommands(tmp.path()) {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
         args.push("--help");
         let out = jitr(tmp.path(), &args);
         let help = out.success();
@@ -157,6 +194,77 @@ fn make_build_lambda_installs_the_cross_tools_then_builds_for_arm64() {
     let cross = at("./scripts/deps.sh --cross");
     let build = at("cargo lambda build --release --arm64 -p jitr-lambda");
     assert!(cross < build, "{plan}");
+}
+
+/// `make test-slow` runs exactly the tests marked `#[ignore = "slow"]`: it
+/// passes `--ignored` to the test files (or, in one test binary, the
+/// modules: `NAME::`) it names, so those must be exactly the files holding
+/// such marks, with nothing else ignored in them (a benchmark left
+/// `#[ignore]` there would run in the slow tier; a slow test in a file not
+/// named would run nowhere).
+#[test]
+fn make_test_slow_runs_exactly_the_tests_marked_slow() {
+    let root = jitr_tests::lambda::workspace();
+    let mut marked = std::collections::BTreeSet::new();
+    let mut ignores = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(root.join("tests/tests")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let file_ignores: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("#[ignore"))
+            .map(str::to_string)
+            .collect();
+        if file_ignores.iter().any(|l| l == "#[ignore = \"slow\"]") {
+            marked.insert(name.clone());
+        }
+        ignores.insert(name, file_ignores);
+    }
+    let out = std::process::Command::new("make")
+        .args(["-n", "test-slow"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let plan = String::from_utf8(out.stdout).unwrap();
+    let line = plan
+        .lines()
+        .find(|l| l.starts_with("cargo test"))
+        .unwrap_or_else(|| panic!("no `cargo test` in make test-slow:\n{plan}"));
+    let (cargo_args, test_args) = line
+        .split_once(" -- ")
+        .unwrap_or_else(|| panic!("no test arguments: {line}"));
+    let cargo_args: Vec<&str> = cargo_args.split_whitespace().collect();
+    let test_args: Vec<&str> = test_args.split_whitespace().collect();
+    assert!(test_args.contains(&"--ignored"), "{line}");
+    let mut selected: std::collections::BTreeSet<String> = cargo_args
+        .windows(2)
+        .filter(|w| w[0] == "--test" && w[1] != "tests")
+        .map(|w| w[1].to_string())
+        .collect();
+    selected.extend(
+        test_args
+            .iter()
+            .filter_map(|a| a.strip_suffix("::"))
+            .map(str::to_string),
+    );
+    assert!(!marked.is_empty(), "no test is marked slow");
+    assert_eq!(selected, marked, "{line}");
+    for name in &selected {
+        let others: Vec<&String> = ignores[name]
+            .iter()
+            .filter(|l| *l != "#[ignore = \"slow\"]")
+            .collect();
+        assert!(
+            others.is_empty(),
+            "tests/tests/{name}.rs: {others:?} would run in the slow tier"
+        );
+    }
 }
 
 /// How `jitr ARGS` (in `cwd`) ended with its stdout going to `stdout`.

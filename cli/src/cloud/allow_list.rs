@@ -14,9 +14,9 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
 };
 use jitr_core::aws::AwsError;
+use jitr_core::ratelimit::RateLimiter;
 
 use super::Cloud;
-use crate::issue::pace::Pacer;
 use crate::lifecycle::allow_list::{Candidate, Held};
 
 /// The stack output naming the table.
@@ -225,7 +225,7 @@ impl AllowListTable<'_> {
         done: impl Fn(usize) + Sync,
     ) -> Result<(), AwsError> {
         // One request of 25 items per slot: `per_second` items a second.
-        let pacer = Pacer::new((per_second as usize).div_ceil(WRITE_BATCH) as u32);
+        let pacer = RateLimiter::new((per_second as usize).div_ceil(WRITE_BATCH) as u32);
         in_chunks(
             requests,
             WRITE_BATCH,

@@ -1,9 +1,15 @@
-//! CA certificates in AWS IoT: describe, list, register, update, delete.
+//! CA certificates in AWS IoT: describe, list, register, update, delete;
+//! and a registered CA's state as the `ca` commands report and record it.
+
+use std::path::Path;
 
 use aws_sdk_iot::types::{AutoRegistrationStatus, CaCertificateStatus, CertificateMode};
 use jitr_core::aws::AwsError;
+use serde::{Deserialize, Serialize};
 
 use super::Cloud;
+use crate::error::CliError;
+use crate::pki::ca_write;
 
 /// A CA certificate as AWS IoT describes it.
 #[derive(Debug, Clone)]
@@ -166,5 +172,117 @@ impl Cloud {
     pub fn delete_ca(&self, id: &str) -> Result<bool, AwsError> {
         let answer = self.block_on(self.iot.delete_ca_certificate().certificate_id(id).send());
         Ok(self.found(answer)?.is_some())
+    }
+}
+
+/// A registered CA as AWS IoT describes it (and as `aws.json` records it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaState {
+    pub certificate_id: String,
+    pub certificate_arn: String,
+    pub status: String,
+    pub auto_registration: String,
+    pub mode: String,
+    pub region: String,
+    pub account: String,
+}
+
+impl CaState {
+    /// Writes `DIR/aws.json` (replacing an older record) under the CA
+    /// directory's lock, if DIR still holds this CA.
+    pub fn record(&self, dir: &Path) -> Result<(), CliError> {
+        let json = serde_json::to_string_pretty(self).expect("serialisable") + "\n";
+        ca_write::record(dir, &self.certificate_id, Some(json.into_bytes()))
+    }
+
+    /// The state, one field a line.
+    pub fn text(&self) -> String {
+        format!(
+            "  certificate id:    {}\n  arn:               {}\n  status:            {}\n  auto-registration: {}\n  mode:              {}\n",
+            self.certificate_id, self.certificate_arn, self.status, self.auto_registration, self.mode
+        )
+    }
+
+    /// What `ca activate|deactivate|auto-registration` print: whether the
+    /// CA `id` had to change (`updated`), and its state now.
+    pub fn change_text(&self, id: &str, updated: bool) -> String {
+        let done = if updated {
+            "updated"
+        } else {
+            "already in that state"
+        };
+        format!("CA {id} {done}\n{}", self.text())
+    }
+}
+
+/// The account id inside an ARN (`arn:aws:iot:REGION:ACCOUNT:...`).
+fn account_of(arn: &str) -> String {
+    arn.split(':').nth(4).unwrap_or_default().to_string()
+}
+
+impl Cloud {
+    /// DescribeCACertificate as a [`CaState`]; `None` when the CA is not registered.
+    pub fn ca_state(&self, id: &str) -> Result<Option<CaState>, CliError> {
+        let view = self
+            .describe_ca(id)
+            .map_err(|e| CliError::aws(format!("describing CA {id}"), e))?;
+        Ok(view.map(|v| CaState {
+            account: account_of(&v.arn),
+            certificate_id: v.certificate_id,
+            certificate_arn: v.arn,
+            status: v.status,
+            auto_registration: v.auto_registration,
+            mode: v.mode,
+            region: self.region.clone(),
+        }))
+    }
+
+    /// The state of a CA that must be registered in this account and region.
+    pub fn registered_ca(&self, id: &str) -> Result<CaState, CliError> {
+        self.ca_state(id)?.ok_or_else(|| {
+            CliError::invalid(
+                format!("CA {id}"),
+                format!(
+                    "not registered in this account and region ({})",
+                    self.region
+                ),
+            )
+        })
+    }
+
+    /// UpdateCACertificate with whichever of status (active?) and
+    /// auto-registration is given, its failure named for the `ca` commands.
+    pub fn set_ca(
+        &self,
+        id: &str,
+        active: Option<bool>,
+        auto: Option<bool>,
+    ) -> Result<(), CliError> {
+        self.update_ca(id, active, auto)
+            .map_err(|e| CliError::aws(format!("updating CA {id}"), e))
+    }
+
+    /// Brings a registered CA to the status (active?) and auto-registration
+    /// given, changing only what differs; the state read back, and whether
+    /// anything had to change. A CA directory `dir` that records the CA
+    /// (`aws.json`) gets the new state recorded.
+    pub fn change_ca(
+        &self,
+        id: &str,
+        dir: Option<&Path>,
+        active: Option<bool>,
+        auto: Option<bool>,
+    ) -> Result<(CaState, bool), CliError> {
+        let before = self.registered_ca(id)?;
+        let differs = active.is_some_and(|a| status_name(a) != before.status)
+            || auto.is_some_and(|a| auto_registration_name(a) != before.auto_registration);
+        if differs {
+            self.set_ca(id, active, auto)?;
+        }
+        let after = self.registered_ca(id)?;
+        if let Some(dir) = dir.filter(|d| d.join(crate::pki::ca_files::AWS_FILE).exists()) {
+            after.record(dir)?;
+        }
+        Ok((after, differs))
     }
 }

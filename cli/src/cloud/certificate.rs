@@ -3,6 +3,7 @@
 
 use aws_sdk_iot::types::CertificateStatus;
 use jitr_core::aws::AwsError;
+use jitr_core::iot::CertStatus;
 
 use super::ca::Registered;
 use super::Cloud;
@@ -10,7 +11,7 @@ use super::Cloud;
 /// A device certificate as AWS IoT describes it, with what is attached to it.
 #[derive(Debug, Clone)]
 pub struct CertView {
-    pub status: String,
+    pub status: CertStatus,
     /// Seconds since the epoch AWS IoT registered it.
     pub created: i64,
     pub things: Vec<String>,
@@ -46,13 +47,13 @@ impl Cloud {
         let Some(d) = self.device_certificate(id)? else {
             return Ok(None);
         };
-        let (things, mut policies) = self.attachments(&d.arn)?;
+        let (things, mut policies) = self.attachments(&d.certificate_arn)?;
         for thing in &things {
             policies.extend(self.group_policies(thing)?);
         }
         Ok(Some(CertView {
             status: d.status,
-            created: d.created,
+            created: d.created_ms.map_or(0, |ms| ms.div_euclid(1000)),
             things,
             policies,
         }))
@@ -154,7 +155,7 @@ impl Cloud {
     }
 
     /// A certificate's status alone (DescribeCertificate, no attachments).
-    pub async fn certificate_status(&self, id: &str) -> Result<String, AwsError> {
+    pub async fn certificate_status(&self, id: &str) -> Result<CertStatus, AwsError> {
         let out = self
             .iot
             .describe_certificate()
@@ -165,8 +166,8 @@ impl Cloud {
         Ok(out
             .certificate_description()
             .and_then(|c| c.status())
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_default())
+            .map(CertStatus::from_sdk)
+            .unwrap_or_else(|| CertStatus::Unknown(String::new())))
     }
 
     /// DescribeEndpoint(iot:Data-ATS): where devices connect.

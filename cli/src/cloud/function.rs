@@ -6,8 +6,18 @@ use aws_sdk_sqs::types::QueueAttributeName as A;
 use jitr_core::aws::AwsError;
 
 use super::Cloud;
-use crate::doctor::function::QueueTiming;
-use crate::doctor::metrics::Figure;
+
+/// An event queue as SQS reports it, with the function's timeout.
+#[derive(Debug, Clone, Default)]
+pub struct QueueDepth {
+    pub url: String,
+    /// Waiting (ApproximateNumberOfMessages).
+    pub visible: u64,
+    /// Received, not yet deleted (ApproximateNumberOfMessagesNotVisible).
+    pub in_flight: u64,
+    pub visibility_timeout: i64,
+    pub function_timeout: i64,
+}
 
 impl Cloud {
     /// The function's timeout (s) and reserved concurrency (`None`: unreserved).
@@ -53,7 +63,7 @@ impl Cloud {
     }
 
     /// The queue's depth and visibility timeout, with `function_timeout`.
-    pub fn queue_timing(&self, url: &str, function_timeout: i64) -> Result<QueueTiming, AwsError> {
+    pub fn queue_timing(&self, url: &str, function_timeout: i64) -> Result<QueueDepth, AwsError> {
         let sqs = aws_sdk_sqs::Client::new(self.config());
         let out = self
             .block_on(
@@ -67,13 +77,11 @@ impl Cloud {
             .map_err(|e| self.error(e))?;
         let attrs = out.attributes().cloned().unwrap_or_default();
         let number = |a: A| attrs.get(&a).and_then(|n| n.parse().ok()).unwrap_or(0);
-        Ok(QueueTiming {
+        Ok(QueueDepth {
             url: url.to_string(),
             visible: number(A::ApproximateNumberOfMessages),
             in_flight: number(A::ApproximateNumberOfMessagesNotVisible),
             visibility_timeout: number(A::VisibilityTimeout) as i64,
-            // CloudWatch's ApproximateAgeOfOldestMessage: `Cloud::metric_data`.
-            oldest_age: Figure::NoData,
             function_timeout,
         })
     }

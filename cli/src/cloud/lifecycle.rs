@@ -8,43 +8,29 @@ use std::time::Duration;
 
 use aws_sdk_iot::types::CertificateStatus;
 use jitr_core::aws::AwsError;
+use jitr_core::iot::{CertStatus, Described};
 
 use super::Cloud;
-
-/// A device certificate as DescribeCertificate answers.
-#[derive(Debug, Clone)]
-pub struct DeviceCert {
-    pub arn: String,
-    pub status: String,
-    pub pem: String,
-    /// Seconds since the epoch AWS IoT registered it.
-    pub created: i64,
-}
 
 /// One row of ListCertificatesByCA.
 #[derive(Debug, Clone)]
 pub struct Listed {
     pub certificate_id: String,
-    pub status: String,
+    pub status: CertStatus,
     pub created: i64,
 }
 
 impl Cloud {
-    /// DescribeCertificate; `None` when AWS IoT has never registered it.
-    pub fn device_certificate(&self, id: &str) -> Result<Option<DeviceCert>, AwsError> {
+    /// DescribeCertificate, read as the function reads it (jitr-core's
+    /// [`Described`]); `None` when AWS IoT has never registered it.
+    pub fn device_certificate(&self, id: &str) -> Result<Option<Described>, AwsError> {
         let answer = self.block_on(self.iot.describe_certificate().certificate_id(id).send());
         let Some(out) = self.found(answer)? else {
             return Ok(None);
         };
-        Ok(out.certificate_description().map(|d| DeviceCert {
-            arn: d.certificate_arn().unwrap_or_default().to_string(),
-            status: d
-                .status()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default(),
-            pem: d.certificate_pem().unwrap_or_default().to_string(),
-            created: d.creation_date().map(|t| t.secs()).unwrap_or_default(),
-        }))
+        Ok(out
+            .certificate_description()
+            .map(Described::from_description))
     }
 
     /// The things (ListPrincipalThings) and policies (ListAttachedPolicies)
@@ -204,8 +190,8 @@ impl Cloud {
                     certificate_id: c.certificate_id().unwrap_or_default().to_string(),
                     status: c
                         .status()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default(),
+                        .map(CertStatus::from_sdk)
+                        .unwrap_or_else(|| CertStatus::Unknown(String::new())),
                     created: c.creation_date().map(|t| t.secs()).unwrap_or_default(),
                 })
                 .collect();

@@ -1,5 +1,6 @@
 //! The CloudWatch metrics `jitr doctor` reads (GetMetricData): which ones
-//! and what they say are `doctor::metrics`'s; this reads them.
+//! and what they say are `doctor::metrics`'s; this reads them, as the
+//! [`Query`] and [`Series`] types here.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -9,7 +10,24 @@ use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
 use jitr_core::aws::AwsError;
 
 use super::Cloud;
-use crate::doctor::metrics::{Query, Series};
+
+/// One metric to read: `id` names it in the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub id: String,
+    pub namespace: &'static str,
+    pub metric: &'static str,
+    pub dimension: &'static str,
+    pub value: String,
+    pub stat: &'static str,
+}
+
+/// The datapoints of one answered metric (any order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub id: String,
+    pub values: Vec<f64>,
+}
 
 /// Seconds per datapoint.
 const PERIOD: i32 = 60;

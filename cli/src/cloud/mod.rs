@@ -20,9 +20,6 @@ pub mod logs;
 pub mod metrics;
 pub mod stack;
 
-pub use ca::CaView;
-pub use certificate::CertView;
-
 /// An AWS IoT client ready to call, with the runtime that drives it.
 pub struct Cloud {
     /// Private to `cloud`: commands call the verbs, not the SDK.

@@ -4,12 +4,22 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::args::CheckArgs;
 use crate::error::CliError;
 use crate::issue::layout::Layout;
 use crate::lint::{self, RuleResult};
-use crate::pki::ca_dir;
+use crate::pki::ca_files;
 use crate::report::Output;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Certificate files (PEM or DER), or device directories (their bundle); a bundle
+    /// is checked as leaf + chain.
+    #[arg(required = true, value_name = "FILE|DEVICE_DIR")]
+    pub(crate) files: Vec<PathBuf>,
+    /// Also check that each certificate chains to this CA directory.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) ca: Option<PathBuf>,
+}
 
 #[derive(Serialize)]
 struct FileReport {
@@ -47,7 +57,7 @@ fn expiry_warning(not_after: i64, now: i64, device: bool) -> Option<String> {
 }
 
 /// Lints every file; prints a pass/fail line per rule; fails if any rule failed.
-pub(crate) fn check(a: &CheckArgs, out: &Output) -> Result<(), CliError> {
+pub(crate) fn run(a: &Args, out: &Output) -> Result<(), CliError> {
     let anchors = match &a.ca {
         Some(dir) => Some(ca_anchors(dir)?),
         None => None,
@@ -127,9 +137,9 @@ fn bundle_of(path: &Path) -> Result<PathBuf, CliError> {
 /// The CA directory's chain for `--ca`: its certificate first. Only the
 /// certificate is needed, so a CA directory without its key works too.
 fn ca_anchors(dir: &std::path::Path) -> Result<Vec<Vec<u8>>, CliError> {
-    let cert_path = dir.join(ca_dir::CERT_FILE);
-    let (ca_der, _) = ca_dir::read_ca_certificate(&crate::files::read(&cert_path)?, &cert_path)?;
-    let chain_path = dir.join(ca_dir::CHAIN_FILE);
+    let cert_path = dir.join(ca_files::CERT_FILE);
+    let (ca_der, _) = ca_files::read_ca_certificate(&crate::files::read(&cert_path)?, &cert_path)?;
+    let chain_path = dir.join(ca_files::CHAIN_FILE);
     let mut anchors = vec![ca_der];
     if let Ok(chain) = std::fs::read(&chain_path) {
         let rest = jitr_core::pem::certificates(&chain)

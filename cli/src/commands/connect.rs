@@ -5,29 +5,134 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use clap::ValueEnum;
+use jitr_core::aws::AwsOptions;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::Serialize;
 
-use crate::args::{ConnectArgs, Global};
+use crate::cloud::Cloud;
 use crate::error::CliError;
 use crate::files::read;
 use crate::issue::layout::Layout;
-use crate::mqtt::{host_port, tls_config, BrokerTrust, Failure, Refusal, Session};
+use crate::mqtt::{self, tls_config, BrokerTrust, Failure, Refusal, Session};
 use crate::pki::{amazon, keys};
-use crate::report::Output;
+use crate::report::{outcomes, Output};
 
 mod input;
 mod refusal;
 use input::{lookup, message, name_source, thing_name, validity_problem, Lookup};
 use refusal::Held;
 
-/// AWS IoT's MQTT over TLS port.
-const MQTT_TLS_PORT: u16 = 8883;
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// A device directory from `jitr device issue` (its bundle and key, any layout).
+    #[arg(value_name = "DEVICE_DIR", required_unless_present_any = ["cert", "key"])]
+    pub(crate) device: Option<PathBuf>,
+    /// The certificate to present: the device certificate followed by its CA chain.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) cert: Option<PathBuf>,
+    /// The device's private key.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: Option<PathBuf>,
+    /// The MQTT broker devices connect to (the data endpoint), HOST or HOST:PORT (default:
+    /// the account's iot:Data-ATS endpoint, as `jitr endpoint` prints it; port 8883 unless
+    /// it carries one). Not the AWS API endpoint (that is --endpoint-url).
+    #[arg(long, value_name = "HOST[:PORT]", env = "JITR_ENDPOINT")]
+    pub(crate) endpoint: Option<String>,
+    /// PEM file of the CA(s) that verify the broker (default: Amazon Root CA 1 to 4).
+    #[arg(long, value_name = "FILE", env = "JITR_BROKER_CA_FILE")]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// MQTT client id (default: the thing name the deployment gives the
+    /// certificate, see --thing-name-source; the device policy wants them equal).
+    #[arg(long, value_name = "ID", value_parser = client_id)]
+    pub(crate) client_id: Option<String>,
+    /// Where the deployment takes thing names from (its ThingNameSource;
+    /// default: the --stack function's JITR_THING_NAME_SOURCE, else common-name).
+    #[arg(long, value_name = "SOURCE")]
+    pub(crate) thing_name_source: Option<ThingNameSource>,
+    /// The CloudFormation stack of infra/, to read its ThingNameSource from.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) stack: Option<String>,
+    /// Topic to publish on, no wildcards (default: things/<client id>/hello).
+    #[arg(long, value_parser = topic_name)]
+    pub(crate) topic: Option<String>,
+    /// The message to publish (QoS 1; AWS IoT takes up to 128 KiB).
+    #[arg(long, default_value = "hello from jitr connect")]
+    pub(crate) message: String,
+    /// Publish this file's bytes instead of --message.
+    #[arg(long, value_name = "FILE", conflicts_with = "message")]
+    pub(crate) message_file: Option<PathBuf>,
+    /// Seconds to keep retrying before giving up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = positive_seconds)]
+    pub(crate) timeout: f64,
+}
+
+/// The thing-name sources of the function's JITR_THING_NAME_SOURCE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ThingNameSource {
+    CommonName,
+    SerialNumber,
+    CertificateId,
+}
+
+impl From<ThingNameSource> for jitr_core::naming::NameTemplate {
+    fn from(s: ThingNameSource) -> Self {
+        let alias = match s {
+            ThingNameSource::CommonName => "common-name",
+            ThingNameSource::SerialNumber => "serial-number",
+            ThingNameSource::CertificateId => "certificate-id",
+        };
+        Self::parse(alias).expect("the aliases are templates")
+    }
+}
+
+/// An MQTT client id: not empty (AWS IoT has no use for one).
+fn client_id(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("the client id is empty".into());
+    }
+    Ok(text.to_string())
+}
+
+/// A topic one can publish to: not empty, no `+` or `#` (those make a
+/// filter, for subscribing), no NUL, at most 65535 bytes (MQTT's rules).
+fn topic_name(text: &str) -> Result<String, String> {
+    let problem = if text.is_empty() {
+        "the topic is empty"
+    } else if text.contains(['+', '#']) {
+        "a topic to publish to has no wildcards (+ and # are for subscribing)"
+    } else if text.contains('\0') {
+        "the topic contains a NUL character"
+    } else if text.len() > 65_535 {
+        "the topic is longer than MQTT's 65535 bytes"
+    } else {
+        return Ok(text.to_string());
+    };
+    Err(problem.into())
+}
+
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(s),
+        _ => Err(format!(
+            "expected seconds between 0 and 86400, got \"{text}\""
+        )),
+    }
+}
+
 /// No single attempt waits longer than this.
 const ATTEMPT_LIMIT: Duration = Duration::from_secs(10);
 /// The first retry waits about this long; each later one twice as long, up to [`MAX_DELAY`].
 const FIRST_DELAY: Duration = Duration::from_millis(500);
 const MAX_DELAY: Duration = Duration::from_secs(8);
+
+outcomes! {
+    /// How one try ended.
+    enum Tried {
+        Published => "published",
+        Refused => "refused",
+    }
+}
 
 /// One try, as reported.
 #[derive(Debug, Serialize)]
@@ -35,7 +140,7 @@ struct Attempt {
     attempt: u32,
     /// Milliseconds since the command started.
     at_ms: u64,
-    result: &'static str,
+    result: Tried,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
 }
@@ -51,7 +156,7 @@ struct Report {
 }
 
 /// The device's certificate chain and key, from a device directory or flags.
-fn credentials(args: &ConnectArgs) -> Result<(PathBuf, PathBuf), CliError> {
+fn credentials(args: &Args) -> Result<(PathBuf, PathBuf), CliError> {
     let dir = match (&args.device, &args.cert, &args.key) {
         (_, Some(cert), Some(key)) => return Ok((cert.clone(), key.clone())),
         (Some(dir), _, _) => dir,
@@ -91,34 +196,22 @@ fn credentials(args: &ConnectArgs) -> Result<(PathBuf, PathBuf), CliError> {
         })
 }
 
-/// `--endpoint HOST[:PORT]` split, with AWS IoT's port by default.
-pub(crate) fn parse_endpoint(text: &str) -> Result<(String, u16), CliError> {
-    host_port(text, MQTT_TLS_PORT)
-        .map_err(|e| CliError::invalid("--endpoint", format!("{e} (expected HOST or HOST:PORT)")))
-}
-
-/// The account's iot:Data-ATS endpoint as DescribeEndpoint answers it: a
-/// host (port 8883), or HOST:PORT (an emulator's, a proxy's), used as given.
-pub(crate) fn described_endpoint(global: &Global) -> Result<(String, u16), CliError> {
-    let address = super::endpoint::describe(global)?.0;
-    host_port(&address, MQTT_TLS_PORT)
-        .map_err(|e| CliError::invalid("the iot:Data-ATS endpoint AWS IoT described", e))
+/// The account's iot:Data-ATS endpoint (DescribeEndpoint), as `jitr
+/// endpoint` prints it.
+fn described_endpoint(aws: &AwsOptions) -> Result<(String, u16), CliError> {
+    let address = Cloud::connect(aws)?
+        .data_endpoint()
+        .map_err(|e| CliError::aws("describing the iot:Data-ATS endpoint", e))?;
+    mqtt::described_endpoint(&address)
 }
 
 /// The delay before retry `n` (1-based): exponential, capped, with half of it
 /// random ("equal jitter") so a fleet does not retry in step.
-pub(crate) fn backoff(n: u32, random: f64) -> Duration {
+fn backoff(n: u32, random: f64) -> Duration {
     let full = FIRST_DELAY
         .saturating_mul(1u32 << (n - 1).min(16))
         .min(MAX_DELAY);
     full / 2 + full.mul_f64(random.clamp(0.0, 1.0) / 2.0)
-}
-
-/// A uniform random number in [0, 1).
-fn random_unit() -> f64 {
-    let mut bytes = [0u8; 8];
-    aws_lc_rs::rand::fill(&mut bytes).expect("the system random source works");
-    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// What connect knows of the device besides its session.
@@ -133,7 +226,7 @@ struct Device {
 
 /// The session a device holds: its chain and key checked against each other,
 /// the client id, the endpoint and the trust store.
-fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, Device), CliError> {
+fn session(args: &Args, aws: &AwsOptions) -> Result<(Session, Device), CliError> {
     let (cert_path, key_path) = credentials(args)?;
     let cert_what = cert_path.display().to_string();
     let chain = jitr_core::pem::certificates(&read(&cert_path)?)
@@ -153,7 +246,7 @@ fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, Device), Cli
         // AWS IoT refuses it; connect anyway, the broker's answer is the proof.
         eprintln!("jitr: warning: {cert_what}: {problem}");
     }
-    let endpoint_url_set = global.endpoint_url.is_some()
+    let endpoint_url_set = aws.endpoint_url.is_some()
         || ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_IOT"]
             .iter()
             .any(|v| std::env::var_os(v).is_some_and(|u| !u.is_empty()));
@@ -163,11 +256,12 @@ fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, Device), Cli
         .and_then(|der| jitr_core::CertFacts::from_der(der).ok())
         .map(|ca| ca.certificate_id);
     let lookup = lookup(args.endpoint.as_deref(), endpoint_url_set, ca_id);
-    let aws = matches!(lookup, Lookup::Rule { .. }).then(|| global.aws());
+    let asked = matches!(lookup, Lookup::Rule { .. }).then(|| aws.clone());
     let client_id = match &args.client_id {
         Some(id) => id.clone(),
         None => {
-            let source = name_source(args, global, lookup)?;
+            let chosen = args.thing_name_source.map(Into::into);
+            let source = name_source(chosen, args.stack.as_deref(), aws, lookup)?;
             thing_name(source, &facts).map_err(|e| CliError::invalid(&cert_what, e))?
         }
     };
@@ -177,8 +271,8 @@ fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, Device), Cli
         None => amazon::roots(),
     };
     let (host, port) = match &args.endpoint {
-        Some(text) => parse_endpoint(text)?,
-        None => described_endpoint(global)?,
+        Some(text) => mqtt::parse_endpoint(text)?,
+        None => described_endpoint(aws)?,
     };
     let trust = BrokerTrust {
         roots: roots.into_iter().map(CertificateDer::from).collect(),
@@ -199,7 +293,7 @@ fn session(args: &ConnectArgs, global: &Global) -> Result<(Session, Device), Cli
     let device = Device {
         certificate_id: facts.certificate_id,
         chain_len,
-        aws,
+        aws: asked,
     };
     Ok((session, device))
 }
@@ -259,7 +353,7 @@ async fn retry(
                 attempts.push(Attempt {
                     attempt: n,
                     at_ms,
-                    result: "published",
+                    result: Tried::Published,
                     detail: None,
                 });
                 break;
@@ -267,7 +361,7 @@ async fn retry(
             Err(failure) => failure,
         };
         let (reason, retrying_helps) = explain(failure, device, &mut last);
-        let delay = backoff(n, random_unit());
+        let delay = backoff(n, jitr_core::random::unit());
         let give_up = !retrying_helps || Instant::now() + delay >= deadline;
         if out.chatty() {
             let next = if give_up {
@@ -280,7 +374,7 @@ async fn retry(
         attempts.push(Attempt {
             attempt: n,
             at_ms,
-            result: "refused",
+            result: Tried::Refused,
             detail: Some(reason),
         });
         if give_up {
@@ -299,7 +393,7 @@ fn default_topic(client_id: &str, from_flag: bool) -> Result<String, CliError> {
     let problem = if client_id.contains(['+', '#', '/']) {
         Some("contains +, # or /, which are no part of a thing name".to_string())
     } else {
-        crate::args::topic_name(&topic).err()
+        topic_name(&topic).err()
     };
     match problem {
         None => Ok(topic),
@@ -319,9 +413,10 @@ fn default_topic(client_id: &str, from_flag: bool) -> Result<String, CliError> {
     }
 }
 
-pub(crate) fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Result<(), CliError> {
-    let message = message(args)?;
-    let (session, device) = session(args, global)?;
+/// `jitr connect`.
+pub(crate) fn run(args: &Args, aws: &AwsOptions, out: &Output) -> Result<(), CliError> {
+    let message = message(args.message_file.as_deref(), &args.message)?;
+    let (session, device) = session(args, aws)?;
     let certificate_id = &device.certificate_id;
     let topic = match &args.topic {
         Some(topic) => topic.clone(),
@@ -343,7 +438,9 @@ pub(crate) fn connect(args: &ConnectArgs, global: &Global, out: &Output) -> Resu
     let (attempts, last_refusal) =
         rt.block_on(retry(&session, (&topic, &message), &device, deadline, out));
 
-    let connected = attempts.last().is_some_and(|a| a.result == "published");
+    let connected = attempts
+        .last()
+        .is_some_and(|a| a.result == Tried::Published);
     let tries = attempts.len();
     let last = attempts
         .last()
@@ -395,27 +492,5 @@ mod tests {
         assert_eq!((ms(5, 0.0), ms(5, 1.0)), (4000, 8000));
         assert_eq!((ms(40, 0.0), ms(40, 1.0)), (4000, 8000));
         assert_eq!(ms(3, 0.5), 1500);
-    }
-
-    #[test]
-    fn random_units_are_in_range_and_vary() {
-        let draws: Vec<f64> = (0..100).map(|_| random_unit()).collect();
-        assert!(draws.iter().all(|r| (0.0..1.0).contains(r)));
-        assert!(draws.iter().any(|r| *r != draws[0]));
-    }
-
-    #[test]
-    fn endpoints_parse_with_the_mqtt_tls_port_by_default() {
-        assert_eq!(
-            parse_endpoint("a1b2-ats.iot.eu-west-1.amazonaws.com").unwrap(),
-            ("a1b2-ats.iot.eu-west-1.amazonaws.com".into(), 8883)
-        );
-        assert_eq!(
-            parse_endpoint("127.0.0.1:18883").unwrap(),
-            ("127.0.0.1".into(), 18883)
-        );
-        for bad in ["", ":8883", "host:port", "host:70000", "mqtts://host"] {
-            assert!(parse_endpoint(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -1,21 +1,18 @@
 //! `jitr endpoint`: the account's ATS data endpoint, where devices connect.
 
-use crate::args::Global;
+use jitr_core::aws::AwsOptions;
+
 use crate::cloud::Cloud;
 use crate::error::CliError;
 use crate::report::Output;
 
-/// DescribeEndpoint(iot:Data-ATS): the address and the region it is in.
-pub(crate) fn describe(global: &Global) -> Result<(String, String), CliError> {
-    let cloud = Cloud::connect(&global.aws())?;
+/// `jitr endpoint`: DescribeEndpoint(iot:Data-ATS), with the region it is in.
+pub(crate) fn run(aws: &AwsOptions, out: &Output) -> Result<(), CliError> {
+    let cloud = Cloud::connect(aws)?;
     let address = cloud
         .data_endpoint()
         .map_err(|e| CliError::aws("describing the iot:Data-ATS endpoint", e))?;
-    Ok((address, cloud.region.clone()))
-}
-
-pub(crate) fn endpoint(global: &Global, out: &Output) -> Result<(), CliError> {
-    let (address, region) = describe(global)?;
+    let region = cloud.region.clone();
     let report =
         serde_json::json!({ "endpoint": address, "type": "iot:Data-ATS", "region": region });
     out.result(&report, || format!("{address}\n"));

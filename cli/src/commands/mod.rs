@@ -1,20 +1,17 @@
-//! One module per command group.
+//! The commands, one file per command (a directory per group, one file per
+//! subcommand): each holds its clap arguments, their one conversion to what
+//! the domain modules take, and `run`. No command imports another: what
+//! two share lives below them (`pki`, `cloud`, `lifecycle`, `issue`,
+//! `doctor`, `mqtt`, `report`; shared flag groups in `crate::flags`).
 
-pub(crate) mod allow;
-pub(crate) mod book;
 pub(crate) mod ca;
-pub(crate) mod ca_aws;
 pub(crate) mod check;
 pub(crate) mod completions;
 pub(crate) mod connect;
-pub(crate) mod crl;
 pub(crate) mod device;
-pub(crate) mod device_register;
 pub(crate) mod doctor;
-mod doctor_deployment;
-mod doctor_endpoint;
 pub(crate) mod endpoint;
 pub(crate) mod fleet;
+pub(crate) mod man;
 pub(crate) mod provision;
-pub(crate) mod revoke;
-pub(crate) mod rotate;
+pub(crate) mod reconcile;

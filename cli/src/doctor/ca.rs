@@ -4,7 +4,7 @@
 
 use super::fixes::Known;
 use super::Check;
-use crate::cloud::CaView;
+use crate::cloud::ca::CaView;
 
 /// The issuing CA as found: its id, what AWS says of it, and its validity.
 pub struct CaSeen<'a> {

@@ -2,9 +2,11 @@
 //! active with thing and policy, revoked and why (from the function's
 //! logs). Pure: the command passes in what it read.
 
+use jitr_core::iot::CertStatus;
+
 use super::ca::or_unknown;
 use super::{duration, Check};
-use crate::cloud::CertView;
+use crate::cloud::certificate::CertView;
 
 /// What the function's log group said about the certificate.
 #[derive(Debug, Clone)]
@@ -89,8 +91,8 @@ pub fn certificate_check(
         c.things.join(", "),
         c.policies.join(", ")
     );
-    match c.status.as_str() {
-        "PENDING_ACTIVATION" if age > stranded_after => Check::fail(
+    match &c.status {
+        CertStatus::PendingActivation if age > stranded_after => Check::fail(
             NAME,
             format!(
                 "PENDING_ACTIVATION for {} (stranded: the function never activated it)",
@@ -98,7 +100,7 @@ pub fn certificate_check(
             ),
             format!("jitr reconcile --ca {ca_target}"),
         ),
-        "PENDING_ACTIVATION" => Check::warn(
+        CertStatus::PendingActivation => Check::warn(
             NAME,
             format!(
                 "PENDING_ACTIVATION for {}: the function should activate it shortly",
@@ -106,13 +108,13 @@ pub fn certificate_check(
             ),
             "wait a few seconds and run jitr doctor again",
         ),
-        "ACTIVE" if c.things.is_empty() || c.policies.is_empty() => Check::fail(
+        CertStatus::Active if c.things.is_empty() || c.policies.is_empty() => Check::fail(
             NAME,
             format!("ACTIVE but {attached}"),
             format!("jitr provision {id}"),
         ),
-        "ACTIVE" => Check::pass(NAME, format!("ACTIVE, {attached}")),
-        "REVOKED" => match recorded {
+        CertStatus::Active => Check::pass(NAME, format!("ACTIVE, {attached}")),
+        CertStatus::Revoked => match recorded {
             Some(r) => Check::fail(
                 NAME,
                 format!(
@@ -127,7 +129,7 @@ pub fn certificate_check(
                 "issue a new certificate that the function's rules admit (jitr device issue)",
             ),
         },
-        other => Check::fail(NAME, or_unknown(other), format!("jitr provision {id}")),
+        other => Check::fail(NAME, or_unknown(other.as_str()), format!("jitr provision {id}")),
     }
 }
 

@@ -3,23 +3,7 @@
 //! each event queue's ApproximateAgeOfOldestMessage (AWS/SQS, maximum).
 //! Pure: which metrics to ask for, and what their answer says.
 
-/// One metric to read: `id` names it in the answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Query {
-    pub id: String,
-    pub namespace: &'static str,
-    pub metric: &'static str,
-    pub dimension: &'static str,
-    pub value: String,
-    pub stat: &'static str,
-}
-
-/// The datapoints of one answered metric (any order).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Series {
-    pub id: String,
-    pub values: Vec<f64>,
-}
+pub use crate::cloud::metrics::{Query, Series};
 
 /// What CloudWatch answered: the series, or why none could be read.
 #[derive(Debug, Clone, PartialEq)]

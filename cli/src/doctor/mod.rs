@@ -1,6 +1,6 @@
 //! `jitr doctor`'s checks, as pure functions of what was observed: each
 //! returns [`Check`]s (PASS, WARN or FAIL, what it saw, the fix). The
-//! command (`commands/doctor.rs`) gathers the observations.
+//! command (`commands/doctor/`) gathers the observations.
 
 pub mod ca;
 pub mod certificate;
@@ -12,6 +12,7 @@ pub mod function;
 pub mod metrics;
 pub mod permissions;
 pub mod policy;
+pub mod queue;
 
 use serde::Serialize;
 
@@ -119,9 +120,13 @@ mod tests {
             include_str!("device.rs"),
             include_str!("function.rs"),
             include_str!("permissions.rs"),
-            include_str!("../commands/doctor.rs"),
-            include_str!("../commands/doctor_deployment.rs"),
-            include_str!("../commands/doctor_endpoint.rs"),
+            include_str!("queue.rs"),
+            include_str!("../commands/doctor/mod.rs"),
+            include_str!("../commands/doctor/certificate.rs"),
+            include_str!("../commands/doctor/deployment.rs"),
+            include_str!("../commands/doctor/device.rs"),
+            include_str!("../commands/doctor/endpoint.rs"),
+            include_str!("../commands/doctor/issuer.rs"),
         ];
         let built = regex::Regex::new(
             r#"(?:Check::(?:pass|warn|fail)|role_check)\(\s*"([^"]+)"|const NAME: &str = "([^"]+)""#,

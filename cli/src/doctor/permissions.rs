@@ -12,14 +12,12 @@ use crate::cloud::iam::{role_name, RolePolicies};
 
 mod reference;
 
+pub use reference::Need;
 use reference::{call_needs, Place};
 
 /// What reading a role (or a resource policy) gave: the policies, `None`
 /// when it does not exist, or why it could not be read.
 pub type Read<T> = Result<Option<T>, String>;
-
-/// One action on one resource that a role must be allowed.
-pub type Need = (&'static str, String);
 
 /// Where a role's policies fall short, or why that cannot be told.
 fn shortfall(policies: &RolePolicies, needs: &[Need]) -> Result<(), Verdict> {

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 use std::time::Instant;
 
+use jitr_core::ratelimit::RateLimiter;
 use rayon::prelude::*;
 
 use super::csr::CsrKey;
@@ -203,7 +204,7 @@ impl Batch<'_> {
 
 /// What every device of a run shares, computed once.
 struct Shared {
-    pacer: Option<super::pace::Pacer>,
+    pacer: Option<RateLimiter>,
     cap: time::OffsetDateTime,
     files: Files,
     server_root: Option<String>,
@@ -216,7 +217,7 @@ impl Shared {
             .server_root
             .map(|_| crate::pki::amazon::root_ca_1_pem());
         Shared {
-            pacer: batch.sign_rate.map(super::pace::Pacer::new),
+            pacer: batch.sign_rate.map(RateLimiter::new),
             cap: batch.ca.not_after(),
             files,
             server_root,

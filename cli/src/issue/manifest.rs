@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::CliError;
 use crate::files::{self, NewFile};
 use crate::issue::layout::{Files, Layout};
-use crate::lifecycle::revoked;
+use crate::pki::revoked;
 
 /// The subdirectory of a device that holds its predecessor after `jitr device rotate`.
 pub const PREVIOUS_DIR: &str = "previous";

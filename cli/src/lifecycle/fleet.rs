@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 
+use jitr_core::iot::CertStatus;
 use serde::Serialize;
 
 /// One device certificate of the CA, as AWS IoT describes it.
 #[derive(Debug, Clone)]
 pub struct Cert {
     pub certificate_id: String,
-    pub status: String,
+    pub status: CertStatus,
     /// When AWS IoT registered it, seconds since the epoch.
     pub created: i64,
     /// Its notAfter (from its PEM), seconds since the epoch.
@@ -55,7 +56,7 @@ pub struct Status {
 pub fn classify(ca_id: &str, certs: &[Cert], things: &[(String, usize)], w: &Window) -> Status {
     let mut by_status = BTreeMap::new();
     for c in certs {
-        *by_status.entry(c.status.clone()).or_insert(0) += 1;
+        *by_status.entry(c.status.to_string()).or_insert(0) += 1;
     }
     let horizon = w.now + i64::from(w.expiring_within_days) * 86_400;
     let rotate = |thing: &Option<String>| {
@@ -67,7 +68,7 @@ pub fn classify(ca_id: &str, certs: &[Cert], things: &[(String, usize)], w: &Win
     };
     let expiring = certs
         .iter()
-        .filter(|c| c.status == "ACTIVE")
+        .filter(|c| c.status == CertStatus::Active)
         .filter_map(|c| {
             let at = c.not_after?;
             (at <= horizon).then(|| Finding {
@@ -89,7 +90,7 @@ pub fn classify(ca_id: &str, certs: &[Cert], things: &[(String, usize)], w: &Win
     let stranded = w.now - i64::from(w.pending_older_than_minutes) * 60;
     let pending = certs
         .iter()
-        .filter(|c| c.status == "PENDING_ACTIVATION" && c.created <= stranded)
+        .filter(|c| c.status == CertStatus::PendingActivation && c.created <= stranded)
         .map(|c| Finding {
             certificate_id: Some(c.certificate_id.clone()),
             thing: c.thing.clone(),

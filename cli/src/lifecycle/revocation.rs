@@ -3,6 +3,7 @@
 //! things, and with `--delete-thing` delete each thing left without
 //! principals. A second run finds nothing to change: "already revoked".
 
+use jitr_core::iot::CertStatus;
 use serde::Serialize;
 
 /// How a command-line item names a certificate.
@@ -29,9 +30,9 @@ pub fn target(item: &str, is_file: bool) -> Target {
 }
 
 /// A certificate as AWS IoT holds it, and the things it may leave empty.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Found {
-    pub status: String,
+    pub status: CertStatus,
     pub arn: String,
     /// Things the certificate is attached to.
     pub things: Vec<String>,
@@ -66,7 +67,7 @@ impl Plan {
 /// Decides the changes for a certificate AWS IoT holds as `found`.
 pub fn plan(found: &Found, delete_thing: bool) -> Plan {
     let mut plan = Plan {
-        set_revoked: found.status != "REVOKED",
+        set_revoked: found.status != CertStatus::Revoked,
         detach_policies: found.policies.clone(),
         detach_things: found.things.clone(),
         ..Plan::default()

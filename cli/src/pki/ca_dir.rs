@@ -1,41 +1,21 @@
 //! The CA directory: `ca.crt` (PEM), the key's store (`ca.key`, PKCS#8 PEM
 //! 0600, maybe encrypted; or `key.json`, a reference into an HSM) and
 //! `chain.pem` (this CA followed by its issuers up to the root); later
-//! `aws.json`, `revoked.json` and `crl-number`. [`OWNED`] lists them all:
-//! no command writes its output over one of them.
+//! `aws.json`, `revoked.json` and `crl-number` ([`super::ca_files`] names
+//! them all): no command writes its output over one of them.
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use jitr_core::CertFacts;
 use rcgen::Issuer;
 use time::OffsetDateTime;
 
-use super::keys;
+use super::ca_files::{holds_a_ca, owned_role, read_ca_certificate};
+use super::ca_files::{CERT_FILE, CHAIN_FILE, CRL_NUMBER_FILE, KEY_FILE};
 use super::store::{self, CaKey, Unlock};
+use super::{ca_write, keys, profile};
 use crate::error::CliError;
 use crate::files::{self, NewFile};
-
-pub(crate) const CERT_FILE: &str = "ca.crt";
-pub(crate) const KEY_FILE: &str = store::KEY_FILE;
-pub(crate) const CHAIN_FILE: &str = "chain.pem";
-/// The number of the last CRL `jitr ca crl` signed (decimal): the next one's
-/// is higher, as RFC 5280 (5.2.3) requires.
-pub(crate) const CRL_NUMBER_FILE: &str = "crl-number";
-
-/// The files a CA directory keeps for itself, with what each is to the CA.
-/// The one list of them: outputs the user names are checked against it
-/// ([`check_output`]), and a new CA written over the directory drops those
-/// that described the old one ([`describes_the_ca`]).
-const OWNED: [(&str, &str); 7] = [
-    (KEY_FILE, "private key"),
-    (store::REF_FILE, "key store reference"),
-    (CERT_FILE, "certificate"),
-    (CHAIN_FILE, "certificate chain"),
-    (crate::lifecycle::revoked::FILE, "revocation list"),
-    (super::ca_write::AWS_FILE, "AWS IoT registration record"),
-    (CRL_NUMBER_FILE, "last CRL number"),
-];
 
 /// A CA loaded from disk, ready to sign.
 pub(crate) struct CaDir {
@@ -52,7 +32,7 @@ impl CaDir {
     /// secrets `unlock` names; `flag` (e.g. `--ca`) names where the
     /// directory came from in errors.
     pub(crate) fn load(dir: &Path, flag: &str, unlock: &Unlock) -> Result<Self, CliError> {
-        let _reading = super::ca_write::lock_for_reading(dir);
+        let _reading = ca_write::lock_for_reading(dir);
         let cert_path = dir.join(CERT_FILE);
         if !dir.is_dir() || !cert_path.exists() {
             let what = if dir.is_dir() {
@@ -128,29 +108,31 @@ impl CaDir {
     pub(crate) fn certificate_id(&self) -> &str {
         &self.facts.certificate_id
     }
-}
 
-/// What a file named `name` is to the CA directory it is in; `None` when it
-/// is not one of the directory's own files.
-pub(crate) fn owned_role(name: &OsStr) -> Option<&'static str> {
-    OWNED
-        .iter()
-        .find(|(n, _)| name == *n)
-        .map(|(_, role)| *role)
-}
-
-/// Whether a new CA written over a CA directory drops its file `name`. The
-/// last CRL number is kept: the new CA's CRLs go on numbering above the old
-/// one's, whatever a relying party cached under the same name.
-pub(crate) fn describes_the_ca(name: &OsStr) -> bool {
-    owned_role(name).is_some() && name != CRL_NUMBER_FILE
-}
-
-/// Whether `dir` holds a CA: its certificate or its key's store.
-fn holds_a_ca(dir: &Path) -> bool {
-    [CERT_FILE, KEY_FILE, store::REF_FILE]
-        .iter()
-        .any(|name| dir.join(name).symlink_metadata().is_ok())
+    /// A verification certificate for `code`, signed by the CA with a fresh,
+    /// discarded key: the proof of possession of `ca verification-cert` and
+    /// `ca register`.
+    pub(crate) fn verification_certificate(&self, code: &str) -> Result<String, CliError> {
+        if code.is_empty()
+            || code.len() > 64
+            || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(CliError::invalid(
+                "--code",
+                format!("\"{code}\" is not a registration code (expected 1-64 letters, digits or dashes, as GetRegistrationCode returns)"),
+            ));
+        }
+        let key = keys::KeyAlg::EcP256.generate()?;
+        let cert = profile::verification(code, Some(self.not_after()))
+            .signed_by(&key, &self.issuer)
+            .map_err(|e| {
+                CliError::signing(
+                    "the verification certificate",
+                    self.issuer.key().explain(&e),
+                )
+            })?;
+        Ok(cert.pem())
+    }
 }
 
 /// Refuses `path`, an output the user named with `flag` (e.g. `--out`), when
@@ -286,39 +268,11 @@ pub(crate) fn validate_chain(cert_der: &[u8], chain_path: &Path) -> Result<Strin
         .collect())
 }
 
-/// Reads a certificate file and insists it is a CA (basicConstraints CA:TRUE).
-pub(crate) fn read_ca_certificate(
-    bytes: &[u8],
-    path: &Path,
-) -> Result<(Vec<u8>, CertFacts), CliError> {
-    let ders =
-        jitr_core::pem::certificates(bytes).map_err(|e| CliError::invalid(path.display(), e))?;
-    let facts = CertFacts::from_der(&ders[0]).map_err(|e| CliError::invalid(path.display(), e))?;
-    if !facts.is_ca() {
-        return Err(CliError::invalid(
-            path.display(),
-            format!(
-                "\"{}\" is not a CA certificate (basicConstraints CA:TRUE is missing; AWS IoT refuses such CAs)",
-                facts.subject_text
-            ),
-        ));
-    }
-    Ok((ders.into_iter().next().unwrap(), facts))
-}
-
-/// The files of a CA directory, ready for [`files::write_all`]; `key` is
-/// what the key store keeps in the directory (`ca.key` or `key.json`).
-pub(crate) fn files(dir: &Path, cert_pem: &str, key: NewFile, chain_pem: &str) -> Vec<NewFile> {
-    vec![
-        key,
-        NewFile::public(dir.join(CERT_FILE), cert_pem),
-        NewFile::public(dir.join(CHAIN_FILE), chain_pem),
-    ]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pki::ca_files::{describes_the_ca, OWNED};
+    use std::ffi::OsStr;
 
     #[test]
     fn crl_numbers_only_increase() {

@@ -12,13 +12,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::ca_dir::{self, CERT_FILE, KEY_FILE};
-use super::store::REF_FILE;
+use super::ca_files::{self, AWS_FILE, CERT_FILE, CHAIN_FILE, KEY_FILE};
+use super::store::{self, REF_FILE};
 use crate::error::CliError;
 use crate::files::{self, DirLock, NewFile};
 
-/// What `DIR/aws.json` records after `ca register`.
-pub const AWS_FILE: &str = "aws.json";
 /// Between DIR's name and the random part of its staging siblings' names.
 const STAGING_TAG: &str = ".jitr-ca-";
 /// Length of the random part of a staging directory's name.
@@ -40,6 +38,35 @@ pub(crate) fn write(dir: &Path, new: &[NewFile], force: bool) -> Result<(), CliE
         Err(Swap::Failed(e)) => Err(e),
         Ok(()) => Ok(()),
     }
+}
+
+/// Writes a new CA's directory (`ca create`, `ca import`) with [`write`]:
+/// its certificate, the file its key store keeps (`ca.key` or `key.json`)
+/// and its chain. A key file of the store the CA was kept in before
+/// (`--force`) goes.
+pub(crate) fn write_ca(
+    dir: &Path,
+    cert_pem: &str,
+    key: NewFile,
+    chain_pem: &str,
+    force: bool,
+) -> Result<(), CliError> {
+    // --force over a CA kept in another store: its key file would shadow ours.
+    // (The directory swap drops it already; the per-file fallback does not.)
+    let stale = store::stale_files(dir, &key);
+    let new = vec![
+        key,
+        NewFile::public(dir.join(CERT_FILE), cert_pem),
+        NewFile::public(dir.join(CHAIN_FILE), chain_pem),
+    ];
+    write(dir, &new, force)?;
+    for path in stale {
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(CliError::write(&path, e)),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a directory that already holds a CA (its key, key reference or
@@ -85,10 +112,10 @@ pub(crate) fn record(
 pub(crate) fn record_revoked(
     dir: &Path,
     certificate_id: &str,
-    new: &[crate::lifecycle::revoked::Revoked],
+    new: &[crate::pki::revoked::Revoked],
 ) -> Result<usize, CliError> {
     under_same_ca(dir, certificate_id, "revocations not recorded", |real| {
-        crate::lifecycle::revoked::add_to(real, new)
+        crate::pki::revoked::add_to(real, new)
     })
 }
 
@@ -105,7 +132,7 @@ pub(crate) fn under_same_ca<T>(
     let _lock = DirLock::acquire_current(&real)?;
     tidy(&real);
     let cert_path = dir.join(CERT_FILE);
-    let (_, facts) = ca_dir::read_ca_certificate(
+    let (_, facts) = ca_files::read_ca_certificate(
         &files::read_limited(&cert_path, files::MAX_PEM)?,
         &cert_path,
     )?;
@@ -234,7 +261,7 @@ fn build(staging: &Path, dir: &Path, new: &[NewFile]) -> Result<(), Swap> {
         let entry = entry.map_err(failed(dir))?;
         let name = entry.file_name();
         // Files that describe one CA: a new CA never inherits the old one's.
-        let owned = ca_dir::describes_the_ca(&name)
+        let owned = ca_files::describes_the_ca(&name)
             || names.contains(&name)
             || name.as_bytes().starts_with(files::TEMP_PREFIX.as_bytes());
         // Subdirectories cannot be linked: they are moved after the swap.
@@ -285,7 +312,6 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::ca_dir::CHAIN_FILE;
 
     fn names(dir: &Path) -> Vec<String> {
         let mut v: Vec<_> = fs::read_dir(dir)

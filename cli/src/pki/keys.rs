@@ -10,7 +10,8 @@ use rcgen::{KeyPair, PublicKeyData, RsaKeySize, SignatureAlgorithm};
 use zeroize::Zeroizing;
 
 use crate::error::CliError;
-use crate::pki::store::{encrypted, secret::Secret};
+use crate::pki::encrypted;
+use crate::pki::secret::Secret;
 
 /// The key types jitr generates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]

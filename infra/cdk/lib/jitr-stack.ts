@@ -62,12 +62,29 @@ export class JitrStack extends cdk.Stack {
       description:
         'Thing names from the subject, e.g. robot-{serialNumber} or {O}-{CN} (fields CN serialNumber O OU C L ST dnQualifier emailAddress certificateId); empty = ThingNameSource.',
     });
+    // name=template pairs, as in the SAM template; checked at start-up.
+    const thingAttributes = new cdk.CfnParameter(this, 'ThingAttributes', {
+      type: 'String',
+      default: '',
+      allowedPattern: '^[a-zA-Z0-9_.@/:#=\\[\\]{},-]{0,4096}$',
+      description:
+        'Thing attributes from the certificate, e.g. model={O},serial={serialNumber},cert={certificateId} (fields as ThingNameTemplate; at most 3 without ThingType, 50 with); an allow-list entry\'s attributes win key by key; empty = serialNumber, O, OU, C, dnQualifier of the subject.',
+    });
     const admission = new cdk.CfnParameter(this, 'Admission', {
       type: 'String',
       default: 'any',
       allowedValues: ['any', 'allow-list'],
       description:
         'allow-list admits only certificates put on the stack\'s allow-list (AllowListTableName) by `jitr device allow`; any admits every certificate that passes the other checks.',
+    });
+    // An unqualified Lambda function ARN, as in the SAM template: the role
+    // may invoke exactly this ARN; the function checks it at start-up.
+    const verifierFunction = new cdk.CfnParameter(this, 'VerifierFunction', {
+      type: 'String',
+      default: '',
+      allowedPattern: '^(arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[a-zA-Z0-9_-]{1,64})?$',
+      description:
+        'A Lambda function (its ARN, without a version or alias) the function invokes synchronously about each certificate that passes its own checks, answering admit and reason and optionally thingName, attributes, thingGroups; empty = no hook.',
     });
     const allowedCaIds = new cdk.CfnParameter(this, 'AllowedCaIds', {
       type: 'String',
@@ -147,6 +164,15 @@ export class JitrStack extends cdk.Stack {
       default: '',
       description: 'Optional SNS topic notified when events reach the dead-letter queue.',
     });
+    // PutEvents' bus name (botocore's events model, NonPartnerEventBusName),
+    // as in the SAM template: a name, since the role's grant is built from it.
+    const eventBusName = new cdk.CfnParameter(this, 'EventBusName', {
+      type: 'String',
+      default: '',
+      allowedPattern: '^[.\\-_A-Za-z0-9]{0,256}$',
+      description:
+        'An existing EventBridge bus (its name, not its ARN) that gets one event per device provisioned or rejected and per certificate retired (source jitr); empty = no events.',
+    });
     const architecture = new cdk.CfnParameter(this, 'Architecture', {
       type: 'String',
       default: 'arm64',
@@ -184,6 +210,12 @@ export class JitrStack extends cdk.Stack {
     });
     const hasThingGroups = new cdk.CfnCondition(this, 'HasThingGroups', {
       expression: cdk.Fn.conditionNot(cdk.Fn.conditionEquals(thingGroups.valueAsString, '')),
+    });
+    const hasVerifier = new cdk.CfnCondition(this, 'HasVerifier', {
+      expression: cdk.Fn.conditionNot(cdk.Fn.conditionEquals(verifierFunction.valueAsString, '')),
+    });
+    const hasEventBus = new cdk.CfnCondition(this, 'HasEventBus', {
+      expression: cdk.Fn.conditionNot(cdk.Fn.conditionEquals(eventBusName.valueAsString, '')),
     });
 
     // Devices connect only as their own thing and use only their own topics and shadow.
@@ -478,6 +510,52 @@ export class JitrStack extends cdk.Stack {
       },
     });
 
+    // Events downstream (EventBusName): PutEvents on that bus only, an
+    // inline policy present only when the parameter is set (as in the SAM
+    // template; the role's inline policies are a plain list until synth).
+    const cfnFunctionRole = functionRole.node.defaultChild as iam.CfnRole;
+    cfnFunctionRole.policies = [
+      ...((cfnFunctionRole.policies ?? []) as Array<iam.CfnRole.PolicyProperty | cdk.IResolvable>),
+      cdk.Fn.conditionIf(
+        hasEventBus.logicalId,
+        {
+          PolicyName: 'send-events',
+          PolicyDocument: {
+            Version: '2012-10-17',
+            Statement: [
+              {
+                Effect: 'Allow',
+                Action: 'events:PutEvents',
+                Resource: cdk.Fn.sub(
+                  'arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}',
+                ),
+              },
+            ],
+          },
+        },
+        cdk.Aws.NO_VALUE,
+      ),
+    ];
+
+    // The verifier hook (VerifierFunction), as in the SAM template: the
+    // function's role may invoke that function only, and only when there is
+    // one; an inline policy of its own, created only under HasVerifier.
+    const verifierPolicy = new iam.CfnPolicy(this, 'VerifierInvokePolicy', {
+      policyName: 'invoke-verifier',
+      roles: [functionRole.roleName],
+      policyDocument: {
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Effect: 'Allow',
+            Action: 'lambda:InvokeFunction',
+            Resource: verifierFunction.valueAsString,
+          },
+        ],
+      },
+    });
+    verifierPolicy.cfnOptions.condition = hasVerifier;
+
     const fn = new RustFunction(this, 'JitrFunction', {
       manifestPath: path.join(__dirname, '..', '..', '..', 'Cargo.toml'),
       binaryName: 'jitr-lambda',
@@ -506,8 +584,11 @@ export class JitrStack extends cdk.Stack {
         // A batch from this queue defers to the bulk lane while it works.
         JITR_FAST_LANE_QUEUE_ARN: fastLaneQueue.queueArn,
         JITR_THING_NAME_TEMPLATE: thingNameTemplate.valueAsString,
+        JITR_THING_ATTRIBUTES: thingAttributes.valueAsString,
         JITR_ADMISSION: admission.valueAsString,
         JITR_ALLOW_LIST_TABLE: allowListTable.ref,
+        JITR_VERIFIER_FUNCTION: verifierFunction.valueAsString,
+        JITR_EVENT_BUS: eventBusName.valueAsString,
       },
     });
 

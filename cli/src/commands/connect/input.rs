@@ -2,12 +2,13 @@
 //! id (the thing name the deployment derives), the message, and whether the
 //! certificate is valid now.
 
+use std::path::Path;
 use std::time::Duration;
 
+use jitr_core::aws::AwsOptions;
 use jitr_core::config::Config;
 use jitr_core::naming::NameTemplate;
 
-use crate::args::{ConnectArgs, Global};
 use crate::cloud::deployment::covers;
 use crate::cloud::Cloud;
 use crate::error::CliError;
@@ -32,22 +33,23 @@ pub(super) fn validity_problem(facts: &jitr_core::CertFacts, now: i64) -> Option
     }
 }
 
-/// The thing-name source: --thing-name-source, else the --stack function's
-/// setting, else (when `lookup` allows) the setting of the function behind
-/// the topic rule on the CA's registration topic, else the function's
-/// default (the CN), with a note on stderr saying so.
+/// The thing-name source: `chosen` (--thing-name-source), else the --stack
+/// function's setting, else (when `lookup` allows) the setting of the
+/// function behind the topic rule on the CA's registration topic, else the
+/// function's default (the CN), with a note on stderr saying so.
 pub(super) fn name_source(
-    args: &ConnectArgs,
-    global: &Global,
+    chosen: Option<NameTemplate>,
+    stack: Option<&str>,
+    aws: &AwsOptions,
     lookup: Lookup,
 ) -> Result<NameTemplate, CliError> {
-    if let Some(source) = args.thing_name_source {
-        return Ok(source.into());
+    if let Some(source) = chosen {
+        return Ok(source);
     }
-    let Some(stack) = &args.stack else {
+    let Some(stack) = stack else {
         return Ok(match lookup {
             Lookup::Skip => NameTemplate::common_name(),
-            Lookup::Rule { ca_id } => match found_by_rule(global, ca_id) {
+            Lookup::Rule { ca_id } => match found_by_rule(aws, ca_id) {
                 Ok(source) => source,
                 Err(why) => {
                     eprintln!(
@@ -58,7 +60,7 @@ pub(super) fn name_source(
             },
         });
     };
-    let cloud = Cloud::connect(&global.aws())?;
+    let cloud = Cloud::connect(aws)?;
     let reading = |e| CliError::aws(format!("reading stack {stack}"), e);
     let function = match cloud.stack_parts(stack).map_err(reading)? {
         Some(parts) => parts.function,
@@ -114,8 +116,8 @@ pub(super) fn lookup(
 
 /// The naming of the function behind the registration rule covering
 /// `ca_id`, within [`LOOKUP_LIMIT`]; `Err` says why there is none.
-fn found_by_rule(global: &Global, ca_id: Option<String>) -> Result<NameTemplate, String> {
-    let aws = global.aws();
+fn found_by_rule(aws: &AwsOptions, ca_id: Option<String>) -> Result<NameTemplate, String> {
+    let aws = aws.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     // Left behind on timeout: the process does not wait for it.
     std::thread::spawn(move || {
@@ -168,12 +170,12 @@ pub(super) fn thing_name(
     })
 }
 
-/// The message's bytes: --message-file, else --message; refused before
-/// connecting when over AWS IoT's limit.
-pub(super) fn message(args: &ConnectArgs) -> Result<Vec<u8>, CliError> {
-    let (bytes, what) = match &args.message_file {
+/// The message's bytes: `file` (--message-file), else `text` (--message);
+/// refused before connecting when over AWS IoT's limit.
+pub(super) fn message(file: Option<&Path>, text: &str) -> Result<Vec<u8>, CliError> {
+    let (bytes, what) = match file {
         Some(path) => (read(path)?, path.display().to_string()),
-        None => (args.message.clone().into_bytes(), "--message".to_string()),
+        None => (text.as_bytes().to_vec(), "--message".to_string()),
     };
     if bytes.len() > AWS_IOT_MAX_PAYLOAD {
         return Err(CliError::invalid(

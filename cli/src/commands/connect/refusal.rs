@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use jitr_core::iot::CertStatus;
+
 use crate::cloud::Cloud;
 use crate::mqtt::Refusal;
 
@@ -17,7 +19,7 @@ const ASK_LIMIT: Duration = Duration::from_secs(4);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Held {
     /// Registered, with this status (ACTIVE, PENDING_ACTIVATION, REVOKED, ...).
-    Status(String),
+    Status(CertStatus),
     /// Never registered in this account and region.
     Unregistered,
 }
@@ -43,19 +45,19 @@ pub(crate) fn ask(aws: &jitr_core::aws::AwsOptions, certificate_id: &str) -> Opt
 pub(crate) fn judge(held: &Held, certificate_id: &str) -> (String, bool) {
     let id = certificate_id;
     match held {
-        Held::Status(s) if s == "REVOKED" => (
+        Held::Status(CertStatus::Revoked) => (
             format!("AWS IoT holds certificate {id} REVOKED, so the broker refuses it for good; give the device a new certificate (jitr device rotate)"),
             false,
         ),
-        Held::Status(s) if s == "INACTIVE" => (
+        Held::Status(CertStatus::Inactive) => (
             format!("AWS IoT holds certificate {id} INACTIVE, so the broker refuses it and nothing activates it on connect; activate it with aws iot update-certificate --certificate-id {id} --new-status ACTIVE"),
             false,
         ),
-        Held::Status(s) if s == "PENDING_ACTIVATION" => (
+        Held::Status(CertStatus::PendingActivation) => (
             format!("the broker refused certificate {id}: AWS IoT holds it PENDING_ACTIVATION, waiting for the function to activate it"),
             true,
         ),
-        Held::Status(s) if s == "ACTIVE" => (
+        Held::Status(CertStatus::Active) => (
             format!("the broker refused certificate {id} though AWS IoT holds it ACTIVE: its policy may not allow iot:Connect with this client id"),
             true,
         ),
@@ -98,8 +100,8 @@ pub(crate) fn hint(
         )),
         Refusal::Closed | Refusal::ConnAck => Some(match held {
             // The judgment said what to do.
-            Some(Held::Status(s)) if s == "REVOKED" || s == "INACTIVE" => return None,
-            Some(Held::Status(s)) if s == "PENDING_ACTIVATION" => format!(
+            Some(Held::Status(CertStatus::Revoked | CertStatus::Inactive)) => return None,
+            Some(Held::Status(CertStatus::PendingActivation)) => format!(
                 "nothing activated it in time; {doctor} to see whether the function ran"
             ),
             Some(_) => format!("{doctor} to find out why"),
@@ -121,7 +123,7 @@ mod tests {
 
     #[test]
     fn revoked_and_inactive_stop_the_retries_pending_does_not() {
-        let held = |s: &str| Held::Status(s.to_string());
+        let held = |s: &str| Held::Status(s.into());
         let (why, retry) = judge(&held("REVOKED"), "abc");
         assert!(
             !retry && why.contains("REVOKED") && why.contains("abc"),

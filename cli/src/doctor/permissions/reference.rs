@@ -4,7 +4,8 @@
 
 use serde_json::Value;
 
-use super::Need;
+/// One action on one resource that a role must be allowed.
+pub type Need = (&'static str, String);
 
 /// For each action doctor checks, the resource types AWS authorises it
 /// against and their ARN formats: IAM's Service Authorization Reference as

@@ -5,11 +5,9 @@
 //! [`CaKey`], which rcgen signs with like any key pair.
 
 pub(crate) mod der;
-pub(crate) mod encrypted;
 pub(crate) mod kms;
 mod pair;
 pub(crate) mod pkcs11;
-pub(crate) mod secret;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -21,10 +19,11 @@ pub(crate) use self::pair::check_pair;
 
 use self::kms::{KmsKeyRef, KmsSigner};
 use self::pkcs11::{TokenKeyRef, TokenSigner};
-use self::secret::SecretSource;
 use crate::error::CliError;
 use crate::files::NewFile;
+use crate::pki::encrypted;
 use crate::pki::keys::{self, KeyAlg};
+use crate::pki::secret::SecretSource;
 
 /// The file of a `file` store.
 pub(crate) const KEY_FILE: &str = "ca.key";

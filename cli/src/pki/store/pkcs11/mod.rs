@@ -19,8 +19,8 @@ mod objects;
 
 use self::objects::{count_private, find_pair, generate, read_public};
 use super::der;
-use super::secret::Secret;
 use crate::pki::keys::KeyAlg;
+use crate::pki::secret::Secret;
 
 /// Where a CA key lives on a token: what `key.json` records (no secret).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -12,21 +12,116 @@
 
 use std::path::{Path, PathBuf};
 
-use jitr_core::aws::AwsError;
+use jitr_core::aws::{AwsError, AwsOptions};
+use jitr_core::iot::Described;
+use jitr_core::ratelimit::RateLimiter;
 use serde::Serialize;
 
-use crate::args::{DeviceRevokeArgs, Global};
-use crate::cloud::lifecycle::DeviceCert;
 use crate::cloud::Cloud;
 use crate::error::CliError;
 use crate::files::{self, DirLock};
 use crate::issue::manifest;
-use crate::issue::pace::Pacer;
 use crate::issue::progress;
 use crate::lifecycle::revocation::{self, Found, Plan, Target};
-use crate::lifecycle::revoked::{self, Revoked};
-use crate::pki::{ca_dir, ca_write};
-use crate::report::Output;
+use crate::pki::revoked::{self, Revoked};
+use crate::pki::{ca_files, ca_write};
+use crate::report::{outcomes, Output};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Device names (in --out), certificate ids (64 hex digits) or certificate files.
+    /// A NAME means the device's current certificate; a rotated predecessor is revoked
+    /// by its file, OUTDIR/NAME/previous/device.crt, or its certificate id.
+    #[arg(required = true, value_name = "NAME|CERT_ID|CERT_FILE")]
+    pub(crate) items: Vec<String>,
+    /// The CA directory that issued them: certificates of other CAs are refused,
+    /// and the revocations are recorded in DIR/revoked.json for `jitr ca crl`.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) ca: PathBuf,
+    /// The output directory the devices are in (NAME items; the manifest records the revocation).
+    #[arg(long, value_name = "OUTDIR")]
+    pub(crate) out: Option<PathBuf>,
+    /// Delete each certificate's thing once it has no principal left.
+    #[arg(long)]
+    pub(crate) delete_thing: bool,
+    /// Certificates revoked per second (UpdateCertificate allows 10/s per account).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub(crate) rate: u32,
+    /// Also take the revoked certificates off this stack's allow-list.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) stack: Option<String>,
+}
+
+impl Args {
+    /// The flags' one conversion: the command-line items resolved to
+    /// certificates (ids, and the certificate itself when it is on disk),
+    /// without AWS; duplicates counted once.
+    fn items(&self) -> Result<Vec<Item>, CliError> {
+        let mut items: Vec<Item> = Vec::new();
+        for arg in &self.items {
+            let path = Path::new(arg);
+            let item = match revocation::target(arg, path.is_file()) {
+                Target::File => {
+                    let ders =
+                        jitr_core::pem::certificates(&files::read_limited(path, files::MAX_PEM)?)
+                            .map_err(|e| CliError::invalid(arg, e))?;
+                    let der = ders.into_iter().next().expect("at least one certificate");
+                    Item {
+                        arg: arg.clone(),
+                        certificate_id: jitr_core::facts::certificate_id(&der),
+                        der: Some(der),
+                    }
+                }
+                Target::Id => Item {
+                    arg: arg.clone(),
+                    certificate_id: arg.to_ascii_lowercase(),
+                    der: None,
+                },
+                Target::Name => {
+                    let Some(outdir) = &self.out else {
+                        return Err(CliError::invalid(
+                            arg,
+                            "is neither a certificate file nor a certificate id (64 hex digits); a device name needs --out OUTDIR",
+                        ));
+                    };
+                    let no_device = || {
+                        CliError::invalid(
+                            arg,
+                            format!(
+                                "no device \"{arg}\" in {} (and not a certificate file or id)",
+                                outdir.display()
+                            ),
+                        )
+                    };
+                    let dir = device_dir(outdir, arg)?.ok_or_else(no_device)?;
+                    let (_, der, facts) = manifest::read_device(&dir).ok_or_else(no_device)?;
+                    Item {
+                        arg: arg.clone(),
+                        certificate_id: facts.certificate_id,
+                        der: Some(der),
+                    }
+                }
+            };
+            if !items
+                .iter()
+                .any(|i| i.certificate_id == item.certificate_id)
+            {
+                items.push(item);
+            }
+        }
+        Ok(items)
+    }
+}
+
+outcomes! {
+    /// What happened to one certificate.
+    enum Outcome {
+        Revoked => "revoked",
+        AlreadyRevoked => "already revoked",
+        RegisteredAsRevoked => "registered as revoked",
+        Failed => "failed",
+    }
+}
 
 /// One certificate to revoke, resolved from the command line.
 struct Item {
@@ -47,15 +142,14 @@ struct Checked {
     found: Option<Found>,
 }
 
-/// One certificate's outcome.
+/// One certificate's outcome, as reported.
 #[derive(Debug, Serialize)]
-struct Outcome {
+struct Revocation {
     item: String,
     certificate_id: String,
     serial: String,
     name: String,
-    /// revoked | already revoked | registered as revoked | failed
-    outcome: &'static str,
+    outcome: Outcome,
     /// What this run changed, in order.
     changes: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -64,13 +158,14 @@ struct Outcome {
     error: Option<String>,
 }
 
-pub fn revoke(a: &DeviceRevokeArgs, g: &Global, out: &Output) -> Result<(), CliError> {
-    let ca_cert_path = a.ca.join(ca_dir::CERT_FILE);
+/// `jitr device revoke`.
+pub(crate) fn run(a: &Args, aws: &AwsOptions, out: &Output) -> Result<(), CliError> {
+    let ca_cert_path = a.ca.join(ca_files::CERT_FILE);
     let (ca_der, ca_facts) =
-        ca_dir::read_ca_certificate(&files::read(&ca_cert_path)?, &ca_cert_path)?;
+        ca_files::read_ca_certificate(&files::read(&ca_cert_path)?, &ca_cert_path)?;
     let ca_pem = jitr_core::pem::encode_certificate(&ca_der);
-    let items = resolve(a)?;
-    let cloud = Cloud::connect(&g.aws())?;
+    let items = a.items()?;
+    let cloud = Cloud::connect(aws)?;
     let mut checked = Vec::new();
     let bar = progress::bar(out.chatty(), items.len(), "checking");
     for item in items {
@@ -79,7 +174,7 @@ pub fn revoke(a: &DeviceRevokeArgs, g: &Global, out: &Output) -> Result<(), CliE
     }
     bar.finish_and_clear();
 
-    let pacer = Pacer::new(a.rate);
+    let pacer = RateLimiter::new(a.rate);
     let mut outcomes = Vec::with_capacity(checked.len());
     let bar = progress::bar(out.chatty(), checked.len(), "revoking");
     for c in &checked {
@@ -98,7 +193,7 @@ pub fn revoke(a: &DeviceRevokeArgs, g: &Global, out: &Output) -> Result<(), CliE
     if let Some(stack) = &a.stack {
         let revoked: Vec<String> = outcomes
             .iter()
-            .filter(|o| o.outcome != "failed")
+            .filter(|o| o.outcome != Outcome::Failed)
             .map(|o| o.certificate_id.clone())
             .collect();
         let aws = |e| CliError::aws(format!("allow-list of stack {stack}"), e);
@@ -107,38 +202,11 @@ pub fn revoke(a: &DeviceRevokeArgs, g: &Global, out: &Output) -> Result<(), CliE
             list.ok_or_else(|| CliError::invalid("--stack", "the stack has no allow-list"))?;
         list.take_off(&revoked).map_err(aws)?;
     }
-    let count = |o: &str| outcomes.iter().filter(|x| x.outcome == o).count();
-    let failed = count("failed");
-    out.result(&outcomes, || {
-        let mut text = String::new();
-        for o in &outcomes {
-            text += &format!(
-                "  {:<22} {}  {}{}{}\n",
-                o.outcome,
-                o.certificate_id,
-                o.item,
-                if o.changes.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", o.changes.join(", "))
-                },
-                o.error
-                    .as_ref()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            );
-            for kept in &o.kept_things {
-                text += &format!("      kept {kept}\n");
-            }
-        }
-        text + &format!(
-            "{} revoked, {} already revoked, {} registered as revoked, {failed} failed; recorded in {} for `jitr ca crl`\n",
-            count("revoked"),
-            count("already revoked"),
-            count("registered as revoked"),
-            a.ca.join(revoked::FILE).display()
-        )
-    });
+    let failed = outcomes
+        .iter()
+        .filter(|o| o.outcome == Outcome::Failed)
+        .count();
+    out.result(&outcomes, || text(&outcomes, &a.ca));
     if failed > 0 {
         return Err(CliError::Partial(format!(
             "{failed} of {} certificate(s) failed; run again to finish them",
@@ -148,10 +216,45 @@ pub fn revoke(a: &DeviceRevokeArgs, g: &Global, out: &Output) -> Result<(), CliE
     Ok(())
 }
 
+/// The report as text: a line per certificate, then the counts; `ca_dir`
+/// is where the revocations are recorded.
+fn text(outcomes: &[Revocation], ca_dir: &Path) -> String {
+    let count = |o: Outcome| outcomes.iter().filter(|x| x.outcome == o).count();
+    let mut text = String::new();
+    for o in outcomes {
+        text += &format!(
+            "  {:<22} {}  {}{}{}\n",
+            o.outcome,
+            o.certificate_id,
+            o.item,
+            if o.changes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", o.changes.join(", "))
+            },
+            o.error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+        for kept in &o.kept_things {
+            text += &format!("      kept {kept}\n");
+        }
+    }
+    text + &format!(
+        "{} revoked, {} already revoked, {} registered as revoked, {} failed; recorded in {} for `jitr ca crl`\n",
+        count(Outcome::Revoked),
+        count(Outcome::AlreadyRevoked),
+        count(Outcome::RegisteredAsRevoked),
+    count(Outcome::Failed),
+        ca_dir.join(revoked::FILE).display()
+    )
+}
+
 /// Records `c` as revoked (CA directory, and OUTDIR with --out), each file
 /// under its directory's lock, before AWS IoT is asked to revoke it. A
 /// certificate recorded earlier keeps its first time.
-fn record(a: &DeviceRevokeArgs, ca_id: &str, c: &Checked) -> Result<(), CliError> {
+fn record(a: &Args, ca_id: &str, c: &Checked) -> Result<(), CliError> {
     let record = [Revoked {
         certificate_id: c.item.certificate_id.clone(),
         serial: c.serial.clone(),
@@ -164,64 +267,6 @@ fn record(a: &DeviceRevokeArgs, ca_id: &str, c: &Checked) -> Result<(), CliError
         revoked::add_to(outdir, &record)?;
     }
     Ok(())
-}
-
-/// Resolves the command-line items to certificates (ids, and the certificate
-/// itself when it is on disk), without AWS; duplicates counted once.
-fn resolve(a: &DeviceRevokeArgs) -> Result<Vec<Item>, CliError> {
-    let mut items: Vec<Item> = Vec::new();
-    for arg in &a.items {
-        let path = Path::new(arg);
-        let item = match revocation::target(arg, path.is_file()) {
-            Target::File => {
-                let ders =
-                    jitr_core::pem::certificates(&files::read_limited(path, files::MAX_PEM)?)
-                        .map_err(|e| CliError::invalid(arg, e))?;
-                let der = ders.into_iter().next().expect("at least one certificate");
-                Item {
-                    arg: arg.clone(),
-                    certificate_id: jitr_core::facts::certificate_id(&der),
-                    der: Some(der),
-                }
-            }
-            Target::Id => Item {
-                arg: arg.clone(),
-                certificate_id: arg.to_ascii_lowercase(),
-                der: None,
-            },
-            Target::Name => {
-                let Some(outdir) = &a.out else {
-                    return Err(CliError::invalid(
-                        arg,
-                        "is neither a certificate file nor a certificate id (64 hex digits); a device name needs --out OUTDIR",
-                    ));
-                };
-                let no_device = || {
-                    CliError::invalid(
-                        arg,
-                        format!(
-                            "no device \"{arg}\" in {} (and not a certificate file or id)",
-                            outdir.display()
-                        ),
-                    )
-                };
-                let dir = device_dir(outdir, arg)?.ok_or_else(no_device)?;
-                let (_, der, facts) = manifest::read_device(&dir).ok_or_else(no_device)?;
-                Item {
-                    arg: arg.clone(),
-                    certificate_id: facts.certificate_id,
-                    der: Some(der),
-                }
-            }
-        };
-        if !items
-            .iter()
-            .any(|i| i.certificate_id == item.certificate_id)
-        {
-            items.push(item);
-        }
-    }
-    Ok(items)
 }
 
 /// Where device `arg` of `outdir` is, symbolic links followed (`None`: no
@@ -249,20 +294,15 @@ fn device_dir(outdir: &Path, arg: &str) -> Result<Option<PathBuf>, CliError> {
 
 /// Reads what AWS IoT holds of an item and checks the CA issued it; any
 /// problem stops the run before a change.
-fn check(
-    cloud: &Cloud,
-    item: Item,
-    ca_der: &[u8],
-    a: &DeviceRevokeArgs,
-) -> Result<Checked, CliError> {
+fn check(cloud: &Cloud, item: Item, ca_der: &[u8], a: &Args) -> Result<Checked, CliError> {
     let aws =
         |e: AwsError| CliError::aws(format!("reading certificate {}", item.certificate_id), e);
-    let described: Option<DeviceCert> = cloud
+    let described: Option<Described> = cloud
         .device_certificate(&item.certificate_id)
         .map_err(aws)?;
     let der = match (&item.der, &described) {
         (Some(der), _) => der.clone(),
-        (None, Some(d)) => jitr_core::pem::certificates(d.pem.as_bytes())
+        (None, Some(d)) => jitr_core::pem::certificates(d.certificate_pem.as_bytes())
             .map_err(|e| CliError::invalid(&item.arg, format!("AWS IoT's PEM of it: {e}")))?
             .remove(0),
         (None, None) => {
@@ -298,7 +338,7 @@ fn check(
     let found = match described {
         None => None,
         Some(d) => {
-            let (things, policies) = cloud.attachments(&d.arn).map_err(aws)?;
+            let (things, policies) = cloud.attachments(&d.certificate_arn).map_err(aws)?;
             let mut thing_principals = Vec::new();
             if a.delete_thing {
                 let mut candidates = things.clone();
@@ -313,7 +353,7 @@ fn check(
             }
             Some(Found {
                 status: d.status,
-                arn: d.arn,
+                arn: d.certificate_arn,
                 things,
                 policies,
                 thing_principals,
@@ -330,13 +370,13 @@ fn check(
 }
 
 /// Makes the changes for one certificate; a failure is its outcome.
-fn act(cloud: &Cloud, c: &Checked, ca_pem: &str, delete_thing: bool) -> Outcome {
-    let mut outcome = Outcome {
+fn act(cloud: &Cloud, c: &Checked, ca_pem: &str, delete_thing: bool) -> Revocation {
+    let mut outcome = Revocation {
         item: c.item.arg.clone(),
         certificate_id: c.item.certificate_id.clone(),
         serial: c.serial.clone(),
         name: c.thing.clone(),
-        outcome: "failed",
+        outcome: Outcome::Failed,
         changes: Vec::new(),
         kept_things: Vec::new(),
         error: None,
@@ -344,7 +384,7 @@ fn act(cloud: &Cloud, c: &Checked, ca_pem: &str, delete_thing: bool) -> Outcome 
     let Some(found) = &c.found else {
         match cloud.register_revoked(&c.pem, ca_pem) {
             Ok(()) => {
-                outcome.outcome = "registered as revoked";
+                outcome.outcome = Outcome::RegisteredAsRevoked;
                 outcome.changes.push("registered REVOKED".into());
             }
             Err(e) => outcome.error = Some(e.to_string()),
@@ -358,7 +398,7 @@ fn act(cloud: &Cloud, c: &Checked, ca_pem: &str, delete_thing: bool) -> Outcome 
         .map(|(t, n)| format!("thing {t}: {n} other principal(s) attached"))
         .collect();
     if plan.changes_nothing() {
-        outcome.outcome = "already revoked";
+        outcome.outcome = Outcome::AlreadyRevoked;
         return outcome;
     }
     match apply(
@@ -368,7 +408,7 @@ fn act(cloud: &Cloud, c: &Checked, ca_pem: &str, delete_thing: bool) -> Outcome 
         &found.arn,
         &mut outcome.changes,
     ) {
-        Ok(()) => outcome.outcome = "revoked",
+        Ok(()) => outcome.outcome = Outcome::Revoked,
         Err(e) => outcome.error = Some(e.to_string()),
     }
     outcome

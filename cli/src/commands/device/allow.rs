@@ -6,9 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Args;
+use jitr_core::aws::AwsOptions;
 
-use crate::args::Global;
 use crate::cloud::allow_list::{AllowListTable, OUTPUT};
 use crate::cloud::Cloud;
 use crate::error::CliError;
@@ -18,19 +17,21 @@ use crate::issue::progress;
 use crate::lifecycle::allow_list::{self, AllowSummary, DisallowSummary, Sorted};
 use crate::report::Output;
 
-#[derive(Debug, Args)]
-pub struct AllowArgs {
+// The arguments of both `device allow` and `device disallow` (a doc comment
+// here would be clap's help text).
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
     /// An output directory of `jitr device issue` (its manifest.csv), a
     /// manifest, or device certificate files.
     #[arg(required = true, value_name = "OUTDIR|MANIFEST.csv|CERT")]
-    pub inputs: Vec<PathBuf>,
+    pub(crate) inputs: Vec<PathBuf>,
     /// The CloudFormation stack of infra/ (its output AllowListTableName).
     #[arg(long, value_name = "NAME")]
-    pub stack: String,
+    pub(crate) stack: String,
     /// Items written per second (a new on-demand DynamoDB table takes
     /// 4,000 writes a second; throttled items are sent again).
     #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(25..=40000))]
-    pub rate: u32,
+    pub(crate) rate: u32,
 }
 
 /// One input, by what it is on disk.
@@ -49,7 +50,8 @@ struct Settings {
 }
 
 impl Settings {
-    fn from_args(a: &AllowArgs) -> Result<Settings, CliError> {
+    /// The flags' one conversion: each input told apart by what it is on disk.
+    fn from_args(a: &Args) -> Result<Settings, CliError> {
         let inputs = a
             .inputs
             .iter()
@@ -138,10 +140,11 @@ fn table<'a>(cloud: &'a Cloud, stack: &str) -> Result<AllowListTable<'a>, CliErr
         })
 }
 
-pub fn allow(a: &AllowArgs, g: &Global, out: &Output) -> Result<(), CliError> {
+/// `jitr device allow`.
+pub(crate) fn allow(a: &Args, aws: &AwsOptions, out: &Output) -> Result<(), CliError> {
     let settings = Settings::from_args(a)?;
     let (sorted, _) = sort(&settings)?;
-    let cloud = Cloud::connect(&g.aws())?;
+    let cloud = Cloud::connect(aws)?;
     let table = table(&cloud, &settings.stack)?;
     let ids: Vec<String> = sorted
         .candidates
@@ -184,10 +187,11 @@ pub fn allow(a: &AllowArgs, g: &Global, out: &Output) -> Result<(), CliError> {
     Ok(())
 }
 
-pub fn disallow(a: &AllowArgs, g: &Global, out: &Output) -> Result<(), CliError> {
+/// `jitr device disallow`.
+pub(crate) fn disallow(a: &Args, aws: &AwsOptions, out: &Output) -> Result<(), CliError> {
     let settings = Settings::from_args(a)?;
     let (sorted, named) = sort(&settings)?;
-    let cloud = Cloud::connect(&g.aws())?;
+    let cloud = Cloud::connect(aws)?;
     let table = table(&cloud, &settings.stack)?;
     let bar = progress::bar(out.chatty(), named.len(), "checking");
     let held = table
@@ -237,7 +241,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("devices");
         std::fs::create_dir(&out).unwrap();
-        let args = |inputs: Vec<PathBuf>| AllowArgs {
+        let args = |inputs: Vec<PathBuf>| Args {
             inputs,
             stack: "jitr".into(),
             rate: 4000,

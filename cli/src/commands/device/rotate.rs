@@ -11,11 +11,12 @@ use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use jitr_core::aws::AwsOptions;
 use serde::Serialize;
 
-use crate::args::{DeviceRotateArgs, Global};
 use crate::error::CliError;
 use crate::files::{self, DirLock};
+use crate::flags::UnlockArgs;
 use crate::issue::csr::{self, CsrKey};
 use crate::issue::layout::Layout;
 use crate::issue::manifest::{self, Role, Row, PREVIOUS_DIR};
@@ -28,6 +29,73 @@ use crate::pki::keys::KeyAlg;
 use crate::pki::profile;
 use crate::pki::subject::{self, Attribute};
 use crate::report::Output;
+
+#[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["name", "names", "all"]))]
+pub(crate) struct Args {
+    /// The CA directory that signs the successors (and issued the devices).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) ca: PathBuf,
+    /// The output directory of `jitr device issue` that holds the devices.
+    #[arg(long, value_name = "OUTDIR")]
+    pub(crate) out: PathBuf,
+    /// One device.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Devices, one name per line (or CSV with a `name` column).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) names: Option<PathBuf>,
+    /// Every device in OUTDIR issued by the CA.
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// Sign this device-generated CSR as the successor (with --name); no key is written.
+    // `requires` alone accepts any member of the group "which" (clap #4707).
+    #[arg(long, value_name = "FILE", requires = "name", conflicts_with_all = ["names", "all"])]
+    pub(crate) csr: Option<PathBuf>,
+    /// Key type of the new keys (default: the predecessor's).
+    #[arg(long, value_enum, conflicts_with = "csr")]
+    pub(crate) key: Option<KeyAlg>,
+    /// Validity in days (never beyond the CA's own expiry).
+    #[arg(long, default_value_t = 3650, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub(crate) days: u32,
+    #[command(flatten)]
+    pub(crate) unlock: UnlockArgs,
+    /// Rotate a device that still holds a predecessor in previous/ (that one is dropped).
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+impl Args {
+    /// The flags' one conversion: the devices `--name`, `--names` or `--all`
+    /// select (a CSR holds one device's key: `--csr` goes with `--name`).
+    fn selection(&self) -> Result<Selection, CliError> {
+        if self.csr.is_some() && self.name.is_none() {
+            return Err(CliError::invalid(
+                "--csr",
+                "a CSR holds one device's key: give it with --name NAME (not with --names or --all)",
+            ));
+        }
+        if self.all {
+            return Ok(Selection::All);
+        }
+        if let Some(path) = &self.names {
+            let names = names::from_file(path)?
+                .into_iter()
+                .map(|s| s.name)
+                .collect();
+            return Ok(Selection::Names {
+                names,
+                flag: format!("--names {}", path.display()),
+            });
+        }
+        let name = self.name.clone().expect("clap requires one of them");
+        names::check_name(&name, "--name")?;
+        Ok(Selection::Names {
+            names: vec![name],
+            flag: "--name".into(),
+        })
+    }
+}
 
 /// One device's rotation.
 #[derive(Debug, Clone, Serialize)]
@@ -66,8 +134,9 @@ fn read_current(dir: &Path) -> Option<Current> {
     Some(Current { layout, der, facts })
 }
 
-pub fn rotate(a: &DeviceRotateArgs, g: &Global, out: &Output) -> Result<(), CliError> {
-    let selection = selection(a)?;
+/// `jitr device rotate`.
+pub(crate) fn run(a: &Args, aws: &AwsOptions, out: &Output) -> Result<(), CliError> {
+    let selection = a.selection()?;
     let csr = a.csr.as_deref().map(csr::read).transpose()?;
     if !a.out.is_dir() {
         return Err(CliError::invalid(
@@ -75,7 +144,7 @@ pub fn rotate(a: &DeviceRotateArgs, g: &Global, out: &Output) -> Result<(), CliE
             "is not a directory (expected the OUTDIR of `jitr device issue`)",
         ));
     }
-    let ca = CaDir::load(&a.ca, "--ca", &a.unlock.unlock(g))?;
+    let ca = CaDir::load(&a.ca, "--ca", &a.unlock.unlock(aws))?;
     ca.check_valid_now("--ca")?;
 
     let staging = Staging::open(&a.out)?;
@@ -183,34 +252,6 @@ fn text(report: &Report, outdir: &Path) -> String {
     text
 }
 
-fn selection(a: &DeviceRotateArgs) -> Result<Selection, CliError> {
-    if a.csr.is_some() && a.name.is_none() {
-        return Err(CliError::invalid(
-            "--csr",
-            "a CSR holds one device's key: give it with --name NAME (not with --names or --all)",
-        ));
-    }
-    if a.all {
-        return Ok(Selection::All);
-    }
-    if let Some(path) = &a.names {
-        let names = names::from_file(path)?
-            .into_iter()
-            .map(|s| s.name)
-            .collect();
-        return Ok(Selection::Names {
-            names,
-            flag: format!("--names {}", path.display()),
-        });
-    }
-    let name = a.name.clone().expect("clap requires one of them");
-    names::check_name(&name, "--name")?;
-    Ok(Selection::Names {
-        names: vec![name],
-        flag: "--name".into(),
-    })
-}
-
 /// The devices of OUTDIR the selection concerns, read from disk.
 fn on_disk(out: &Path, selection: &Selection, ca_der: &[u8]) -> Result<Vec<OnDisk>, CliError> {
     let names: Vec<String> = match selection {
@@ -254,7 +295,7 @@ const ROWS_PER_DEVICE_WRITE: usize = 250;
 /// then they are swapped in and that manifest renamed over the old one.
 /// A kill leaves the manifest behind the disk by at most the group being swapped.
 fn rotate_all(
-    a: &DeviceRotateArgs,
+    a: &Args,
     ca: &CaDir,
     staging: &Staging,
     names: &[String],
@@ -297,7 +338,7 @@ struct Built {
 /// Builds device `name`'s successor in staging, the predecessor's files
 /// (and the run's id, [`journal::MARKER`]) in its `previous/`.
 fn build(
-    a: &DeviceRotateArgs,
+    a: &Args,
     ca: &CaDir,
     staging: &Staging,
     name: &str,
@@ -365,7 +406,7 @@ fn build(
 /// The successor certificate (same subject) for the CSR's key, or for a new
 /// key (returned as PEM).
 fn successor(
-    a: &DeviceRotateArgs,
+    a: &Args,
     ca: &CaDir,
     dir: &Path,
     old: &Current,

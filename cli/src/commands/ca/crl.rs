@@ -4,19 +4,37 @@
 //! `DIR/revoked.json`, for relying parties other than AWS IoT. CRL numbers
 //! strictly increase per CA (`DIR/crl-number` keeps the last).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use jitr_core::aws::AwsOptions;
 use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
-use crate::args::{CaCrlArgs, Global};
 use crate::error::CliError;
 use crate::files::NewFile;
-use crate::lifecycle::revoked::{self, Revoked};
+use crate::flags::UnlockArgs;
 use crate::pki::ca_dir::{self, CaDir};
 use crate::pki::ca_write;
+use crate::pki::revoked::{self, Revoked};
 use crate::report::Output;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The CA directory (its key signs the CRL; its revoked.json lists the serials).
+    pub(crate) dir: PathBuf,
+    /// Where to write the CRL (PEM; default: DIR/crl.pem).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+    /// Days until nextUpdate: relying parties fetch a new CRL by then.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub(crate) days: u32,
+    #[command(flatten)]
+    pub(crate) unlock: UnlockArgs,
+    /// Replace an existing FILE (never one of a CA directory's own files).
+    #[arg(long)]
+    pub(crate) force: bool,
+}
 
 #[derive(Debug, Serialize)]
 struct Report {
@@ -27,10 +45,11 @@ struct Report {
     next_update: String,
 }
 
-pub fn crl(a: &CaCrlArgs, g: &Global, out: &Output) -> Result<(), CliError> {
+/// `jitr ca crl DIR`.
+pub(crate) fn run(a: &Args, aws: &AwsOptions, out: &Output) -> Result<(), CliError> {
     let path = a.out.clone().unwrap_or_else(|| a.dir.join("crl.pem"));
     ca_dir::check_output(&path, "--out", a.force)?;
-    let ca = CaDir::load(&a.dir, "DIR", &a.unlock.unlock(g))?;
+    let ca = CaDir::load(&a.dir, "DIR", &a.unlock.unlock(aws))?;
     // Under DIR's lock, from reading the revocations to writing the CRL: a
     // higher number never lists fewer, nor lands before a lower one.
     let report = ca_write::under_same_ca(&a.dir, ca.certificate_id(), "no CRL written", |_| {
@@ -47,7 +66,7 @@ pub fn crl(a: &CaCrlArgs, g: &Global, out: &Output) -> Result<(), CliError> {
 
 /// Signs the CRL of the revocations in `DIR/revoked.json`, numbered above
 /// the last one, and writes it to `path`; the caller holds DIR's lock.
-fn sign_and_write(a: &CaCrlArgs, ca: &CaDir, path: &Path) -> Result<Report, CliError> {
+fn sign_and_write(a: &Args, ca: &CaDir, path: &Path) -> Result<Report, CliError> {
     let list_path = a.dir.join(revoked::FILE);
     let list = revoked::read(&list_path)?;
     let entries = entries(&list, &list_path.display().to_string())?;

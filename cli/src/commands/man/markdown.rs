@@ -1,16 +1,11 @@
 //! What the book (docs/) needs from the command definition, so it never
 //! drifts from the flags: `jitr man --markdown DIR` writes one Markdown page
-//! per command (docs/src/reference/cli/), and the hidden `jitr parse-args --
-//! ARGS...` parses a command line without running it (the drift test feeds
-//! it every `jitr ...` line of the docs).
+//! per command (docs/src/reference/cli/). (The hidden `jitr parse-args --
+//! ARGS...`, which the drift test feeds every `jitr ...` line of the docs,
+//! is in `crate::args`.)
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
-
-use crate::args::{Cli, Command, ManArgs};
 use crate::error::CliError;
 use crate::files::{ensure_dir, write_all, NewFile};
 use crate::report::Output;
@@ -20,81 +15,26 @@ const WIDTH: usize = 100;
 
 /// Writes `jitr.md` and `jitr-<sub>-<sub>.md` for every visible command into
 /// the directory; pages of commands that no longer exist are removed.
-pub(crate) fn markdown(args: &ManArgs, out: &Output) -> Result<(), CliError> {
-    let pages = pages(&args.dir);
-    ensure_dir(&args.dir, 0o755)?;
+/// `cli` is the command definition (`jitr`'s, from clap).
+pub(super) fn write(dir: &Path, cli: clap::Command, out: &Output) -> Result<(), CliError> {
+    let pages = pages(cli, dir);
+    ensure_dir(dir, 0o755)?;
     write_all(&pages, true)?;
     let paths: Vec<&PathBuf> = pages.iter().map(|p| &p.path).collect();
-    remove_stale(&args.dir, &paths)?;
-    let report = serde_json::json!({ "dir": args.dir, "pages": paths });
+    remove_stale(dir, &paths)?;
+    let report = serde_json::json!({ "dir": dir, "pages": paths });
     out.result(&report, || {
         format!(
             "wrote {} Markdown pages into {}\n",
             paths.len(),
-            args.dir.display()
+            dir.display()
         )
     });
     Ok(())
 }
 
-/// `jitr parse-args -- ARGS...` (read before clap, see `crate::main`): parses
-/// ARGS as `jitr ARGS...` would and runs nothing: exit 0 when clap
-/// accepts it (`--help` included), else a line `parse-args: <clap's ErrorKind>`
-/// (what the drift test tells a mention from a mistake by), clap's error and exit 2.
-pub(crate) fn parse_args(args: &[OsString]) -> ExitCode {
-    let args = match args.split_first() {
-        Some((first, rest)) if first == "--" => rest,
-        _ => args,
-    };
-    let argv = std::iter::once(OsString::from("jitr")).chain(args.iter().cloned());
-    match Cli::try_parse_from(argv) {
-        Ok(cli) => match settings_problem(&cli.command, |name| std::env::var(name).ok()) {
-            None => ExitCode::SUCCESS,
-            Some(problem) => {
-                eprintln!("parse-args: Settings");
-                eprintln!("jitr: error: {problem}");
-                ExitCode::from(2)
-            }
-        },
-        Err(e) if !e.use_stderr() => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("parse-args: {:?}", e.kind());
-            let _ = e.print();
-            ExitCode::from(2)
-        }
-    }
-}
-
-/// What `jitr provision` and `jitr reconcile` would refuse before any I/O:
-/// the function's settings (JITR_* through `get`, `--policy` on top) that
-/// jitr-core's `Config` rejects, named as those commands name them. Other
-/// commands check their flags against files or AWS, which parse-args does
-/// not reach.
-fn settings_problem(command: &Command, get: impl Fn(&str) -> Option<String>) -> Option<String> {
-    let settings = match command {
-        Command::Provision(a) => &a.settings,
-        Command::Reconcile(a) => &a.settings,
-        _ => return None,
-    };
-    let policy = settings.policy.clone();
-    let config = jitr_core::config::Config::from_lookup(|name| match (name, &policy) {
-        ("JITR_POLICY_NAME", Some(p)) => Some(p.clone()),
-        _ => get(name),
-    });
-    config.err().map(|e| {
-        let variable = if e.variable == "JITR_POLICY_NAME" {
-            "--policy / JITR_POLICY_NAME"
-        } else {
-            e.variable
-        };
-        format!("{variable}: {}", e.problem)
-    })
-}
-
-fn pages(dir: &Path) -> Vec<NewFile> {
-    let mut cmd = Cli::command()
-        .disable_help_subcommand(true)
-        .term_width(WIDTH);
+fn pages(cli: clap::Command, dir: &Path) -> Vec<NewFile> {
+    let mut cmd = cli.disable_help_subcommand(true).term_width(WIDTH);
     cmd.build();
     let mut pages = Vec::new();
     collect(&cmd, &mut vec!["jitr".to_string()], dir, &mut pages);
@@ -185,35 +125,4 @@ fn remove_stale(dir: &Path, written: &[&PathBuf]) -> Result<(), CliError> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod settings_tests {
-    use super::*;
-
-    fn problem(line: &str, env: &[(&str, &str)]) -> Option<String> {
-        let cli = Cli::try_parse_from(line.split_whitespace()).unwrap();
-        settings_problem(&cli.command, |name| {
-            env.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| v.to_string())
-        })
-    }
-
-    #[test]
-    fn reconcile_and_provision_without_a_policy_are_refused_as_they_would_be_run() {
-        let no_policy = problem("jitr reconcile --ca issuing --dry-run", &[]).unwrap();
-        assert!(
-            no_policy.starts_with("--policy / JITR_POLICY_NAME: is required"),
-            "{no_policy}"
-        );
-        assert_eq!(problem("jitr reconcile --ca i --policy P", &[]), None);
-        assert_eq!(
-            problem("jitr provision abc", &[("JITR_POLICY_NAME", "P")]),
-            None
-        );
-        let bad = problem("jitr provision abc --policy P", &[("JITR_API_RATES", "x")]).unwrap();
-        assert!(bad.starts_with("JITR_API_RATES"), "{bad}");
-        assert_eq!(problem("jitr ca list", &[]), None);
-    }
 }

@@ -9,16 +9,53 @@ use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 
-use super::doctor::Device;
+use super::device::{Device, Named};
+use crate::cloud::Cloud;
 use crate::doctor::Check;
-use crate::mqtt::{tls_config, untrusted, BrokerTrust};
+use crate::error::CliError;
+use crate::files::read;
+use crate::mqtt::{self, tls_config, untrusted, BrokerTrust};
+use crate::pki::amazon;
 
 /// How long one TLS probe may take.
 const PROBE_LIMIT: Duration = Duration::from_secs(10);
 
+/// The endpoint check: --endpoint, else the account's iot:Data-ATS endpoint.
+pub(super) fn endpoint_line(
+    named: &Named,
+    dev: Option<&Device>,
+    cloud: &Cloud,
+) -> Result<Check, CliError> {
+    let (host, port) = match named.endpoint {
+        Some(e) => mqtt::parse_endpoint(e)?,
+        None => match cloud.data_endpoint() {
+            // HOST or HOST:PORT (an emulator's), used as given, as connect does.
+            Ok(address) => mqtt::described_endpoint(&address)?,
+            Err(e) => {
+                return Ok(Check::fail(
+                    "endpoint",
+                    format!("describing iot:Data-ATS: {e}"),
+                    "pass --endpoint HOST[:PORT]",
+                ))
+            }
+        },
+    };
+    let roots = match named.ca_file {
+        Some(p) => jitr_core::pem::certificates(&read(p)?)
+            .map_err(|e| CliError::invalid(p.display(), e))?,
+        None => amazon::roots(),
+    };
+    let trust = BrokerTrust {
+        roots: roots.into_iter().map(CertificateDer::from).collect(),
+        pin_exact: named.ca_file.is_some(),
+    };
+    let client = dev.and_then(|d| d.key.as_ref().filter(|(_, m)| *m).map(|(k, _)| (d, k)));
+    Ok(endpoint_check(&host, port, trust, client))
+}
+
 /// TLS to the data endpoint: the broker's certificate must verify as
 /// `jitr connect` verifies it (the same configuration, `mqtt::tls_config`).
-pub(super) fn endpoint_check(
+fn endpoint_check(
     host: &str,
     port: u16,
     trust: BrokerTrust,

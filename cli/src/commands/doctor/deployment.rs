@@ -15,6 +15,7 @@ use crate::doctor::fixes::Known;
 use crate::doctor::function::{self as health, LogWindow};
 use crate::doctor::metrics::{self, Reading};
 use crate::doctor::permissions::{self as perm, Read};
+use crate::doctor::queue;
 use crate::doctor::{Check, Status};
 use crate::error::CliError;
 
@@ -167,7 +168,7 @@ fn running(
     let known = asked.known;
     let limits = cloud.function_limits(&f.name);
     match &limits {
-        Ok((_, reserved)) => out.push(health::concurrency_check(
+        Ok((_, reserved)) => out.push(queue::concurrency_check(
             &f.name,
             *reserved,
             &known.aws(&format!("lambda delete-function-concurrency --function-name {}", f.name)),
@@ -185,11 +186,8 @@ fn running(
     if let Ok((timeout, _)) = &limits {
         for (lane, q) in d.queues.iter().enumerate() {
             out.push(match cloud.queue_timing(&q.url, *timeout) {
-                Ok(timing) => health::queue_check(
-                    &health::QueueTiming {
-                        oldest_age: metrics::oldest_age(&reading, lane),
-                        ..timing
-                    },
+                Ok(depth) => queue::queue_check(
+                    &queue::QueueTiming::new(depth, metrics::oldest_age(&reading, lane)),
                     &known.aws(&format!(
                         "sqs set-queue-attributes --queue-url {} --attributes VisibilityTimeout={}",
                         q.url,
