@@ -441,7 +441,10 @@ mod tests {
             ("default", true),
             (longest.as_str(), true),
             (too_long.as_str(), false),
-            ("arn:aws:events:eu-west-1:123456789012:event-bus/jitr", false),
+            (
+                "arn:aws:events:eu-west-1:123456789012:event-bus/jitr",
+                false,
+            ),
             ("partner/bus", false),
             ("my bus", false),
             ("b\u{fc}s", false),
@@ -553,7 +556,10 @@ mod tests {
         assert_eq!(c.admission, Admission::AllowList);
         assert_eq!(c.allow_list_table.as_deref(), Some("jitr-AllowListTable-1"));
         assert_eq!(
-            c.thing_attributes.as_ref().map(|t| t.to_string()).as_deref(),
+            c.thing_attributes
+                .as_ref()
+                .map(|t| t.to_string())
+                .as_deref(),
             Some("model={O},cert={certificateId}")
         );
         assert!(

@@ -14,7 +14,8 @@ use crate::events::{self, EventSink, NoEvents};
 use crate::events_ca::NotingCas;
 use crate::iot::IotApi;
 use crate::lane::{self, Decision, Lane};
-use crate::provision::{self, Kind, Outcome};
+use crate::outcome::{Kind, Outcome};
+use crate::provision;
 use crate::verifier::{NoVerifier, Verifier};
 
 /// Certificates of one SQS batch in flight at once (the templates' batches

@@ -14,7 +14,7 @@ use aws_sdk_iot::types::CertificateStatus;
 use crate::aws::AwsError;
 use crate::iot::{Described, IotApi};
 // Re-exported at their old paths for callers not yet moved to `quota`.
-pub use crate::quota::{ApiRates, Op};
+use crate::quota::{ApiRates, Op};
 use crate::ratelimit::RateLimiter;
 
 /// How many instances share the account's rates now: every instance's

@@ -10,8 +10,8 @@ use crate::config::{Admission, Config, OnReject, OnRotation};
 use crate::facts::CertFacts;
 use crate::iot::CertStatus;
 use crate::naming::{self, NameTemplate};
+use crate::outcome::Kind;
 // Re-exported at its old path for callers not yet moved to `outcome`.
-pub use crate::outcome::Kind;
 use crate::rules;
 use crate::verifier::Verdict;
 
@@ -426,9 +426,6 @@ pub fn certificate_id_of(arn: &str) -> Option<&str> {
     let (_, id) = arn.rsplit_once(":cert/")?;
     rules::is_certificate_id(id).then_some(id)
 }
-
-/// The old name of [`may_take`], kept while other work moves to it.
-pub use self::may_take as claim;
 
 /// Whether the thing may take this certificate: only when every certificate
 /// already attached was issued by the same CA (or there is none, or it is

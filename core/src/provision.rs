@@ -20,8 +20,8 @@ use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::facts::CertFacts;
 use crate::iot::IotApi;
+use crate::outcome::{Kind, Outcome};
 // Re-exported at their old paths for callers not yet moved to `outcome`.
-pub use crate::outcome::{Kind, Outcome};
 use crate::plan::{self, Observed, Plan, Principal};
 use crate::verifier::{NoVerifier, Proposed, Question, Verdict, Verifier};
 

@@ -14,7 +14,8 @@ use jitr_core::aws::AwsError;
 use jitr_core::config::Config;
 use jitr_core::deadline::Deadline;
 use jitr_core::iot::{Described, IotApi};
-use jitr_core::provision::{provision_listed, provision_within_listed, Kind};
+use jitr_core::outcome::Kind;
+use jitr_core::provision::{provision_listed, provision_within_listed};
 
 const CA: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 

@@ -12,7 +12,8 @@ use aws_sdk_iot::types::CertificateStatus;
 use jitr_core::aws::AwsError;
 use jitr_core::config::Config;
 use jitr_core::iot::{Described, IotApi};
-use jitr_core::provision::{provision, Kind, FUNCTION_IOT_OPERATIONS};
+use jitr_core::outcome::Kind;
+use jitr_core::provision::{provision, FUNCTION_IOT_OPERATIONS};
 
 const CA: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 

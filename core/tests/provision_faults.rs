@@ -26,7 +26,8 @@ use jitr_core::claims::{Claim, Claims, ClaimsError};
 use jitr_core::config::Config;
 use jitr_core::deadline::Deadline;
 use jitr_core::iot::SdkIot;
-use jitr_core::provision::{provision, Kind};
+use jitr_core::outcome::Kind;
+use jitr_core::provision::provision;
 use serde_json::json;
 
 const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -463,7 +464,7 @@ fn describe_one(id: &'static str, ca: &str, cn: &str, status: CertificateStatus)
 /// attached; a certificate of CA_1 named robot-7 arrives.
 async fn arrive_at_existing_thing(
     earlier_ca: &str,
-) -> (jitr_core::provision::Outcome, Vec<Rule>, Rule) {
+) -> (jitr_core::outcome::Outcome, Vec<Rule>, Rule) {
     let log: Log = Default::default();
     let ours = describe_one(ID, CA_1, "robot-7", CertificateStatus::PendingActivation);
     let earlier = describe_one(EARLIER, earlier_ca, "robot-7", CertificateStatus::Active);

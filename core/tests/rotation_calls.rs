@@ -18,7 +18,8 @@ use aws_sdk_iot::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use jitr_core::config::Config;
 use jitr_core::iot::SdkIot;
-use jitr_core::provision::{provision, Kind, Outcome};
+use jitr_core::outcome::{Kind, Outcome};
+use jitr_core::provision::provision;
 
 const CA: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 /// The successor, registered at T + 5 s.

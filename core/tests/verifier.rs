@@ -15,7 +15,8 @@ use jitr_core::aws::AwsError;
 use jitr_core::config::Config;
 use jitr_core::deadline::Deadline;
 use jitr_core::iot::{Described, IotApi};
-use jitr_core::provision::{provision_verified, provision_within_verified, Kind};
+use jitr_core::outcome::Kind;
+use jitr_core::provision::{provision_verified, provision_within_verified};
 use jitr_core::verifier::{Choices, Question, Verdict, Verifier, VerifierError};
 
 const CA: &str = "1111111111111111111111111111111111111111111111111111111111111111";

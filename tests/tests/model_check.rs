@@ -513,9 +513,7 @@ fn ministack_refuses_what_the_model_refuses_before_handling_it() {
     assert_eq!(summary.code, Some(1), "{summary:?}");
     assert!(summary.stdout.contains("3 refused"), "{summary:?}");
     assert!(
-        summary
-            .stderr
-            .contains("3 request(s) AWS's models refuse"),
+        summary.stderr.contains("3 request(s) AWS's models refuse"),
         "{summary:?}"
     );
     let totals: Value = serde_json::from_str(

@@ -67,7 +67,10 @@ pub(crate) fn run(a: &Args, aws: &AwsOptions, out: &Output) -> Result<(), CliErr
 
     let limiter = RateLimiter::new(a.rate);
     let outcomes: Vec<Outcome> = cloud.block_on(limiter.run_all(&pending, |id| {
-        let (call, bar) = (provision::provision_listed(&api, &list, &config, id, now), &bar);
+        let (call, bar) = (
+            provision::provision_listed(&api, &list, &config, id, now),
+            &bar,
+        );
         async move {
             let outcome = call.await;
             bar.inc(1);
