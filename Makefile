@@ -64,7 +64,7 @@ check-fuzz:
 
 TEST_FAST = cargo test --workspace --no-fail-fast
 SLOW_TESTS := burst deploy first_connect sandbox
-TEST_SLOW = cargo test -p jitr-tests --no-fail-fast $(addprefix --test ,$(SLOW_TESTS)) -- --ignored
+TEST_SLOW = cargo test -p jitr-tests --no-fail-fast --test tests -- --ignored --test-threads=1 $(addsuffix ::,$(SLOW_TESTS))
 CHECK_FUZZ = cargo check --manifest-path fuzz/Cargo.toml --bins --target-dir "$$($(TARGET_DIR))/fuzz"
 MODEL_CHECK_SUMMARY = .venv/ministack/bin/python scripts/model_check_server.py summary "$$($(TARGET_DIR))/model-check"
 
