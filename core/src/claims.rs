@@ -28,7 +28,7 @@ use crate::expiring::Expiring;
 use crate::iot::IotApi;
 use crate::lane::Lane;
 use crate::outcome::{Kind, Outcome};
-use crate::provision;
+use crate::provision::{self, Gates};
 use crate::verifier::Verifier;
 
 /// How long a certificate found done stays done (as [`crate::recent`]
@@ -295,12 +295,10 @@ fn settled_without_work(certificate_id: &str, claim: Claim) -> Option<Outcome> {
 /// seconds), as the certificate checks take it. A claims error is logged
 /// and the certificate provisioned anyway. For SQS records only: a
 /// duplicate is acknowledged because the claimant's record stays queued.
-#[allow(clippy::too_many_arguments)]
 pub async fn provision_claimed<A: IotApi, C: Claims, L: AllowList, V: Verifier>(
     api: &A,
     claims: &C,
-    list: &L,
-    verifier: &V,
+    gates: Gates<'_, L, V>,
     config: &Config,
     certificate_id: &str,
     now: i64,
@@ -326,16 +324,8 @@ pub async fn provision_claimed<A: IotApi, C: Claims, L: AllowList, V: Verifier>(
         }
         None => return Outcome::unfinished(certificate_id, started.elapsed()),
     }
-    let outcome = provision::provision_within_verified(
-        api,
-        list,
-        verifier,
-        config,
-        certificate_id,
-        now,
-        deadline,
-    )
-    .await;
+    let outcome =
+        provision::provision_within(api, gates, config, certificate_id, now, deadline).await;
     let settle = async {
         if outcome.failed() {
             claims.release(certificate_id).await

@@ -9,10 +9,6 @@
 //! lane: counted until, Unix ms), from which every instance learns how many
 //! share the account's rates, and the fast lane whether the bulk lane works.
 
-use std::time::Duration;
-
-use aws_sdk_dynamodb::config::retry::RetryConfig;
-use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
@@ -276,19 +272,12 @@ impl Claims for ClaimsTable {
     }
 }
 
-/// A DynamoDB client that gives up within seconds (three attempts, 5 s in
-/// all): the claims and the allow-list are read inside an invocation's
-/// deadline, beside IoT calls that need the time more.
+/// A DynamoDB client that gives up within seconds (`quick.rs`): the
+/// claims and the allow-list are read inside an invocation's deadline.
 pub(crate) fn quick_client(sdk: &aws_config::SdkConfig) -> Client {
     let config = aws_sdk_dynamodb::config::Builder::from(sdk)
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(Duration::from_secs(2))
-                .operation_timeout(Duration::from_secs(5))
-                .build(),
-        )
+        .retry_config(crate::quick::retries())
+        .timeout_config(crate::quick::timeouts())
         .build();
     Client::from_conf(config)
 }

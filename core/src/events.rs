@@ -81,18 +81,18 @@ impl DeviceEvent {
     }
 }
 
-/// The events of one outcome (`ca`: its certificate's CA, if known). Only
+/// The events of one outcome, naming its certificate's CA when known. Only
 /// changes the function made send events; outcomes that may still change
 /// (failed, unfinished: the record comes back) or that another record
 /// settles (duplicate, claimed elsewhere, deferred) send none, nor do the
 /// ones that change nothing (skipped, inactive, superseded, already active).
-pub fn events_of(o: &Outcome, ca: Option<&str>) -> Vec<DeviceEvent> {
+pub fn events_of(o: &Outcome) -> Vec<DeviceEvent> {
     let event =
         |detail_type, certificate_id: &str, outcome: &str, reason: Option<String>| DeviceEvent {
             detail_type,
             detail: Detail {
                 certificate_id: certificate_id.to_string(),
-                ca_certificate_id: ca.map(str::to_string),
+                ca_certificate_id: o.ca_certificate_id.clone(),
                 thing_name: o.thing.clone(),
                 outcome: outcome.to_string(),
                 reason,

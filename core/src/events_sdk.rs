@@ -16,21 +16,12 @@ pub struct SdkEvents {
 
 impl SdkEvents {
     /// Events to `bus` (a name; checked at start-up by [`crate::config`]).
-    /// The client gives up within seconds (three attempts, 5 s in all):
-    /// the answer waits for the events, and a lost event is only logged.
+    /// The client gives up within seconds (`quick.rs`): the answer
+    /// waits for the events, and a lost event is only logged.
     pub fn new(sdk: &aws_config::SdkConfig, bus: &str) -> Self {
-        use aws_config::retry::RetryConfig;
-        use aws_config::timeout::TimeoutConfig;
-        use std::time::Duration;
         let config = aws_sdk_eventbridge::config::Builder::from(sdk)
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(1))
-                    .operation_attempt_timeout(Duration::from_secs(2))
-                    .operation_timeout(Duration::from_secs(5))
-                    .build(),
-            )
+            .retry_config(crate::quick::retries())
+            .timeout_config(crate::quick::timeouts())
             .build();
         SdkEvents {
             client: Client::from_conf(config),
@@ -97,10 +88,12 @@ mod tests {
         let mut o = Outcome::without_calls(ID, Kind::Activated, "");
         o.thing = Some("robot-1".into());
         o.reason = None;
+        o.ca_certificate_id = Some("ca".into());
         let mut rejected = Outcome::without_calls(ID, Kind::Rejected, "bad name");
         rejected.certificate_id = "2".repeat(64);
-        let mut all = events_of(&o, Some("ca"));
-        all.extend(events_of(&rejected, Some("ca")));
+        rejected.ca_certificate_id = Some("ca".into());
+        let mut all = events_of(&o);
+        all.extend(events_of(&rejected));
         all
     }
 

@@ -12,6 +12,7 @@ const CA: &str = "caca0000000000000000000000000000000000000000000000000000000000
 
 fn outcome(kind: Kind, thing: Option<&str>, reason: Option<&str>, retired: &[&str]) -> Outcome {
     let mut o = Outcome::without_calls(NEW, kind, "");
+    o.ca_certificate_id = Some(CA.to_string());
     o.thing = thing.map(str::to_string);
     o.reason = reason.map(str::to_string);
     o.retired = retired.iter().map(|s| s.to_string()).collect();
@@ -78,7 +79,7 @@ fn each_final_change_sends_its_events_and_nothing_else_sends_any() {
             vec![],
         ),
     ] {
-        assert_eq!(summary(&events_of(&o, Some(CA))), expected, "{o:?}");
+        assert_eq!(summary(&events_of(&o)), expected, "{o:?}");
     }
 }
 
@@ -90,7 +91,7 @@ fn the_detail_names_certificate_ca_thing_outcome_and_reason() {
         Some("retired the previous"),
         &[OLD],
     );
-    let events = events_of(&o, Some(CA));
+    let events = events_of(&o);
     let details: Vec<serde_json::Value> = events
         .iter()
         .map(|e| serde_json::from_str(&e.detail_json()).unwrap())
@@ -112,10 +113,9 @@ fn the_detail_names_certificate_ca_thing_outcome_and_reason() {
         details[1]
     );
     // A rejection: no thing, the CA unknown when it was not described; every field present.
-    let rejected = events_of(
-        &outcome(Kind::Rejected, None, Some("not on the allow-list"), &[]),
-        None,
-    );
+    let mut undescribed = outcome(Kind::Rejected, None, Some("not on the allow-list"), &[]);
+    undescribed.ca_certificate_id = None;
+    let rejected = events_of(&undescribed);
     let detail: serde_json::Value = serde_json::from_str(&rejected[0].detail_json()).unwrap();
     assert_eq!(
         detail,
@@ -128,7 +128,7 @@ fn the_detail_names_certificate_ca_thing_outcome_and_reason() {
 
 fn event(reason_bytes: usize) -> DeviceEvent {
     let o = outcome(Kind::Rejected, None, Some(&"r".repeat(reason_bytes)), &[]);
-    events_of(&o, Some(CA)).remove(0)
+    events_of(&o).remove(0)
 }
 
 #[test]

@@ -11,11 +11,10 @@ use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::event::{EventError, RegisteredEvent};
 use crate::events::{self, EventSink, NoEvents};
-use crate::events_ca::NotingCas;
 use crate::iot::IotApi;
 use crate::lane::{self, Decision, Lane};
 use crate::outcome::{Kind, Outcome};
-use crate::provision;
+use crate::provision::{self, Gates};
 use crate::verifier::{NoVerifier, Verifier};
 
 /// Certificates of one SQS batch in flight at once (the templates' batches
@@ -43,51 +42,55 @@ pub enum HandlerError {
     },
 }
 
-/// Handles one invocation; `now` is Unix seconds. Every certificate either
-/// finishes or is reported unfinished (a batch item failure, or the direct
-/// invocation's error) before `deadline`; an SQS record whose certificate
-/// another record settled (`claims`) is acknowledged without an IoT call.
-pub async fn handle<A: IotApi, C: Claims>(
-    api: &A,
-    claims: &C,
-    config: &Config,
-    payload: Value,
-    now: i64,
-    deadline: Deadline,
-) -> Result<Value, HandlerError> {
-    handle_listed(
-        api,
-        claims,
-        &NoAllowList,
-        &NoVerifier,
-        &NoEvents,
-        config,
-        payload,
-        now,
-        deadline,
-    )
-    .await
+/// What the function works with besides its settings: the AWS IoT calls,
+/// the claims shared by its instances (`JITR_CLAIMS_TABLE`), the admission
+/// gates (the allow-list, the verifier hook) and where its events go
+/// (`JITR_EVENT_BUS`). [`Services::new`] has no gates and sends no events.
+pub struct Services<'a, A, C, L, V, S> {
+    pub api: &'a A,
+    pub claims: &'a C,
+    pub gates: Gates<'a, L, V>,
+    pub events: &'a S,
 }
 
-/// [`handle`] with the allow-list `list` (`JITR_ADMISSION=allow-list`), the
-/// verifier hook `verifier` (`JITR_VERIFIER_FUNCTION`) and
-/// the events `sink` (`JITR_EVENT_BUS`): the invocation's final outcomes
-/// go there once settled, within the deadline; the answer is the same
-/// whether they get there or not.
-#[allow(clippy::too_many_arguments)]
-pub async fn handle_listed<A: IotApi, C: Claims, L: AllowList, V: Verifier, S: EventSink>(
-    api: &A,
-    claims: &C,
-    list: &L,
-    verifier: &V,
-    sink: &S,
+impl<'a, A, C> Services<'a, A, C, NoAllowList, NoVerifier, NoEvents> {
+    /// `api` and `claims`; no gates, no events.
+    pub fn new(api: &'a A, claims: &'a C) -> Self {
+        Services {
+            api,
+            claims,
+            gates: Gates::none(),
+            events: &NoEvents,
+        }
+    }
+}
+
+impl<'a, A, C, L, V, S> Services<'a, A, C, L, V, S> {
+    /// These services sending their events to `events`.
+    pub fn with_events<T>(self, events: &'a T) -> Services<'a, A, C, L, V, T> {
+        Services {
+            api: self.api,
+            claims: self.claims,
+            gates: self.gates,
+            events,
+        }
+    }
+}
+
+/// Handles one invocation with `services`; `now` is Unix seconds. Every
+/// certificate either finishes or is reported unfinished (a batch item
+/// failure, or the direct invocation's error) before `deadline`; an SQS
+/// record whose certificate another record settled (the claims) is
+/// acknowledged without an IoT call. The invocation's final outcomes go to
+/// the events sink once settled, within the deadline; the answer is the
+/// same whether they get there or not.
+pub async fn handle<A: IotApi, C: Claims, L: AllowList, V: Verifier, S: EventSink>(
+    services: &Services<'_, A, C, L, V, S>,
     config: &Config,
     payload: Value,
     now: i64,
     deadline: Deadline,
 ) -> Result<Value, HandlerError> {
-    // The CA of each certificate described, for its events.
-    let api = &NotingCas::new(api);
     if is_sqs(&payload) {
         let batch: SqsEvent =
             serde_json::from_value(payload).map_err(|e| EventError::WrongType {
@@ -95,28 +98,18 @@ pub async fn handle_listed<A: IotApi, C: Claims, L: AllowList, V: Verifier, S: E
                 expected: "an SQS batch",
                 got: e.to_string(),
             })?;
-        let response = handle_batch(
-            api, claims, list, verifier, sink, config, batch, now, deadline,
-        )
-        .await;
+        let response = handle_batch(services, config, batch, now, deadline).await;
         return Ok(serde_json::to_value(response).expect("serialisable"));
     }
     let event = RegisteredEvent::parse(&payload)
         .inspect_err(|e| tracing::error!(error = %e, "malformed event: no AWS call made"))?;
     // No claims here: a direct invocation's retry is not queued behind a
     // claimant, so acknowledging it as a duplicate could lose it.
-    let outcome = provision::provision_within_verified(
-        api,
-        list,
-        verifier,
-        config,
-        &event.certificate_id,
-        now,
-        deadline,
-    )
-    .await;
+    let (api, gates) = (services.api, services.gates);
+    let outcome =
+        provision::provision_within(api, gates, config, &event.certificate_id, now, deadline).await;
     report(&outcome);
-    send_events(sink, api, std::slice::from_ref(&outcome), &deadline).await;
+    send_events(services.events, std::slice::from_ref(&outcome), &deadline).await;
     let (certificate_id, reason) = (
         outcome.certificate_id.clone(),
         outcome.reason.clone().unwrap_or_default(),
@@ -185,21 +178,15 @@ fn group<E>(records: Vec<(String, Result<String, E>)>) -> (Vec<Work>, Vec<(Strin
 /// fails (and malformed records) are batch item failures, so only they are
 /// redelivered (and end in the DLQ if they keep failing). The events of the
 /// final outcomes go to `sink`, batched, once all are settled.
-#[allow(clippy::too_many_arguments)]
 async fn handle_batch<A: IotApi, C: Claims, L: AllowList, V: Verifier, S: EventSink>(
-    api: &NotingCas<'_, A>,
-    claims: &C,
-    list: &L,
-    verifier: &V,
-    sink: &S,
+    services: &Services<'_, A, C, L, V, S>,
     config: &Config,
     batch: SqsEvent,
     now: i64,
     deadline: Deadline,
 ) -> SqsBatchResponse {
-    let (outcomes, failed) =
-        settle_batch(api, claims, list, verifier, config, batch, now, deadline).await;
-    send_events(sink, api, &outcomes, &deadline).await;
+    let (outcomes, failed) = settle_batch(services, config, batch, now, deadline).await;
+    send_events(services.events, &outcomes, &deadline).await;
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failed
         .into_iter()
@@ -214,18 +201,15 @@ async fn handle_batch<A: IotApi, C: Claims, L: AllowList, V: Verifier, S: EventS
 
 /// The batch's outcomes (each reported as it comes) and the message ids to
 /// fail. A fast-lane batch defers to a working bulk lane ([`lane`]).
-#[allow(clippy::too_many_arguments)]
-async fn settle_batch<A: IotApi, C: Claims, L: AllowList, V: Verifier>(
-    api: &A,
-    claims: &C,
-    list: &L,
-    verifier: &V,
+async fn settle_batch<A: IotApi, C: Claims, L: AllowList, V: Verifier, S>(
+    services: &Services<'_, A, C, L, V, S>,
     config: &Config,
     batch: SqsEvent,
     now: i64,
     deadline: Deadline,
 ) -> (Vec<Outcome>, Vec<String>) {
     use futures::stream::{self, StreamExt};
+    let claims = services.claims;
     let lane = Lane::of(
         batch.records.iter().map(|r| r.event_source_arn.as_deref()),
         config.fast_lane_queue_arn.as_deref(),
@@ -268,10 +252,9 @@ async fn settle_batch<A: IotApi, C: Claims, L: AllowList, V: Verifier>(
     let provisioning = stream::iter(work)
         .map(|w| async move {
             let outcome = claims::provision_claimed(
-                api,
+                services.api,
                 claims,
-                list,
-                verifier,
+                services.gates,
                 config,
                 &w.certificate_id,
                 now,
@@ -327,16 +310,8 @@ async fn beat<C: Claims>(claims: &C, lane: Lane, deadline: &Deadline) {
 
 /// The events of `outcomes` ([`events::events_of`]) to `sink`, within
 /// `deadline`; what is not sent is logged and counted, never an error.
-async fn send_events<A: IotApi, S: EventSink>(
-    sink: &S,
-    api: &NotingCas<'_, A>,
-    outcomes: &[Outcome],
-    deadline: &Deadline,
-) {
-    let all: Vec<events::DeviceEvent> = outcomes
-        .iter()
-        .flat_map(|o| events::events_of(o, api.ca_of(&o.certificate_id).as_deref()))
-        .collect();
+async fn send_events<S: EventSink>(sink: &S, outcomes: &[Outcome], deadline: &Deadline) {
+    let all: Vec<events::DeviceEvent> = outcomes.iter().flat_map(events::events_of).collect();
     events::publish(sink, all, deadline).await;
 }
 
@@ -353,71 +328,14 @@ fn report(o: &Outcome) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
     use super::*;
-    use crate::aws::AwsError;
     use crate::claims::{Claim, ClaimsError};
-    use crate::iot::Described;
-    use aws_sdk_iot::types::CertificateStatus;
+    use crate::counting_iot::CountingIot;
 
     const FAST: &str = "arn:aws:sqs:eu-west-1:123456789012:s-FastLaneQueue-1";
     const BULK: &str = "arn:aws:sqs:eu-west-1:123456789012:s-EventQueue-1";
-
-    /// Counts every IoT call; every certificate is found, pending, with an
-    /// unreadable PEM (the outcome does not matter here, the calls do).
-    #[derive(Default)]
-    struct Calls(AtomicUsize);
-
-    impl Calls {
-        fn note<T>(&self, answer: T) -> Result<T, AwsError> {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            Ok(answer)
-        }
-        fn count(&self) -> usize {
-            self.0.load(Ordering::SeqCst)
-        }
-    }
-
-    impl IotApi for Calls {
-        async fn describe_certificate(&self, id: &str) -> Result<Described, AwsError> {
-            self.note(Described {
-                certificate_arn: format!("arn:aws:iot:eu-west-1:1:cert/{id}"),
-                status: "PENDING_ACTIVATION".into(),
-                ca_certificate_id: None,
-                certificate_pem: String::new(),
-                created_ms: None,
-            })
-        }
-        async fn create_thing(
-            &self,
-            _: &str,
-            _: Option<&str>,
-            _: &HashMap<String, String>,
-        ) -> Result<(), AwsError> {
-            self.note(())
-        }
-        async fn attach_policy(&self, _: &str, _: &str) -> Result<(), AwsError> {
-            self.note(())
-        }
-        async fn attach_thing_principal(&self, _: &str, _: &str, _: bool) -> Result<(), AwsError> {
-            self.note(())
-        }
-        async fn add_thing_to_thing_group(&self, _: &str, _: &str) -> Result<(), AwsError> {
-            self.note(())
-        }
-        async fn update_certificate(&self, _: &str, _: CertificateStatus) -> Result<(), AwsError> {
-            self.note(())
-        }
-        async fn list_pending_certificates(&self, _: &str) -> Result<Vec<String>, AwsError> {
-            self.note(vec![])
-        }
-        async fn list_thing_principals(&self, _: &str) -> Result<Vec<String>, AwsError> {
-            self.note(vec![])
-        }
-    }
 
     /// Claims whose heartbeats say `bulk` (Err: unreadable); every claim
     /// is this instance's; the lanes it beat for are recorded.
@@ -488,19 +406,18 @@ mod tests {
     const B: [u8; 64] = [b'b'; 64];
 
     async fn settled(claims: &Beats, source: &str) -> (Vec<Outcome>, Vec<String>, usize) {
-        let api = Calls::default();
+        // Every certificate pending, with an unreadable PEM: the outcome
+        // does not matter here, the calls do.
+        let api = CountingIot::default();
         let (outcomes, failed) = settle_batch(
-            &api,
-            claims,
-            &NoAllowList,
-            &NoVerifier,
+            &Services::new(&api, claims),
             &config(),
             batch(source, &[("m1", &A), ("m2", &B), ("m3", &A)]),
             0,
             Deadline::none(),
         )
         .await;
-        (outcomes, failed, api.count())
+        (outcomes, failed, api.calls())
     }
 
     #[tokio::test]

@@ -9,7 +9,8 @@
 //!   no I/O), [`iot`] (the AWS IoT calls behind a trait), [`provision`]
 //!   (the plan carried out, activation last; [`outcome`]: how it ended), [`handler`] (direct and SQS
 //!   invocations), [`deadline`] (work stops before the invocation's).
-//! - [`aws`]: SDK configuration and errors; [`ratelimit`]: API rate limits;
+//! - [`aws`]: SDK configuration and errors (`quick`: the clients that
+//!   give up within seconds); [`ratelimit`]: API rate limits;
 //!   [`quota`]: the operations and the account's rate for each;
 //!   [`pacing`]: calls kept to the instance's share of those rates;
 //!   [`recent`]: certificates the instance activated, not described again
@@ -30,10 +31,11 @@ pub mod claims;
 pub mod claims_table;
 pub mod clock;
 pub mod config;
+#[cfg(test)]
+mod counting_iot;
 pub mod deadline;
 pub mod event;
 pub mod events;
-pub(crate) mod events_ca;
 pub mod events_sdk;
 pub mod expiring;
 pub mod facts;
@@ -46,6 +48,7 @@ pub mod pacing;
 pub mod pem;
 pub mod plan;
 pub mod provision;
+pub(crate) mod quick;
 pub mod quota;
 pub mod random;
 pub mod ratelimit;

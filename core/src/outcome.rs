@@ -66,6 +66,10 @@ pub struct Outcome {
     #[serde(rename = "certificateId")]
     pub certificate_id: String,
     pub thing: Option<String>,
+    /// The certificate's CA, when provisioning described it: named by the
+    /// events ([`crate::events`]); not in the response, log or metric.
+    #[serde(skip)]
+    pub ca_certificate_id: Option<String>,
     pub outcome: Kind,
     pub reason: Option<String>,
     /// Previous certificates of the thing this run set INACTIVE
@@ -89,6 +93,7 @@ impl Outcome {
         Outcome {
             certificate_id: certificate_id.to_string(),
             thing: None,
+            ca_certificate_id: None,
             outcome,
             reason: Some(reason.to_string()),
             retired: Vec::new(),
@@ -103,6 +108,7 @@ impl Outcome {
         Outcome {
             certificate_id: certificate_id.to_string(),
             thing: None,
+            ca_certificate_id: None,
             outcome: Kind::Unfinished,
             reason: Some(format!(
                 "unfinished after {} ms: stopped before the invocation's deadline; \

@@ -13,7 +13,6 @@ use aws_sdk_iot::types::CertificateStatus;
 
 use crate::aws::AwsError;
 use crate::iot::{Described, IotApi};
-// Re-exported at their old paths for callers not yet moved to `quota`.
 use crate::quota::{ApiRates, Op};
 use crate::ratelimit::RateLimiter;
 

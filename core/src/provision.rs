@@ -21,7 +21,6 @@ use crate::deadline::Deadline;
 use crate::facts::CertFacts;
 use crate::iot::IotApi;
 use crate::outcome::{Kind, Outcome};
-// Re-exported at their old paths for callers not yet moved to `outcome`.
 use crate::plan::{self, Observed, Plan, Principal};
 use crate::verifier::{NoVerifier, Proposed, Question, Verdict, Verifier};
 
@@ -38,46 +37,64 @@ pub const FUNCTION_IOT_OPERATIONS: [&str; 6] = [
     "UpdateCertificate",
 ];
 
-/// Provisions one certificate within `deadline`: an [`Outcome`] either way.
-pub async fn provision_within<A: IotApi>(
-    api: &A,
-    config: &Config,
-    certificate_id: &str,
-    now: i64,
-    deadline: Deadline,
-) -> Outcome {
-    provision_within_listed(api, &NoAllowList, config, certificate_id, now, deadline).await
+/// The admission gates a pending certificate passes besides the
+/// function's own checks: the allow-list `list` (`JITR_ADMISSION=allow-list`)
+/// and the verifier hook `verifier` (`JITR_VERIFIER_FUNCTION`), asked about
+/// what the function's own checks admit. [`Gates::none`] has neither.
+pub struct Gates<'a, L, V> {
+    pub list: &'a L,
+    pub verifier: &'a V,
 }
 
-/// [`provision_within`] with the allow-list `list`: its lookup is part of
-/// the work, so it counts against the deadline too.
-pub async fn provision_within_listed<A: IotApi, L: AllowList>(
-    api: &A,
-    list: &L,
-    config: &Config,
-    certificate_id: &str,
-    now: i64,
-    deadline: Deadline,
-) -> Outcome {
-    provision_within_verified(
-        api,
-        list,
-        &NoVerifier,
-        config,
-        certificate_id,
-        now,
-        deadline,
-    )
-    .await
+impl Gates<'static, NoAllowList, NoVerifier> {
+    /// No allow-list, no verifier hook: the function's own checks decide.
+    pub fn none() -> Self {
+        Gates {
+            list: &NoAllowList,
+            verifier: &NoVerifier,
+        }
+    }
 }
 
-/// [`provision_within_listed`] with the verifier hook `verifier`
-/// (`JITR_VERIFIER_FUNCTION`): its answer is part of the work, so an answer
-/// later than the deadline leaves the record unfinished (it comes back).
-pub async fn provision_within_verified<A: IotApi, L: AllowList, V: Verifier>(
+impl<'a, L, V> Gates<'a, L, V> {
+    /// These gates with the allow-list `list`.
+    pub fn with_list<'b, M>(self, list: &'b M) -> Gates<'b, M, V>
+    where
+        'a: 'b,
+    {
+        Gates {
+            list,
+            verifier: self.verifier,
+        }
+    }
+
+    /// These gates with the verifier hook `verifier`.
+    pub fn with_verifier<'b, W>(self, verifier: &'b W) -> Gates<'b, L, W>
+    where
+        'a: 'b,
+    {
+        Gates {
+            list: self.list,
+            verifier,
+        }
+    }
+}
+
+// Two references: copied whatever they point to (a derive would ask L and V
+// to be Copy).
+impl<L, V> Clone for Gates<'_, L, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<L, V> Copy for Gates<'_, L, V> {}
+
+/// [`provision`] within `deadline`: an [`Outcome`] either way. The gates'
+/// answers are part of the work, so they count against the deadline too: an
+/// answer later than it leaves the record unfinished (it comes back).
+pub async fn provision_within<A: IotApi, L: AllowList, V: Verifier>(
     api: &A,
-    list: &L,
-    verifier: &V,
+    gates: Gates<'_, L, V>,
     config: &Config,
     certificate_id: &str,
     now: i64,
@@ -85,14 +102,7 @@ pub async fn provision_within_verified<A: IotApi, L: AllowList, V: Verifier>(
 ) -> Outcome {
     let started = Instant::now();
     // Boxed: keeps the nested futures' type shallow for the Lambda runtime.
-    let work = Box::pin(provision_verified(
-        api,
-        list,
-        verifier,
-        config,
-        certificate_id,
-        now,
-    ));
+    let work = Box::pin(provision(api, gates, config, certificate_id, now));
     match deadline.run(work).await {
         Some(outcome) => outcome,
         None => Outcome::unfinished(certificate_id, started.elapsed()),
@@ -108,39 +118,17 @@ fn tolerate_existing(r: Result<(), AwsError>) -> Result<(), AwsError> {
     }
 }
 
-/// Provisions one certificate; never panics, always answers with an outcome.
-pub async fn provision<A: IotApi>(
+/// Provisions one certificate past `gates`; never panics, always answers
+/// with an outcome.
+pub async fn provision<A: IotApi, L: AllowList, V: Verifier>(
     api: &A,
-    config: &Config,
-    certificate_id: &str,
-    now: i64,
-) -> Outcome {
-    provision_listed(api, &NoAllowList, config, certificate_id, now).await
-}
-
-/// [`provision`] with the allow-list `list` (`JITR_ADMISSION=allow-list`).
-pub async fn provision_listed<A: IotApi, L: AllowList>(
-    api: &A,
-    list: &L,
-    config: &Config,
-    certificate_id: &str,
-    now: i64,
-) -> Outcome {
-    provision_verified(api, list, &NoVerifier, config, certificate_id, now).await
-}
-
-/// [`provision_listed`] with the verifier hook `verifier`
-/// (`JITR_VERIFIER_FUNCTION`), asked about what the function's own checks admit.
-pub async fn provision_verified<A: IotApi, L: AllowList, V: Verifier>(
-    api: &A,
-    list: &L,
-    verifier: &V,
+    gates: Gates<'_, L, V>,
     config: &Config,
     certificate_id: &str,
     now: i64,
 ) -> Outcome {
     let started = Instant::now();
-    let (thing, result) = run(api, list, verifier, config, certificate_id, now).await;
+    let (named, result) = run(api, gates, config, certificate_id, now).await;
     let (done, transient) = match result {
         Ok(done) => (done, false),
         Err((step, e)) => {
@@ -153,13 +141,23 @@ pub async fn provision_verified<A: IotApi, L: AllowList, V: Verifier>(
     };
     Outcome {
         certificate_id: certificate_id.to_string(),
-        thing,
+        thing: named.thing,
+        ca_certificate_id: named.ca_certificate_id,
         outcome: done.kind,
         reason: done.reason,
         retired: done.retired,
         duration_ms: started.elapsed().as_millis() as u64,
         transient,
     }
+}
+
+/// What a run learned on its way, however it ended: for the outcome.
+#[derive(Default)]
+struct Named {
+    /// The thing it provisioned (or finished rotating).
+    thing: Option<String>,
+    /// The certificate's CA, once described (for the events).
+    ca_certificate_id: Option<String>,
 }
 
 /// How the steps ended, short of a failure.
@@ -184,25 +182,32 @@ type StepResult = Result<Done, (&'static str, AwsError)>;
 
 async fn run<A: IotApi, L: AllowList, V: Verifier>(
     api: &A,
-    list: &L,
-    verifier: &V,
+    gates: Gates<'_, L, V>,
     config: &Config,
     id: &str,
     now: i64,
-) -> (Option<String>, StepResult) {
-    let decided = match describe_and_decide(api, list, verifier, config, id, now).await {
+) -> (Named, StepResult) {
+    let Decided {
+        arn,
+        plan,
+        ca_certificate_id,
+    } = match describe_and_decide(api, gates, config, id, now).await {
         Ok(answer) => answer,
-        Err(failed) => return (None, Err(failed)),
+        Err(failed) => return (Named::default(), Err(failed)),
     };
-    match decided.plan {
+    let named = |thing| Named {
+        thing,
+        ca_certificate_id,
+    };
+    match plan {
         Plan::Activate(a) => {
             let thing = Some(a.thing_name.clone());
-            let activated = activate(api, config, id, &decided.arn, &a).await;
-            (thing, activated)
+            let activated = activate(api, config, id, &arn, &a).await;
+            (named(thing), activated)
         }
         Plan::Skip {
             reason, outcome, ..
-        } => (None, Ok(Done::new(outcome, Some(reason)))),
+        } => (named(None), Ok(Done::new(outcome, Some(reason)))),
         // An ACTIVE certificate whose rotation was interrupted before the
         // previous certificates were retired: finish it.
         Plan::FinishRotation {
@@ -218,9 +223,9 @@ async fn run<A: IotApi, L: AllowList, V: Verifier>(
                 retired: ids,
                 kind: outcome,
             });
-            (Some(thing_name), result)
+            (named(Some(thing_name)), result)
         }
-        Plan::Reject { reason, revoke } => (None, reject(api, id, reason, revoke).await),
+        Plan::Reject { reason, revoke } => (named(None), reject(api, id, reason, revoke).await),
     }
 }
 
@@ -304,6 +309,7 @@ fn retired_reason(ids: &[String]) -> String {
 struct Decided {
     arn: String,
     plan: Plan,
+    ca_certificate_id: Option<String>,
 }
 
 /// DescribeCertificate, then (a pending certificate under
@@ -312,8 +318,7 @@ struct Decided {
 /// thing's principals.
 async fn describe_and_decide<A: IotApi, L: AllowList, V: Verifier>(
     api: &A,
-    list: &L,
-    verifier: &V,
+    gates: Gates<'_, L, V>,
     config: &Config,
     id: &str,
     now: i64,
@@ -333,7 +338,7 @@ async fn describe_and_decide<A: IotApi, L: AllowList, V: Verifier>(
     // A list that cannot be read fails the record (it comes back): never
     // admitted, never revoked, on a guess.
     let listing = if plan::needs_listing(&observed, config) {
-        list.lookup(id).await.map_err(|e| {
+        gates.list.lookup(id).await.map_err(|e| {
             let reason = AwsError::Service {
                 code: "AllowListUnreadable".into(),
                 message: e.to_string(),
@@ -346,7 +351,7 @@ async fn describe_and_decide<A: IotApi, L: AllowList, V: Verifier>(
     let plan = match plan::decide(&observed, &listing, config, now) {
         // Admitted by the function's own checks: the hook (if any) has its
         // say, then the thing it names is looked at.
-        Plan::Activate(a) => match verified(verifier, &observed, a, config).await? {
+        Plan::Activate(a) => match verified(gates.verifier, &observed, a, config).await? {
             Plan::Activate(a) => {
                 let principals = thing_principals(api, &observed, &a.thing_name).await?;
                 plan::may_take(&observed, a, &principals, config)
@@ -366,6 +371,7 @@ async fn describe_and_decide<A: IotApi, L: AllowList, V: Verifier>(
     Ok(Decided {
         arn: d.certificate_arn,
         plan,
+        ca_certificate_id: observed.ca_certificate_id,
     })
 }
 
@@ -458,26 +464,18 @@ async fn thing_principals<A: IotApi>(
     Ok(principals.into_iter().flatten().collect())
 }
 
-/// What provisioning would do, without changing anything (for `--dry-run`).
-pub async fn dry_run<A: IotApi>(
-    api: &A,
-    config: &Config,
-    id: &str,
-    now: i64,
-) -> Result<Plan, AwsError> {
-    dry_run_listed(api, &NoAllowList, config, id, now).await
-}
-
-/// [`dry_run`] with the allow-list `list` (`JITR_ADMISSION=allow-list`):
-/// it only reads.
-pub async fn dry_run_listed<A: IotApi, L: AllowList>(
+/// What provisioning would do past the allow-list `list`, without changing
+/// anything (for `--dry-run`): it only reads, so the verifier hook, which
+/// may act on what it is asked, is not asked.
+pub async fn dry_run<A: IotApi, L: AllowList>(
     api: &A,
     list: &L,
     config: &Config,
     id: &str,
     now: i64,
 ) -> Result<Plan, AwsError> {
-    describe_and_decide(api, list, &NoVerifier, config, id, now)
+    let gates = Gates::none().with_list(list);
+    describe_and_decide(api, gates, config, id, now)
         .await
         .map(|decided| decided.plan)
         .map_err(|(_, e)| e)

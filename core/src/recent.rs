@@ -114,62 +114,12 @@ impl<A: IotApi + Send> IotApi for Recent<A> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     use super::*;
-
-    /// Counts DescribeCertificate calls; every certificate is pending,
-    /// except those whose id starts with "active".
-    #[derive(Default)]
-    struct Counting(AtomicUsize);
-
-    impl IotApi for Counting {
-        async fn describe_certificate(&self, id: &str) -> Result<Described, AwsError> {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            let status = if id.starts_with("active") {
-                "ACTIVE"
-            } else {
-                "PENDING_ACTIVATION"
-            };
-            Ok(Described {
-                certificate_arn: format!("arn:aws:iot:eu-west-1:1:cert/{id}"),
-                status: status.into(),
-                ca_certificate_id: None,
-                certificate_pem: String::new(),
-                created_ms: None,
-            })
-        }
-        async fn create_thing(
-            &self,
-            _: &str,
-            _: Option<&str>,
-            _: &HashMap<String, String>,
-        ) -> Result<(), AwsError> {
-            Ok(())
-        }
-        async fn attach_policy(&self, _: &str, _: &str) -> Result<(), AwsError> {
-            Ok(())
-        }
-        async fn attach_thing_principal(&self, _: &str, _: &str, _: bool) -> Result<(), AwsError> {
-            Ok(())
-        }
-        async fn add_thing_to_thing_group(&self, _: &str, _: &str) -> Result<(), AwsError> {
-            Ok(())
-        }
-        async fn update_certificate(&self, _: &str, _: CertificateStatus) -> Result<(), AwsError> {
-            Ok(())
-        }
-        async fn list_pending_certificates(&self, _: &str) -> Result<Vec<String>, AwsError> {
-            Ok(vec![])
-        }
-        async fn list_thing_principals(&self, _: &str) -> Result<Vec<String>, AwsError> {
-            Ok(vec![])
-        }
-    }
+    use crate::counting_iot::CountingIot;
 
     #[tokio::test]
     async fn a_certificate_it_activated_is_answered_active_without_a_call() {
-        let api = Recent::new(Counting::default());
+        let api = Recent::new(CountingIot::default());
         // Pending, and asked twice before activation: both calls go out.
         assert_eq!(
             api.describe_certificate("a").await.unwrap().status,
@@ -184,33 +134,29 @@ mod tests {
             .await
             .unwrap();
         api.describe_certificate("a").await.unwrap();
-        assert_eq!(api.inner.0.load(Ordering::SeqCst), 3);
+        assert_eq!(api.inner.describes(), 3);
         api.update_certificate("a", CertificateStatus::Active)
             .await
             .unwrap();
         let d = api.describe_certificate("a").await.unwrap();
         assert_eq!(d.status, "ACTIVE");
-        assert_eq!(
-            api.inner.0.load(Ordering::SeqCst),
-            3,
-            "answered from memory"
-        );
+        assert_eq!(api.inner.describes(), 3, "answered from memory");
         // Another certificate is asked.
         api.describe_certificate("b").await.unwrap();
-        assert_eq!(api.inner.0.load(Ordering::SeqCst), 4);
+        assert_eq!(api.inner.describes(), 4);
     }
 
     /// Full (20,000 remembered), the memory forgets its oldest
     /// certificate, not all of them.
     #[tokio::test]
     async fn a_full_memory_forgets_its_oldest_certificate_not_all() {
-        let api = Recent::new(Counting::default());
+        let api = Recent::new(CountingIot::default());
         for i in 0..20_001 {
             api.describe_certificate(&format!("active-{i}"))
                 .await
                 .unwrap();
         }
-        let calls = || api.inner.0.load(Ordering::SeqCst);
+        let calls = || api.inner.describes();
         assert_eq!(calls(), 20_001);
         for i in [1, 10_000, 20_000] {
             api.describe_certificate(&format!("active-{i}"))
@@ -225,17 +171,17 @@ mod tests {
     #[tokio::test]
     async fn a_certificate_described_active_is_answered_without_a_second_call() {
         // Activated by another instance: the first duplicate asks, later ones do not.
-        let api = Recent::new(Counting::default());
+        let api = Recent::new(CountingIot::default());
         for _ in 0..3 {
             assert_eq!(
                 api.describe_certificate("active-1").await.unwrap().status,
                 "ACTIVE"
             );
         }
-        assert_eq!(api.inner.0.load(Ordering::SeqCst), 1);
+        assert_eq!(api.inner.describes(), 1);
         // A pending one is asked every time.
         api.describe_certificate("p").await.unwrap();
         api.describe_certificate("p").await.unwrap();
-        assert_eq!(api.inner.0.load(Ordering::SeqCst), 3);
+        assert_eq!(api.inner.describes(), 3);
     }
 }

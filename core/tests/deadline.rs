@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
 use aws_sdk_iot::config::{Credentials, Region};
-use jitr_core::config::Config;
+use jitr_core::claims::NoClaims;
 use jitr_core::deadline::Deadline;
-use jitr_core::handler::{handle, HandlerError};
+use jitr_core::handler::{handle, HandlerError, Services};
 use jitr_core::iot::SdkIot;
-use serde_json::json;
+use serde_json::{json, Value};
+
+use crate::support::{self, failures, now};
 
 /// A listener on a free 127.0.0.1 port that accepts every connection, holds
 /// it open and never reads or answers; stopped on drop.
@@ -82,15 +84,11 @@ fn function_client(url: &str) -> SdkIot {
     }
 }
 
-fn config() -> Config {
-    Config::from_lookup(|k| (k == "JITR_POLICY_NAME").then(|| "jitr-device".to_string())).unwrap()
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+/// The handler's answer to `payload` within `budget` from now.
+async fn handled(api: &SdkIot, payload: Value, budget: Duration) -> Result<Value, HandlerError> {
+    let services = Services::new(api, &NoClaims);
+    let config = support::config(&[]);
+    handle(&services, &config, payload, now(), Deadline::after(budget)).await
 }
 
 fn certificate_id(n: usize) -> String {
@@ -103,36 +101,22 @@ async fn a_stalled_batch_is_answered_before_the_deadline_naming_every_record() {
     let api = function_client(&format!("http://127.0.0.1:{}", stall.port));
     // Seven records: five start at once, two wait for a free slot and never get one.
     let records: Vec<_> = (0..7)
-        .map(|n| {
-            let body = json!({ "certificateId": certificate_id(n), "certificateStatus": "PENDING_ACTIVATION" });
-            json!({ "messageId": format!("m{n}"), "body": body.to_string(), "eventSource": "aws:sqs" })
-        })
+        .map(|n| (format!("m{n}"), certificate_id(n)))
         .collect();
     let budget = Duration::from_secs(8);
     let started = Instant::now();
-    let answer = handle(
-        &api,
-        &jitr_core::claims::NoClaims,
-        &config(),
-        json!({ "Records": records }),
-        now(),
-        Deadline::after(budget),
-    )
-    .await
-    .unwrap();
+    let answer = handled(&api, support::batch(None, &records), budget)
+        .await
+        .unwrap();
     let answered = started.elapsed();
     assert!(
         answered < budget,
         "answered after {answered:?}, deadline {budget:?}"
     );
-    let mut failed: Vec<&str> = answer["batchItemFailures"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["itemIdentifier"].as_str().unwrap())
-        .collect();
-    failed.sort();
-    assert_eq!(failed, ["m0", "m1", "m2", "m3", "m4", "m5", "m6"]);
+    assert_eq!(
+        failures(&answer),
+        ["m0", "m1", "m2", "m3", "m4", "m5", "m6"]
+    );
     // The five first attempts each held a connection; an attempt is abandoned
     // after the function's attempt timeout (5 s) and retried on a new one.
     let accepted = stall.accepted.load(Ordering::SeqCst);
@@ -149,16 +133,9 @@ async fn a_stalled_direct_event_fails_before_the_deadline_naming_the_certificate
     let id = certificate_id(42);
     let budget = Duration::from_secs(3);
     let started = Instant::now();
-    let err = handle(
-        &api,
-        &jitr_core::claims::NoClaims,
-        &config(),
-        json!({ "certificateId": id }),
-        now(),
-        Deadline::after(budget),
-    )
-    .await
-    .unwrap_err();
+    let err = handled(&api, json!({ "certificateId": id }), budget)
+        .await
+        .unwrap_err();
     let answered = started.elapsed();
     assert!(
         answered < budget,
@@ -184,13 +161,10 @@ async fn a_stalled_direct_event_fails_before_the_deadline_naming_the_certificate
 async fn a_deadline_already_past_starts_nothing() {
     let stall = Stall::start();
     let api = function_client(&format!("http://127.0.0.1:{}", stall.port));
-    let err = handle(
+    let err = handled(
         &api,
-        &jitr_core::claims::NoClaims,
-        &config(),
         json!({ "certificateId": certificate_id(1) }),
-        now(),
-        Deadline::after(Duration::ZERO),
+        Duration::ZERO,
     )
     .await
     .unwrap_err();

@@ -3,143 +3,24 @@
 //! are deferred or are duplicates, each naming its certificate's CA; and a
 //! sink that fails leaves the invocation's answer as it was.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
-use aws_sdk_iot::types::CertificateStatus;
-use jitr_core::admission::NoAllowList;
-use jitr_core::aws::AwsError;
 use jitr_core::claims::{Claim, Claims, ClaimsError, NoClaims};
 use jitr_core::config::Config;
 use jitr_core::deadline::Deadline;
 use jitr_core::events::{DeviceEvent, EventSink, NoEvents, Sent, SinkError};
-use jitr_core::handler::{handle_listed, HandlerError};
-use jitr_core::iot::{CertStatus, Described, IotApi};
-use jitr_core::verifier::NoVerifier;
+use jitr_core::handler::{handle, HandlerError, Services};
 use serde_json::{json, Value};
 
-const CA: &str = "caca000000000000000000000000000000000000000000000000000000000000";
+use crate::support::registry::Registry;
+use crate::support::{self, now, CA};
+
 const GOOD: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 const BAD: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 const BROKEN: &str = "3333333333333333333333333333333333333333333333333333333333333333";
 const OLD: &str = "4444444444444444444444444444444444444444444444444444444444444444";
 const FAST: &str = "arn:aws:sqs:eu-west-1:123456789012:jitr-FastLaneQueue-1";
 const BULK: &str = "arn:aws:sqs:eu-west-1:123456789012:jitr-EventQueue-1";
-
-fn arn(id: &str) -> String {
-    format!("arn:aws:iot:eu-west-1:123456789012:cert/{id}")
-}
-
-fn device_pem(cn: &str) -> String {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
-    p.self_signed(&key).unwrap().pem()
-}
-
-/// AWS IoT in memory: certificates by id, things' principals; describing
-/// BROKEN fails (a 5xx), so its record fails and comes back.
-#[derive(Default)]
-struct Fleet {
-    certs: Mutex<HashMap<String, Described>>,
-    principals: Mutex<HashMap<String, Vec<String>>>,
-    calls: Mutex<usize>,
-}
-
-impl Fleet {
-    fn add(&self, id: &str, cn: &str, status: &str, created_ms: i64) {
-        let d = Described {
-            certificate_arn: arn(id),
-            status: CertStatus::parse(status),
-            ca_certificate_id: Some(CA.into()),
-            certificate_pem: device_pem(cn),
-            created_ms: Some(created_ms),
-        };
-        self.certs.lock().unwrap().insert(id.into(), d);
-    }
-    fn status(&self, id: &str) -> String {
-        self.certs.lock().unwrap()[id].status.as_str().to_string()
-    }
-    fn calls(&self) -> usize {
-        *self.calls.lock().unwrap()
-    }
-    fn note(&self) {
-        *self.calls.lock().unwrap() += 1;
-    }
-}
-
-impl IotApi for Fleet {
-    async fn describe_certificate(&self, id: &str) -> Result<Described, AwsError> {
-        self.note();
-        if id == BROKEN {
-            return Err(AwsError::Service {
-                code: "InternalFailureException".into(),
-                message: "try again".into(),
-            });
-        }
-        let certs = self.certs.lock().unwrap();
-        certs
-            .get(id)
-            .cloned()
-            .ok_or_else(|| AwsError::NotFound(id.into()))
-    }
-    async fn create_thing(
-        &self,
-        _: &str,
-        _: Option<&str>,
-        _: &HashMap<String, String>,
-    ) -> Result<(), AwsError> {
-        self.note();
-        Ok(())
-    }
-    async fn attach_policy(&self, _: &str, _: &str) -> Result<(), AwsError> {
-        self.note();
-        Ok(())
-    }
-    async fn attach_thing_principal(
-        &self,
-        thing: &str,
-        principal: &str,
-        _: bool,
-    ) -> Result<(), AwsError> {
-        self.note();
-        let mut things = self.principals.lock().unwrap();
-        let attached = things.entry(thing.into()).or_default();
-        if !attached.iter().any(|p| p == principal) {
-            attached.push(principal.into());
-        }
-        Ok(())
-    }
-    async fn add_thing_to_thing_group(&self, _: &str, _: &str) -> Result<(), AwsError> {
-        self.note();
-        Ok(())
-    }
-    async fn update_certificate(
-        &self,
-        id: &str,
-        status: CertificateStatus,
-    ) -> Result<(), AwsError> {
-        self.note();
-        let mut certs = self.certs.lock().unwrap();
-        let d = certs
-            .get_mut(id)
-            .ok_or_else(|| AwsError::NotFound(id.into()))?;
-        d.status = CertStatus::from_sdk(&status);
-        Ok(())
-    }
-    async fn list_pending_certificates(&self, _: &str) -> Result<Vec<String>, AwsError> {
-        self.note();
-        Ok(vec![])
-    }
-    async fn list_thing_principals(&self, thing: &str) -> Result<Vec<String>, AwsError> {
-        self.note();
-        let things = self.principals.lock().unwrap();
-        things
-            .get(thing)
-            .cloned()
-            .ok_or_else(|| AwsError::NotFound(thing.into()))
-    }
-}
 
 /// Records every batch it is given; answers with `answer`.
 struct Recording {
@@ -207,57 +88,49 @@ impl Claims for Settled {
 }
 
 fn config(extra: &[(&str, &str)]) -> Config {
-    let vars: HashMap<&str, &str> = [
-        ("JITR_POLICY_NAME", "p"),
-        ("JITR_FAST_LANE_QUEUE_ARN", FAST),
-    ]
-    .into_iter()
-    .chain(extra.iter().copied())
-    .collect();
-    Config::from_lookup(|k| vars.get(k).map(|v| v.to_string())).unwrap()
+    support::config(&[&[("JITR_FAST_LANE_QUEUE_ARN", FAST)][..], extra].concat())
 }
 
-/// The handler's answer to `payload` (no allow-list, no deadline).
-async fn handled<C: Claims, S: EventSink>(
-    api: &Fleet,
+/// The handler's answer to `payload` under `claims` and `config` (no
+/// gates, no deadline).
+async fn handled_with<C: Claims, S: EventSink>(
+    api: &Registry,
     claims: &C,
     sink: &S,
     config: &Config,
     payload: Value,
 ) -> Result<Value, HandlerError> {
-    let now = jitr_core::clock::unix_seconds();
-    handle_listed(
-        api,
-        claims,
-        &NoAllowList,
-        &NoVerifier,
-        sink,
-        config,
-        payload,
-        now,
-        Deadline::none(),
-    )
-    .await
+    let services = Services::new(api, claims).with_events(sink);
+    handle(&services, config, payload, now(), Deadline::none()).await
 }
 
-/// An SQS batch from `queue`: (message id, certificate id) records.
-fn batch(queue: &str, records: &[(&str, &str)]) -> Value {
-    let records: Vec<Value> = records
-        .iter()
-        .map(|(m, c)| {
-            let body = json!({ "certificateId": c, "certificateStatus": "PENDING_ACTIVATION" });
-            json!({ "messageId": m, "body": body.to_string(), "eventSource": "aws:sqs", "eventSourceARN": queue })
-        })
-        .collect();
-    json!({ "Records": records })
+/// The handler's answer to `payload` without claims, under the plain
+/// configuration.
+async fn handled<S: EventSink>(
+    api: &Registry,
+    sink: &S,
+    payload: Value,
+) -> Result<Value, HandlerError> {
+    handled_with(api, &NoClaims, sink, &config(&[]), payload).await
+}
+
+/// An SQS batch from the bulk queue: (message id, certificate id) records.
+fn bulk(records: &[(&str, &str)]) -> Value {
+    support::batch(Some(BULK), records)
+}
+
+/// A direct invocation for certificate `id`.
+fn direct(id: &str) -> Value {
+    json!({ "certificateId": id })
 }
 
 /// A fleet of one good device (robot-1), one whose name fails the pattern,
 /// one whose DescribeCertificate fails.
-fn fleet() -> Fleet {
-    let f = Fleet::default();
+fn fleet() -> Registry {
+    let f = Registry::default();
     f.add(GOOD, "robot-1", "PENDING_ACTIVATION", 1_000);
     f.add(BAD, "bad name", "PENDING_ACTIVATION", 1_000);
+    f.break_describe(BROKEN);
     f
 }
 
@@ -270,9 +143,7 @@ async fn one_event_per_final_outcome_of_a_batch_none_for_failed_records() {
     let api = fleet();
     let sink = Recording::ok();
     let records = [("m1", GOOD), ("m2", BAD), ("m3", BROKEN), ("m4", GOOD)];
-    let answer = handled(&api, &NoClaims, &sink, &config(&[]), batch(BULK, &records))
-        .await
-        .unwrap();
+    let answer = handled(&api, &sink, bulk(&records)).await.unwrap();
     assert_eq!(
         answer["batchItemFailures"],
         json!([{ "itemIdentifier": "m3" }]),
@@ -293,15 +164,9 @@ async fn one_event_per_final_outcome_of_a_batch_none_for_failed_records() {
 
     // A later event of the good device: already active, nothing changed, no event.
     let retried = Recording::ok();
-    let answer = handled(
-        &api,
-        &NoClaims,
-        &retried,
-        &config(&[]),
-        batch(BULK, &[("m5", GOOD)]),
-    )
-    .await
-    .unwrap();
+    let answer = handled(&api, &retried, bulk(&[("m5", GOOD)]))
+        .await
+        .unwrap();
     assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
     assert_eq!(retried.sent(), []);
 }
@@ -315,17 +180,12 @@ async fn deferred_and_duplicate_records_send_nothing() {
     ] {
         let api = fleet();
         let sink = Recording::ok();
-        let answer = handled(
-            &api,
-            &claims,
-            &sink,
-            &config(&[]),
-            batch(queue, &[("m1", GOOD), ("m2", BAD)]),
-        )
-        .await
-        .unwrap();
+        let records = support::batch(Some(queue), &[("m1", GOOD), ("m2", BAD)]);
+        let answer = handled_with(&api, &claims, &sink, &config(&[]), records)
+            .await
+            .unwrap();
         assert_eq!(answer["batchItemFailures"], json!([]), "{kind}: {answer}");
-        assert_eq!(api.calls(), 0, "{kind}: settled without AWS IoT");
+        assert!(api.calls().is_empty(), "{kind}: settled without AWS IoT");
         assert!(
             sink.batches.lock().unwrap().is_empty(),
             "{kind}: {:?}",
@@ -336,24 +196,15 @@ async fn deferred_and_duplicate_records_send_nothing() {
 
 #[tokio::test]
 async fn a_rotation_sends_the_new_certificate_provisioned_and_the_old_one_retired() {
-    let api = Fleet::default();
+    let api = Registry::default();
     api.add(OLD, "robot-1", "ACTIVE", 500);
-    api.principals
-        .lock()
-        .unwrap()
-        .insert("robot-1".into(), vec![arn(OLD)]);
+    api.attach("robot-1", OLD);
     api.add(GOOD, "robot-1", "PENDING_ACTIVATION", 1_000);
     let sink = Recording::ok();
     let config = config(&[("JITR_ON_ROTATION", "retire-previous")]);
-    handled(
-        &api,
-        &NoClaims,
-        &sink,
-        &config,
-        batch(BULK, &[("m1", GOOD)]),
-    )
-    .await
-    .unwrap();
+    handled_with(&api, &NoClaims, &sink, &config, bulk(&[("m1", GOOD)]))
+        .await
+        .unwrap();
     assert_eq!(
         (api.status(GOOD).as_str(), api.status(OLD).as_str()),
         ("ACTIVE", "INACTIVE")
@@ -371,34 +222,12 @@ async fn a_rotation_sends_the_new_certificate_provisioned_and_the_old_one_retire
 async fn a_direct_invocation_sends_its_event_unless_it_failed() {
     let api = fleet();
     let sink = Recording::ok();
-    let ok = handled(
-        &api,
-        &NoClaims,
-        &sink,
-        &config(&[]),
-        json!({ "certificateId": GOOD }),
-    )
-    .await
-    .unwrap();
+    let ok = handled(&api, &sink, direct(GOOD)).await.unwrap();
     assert_eq!(ok["results"][0]["outcome"], "Activated");
-    let failed = handled(
-        &api,
-        &NoClaims,
-        &sink,
-        &config(&[]),
-        json!({ "certificateId": BROKEN }),
-    )
-    .await;
+    let failed = handled(&api, &sink, direct(BROKEN)).await;
     assert!(failed.is_err());
-    assert_eq!(
-        sink.sent(),
-        [ev(
-            "Device provisioned",
-            GOOD,
-            json!("robot-1"),
-            "Activated"
-        )]
-    );
+    let provisioned = ev("Device provisioned", GOOD, json!("robot-1"), "Activated");
+    assert_eq!(sink.sent(), [provisioned]);
 }
 
 /// The answer with events that cannot be sent, or are refused, is the
@@ -406,18 +235,7 @@ async fn a_direct_invocation_sends_its_event_unless_it_failed() {
 #[tokio::test]
 async fn a_failing_sink_leaves_the_answer_unchanged() {
     let records = [("m1", GOOD), ("m2", BAD), ("m3", BROKEN)];
-    let baseline = {
-        let api = fleet();
-        handled(
-            &api,
-            &NoClaims,
-            &NoEvents,
-            &config(&[]),
-            batch(BULK, &records),
-        )
-        .await
-        .unwrap()
-    };
+    let baseline = handled(&fleet(), &NoEvents, bulk(&records)).await.unwrap();
     let down = Recording::answering(Err(SinkError {
         code: "AccessDeniedException".into(),
         message: "not authorized to put events".into(),
@@ -428,9 +246,7 @@ async fn a_failing_sink_leaves_the_answer_unchanged() {
     }));
     for (name, sink) in [("down", down), ("refusing", refusing)] {
         let api = fleet();
-        let answer = handled(&api, &NoClaims, &sink, &config(&[]), batch(BULK, &records))
-            .await
-            .unwrap();
+        let answer = handled(&api, &sink, bulk(&records)).await.unwrap();
         assert_eq!(answer, baseline, "{name}");
         assert_eq!(api.status(GOOD), "ACTIVE", "{name}");
         assert_eq!(
@@ -439,17 +255,8 @@ async fn a_failing_sink_leaves_the_answer_unchanged() {
             "{name}: it was tried"
         );
         // A direct invocation: its answer is the outcome still.
-        let fresh = fleet();
-        let direct = handled(
-            &fresh,
-            &NoClaims,
-            &sink,
-            &config(&[]),
-            json!({ "certificateId": GOOD }),
-        )
-        .await
-        .unwrap();
-        assert_eq!(direct["results"][0]["outcome"], "Activated", "{name}");
+        let answered = handled(&fleet(), &sink, direct(GOOD)).await.unwrap();
+        assert_eq!(answered["results"][0]["outcome"], "Activated", "{name}");
         assert_eq!(sink.batches.lock().unwrap().len(), 2, "{name}: tried again");
     }
 }

@@ -1,5 +1,6 @@
 //! Every integration test of jitr-core, one binary: one module per
-//! area (ripgrep's tests/tests.rs), helpers in the modules themselves.
+//! area (ripgrep's tests/tests.rs), the fakes and builders they share in
+//! `support`.
 //! Run one area with `cargo test -p jitr-core --test tests -- NAME::`.
 
 mod admission;
@@ -9,4 +10,5 @@ mod events;
 mod function_operations;
 mod provision_faults;
 mod rotation_calls;
+mod support;
 mod verifier;

@@ -9,102 +9,16 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use aws_sdk_iot::types::CertificateStatus;
-use jitr_core::admission::NoAllowList;
-use jitr_core::aws::AwsError;
 use jitr_core::config::Config;
 use jitr_core::deadline::Deadline;
-use jitr_core::iot::{Described, IotApi};
 use jitr_core::outcome::Kind;
-use jitr_core::provision::{provision_verified, provision_within_verified};
+use jitr_core::provision::{provision, provision_within, Gates};
 use jitr_core::verifier::{Choices, Question, Verdict, Verifier, VerifierError};
 
-const CA: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+use crate::support::registry::Registry;
+use crate::support::{self, arn, now, CA};
+
 const HOOK: &str = "arn:aws:lambda:eu-west-1:123456789012:function:verify";
-
-/// Certificates, things and every change made.
-#[derive(Default)]
-struct Registry {
-    certificates: Mutex<HashMap<String, Described>>,
-    things: Mutex<HashMap<String, Vec<String>>>,
-    calls: Mutex<Vec<String>>,
-}
-
-impl Registry {
-    fn register(&self, id: &str, cn: &str) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
-        self.certificates.lock().unwrap().insert(
-            id.to_string(),
-            Described {
-                certificate_arn: format!("arn:aws:iot:eu-west-1:123456789012:cert/{id}"),
-                status: "PENDING_ACTIVATION".into(),
-                ca_certificate_id: Some(CA.into()),
-                certificate_pem: p.self_signed(&key).unwrap().pem(),
-                created_ms: Some(1),
-            },
-        );
-    }
-    fn status(&self, id: &str) -> String {
-        self.certificates.lock().unwrap()[id].status.to_string()
-    }
-    fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap().clone()
-    }
-    fn note(&self, call: String) {
-        self.calls.lock().unwrap().push(call);
-    }
-}
-
-impl IotApi for Registry {
-    async fn describe_certificate(&self, id: &str) -> Result<Described, AwsError> {
-        let found = self.certificates.lock().unwrap().get(id).cloned();
-        found.ok_or_else(|| AwsError::NotFound(id.to_string()))
-    }
-    async fn create_thing(
-        &self,
-        name: &str,
-        _: Option<&str>,
-        attributes: &HashMap<String, String>,
-    ) -> Result<(), AwsError> {
-        let mut attributes: Vec<_> = attributes.iter().collect();
-        attributes.sort();
-        self.note(format!("CreateThing {name} {attributes:?}"));
-        self.things.lock().unwrap().entry(name.into()).or_default();
-        Ok(())
-    }
-    async fn attach_policy(&self, _: &str, _: &str) -> Result<(), AwsError> {
-        Ok(())
-    }
-    async fn attach_thing_principal(&self, t: &str, arn: &str, _: bool) -> Result<(), AwsError> {
-        self.things
-            .lock()
-            .unwrap()
-            .entry(t.into())
-            .or_default()
-            .push(arn.into());
-        Ok(())
-    }
-    async fn add_thing_to_thing_group(&self, t: &str, g: &str) -> Result<(), AwsError> {
-        self.note(format!("AddThingToThingGroup {t} {g}"));
-        Ok(())
-    }
-    async fn update_certificate(&self, id: &str, s: CertificateStatus) -> Result<(), AwsError> {
-        self.note(format!("UpdateCertificate {} {}", &id[..4], s.as_str()));
-        if let Some(c) = self.certificates.lock().unwrap().get_mut(id) {
-            c.status = s.as_str().into();
-        }
-        Ok(())
-    }
-    async fn list_pending_certificates(&self, _: &str) -> Result<Vec<String>, AwsError> {
-        Ok(Vec::new())
-    }
-    async fn list_thing_principals(&self, thing: &str) -> Result<Vec<String>, AwsError> {
-        let found = self.things.lock().unwrap().get(thing).cloned();
-        found.ok_or_else(|| AwsError::NotFound(thing.to_string()))
-    }
-}
 
 /// The fake hook: a verdict per CN (Err: it fails), answering after
 /// `slow`; records every question.
@@ -151,27 +65,15 @@ impl Verifier for Hook {
 }
 
 fn config(vars: &[(&str, &str)]) -> Config {
-    let mut all = vec![
-        ("JITR_POLICY_NAME", "jitr-device"),
+    let groups = [
         ("JITR_DEVICE_GROUP", "jitr-devices"),
         ("JITR_THING_GROUPS", "fleet,line-4"),
     ];
-    all.extend_from_slice(vars);
-    Config::from_lookup(|k| {
-        all.iter()
-            .rev()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap()
+    support::config(&[&groups[..], vars].concat())
 }
 
 fn with_hook() -> Config {
     config(&[("JITR_VERIFIER_FUNCTION", HOOK)])
-}
-
-fn now() -> i64 {
-    jitr_core::clock::unix_seconds()
 }
 
 fn admit(name: Option<&str>, groups: Option<&[&str]>) -> Result<Verdict, String> {
@@ -198,31 +100,22 @@ async fn the_hook_admits_under_its_name_and_refuses_with_its_reason() {
         ),
     ]);
     let hooked = with_hook();
+    let gates = Gates::none().with_verifier(&hook);
 
-    let ok = provision_verified(&iot, &NoAllowList, &hook, &hooked, &one, now()).await;
+    let ok = provision(&iot, gates, &hooked, &one, now()).await;
     assert_eq!(ok.outcome, Kind::Activated, "{ok:?}");
     assert_eq!(ok.thing.as_deref(), Some("line4-robot-1"));
     assert_eq!(iot.status(&one), "ACTIVE");
-    assert_eq!(
-        iot.things.lock().unwrap()["line4-robot-1"],
-        [format!("arn:aws:iot:eu-west-1:123456789012:cert/{one}")]
-    );
-    let calls = iot.calls();
+    assert_eq!(iot.principals("line4-robot-1"), [arn(&one)]);
+    let calls = iot.changes();
     assert!(
         calls.contains(&r#"CreateThing line4-robot-1 [("batch", "B7")]"#.to_string()),
         "{calls:?}"
     );
     // The device group, then the hook's choice among the configured groups.
-    let groups: Vec<&String> = calls
-        .iter()
-        .filter(|c| c.starts_with("AddThingToThingGroup"))
-        .collect();
     assert_eq!(
-        groups,
-        [
-            "AddThingToThingGroup line4-robot-1 jitr-devices",
-            "AddThingToThingGroup line4-robot-1 line-4"
-        ]
+        iot.calls_to("AddThingToThingGroup"),
+        ["line4-robot-1 jitr-devices", "line4-robot-1 line-4"]
     );
     // The question: the certificate's facts and what the function proposed.
     let q = hook.asked.lock().unwrap()[0].clone();
@@ -232,7 +125,7 @@ async fn the_hook_admits_under_its_name_and_refuses_with_its_reason() {
     assert_eq!(q.proposed.thing_groups, ["jitr-devices", "fleet", "line-4"]);
     assert_eq!(q.key_type, "EC P-256");
 
-    let no = provision_verified(&iot, &NoAllowList, &hook, &hooked, &two, now()).await;
+    let no = provision(&iot, gates, &hooked, &two, now()).await;
     assert_eq!(no.outcome, Kind::Rejected);
     assert_eq!(
         no.reason.as_deref(),
@@ -240,7 +133,7 @@ async fn the_hook_admits_under_its_name_and_refuses_with_its_reason() {
     );
     assert_eq!(iot.status(&two), "REVOKED");
 
-    let bad = provision_verified(&iot, &NoAllowList, &hook, &hooked, &three, now()).await;
+    let bad = provision(&iot, gates, &hooked, &three, now()).await;
     assert_eq!(bad.outcome, Kind::Rejected);
     assert_eq!(iot.status(&three), "REVOKED");
     assert_eq!(
@@ -250,14 +143,14 @@ async fn the_hook_admits_under_its_name_and_refuses_with_its_reason() {
     );
 
     // A replay of the admitted one: ACTIVE, not asked again.
-    let replay = provision_verified(&iot, &NoAllowList, &hook, &hooked, &one, now()).await;
+    let replay = provision(&iot, gates, &hooked, &one, now()).await;
     assert_eq!(replay.outcome, Kind::AlreadyActive);
     assert_eq!(hook.asked().len(), 2);
 
     // No hook configured: never asked, whatever is wired.
     let four = "dd".repeat(32);
     iot.register(&four, "robot-4");
-    let plain = provision_verified(&iot, &NoAllowList, &hook, &config(&[]), &four, now()).await;
+    let plain = provision(&iot, gates, &config(&[]), &four, now()).await;
     assert_eq!(plain.outcome, Kind::Activated);
     assert_eq!(plain.thing.as_deref(), Some("robot-4"));
     assert_eq!(hook.asked().len(), 2);
@@ -282,6 +175,7 @@ async fn a_failed_or_unruly_answer_fails_the_record() {
         ("robot-3", admit(None, Some(&["other"]))),
         ("robot-4", admit(None, None)),
     ]);
+    let gates = Gates::none().with_verifier(&hook);
     // Under OnReject=ignore too: a failure is no rejection.
     for config in [with_hook(), {
         let mut c = with_hook();
@@ -293,7 +187,7 @@ async fn a_failed_or_unruly_answer_fails_the_record() {
             "verifier hook's answer: AWS IoT failed (VerifierAnswerRefused): thing name \"robot 2\" does not match JITR_THING_NAME_PATTERN".into(),
             "verifier hook's answer: AWS IoT failed (VerifierAnswerRefused): thing group \"other\" is not one of JITR_THING_GROUPS (fleet, line-4)".into(),
         ]) {
-            let out = provision_verified(&iot, &NoAllowList, &hook, &config, id, now()).await;
+            let out = provision(&iot, gates, &config, id, now()).await;
             assert_eq!(out.outcome, Kind::Failed, "{out:?}");
             assert!(out.failed(), "the platform retries it");
             let reason = out.reason.unwrap();
@@ -302,12 +196,12 @@ async fn a_failed_or_unruly_answer_fails_the_record() {
         }
     }
     assert!(
-        iot.calls().is_empty(),
+        iot.changes().is_empty(),
         "no thing made, nothing revoked: {:?}",
-        iot.calls()
+        iot.changes()
     );
     // Its answer fixed, the record that comes back is admitted.
-    let out = provision_verified(&iot, &NoAllowList, &hook, &with_hook(), &ids[3], now()).await;
+    let out = provision(&iot, gates, &with_hook(), &ids[3], now()).await;
     assert_eq!(out.outcome, Kind::Activated);
 }
 
@@ -322,16 +216,8 @@ async fn a_late_answer_leaves_the_record_unfinished() {
     hook.slow = Some(Duration::from_secs(5));
     let deadline = Deadline::after(Duration::from_millis(600));
     let started = std::time::Instant::now();
-    let out = provision_within_verified(
-        &iot,
-        &NoAllowList,
-        &hook,
-        &with_hook(),
-        &id,
-        now(),
-        deadline,
-    )
-    .await;
+    let gates = Gates::none().with_verifier(&hook);
+    let out = provision_within(&iot, gates, &with_hook(), &id, now(), deadline).await;
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "cut at the deadline"
@@ -340,5 +226,5 @@ async fn a_late_answer_leaves_the_record_unfinished() {
     assert!(out.failed());
     assert_eq!(hook.asked(), ["robot-1"]);
     assert_eq!(iot.status(&id), "PENDING_ACTIVATION");
-    assert!(iot.calls().is_empty(), "{:?}", iot.calls());
+    assert!(iot.changes().is_empty(), "{:?}", iot.changes());
 }

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use jitr_core::deadline::Deadline;
 use jitr_core::event::RegisteredEvent;
-use jitr_core::handler::handle;
+use jitr_core::handler::{handle, Services};
 use jitr_fuzz::{config, NoCertificates};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -19,8 +19,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let api = NoCertificates::default();
     let answer = futures::executor::block_on(handle(
-        &api,
-        &jitr_core::claims::NoClaims,
+        &Services::new(&api, &jitr_core::claims::NoClaims),
         config(),
         payload.clone(),
         1_700_000_000,

@@ -7,9 +7,10 @@
 use jitr_core::aws::{self, AwsOptions};
 use jitr_core::config::Config;
 use jitr_core::deadline::Deadline;
-use jitr_core::handler::HandlerError;
+use jitr_core::handler::{HandlerError, Services};
 use jitr_core::iot::SdkIot;
 use jitr_core::pacing::{Paced, Share};
+use jitr_core::provision::Gates;
 use jitr_core::recent::Recent;
 use lambda_runtime::{service_fn, Diagnostic, Error, LambdaEvent};
 use serde_json::Value;
@@ -63,27 +64,24 @@ async fn main() -> Result<(), Error> {
         .verifier_function
         .as_deref()
         .map(|arn| jitr_core::verifier_function::VerifierFunction::new(&sdk, arn));
-    let verifier = &verifier;
-    let (api, claims, allow_list, config) = (&api, &claims, &allow_list, &config);
-    let events = &events;
+    let services = &Services {
+        api: &api,
+        claims: &claims,
+        gates: Gates {
+            list: &allow_list,
+            verifier: &verifier,
+        },
+        events: &events,
+    };
+    let config = &config;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now = jitr_core::clock::unix_seconds();
         // Work stops a margin before Lambda's deadline, so the answer (with
         // what is unfinished) always gets out.
         let deadline = Deadline::from_lambda(event.context.deadline, SystemTime::now());
-        jitr_core::handler::handle_listed(
-            api,
-            claims,
-            allow_list,
-            verifier,
-            events,
-            config,
-            event.payload,
-            now,
-            deadline,
-        )
-        .await
-        .map_err(diagnostic)
+        jitr_core::handler::handle(services, config, event.payload, now, deadline)
+            .await
+            .map_err(diagnostic)
     }))
     .await
 }

@@ -59,6 +59,24 @@ for page in c.get_paginator("list_things").paginate():
 print(json.dumps(out))
 "#;
 
+/// The principals in a ListThingPrincipals answer (none for an error: no such thing).
+pub(crate) fn principals_in(answer: &serde_json::Value) -> Vec<String> {
+    answer["principals"]
+        .as_array()
+        .map(|a| a.iter().map(|p| p.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// The policy names in a ListAttachedPolicies answer, which must not be an error.
+pub(crate) fn policy_names_in(answer: &serde_json::Value) -> Vec<String> {
+    answer["policies"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .iter()
+        .map(|p| p["policyName"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// The outcome of a command, with its output as text.
 #[derive(Debug)]
 pub struct Run {
@@ -119,7 +137,6 @@ pub fn jitr(cwd: &Path, args: &[&str]) -> Run {
     run(Command::new(bin("jitr")).args(args).current_dir(cwd))
 }
 
-/// Runs `openssl ARGS` in `cwd`.
 /// The arguments of a command line written as one string, split on
 /// whitespace: `words("device issue --ca root --out f --count 200")`. An
 /// argument with spaces needs the array form (`&["--subject", "CN=A B"]`).
@@ -132,31 +149,29 @@ pub fn jitr_args(cwd: &Path, command: &str) -> Run {
     jitr(cwd, &words(command))
 }
 
+/// Runs `openssl ARGS` in `cwd`.
 pub fn openssl(cwd: &Path, args: &[&str]) -> Run {
     run(Command::new("openssl").args(args).current_dir(cwd))
 }
 
+/// `openssl req` arguments for a new unencrypted P-256 key.
+pub const NEW_P256_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+];
+
 /// Makes a P-256 key `key` and a CSR `csr` for `subject` (e.g. "/CN=x") with openssl in `cwd`.
 pub fn ec_csr(cwd: &Path, key: &str, csr: &str, subject: &str) {
-    openssl(
-        cwd,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            key,
-            "-out",
-            csr,
-            "-subj",
-            subject,
-        ],
-    )
-    .success();
+    let args = [
+        &["req", "-new"][..],
+        &NEW_P256_KEY,
+        &["-keyout", key, "-out", csr, "-subj", subject],
+    ]
+    .concat();
+    openssl(cwd, &args).success();
 }
 
 /// The certificate id (SHA-256 of the DER) of the first certificate in `cwd/file`.
@@ -165,13 +180,38 @@ pub fn certificate_id(cwd: &Path, file: &str) -> String {
     jitr_core::CertFacts::from_pem(&pem).unwrap().certificate_id
 }
 
-/// Issues device `name` with `jitr device issue --ca CA --out OUT --name NAME`, which must succeed.
-pub fn issue_device(cwd: &Path, ca: &str, out: &str, name: &str) {
+/// Issues device `name` with `jitr device issue --ca CA --out OUT --name NAME`,
+/// which must succeed: its certificate id.
+pub fn issue_device(cwd: &Path, ca: &str, out: &str, name: &str) -> String {
     jitr(
         cwd,
         &["device", "issue", "--ca", ca, "--out", out, "--name", name],
     )
     .success();
+    certificate_id(cwd, &format!("{out}/{name}/device.crt"))
+}
+
+/// Issues device `name` like [`issue_device`], with the extra subject
+/// attributes `extra` (`--subject-extra`, e.g. "O=Acme,serialNumber=SN-1"):
+/// its certificate id.
+pub fn issue_device_with(cwd: &Path, ca: &str, out: &str, name: &str, extra: &str) -> String {
+    jitr(
+        cwd,
+        &[
+            "device",
+            "issue",
+            "--ca",
+            ca,
+            "--out",
+            out,
+            "--name",
+            name,
+            "--subject-extra",
+            extra,
+        ],
+    )
+    .success();
+    certificate_id(cwd, &format!("{out}/{name}/device.crt"))
 }
 
 /// Signs `csr` with the CA directory `ca` the classic openssl way (no extensions), into `out`.
@@ -216,6 +256,11 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// host:port on 127.0.0.1 where nothing listened a moment ago.
+pub fn closed_endpoint() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
 /// Waits until something accepts TCP connections on 127.0.0.1:`port`.
 pub fn wait_for_port(port: u16, child: &mut Child, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -258,6 +303,17 @@ pub fn x509_text(cwd: &Path, cert: &str) -> String {
         .to_string()
 }
 
+/// openssl verifies the CRL `CA/crl.pem` (as `jitr ca crl` writes it) under `CA/ca.crt`.
+#[track_caller]
+pub fn assert_crl_verifies(cwd: &Path, ca: &str) {
+    let (crl, cafile) = (format!("{ca}/crl.pem"), format!("{ca}/ca.crt"));
+    let verified = openssl(cwd, &["crl", "-in", &crl, "-CAfile", &cafile, "-noout"]);
+    assert!(
+        verified.ok() && verified.stderr.contains("verify OK"),
+        "{verified:?}"
+    );
+}
+
 /// Entries of a directory, sorted.
 pub fn list_dir(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = match std::fs::read_dir(dir) {
@@ -275,61 +331,24 @@ pub fn list_dir(dir: &Path) -> Vec<String> {
 /// with `openssl ca`, and adopts it with `jitr ca import`.
 pub fn openssl_ca_dated(cwd: &Path, dir: &str, start: &str, end: &str) {
     let work = cwd.join(format!(".{dir}-openssl"));
-    std::fs::create_dir_all(work.join("db")).unwrap();
-    std::fs::write(work.join("db/index.txt"), "").unwrap();
-    std::fs::write(work.join("db/serial"), "01\n").unwrap();
-    std::fs::write(
-        work.join("ca.cnf"),
-        "[ca]\ndefault_ca = d\n[d]\ndatabase = db/index.txt\nnew_certs_dir = db\nserial = db/serial\n\
-         default_md = sha256\npolicy = p\nunique_subject = no\ncopy_extensions = copy\n[p]\ncommonName = supplied\n",
-    )
-    .unwrap();
+    std::fs::create_dir_all(&work).unwrap();
     let subject = format!("/CN={dir} CA");
-    openssl(
+    let args = [
+        &["req", "-new"][..],
+        &NEW_P256_KEY,
+        &["-keyout", "ca.key", "-out", "ca.csr", "-subj", &subject],
+        &["-addext", "basicConstraints=critical,CA:TRUE"],
+        &["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+    ]
+    .concat();
+    openssl(&work, &args).success();
+    openssl_ca_sign(
         &work,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.csr",
-            "-subj",
-            &subject,
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    )
-    .success();
-    openssl(
-        &work,
-        &[
-            "ca",
-            "-batch",
-            "-config",
-            "ca.cnf",
-            "-selfsign",
-            "-keyfile",
-            "ca.key",
-            "-in",
-            "ca.csr",
-            "-out",
-            "ca.crt",
-            "-notext",
-            "-startdate",
-            start,
-            "-enddate",
-            end,
-        ],
-    )
-    .success();
+        &["-selfsign", "-keyfile", "ca.key"],
+        "ca.csr",
+        "ca.crt",
+        (start, end),
+    );
     let (cert, key) = (work.join("ca.crt"), work.join("ca.key"));
     jitr(
         cwd,
@@ -344,6 +363,32 @@ pub fn openssl_ca_dated(cwd: &Path, dir: &str, start: &str, end: &str) {
         ],
     )
     .success();
+}
+
+/// Signs `csr` into `out` with `openssl ca` in the working directory `work`
+/// (its database and config made there on first use), valid from
+/// `dates.0` to `dates.1` (openssl's `YYYYMMDDHHMMSSZ`); `signer` names the
+/// CA (`-selfsign -keyfile K`, or `-cert C -keyfile K`).
+pub fn openssl_ca_sign(work: &Path, signer: &[&str], csr: &str, out: &str, dates: (&str, &str)) {
+    if !work.join("ca.cnf").exists() {
+        std::fs::create_dir_all(work.join("db")).unwrap();
+        std::fs::write(work.join("db/index.txt"), "").unwrap();
+        std::fs::write(work.join("db/serial"), "01\n").unwrap();
+        std::fs::write(
+            work.join("ca.cnf"),
+            "[ca]\ndefault_ca = d\n[d]\ndatabase = db/index.txt\nnew_certs_dir = db\nserial = db/serial\n\
+             default_md = sha256\npolicy = p\nunique_subject = no\ncopy_extensions = copy\n[p]\ncommonName = supplied\n",
+        )
+        .unwrap();
+    }
+    let args = [
+        &["ca", "-batch", "-config", "ca.cnf"][..],
+        signer,
+        &["-in", csr, "-out", out, "-notext"],
+        &["-startdate", dates.0, "-enddate", dates.1],
+    ]
+    .concat();
+    openssl(work, &args).success();
 }
 
 /// Whether some process waits in /proc/locks for an flock on inode `ino`.
@@ -375,4 +420,22 @@ pub fn until_waiting_for_flock(
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Starts `cmd` (stdout discarded, stderr piped) and waits until it waits
+/// for an flock on the directory `locked`, which the test holds: the child,
+/// and `Err` with its exit status if it finished instead, never having waited.
+pub fn spawn_until_waiting_on(
+    cmd: &mut Command,
+    locked: &Path,
+) -> (Child, Result<(), std::process::ExitStatus>) {
+    use std::os::unix::fs::MetadataExt;
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let ino = std::fs::metadata(locked).unwrap().ino();
+    let waited = until_waiting_for_flock(&mut child, ino);
+    (child, waited)
 }

@@ -183,6 +183,22 @@ print(json.dumps(out, default=str))
             .json()
     }
 
+    /// Creates the function's claims table `name` as the templates create
+    /// it (on-demand, keyed by certificateId).
+    pub fn create_claims_table(&self, name: &str) {
+        let made = self.boto3(
+            "dynamodb",
+            "create_table",
+            serde_json::json!({
+                "TableName": name,
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [{ "AttributeName": "certificateId", "AttributeType": "S" }],
+                "KeySchema": [{ "AttributeName": "certificateId", "KeyType": "HASH" }],
+            }),
+        );
+        assert!(made.get("Error").is_none(), "{made}");
+    }
+
     /// What the emulator logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("ministack.log")).unwrap_or_default()

@@ -20,27 +20,7 @@ impl Broker {
     pub fn start(dir: &Path, client_ca: &Path) -> Broker {
         std::fs::create_dir_all(dir).unwrap();
         let d = dir.to_str().unwrap();
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "server-ca.key",
-                "-out",
-                "server-ca.crt",
-                "-subj",
-                "/CN=test broker CA",
-                "-days",
-                "2",
-            ],
-        )
-        .success();
+        self_signed(dir, "server-ca", "/CN=test broker CA", &[]);
         crate::ec_csr(dir, "server.key", "server.csr", "/CN=127.0.0.1");
         std::fs::write(
             dir.join("san.cnf"),
@@ -77,28 +57,12 @@ impl Broker {
     /// subjectAltName (None: the one-liner's CN only). Clients pin it.
     pub fn start_self_signed(dir: &Path, client_ca: &Path, san: Option<&str>) -> Broker {
         std::fs::create_dir_all(dir).unwrap();
-        let mut args = vec![
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.crt",
-            "-subj",
-            "/CN=localhost",
-            "-days",
-            "2",
-        ];
         let ext = san.map(|s| format!("subjectAltName={s}"));
-        if let Some(ext) = &ext {
-            args.extend(["-addext", ext.as_str()]);
-        }
-        openssl(dir, &args).success();
+        let extra: Vec<&str> = match &ext {
+            Some(ext) => vec!["-addext", ext.as_str()],
+            None => vec![],
+        };
+        self_signed(dir, "server", "/CN=localhost", &extra);
         let d = dir.to_str().unwrap();
         Broker::launch(dir, client_ca, format!("{d}/server.crt"))
     }
@@ -129,6 +93,11 @@ impl Broker {
         }
     }
 
+    /// host:port clients connect to.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
     /// Publishes one message as a device with `cert` (or bundle) and `key`.
     pub fn publish(&self, cert: &Path, key: &Path, client_id: &str) -> Run {
         crate::run(Command::new("mosquitto_pub").args([
@@ -152,4 +121,21 @@ impl Broker {
             "1",
         ]))
     }
+}
+
+/// What the one-liner `openssl req -x509` makes in `dir`: a P-256 key
+/// `NAME.key` and a self-signed certificate `NAME.crt` for `subject`, valid
+/// 2 days, with the further arguments `extra`.
+fn self_signed(dir: &Path, name: &str, subject: &str, extra: &[&str]) {
+    let (key, cert) = (format!("{name}.key"), format!("{name}.crt"));
+    let args = [
+        &["req", "-x509"][..],
+        &crate::NEW_P256_KEY,
+        &[
+            "-keyout", &key, "-out", &cert, "-subj", subject, "-days", "2",
+        ],
+        extra,
+    ]
+    .concat();
+    openssl(dir, &args).success();
 }

@@ -85,6 +85,15 @@ print(json.dumps(out, default=str))
         out.json()
     }
 
+    /// The stand-in with what JITR needs ([`Moto::jitr_setup`]) for a new
+    /// temp dir: the stand-in, the dir and CA `root`'s certificate id.
+    pub fn start_for_jitr() -> (Moto, tempfile::TempDir, String) {
+        let moto = Moto::start();
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = moto.jitr_setup(tmp.path());
+        (moto, tmp, ca)
+    }
+
     /// What JITR needs in the account: CA `root` in `dir` created and
     /// registered (ACTIVE, auto-registration on) and the device policy
     /// `jitr-device`. Returns the CA's certificate id.
@@ -106,8 +115,13 @@ print(json.dumps(out, default=str))
     /// Registers a device certificate PENDING_ACTIVATION under CA `root`,
     /// as AWS IoT does on a first connect; returns its certificate id.
     pub fn register_pending(&self, dir: &Path, cert: &str) -> String {
+        self.register_pending_under(dir, cert, "root")
+    }
+
+    /// [`Moto::register_pending`] under the CA directory `ca` in `dir`.
+    pub fn register_pending_under(&self, dir: &Path, cert: &str, ca: &str) -> String {
         let pem = std::fs::read_to_string(dir.join(cert)).unwrap();
-        let ca = std::fs::read_to_string(dir.join("root/ca.crt")).unwrap();
+        let ca = std::fs::read_to_string(dir.join(ca).join("ca.crt")).unwrap();
         let answer = self.boto3("register_certificate", serde_json::json!({ "certificatePem": pem, "caCertificatePem": ca, "status": "PENDING_ACTIVATION" }));
         answer["certificateId"]
             .as_str()
@@ -142,10 +156,7 @@ print(json.dumps(out, default=str))
             "list_thing_principals",
             serde_json::json!({ "thingName": thing }),
         );
-        d["principals"]
-            .as_array()
-            .map(|a| a.iter().map(|p| p.as_str().unwrap().to_string()).collect())
-            .unwrap_or_default()
+        crate::principals_in(&d)
     }
 
     /// The policies attached to a certificate ARN.
@@ -154,11 +165,6 @@ print(json.dumps(out, default=str))
             "list_attached_policies",
             serde_json::json!({ "target": arn }),
         );
-        d["policies"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{d}"))
-            .iter()
-            .map(|p| p["policyName"].as_str().unwrap().to_string())
-            .collect()
+        crate::policy_names_in(&d)
     }
 }

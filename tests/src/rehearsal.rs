@@ -156,6 +156,46 @@ impl Rehearsal {
         }
     }
 
+    /// The stack deployed with these template parameters, nothing else set.
+    pub fn with_parameters(dir: &Path, parameters: &[(&str, &str)]) -> Rehearsal {
+        Rehearsal::start(
+            dir,
+            Options {
+                parameters,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// The function's outcome lines (its log) about a certificate.
+    pub fn outcome_lines(&self, certificate_id: &str) -> Vec<String> {
+        self.ms
+            .log()
+            .lines()
+            .filter(|l| l.contains(certificate_id) && l.contains("outcome"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Connects the device in `device_dir` (a 4 s attempt), which must fail,
+    /// then waits up to `within` for its certificate `certificate_id` to be REVOKED.
+    #[track_caller]
+    pub fn assert_refused_then_revoked(
+        &self,
+        device_dir: &str,
+        certificate_id: &str,
+        within: Duration,
+    ) {
+        let out = self.connect(&[device_dir], "4");
+        assert_eq!(out.code, Some(1), "{}", out.stdout);
+        assert!(
+            self.eventually(within, || self.status(certificate_id) == "REVOKED"),
+            "{}\n{}",
+            self.status(certificate_id),
+            self.ms.log()
+        );
+    }
+
     /// A stack output (e.g. `EventQueueUrl`).
     pub fn output(&self, key: &str) -> String {
         self.stack["outputs"][key]
@@ -205,21 +245,26 @@ impl Rehearsal {
     /// The principals attached to a thing (empty if there is no such thing).
     pub fn thing_principals(&self, thing: &str) -> Vec<String> {
         let d = self.iot("list_thing_principals", json!({ "thingName": thing }));
-        d["principals"]
+        crate::principals_in(&d)
+    }
+
+    /// The names of the account's things, sorted.
+    pub fn thing_names(&self) -> Vec<String> {
+        let things = self.iot("list_things", json!({}));
+        let mut names: Vec<String> = things["things"]
             .as_array()
-            .map(|a| a.iter().map(|p| p.as_str().unwrap().to_string()).collect())
-            .unwrap_or_default()
+            .unwrap_or_else(|| panic!("{things}"))
+            .iter()
+            .map(|t| t["thingName"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
     }
 
     /// The policies attached to a certificate ARN.
     pub fn policies_of(&self, arn: &str) -> Vec<String> {
         let d = self.iot("list_attached_policies", json!({ "target": arn }));
-        d["policies"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{d}"))
-            .iter()
-            .map(|p| p["policyName"].as_str().unwrap().to_string())
-            .collect()
+        crate::policy_names_in(&d)
     }
 
     /// Every thing of the account with its principals, each principal's

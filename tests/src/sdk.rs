@@ -45,3 +45,9 @@ pub async fn config(env: &[(&str, String)], timeouts: Option<TimeoutConfig>) -> 
         .credentials_provider(SharedCredentialsProvider::new(credentials))
         .build()
 }
+
+/// The function's configuration ([`aws::function_timeouts`]) for the
+/// emulator whose settings are `env`.
+pub async fn function_config(env: &[(&str, String)]) -> SdkConfig {
+    config(env, Some(aws::function_timeouts())).await
+}

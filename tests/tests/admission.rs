@@ -14,41 +14,12 @@ use std::time::Duration;
 
 use jitr_tests::lambda::workspace;
 use jitr_tests::rehearsal::{cert_arn, Options, Rehearsal};
-use jitr_tests::{certificate_id, issue_device, run};
+use jitr_tests::{issue_device, issue_device_with, run};
 use serde_json::{json, Value};
-
-/// Issues device `name` into `out` with the extra subject attributes `extra`.
-fn issue_with(d: &std::path::Path, out: &str, name: &str, extra: &str) {
-    jitr_tests::jitr(
-        d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            out,
-            "--name",
-            name,
-            "--subject-extra",
-            extra,
-        ],
-    )
-    .success();
-}
 
 /// A thing's attributes, as DescribeThing answers.
 fn attributes(r: &Rehearsal, thing: &str) -> Value {
     r.iot("describe_thing", json!({ "thingName": thing }))["attributes"].clone()
-}
-
-/// The function's log lines about a certificate.
-fn function_lines(r: &Rehearsal, id: &str) -> Vec<String> {
-    r.ms.log()
-        .lines()
-        .filter(|l| l.contains(id) && l.contains("outcome"))
-        .map(str::to_string)
-        .collect()
 }
 
 #[test]
@@ -63,21 +34,10 @@ fn only_allowed_devices_get_in_under_their_manifest_or_template_names() {
             "model={O},serial=sn-{serialNumber},cert={certificateId}",
         ),
     ];
-    let r = Rehearsal::start(
-        d,
-        Options {
-            parameters: &parameters,
-            ..Options::default()
-        },
-    );
-    issue_with(d, "dev", "robot-1", "O=Acme,serialNumber=SN-1");
-    issue_device(d, "root", "other", "robot-2");
-    issue_with(d, "third", "robot-3", "O=Acme-EU,serialNumber=SN-3");
-    let (one, two, three) = (
-        certificate_id(d, "dev/robot-1/device.crt"),
-        certificate_id(d, "other/robot-2/device.crt"),
-        certificate_id(d, "third/robot-3/device.crt"),
-    );
+    let r = Rehearsal::with_parameters(d, &parameters);
+    let one = issue_device_with(d, "root", "dev", "robot-1", "O=Acme,serialNumber=SN-1");
+    let two = issue_device(d, "root", "other", "robot-2");
+    let three = issue_device_with(d, "root", "third", "robot-3", "O=Acme-EU,serialNumber=SN-3");
 
     // robot-1 from its manifest (OUTDIR), robot-3 by its certificate file.
     let allow = [
@@ -137,15 +97,8 @@ fn only_allowed_devices_get_in_under_their_manifest_or_template_names() {
     );
 
     // Never allowed: REVOKED, with the reason in the function's log, no thing.
-    let out = r.connect(&["other/robot-2"], "4");
-    assert_eq!(out.code, Some(1), "{}", out.stdout);
-    assert!(
-        r.eventually(Duration::from_secs(15), || r.status(&two) == "REVOKED"),
-        "{}\n{}",
-        r.status(&two),
-        r.ms.log()
-    );
-    let lines = function_lines(&r, &two);
+    r.assert_refused_then_revoked("other/robot-2", &two, Duration::from_secs(15));
+    let lines = r.outcome_lines(&two);
     assert!(
         lines
             .iter()
@@ -169,8 +122,13 @@ fn only_allowed_devices_get_in_under_their_manifest_or_template_names() {
 
     // Allowed, but its O holds a space, which AWS refuses in an attribute
     // value: REVOKED with the attribute named, as a bad name would be.
-    issue_with(d, "fourth", "robot-4", "O=Acme Inc,serialNumber=SN-4");
-    let four = certificate_id(d, "fourth/robot-4/device.crt");
+    let four = issue_device_with(
+        d,
+        "root",
+        "fourth",
+        "robot-4",
+        "O=Acme Inc,serialNumber=SN-4",
+    );
     let added = r.ms.jitr(
         d,
         &[
@@ -183,15 +141,8 @@ fn only_allowed_devices_get_in_under_their_manifest_or_template_names() {
         ],
     );
     assert_eq!(added.json()["added"], json!(1), "{}", added.stderr);
-    let out = r.connect(&["fourth/robot-4"], "4");
-    assert_eq!(out.code, Some(1), "{}", out.stdout);
-    assert!(
-        r.eventually(Duration::from_secs(15), || r.status(&four) == "REVOKED"),
-        "{}\n{}",
-        r.status(&four),
-        r.ms.log()
-    );
-    let lines = function_lines(&r, &four);
+    r.assert_refused_then_revoked("fourth/robot-4", &four, Duration::from_secs(15));
+    let lines = r.outcome_lines(&four);
     assert!(
         lines.iter().any(|l| l.contains("Rejected")
             && l.contains("attribute model:")
@@ -200,15 +151,7 @@ fn only_allowed_devices_get_in_under_their_manifest_or_template_names() {
         "{lines:?}"
     );
 
-    let things: Vec<String> = r.iot("list_things", json!({}))["things"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["thingName"].as_str().unwrap().to_string())
-        .collect();
-    let mut sorted = things.clone();
-    sorted.sort();
-    assert_eq!(sorted, ["robot-1", "unit-robot-3"], "{things:?}");
+    assert_eq!(r.thing_names(), ["robot-1", "unit-robot-3"]);
 
     // disallow takes them off; what is not there is counted as such.
     let off =
@@ -291,22 +234,14 @@ fn reconcile_under_the_allow_list_admits_only_the_allowed() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let parameters = [("Admission", "allow-list"), ("OnReject", "ignore")];
-    let r = Rehearsal::start(
-        d,
-        Options {
-            parameters: &parameters,
-            ..Options::default()
-        },
-    );
-    issue_device(d, "root", "dev", "robot-1");
-    issue_device(d, "root", "other", "robot-2");
-    let one = certificate_id(d, "dev/robot-1/device.crt");
-    let two = certificate_id(d, "other/robot-2/device.crt");
+    let r = Rehearsal::with_parameters(d, &parameters);
+    let one = issue_device(d, "root", "dev", "robot-1");
+    let two = issue_device(d, "root", "other", "robot-2");
     for (dir, id) in [("dev/robot-1", &one), ("other/robot-2", &two)] {
         let out = r.connect(&[dir], "4");
         assert_eq!(out.code, Some(1), "{}", out.stdout);
         let refused = || {
-            function_lines(&r, id)
+            r.outcome_lines(id)
                 .iter()
                 .any(|l| l.contains("not on the allow-list"))
         };

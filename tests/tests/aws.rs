@@ -3,10 +3,12 @@
 //! (IAM enforced where credentials matter), with boto3 as the independent
 //! check of what AWS holds.
 
-use std::process::Command;
+use std::fs::File;
+use std::path::Path;
+use std::process::{Child, Command, Output};
 
 use jitr_tests::ministack::Ministack;
-use jitr_tests::{bin, free_port, jitr, jitr_args, openssl, run, until_waiting_for_flock, words};
+use jitr_tests::{bin, free_port, jitr, jitr_args, openssl, run, words};
 use serde_json::json;
 
 /// The emulator, for AWS IoT's control plane (no MQTT listener).
@@ -407,29 +409,52 @@ fn aws_failures_are_one_clear_sentence() {
     assert!(!d.join("root/aws.json").exists());
 }
 
+/// A temp dir with CAs `root` and `other`, and the directory `root` open
+/// (for the test to lock).
+fn root_and_other() -> (tempfile::TempDir, File) {
+    let tmp = tempfile::tempdir().unwrap();
+    jitr(tmp.path(), &["ca", "create", "root"]).success();
+    jitr(tmp.path(), &["ca", "create", "other"]).success();
+    let root = File::open(tmp.path().join("root")).unwrap();
+    (tmp, root)
+}
+
+/// `jitr ca register root` started while the test holds the directory
+/// `root` locked, once it waits for that lock.
+fn register_root_waiting_on_its_lock(
+    aws: &Aws,
+    d: &Path,
+) -> (Child, Result<(), std::process::ExitStatus>) {
+    jitr_tests::spawn_until_waiting_on(
+        Command::new(bin("jitr"))
+            .args(["ca", "register", "root"])
+            .current_dir(d)
+            .envs(aws.0.env()),
+        &d.join("root"),
+    )
+}
+
+/// Replaces CA `root` with `other`'s files (as `ca create --force` would),
+/// lets go of the lock `held` on it, and waits for `child`.
+fn replace_root_with_other_and_release(d: &Path, held: File, child: Child) -> Output {
+    for f in ["ca.crt", "ca.key", "chain.pem"] {
+        std::fs::copy(d.join("other").join(f), d.join("root").join(f)).unwrap();
+    }
+    drop(held);
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn register_records_aws_json_under_the_ca_lock_and_only_for_the_ca_still_there() {
-    use std::os::unix::fs::MetadataExt;
     let aws = Aws::start();
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, held) = root_and_other();
     let d = tmp.path();
-    jitr(d, &["ca", "create", "root"]).success();
-    jitr(d, &["ca", "create", "other"]).success();
     // Another run holds the CA directory (here a reader, so that register
     // loads the CA and registers it, then has to wait to write its record).
-    let held = std::fs::File::open(d.join("root")).unwrap();
     held.lock_shared().unwrap();
-    let mut child = Command::new(bin("jitr"))
-        .args(["ca", "register", "root"])
-        .current_dir(d)
-        .envs(aws.0.env())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let ino = std::fs::metadata(d.join("root")).unwrap().ino();
+    let (child, waited) = register_root_waiting_on_its_lock(&aws, d);
     // Registration done, the record waits for the lock (not for a clock).
-    if let Err(status) = until_waiting_for_flock(&mut child, ino) {
+    if let Err(status) = waited {
         panic!(
             "register finished ({status}) while the CA directory was locked; aws.json written: {}",
             d.join("root/aws.json").exists()
@@ -438,11 +463,7 @@ fn register_records_aws_json_under_the_ca_lock_and_only_for_the_ca_still_there()
     assert!(!d.join("root/aws.json").exists());
     // Meanwhile the CA is replaced (as `ca create --force` would, once it
     // gets the lock before register does).
-    for f in ["ca.crt", "ca.key", "chain.pem"] {
-        std::fs::copy(d.join("other").join(f), d.join("root").join(f)).unwrap();
-    }
-    drop(held);
-    let out = child.wait_with_output().unwrap();
+    let out = replace_root_with_other_and_release(d, held, child);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -464,33 +485,17 @@ fn register_records_aws_json_under_the_ca_lock_and_only_for_the_ca_still_there()
 
 #[test]
 fn register_refuses_a_ca_replaced_while_it_was_being_read() {
-    use std::os::unix::fs::MetadataExt;
     let aws = Aws::start();
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, held) = root_and_other();
     let d = tmp.path();
-    jitr(d, &["ca", "create", "root"]).success();
-    jitr(d, &["ca", "create", "other"]).success();
     // A writer holds the CA directory: register reads ca.crt, then waits to
     // load the CA (key included) until the writer is done.
-    let held = std::fs::File::open(d.join("root")).unwrap();
     held.lock().unwrap();
-    let mut child = Command::new(bin("jitr"))
-        .args(["ca", "register", "root"])
-        .current_dir(d)
-        .envs(aws.0.env())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let ino = std::fs::metadata(d.join("root")).unwrap().ino();
-    if let Err(status) = until_waiting_for_flock(&mut child, ino) {
+    let (child, waited) = register_root_waiting_on_its_lock(&aws, d);
+    if let Err(status) = waited {
         panic!("register finished ({status}) without waiting for the writer");
     }
-    for f in ["ca.crt", "ca.key", "chain.pem"] {
-        std::fs::copy(d.join("other").join(f), d.join("root").join(f)).unwrap();
-    }
-    drop(held);
-    let out = child.wait_with_output().unwrap();
+    let out = replace_root_with_other_and_release(d, held, child);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(

@@ -71,10 +71,8 @@ fn thing_exists(moto: &Moto, name: &str) -> bool {
 
 #[test]
 fn a_quota_reached_is_one_clear_failure_not_a_throttle_retried() {
-    let moto = Moto::start();
-    let tmp = tempfile::tempdir().unwrap();
+    let (moto, tmp, _) = Moto::start_for_jitr();
     let d = tmp.path();
-    moto.jitr_setup(d);
     issue_device(d, "root", "dev", "robot-1");
     let id = moto.register_pending(d, "dev/robot-1/device.crt");
     let proxy = proxy(&moto);
@@ -111,10 +109,8 @@ fn a_quota_reached_is_one_clear_failure_not_a_throttle_retried() {
 
 #[test]
 fn revoke_delete_thing_waits_for_the_detachment_to_propagate() {
-    let moto = Moto::start();
-    let tmp = tempfile::tempdir().unwrap();
+    let (moto, tmp, _) = Moto::start_for_jitr();
     let d = tmp.path();
-    moto.jitr_setup(d);
     provisioned(&moto, d, "robot-1");
     let proxy = proxy(&moto);
     proxy.set_detach_propagation(3.0);
@@ -143,10 +139,8 @@ fn revoke_delete_thing_waits_for_the_detachment_to_propagate() {
 
 #[test]
 fn revoke_delete_thing_names_the_principal_when_the_detachment_never_propagates() {
-    let moto = Moto::start();
-    let tmp = tempfile::tempdir().unwrap();
+    let (moto, tmp, _) = Moto::start_for_jitr();
     let d = tmp.path();
-    moto.jitr_setup(d);
     let arn = provisioned(&moto, d, "robot-2");
     let proxy = proxy(&moto);
     proxy.set_detach_propagation(3600.0);

@@ -145,23 +145,34 @@ fn with_thirty_percent_5xx_nothing_is_lost_and_reconcile_recovers_the_rest() {
     });
     eprintln!("{}", o.line());
     assert!(o.errors > 0, "{}", o.line());
-    let out =
-        r.ms.jitr(
-            tmp.path(),
-            &[
-                "reconcile",
-                "--ca",
-                "root",
-                "--policy",
-                &r.output("DevicePolicyName"),
-            ],
-        )
-        .success()
-        .to_string();
-    assert!(out.contains(" 0 failed"), "{out}");
+    let out = reconcile(&r, tmp.path());
     let report = r.things_report();
+    assert_one_active_certificate_each(&r, &report, o.devices, &out);
+}
+
+/// `jitr reconcile` of CA `root` through the emulator, which must succeed
+/// with nothing failed: its report.
+fn reconcile(r: &Rehearsal, dir: &std::path::Path) -> String {
+    let policy = r.output("DevicePolicyName");
+    let out =
+        r.ms.jitr(dir, &["reconcile", "--ca", "root", "--policy", &policy])
+            .success()
+            .to_string();
+    assert!(out.contains(" 0 failed"), "{out}");
+    out
+}
+
+/// The things report holds `devices` things, each with one ACTIVE
+/// certificate holding the device policy (`context`: what ran before).
+#[track_caller]
+fn assert_one_active_certificate_each(
+    r: &Rehearsal,
+    report: &serde_json::Value,
+    devices: usize,
+    context: &str,
+) {
     let things = report.as_object().unwrap();
-    assert_eq!(things.len(), o.devices, "{out}");
+    assert_eq!(things.len(), devices, "{context}\n{report}");
     assert!(
         things
             .values()
@@ -251,32 +262,11 @@ fn events_dead_lettered_in_a_window_of_5xx_are_recovered_by_reconcile() {
 
     // The fault is gone; reconcile recovers what was dead-lettered.
     proxy.set_faults(0.0, 0.0);
-    let out =
-        r.ms.jitr(
-            tmp.path(),
-            &[
-                "reconcile",
-                "--ca",
-                "root",
-                "--policy",
-                &r.output("DevicePolicyName"),
-            ],
-        )
-        .success()
-        .to_string();
-    assert!(out.contains(" 0 failed"), "{out}");
+    let out = reconcile(&r, tmp.path());
     eprintln!("{dead} events of {devices} devices dead-lettered; then {out}");
     let report = r.things_report();
+    assert_one_active_certificate_each(&r, &report, devices, &out);
     let things = report.as_object().unwrap();
-    assert_eq!(things.len(), devices, "{out}\n{report}");
-    assert!(
-        things
-            .values()
-            .all(|rows| rows.as_array().is_some_and(|a| a.len() == 1
-                && a[0]["status"] == "ACTIVE"
-                && a[0]["policies"] == json!([r.output("DevicePolicyName")]))),
-        "{report}"
-    );
     // Every dead-lettered event names a certificate that is ACTIVE now:
     // nothing is left for them to do, and purging the DLQ clears its alarm.
     let active: std::collections::BTreeSet<String> = things

@@ -300,36 +300,26 @@ fn imports_openssl_made_cas_with_pkcs1_and_sec1_keys() {
         .success();
     }
 
-    // A key of another CA, and a certificate that is no CA, are refused by name.
-    let err = jitr(
-        d,
-        &["ca", "import", "x", "--cert", "rsa.crt", "--key", "ec.key"],
-    )
-    .failure()
-    .to_string();
-    assert!(
-        err.contains("ec.key: this key does not match the certificate in rsa.crt"),
-        "{err}"
-    );
+    // A key of another CA, a certificate that is no CA, and one that is not
+    // there are refused by name.
     openssl(
         d,
         &words("req -x509 -new -key ec.key -subj /CN=leaf -addext basicConstraints=CA:FALSE -out leaf.crt"),
     )
     .success();
-    let err = jitr(
-        d,
-        &["ca", "import", "x", "--cert", "leaf.crt", "--key", "ec.key"],
-    )
-    .failure()
-    .to_string();
-    assert!(
-        err.contains("leaf.crt: \"CN=leaf\" is not a CA certificate"),
-        "{err}"
-    );
-    let err = jitr_args(d, "ca import x --cert missing.crt --key ec.key")
-        .failure()
-        .to_string();
-    assert!(err.contains("cannot read missing.crt"), "{err}");
+    for (cert, expected) in [
+        (
+            "rsa.crt",
+            "ec.key: this key does not match the certificate in rsa.crt",
+        ),
+        ("leaf.crt", "leaf.crt: \"CN=leaf\" is not a CA certificate"),
+        ("missing.crt", "cannot read missing.crt"),
+    ] {
+        let err = jitr(d, &["ca", "import", "x", "--cert", cert, "--key", "ec.key"])
+            .failure()
+            .to_string();
+        assert!(err.contains(expected), "{cert}: {err}");
+    }
     assert!(!d.join("x").exists());
 }
 
@@ -631,7 +621,6 @@ fn a_ca_loaded_to_sign_sweeps_what_a_killed_run_left_unless_a_live_run_holds_it(
 
 #[test]
 fn a_ca_is_read_whole_while_a_writer_replaces_it() {
-    use std::os::unix::fs::MetadataExt;
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     jitr(d, &["ca", "create", "root"]).success();
@@ -641,17 +630,13 @@ fn a_ca_is_read_whole_while_a_writer_replaces_it() {
     let held = std::fs::File::open(d.join("root")).unwrap();
     held.lock().unwrap();
     std::fs::copy(d.join("other/ca.key"), d.join("root/ca.key")).unwrap();
-    let mut child = Command::new(bin("jitr"))
-        .args([
-            "device", "issue", "--ca", "root", "--out", "out", "--name", "d1",
-        ])
-        .current_dir(d)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let ino = std::fs::metadata(d.join("root")).unwrap().ino();
-    if let Err(status) = jitr_tests::until_waiting_for_flock(&mut child, ino) {
+    let (child, waited) = jitr_tests::spawn_until_waiting_on(
+        Command::new(bin("jitr"))
+            .args(words("device issue --ca root --out out --name d1"))
+            .current_dir(d),
+        &d.join("root"),
+    );
+    if let Err(status) = waited {
         let out = child.wait_with_output().unwrap();
         panic!(
             "device issue read the CA mid-write ({status}): {}",

@@ -2,38 +2,21 @@
 //! DynamoDB API (ministack's): the conditional writes that let one instance
 //! provision a certificate while the others acknowledge its duplicates.
 
-use jitr_core::aws;
 use jitr_core::claims::{Claim, Claims};
 use jitr_core::claims_table::ClaimsTable;
 use jitr_tests::ministack::Ministack;
-use serde_json::json;
 
 const CERT: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-/// The table as the templates create it.
-fn create_table(ms: &Ministack, name: &str) {
-    let made = ms.boto3(
-        "dynamodb",
-        "create_table",
-        json!({
-            "TableName": name,
-            "BillingMode": "PAY_PER_REQUEST",
-            "AttributeDefinitions": [{ "AttributeName": "certificateId", "AttributeType": "S" }],
-            "KeySchema": [{ "AttributeName": "certificateId", "KeyType": "HASH" }],
-        }),
-    );
-    assert!(made.get("Error").is_none(), "{made}");
-}
-
 /// The function's SDK configuration for `ms`.
 async fn sdk(ms: &Ministack) -> aws_config::SdkConfig {
-    jitr_tests::sdk::config(&ms.env(), Some(aws::function_timeouts())).await
+    jitr_tests::sdk::function_config(&ms.env()).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_instance_holds_a_claim_and_the_others_see_it_held_then_done() {
     let ms = Ministack::start();
-    create_table(&ms, "claims");
+    ms.create_claims_table("claims");
     let sdk = sdk(&ms).await;
     let (a, b) = (
         ClaimsTable::new(&sdk, "claims", "instance-a"),
@@ -84,7 +67,7 @@ async fn one_instance_holds_a_claim_and_the_others_see_it_held_then_done() {
 #[tokio::test(flavor = "multi_thread")]
 async fn of_many_instances_claiming_at_once_exactly_one_holds_the_claim() {
     let ms = Ministack::start();
-    create_table(&ms, "claims");
+    ms.create_claims_table("claims");
     let sdk = sdk(&ms).await;
     let owners: Vec<String> = (0..20).map(|i| format!("instance-{i}")).collect();
     let tables: Vec<ClaimsTable> = owners

@@ -2,7 +2,7 @@
 //! certificates, against an untrusted broker and nothing at all, and with bad input.
 
 use jitr_tests::mosquitto::Broker;
-use jitr_tests::{bin, free_port, issue_device, jitr, run, words};
+use jitr_tests::{bin, free_port, issue_device, issue_device_with, jitr, run, words};
 use std::process::Command;
 
 fn connect(cwd: &std::path::Path, args: &[&str]) -> jitr_tests::Run {
@@ -33,6 +33,25 @@ fn connect_pinned(
     )
 }
 
+/// [`one_device`] and a mosquitto broker (in `broker/`) trusting CA `root`.
+fn one_device_and_broker() -> (tempfile::TempDir, Broker) {
+    let tmp = one_device();
+    let broker = Broker::start(&tmp.path().join("broker"), &tmp.path().join("root/ca.crt"));
+    (tmp, broker)
+}
+
+/// `jitr connect dev/robot-1` to `endpoint`, trusting Amazon's roots (no `--ca-file`).
+fn connect_trusting_amazon(
+    cwd: &std::path::Path,
+    endpoint: &str,
+    timeout: &str,
+) -> jitr_tests::Run {
+    connect(
+        cwd,
+        &["dev/robot-1", "--endpoint", endpoint, "--timeout", timeout],
+    )
+}
+
 /// A temp dir with CA `root` and device `dev/robot-1`.
 fn one_device() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
@@ -43,10 +62,9 @@ fn one_device() -> tempfile::TempDir {
 
 #[test]
 fn connects_to_mosquitto_with_its_certificate_and_publishes() {
-    let tmp = one_device();
+    let (tmp, broker) = one_device_and_broker();
     let d = tmp.path();
-    let broker = Broker::start(&d.join("broker"), &d.join("root/ca.crt"));
-    let endpoint = format!("127.0.0.1:{}", broker.port);
+    let endpoint = broker.endpoint();
 
     let out = run(Command::new(bin("jitr"))
         .args([
@@ -76,16 +94,11 @@ fn connects_to_mosquitto_with_its_certificate_and_publishes() {
 
 #[test]
 fn an_untrusted_broker_fails_at_once_and_a_closed_port_after_the_timeout() {
-    let tmp = one_device();
+    let (tmp, broker) = one_device_and_broker();
     let d = tmp.path();
-    let broker = Broker::start(&d.join("broker"), &d.join("root/ca.crt"));
 
     // Amazon's roots by default: the local broker's certificate is not trusted; no retry helps.
-    let endpoint = format!("127.0.0.1:{}", broker.port);
-    let out = connect(
-        d,
-        &["dev/robot-1", "--endpoint", &endpoint, "--timeout", "20"],
-    );
+    let out = connect_trusting_amazon(d, &broker.endpoint(), "20");
     assert_eq!(out.code, Some(1));
     assert!(
         out.stderr.contains("not trusted") && out.stderr.contains("--ca-file"),
@@ -95,7 +108,7 @@ fn an_untrusted_broker_fails_at_once_and_a_closed_port_after_the_timeout() {
     assert!(out.stderr.contains("(1 attempt(s)"), "{}", out.stderr);
 
     // Nothing listening: retried with backoff until the timeout, then exit 1.
-    let closed = format!("127.0.0.1:{}", free_port());
+    let closed = jitr_tests::closed_endpoint();
     let out = connect_pinned(d, &closed, &broker.server_ca, "2");
     assert_eq!(out.code, Some(1));
     let retries = out.stderr.matches("retrying in").count();
@@ -125,7 +138,7 @@ fn a_pinned_self_signed_ca_true_broker_certificate_is_accepted() {
         )
         .success();
     // ... and so does jitr connect, when it is the pinned --ca-file.
-    let endpoint = format!("127.0.0.1:{}", broker.port);
+    let endpoint = broker.endpoint();
     let out = connect_pinned(d, &endpoint, &broker.server_ca, "20");
     assert_eq!(out.code, Some(0), "{}", out.stderr);
 
@@ -156,7 +169,7 @@ fn a_pinned_broker_certificate_without_the_host_in_its_san_is_named_as_such() {
     let d = tmp.path();
     // The bare one-liner: CN=localhost, no subjectAltName.
     let broker = Broker::start_self_signed(&d.join("broker"), &d.join("root/ca.crt"), None);
-    let endpoint = format!("127.0.0.1:{}", broker.port);
+    let endpoint = broker.endpoint();
     let out = connect_pinned(d, &endpoint, &broker.server_ca, "20");
     assert_eq!(out.code, Some(1));
     assert!(
@@ -172,7 +185,7 @@ fn bad_input_is_named_before_any_connection() {
     let tmp = one_device();
     let d = tmp.path();
     issue_device(d, "root", "dev", "robot-2");
-    let endpoint = format!("127.0.0.1:{}", free_port());
+    let endpoint = jitr_tests::closed_endpoint();
 
     let out = connect(d, &["dev/nothing-here", "--endpoint", &endpoint]);
     assert_eq!(out.code, Some(1));
@@ -230,7 +243,7 @@ fn the_endpoint_defaults_to_the_accounts_ats_endpoint_on_port_8883() {
 
 /// `jitr connect dev/robot-1` to a closed local port with `extra` flags, for at most a second.
 fn connect_nowhere(d: &std::path::Path, extra: &[&str]) -> jitr_tests::Run {
-    let endpoint = format!("127.0.0.1:{}", free_port());
+    let endpoint = jitr_tests::closed_endpoint();
     let mut args = vec!["dev/robot-1", "--endpoint", &endpoint, "--timeout", "1"];
     args.extend_from_slice(extra);
     connect(d, &args)
@@ -238,10 +251,9 @@ fn connect_nowhere(d: &std::path::Path, extra: &[&str]) -> jitr_tests::Run {
 
 #[test]
 fn messages_up_to_aws_iot_128_kib_are_published_and_larger_refused_before_connecting() {
-    let tmp = one_device();
+    let (tmp, broker) = one_device_and_broker();
     let d = tmp.path();
-    let broker = Broker::start(&d.join("broker"), &d.join("root/ca.crt"));
-    let endpoint = format!("127.0.0.1:{}", broker.port);
+    let endpoint = broker.endpoint();
     // 20 KB on the command line, 128 KiB exactly from a file: both delivered.
     let text = "x".repeat(20_000);
     std::fs::write(d.join("big.bin"), vec![b'y'; 128 * 1024]).unwrap();
@@ -330,40 +342,22 @@ fn a_client_id_that_makes_no_default_topic_is_refused_before_connecting() {
 /// `dev/NAME/` as device-and-ca.crt + device.key.
 fn dated_device(d: &std::path::Path, name: &str, start: &str, end: &str) {
     let work = d.join(format!(".{name}-openssl"));
-    std::fs::create_dir_all(work.join("db")).unwrap();
-    std::fs::write(work.join("db/index.txt"), "").unwrap();
-    std::fs::write(work.join("db/serial"), "01\n").unwrap();
-    std::fs::write(
-        work.join("ca.cnf"),
-        "[ca]\ndefault_ca = d\n[d]\ndatabase = db/index.txt\nnew_certs_dir = db\nserial = db/serial\n\
-         default_md = sha256\npolicy = p\nunique_subject = no\n[p]\ncommonName = supplied\n",
-    )
-    .unwrap();
+    std::fs::create_dir_all(&work).unwrap();
     jitr_tests::ec_csr(&work, "device.key", "device.csr", &format!("/CN={name}"));
     let root = d.join("root");
-    jitr_tests::openssl(
+    let (cert, key) = (root.join("ca.crt"), root.join("ca.key"));
+    jitr_tests::openssl_ca_sign(
         &work,
         &[
-            "ca",
-            "-batch",
-            "-config",
-            "ca.cnf",
             "-cert",
-            root.join("ca.crt").to_str().unwrap(),
+            cert.to_str().unwrap(),
             "-keyfile",
-            root.join("ca.key").to_str().unwrap(),
-            "-in",
-            "device.csr",
-            "-out",
-            "device.crt",
-            "-notext",
-            "-startdate",
-            start,
-            "-enddate",
-            end,
+            key.to_str().unwrap(),
         ],
-    )
-    .success();
+        "device.csr",
+        "device.crt",
+        (start, end),
+    );
     let dir = d.join("dev").join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let bundle = std::fs::read_to_string(work.join("device.crt")).unwrap()
@@ -378,7 +372,7 @@ fn an_expired_or_not_yet_valid_certificate_is_warned_about_before_connecting() {
     let d = tmp.path();
     dated_device(d, "old-1", "20200101000000Z", "20210101000000Z");
     dated_device(d, "early-1", "20990101000000Z", "21000101000000Z");
-    let endpoint = format!("127.0.0.1:{}", free_port());
+    let endpoint = jitr_tests::closed_endpoint();
     for (name, expected) in [
         ("old-1", "expired (notAfter 2021-01-01T00:00:00Z)"),
         ("early-1", "not valid yet (notBefore 2099-01-01T00:00:00Z)"),
@@ -406,34 +400,17 @@ fn an_expired_or_not_yet_valid_certificate_is_warned_about_before_connecting() {
 /// sees that client id.
 #[test]
 fn the_client_id_is_the_thing_name_under_each_naming_source() {
-    let moto = jitr_tests::moto::Moto::start();
-    let tmp = tempfile::tempdir().unwrap();
+    let (moto, tmp, _) = jitr_tests::moto::Moto::start_for_jitr();
     let d = tmp.path();
-    moto.jitr_setup(d);
     let broker = Broker::start(&d.join("broker"), &d.join("root/ca.crt"));
-    let endpoint = format!("127.0.0.1:{}", broker.port);
+    let endpoint = broker.endpoint();
     for (n, source) in ["common-name", "serial-number", "certificate-id"]
         .iter()
         .enumerate()
     {
         let name = format!("robot-{n}");
         let serial = format!("serialNumber=SN-{n}");
-        jitr(
-            d,
-            &[
-                "device",
-                "issue",
-                "--ca",
-                "root",
-                "--out",
-                "dev",
-                "--name",
-                &name,
-                "--subject-extra",
-                &serial,
-            ],
-        )
-        .success();
+        issue_device_with(d, "root", "dev", &name, &serial);
         let bundle = format!("dev/{name}/device-and-ca.crt");
         let id = moto.register_pending(d, &bundle);
         let provisioned = run(Command::new(bin("jitr"))
@@ -533,23 +510,8 @@ print("{}")
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     jitr(d, &["ca", "create", "root"]).success();
-    jitr(
-        d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "dev",
-            "--name",
-            "robot-1",
-            "--subject-extra",
-            "serialNumber=SN-7",
-        ],
-    )
-    .success();
-    let endpoint = format!("127.0.0.1:{}", free_port());
+    issue_device_with(d, "root", "dev", "robot-1", "serialNumber=SN-7");
+    let endpoint = jitr_tests::closed_endpoint();
     let nowhere = ["--endpoint", endpoint.as_str(), "--timeout", "1"];
     let mut args = vec!["--json", "connect", "dev/robot-1", "--stack", "jitr"];
     args.extend_from_slice(&nowhere);
@@ -607,7 +569,7 @@ boto3.client("iot").create_topic_rule(ruleName="jitr_registered", topicRulePaylo
         &words("device issue --ca root --out dev --name robot-1 --subject-extra serialNumber=SN-7"),
     )
     .success();
-    let endpoint = format!("127.0.0.1:{}", free_port());
+    let endpoint = jitr_tests::closed_endpoint();
     let args = [
         "--json",
         "connect",
@@ -700,16 +662,11 @@ fn endpoint_connect_and_doctor_agree_on_an_endpoint_that_carries_a_port() {
 
 #[test]
 fn each_failure_is_one_sentence_with_the_activation_hint_only_where_it_applies() {
-    let tmp = one_device();
+    let (tmp, broker) = one_device_and_broker();
     let d = tmp.path();
-    let broker = Broker::start(&d.join("broker"), &d.join("root/ca.crt"));
 
     // An untrusted broker: why, and the fix; nothing about activation.
-    let endpoint = format!("127.0.0.1:{}", broker.port);
-    let out = connect(
-        d,
-        &["dev/robot-1", "--endpoint", &endpoint, "--timeout", "5"],
-    );
+    let out = connect_trusting_amazon(d, &broker.endpoint(), "5");
     assert_eq!(out.code, Some(1));
     assert!(out.stderr.contains("not trusted"), "{}", out.stderr);
     assert!(
@@ -719,7 +676,7 @@ fn each_failure_is_one_sentence_with_the_activation_hint_only_where_it_applies()
     );
 
     // Nothing listening: says so, points at the address; nothing about activation.
-    let closed = format!("127.0.0.1:{}", free_port());
+    let closed = jitr_tests::closed_endpoint();
     let out = connect_pinned(d, &closed, &broker.server_ca, "1");
     assert_eq!(out.code, Some(1));
     assert!(

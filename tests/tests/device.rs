@@ -516,8 +516,7 @@ fn disk_ids(out: &Path) -> std::collections::BTreeMap<String, String> {
         .into_iter()
         .filter(|n| !n.starts_with('.'))
         .map(|n| {
-            let pem = std::fs::read(out.join(&n).join("device.crt")).unwrap();
-            let id = jitr_core::CertFacts::from_pem(&pem).unwrap().certificate_id;
+            let id = jitr_tests::certificate_id(&out.join(&n), "device.crt");
             (n, id)
         })
         .collect()

@@ -700,17 +700,7 @@ fn step_missing_claims_table_warns(r: &Rehearsal, d: &Path) {
     assert!(connected.ok(), "{}\n{}", connected.stdout, connected.stderr);
     let report = doctor_until(r, &["dev7/robot-7"], "claims table", "WARN", 30);
     expect(&report, &[("claims table", "WARN")]);
-    let created = r.ms.boto3(
-        "dynamodb",
-        "create_table",
-        json!({
-            "TableName": table,
-            "AttributeDefinitions": [{ "AttributeName": "certificateId", "AttributeType": "S" }],
-            "KeySchema": [{ "AttributeName": "certificateId", "KeyType": "HASH" }],
-            "BillingMode": "PAY_PER_REQUEST",
-        }),
-    );
-    assert!(created.get("Error").is_none(), "{created}");
+    r.ms.create_claims_table(&table);
     issue_device(d, "root", "dev8", "robot-8");
     let connected = r.connect(&["dev8/robot-8"], "60");
     assert!(connected.ok(), "{}\n{}", connected.stdout, connected.stderr);
@@ -982,7 +972,7 @@ fn the_endpoint_check_agrees_with_connect_and_names_a_stall() {
         &d.join("root/ca.crt"),
         Some("IP:127.0.0.1,DNS:localhost"),
     );
-    let endpoint = format!("127.0.0.1:{}", broker.port);
+    let endpoint = broker.endpoint();
     let connect = jitr_tests::jitr(
         d,
         &[
@@ -1049,10 +1039,8 @@ fn check_of(d: &Path, moto: &jitr_tests::moto::Moto, args: &[&str], name: &str) 
 /// did sign it is what the CA checks look at.
 #[test]
 fn a_ca_that_did_not_issue_the_device_fails_naming_both() {
-    let moto = jitr_tests::moto::Moto::start();
-    let tmp = tempfile::tempdir().unwrap();
+    let (moto, tmp, root_id) = jitr_tests::moto::Moto::start_for_jitr();
     let d = tmp.path();
-    let root_id = moto.jitr_setup(d);
     jitr_args(d, "ca create int --issuer root").success();
     issue_device(d, "int", "dev", "robot-2");
     issue_device(d, "root", "dev", "robot-1");

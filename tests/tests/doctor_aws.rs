@@ -90,7 +90,7 @@ fn doctor_via(
             "--stack",
             stack,
             "--endpoint",
-            &format!("127.0.0.1:{}", free_port()),
+            &jitr_tests::closed_endpoint(),
         ])
         .current_dir(d)
         .envs(ms.env())
@@ -260,10 +260,8 @@ fn a_missing_rule_is_told_from_a_denial_through_list_topic_rules() {
 
 #[test]
 fn a_revocation_jitr_recorded_is_named_with_its_time() {
-    let moto = Moto::start();
-    let tmp = tempfile::tempdir().unwrap();
+    let (moto, tmp, _) = Moto::start_for_jitr();
     let d = tmp.path();
-    moto.jitr_setup(d);
     issue_device(d, "root", "dev", "robot-1");
     let cert = "dev/robot-1/device.crt";
     moto.jitr(
@@ -282,7 +280,7 @@ fn a_revocation_jitr_recorded_is_named_with_its_time() {
     let id = jitr_tests::certificate_id(d, cert);
     assert_eq!(moto.status(&id), "REVOKED");
 
-    let endpoint = format!("127.0.0.1:{}", free_port());
+    let endpoint = jitr_tests::closed_endpoint();
     for args in [
         vec!["--json", "doctor", "dev/robot-1", "--endpoint", &endpoint],
         // The CA directory's record, with --ca.
@@ -362,10 +360,8 @@ fn the_cli_permission_table_is_the_iam_reference() {
 /// naming the file and field, not an abort.
 #[test]
 fn an_administrators_revocation_is_found_in_the_issuing_ca_directory() {
-    let moto = Moto::start();
-    let tmp = tempfile::tempdir().unwrap();
+    let (moto, tmp, _) = Moto::start_for_jitr();
     let d = tmp.path();
-    moto.jitr_setup(d);
     issue_device(d, "root", "dev", "robot-2");
     let cert = "dev/robot-2/device.crt";
     moto.jitr(
@@ -376,7 +372,7 @@ fn an_administrators_revocation_is_found_in_the_issuing_ca_directory() {
     moto.jitr(d, &["device", "revoke", cert, "--ca", "root"])
         .success();
     assert!(!d.join("dev/revoked.json").exists());
-    let endpoint = format!("127.0.0.1:{}", free_port());
+    let endpoint = jitr_tests::closed_endpoint();
     let doctor = |args: &[&str]| {
         let mut all = vec!["--json", "doctor", "--endpoint", &endpoint];
         all.extend(args);

@@ -356,6 +356,28 @@ fn import_takes_openssl_encrypted_keys_and_reencrypts_on_request() {
     assert!(!d.join("bad").exists());
 }
 
+/// CA `root`, just made with its key in key store `store`: the report
+/// says so, the directory holds the key's reference and no key; that
+/// reference.
+#[track_caller]
+fn root_in_key_store(d: &Path, report: &serde_json::Value, store: &str) -> serde_json::Value {
+    assert_eq!(report["key_store"], store);
+    assert_eq!(
+        list_dir(&d.join("root")),
+        ["ca.crt", "chain.pem", "key.json"]
+    );
+    let reference = key_reference(d, "root");
+    assert_eq!(reference["store"], store);
+    reference
+}
+
+/// The key reference (`key.json`) of CA directory `ca` whose key is in a key store.
+fn key_reference(d: &Path, ca: &str) -> serde_json::Value {
+    let path = d.join(ca).join("key.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// `args` followed by `store`'s flags.
 fn with<'a>(mut args: Vec<&'a str>, store: &'a [String]) -> Vec<&'a str> {
     args.extend(store.iter().map(String::as_str));
@@ -389,14 +411,7 @@ fn pkcs11_root_and_intermediate_on_a_token_sign_devices() {
             &[],
         )
         .json();
-    assert_eq!(report["key_store"], "pkcs11");
-    assert_eq!(
-        list_dir(&d.join("root")),
-        ["ca.crt", "chain.pem", "key.json"]
-    );
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("root/key.json")).unwrap()).unwrap();
-    assert_eq!(reference["store"], "pkcs11");
+    let reference = root_in_key_store(d, &report, "pkcs11");
     assert_eq!(reference["token"], "jitr-ca");
     assert_eq!(reference["key_label"], "HSM Root");
 
@@ -668,14 +683,7 @@ fn kms_creates_and_adopts_keys_that_sign_devices_and_register() {
         ],
     )
     .json();
-    assert_eq!(report["key_store"], "kms");
-    assert_eq!(
-        list_dir(&d.join("root")),
-        ["ca.crt", "chain.pem", "key.json"]
-    );
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("root/key.json")).unwrap()).unwrap();
-    assert_eq!(reference["store"], "kms");
+    let reference = root_in_key_store(d, &report, "kms");
     assert_eq!(reference["key_spec"], "ECC_NIST_P256");
     let arn = reference["key_id"].as_str().unwrap().to_string();
     // The alias and description jitr gave it, as KMS reports them.
@@ -822,8 +830,7 @@ fn kms_keys_of_the_wrong_kind_or_state_are_refused_and_nothing_is_written() {
 
     // A CA whose key is disabled later: signing commands say so, write nothing.
     kms::jitr(&ms, d, &["ca", "create", "root", "--key-store", "kms"]).success();
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("root/key.json")).unwrap()).unwrap();
+    let reference = key_reference(d, "root");
     kms::call(&ms, "disable_key", json!({ "KeyId": reference["key_id"] }));
     let err = kms::jitr(&ms, d, &words("device issue --ca root --out dev --name x"))
         .failure()
@@ -1090,8 +1097,7 @@ fn pkcs11_adopts_key_pairs_made_by_other_tools() {
         "root",
     ];
     hsm.jitr(d, &with(args, &store), &env).success();
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("int/key.json")).unwrap()).unwrap();
+    let reference = key_reference(d, "int");
     assert_eq!(reference["key_id"], "43", "the key's CKA_ID is recorded");
     hsm.jitr(d, &words("device issue --ca int --out dev --name z"), &env)
         .success();
@@ -1117,17 +1123,6 @@ fn pkcs11_adopts_key_pairs_made_by_other_tools() {
 }
 
 // ---- Hardening: mismatched key pairs, migration, secrets files, labels ----
-
-/// A CA's CRL (written to DIR/crl.pem by `ca crl`) verifies under its certificate.
-fn crl_verifies(d: &Path, ca: &str) {
-    let crl = format!("{ca}/crl.pem");
-    let cafile = format!("{ca}/ca.crt");
-    let verified = openssl(d, &["crl", "-in", &crl, "-CAfile", &cafile, "-noout"]);
-    assert!(
-        verified.ok() && verified.stderr.contains("verify OK"),
-        "{verified:?}"
-    );
-}
 
 /// A P-256 key made by openssl: `NAME.pem`, its PKCS#8 DER `NAME.der` and
 /// its public key `NAME.pub.der`.
@@ -1234,7 +1229,7 @@ fn readme_migrations_of_a_file_ca_key_verify_with_openssl_and_mismatched_pairs_a
             .success();
         }
         verify(d, root, untrusted, &format!("dev-{ca}/d/device.crt"));
-        crl_verifies(d, ca);
+        jitr_tests::assert_crl_verifies(d, ca);
     }
 
     // A private and a public key object of two different pairs under one

@@ -14,22 +14,7 @@ const ARN_PREFIX: &str = "arn:aws:iot:eu-west-1:123456789012:cert/";
 
 /// Issues device `name` under `root` and registers it pending; returns its id.
 fn pending_device(moto: &Moto, d: &Path, name: &str) -> String {
-    jitr(
-        d,
-        &[
-            "device",
-            "issue",
-            "--ca",
-            "root",
-            "--out",
-            "dev",
-            "--name",
-            name,
-            "--subject-extra",
-            "O=Acme,serialNumber=SN-9",
-        ],
-    )
-    .success();
+    jitr_tests::issue_device_with(d, "root", "dev", name, "O=Acme,serialNumber=SN-9");
     moto.register_pending(d, &format!("dev/{name}/device.crt"))
 }
 
@@ -48,10 +33,8 @@ fn write(d: &Path, name: &str, value: &serde_json::Value) -> std::path::PathBuf 
 
 #[test]
 fn the_built_function_under_cargo_lambda_provisions_events_and_batches() {
-    let moto = Moto::start();
-    let tmp = tempfile::tempdir().unwrap();
+    let (moto, tmp, ca) = Moto::start_for_jitr();
     let d = tmp.path();
-    let ca = moto.jitr_setup(d);
     let mut env = moto.env();
     env.push(("JITR_POLICY_NAME", "jitr-device".into()));
     env.push(("JITR_ALLOWED_CA_IDS", ca.clone()));
@@ -166,12 +149,48 @@ fn the_built_function_under_cargo_lambda_provisions_events_and_batches() {
     );
 }
 
+/// The handler in-process against the stand-in, with its own runtime and
+/// IoT client, at the time it was made.
+struct InProcess {
+    rt: tokio::runtime::Runtime,
+    api: jitr_core::iot::SdkIot,
+    now: i64,
+}
+
+impl InProcess {
+    fn new(moto: &Moto) -> InProcess {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let sdk = rt.block_on(jitr_tests::sdk::config(&moto.env(), None));
+        let api = jitr_core::iot::SdkIot {
+            client: jitr_core::aws::iot_client(&sdk),
+            endpoint: moto.url.clone(),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        InProcess { rt, api, now }
+    }
+
+    /// The handler's answer, under `config`, to the registered event of
+    /// certificate `id` of CA `ca` (no claims table, no deadline).
+    fn handle(&self, config: &jitr_core::config::Config, id: &str, ca: &str) -> serde_json::Value {
+        self.rt
+            .block_on(jitr_core::handler::handle(
+                &jitr_core::handler::Services::new(&self.api, &jitr_core::claims::NoClaims),
+                config,
+                Moto::event(id, ca),
+                self.now,
+                jitr_core::deadline::Deadline::none(),
+            ))
+            .unwrap()
+    }
+}
+
 #[test]
 fn the_handler_in_process_honours_type_groups_and_allowed_cas() {
-    let moto = Moto::start();
-    let tmp = tempfile::tempdir().unwrap();
+    let (moto, tmp, ca) = Moto::start_for_jitr();
     let d = tmp.path();
-    let ca = moto.jitr_setup(d);
     moto.boto3("create_thing_type", json!({ "thingTypeName": "robot" }));
     moto.boto3("create_thing_group", json!({ "thingGroupName": "fleet" }));
     let id = pending_device(&moto, d, "robot-9");
@@ -189,43 +208,16 @@ fn the_handler_in_process_honours_type_groups_and_allowed_cas() {
         })
         .unwrap()
     };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let sdk = rt.block_on(jitr_tests::sdk::config(&moto.env(), None));
-    let api = jitr_core::iot::SdkIot {
-        client: jitr_core::aws::iot_client(&sdk),
-        endpoint: moto.url.clone(),
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let handler = InProcess::new(&moto);
 
     // A CA that is not allowed: rejected and revoked.
     let other = "f".repeat(64);
-    let answer = rt
-        .block_on(jitr_core::handler::handle(
-            &api,
-            &jitr_core::claims::NoClaims,
-            &config(Some(("JITR_ALLOWED_CA_IDS", &other))),
-            Moto::event(&id, &ca),
-            now,
-            jitr_core::deadline::Deadline::none(),
-        ))
-        .unwrap();
+    let answer = handler.handle(&config(Some(("JITR_ALLOWED_CA_IDS", &other))), &id, &ca);
     assert_eq!(answer["results"][0]["outcome"], "Rejected");
     assert_eq!(moto.status(&id), "REVOKED");
 
     let id = pending_device(&moto, d, "robot-10");
-    let answer = rt
-        .block_on(jitr_core::handler::handle(
-            &api,
-            &jitr_core::claims::NoClaims,
-            &config(Some(("JITR_ALLOWED_CA_IDS", &ca))),
-            Moto::event(&id, &ca),
-            now,
-            jitr_core::deadline::Deadline::none(),
-        ))
-        .unwrap();
+    let answer = handler.handle(&config(Some(("JITR_ALLOWED_CA_IDS", &ca))), &id, &ca);
     assert_eq!(answer["results"][0]["outcome"], "Activated", "{answer}");
     let thing = moto.boto3("describe_thing", json!({ "thingName": "robot-10" }));
     assert_eq!(thing["thingTypeName"], "robot");
@@ -238,10 +230,8 @@ fn the_handler_in_process_honours_type_groups_and_allowed_cas() {
 
 #[test]
 fn reconcile_provisions_what_events_missed() {
-    let moto = Moto::start();
-    let tmp = tempfile::tempdir().unwrap();
+    let (moto, tmp, _) = Moto::start_for_jitr();
     let d = tmp.path();
-    moto.jitr_setup(d);
     let ids: Vec<String> = (1..=4)
         .map(|n| pending_device(&moto, d, &format!("lost-{n}")))
         .collect();
@@ -290,29 +280,14 @@ fn reconcile_provisions_what_events_missed() {
 /// Issues device `name` under CA directory `ca` into `out` and registers it
 /// pending under that CA; returns its id.
 fn pending_device_of(moto: &Moto, d: &Path, ca: &str, out: &str, name: &str) -> String {
-    jitr(
-        d,
-        &["device", "issue", "--ca", ca, "--out", out, "--name", name],
-    )
-    .success();
-    let pem = std::fs::read_to_string(d.join(format!("{out}/{name}/device.crt"))).unwrap();
-    let ca_pem = std::fs::read_to_string(d.join(format!("{ca}/ca.crt"))).unwrap();
-    let answer = moto.boto3(
-        "register_certificate",
-        json!({ "certificatePem": pem, "caCertificatePem": ca_pem, "status": "PENDING_ACTIVATION" }),
-    );
-    answer["certificateId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{answer}"))
-        .to_string()
+    jitr_tests::issue_device(d, ca, out, name);
+    moto.register_pending_under(d, &format!("{out}/{name}/device.crt"), ca)
 }
 
 #[test]
 fn a_device_of_a_second_ca_does_not_take_over_an_existing_thing() {
-    let moto = Moto::start();
-    let tmp = tempfile::tempdir().unwrap();
+    let (moto, tmp, first_ca) = Moto::start_for_jitr();
     let d = tmp.path();
-    let first_ca = moto.jitr_setup(d);
     jitr(d, &["ca", "create", "second", "--subject", "CN=Second CA"]).success();
     let second_ca = moto.jitr(d, &words("--json ca register second")).json()["certificate_id"]
         .as_str()
@@ -323,27 +298,8 @@ fn a_device_of_a_second_ca_does_not_take_over_an_existing_thing() {
         (k == "JITR_POLICY_NAME").then(|| "jitr-device".to_string())
     })
     .unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let sdk = rt.block_on(jitr_tests::sdk::config(&moto.env(), None));
-    let api = jitr_core::iot::SdkIot {
-        client: jitr_core::aws::iot_client(&sdk),
-        endpoint: moto.url.clone(),
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let handle = |id: &str, ca: &str| {
-        rt.block_on(jitr_core::handler::handle(
-            &api,
-            &jitr_core::claims::NoClaims,
-            &config,
-            Moto::event(id, ca),
-            now,
-            jitr_core::deadline::Deadline::none(),
-        ))
-        .unwrap()
-    };
+    let handler = InProcess::new(&moto);
+    let handle = |id: &str, ca: &str| handler.handle(&config, id, ca);
 
     let owner = pending_device_of(&moto, d, "root", "dev", "robot-1");
     let answer = handle(&owner, &first_ca);

@@ -10,13 +10,8 @@ use std::path::Path;
 
 use jitr_tests::ministack::Ministack;
 use jitr_tests::rehearsal::cert_arn;
-use jitr_tests::{ec_csr, issue_device, jitr, jitr_args, mode, openssl, words};
+use jitr_tests::{certificate_id, ec_csr, issue_device, jitr, jitr_args, mode, openssl, words};
 use serde_json::json;
-
-fn certificate_id(dir: &Path, cert: &str) -> String {
-    let pem = std::fs::read(dir.join(cert)).unwrap();
-    jitr_core::CertFacts::from_pem(&pem).unwrap().certificate_id
-}
 
 fn serial(dir: &Path, cert: &str) -> String {
     let pem = std::fs::read(dir.join(cert)).unwrap();
@@ -489,11 +484,7 @@ fn step_revoked_list_and_manifest_record_them(d: &Path) {
 fn step_crl_is_signed_and_lists_exactly_the_revoked(d: &Path) {
     let out = jitr_args(d, "--json ca crl root --days 7");
     assert_eq!(out.json()["revoked"], 4, "{}", out.stderr);
-    let verified = openssl(d, &words("crl -in root/crl.pem -CAfile root/ca.crt -noout"));
-    assert!(
-        verified.ok() && verified.stderr.contains("verify OK"),
-        "{verified:?}"
-    );
+    jitr_tests::assert_crl_verifies(d, "root");
     let text = openssl(d, &["crl", "-in", "root/crl.pem", "-noout", "-text"])
         .success()
         .to_lowercase();
@@ -880,13 +871,8 @@ fn list_as_revoked(d: &Path, ca: &str, cert: &str) {
 
 /// The CRL of `ca` verifies under its certificate and refuses `revoked`.
 fn crl_refuses(d: &Path, ca: &str, revoked: &str, good: &str) {
-    let crl = format!("{ca}/crl.pem");
-    let cafile = format!("{ca}/ca.crt");
-    let verified = openssl(d, &["crl", "-in", &crl, "-CAfile", &cafile, "-noout"]);
-    assert!(
-        verified.ok() && verified.stderr.contains("verify OK"),
-        "{verified:?}"
-    );
+    jitr_tests::assert_crl_verifies(d, ca);
+    let (crl, cafile) = (format!("{ca}/crl.pem"), format!("{ca}/ca.crt"));
     let verify = |cert: &str| {
         openssl(
             d,

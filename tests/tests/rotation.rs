@@ -16,8 +16,7 @@ use serde_json::json;
 /// fleet/robot-1/previous. Their ids.
 fn device_with_successor(r: &Rehearsal) -> (String, String) {
     let d = &r.dir;
-    issue_device(d, "root", "fleet", "robot-1");
-    let old = certificate_id(d, "fleet/robot-1/device.crt");
+    let old = issue_device(d, "root", "fleet", "robot-1");
     // Before the rotation, fleet/robot-1 holds the first certificate.
     let first = r.connect(&[NEW], "60");
     assert_eq!(first.code, Some(0), "{}\n{}", first.stderr, r.ms.log());
@@ -39,13 +38,7 @@ fn deployed_with(
     dir: &std::path::Path,
     parameters: &[(&str, &str)],
 ) -> (Rehearsal, serde_json::Value) {
-    let r = Rehearsal::start(
-        dir,
-        Options {
-            parameters,
-            ..Options::default()
-        },
-    );
+    let r = Rehearsal::with_parameters(dir, parameters);
     let function = r.ms.boto3(
         "lambda",
         "get_function_configuration",
@@ -53,15 +46,6 @@ fn deployed_with(
     );
     let env = function["Environment"]["Variables"].clone();
     (r, env)
-}
-
-/// The function's log lines about a certificate.
-fn function_lines(r: &Rehearsal, id: &str) -> Vec<String> {
-    r.ms.log()
-        .lines()
-        .filter(|l| l.contains(id) && l.contains("outcome"))
-        .map(str::to_string)
-        .collect()
 }
 
 #[test]
@@ -126,7 +110,7 @@ fn retire_previous_deactivates_the_old_certificate_and_replays_change_nothing() 
         r.ms.log()
     );
     // The function said which certificate it retired.
-    let lines = function_lines(&r, &new);
+    let lines = r.outcome_lines(&new);
     assert!(
         lines.iter().any(|l| l.contains("Activated")
             && l.contains(&format!("retired the previous certificate(s) {old}"))),
@@ -147,7 +131,7 @@ fn retire_previous_deactivates_the_old_certificate_and_replays_change_nothing() 
     // old one Inactive, the new one AlreadyActive).
     let before = r.things_report();
     let settled = |id: &str, outcome: &str| {
-        function_lines(&r, id)
+        r.outcome_lines(id)
             .iter()
             .filter(|l| l.contains(outcome) || l.contains("outcome=\"Duplicate\""))
             .count()
@@ -173,8 +157,8 @@ fn retire_previous_deactivates_the_old_certificate_and_replays_change_nothing() 
     assert!(
         replayed,
         "{:#?}\n{:#?}",
-        function_lines(&r, &old),
-        function_lines(&r, &new)
+        r.outcome_lines(&old),
+        r.outcome_lines(&new)
     );
     assert_eq!(r.things_report(), before);
     assert_eq!(r.status(&old), "INACTIVE");
@@ -200,8 +184,7 @@ fn exclusive_thing_reaches_the_function_and_devices_get_in() {
     let (r, env) = deployed_with(d, &[("ExclusiveThing", "true")]);
     assert_eq!(env["JITR_EXCLUSIVE_THING"], "true", "{env}");
     assert_eq!(env["JITR_ON_ROTATION"], "keep", "{env}");
-    issue_device(d, "root", "dev", "robot-1");
-    let id = certificate_id(d, "dev/robot-1/device.crt");
+    let id = issue_device(d, "root", "dev", "robot-1");
     let out = r.connect(&["dev/robot-1"], "60");
     assert_eq!(out.code, Some(0), "{}\n{}", out.stderr, r.ms.log());
     assert_eq!(r.status(&id), "ACTIVE");

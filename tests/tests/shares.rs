@@ -2,7 +2,7 @@
 //! against a real DynamoDB API (ministack's): each instance learns how many
 //! work now, and paces at the account's rates divided by that many.
 
-use jitr_core::aws;
+use aws_config::SdkConfig;
 use jitr_core::claims::Claims;
 use jitr_core::claims_table::ClaimsTable;
 use jitr_core::lane::Lane;
@@ -10,25 +10,36 @@ use jitr_core::pacing::Share;
 use jitr_tests::ministack::Ministack;
 use serde_json::json;
 
+/// The emulator with the claims table `claims`, and the function's SDK
+/// configuration for it.
+async fn claims_table() -> (Ministack, SdkConfig) {
+    let ms = Ministack::start();
+    ms.create_claims_table("claims");
+    let sdk = jitr_tests::sdk::function_config(&ms.env()).await;
+    (ms, sdk)
+}
+
+/// An instance `name` on the table `claims`, pacing by `share`.
+fn instance(sdk: &SdkConfig, name: &str, share: &Share) -> ClaimsTable {
+    ClaimsTable::new(sdk, "claims", name).sharing(share.clone())
+}
+
+/// The heartbeats' item of the table, as GetItem answers.
+fn instances_item(ms: &Ministack) -> serde_json::Value {
+    ms.boto3(
+        "dynamodb",
+        "get_item",
+        json!({ "TableName": "claims", "Key": { "certificateId": { "S": "instances" } } }),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn instances_share_the_rates_among_those_working_now() {
-    let ms = Ministack::start();
-    let made = ms.boto3(
-        "dynamodb",
-        "create_table",
-        json!({
-            "TableName": "claims",
-            "BillingMode": "PAY_PER_REQUEST",
-            "AttributeDefinitions": [{ "AttributeName": "certificateId", "AttributeType": "S" }],
-            "KeySchema": [{ "AttributeName": "certificateId", "KeyType": "HASH" }],
-        }),
-    );
-    assert!(made.get("Error").is_none(), "{made}");
-    let sdk = jitr_tests::sdk::config(&ms.env(), Some(aws::function_timeouts())).await;
+    let (ms, sdk) = claims_table().await;
     // At most 20 instances: until an instance beats, it takes a twentieth.
     let (share_a, share_b) = (Share::new(20), Share::new(20));
-    let a = ClaimsTable::new(&sdk, "claims", "instance-a").sharing(share_a.clone());
-    let b = ClaimsTable::new(&sdk, "claims", "instance-b").sharing(share_b.clone());
+    let a = instance(&sdk, "instance-a", &share_a);
+    let b = instance(&sdk, "instance-b", &share_b);
     assert_eq!(share_a.sharers(), 20);
     let t = 1_800_000_000_000;
     // Alone: the whole rate.
@@ -49,11 +60,7 @@ async fn instances_share_the_rates_among_those_working_now() {
     // after it is seen (the item does not grow with every instance ever run).
     a.beat(t + 70_000, Lane::Bulk).await.unwrap();
     a.beat(t + 71_000, Lane::Bulk).await.unwrap();
-    let item = ms.boto3(
-        "dynamodb",
-        "get_item",
-        json!({ "TableName": "claims", "Key": { "certificateId": { "S": "instances" } } }),
-    );
+    let item = instances_item(&ms);
     let names: Vec<&String> = item["Item"].as_object().unwrap().keys().collect();
     assert!(names.iter().any(|n| *n == "beat_instance-a"), "{item}");
     assert!(!names.iter().any(|n| *n == "beat_instance-b"), "{item}");
@@ -70,22 +77,10 @@ async fn instances_share_the_rates_among_those_working_now() {
 /// whether a bulk-lane instance beat within its lease.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_fast_lane_sees_the_bulk_lane_working_and_shares_when_it_works() {
-    let ms = Ministack::start();
-    let made = ms.boto3(
-        "dynamodb",
-        "create_table",
-        json!({
-            "TableName": "claims",
-            "BillingMode": "PAY_PER_REQUEST",
-            "AttributeDefinitions": [{ "AttributeName": "certificateId", "AttributeType": "S" }],
-            "KeySchema": [{ "AttributeName": "certificateId", "KeyType": "HASH" }],
-        }),
-    );
-    assert!(made.get("Error").is_none(), "{made}");
-    let sdk = jitr_tests::sdk::config(&ms.env(), Some(aws::function_timeouts())).await;
+    let (ms, sdk) = claims_table().await;
     let (share_bulk, share_fast) = (Share::new(20), Share::new(20));
-    let bulk = ClaimsTable::new(&sdk, "claims", "instance-a").sharing(share_bulk.clone());
-    let fast = ClaimsTable::new(&sdk, "claims", "instance-f").sharing(share_fast.clone());
+    let bulk = instance(&sdk, "instance-a", &share_bulk);
+    let fast = instance(&sdk, "instance-f", &share_fast);
     let t = 1_800_000_000_000;
     // Nobody beat yet: the fast lane works (and reading created no beat).
     assert!(!fast.bulk_working(t).await.unwrap());
@@ -104,11 +99,7 @@ async fn the_fast_lane_sees_the_bulk_lane_working_and_shares_when_it_works() {
     // again after the fast beat's lease, works alone.
     bulk.beat(t + 3200, Lane::Bulk).await.unwrap();
     assert_eq!(share_bulk.sharers(), 1);
-    let item = ms.boto3(
-        "dynamodb",
-        "get_item",
-        json!({ "TableName": "claims", "Key": { "certificateId": { "S": "instances" } } }),
-    );
+    let item = instances_item(&ms);
     let names: Vec<&String> = item["Item"].as_object().unwrap().keys().collect();
     assert!(names.iter().any(|n| *n == "beat_fast_instance-f"), "{item}");
 }

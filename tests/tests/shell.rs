@@ -431,3 +431,38 @@ fn the_license_the_crates_declare_is_in_the_repository() {
         assert!(m.contains("license.workspace = true"), "{member}");
     }
 }
+
+/// With one test binary per crate (`autotests = false` in tests/ and
+/// core/), a file of tests runs only if its crate's `tests.rs` names it: a
+/// file left out would compile and run nowhere, silently.
+#[test]
+fn every_test_file_is_a_module_of_its_crates_one_test_binary() {
+    let root = jitr_tests::lambda::workspace();
+    for dir in ["tests/tests", "core/tests"] {
+        let mut files = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            let module = if path.is_dir() {
+                path.join("mod.rs").exists()
+            } else {
+                path.extension().is_some_and(|e| e == "rs") && name != "tests"
+            };
+            if module {
+                files.insert(name);
+            }
+        }
+        let listing = std::fs::read_to_string(root.join(dir).join("tests.rs")).unwrap();
+        let listed: std::collections::BTreeSet<String> = listing
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("mod "))
+            .filter_map(|l| l.strip_suffix(';'))
+            .map(str::to_string)
+            .collect();
+        assert!(!files.is_empty(), "{dir}: no test files");
+        assert_eq!(
+            files, listed,
+            "{dir}: the files (left) and the modules {dir}/tests.rs names (right) differ"
+        );
+    }
+}

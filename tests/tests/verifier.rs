@@ -11,9 +11,9 @@
 
 use std::time::Duration;
 
+use jitr_tests::issue_device;
 use jitr_tests::ministack::{Ministack, ACCOUNT, REGION};
 use jitr_tests::rehearsal::{cert_arn, Options, Rehearsal};
-use jitr_tests::{certificate_id, issue_device};
 use serde_json::{json, Value};
 
 const HOOK_NAME: &str = "jitr-verify";
@@ -87,15 +87,6 @@ fn rehearsal(dir: &std::path::Path) -> Rehearsal {
     )
 }
 
-/// The function's outcome lines about a certificate.
-fn outcome_lines(r: &Rehearsal, id: &str) -> Vec<String> {
-    r.ms.log()
-        .lines()
-        .filter(|l| l.contains(id) && l.contains("outcome"))
-        .map(str::to_string)
-        .collect()
-}
-
 /// How many times the hook was asked about `cn`.
 fn questions(r: &Rehearsal, cn: &str) -> usize {
     r.ms.log().matches(&format!("QUESTION {cn} ")).count()
@@ -106,14 +97,9 @@ fn the_hook_admits_one_device_and_refuses_another_with_its_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let r = rehearsal(d);
-    issue_device(d, "root", "dev", "robot-1");
-    issue_device(d, "root", "other", "robot-2");
-    issue_device(d, "root", "odd", "sensor-9");
-    let (one, two, nine) = (
-        certificate_id(d, "dev/robot-1/device.crt"),
-        certificate_id(d, "other/robot-2/device.crt"),
-        certificate_id(d, "odd/sensor-9/device.crt"),
-    );
+    let one = issue_device(d, "root", "dev", "robot-1");
+    let two = issue_device(d, "root", "other", "robot-2");
+    let nine = issue_device(d, "root", "odd", "sensor-9");
 
     // Admitted: ACTIVE as the hook's thing, with its attributes; the device
     // connects under that name (its client id is the thing's name).
@@ -137,15 +123,8 @@ fn the_hook_admits_one_device_and_refuses_another_with_its_reason() {
     assert_eq!(question["proposed"]["thingName"], "robot-1");
 
     // Refused: REVOKED, the hook's reason in the function's outcome, no thing.
-    let out = r.connect(&["other/robot-2"], "4");
-    assert_eq!(out.code, Some(1), "{}", out.stdout);
-    assert!(
-        r.eventually(Duration::from_secs(15), || r.status(&two) == "REVOKED"),
-        "{}\n{}",
-        r.status(&two),
-        r.ms.log()
-    );
-    let lines = outcome_lines(&r, &two);
+    r.assert_refused_then_revoked("other/robot-2", &two, Duration::from_secs(15));
+    let lines = r.outcome_lines(&two);
     assert!(
         lines.iter().any(|l| l.contains("Rejected")
             && l.contains("rejected by the verifier hook: not in the asset library")),
@@ -154,14 +133,8 @@ fn the_hook_admits_one_device_and_refuses_another_with_its_reason() {
     assert!(r.thing_principals("robot-2").is_empty());
 
     // Refused by the function's own checks (ThingNamePattern): never asked.
-    let out = r.connect(&["odd/sensor-9"], "4");
-    assert_eq!(out.code, Some(1), "{}", out.stdout);
-    assert!(
-        r.eventually(Duration::from_secs(15), || r.status(&nine) == "REVOKED"),
-        "{}",
-        r.status(&nine)
-    );
-    let lines = outcome_lines(&r, &nine);
+    r.assert_refused_then_revoked("odd/sensor-9", &nine, Duration::from_secs(15));
+    let lines = r.outcome_lines(&nine);
     assert!(
         lines
             .iter()
@@ -171,14 +144,7 @@ fn the_hook_admits_one_device_and_refuses_another_with_its_reason() {
     assert_eq!(questions(&r, "sensor-9"), 0);
     assert_eq!(questions(&r, "robot-2"), 1, "asked once, then REVOKED");
 
-    let things = r.iot("list_things", json!({}));
-    let names: Vec<&str> = things["things"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["thingName"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["line4-robot-1"], "{things}");
+    assert_eq!(r.thing_names(), ["line4-robot-1"]);
 }
 
 /// A hook answering garbage, or failing (a FunctionError), fails the
@@ -199,12 +165,8 @@ fn a_garbage_answer_or_a_failing_hook_fails_the_record_and_it_comes_back() {
         );
         assert!(set.get("Error").is_none(), "{set}");
     }
-    issue_device(d, "root", "dev", "robot-3");
-    issue_device(d, "root", "other", "robot-4");
-    let (three, four) = (
-        certificate_id(d, "dev/robot-3/device.crt"),
-        certificate_id(d, "other/robot-4/device.crt"),
-    );
+    let three = issue_device(d, "root", "dev", "robot-3");
+    let four = issue_device(d, "root", "other", "robot-4");
     for (device, id, cn, reason) in [
         (
             "dev/robot-3",
@@ -224,13 +186,13 @@ fn a_garbage_answer_or_a_failing_hook_fails_the_record_and_it_comes_back() {
         assert_eq!(out.code, Some(1), "{}", out.stdout);
         let came_back = r.eventually(Duration::from_secs(60), || {
             questions(&r, cn) >= 3
-                && outcome_lines(&r, id)
+                && r.outcome_lines(id)
                     .iter()
                     .filter(|l| l.contains("Failed"))
                     .count()
                     >= 3
         });
-        let lines = outcome_lines(&r, id);
+        let lines = r.outcome_lines(id);
         assert!(
             came_back,
             "{cn}: asked {} times: {lines:?}\n{}",
@@ -251,6 +213,5 @@ fn a_garbage_answer_or_a_failing_hook_fails_the_record_and_it_comes_back() {
         );
         assert_eq!(r.status(id), "PENDING_ACTIVATION", "{cn}");
     }
-    let things = r.iot("list_things", json!({}));
-    assert_eq!(things["things"], json!([]), "{things}");
+    assert_eq!(r.thing_names(), Vec::<String>::new());
 }

@@ -16,9 +16,10 @@ use crate::pki::ca_write;
 pub struct CaView {
     pub certificate_id: String,
     pub arn: String,
-    pub status: String,
-    pub auto_registration: String,
-    pub mode: String,
+    pub status: CaCertificateStatus,
+    /// `None` when AWS IoT does not say.
+    pub auto_registration: Option<AutoRegistrationStatus>,
+    pub mode: CertificateMode,
     /// The CA's PEM, as registered.
     pub pem: String,
 }
@@ -81,12 +82,12 @@ impl Cloud {
         Ok(Some(CaView {
             certificate_id: d.certificate_id().unwrap_or(id).to_string(),
             arn: name(d.certificate_arn()),
-            status: name(d.status().map(|s| s.as_str())),
-            auto_registration: name(d.auto_registration_status().map(|s| s.as_str())),
+            status: CaCertificateStatus::from(d.status().map_or("", |s| s.as_str())),
+            auto_registration: d.auto_registration_status().cloned(),
             mode: d
                 .certificate_mode()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_else(|| "DEFAULT".into()),
+                .cloned()
+                .unwrap_or(CertificateMode::Default),
             pem: name(d.certificate_pem()),
         }))
     }
@@ -230,9 +231,13 @@ impl Cloud {
             account: account_of(&v.arn),
             certificate_id: v.certificate_id,
             certificate_arn: v.arn,
-            status: v.status,
-            auto_registration: v.auto_registration,
-            mode: v.mode,
+            status: v.status.as_str().to_string(),
+            auto_registration: v
+                .auto_registration
+                .as_ref()
+                .map_or("", |a| a.as_str())
+                .to_string(),
+            mode: v.mode.as_str().to_string(),
             region: self.region.clone(),
         }))
     }

@@ -81,24 +81,7 @@ impl Cloud {
         })?;
         let mut out = Vec::new();
         for (name, arn) in groups {
-            let arn = &arn;
-            let policies = self.all_pages(|marker| async move {
-                let page = self
-                    .iot
-                    .list_attached_policies()
-                    .target(arn)
-                    .recursive(true)
-                    .set_marker(marker)
-                    .send()
-                    .await
-                    .map_err(|e| self.error(e))?;
-                let names: Vec<String> = page
-                    .policies()
-                    .iter()
-                    .filter_map(|p| p.policy_name().map(str::to_string))
-                    .collect();
-                Ok((names, page.next_marker().map(str::to_string)))
-            })?;
+            let policies = self.attached_policies(&arn, true)?;
             out.extend(
                 policies
                     .into_iter()

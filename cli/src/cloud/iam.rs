@@ -77,6 +77,20 @@ impl Cloud {
             .and_then(|r| r.permissions_boundary())
             .and_then(|b| b.permissions_boundary_arn())
             .map(str::to_string);
+        let mut documents = self.inline_policies(&iam, name)?;
+        documents.extend(self.managed_policies(&iam, name)?);
+        Ok(Some(RolePolicies {
+            documents,
+            boundary,
+        }))
+    }
+
+    /// The role's inline policies (ListRolePolicies, GetRolePolicy), by name.
+    fn inline_policies(
+        &self,
+        iam: &aws_sdk_iam::Client,
+        name: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>, AwsError> {
         let mut documents = Vec::new();
         let inline = self.all_pages(|marker| {
             let iam = iam.clone();
@@ -103,6 +117,17 @@ impl Cloud {
                 .map_err(|e| self.error(e))?;
             documents.extend(policy_document(&out.policy_document).map(|d| (policy, d)));
         }
+        Ok(documents)
+    }
+
+    /// The role's managed policies, each its default version's document
+    /// (ListAttachedRolePolicies, GetPolicy, GetPolicyVersion), by ARN.
+    fn managed_policies(
+        &self,
+        iam: &aws_sdk_iam::Client,
+        name: &str,
+    ) -> Result<Vec<(String, serde_json::Value)>, AwsError> {
+        let mut documents = Vec::new();
         let attached = self.all_pages(|marker| {
             let iam = iam.clone();
             async move {
@@ -143,10 +168,7 @@ impl Cloud {
                 .and_then(policy_document);
             documents.extend(document.map(|d| (arn, d)));
         }
-        Ok(Some(RolePolicies {
-            documents,
-            boundary,
-        }))
+        Ok(documents)
     }
 
     /// The function's resource policy (Lambda GetPolicy); `None` when it has none.

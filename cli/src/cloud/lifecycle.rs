@@ -50,22 +50,7 @@ impl Cloud {
                 page.next_token().map(str::to_string),
             ))
         })?;
-        let policies = self.all_pages(|marker| async move {
-            let page = self
-                .iot
-                .list_attached_policies()
-                .target(arn)
-                .set_marker(marker)
-                .send()
-                .await
-                .map_err(|e| self.error(e))?;
-            let names = page
-                .policies()
-                .iter()
-                .filter_map(|p| p.policy_name().map(str::to_string))
-                .collect();
-            Ok((names, page.next_marker().map(str::to_string)))
-        })?;
+        let policies = self.attached_policies(arn, false)?;
         Ok((things, policies))
     }
 

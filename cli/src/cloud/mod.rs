@@ -18,7 +18,9 @@ pub mod iam;
 pub mod lifecycle;
 pub mod logs;
 pub mod metrics;
+pub mod queue;
 pub mod stack;
+pub mod topic_rule;
 
 /// An AWS IoT client ready to call, with the runtime that drives it.
 pub struct Cloud {
@@ -102,6 +104,29 @@ impl Cloud {
                 return Ok(items);
             }
         }
+    }
+
+    /// The names of the policies attached to `target` (a certificate's or
+    /// a thing group's ARN; `recursive`: and to the group's ancestors),
+    /// ListAttachedPolicies, every page.
+    fn attached_policies(&self, target: &str, recursive: bool) -> Result<Vec<String>, AwsError> {
+        self.all_pages(|marker| async move {
+            let page = self
+                .iot
+                .list_attached_policies()
+                .target(target)
+                .set_recursive(recursive.then_some(true))
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|e| self.error(e))?;
+            let names = page
+                .policies()
+                .iter()
+                .filter_map(|p| p.policy_name().map(str::to_string))
+                .collect();
+            Ok((names, page.next_marker().map(str::to_string)))
+        })
     }
 
     /// The SDK configuration, for the other services' clients.

@@ -14,14 +14,15 @@ use crate::cloud::Cloud;
 use crate::error::CliError;
 use crate::files::read;
 use crate::issue::layout::Layout;
-use crate::mqtt::{self, tls_config, BrokerTrust, Failure, Refusal, Session};
+use crate::mqtt::{self, tls_config, BrokerTrust, Session};
 use crate::pki::{amazon, keys};
-use crate::report::{outcomes, Output};
+use crate::report::Output;
 
+mod attempts;
 mod input;
 mod refusal;
+use attempts::{retry, Attempt, Device, Tried};
 use input::{lookup, message, name_source, thing_name, validity_problem, Lookup};
-use refusal::Held;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -120,31 +121,6 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
     }
 }
 
-/// No single attempt waits longer than this.
-const ATTEMPT_LIMIT: Duration = Duration::from_secs(10);
-/// The first retry waits about this long; each later one twice as long, up to [`MAX_DELAY`].
-const FIRST_DELAY: Duration = Duration::from_millis(500);
-const MAX_DELAY: Duration = Duration::from_secs(8);
-
-outcomes! {
-    /// How one try ended.
-    enum Tried {
-        Published => "published",
-        Refused => "refused",
-    }
-}
-
-/// One try, as reported.
-#[derive(Debug, Serialize)]
-struct Attempt {
-    attempt: u32,
-    /// Milliseconds since the command started.
-    at_ms: u64,
-    result: Tried,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<String>,
-}
-
 #[derive(Debug, Serialize)]
 struct Report {
     connected: bool,
@@ -205,23 +181,17 @@ fn described_endpoint(aws: &AwsOptions) -> Result<(String, u16), CliError> {
     mqtt::described_endpoint(&address)
 }
 
-/// The delay before retry `n` (1-based): exponential, capped, with half of it
-/// random ("equal jitter") so a fleet does not retry in step.
-fn backoff(n: u32, random: f64) -> Duration {
-    let full = FIRST_DELAY
-        .saturating_mul(1u32 << (n - 1).min(16))
-        .min(MAX_DELAY);
-    full / 2 + full.mul_f64(random.clamp(0.0, 1.0) / 2.0)
-}
-
-/// What connect knows of the device besides its session.
-struct Device {
-    certificate_id: String,
-    /// Certificates in the bundle (1: the device's alone).
-    chain_len: usize,
-    /// How to ask AWS IoT about the certificate, when the broker is AWS
-    /// IoT's or an emulator's.
-    aws: Option<jitr_core::aws::AwsOptions>,
+/// What verifies the broker: `--ca-file`'s CAs (pinned), else Amazon's roots.
+fn broker_trust(args: &Args) -> Result<BrokerTrust, CliError> {
+    let roots = match &args.ca_file {
+        Some(path) => jitr_core::pem::certificates(&read(path)?)
+            .map_err(|e| CliError::invalid(path.display(), e))?,
+        None => amazon::roots(),
+    };
+    Ok(BrokerTrust {
+        roots: roots.into_iter().map(CertificateDer::from).collect(),
+        pin_exact: args.ca_file.is_some(),
+    })
 }
 
 /// The session a device holds: its chain and key checked against each other,
@@ -265,18 +235,10 @@ fn session(args: &Args, aws: &AwsOptions) -> Result<(Session, Device), CliError>
             thing_name(source, &facts).map_err(|e| CliError::invalid(&cert_what, e))?
         }
     };
-    let roots = match &args.ca_file {
-        Some(path) => jitr_core::pem::certificates(&read(path)?)
-            .map_err(|e| CliError::invalid(path.display(), e))?,
-        None => amazon::roots(),
-    };
+    let trust = broker_trust(args)?;
     let (host, port) = match &args.endpoint {
         Some(text) => mqtt::parse_endpoint(text)?,
         None => described_endpoint(aws)?,
-    };
-    let trust = BrokerTrust {
-        roots: roots.into_iter().map(CertificateDer::from).collect(),
-        pin_exact: args.ca_file.is_some(),
     };
     let client = (
         chain.into_iter().map(CertificateDer::from).collect(),
@@ -296,93 +258,6 @@ fn session(args: &Args, aws: &AwsOptions) -> Result<(Session, Device), CliError>
         aws: asked,
     };
     Ok((session, device))
-}
-
-/// The last refusal: its kind, and what AWS IoT said of the certificate.
-#[derive(Default)]
-struct Last {
-    kind: Option<Refusal>,
-    held: Option<Held>,
-    /// AWS did not answer once (no credentials, unreachable): not asked again.
-    aws_silent: bool,
-}
-
-/// The failure's sentence and whether retrying can help: after a refusal
-/// that cannot say why (closed, or a CONNACK code), from what AWS IoT holds
-/// of the certificate when it can be asked.
-fn explain(failure: Failure, device: &Device, last: &mut Last) -> (String, bool) {
-    last.kind = Some(failure.kind);
-    last.held = None;
-    let aws = device.aws.as_ref().filter(|_| !last.aws_silent);
-    if let Some(aws) = aws.filter(|_| refusal::worth_asking(failure.kind)) {
-        let held = refusal::ask(aws, &device.certificate_id);
-        last.aws_silent = held.is_none();
-        if let Some(held) = held {
-            let (why, retry) = refusal::judge(&held, &device.certificate_id);
-            // A timeout says more than a status that does not explain it.
-            if failure.kind != Refusal::Timeout || !retry {
-                last.held = Some(held);
-                return (why, retry);
-            }
-        }
-    }
-    (failure.reason, !failure.kind.is_final())
-}
-
-/// Attempts until one publishes, one fails for good, or the next would start
-/// after `deadline`; each attempt is printed as it ends (unless --json).
-async fn retry(
-    session: &Session,
-    (topic, message): (&str, &[u8]),
-    device: &Device,
-    deadline: Instant,
-    out: &Output,
-) -> (Vec<Attempt>, Last) {
-    let started = Instant::now();
-    let mut attempts = Vec::new();
-    let mut last = Last::default();
-    for n in 1u32.. {
-        let limit = ATTEMPT_LIMIT.min(deadline.saturating_duration_since(Instant::now()));
-        let at_ms = started.elapsed().as_millis() as u64;
-        let at = at_ms as f64 / 1000.0;
-        let failure = match session.publish_once(topic, message, limit).await {
-            Ok(()) => {
-                if out.chatty() {
-                    eprintln!("attempt {n} at {at:.1} s: connected, published on {topic} (PUBACK)");
-                }
-                attempts.push(Attempt {
-                    attempt: n,
-                    at_ms,
-                    result: Tried::Published,
-                    detail: None,
-                });
-                break;
-            }
-            Err(failure) => failure,
-        };
-        let (reason, retrying_helps) = explain(failure, device, &mut last);
-        let delay = backoff(n, jitr_core::random::unit());
-        let give_up = !retrying_helps || Instant::now() + delay >= deadline;
-        if out.chatty() {
-            let next = if give_up {
-                "giving up".to_string()
-            } else {
-                format!("retrying in {:.1} s", delay.as_secs_f64())
-            };
-            eprintln!("attempt {n} at {at:.1} s: {reason}; {next}");
-        }
-        attempts.push(Attempt {
-            attempt: n,
-            at_ms,
-            result: Tried::Refused,
-            detail: Some(reason),
-        });
-        if give_up {
-            break;
-        }
-        tokio::time::sleep(delay).await;
-    }
-    (attempts, last)
 }
 
 /// `things/{client_id}/hello`, the thing's own topic; refused (before
@@ -478,19 +353,4 @@ pub(crate) fn run(args: &Args, aws: &AwsOptions, out: &Output) -> Result<(), Cli
     Err(CliError::NotConnected(format!(
         "{who} could not connect to {endpoint} ({tries} attempt(s) in {seconds:.1} s): {last}{hint}"
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_half_a_second_up_to_eight_with_half_jitter() {
-        let ms = |n, r| backoff(n, r).as_millis();
-        assert_eq!((ms(1, 0.0), ms(1, 1.0)), (250, 500));
-        assert_eq!((ms(2, 0.0), ms(2, 1.0)), (500, 1000));
-        assert_eq!((ms(5, 0.0), ms(5, 1.0)), (4000, 8000));
-        assert_eq!((ms(40, 0.0), ms(40, 1.0)), (4000, 8000));
-        assert_eq!(ms(3, 0.5), 1500);
-    }
 }

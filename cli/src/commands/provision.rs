@@ -3,7 +3,7 @@
 
 use jitr_core::allow_list_table::AllowListTable;
 use jitr_core::aws::AwsOptions;
-use jitr_core::provision;
+use jitr_core::provision::{self, Gates};
 
 use crate::cloud::Cloud;
 use crate::error::CliError;
@@ -34,9 +34,9 @@ pub(crate) fn run(a: &Args, aws: &AwsOptions, out: &Output) -> Result<(), CliErr
     let cloud = Cloud::connect(aws)?;
     // Under JITR_ADMISSION=allow-list the stack's list decides, as in the function.
     let list = AllowListTable::for_config(cloud.config(), &config);
-    let outcome = cloud.block_on(provision::provision_listed(
+    let outcome = cloud.block_on(provision::provision(
         &cloud.provisioning_api(),
-        &list,
+        Gates::none().with_list(&list),
         &config,
         &id,
         jitr_core::clock::unix_seconds(),

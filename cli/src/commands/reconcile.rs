@@ -7,7 +7,7 @@ use jitr_core::iot::IotApi;
 use jitr_core::outcome::{Kind, Outcome};
 use jitr_core::pacing::Paced;
 use jitr_core::plan::Plan;
-use jitr_core::provision;
+use jitr_core::provision::{self, Gates};
 use jitr_core::ratelimit::RateLimiter;
 
 use crate::cloud::Cloud;
@@ -51,7 +51,7 @@ pub(crate) fn run(a: &Args, aws: &AwsOptions, out: &Output) -> Result<(), CliErr
         let mut plans: Vec<(String, Plan)> = Vec::new();
         for id in &pending {
             let plan = cloud
-                .block_on(provision::dry_run_listed(&api, &list, &config, id, now))
+                .block_on(provision::dry_run(&api, &list, &config, id, now))
                 .map_err(|e| CliError::aws(format!("describing {id}"), e))?;
             plans.push((id.clone(), plan));
             bar.inc(1);
@@ -65,12 +65,10 @@ pub(crate) fn run(a: &Args, aws: &AwsOptions, out: &Output) -> Result<(), CliErr
         return Ok(());
     }
 
+    let gates = Gates::none().with_list(&list);
     let limiter = RateLimiter::new(a.rate);
     let outcomes: Vec<Outcome> = cloud.block_on(limiter.run_all(&pending, |id| {
-        let (call, bar) = (
-            provision::provision_listed(&api, &list, &config, id, now),
-            &bar,
-        );
+        let (call, bar) = (provision::provision(&api, gates, &config, id, now), &bar);
         async move {
             let outcome = call.await;
             bar.inc(1);

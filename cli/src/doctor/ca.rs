@@ -2,6 +2,8 @@
 //! region), status, auto-registration, mode, validity. Pure: the command
 //! passes in what it read.
 
+use aws_sdk_iot::types::{AutoRegistrationStatus, CaCertificateStatus, CertificateMode};
+
 use super::fixes::Known;
 use super::Check;
 use crate::cloud::ca::CaView;
@@ -69,79 +71,37 @@ fn account_check(ca: &CaSeen) -> Option<Check> {
 pub fn ca_checks(ca: &CaSeen, now: i64) -> Vec<Check> {
     let place = account_check(ca);
     let Some(view) = ca.view else {
-        let detail = if ca.registered_above.is_empty() {
-            format!(
-                "CA {} is not registered in this account and region ({})",
-                ca.id, ca.region
-            )
-        } else {
-            format!(
-                "CA {} (the one that signed the device) is not registered; only its issuer {} is, and AWS IoT registers devices under the CA that signed them",
-                ca.id,
-                ca.registered_above.join(", ")
-            )
-        };
-        // `jitr ca register` takes the CA's directory, which only --ca names.
-        let register = if ca.target == ca.id {
-            format!(
-                "register it from its CA directory: {}",
-                ca.known.jitr("ca register CA_DIR")
-            )
-        } else {
-            ca.known.jitr(&format!("ca register {}", ca.target))
-        };
-        let missing = Check::fail("ca registered", detail, register);
-        return std::iter::once(missing).chain(place).collect();
+        return std::iter::once(unregistered(ca)).chain(place).collect();
     };
     let mut out = vec![Check::pass(
         "ca registered",
         format!("{} ({})", view.certificate_id, view.arn),
     )];
     out.extend(place);
-    out.push(if let Some((file, when)) = ca.revoked_by_issuer {
-        // Its issuer revoked it: INACTIVE is right, ACTIVE is the fault.
-        if view.status == "ACTIVE" {
-            Check::fail(
-                "ca revoked by issuer",
-                format!("ACTIVE in AWS IoT, but its issuer revoked it at {when} ({file}): AWS IoT still registers the devices it signs"),
-                ca.known.jitr(&format!("ca deactivate {}", ca.target)),
-            )
+    out.push(status_check(ca, view));
+    out.push(
+        if view.auto_registration == Some(AutoRegistrationStatus::Enable) {
+            Check::pass("ca auto-registration", "ENABLE")
         } else {
-            Check::pass(
-                "ca revoked by issuer",
-                format!("{} in AWS IoT, as its issuer's revocation at {when} ({file}) asks", view.status),
+            Check::fail(
+                "ca auto-registration",
+                format!(
+                    "{}: devices signed by it are refused instead of registered",
+                    or_unknown(view.auto_registration.as_ref().map_or("", |a| a.as_str()))
+                ),
+                ca.known
+                    .jitr(&format!("ca auto-registration enable {}", ca.target)),
             )
-        }
-    } else if view.status == "ACTIVE" {
-        Check::pass("ca status", "ACTIVE")
-    } else {
-        Check::fail(
-            "ca status",
-            format!("{}: AWS IoT refuses its devices", view.status),
-            ca.known.jitr(&format!("ca activate {}", ca.target)),
-        )
-    });
-    out.push(if view.auto_registration == "ENABLE" {
-        Check::pass("ca auto-registration", "ENABLE")
-    } else {
-        Check::fail(
-            "ca auto-registration",
-            format!(
-                "{}: devices signed by it are refused instead of registered",
-                or_unknown(&view.auto_registration)
-            ),
-            ca.known
-                .jitr(&format!("ca auto-registration enable {}", ca.target)),
-        )
-    });
-    out.push(if view.mode == "SNI_ONLY" {
+        },
+    );
+    out.push(if view.mode == CertificateMode::SniOnly {
         Check::warn(
             "ca mode",
             "SNI_ONLY: devices must send SNI (the endpoint's host name) to be matched to this CA",
             "make sure the device's TLS stack sends SNI (connect by host name, not IP)",
         )
     } else {
-        Check::pass("ca mode", view.mode.clone())
+        Check::pass("ca mode", view.mode.as_str())
     });
     if let Some((not_before, not_after)) = ca.validity {
         out.push(if (not_before..=not_after).contains(&now) {
@@ -164,6 +124,62 @@ pub fn ca_checks(ca: &CaSeen, now: i64) -> Vec<Check> {
     out
 }
 
+/// The CA is not registered here: which one, and how to register it.
+fn unregistered(ca: &CaSeen) -> Check {
+    let detail = if ca.registered_above.is_empty() {
+        format!(
+            "CA {} is not registered in this account and region ({})",
+            ca.id, ca.region
+        )
+    } else {
+        format!(
+            "CA {} (the one that signed the device) is not registered; only its issuer {} is, and AWS IoT registers devices under the CA that signed them",
+            ca.id,
+            ca.registered_above.join(", ")
+        )
+    };
+    // `jitr ca register` takes the CA's directory, which only --ca names.
+    let register = if ca.target == ca.id {
+        format!(
+            "register it from its CA directory: {}",
+            ca.known.jitr("ca register CA_DIR")
+        )
+    } else {
+        ca.known.jitr(&format!("ca register {}", ca.target))
+    };
+    Check::fail("ca registered", detail, register)
+}
+
+/// The CA's status: ACTIVE, unless its issuer revoked it (then INACTIVE).
+fn status_check(ca: &CaSeen, view: &CaView) -> Check {
+    if let Some((file, when)) = ca.revoked_by_issuer {
+        // Its issuer revoked it: INACTIVE is right, ACTIVE is the fault.
+        if view.status == CaCertificateStatus::Active {
+            Check::fail(
+                "ca revoked by issuer",
+                format!("ACTIVE in AWS IoT, but its issuer revoked it at {when} ({file}): AWS IoT still registers the devices it signs"),
+                ca.known.jitr(&format!("ca deactivate {}", ca.target)),
+            )
+        } else {
+            Check::pass(
+                "ca revoked by issuer",
+                format!(
+                    "{} in AWS IoT, as its issuer's revocation at {when} ({file}) asks",
+                    view.status.as_str()
+                ),
+            )
+        }
+    } else if view.status == CaCertificateStatus::Active {
+        Check::pass("ca status", "ACTIVE")
+    } else {
+        Check::fail(
+            "ca status",
+            format!("{}: AWS IoT refuses its devices", view.status.as_str()),
+            ca.known.jitr(&format!("ca activate {}", ca.target)),
+        )
+    }
+}
+
 pub(super) fn or_unknown(s: &str) -> String {
     if s.is_empty() {
         "unknown".into()
@@ -181,9 +197,9 @@ mod tests {
         CaView {
             certificate_id: "c".into(),
             arn: "arn:aws:iot:eu-west-1:1:cacert/c".into(),
-            status: status.into(),
-            auto_registration: auto.into(),
-            mode: mode.into(),
+            status: CaCertificateStatus::from(status),
+            auto_registration: Some(AutoRegistrationStatus::from(auto)),
+            mode: CertificateMode::from(mode),
             pem: String::new(),
         }
     }

@@ -1,57 +1,14 @@
-//! Checks of the deployed stack (`infra/`): the topic rule, its topic and
-//! action, the event source mapping, the function's configuration and
+//! Checks of the deployed stack (`infra/`): the topic rule and the event
+//! source mappings (`event_path.rs`), the function's configuration and
 //! device policy, the dead-letter queue. Pure: the command passes in what
 //! it read.
 
 use jitr_core::config::Config;
 
-use std::collections::BTreeMap;
-
-use super::fixes::{shell_word, Known};
+use super::event_path::{mappings_check, rule_checks};
+use super::fixes::StackFixes;
 use super::Check;
-use crate::cloud::deployment::{covers, queue_name, Deployment};
-
-/// What the deployment's fixes name beyond the deployment itself.
-#[derive(Debug, Clone, Default)]
-pub struct Fixes {
-    pub known: Known,
-    /// `jitr reconcile` for the CA, complete.
-    pub reconcile: String,
-    /// The event source mappings' UUIDs, by the queue ARN they read.
-    pub mapping_uuids: BTreeMap<String, String>,
-    /// The CA id the stack is deployed for, when known.
-    pub ca_id: Option<String>,
-}
-
-/// How to put a missing part back when the stack is not known.
-pub const DEPLOY: &str =
-    "deploy the stack as docs/src/guide/deploying.md says (make deploy CA_ID=ID), or pass --stack NAME";
-
-impl Fixes {
-    /// How to put a missing part of `stack` back: CloudFormation restores
-    /// nothing deleted behind its back on a redeploy, so delete and deploy.
-    pub fn deploy(&self, stack: Option<&str>) -> String {
-        let Some(stack) = stack else {
-            return DEPLOY.to_string();
-        };
-        let k = &self.known;
-        let mut make = format!(
-            "make deploy STACK={} CA_ID={}",
-            shell_word(stack),
-            shell_word(self.ca_id.as_deref().unwrap_or("all"))
-        );
-        if !k.region.is_empty() {
-            make.push_str(&format!(" REGION={}", shell_word(&k.region)));
-        }
-        if let Some(p) = &k.profile {
-            make.push_str(&format!(" PROFILE={}", shell_word(p)));
-        }
-        format!(
-            "redeploy the stack (docs/src/guide/deploying.md); a part deleted outside CloudFormation comes back only after `{}` and, in the jitr checkout, `{make}`",
-            k.aws(&format!("cloudformation delete-stack --stack-name {}", shell_word(stack)))
-        )
-    }
-}
+use crate::cloud::deployment::Deployment;
 
 /// `--stack NAME` names no CloudFormation stack here.
 pub fn missing_stack(name: &str, region: &str) -> Check {
@@ -69,99 +26,84 @@ pub fn deployment_checks(
     ca_id: Option<&str>,
     config: Option<&Result<Config, String>>,
     policy_exists: Option<bool>,
-    fixes: &Fixes,
+    fixes: &StackFixes,
 ) -> Vec<Check> {
-    let mut out = Vec::new();
     let deploy = fixes.deploy(d.stack.as_deref());
-    match &d.rule {
-        // AWS IoT answers GetTopicRule of a missing rule with
-        // UnauthorizedException; ListTopicRules did not list it.
-        None if d.missing_rule.is_some() => out.push(Check::fail(
-            "topic rule",
-            format!(
-                "rule missing: {} ({} names it, AWS IoT does not hold it): registration events go nowhere",
-                d.missing_rule.as_deref().unwrap_or_default(),
-                d.found_by
-            ),
-            deploy.clone(),
-        )),
-        None => out.push(Check::fail(
-            "topic rule",
-            format!("no topic rule found ({})", d.found_by),
-            deploy.clone(),
-        )),
-        Some(r) => {
-            out.push(if r.disabled {
-                Check::fail(
-                    "topic rule",
-                    format!("{} is disabled: registration events go nowhere", r.name),
-                    fixes
-                        .known
-                        .aws(&format!("iot enable-topic-rule --rule-name {}", r.name)),
-                )
-            } else {
-                Check::pass("topic rule", format!("{} enabled", r.name))
-            });
-            if let Some(id) = ca_id {
-                out.push(if covers(&r.topic, id) {
-                    Check::pass("rule topic", format!("{} covers CA {id}", r.topic))
-                } else {
-                    Check::fail(
-                        "rule topic",
-                        format!(
-                            "the rule listens on {}, not on CA {id}'s registrations",
-                            r.topic
-                        ),
-                        format!("redeploy the stack with CaCertificateId={id}"),
-                    )
-                });
-            }
-            out.push(rule_action(d, &deploy));
-        }
-    }
+    let mut out = rule_checks(d, ca_id, fixes, &deploy);
     out.extend(mappings_check(d, fixes, &deploy));
+    out.push(function_check(d, config, &deploy));
+    out.extend(policy_check(d, config, policy_exists));
+    out.extend(dead_letter_check(d, fixes, deploy));
+    out
+}
+
+/// The function exists and its JITR_* settings parse.
+fn function_check(d: &Deployment, config: Option<&Result<Config, String>>, deploy: &str) -> Check {
     match (&d.function, config) {
-        (None, _) => out.push(Check::fail(
+        (None, _) => Check::fail(
             "function",
             format!("no function found ({})", d.found_by),
-            deploy.clone(),
-        )),
-        (Some(f), Some(Err(e))) => out.push(Check::fail(
+            deploy,
+        ),
+        (Some(f), Some(Err(e))) => Check::fail(
             "function configuration",
             format!("{}: {e}", f.name),
             "correct the stack's parameters and redeploy",
-        )),
-        (Some(f), _) => out.push(Check::pass(
+        ),
+        (Some(f), _) => Check::pass(
             "function configuration",
             format!("{}: JITR_* settings valid", f.name),
-        )),
+        ),
     }
-    if let (Some(Ok(c)), Some(exists)) = (config, policy_exists) {
-        let stack_policy = d.policy.as_ref().filter(|p| **p != c.policy_name);
-        out.push(if let (true, Some(p)) = (exists, stack_policy) {
-            Check::warn("device policy", format!("the function attaches {}, not the stack's policy {p}", c.policy_name), format!("set JITR_POLICY_NAME to {p} (redeploy the stack), unless {} is meant", c.policy_name))
-        } else if exists {
-            Check::pass("device policy", format!("{} exists", c.policy_name))
-        } else {
-            Check::fail("device policy", format!("JITR_POLICY_NAME {} does not exist: every provisioning fails", c.policy_name), "redeploy the stack (it creates the policy), or set JITR_POLICY_NAME to an existing policy")
-        });
-    }
+}
+
+/// The policy the function attaches exists, and is the stack's.
+fn policy_check(
+    d: &Deployment,
+    config: Option<&Result<Config, String>>,
+    policy_exists: Option<bool>,
+) -> Option<Check> {
+    let (Some(Ok(c)), Some(exists)) = (config, policy_exists) else {
+        return None;
+    };
+    let stack_policy = d.policy.as_ref().filter(|p| **p != c.policy_name);
+    Some(if let (true, Some(p)) = (exists, stack_policy) {
+        Check::warn(
+            "device policy",
+            format!(
+                "the function attaches {}, not the stack's policy {p}",
+                c.policy_name
+            ),
+            format!(
+                "set JITR_POLICY_NAME to {p} (redeploy the stack), unless {} is meant",
+                c.policy_name
+            ),
+        )
+    } else if exists {
+        Check::pass("device policy", format!("{} exists", c.policy_name))
+    } else {
+        Check::fail("device policy", format!("JITR_POLICY_NAME {} does not exist: every provisioning fails", c.policy_name), "redeploy the stack (it creates the policy), or set JITR_POLICY_NAME to an existing policy")
+    })
+}
+
+/// The event queues' dead-letter queue exists and is empty.
+fn dead_letter_check(d: &Deployment, fixes: &StackFixes, deploy: String) -> Option<Check> {
     let dead_letter_arn = d.queues.iter().find_map(|q| q.dead_letter_arn.as_deref());
     match (d.queues.is_empty(), dead_letter_arn, &d.dead_letter) {
-        (false, Some(arn), None) => out.push(Check::warn(
+        (false, Some(arn), None) => Some(Check::warn(
             "dead-letter queue",
             format!(
                 "queue missing: {arn} (the event queue's redrive target; SQS: QueueDoesNotExist): events that keep failing are lost"
             ),
             deploy,
         )),
-        (false, None, None) => out.push(Check::warn(
+        (false, None, None) => Some(Check::warn(
             "dead-letter queue",
             "the event queue has no dead-letter queue: events that keep failing are lost",
             deploy,
         )),
-        (_, _, Some(q)) if q.messages == 0 => out.push(Check::pass("dead-letter queue", "empty")),
-        (_, _, Some(q)) => out.push(Check::warn(
+        (_, _, Some(q)) if q.messages == 0 => Some(Check::pass("dead-letter queue", "empty")),
+        (_, _, Some(q)) => Some(Check::warn(
             "dead-letter queue",
             format!(
                 "{} event(s) in {}: their certificates may still be pending",
@@ -169,120 +111,18 @@ pub fn deployment_checks(
             ),
             fixes.reconcile.clone(),
         )),
-        (true, _, None) => {}
+        (true, _, None) => None,
     }
-    out
-}
-
-/// The rule's action: every queue it sends to exists, or it invokes a function.
-fn rule_action(d: &Deployment, deploy: &str) -> Check {
-    let Some(r) = &d.rule else {
-        return Check::fail("rule action", "no topic rule", deploy);
-    };
-    let held = |url: &str| {
-        d.queues
-            .iter()
-            .any(|q| queue_name(&q.url) == queue_name(url))
-    };
-    let missing: Vec<&str> = r
-        .queue_urls
-        .iter()
-        .map(String::as_str)
-        .filter(|u| !held(u))
-        .collect();
-    if !missing.is_empty() {
-        return Check::fail(
-            "rule action",
-            format!(
-                "queue missing: {} (SQS: QueueDoesNotExist): the rule's events to it go nowhere",
-                missing.join(", ")
-            ),
-            deploy,
-        );
-    }
-    let mut sends: Vec<String> = r.queue_urls.clone();
-    sends.extend(r.function_arns.iter().map(|f| format!("invokes {f}")));
-    if sends.is_empty() {
-        return Check::fail(
-            "rule action",
-            format!(
-                "{} has no SQS or Lambda action: registration events go nowhere",
-                r.name
-            ),
-            deploy,
-        );
-    }
-    if r.queue_urls.is_empty() {
-        Check::pass("rule action", sends.join(", "))
-    } else {
-        Check::pass("rule action", format!("sends to {}", sends.join(", ")))
-    }
-}
-
-/// Every event queue (bulk and fast lane) is read by an enabled mapping.
-fn mappings_check(d: &Deployment, fixes: &Fixes, deploy: &str) -> Option<Check> {
-    if d.queues.is_empty() {
-        return None;
-    }
-    let mut unread = Vec::new();
-    let mut off = Vec::new();
-    for q in &d.queues {
-        match d.mappings.iter().find(|m| m.queue_arn == q.arn) {
-            None => unread.push(q.url.as_str()),
-            Some(m) if m.state != "Enabled" => off.push((q, m)),
-            Some(_) => {}
-        }
-    }
-    if !unread.is_empty() {
-        return Some(Check::fail(
-            "event source mapping",
-            format!("nothing reads {}", unread.join(", ")),
-            deploy,
-        ));
-    }
-    if !off.is_empty() {
-        let lanes: Vec<String> = off
-            .iter()
-            .map(|(q, m)| format!("{} ({})", q.url, m.state))
-            .collect();
-        // One command per lane, joined: run as printed, every lane is enabled.
-        let enable = |(q, m): &(
-            &crate::cloud::deployment::QueueView,
-            &crate::cloud::deployment::MappingView,
-        )| {
-            match fixes.mapping_uuids.get(&q.arn) {
-            Some(uuid) => fixes.known.aws(&format!("lambda update-event-source-mapping --uuid {uuid} --enabled")),
-            None => fixes.known.aws(&format!("lambda list-event-source-mappings --function-name {} --event-source-arn {}", m.function_arn, q.arn)) + " shows its UUID; then aws lambda update-event-source-mapping --uuid UUID --enabled",
-        }
-        };
-        return Some(Check::fail(
-            "event source mapping",
-            format!("{}: queued events are not delivered", lanes.join(", ")),
-            off.iter().map(enable).collect::<Vec<_>>().join(" && "),
-        ));
-    }
-    let functions: Vec<&str> = d.mappings.iter().map(|m| m.function_arn.as_str()).collect();
-    Some(Check::pass(
-        "event source mapping",
-        format!(
-            "Enabled, {} to {}",
-            d.queues
-                .iter()
-                .map(|q| queue_name(&q.url))
-                .collect::<Vec<_>>()
-                .join(" and "),
-            functions.first().copied().unwrap_or_default()
-        ),
-    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::Status::*;
     use super::*;
-    use crate::cloud::deployment::{
-        FunctionView, MappingView, QueueView, RuleView, REGISTERED_TOPIC,
-    };
+    use crate::cloud::deployment::{FunctionView, MappingView};
+    use crate::cloud::queue::QueueView;
+    use crate::cloud::topic_rule::{RuleView, REGISTERED_TOPIC};
+    use crate::doctor::fixes::Known;
 
     fn queue(name: &str, dl: Option<&str>, n: u64) -> QueueView {
         QueueView {
@@ -337,7 +177,7 @@ mod tests {
     fn deployment_faults_each_fail_their_own_check() {
         let config = Config::from_lookup(|k| (k == "JITR_POLICY_NAME").then(|| "p".to_string()))
             .map_err(|e| e.to_string());
-        let fixes = Fixes {
+        let fixes = StackFixes {
             known: Known {
                 region: "r".into(),
                 ..Known::default()
@@ -442,10 +282,16 @@ mod tests {
         let config = Config::from_lookup(|k| (k == "JITR_POLICY_NAME").then(|| "p".to_string()))
             .map_err(|e| e.to_string());
         let check = |d: &Deployment, name: &str| {
-            deployment_checks(d, Some("ca"), Some(&config), Some(true), &Fixes::default())
-                .into_iter()
-                .find(|c| c.name == name)
-                .unwrap_or_else(|| panic!("no check {name}"))
+            deployment_checks(
+                d,
+                Some("ca"),
+                Some(&config),
+                Some(true),
+                &StackFixes::default(),
+            )
+            .into_iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no check {name}"))
         };
         // The stack names a rule AWS IoT does not hold.
         let mut no_rule = healthy();
@@ -487,9 +333,9 @@ mod tests {
         // A dead-letter queue configured but gone is not "no dead-letter queue".
         // The fix of a missing part: the book's page, and with the stack
         // known, the commands that put it back.
-        let with_ca = Fixes {
+        let with_ca = StackFixes {
             ca_id: Some("ca".into()),
-            ..Fixes::default()
+            ..StackFixes::default()
         };
         let fix = deployment_checks(&no_rule, Some("ca"), Some(&config), Some(true), &with_ca)
             .into_iter()
@@ -505,11 +351,17 @@ mod tests {
         );
         let mut unnamed = no_rule.clone();
         unnamed.stack = None;
-        let fix = deployment_checks(&unnamed, None, Some(&config), Some(true), &Fixes::default())
-            .into_iter()
-            .find(|c| c.name == "topic rule")
-            .and_then(|c| c.fix)
-            .unwrap();
+        let fix = deployment_checks(
+            &unnamed,
+            None,
+            Some(&config),
+            Some(true),
+            &StackFixes::default(),
+        )
+        .into_iter()
+        .find(|c| c.name == "topic rule")
+        .and_then(|c| c.fix)
+        .unwrap();
         assert!(
             fix.contains("docs/src/guide/deploying.md") && fix.contains("--stack NAME"),
             "{fix}"

@@ -2,6 +2,8 @@
 //! endpoint, CA, policy) is on the printed line, so it runs as printed in
 //! the shell doctor ran in.
 
+use std::collections::BTreeMap;
+
 /// What doctor knows that a fix's command needs.
 #[derive(Debug, Clone, Default)]
 pub struct Known {
@@ -80,6 +82,48 @@ impl Known {
         format!(
             "{group}{}",
             self.jitr(&format!("reconcile --ca {}{policy}", shell_word(ca)))
+        )
+    }
+}
+
+/// What the deployment's fixes name beyond the deployment itself.
+#[derive(Debug, Clone, Default)]
+pub struct StackFixes {
+    pub known: Known,
+    /// `jitr reconcile` for the CA, complete.
+    pub reconcile: String,
+    /// The event source mappings' UUIDs, by the queue ARN they read.
+    pub mapping_uuids: BTreeMap<String, String>,
+    /// The CA id the stack is deployed for, when known.
+    pub ca_id: Option<String>,
+}
+
+/// How to put a missing part back when the stack is not known.
+pub const DEPLOY: &str =
+    "deploy the stack as docs/src/guide/deploying.md says (make deploy CA_ID=ID), or pass --stack NAME";
+
+impl StackFixes {
+    /// How to put a missing part of `stack` back: CloudFormation restores
+    /// nothing deleted behind its back on a redeploy, so delete and deploy.
+    pub fn deploy(&self, stack: Option<&str>) -> String {
+        let Some(stack) = stack else {
+            return DEPLOY.to_string();
+        };
+        let k = &self.known;
+        let mut make = format!(
+            "make deploy STACK={} CA_ID={}",
+            shell_word(stack),
+            shell_word(self.ca_id.as_deref().unwrap_or("all"))
+        );
+        if !k.region.is_empty() {
+            make.push_str(&format!(" REGION={}", shell_word(&k.region)));
+        }
+        if let Some(p) = &k.profile {
+            make.push_str(&format!(" PROFILE={}", shell_word(p)));
+        }
+        format!(
+            "redeploy the stack (docs/src/guide/deploying.md); a part deleted outside CloudFormation comes back only after `{}` and, in the jitr checkout, `{make}`",
+            k.aws(&format!("cloudformation delete-stack --stack-name {}", shell_word(stack)))
         )
     }
 }

@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use jitr_core::iot::CertStatus;
+
 use super::certificate::quoted;
 use super::metrics::{Counts, Figure};
 use super::{duration, Check};
@@ -336,10 +338,10 @@ pub fn claims_check(table: Option<&str>, log: &LogWindow, fix: &str) -> Option<C
     })
 }
 
-/// A device certificate pending on a deployment whose function fails:
-/// its fix points at the function's failure.
-pub fn point_pending_at(check: &mut Check, failure: Option<&str>) {
-    let pending = check.detail.starts_with("PENDING_ACTIVATION");
+/// A device certificate pending (`status`, as AWS IoT holds it) on a
+/// deployment whose function fails: its fix points at the function's failure.
+pub fn point_pending_at(check: &mut Check, status: Option<&CertStatus>, failure: Option<&str>) {
+    let pending = status == Some(&CertStatus::PendingActivation);
     if let (true, Some(reason), Some(fix)) = (pending, failure, check.fix.as_mut()) {
         check.detail = format!("{}; the function fails its events: {reason}", check.detail);
         *fix = format!("see the function check (correct its failure first), then: {fix}");
@@ -666,7 +668,11 @@ mod tests {
             "PENDING_ACTIVATION for 5 s: soon",
             "wait",
         );
-        point_pending_at(&mut pending, Some(REASON));
+        point_pending_at(
+            &mut pending,
+            Some(&CertStatus::PendingActivation),
+            Some(REASON),
+        );
         assert!(pending.detail.ends_with(REASON), "{}", pending.detail);
         assert!(pending
             .fix
@@ -674,7 +680,7 @@ mod tests {
             .unwrap()
             .starts_with("see the function check"));
         let mut active = Check::pass("device certificate", "ACTIVE");
-        point_pending_at(&mut active, Some(REASON));
+        point_pending_at(&mut active, Some(&CertStatus::Active), Some(REASON));
         assert_eq!(active.detail, "ACTIVE");
     }
 }

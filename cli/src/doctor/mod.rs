@@ -7,6 +7,7 @@ pub mod certificate;
 mod checks;
 pub mod deployment;
 pub mod device;
+mod event_path;
 pub mod fixes;
 pub mod function;
 pub mod metrics;
@@ -118,8 +119,11 @@ mod tests {
             include_str!("certificate.rs"),
             include_str!("deployment.rs"),
             include_str!("device.rs"),
+            include_str!("event_path.rs"),
             include_str!("function.rs"),
             include_str!("permissions.rs"),
+            include_str!("permissions/provisioning.rs"),
+            include_str!("permissions/role.rs"),
             include_str!("queue.rs"),
             include_str!("../commands/doctor/mod.rs"),
             include_str!("../commands/doctor/certificate.rs"),

@@ -3,10 +3,12 @@
 //! revoking one changes ([`revocation`]) and a CA's fleet in AWS IoT
 //! ([`fleet`]). The list of what jitr revoked is `crate::pki::revoked`
 //! (the CA's CRL is signed from it).
-//! Decisions only; files and AWS calls are the commands' and `cloud::lifecycle`'s.
+//! Decisions, but for `successor.rs`, which builds a rotation's successors
+//! on disk; AWS calls are the commands' and `cloud::lifecycle`'s.
 
 pub mod allow_list;
 pub mod fleet;
 pub(crate) mod journal;
 pub mod revocation;
 pub mod rotation;
+pub(crate) mod successor;

@@ -7,6 +7,7 @@ pub(crate) mod ca_files;
 pub(crate) mod ca_report;
 pub(crate) mod ca_write;
 pub(crate) mod encrypted;
+pub(crate) mod issuer;
 pub(crate) mod keys;
 pub(crate) mod profile;
 pub mod revoked;

@@ -1,7 +1,7 @@
 //! `jitr ca create DIR`: a root CA, or with `--issuer` an intermediate one,
 //! its key in the store `--key-store` names.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use jitr_core::aws::AwsOptions;
 use jitr_core::CertFacts;
@@ -10,10 +10,10 @@ use crate::error::CliError;
 use crate::files::NewFile;
 use crate::flags::UnlockArgs;
 use crate::pki::ca_dir::CaDir;
-use crate::pki::ca_files::KEY_FILE;
 use crate::pki::ca_report::CaReport;
+use crate::pki::issuer::{self, refuse_unread_secrets, IssuerSecrets};
 use crate::pki::keys::KeyAlg;
-use crate::pki::store::{self, Needs, NewKeySpec, StoreKind, Unlock};
+use crate::pki::store::{self, Needs, NewKey, NewKeySpec, StoreKind};
 use crate::pki::subject::{self, Attribute};
 use crate::pki::{ca_write, profile};
 use crate::report::Output;
@@ -157,7 +157,15 @@ pub(crate) fn run(a: &Args, aws: &AwsOptions, out: &Output) -> Result<(), CliErr
         .as_deref()
         .map(store::secrets_needed)
         .unwrap_or_default();
-    let issuer = load_issuer(a, &unlock, issuer_needs)?;
+    let own = IssuerSecrets {
+        password_file: a.issuer_password_file.clone(),
+        pin_file: a.issuer_pin_file.clone(),
+    };
+    let issuer = a
+        .issuer
+        .as_deref()
+        .map(|d| issuer::load(d, &own, &unlock, issuer_needs))
+        .transpose()?;
     let (subject, cn) = ca_subject(a.subject.as_deref(), issuer.is_some())?;
     let spec = a.store.spec(&cn)?;
     let issuer_reads = Needs {
@@ -168,40 +176,7 @@ pub(crate) fn run(a: &Args, aws: &AwsOptions, out: &Output) -> Result<(), CliErr
     ca_write::refuse_existing(&a.dir, a.force)?;
 
     let new = store::create(&spec, a.key, &a.dir, &unlock)?;
-    let written = (|| {
-        let params = profile::ca(
-            &subject,
-            a.days,
-            a.path_len,
-            issuer.as_ref().map(CaDir::not_after),
-        );
-        let (cert, signer) = match &issuer {
-            Some(parent) => (
-                params.signed_by(&new.key, &parent.issuer),
-                parent.issuer.key(),
-            ),
-            None => (params.self_signed(&new.key), &new.key),
-        };
-        let cert = cert.map_err(|e| CliError::signing("the CA certificate", signer.explain(&e)))?;
-        let cert_pem = cert.pem();
-        let chain_pem = match &issuer {
-            Some(parent) => format!("{cert_pem}{}", parent.chain_pem),
-            None => cert_pem.clone(),
-        };
-        let key_file = NewFile {
-            path: new.file.path.clone(),
-            contents: new.file.contents.clone(),
-            mode: new.file.mode,
-        };
-        ca_write::write_ca(&a.dir, &cert_pem, key_file, &chain_pem, a.force)?;
-        CertFacts::from_der(cert.der()).map_err(|e| {
-            CliError::signing(
-                "the CA certificate",
-                format!("the result does not parse: {e}"),
-            )
-        })
-    })();
-    let facts = match written {
+    let facts = match sign_and_write(a, &subject, &new, issuer.as_ref()) {
         Ok(facts) => facts,
         Err(e) => {
             new.discard();
@@ -214,50 +189,40 @@ pub(crate) fn run(a: &Args, aws: &AwsOptions, out: &Output) -> Result<(), CliErr
     Ok(())
 }
 
-/// The `--issuer` CA, loaded with its own secrets (`--issuer-*-file`, else
-/// those of `--password-file` and `--pin-file` it needs), valid now and
-/// allowed to sign another CA.
-fn load_issuer(a: &Args, unlock: &Unlock, needs: Needs) -> Result<Option<CaDir>, CliError> {
-    let fallback = |given: &Option<PathBuf>, needed: bool| given.clone().filter(|_| needed);
-    let issuer_unlock = Unlock {
-        password_file: a
-            .issuer_password_file
-            .clone()
-            .or(fallback(&unlock.password_file, needs.password)),
-        pin_file: a
-            .issuer_pin_file
-            .clone()
-            .or(fallback(&unlock.pin_file, needs.pin)),
-        aws: unlock.aws.clone(),
-        issuer: true,
+/// Signs the CA certificate for the new key (self-signed, or by `issuer`)
+/// and writes the CA directory; its facts as written.
+fn sign_and_write(
+    a: &Args,
+    subject: &[Attribute],
+    new: &NewKey,
+    issuer: Option<&CaDir>,
+) -> Result<CertFacts, CliError> {
+    let params = profile::ca(subject, a.days, a.path_len, issuer.map(CaDir::not_after));
+    let (cert, signer) = match issuer {
+        Some(parent) => (
+            params.signed_by(&new.key, &parent.issuer),
+            parent.issuer.key(),
+        ),
+        None => (params.self_signed(&new.key), &new.key),
     };
-    let issuer = a
-        .issuer
-        .as_deref()
-        .map(|d| {
-            let given = issuer_unlock.password_file.as_deref();
-            let flag = if a.issuer_password_file.is_some() {
-                "--issuer-password-file"
-            } else {
-                "--password-file"
-            };
-            if needs.password {
-                ask_note(d, given);
-            }
-            CaDir::load(d, "--issuer", &issuer_unlock)
-                .map_err(|e| issuer_error(e, d, needs.password, given.map(|p| (flag, p))))
-        })
-        .transpose()?;
-    if let Some(parent) = &issuer {
-        parent.check_valid_now("--issuer")?;
-        if parent.facts.basic_constraints.and_then(|bc| bc.path_len) == Some(0) {
-            return Err(CliError::invalid(
-                format!("--issuer {}", parent.dir.display()),
-                "the issuer has pathLenConstraint 0 and may not sign another CA",
-            ));
-        }
-    }
-    Ok(issuer)
+    let cert = cert.map_err(|e| CliError::signing("the CA certificate", signer.explain(&e)))?;
+    let cert_pem = cert.pem();
+    let chain_pem = match issuer {
+        Some(parent) => format!("{cert_pem}{}", parent.chain_pem),
+        None => cert_pem.clone(),
+    };
+    let key_file = NewFile {
+        path: new.file.path.clone(),
+        contents: new.file.contents.clone(),
+        mode: new.file.mode,
+    };
+    ca_write::write_ca(&a.dir, &cert_pem, key_file, &chain_pem, a.force)?;
+    CertFacts::from_der(cert.der()).map_err(|e| {
+        CliError::signing(
+            "the CA certificate",
+            format!("the result does not parse: {e}"),
+        )
+    })
 }
 
 /// The CA's subject (`--subject`, else jitr's default for a root or an
@@ -278,86 +243,6 @@ fn ca_subject(
     };
     let cn = cn.value.clone();
     Ok((subject, cn))
-}
-
-/// Before a prompt for the issuer's passphrase on a terminal: whose key it unlocks.
-fn ask_note(issuer: &Path, file: Option<&Path>) {
-    use std::io::IsTerminal;
-    let from_env = std::env::var_os(crate::pki::secret::PASSWORD_ENV).is_some();
-    if file.is_none() && !from_env && std::io::stdin().is_terminal() {
-        eprintln!(
-            "jitr: the --issuer's key {} is encrypted: type its passphrase (or give it with --issuer-password-file FILE)",
-            issuer.join(KEY_FILE).display()
-        );
-    }
-}
-
-/// An issuer that could not be loaded, named with its key and (when its
-/// key is encrypted) where the passphrase came from or can be given.
-fn issuer_error(
-    e: CliError,
-    issuer: &Path,
-    encrypted: bool,
-    file: Option<(&str, &Path)>,
-) -> CliError {
-    if !encrypted {
-        return e;
-    }
-    let key = issuer.join(KEY_FILE);
-    let source = match file {
-        Some((flag, path)) => format!("the passphrase was read from {flag} {}", path.display()),
-        None => {
-            "give its passphrase with --issuer-password-file FILE (or JITR_CA_PASSWORD)".to_string()
-        }
-    };
-    CliError::invalid(
-        format!(
-            "--issuer {} (its encrypted key {})",
-            issuer.display(),
-            key.display()
-        ),
-        format!("{e}; {source}"),
-    )
-}
-
-/// Refuses `--password-file` or `--pin-file` that neither the new key nor
-/// the issuer (`issuer_reads`) would read: a secret the user gave is never
-/// ignored (`--password-file` without `--encrypt` would leave ca.key plain).
-/// `issuer_needs` is what the issuer needs at all: when it reads its secret
-/// from `--issuer-*-file` instead, the message says so.
-fn refuse_unread_secrets(
-    spec: &NewKeySpec,
-    unlock: &Unlock,
-    issuer_reads: Needs,
-    issuer_needs: Needs,
-) -> Result<(), CliError> {
-    let password = matches!(spec, NewKeySpec::File { encrypt: true }) || issuer_reads.password;
-    let pin = matches!(spec, NewKeySpec::Pkcs11 { .. }) || issuer_reads.pin;
-    if unlock.password_file.is_some() && !password {
-        let issuer = if issuer_needs.password {
-            "the issuer's passphrase comes from --issuer-password-file"
-        } else {
-            "no issuer's key needs a passphrase"
-        };
-        let why = match spec {
-            NewKeySpec::File { .. } => format!(
-                "the new ca.key is written unencrypted without --encrypt, and {issuer}; add --encrypt to encrypt it with this passphrase"
-            ),
-            _ => format!(
-                "the new key is not kept in a file, and {issuer}, so it would be ignored (leave the flag out)"
-            ),
-        };
-        return Err(CliError::invalid("--password-file", why));
-    }
-    if unlock.pin_file.is_some() && !pin {
-        let why = if issuer_needs.pin {
-            "the new key is not on a PKCS#11 token, and the issuer's PIN comes from --issuer-pin-file, so this PIN would be ignored (leave the flag out)"
-        } else {
-            "neither the new key nor its issuer's is on a PKCS#11 token, so the PIN would be ignored (leave the flag out)"
-        };
-        return Err(CliError::invalid("--pin-file", why));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -421,75 +306,6 @@ mod tests {
             let err = a.spec("CA").unwrap_err().to_string();
             assert!(err.contains(expected), "{err}");
         }
-    }
-
-    #[test]
-    fn secret_files_nothing_reads_are_refused() {
-        let with = |password: bool, pin: bool| Unlock {
-            password_file: password.then(|| "pw".into()),
-            pin_file: pin.then(|| "pin".into()),
-            ..Unlock::default()
-        };
-        let plain = NewKeySpec::File { encrypt: false };
-        let sealed = NewKeySpec::File { encrypt: true };
-        let token = NewKeySpec::Pkcs11 {
-            module: "m.so".into(),
-            token: "t".into(),
-            label: "l".into(),
-            adopt: false,
-        };
-        let none = Needs::default();
-        let issuer_password = Needs {
-            password: true,
-            pin: false,
-        };
-        // (new key, secrets given, what the issuer reads, refused flag)
-        let cases = [
-            (&plain, with(true, false), none, Some("--password-file")),
-            (&plain, with(true, false), issuer_password, None),
-            (&sealed, with(true, false), none, None),
-            (&sealed, with(false, true), none, Some("--pin-file")),
-            (&token, with(false, true), none, None),
-            (&token, with(true, true), none, Some("--password-file")),
-            (&plain, with(false, false), none, None),
-        ];
-        for (spec, unlock, issuer, refused) in cases {
-            let got = refuse_unread_secrets(spec, &unlock, issuer, issuer);
-            match refused {
-                None => assert!(got.is_ok(), "{spec:?} {unlock:?}: {got:?}"),
-                Some(flag) => {
-                    let err = got.unwrap_err().to_string();
-                    assert!(err.starts_with(&format!("{flag}: ")), "{err}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn a_passphrase_for_a_plain_key_under_an_issuer_with_its_own_file_says_so() {
-        let unlock = Unlock {
-            password_file: Some("pw".into()),
-            ..Unlock::default()
-        };
-        // The issuer needs a passphrase, but --issuer-password-file gives it.
-        let issuer_needs = Needs {
-            password: true,
-            pin: false,
-        };
-        let plain = NewKeySpec::File { encrypt: false };
-        let err = refuse_unread_secrets(&plain, &unlock, Needs::default(), issuer_needs)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("--password-file: ")
-                && err.contains("--issuer-password-file")
-                && !err.contains("no issuer's key needs a passphrase"),
-            "{err}"
-        );
-        let err = refuse_unread_secrets(&plain, &unlock, Needs::default(), Needs::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("no issuer's key needs a passphrase"), "{err}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use jitr_core::aws::AwsOptions;
 use jitr_core::config::Config;
 use jitr_core::naming::NameTemplate;
 
-use crate::cloud::deployment::covers;
+use crate::cloud::topic_rule::covers;
 use crate::cloud::Cloud;
 use crate::error::CliError;
 use crate::files::read;

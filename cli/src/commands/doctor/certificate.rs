@@ -97,7 +97,11 @@ pub(super) fn certificate_lines(
     if unattached {
         check.fix = thing_fix(cloud, known, id, leaf).or(check.fix);
     }
-    point_pending_at(&mut check, deployed.function_failure.as_deref());
+    point_pending_at(
+        &mut check,
+        view.as_ref().map(|v| &v.status),
+        deployed.function_failure.as_deref(),
+    );
     checks.push(check);
     Ok(checks)
 }

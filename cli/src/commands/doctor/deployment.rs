@@ -7,11 +7,12 @@ use jitr_core::config::Config;
 use jitr_core::plan::named_by;
 use jitr_core::CertFacts;
 
-use crate::cloud::deployment::{queue_name, Deployment, FunctionView};
+use crate::cloud::deployment::{Deployment, FunctionView};
 use crate::cloud::iam::RolePolicies;
+use crate::cloud::queue::queue_name;
 use crate::cloud::Cloud;
-use crate::doctor::deployment::{deployment_checks, missing_stack, Fixes};
-use crate::doctor::fixes::Known;
+use crate::doctor::deployment::{deployment_checks, missing_stack};
+use crate::doctor::fixes::{Known, StackFixes};
 use crate::doctor::function::{self as health, LogWindow};
 use crate::doctor::metrics::{self, Reading};
 use crate::doctor::permissions::{self as perm, Read};
@@ -89,7 +90,7 @@ pub(super) fn gather(cloud: &Cloud, asked: &Asked) -> Result<Deployed, CliError>
         Some(f) => d
             .mappings
             .iter()
-            .filter(|m| m.state != "Enabled")
+            .filter(|m| !m.enabled())
             .filter_map(|m| {
                 let uuid = cloud.mapping_uuid(&f.name, &m.queue_arn).ok().flatten()?;
                 Some((m.queue_arn.clone(), uuid))
@@ -97,7 +98,7 @@ pub(super) fn gather(cloud: &Cloud, asked: &Asked) -> Result<Deployed, CliError>
             .collect(),
         None => BTreeMap::new(),
     };
-    let fixes = Fixes {
+    let fixes = StackFixes {
         known: asked.known.clone(),
         reconcile: reconcile.clone(),
         mapping_uuids,

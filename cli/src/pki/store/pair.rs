@@ -3,7 +3,7 @@
 
 use rcgen::{SignatureAlgorithm, SigningKey};
 
-use super::CaKey;
+use super::key::CaKey;
 use crate::error::CliError;
 
 /// Refuses a CA key whose private half does not sign for the public key

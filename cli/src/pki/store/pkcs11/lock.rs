@@ -8,7 +8,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::TokenError;
+use super::error::TokenError;
 
 /// Held while a key is made; released when dropped.
 pub(super) struct Creation {

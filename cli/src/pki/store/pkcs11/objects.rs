@@ -5,7 +5,7 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 
-use super::{call, TokenError};
+use super::error::{call, TokenError};
 use crate::pki::keys::KeyAlg;
 use crate::pki::store::der;
 
