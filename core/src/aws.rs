@@ -47,6 +47,11 @@ pub enum AwsError {
     Refused { code: String, message: String },
     #[error("AWS IoT failed ({code}): {message}")]
     Service { code: String, message: String },
+    /// The verifier hook could not be asked, failed, or answered what the
+    /// rules refuse: not AWS IoT's failure, and retried as a failed record is
+    /// (the hook may answer next time).
+    #[error("{code}: {message}")]
+    Hook { code: String, message: String },
 }
 
 impl AwsError {
@@ -54,7 +59,10 @@ impl AwsError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            AwsError::Throttled { .. } | AwsError::Service { .. } | AwsError::Unreachable { .. }
+            AwsError::Throttled { .. }
+                | AwsError::Service { .. }
+                | AwsError::Hook { .. }
+                | AwsError::Unreachable { .. }
         )
     }
 

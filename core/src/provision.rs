@@ -385,7 +385,7 @@ async fn verified<V: Verifier>(
     activation: plan::Activation,
     config: &Config,
 ) -> Result<Plan, (&'static str, AwsError)> {
-    let failed = |code: &str, message: String| AwsError::Service {
+    let failed = |code: &str, message: String| AwsError::Hook {
         code: code.into(),
         message,
     };

@@ -183,9 +183,9 @@ async fn a_failed_or_unruly_answer_fails_the_record() {
         c
     }] {
         for (id, expected) in ids.iter().zip([
-            format!("Invoke (verifier hook): AWS IoT failed (VerifierFailed): verifier hook {HOOK}: the function failed (Unhandled): boom"),
-            "verifier hook's answer: AWS IoT failed (VerifierAnswerRefused): thing name \"robot 2\" does not match JITR_THING_NAME_PATTERN".into(),
-            "verifier hook's answer: AWS IoT failed (VerifierAnswerRefused): thing group \"other\" is not one of JITR_THING_GROUPS (fleet, line-4)".into(),
+            format!("Invoke (verifier hook): VerifierFailed: verifier hook {HOOK}: the function failed (Unhandled): boom"),
+            "verifier hook's answer: VerifierAnswerRefused: thing name \"robot 2\" does not match JITR_THING_NAME_PATTERN".into(),
+            "verifier hook's answer: VerifierAnswerRefused: thing group \"other\" is not one of JITR_THING_GROUPS (fleet, line-4)".into(),
         ]) {
             let out = provision(&iot, gates, &config, id, now()).await;
             assert_eq!(out.outcome, Kind::Failed, "{out:?}");
