@@ -180,44 +180,12 @@ fn a_bad_thing_type_stops_the_function_at_init_with_the_setting_named() {
     // The function as Lambda starts it, with a thing type AWS IoT would
     // refuse on every event: it reports the init error to the Runtime API
     // (what Lambda shows as the invocation's error) and exits.
-    let (runtime, answers) = jitr_tests::runtime_api::runtime_api(vec![], Duration::from_secs(30));
-    let aws = format!("http://127.0.0.1:{}", free_port());
-    let mut function = jitr_tests::Guard(
-        Command::new(jitr_tests::bin("jitr-lambda"))
-            .env_clear()
-            .envs(jitr_tests::runtime_api::function_env(runtime, aws))
-            .env("JITR_THING_TYPE", "robot arm")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let (answer, _) = answers
-        .recv_timeout(Duration::from_secs(30))
-        .expect("an init error reported to the Runtime API");
-    assert!(
-        answer.path.ends_with("/runtime/init/error"),
-        "{}",
-        answer.path
-    );
-    let message = answer.body["errorMessage"].as_str().unwrap_or_default();
+    let body = jitr_tests::runtime_api::init_error(&[("JITR_THING_TYPE", "robot arm")]);
+    let message = body["errorMessage"].as_str().unwrap_or_default();
     assert!(
         message.contains("JITR_THING_TYPE") && message.contains("\"robot arm\""),
         "{}",
-        answer.body
+        body
     );
-    assert_eq!(
-        answer.body["errorType"], "InvalidConfiguration",
-        "{}",
-        answer.body
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = function.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the function did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(!status.success(), "{status}");
+    assert_eq!(body["errorType"], "InvalidConfiguration", "{}", body);
 }

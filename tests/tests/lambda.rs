@@ -6,7 +6,7 @@ use std::path::Path;
 
 use jitr_tests::lambda::Watch;
 use jitr_tests::moto::Moto;
-use jitr_tests::runtime_api::{function_env, runtime_api};
+use jitr_tests::runtime_api::{function_env, init_error, runtime_api};
 use jitr_tests::{jitr, words};
 use serde_json::json;
 
@@ -426,46 +426,6 @@ fn the_built_function_answers_before_its_deadline_when_aws_hangs() {
         .collect();
     failed.sort();
     assert_eq!(failed, ["m1", "m2"], "{}", answer.body);
-}
-
-/// Starts the built function as Lambda would, with `vars` besides the
-/// Runtime API's and the policy, and returns the init error it reports to
-/// the Runtime API; asserts that it then exits, non-zero.
-fn init_error(vars: &[(&str, &str)]) -> serde_json::Value {
-    use std::time::{Duration, Instant};
-    let (runtime, answers) = runtime_api(vec![], Duration::from_secs(30));
-    let aws = format!("http://127.0.0.1:{}", jitr_tests::free_port());
-    let mut function = jitr_tests::Guard(
-        std::process::Command::new(jitr_tests::bin("jitr-lambda"))
-            .env_clear()
-            .envs(function_env(runtime, aws))
-            .envs(vars.iter().copied())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let (answer, _) = answers
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| panic!("{vars:?}: no init error reported to the Runtime API"));
-    assert!(
-        answer.path.ends_with("/runtime/init/error"),
-        "{}",
-        answer.path
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = function.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{vars:?}: the function did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(!status.success(), "{vars:?}: {status}");
-    answer.body
 }
 
 /// Admission and attribute settings the function cannot work with stop it
